@@ -1,0 +1,689 @@
+//! JSON → protobuf, driven by the schema: walks the parsed JSON tape and writes each message's
+//! fields in protobuf number order, with gogo-protobuf's rules for what is written (value
+//! fields always, pointers when set, map entries sorted), so the bytes are the bytes upstream
+//! stores. Unknown and duplicate fields are reported per the field-validation mode.
+//! Hot path: the write path of every create/update (benches/codec.rs `json_to_pb`).
+
+use std::borrow::Cow;
+
+use base64::Engine;
+
+use crate::error::{CodecError, ErrorKind, FieldValidation, MAX_DEPTH};
+use crate::goscalar;
+use crate::json_read::{Doc, Tok};
+use crate::schema::{Field, FieldType, MapValue, Message, MsgId, Scalar, Schema, Shape, Special};
+use crate::wire::{
+    WIRE_FIXED64, WIRE_VARINT, begin_len, end_len, put_bytes_field, put_tag, put_varint,
+};
+
+/// Go's zero time (0001-01-01T00:00:00Z) in Unix seconds: a Time holding it is written empty.
+const GO_ZERO_TIME_SECS: i64 = -62_135_596_800;
+
+/// Upper bound on unknown/duplicate field reports kept per object: enough to be useful,
+/// bounded so a hostile body cannot grow the warning list without limit.
+pub const MAX_FIELD_REPORTS: usize = 100;
+
+#[derive(Debug, Clone, Copy)]
+enum Seg<'s> {
+    Field(&'s str),
+    Index(usize),
+}
+
+pub struct JsonToPb<'s, 'd> {
+    schema: &'s Schema,
+    doc: &'d Doc<'d>,
+    validation: FieldValidation,
+    /// Unknown and duplicate fields, as upstream words them (`unknown field "spec.foo"`).
+    pub reports: Vec<String>,
+    path: Vec<Seg<'s>>,
+}
+
+impl<'s, 'd> JsonToPb<'s, 'd> {
+    pub fn new(schema: &'s Schema, doc: &'d Doc<'d>, validation: FieldValidation) -> Self {
+        JsonToPb {
+            schema,
+            doc,
+            validation,
+            reports: Vec::new(),
+            path: Vec::new(),
+        }
+    }
+
+    /// Encodes the JSON value at `node` as message `id` (its body, no tag).
+    pub fn message(&mut self, id: MsgId, node: usize, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        self.message_body(id, Some(node), out, true, 0)
+    }
+
+    fn path_string(&self, last: Option<&str>) -> String {
+        let mut s = String::new();
+        for seg in &self.path {
+            match seg {
+                Seg::Field(name) => {
+                    if !s.is_empty() {
+                        s.push('.');
+                    }
+                    s.push_str(name);
+                }
+                Seg::Index(i) => {
+                    s.push('[');
+                    s.push_str(&i.to_string());
+                    s.push(']');
+                }
+            }
+        }
+        if let Some(name) = last {
+            if !s.is_empty() {
+                s.push('.');
+            }
+            s.push_str(name);
+        }
+        s
+    }
+
+    fn report(&mut self, what: &str, name: &str) {
+        if self.validation == FieldValidation::Ignore || self.reports.len() >= MAX_FIELD_REPORTS {
+            return;
+        }
+        let path = self.path_string(Some(name));
+        self.reports.push(format!("{what} field \"{path}\""));
+    }
+
+    fn type_error(&self, node: usize, go_type: &str) -> CodecError {
+        let what = match self.doc.node(node).tok {
+            Tok::Null => "null",
+            Tok::True | Tok::False => "bool",
+            Tok::Num => "number",
+            Tok::Str | Tok::StrEsc => "string",
+            Tok::Arr => "array",
+            Tok::Obj => "object",
+        };
+        let what = if self.doc.node(node).tok == Tok::Num {
+            format!("number {}", String::from_utf8_lossy(self.doc.raw(node)))
+        } else {
+            what.to_string()
+        };
+        CodecError::new(
+            ErrorKind::Malformed,
+            format!(
+                "json: cannot unmarshal {what} into Go struct field {} of type {go_type}",
+                self.path_string(None)
+            ),
+        )
+    }
+
+    /// Writes the body of message `id` from `node` (None or null: its zero value).
+    /// `report` is false for inline messages, whose parent has already checked the keys.
+    fn message_body(
+        &mut self,
+        id: MsgId,
+        node: Option<usize>,
+        out: &mut Vec<u8>,
+        report: bool,
+        depth: usize,
+    ) -> Result<(), CodecError> {
+        if depth > MAX_DEPTH {
+            return Err(CodecError::too_deep(MAX_DEPTH));
+        }
+        let schema = self.schema;
+        let msg = schema.msg(id);
+        let node = node.filter(|&n| self.doc.node(n).tok != Tok::Null);
+        if msg.special != Special::None {
+            return self.special(msg, node, out, depth);
+        }
+        if let Some(n) = node
+            && self.doc.node(n).tok != Tok::Obj
+        {
+            return Err(self.type_error(n, &format!("v1.{}", msg.short_name())));
+        }
+        // Which JSON member feeds each field; u32::MAX: none.
+        let mut slots: smallvec::SmallVec<[u32; 48]> =
+            smallvec::smallvec![u32::MAX; msg.fields.len()];
+        if let Some(n) = node {
+            let doc = self.doc;
+            for (k, v) in doc.members(n) {
+                let name = doc.str(k);
+                match msg.field_index_by_json(&name) {
+                    Some(fi) => {
+                        if slots[fi] != u32::MAX && report {
+                            self.report("duplicate", &name);
+                        }
+                        slots[fi] = v as u32;
+                    }
+                    None if report && !self.known_elsewhere(msg, &name) => {
+                        self.report("unknown", &name);
+                    }
+                    None => {}
+                }
+            }
+        }
+        for &fi in &msg.pb_order {
+            let f = &msg.fields[fi as usize];
+            if f.inline {
+                let FieldType::Message(inner) = f.ty else {
+                    continue;
+                };
+                let start = begin_len(out, f.number);
+                self.message_body(inner, node, out, false, depth + 1)?;
+                end_len(out, start);
+                continue;
+            }
+            let value = match slots[fi as usize] {
+                u32::MAX => None,
+                v => Some(v as usize),
+            };
+            self.path.push(Seg::Field(&f.json));
+            let r = self.field(f, value, out, depth);
+            self.path.pop();
+            r?;
+        }
+        Ok(())
+    }
+
+    /// Whether a key that is not a direct field is still known: a field of an inline
+    /// message, or the kind/apiVersion of a TypeMeta.
+    fn known_elsewhere(&self, msg: &Message, name: &str) -> bool {
+        if msg.has_typemeta && (name == "kind" || name == "apiVersion") {
+            return true;
+        }
+        msg.fields.iter().any(|f| match f.ty {
+            FieldType::Message(inner) if f.inline => {
+                let m = self.schema.msg(inner);
+                m.field_index_by_json(name).is_some() || self.known_elsewhere(m, name)
+            }
+            _ => false,
+        })
+    }
+
+    fn field(
+        &mut self,
+        f: &'s Field,
+        value: Option<usize>,
+        out: &mut Vec<u8>,
+        depth: usize,
+    ) -> Result<(), CodecError> {
+        let value = value.filter(|&n| self.doc.node(n).tok != Tok::Null);
+        if f.repeated {
+            let Some(n) = value else { return Ok(()) };
+            if self.doc.node(n).tok != Tok::Arr {
+                return Err(self.type_error(n, &self.go_type(f)));
+            }
+            let doc = self.doc;
+            for (i, e) in doc.elements(n).enumerate() {
+                self.path.push(Seg::Index(i));
+                let r = self.single(f, Some(e), out, depth);
+                self.path.pop();
+                r?;
+            }
+            return Ok(());
+        }
+        if let FieldType::Map(_, value_ty) = f.ty {
+            let Some(n) = value else { return Ok(()) };
+            return self.map(f, value_ty, n, out, depth);
+        }
+        match (value, f.shape, f.ty) {
+            (None, Shape::Pointer | Shape::Slice | Shape::Map, _) => Ok(()),
+            (None, _, FieldType::Scalar(Scalar::Bytes)) => Ok(()),
+            _ => self.single(f, value, out, depth),
+        }
+    }
+
+    /// One value of a field with its tag; `value` None writes the zero value.
+    fn single(
+        &mut self,
+        f: &'s Field,
+        value: Option<usize>,
+        out: &mut Vec<u8>,
+        depth: usize,
+    ) -> Result<(), CodecError> {
+        match f.ty {
+            FieldType::Scalar(s) => {
+                let go_type = s.go_name();
+                self.scalar(s, f.number, value, go_type, out)
+            }
+            FieldType::Message(id) => {
+                let start = begin_len(out, f.number);
+                self.message_body(id, value, out, true, depth + 1)?;
+                end_len(out, start);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn go_type(&self, f: &Field) -> String {
+        let elem = match f.ty {
+            FieldType::Scalar(s) => s.go_name().to_string(),
+            FieldType::Message(id) => format!("v1.{}", self.schema.msg(id).short_name()),
+            FieldType::Map(_, MapValue::Scalar(s)) => format!("map[string]{}", s.go_name()),
+            FieldType::Map(_, MapValue::Message(id)) => {
+                format!("map[string]v1.{}", self.schema.msg(id).short_name())
+            }
+            FieldType::TypeMeta => "v1.TypeMeta".into(),
+        };
+        if f.repeated {
+            format!("[]{elem}")
+        } else {
+            elem
+        }
+    }
+
+    fn map(
+        &mut self,
+        f: &'s Field,
+        value_ty: MapValue,
+        n: usize,
+        out: &mut Vec<u8>,
+        depth: usize,
+    ) -> Result<(), CodecError> {
+        if self.doc.node(n).tok != Tok::Obj {
+            return Err(self.type_error(n, &self.go_type(f)));
+        }
+        let doc = self.doc;
+        let mut entries: Vec<(Cow<'_, str>, usize)> =
+            doc.members(n).map(|(k, v)| (doc.str(k), v)).collect();
+        // Sorted by key, as gogo-protobuf writes maps; for equal keys the last one wins.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut i = 0;
+        while i < entries.len() {
+            if i + 1 < entries.len() && entries[i + 1].0 == entries[i].0 {
+                i += 1;
+                continue;
+            }
+            let (key, v) = (&entries[i].0, entries[i].1);
+            let start = begin_len(out, f.number);
+            put_bytes_field(out, 1, key.as_bytes());
+            self.path.push(Seg::Field(&f.json));
+            let null = doc.node(v).tok == Tok::Null;
+            let r = match value_ty {
+                MapValue::Scalar(Scalar::Bytes) if null => Ok(()),
+                MapValue::Scalar(s) => self.scalar(s, 2, Some(v), s.go_name(), out),
+                MapValue::Message(id) => {
+                    let s = begin_len(out, 2);
+                    let r = self.message_body(id, Some(v), out, true, depth + 1);
+                    end_len(out, s);
+                    r
+                }
+            };
+            self.path.pop();
+            r?;
+            end_len(out, start);
+            i += 1;
+        }
+        Ok(())
+    }
+
+    /// A scalar with its tag. `value` None (or null) writes the zero value.
+    fn scalar(
+        &mut self,
+        s: Scalar,
+        number: u32,
+        value: Option<usize>,
+        go_type: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        let doc = self.doc;
+        let value = value.filter(|&n| doc.node(n).tok != Tok::Null);
+        match s {
+            Scalar::String => {
+                let text = match value {
+                    None => Cow::Borrowed(""),
+                    Some(n) if matches!(doc.node(n).tok, Tok::Str | Tok::StrEsc) => doc.str(n),
+                    Some(n) => return Err(self.type_error(n, go_type)),
+                };
+                put_bytes_field(out, number, text.as_bytes());
+            }
+            Scalar::Bytes => {
+                let bytes = match value {
+                    None => Vec::new(),
+                    Some(n) if matches!(doc.node(n).tok, Tok::Str | Tok::StrEsc) => {
+                        decode_base64(&doc.str(n)).map_err(|e| {
+                            CodecError::malformed(format!(
+                                "illegal base64 data in field {}: {e}",
+                                self.path_string(None)
+                            ))
+                        })?
+                    }
+                    Some(n) => return Err(self.type_error(n, go_type)),
+                };
+                put_bytes_field(out, number, &bytes);
+            }
+            Scalar::Bool => {
+                let b = match value.map(|n| doc.node(n).tok) {
+                    None | Some(Tok::False) => false,
+                    Some(Tok::True) => true,
+                    Some(_) => return Err(self.type_error(value.unwrap_or(0), go_type)),
+                };
+                put_tag(out, number, WIRE_VARINT);
+                out.push(b as u8);
+            }
+            Scalar::Double | Scalar::Float => {
+                let x: f64 = match value {
+                    None => 0.0,
+                    Some(n) if doc.node(n).tok == Tok::Num => std::str::from_utf8(doc.raw(n))
+                        .ok()
+                        .and_then(|t| t.parse().ok())
+                        .filter(|x: &f64| x.is_finite())
+                        .ok_or_else(|| self.type_error(n, go_type))?,
+                    Some(n) => return Err(self.type_error(n, go_type)),
+                };
+                if s == Scalar::Double {
+                    put_tag(out, number, WIRE_FIXED64);
+                    out.extend_from_slice(&x.to_le_bytes());
+                } else {
+                    put_tag(out, number, 5);
+                    out.extend_from_slice(&(x as f32).to_le_bytes());
+                }
+            }
+            _ => {
+                let x: i128 = match value {
+                    None => 0,
+                    Some(n) if doc.node(n).tok == Tok::Num => std::str::from_utf8(doc.raw(n))
+                        .ok()
+                        .and_then(|t| t.parse::<i128>().ok())
+                        .filter(|&x| int_fits(s, x))
+                        .ok_or_else(|| self.type_error(n, go_type))?,
+                    Some(n) => return Err(self.type_error(n, go_type)),
+                };
+                put_tag(out, number, WIRE_VARINT);
+                let wire = match s {
+                    Scalar::Sint32 => u64::from(((x as i32) << 1 ^ ((x as i32) >> 31)) as u32),
+                    Scalar::Sint64 => ((x as i64) << 1 ^ ((x as i64) >> 63)) as u64,
+                    // Negative int32 values are sign-extended to 10 bytes, as in Go.
+                    _ => x as i64 as u64,
+                };
+                put_varint(out, wire);
+            }
+        }
+        Ok(())
+    }
+
+    /// The body of a message with a hand-written JSON form.
+    fn special(
+        &mut self,
+        msg: &'s Message,
+        node: Option<usize>,
+        out: &mut Vec<u8>,
+        depth: usize,
+    ) -> Result<(), CodecError> {
+        let doc = self.doc;
+        let text = |n: usize| -> Option<Cow<'_, str>> {
+            matches!(doc.node(n).tok, Tok::Str | Tok::StrEsc).then(|| doc.str(n))
+        };
+        match msg.special {
+            Special::Time | Special::MicroTime => {
+                let Some(n) = node else { return Ok(()) };
+                let s = text(n).ok_or_else(|| self.type_error(n, "v1.Time"))?;
+                let (secs, nanos) = goscalar::parse_rfc3339(&s).map_err(|e| {
+                    CodecError::malformed(format!(
+                        "parsing time {:?} in field {}: {}",
+                        &*s,
+                        self.path_string(None),
+                        e.0
+                    ))
+                })?;
+                let nanos = if msg.special == Special::Time {
+                    0
+                } else {
+                    nanos
+                };
+                if secs == GO_ZERO_TIME_SECS && nanos == 0 {
+                    return Ok(());
+                }
+                put_tag(out, 1, WIRE_VARINT);
+                put_varint(out, secs as u64);
+                put_tag(out, 2, WIRE_VARINT);
+                put_varint(out, u64::from(nanos));
+            }
+            Special::Duration => {
+                let nanos = match node {
+                    None => 0,
+                    Some(n) => {
+                        let s = text(n).ok_or_else(|| self.type_error(n, "v1.Duration"))?;
+                        goscalar::parse_duration(&s).map_err(|e| {
+                            CodecError::malformed(format!(
+                                "{} in field {}",
+                                e.0,
+                                self.path_string(None)
+                            ))
+                        })?
+                    }
+                };
+                put_tag(out, 1, WIRE_VARINT);
+                put_varint(out, nanos as u64);
+            }
+            Special::Quantity => {
+                let mut canonical = Vec::with_capacity(8);
+                match node {
+                    None => canonical.push(b'0'),
+                    Some(n) => {
+                        let s: Cow<'_, str> = match doc.node(n).tok {
+                            Tok::Num => {
+                                Cow::Borrowed(std::str::from_utf8(doc.raw(n)).unwrap_or(""))
+                            }
+                            Tok::Str | Tok::StrEsc => doc.str(n),
+                            _ => return Err(self.type_error(n, "resource.Quantity")),
+                        };
+                        goscalar::canonical_quantity(s.trim(), &mut canonical).map_err(|e| {
+                            CodecError::malformed(format!(
+                                "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$' (field {}: {})",
+                                self.path_string(None),
+                                e.0
+                            ))
+                        })?;
+                    }
+                }
+                put_bytes_field(out, 1, &canonical);
+            }
+            Special::IntOrString => {
+                let (ty, int, s): (u64, i64, Cow<'_, str>) = match node {
+                    None => (0, 0, Cow::Borrowed("")),
+                    Some(n) => match doc.node(n).tok {
+                        Tok::Str | Tok::StrEsc => (1, 0, doc.str(n)),
+                        Tok::Num => {
+                            let v = std::str::from_utf8(doc.raw(n))
+                                .ok()
+                                .and_then(|t| t.parse::<i32>().ok())
+                                .ok_or_else(|| self.type_error(n, "int32"))?;
+                            (0, i64::from(v), Cow::Borrowed(""))
+                        }
+                        _ => return Err(self.type_error(n, "intstr.IntOrString")),
+                    },
+                };
+                put_tag(out, 1, WIRE_VARINT);
+                put_varint(out, ty);
+                put_tag(out, 2, WIRE_VARINT);
+                put_varint(out, int as u64);
+                put_bytes_field(out, 3, s.as_bytes());
+            }
+            Special::RawExtension | Special::RawJson => {
+                if let Some(n) = node {
+                    let mut raw = Vec::with_capacity(doc.raw_value(n).len());
+                    doc.write_compact(n, &mut raw);
+                    put_bytes_field(out, 1, &raw);
+                }
+            }
+            Special::Unknown => {
+                put_bytes_field(out, 1, b"");
+                if let Some(n) = node {
+                    let mut raw = Vec::new();
+                    doc.write_compact(n, &mut raw);
+                    put_bytes_field(out, 2, &raw);
+                }
+                put_bytes_field(out, 3, b"");
+                put_bytes_field(out, 4, b"");
+            }
+            Special::StringList => {
+                if let Some(n) = node {
+                    if doc.node(n).tok != Tok::Arr {
+                        return Err(self.type_error(n, "[]string"));
+                    }
+                    for e in doc.elements(n) {
+                        let s = match doc.node(e).tok {
+                            Tok::Null => Cow::Borrowed(""),
+                            _ => text(e).ok_or_else(|| self.type_error(e, "string"))?,
+                        };
+                        put_bytes_field(out, 1, s.as_bytes());
+                    }
+                }
+            }
+            Special::PropsOrArray | Special::PropsOrBool | Special::PropsOrStrings => {
+                let props = self
+                    .schema
+                    .message_by_name(&format!(
+                        "{}.JSONSchemaProps",
+                        msg.name.rsplit_once('.').map(|p| p.0).unwrap_or("")
+                    ))
+                    .ok_or_else(|| CodecError::malformed("schema lacks JSONSchemaProps"))?;
+                let tok = node.map(|n| doc.node(n).tok);
+                match (msg.special, tok, node) {
+                    (_, None, _) | (_, _, None) => {
+                        if msg.special == Special::PropsOrBool {
+                            put_tag(out, 1, WIRE_VARINT);
+                            out.push(0);
+                        }
+                    }
+                    (Special::PropsOrBool, Some(Tok::True | Tok::False), Some(_)) => {
+                        put_tag(out, 1, WIRE_VARINT);
+                        out.push((tok == Some(Tok::True)) as u8);
+                    }
+                    (Special::PropsOrBool, Some(Tok::Obj), Some(n)) => {
+                        put_tag(out, 1, WIRE_VARINT);
+                        out.push(1);
+                        let s = begin_len(out, 2);
+                        self.message_body(props, Some(n), out, true, depth + 1)?;
+                        end_len(out, s);
+                    }
+                    (Special::PropsOrArray | Special::PropsOrStrings, Some(Tok::Obj), Some(n)) => {
+                        let s = begin_len(out, 1);
+                        self.message_body(props, Some(n), out, true, depth + 1)?;
+                        end_len(out, s);
+                    }
+                    (Special::PropsOrArray, Some(Tok::Arr), Some(n)) => {
+                        for e in doc.elements(n) {
+                            let s = begin_len(out, 2);
+                            self.message_body(props, Some(e), out, true, depth + 1)?;
+                            end_len(out, s);
+                        }
+                    }
+                    (Special::PropsOrStrings, Some(Tok::Arr), Some(n)) => {
+                        for e in doc.elements(n) {
+                            let s = text(e).ok_or_else(|| self.type_error(e, "string"))?;
+                            put_bytes_field(out, 2, s.as_bytes());
+                        }
+                    }
+                    (_, _, Some(n)) => return Err(self.type_error(n, msg.short_name())),
+                }
+            }
+            Special::None => unreachable!("special() is only called for specials"),
+        }
+        Ok(())
+    }
+}
+
+fn int_fits(s: Scalar, x: i128) -> bool {
+    match s {
+        Scalar::Int32 | Scalar::Sint32 => i32::try_from(x).is_ok(),
+        Scalar::Uint32 => u32::try_from(x).is_ok(),
+        Scalar::Uint64 => u64::try_from(x).is_ok(),
+        _ => i64::try_from(x).is_ok(),
+    }
+}
+
+/// Go's base64.StdEncoding as encoding/json uses it for []byte: padding required; newlines
+/// are ignored.
+fn decode_base64(s: &str) -> Result<Vec<u8>, String> {
+    let cleaned: Cow<'_, str> = if s.contains(['\r', '\n']) {
+        Cow::Owned(s.chars().filter(|&c| c != '\r' && c != '\n').collect())
+    } else {
+        Cow::Borrowed(s)
+    };
+    base64::engine::general_purpose::STANDARD
+        .decode(cleaned.as_bytes())
+        .map_err(|e| e.to_string())
+}
+
+/// The result of decoding a JSON object for storage.
+#[derive(Debug)]
+pub struct Decoded {
+    pub api_version: String,
+    pub kind: String,
+    /// Unknown and duplicate fields (empty under [`FieldValidation::Ignore`]).
+    pub warnings: Vec<String>,
+}
+
+/// Reads `apiVersion` and `kind` from the top level of a JSON object.
+pub fn type_meta(doc: &Doc<'_>) -> Result<(String, String), CodecError> {
+    if doc.node(0).tok != Tok::Obj {
+        return Err(CodecError::malformed(
+            "json: cannot unmarshal the body into an object: it is not a JSON object",
+        ));
+    }
+    let mut api_version = String::new();
+    let mut kind = String::new();
+    for (k, v) in doc.members(0) {
+        let name = doc.str(k);
+        if name == "apiVersion" || name == "kind" {
+            let value = match doc.node(v).tok {
+                Tok::Str | Tok::StrEsc => doc.str(v).into_owned(),
+                Tok::Null => String::new(),
+                _ => {
+                    return Err(CodecError::malformed(format!(
+                        "json: cannot unmarshal {name} into Go struct field TypeMeta.{name} of type string"
+                    )));
+                }
+            };
+            if name == "kind" {
+                kind = value;
+            } else {
+                api_version = value;
+            }
+        }
+    }
+    Ok((api_version, kind))
+}
+
+/// Encodes a JSON object as the `k8s\0` protobuf envelope upstream stores. The kind comes
+/// from the object's own `apiVersion` and `kind`, or from `expect` when given (then the
+/// object's, if set, must agree).
+pub fn json_to_envelope(
+    json: &[u8],
+    expect: Option<(&str, &str)>,
+    validation: FieldValidation,
+    out: &mut Vec<u8>,
+) -> Result<Decoded, CodecError> {
+    let doc = Doc::parse(json)?;
+    let (mut api_version, mut kind) = type_meta(&doc)?;
+    if let Some((av, k)) = expect {
+        if (!api_version.is_empty() && api_version != av) || (!kind.is_empty() && kind != k) {
+            return Err(CodecError::malformed(format!(
+                "the object's apiVersion/kind {api_version:?}/{kind:?} does not match {av:?}/{k:?}"
+            )));
+        }
+        api_version = av.to_string();
+        kind = k.to_string();
+    }
+    if kind.is_empty() {
+        return Err(CodecError::malformed(
+            "Object 'Kind' is missing in the object",
+        ));
+    }
+    let schema = Schema::get();
+    let id = schema
+        .kind(&api_version, &kind)
+        .ok_or_else(|| crate::envelope::unknown_kind(&api_version, &kind))?;
+    let mut enc = JsonToPb::new(schema, &doc, validation);
+    let mut raw = Vec::with_capacity(json.len() / 2);
+    enc.message(id, 0, &mut raw)?;
+    if validation == FieldValidation::Strict && !enc.reports.is_empty() {
+        return Err(CodecError::new(
+            ErrorKind::Strict,
+            format!("strict decoding error: {}", enc.reports.join(", ")),
+        ));
+    }
+    crate::envelope::write_envelope(&api_version, &kind, &raw, out);
+    Ok(Decoded {
+        api_version,
+        kind,
+        warnings: enc.reports,
+    })
+}
