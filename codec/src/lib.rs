@@ -7,6 +7,7 @@ pub mod error;
 pub mod goscalar;
 pub mod json_read;
 pub mod json_write;
+pub mod meta;
 pub mod schema;
 pub mod to_json;
 pub mod to_pb;
