@@ -1,1 +1,40 @@
-fn main() {}
+//! The `kapi` command: a Kubernetes API server (not yet: see README.md), and the `decode` and
+//! `encode` tools that read and write objects in the forms etcd stores.
+
+mod convert;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "kapi",
+    version,
+    about = "A Kubernetes API server built around its watch cache"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Read an object as etcd stores it (protobuf with the k8s\0 envelope, or JSON), or as
+    /// JSON, YAML or protobuf, and write it as JSON (default), YAML or protobuf.
+    Decode(convert::ConvertArgs),
+    /// Read an object as JSON, YAML or protobuf and write the form etcd stores: protobuf with
+    /// the k8s\0 envelope (default), or `--to json|yaml`.
+    Encode(convert::ConvertArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Some(Command::Decode(args)) => convert::run(args, convert::Format::Json),
+        Some(Command::Encode(args)) => convert::run(args, convert::Format::Pb),
+        None => Err("the API server is not built yet; available: kapi decode, kapi encode".into()),
+    };
+    if let Err(e) = result {
+        eprintln!("kapi: error: {e}");
+        std::process::exit(1);
+    }
+}

@@ -12,6 +12,7 @@ pub mod schema;
 pub mod to_json;
 pub mod to_pb;
 pub mod wire;
+pub mod yaml;
 
 pub use error::{CodecError, ErrorKind, FieldValidation};
 pub use schema::Schema;

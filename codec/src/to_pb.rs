@@ -413,7 +413,12 @@ impl<'s, 'd> JsonToPb<'s, 'd> {
             Special::Time | Special::MicroTime => {
                 let Some(n) = node else { return Ok(()) };
                 let s = text(n).ok_or_else(|| self.type_error(n, "v1.Time"))?;
-                let (secs, nanos) = goscalar::parse_rfc3339(&s).map_err(|e| {
+                let parsed = if msg.special == Special::Time {
+                    goscalar::parse_rfc3339(&s)
+                } else {
+                    goscalar::parse_micro_time(&s)
+                };
+                let (secs, nanos) = parsed.map_err(|e| {
                     CodecError::malformed(format!(
                         "parsing time {:?} in field {}: {}",
                         &*s,
@@ -465,9 +470,9 @@ impl<'s, 'd> JsonToPb<'s, 'd> {
                         };
                         goscalar::canonical_quantity(s.trim(), &mut canonical).map_err(|e| {
                             CodecError::malformed(format!(
-                                "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$' (field {}: {})",
-                                self.path_string(None),
-                                e.0
+                                "{} (field {})",
+                                e.0,
+                                self.path_string(None)
                             ))
                         })?;
                     }
