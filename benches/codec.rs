@@ -129,7 +129,7 @@ fn list_assembly(c: &mut Criterion) {
         let total: usize = items.iter().map(Vec::len).sum();
         g.throughput(Throughput::Bytes(total as u64));
         g.bench_function(BenchmarkId::new("kapi", form), |b| {
-            let mut out = Vec::with_capacity(total + 1 << 20);
+            let mut out = Vec::with_capacity(total + (1 << 20));
             b.iter(|| {
                 out.clear();
                 if form == "protobuf" {
@@ -141,7 +141,7 @@ fn list_assembly(c: &mut Criterion) {
             })
         });
         g.bench_function(BenchmarkId::new("baseline_memcpy", form), |b| {
-            let mut out = Vec::with_capacity(total + 1 << 20);
+            let mut out = Vec::with_capacity(total + (1 << 20));
             b.iter(|| {
                 out.clear();
                 for i in items.iter() {

@@ -32,10 +32,12 @@ impl CodecError {
     }
 
     /// Malformed input at a byte offset.
+    #[cold]
     pub fn at(offset: usize, message: impl fmt::Display) -> Self {
         CodecError::new(ErrorKind::Malformed, format!("{message} at byte {offset}"))
     }
 
+    #[cold]
     pub fn truncated(offset: usize, what: &str) -> Self {
         CodecError::new(
             ErrorKind::Truncated,
@@ -43,10 +45,12 @@ impl CodecError {
         )
     }
 
+    #[cold]
     pub fn malformed(message: impl Into<String>) -> Self {
         CodecError::new(ErrorKind::Malformed, message)
     }
 
+    #[cold]
     pub fn too_deep(limit: usize) -> Self {
         CodecError::new(
             ErrorKind::TooDeep,

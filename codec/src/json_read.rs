@@ -88,8 +88,9 @@ impl<'a> Doc<'a> {
         let n = &self.nodes[i];
         let raw = &self.src[n.start as usize..n.end as usize];
         match n.tok {
-            // SAFETY-free: validated as UTF-8 by the parser when tagged Str.
-            Tok::Str => Cow::Borrowed(std::str::from_utf8(raw).unwrap_or_default()),
+            // SAFETY: the parser tags a string `Str` only when its bytes are ASCII or have
+            // passed `str::from_utf8` (see `Parser::string`); the tape is never mutated.
+            Tok::Str => Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(raw) }),
             _ => Cow::Owned(unescape(raw)),
         }
     }
@@ -464,7 +465,8 @@ impl Parser<'_> {
         let mut plain = true;
         let mut ascii = true;
         loop {
-            // Fast scan to the next byte that needs a look.
+            // Fast scan to the next byte that needs a look: whole words first.
+            self.pos = skip_string_bytes(self.src, self.pos);
             while let Some(&c) = self.src.get(self.pos) {
                 if c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c) {
                     break;
@@ -523,6 +525,29 @@ impl Parser<'_> {
         });
         Ok(())
     }
+}
+
+/// Advances `i` over whole 8-byte words holding only printable ASCII other than `"` and `\\`
+/// (string bytes the parser need not look at one by one).
+#[inline]
+fn skip_string_bytes(s: &[u8], mut i: usize) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
+    while i + 8 <= s.len() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[i..i + 8]);
+        let x = u64::from_le_bytes(w);
+        let special = (x.wrapping_sub(LO * 0x20) & !x & HI)
+            | has_zero(x ^ (LO * u64::from(b'"')))
+            | has_zero(x ^ (LO * u64::from(b'\\')))
+            | (x & HI);
+        if special != 0 {
+            break;
+        }
+        i += 8;
+    }
+    i
 }
 
 fn quote_char(c: u8) -> String {

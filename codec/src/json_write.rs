@@ -27,6 +27,40 @@ static CLASS: [u8; 256] = {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Whether any byte of `x` is zero (exact when asked "any?": borrows only propagate upward
+/// from a byte that really is zero).
+#[inline(always)]
+fn has_zero(x: u64) -> u64 {
+    x.wrapping_sub(LO) & !x & HI
+}
+
+/// Advances `i` over whole 8-byte words of `s` that hold only ASCII bytes needing no JSON
+/// escape (no control character, `"`, `\`, `<`, `>`, `&`). Word-at-a-time: strings are most
+/// of what the JSON writer copies.
+#[inline]
+pub(crate) fn skip_plain(s: &[u8], mut i: usize) -> usize {
+    while i + 8 <= s.len() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[i..i + 8]);
+        let x = u64::from_le_bytes(w);
+        let special = (x.wrapping_sub(LO * 0x20) & !x & HI) // a byte below 0x20
+            | has_zero(x ^ (LO * u64::from(b'"')))
+            | has_zero(x ^ (LO * u64::from(b'\\')))
+            | has_zero(x ^ (LO * u64::from(b'<')))
+            | has_zero(x ^ (LO * u64::from(b'>')))
+            | has_zero(x ^ (LO * u64::from(b'&')))
+            | (x & HI);
+        if special != 0 {
+            break;
+        }
+        i += 8;
+    }
+    i
+}
+
 /// Appends `s` as a JSON string literal, quotes included.
 #[inline]
 pub fn write_str(out: &mut Vec<u8>, s: &[u8]) {
@@ -37,7 +71,7 @@ pub fn write_str(out: &mut Vec<u8>, s: &[u8]) {
     while i < s.len() {
         let b = s[i];
         match CLASS[b as usize] {
-            0 => i += 1,
+            0 => i = skip_plain(s, i + 1),
             1 => {
                 out.extend_from_slice(&s[start..i]);
                 match b {
@@ -201,6 +235,19 @@ mod tests {
         assert_eq!(esc("é€😀".as_bytes()), "\"é€😀\"");
         assert_eq!(esc("a\u{2028}b\u{2029}".as_bytes()), r#""a\u2028b\u2029""#);
         assert_eq!(esc(b"a\xffb\xe2\x82"), r#""a\ufffdb\ufffd\ufffd""#);
+    }
+
+    #[test]
+    fn word_scan_stops_at_every_special_byte() {
+        for special in [0u8, 0x1f, b'"', b'\\', b'<', b'>', b'&', 0x80, 0xff] {
+            for pos in 0..16 {
+                let mut s = vec![b'a'; 16];
+                s[pos] = special;
+                assert!(skip_plain(&s, 0) <= pos, "byte {special:#x} at {pos}");
+            }
+        }
+        assert_eq!(skip_plain(b"abcdefghijklmnopq", 0), 16);
+        assert_eq!(esc(b"0123456789<abcdefghij\\klmnop\"q"), r#""0123456789\u003cabcdefghij\\klmnop\"q""#);
     }
 
     #[test]

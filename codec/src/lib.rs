@@ -5,6 +5,7 @@
 pub mod envelope;
 pub mod error;
 pub mod goscalar;
+pub mod json_compact;
 pub mod json_read;
 pub mod json_write;
 pub mod meta;

@@ -6,6 +6,8 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use rustc_hash::FxHashMap;
+
 /// Index of a message in [`Schema::messages`].
 pub type MsgId = u32;
 
@@ -158,10 +160,15 @@ pub struct Message {
     pub pb_order: Vec<u16>,
     /// Protobuf number → field index + 1 (0: unknown).
     by_number: Vec<u16>,
-    /// JSON name → field index, for the non-inline fields.
-    by_json: HashMap<Box<str>, u16>,
+    /// JSON name → field index, for the non-inline fields. Fx hashing: keys are short
+    /// schema names looked up for every JSON member on the write path.
+    by_json: FxHashMap<Box<str>, u16>,
     /// Whether the message (directly or through inline fields) has a TypeMeta.
     pub has_typemeta: bool,
+    /// Go-order indexes of the fields that write something to JSON even when absent from
+    /// the protobuf bytes (zero values, `null`, TypeMeta, inline messages holding such
+    /// fields). The JSON writer visits only these and the fields present.
+    pub absent_emitters: Vec<u16>,
 }
 
 impl Message {
@@ -291,8 +298,9 @@ impl Schema {
                         fields: Vec::new(),
                         pb_order: Vec::new(),
                         by_number: Vec::new(),
-                        by_json: HashMap::new(),
+                        by_json: FxHashMap::default(),
                         has_typemeta: false,
+                        absent_emitters: Vec::new(),
                     });
                 }
                 "F" => {
@@ -393,6 +401,10 @@ impl Schema {
             });
             messages[i].has_typemeta = direct[i] || inherited;
         }
+        let mut memo: Vec<Option<bool>> = vec![None; messages.len()];
+        for i in 0..messages.len() {
+            emits_when_absent(&mut messages, &mut memo, i);
+        }
         Ok(Schema {
             messages,
             by_name,
@@ -400,6 +412,39 @@ impl Schema {
             kind_list,
         })
     }
+}
+
+/// Fills `absent_emitters` of message `i` (and of the inline messages it depends on);
+/// returns whether the message writes anything when absent. Value-struct nesting is finite
+/// (Go forbids recursive value structs), so the recursion ends; `memo` makes it linear.
+fn emits_when_absent(messages: &mut [Message], memo: &mut [Option<bool>], i: usize) -> bool {
+    if let Some(v) = memo[i] {
+        return v;
+    }
+    memo[i] = Some(false); // guards against a cycle through pointers (never followed)
+    let mut list = Vec::new();
+    for fi in 0..messages[i].fields.len() {
+        let f = messages[i].fields[fi].clone();
+        let emits = match f.ty {
+            FieldType::TypeMeta => true,
+            FieldType::Message(inner) if f.inline => emits_when_absent(messages, memo, inner as usize),
+            _ if f.repeated => !f.omitempty,
+            FieldType::Map(..) => !f.omitempty,
+            FieldType::Scalar(_) => f.shape != Shape::Pointer && !f.omitempty,
+            FieldType::Message(inner) => {
+                f.shape != Shape::Pointer
+                    && !f.omitzero
+                    && !(f.omitempty && messages[inner as usize].special == Special::StringList)
+            }
+        };
+        if emits {
+            list.push(fi as u16);
+        }
+    }
+    let any = !list.is_empty();
+    messages[i].absent_emitters = list;
+    memo[i] = Some(any);
+    any
 }
 
 #[cfg(test)]

@@ -7,7 +7,6 @@ use base64::Engine;
 
 use crate::error::{CodecError, MAX_DEPTH};
 use crate::goscalar;
-use crate::json_read::Doc;
 use crate::json_write::{write_i64, write_str, write_u64};
 use crate::schema::{Field, FieldType, MapValue, Message, MsgId, Scalar, Schema, Shape, Special};
 use crate::wire::{Reader, WIRE_FIXED64, WIRE_LEN, WIRE_VARINT, WireValue};
@@ -112,13 +111,25 @@ impl<'s> PbToJson<'s> {
                 occs.sort_unstable_by_key(|o| (o.field, o.seq));
             }
         }
-        let mut k = 0;
-        for (fi, f) in msg.fields.iter().enumerate() {
+        // Visit the fields present and those that write something when absent, in Go order.
+        let emitters = &msg.absent_emitters;
+        let (mut k, mut p) = (0, 0);
+        loop {
+            let next_occ = occs.get(k).map_or(usize::MAX, |o| o.field as usize);
+            let next_emit = emitters.get(p).map_or(usize::MAX, |&e| e as usize);
+            let fi = next_occ.min(next_emit);
+            if fi == usize::MAX {
+                break;
+            }
+            if next_emit == fi {
+                p += 1;
+            }
             let start = k;
             while k < occs.len() && occs[k].field as usize == fi {
                 k += 1;
             }
             let here = &occs[start..k];
+            let f = &msg.fields[fi];
             match f.ty {
                 FieldType::TypeMeta => {
                     if let Some((api_version, kind)) = type_meta {
@@ -517,11 +528,11 @@ impl<'s> PbToJson<'s> {
                 depth + 1,
             );
         }
-        let doc = Doc::parse(raw).map_err(|e| {
-            CodecError::malformed(format!("embedded object at byte {at} is not JSON: {e}"))
-        })?;
-        doc.write_compact(0, out);
-        Ok(())
+        crate::json_compact::compact(raw, out).map_err(|bad| {
+            CodecError::malformed(format!(
+                "embedded object at byte {at} is not valid JSON (at its byte {bad})"
+            ))
+        })
     }
 }
 

@@ -502,9 +502,13 @@ impl<'s, 'd> JsonToPb<'s, 'd> {
             }
             Special::RawExtension | Special::RawJson => {
                 if let Some(n) = node {
-                    let mut raw = Vec::with_capacity(doc.raw_value(n).len());
-                    doc.write_compact(n, &mut raw);
-                    put_bytes_field(out, 1, &raw);
+                    // Compacted straight into the output: the length prefix is patched after.
+                    let start = begin_len(out, 1);
+                    if crate::json_compact::compact(doc.raw_value(n), out).is_err() {
+                        // The tape parser already accepted this text; keep its own copy.
+                        doc.write_compact(n, out);
+                    }
+                    end_len(out, start);
                 }
             }
             Special::Unknown => {

@@ -1,7 +1,6 @@
 //! metav1.Time and MicroTime: RFC 3339 parsing and formatting as Go does.
 
 use super::*;
-use std::io::Write as _;
 
 // ---------------------------------------------------------------------------------------------
 // metav1.Time / MicroTime
@@ -54,22 +53,40 @@ fn append_go_int(out: &mut Vec<u8>, x: i64, width: usize) {
     if x < 0 {
         out.push(b'-');
     }
-    let _ = write!(out, "{:0width$}", x.unsigned_abs());
+    let mut buf = itoa::Buffer::new();
+    let digits = buf.format(x.unsigned_abs());
+    for _ in digits.len()..width {
+        out.push(b'0');
+    }
+    out.extend_from_slice(digits.as_bytes());
+}
+
+/// Two decimal digits of `x` (0..=99). Hot path: every timestamp written as JSON.
+#[inline]
+fn push2(out: &mut Vec<u8>, x: i64) {
+    out.push(b'0' + (x / 10) as u8);
+    out.push(b'0' + (x % 10) as u8);
 }
 
 fn append_date_time(out: &mut Vec<u8>, secs: i64) {
     let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400);
-    append_go_int(out, y, 4);
-    let _ = write!(
-        out,
-        "-{:02}-{:02}T{:02}:{:02}:{:02}",
-        mo,
-        d,
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60
-    );
+    if (0..=9999).contains(&y) {
+        push2(out, y / 100);
+        push2(out, y % 100);
+    } else {
+        append_go_int(out, y, 4);
+    }
+    out.push(b'-');
+    push2(out, i64::from(mo));
+    out.push(b'-');
+    push2(out, i64::from(d));
+    out.push(b'T');
+    push2(out, sod / 3600);
+    out.push(b':');
+    push2(out, sod / 60 % 60);
+    out.push(b':');
+    push2(out, sod % 60);
 }
 
 /// `metav1.Time` JSON form (without quotes): `t.UTC().AppendFormat(RFC3339)`, second
@@ -86,7 +103,9 @@ pub fn format_micro_time(secs: i64, nanos: u32, out: &mut Vec<u8>) {
     let secs = secs.saturating_add(i64::from(nanos / 1_000_000_000));
     let nanos = nanos % 1_000_000_000;
     append_date_time(out, secs);
-    let _ = write!(out, ".{:06}Z", nanos / 1000);
+    out.push(b'.');
+    append_go_int(out, i64::from(nanos / 1000), 6);
+    out.push(b'Z');
 }
 
 /// Go's `getnum`: one or two digits (exactly two when `fixed`).
