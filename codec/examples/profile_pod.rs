@@ -12,8 +12,13 @@ fn main() {
     for _ in 0..n {
         out.clear();
         if dir == "to-pb" {
-            kapi_codec::to_pb::json_to_envelope(&json, None, kapi_codec::FieldValidation::Warn, &mut out)
-                .unwrap();
+            kapi_codec::to_pb::json_to_envelope(
+                &json,
+                None,
+                kapi_codec::FieldValidation::Warn,
+                &mut out,
+            )
+            .unwrap();
         } else {
             kapi_codec::to_json::envelope_to_json(pb, &mut out).unwrap();
         }

@@ -58,7 +58,11 @@ pub fn compact(raw: &[u8], out: &mut Vec<u8>) -> Result<(), usize> {
                 stack.push(c == b'{');
                 out.push(c);
                 i += 1;
-                expect = if c == b'{' { Expect::KeyOrClose } else { Expect::Value };
+                expect = if c == b'{' {
+                    Expect::KeyOrClose
+                } else {
+                    Expect::Value
+                };
                 // An empty array closes right away.
                 if c == b'[' {
                     let mut j = i;
@@ -90,7 +94,11 @@ pub fn compact(raw: &[u8], out: &mut Vec<u8>) -> Result<(), usize> {
             (Expect::CommaOrClose, b',') if !stack.is_empty() => {
                 out.push(b',');
                 i += 1;
-                expect = if stack.last() == Some(&true) { Expect::Key } else { Expect::Value };
+                expect = if stack.last() == Some(&true) {
+                    Expect::Key
+                } else {
+                    Expect::Value
+                };
             }
             (Expect::Value, b't' | b'f' | b'n') => {
                 let word: &[u8] = match c {
@@ -124,7 +132,11 @@ pub fn compact(raw: &[u8], out: &mut Vec<u8>) -> Result<(), usize> {
 
 #[inline]
 fn after_value(stack: &[bool]) -> Expect {
-    if stack.is_empty() { Expect::Done } else { Expect::CommaOrClose }
+    if stack.is_empty() {
+        Expect::Done
+    } else {
+        Expect::CommaOrClose
+    }
 }
 
 /// Copies the string starting at the quote `raw[start]`, escaping as Go's compact does;
@@ -141,18 +153,16 @@ fn string(raw: &[u8], start: usize, out: &mut Vec<u8>) -> Option<usize> {
                 out.push(b'"');
                 return Some(i + 1);
             }
-            b'\\' => {
-                match raw.get(i + 1)? {
-                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
-                    b'u' => {
-                        if !raw.get(i + 2..i + 6)?.iter().all(u8::is_ascii_hexdigit) {
-                            return None;
-                        }
-                        i += 6;
+            b'\\' => match raw.get(i + 1)? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                b'u' => {
+                    if !raw.get(i + 2..i + 6)?.iter().all(u8::is_ascii_hexdigit) {
+                        return None;
                     }
-                    _ => return None,
+                    i += 6;
                 }
-            }
+                _ => return None,
+            },
             0..=0x1f => return None,
             b'<' | b'>' | b'&' => {
                 out.extend_from_slice(&raw[run..i]);
@@ -164,11 +174,28 @@ fn string(raw: &[u8], start: usize, out: &mut Vec<u8>) -> Option<usize> {
                 i += 1;
                 run = i;
             }
-            0xE2 if raw.get(i + 1) == Some(&0x80) && matches!(raw.get(i + 2), Some(0xA8 | 0xA9)) => {
+            0xE2 if raw.get(i + 1) == Some(&0x80)
+                && matches!(raw.get(i + 2), Some(0xA8 | 0xA9)) =>
+            {
                 out.extend_from_slice(&raw[run..i]);
-                out.extend_from_slice(if raw[i + 2] == 0xA8 { b"\\u2028" } else { b"\\u2029" });
+                out.extend_from_slice(if raw[i + 2] == 0xA8 {
+                    b"\\u2028"
+                } else {
+                    b"\\u2029"
+                });
                 i += 3;
                 run = i;
+            }
+            0x80.. => {
+                // Go would copy invalid UTF-8 through; clients need valid JSON, so each bad
+                // byte becomes U+FFFD, as Go's encoder does for strings it writes itself.
+                let (len, valid) = crate::json_write::utf8_char(&raw[i..]);
+                if !valid {
+                    out.extend_from_slice(&raw[run..i]);
+                    out.extend_from_slice(b"\\ufffd");
+                    run = i + len;
+                }
+                i += len;
             }
             _ => i = crate::json_write::skip_plain(raw, i + 1),
         }
@@ -232,23 +259,57 @@ mod tests {
             "\"s\u{2028}\"",
             "0",
             "[[[]],{}]",
+            "[\"\u{e9}\u{1F600}\"]",
         ] {
             let mut tape = Vec::new();
-            Doc::parse(s.as_bytes()).unwrap().write_compact(0, &mut tape);
+            Doc::parse(s.as_bytes())
+                .unwrap()
+                .write_compact(0, &mut tape);
             assert_eq!(c(s).unwrap(), String::from_utf8(tape).unwrap(), "{s}");
         }
     }
 
     #[test]
+    fn invalid_utf8_in_strings_becomes_replacement_characters() {
+        let mut out = Vec::new();
+        compact(b"[\"a\xffb\xe2\x82\"]", &mut out).unwrap();
+        assert_eq!(out, br#"["a\ufffdb\ufffd\ufffd"]"#);
+    }
+
+    #[test]
     fn rejects_what_the_parser_rejects_and_restores_the_output() {
         for bad in [
-            "", "{", "[1,]", "{\"a\" 1}", "01", "1.", "-", "\"abc", "[1] 2", "{\"a\":1,}", "nul",
-            "\"\\x\"", "\"\x01\"", "{\"a\":1]", "[1}", "{1:2}", ",", "]", "{\"a\"}", "[,1]",
+            "",
+            "{",
+            "[1,]",
+            "{\"a\" 1}",
+            "01",
+            "1.",
+            "-",
+            "\"abc",
+            "[1] 2",
+            "{\"a\":1,}",
+            "nul",
+            "\"\\x\"",
+            "\"\x01\"",
+            "{\"a\":1]",
+            "[1}",
+            "{1:2}",
+            ",",
+            "]",
+            "{\"a\"}",
+            "[,1]",
         ] {
             let mut out = b"keep".to_vec();
-            assert!(compact(bad.as_bytes(), &mut out).is_err(), "{bad:?} should fail");
+            assert!(
+                compact(bad.as_bytes(), &mut out).is_err(),
+                "{bad:?} should fail"
+            );
             assert_eq!(out, b"keep");
-            assert!(Doc::parse(bad.as_bytes()).is_err(), "parser accepts {bad:?}");
+            assert!(
+                Doc::parse(bad.as_bytes()).is_err(),
+                "parser accepts {bad:?}"
+            );
         }
     }
 }

@@ -124,7 +124,7 @@ pub fn write_str(out: &mut Vec<u8>, s: &[u8]) {
 /// Length of the UTF-8 sequence at the start of `s` and whether it is valid. An invalid
 /// sequence counts as one byte, as Go's decoder treats it (one U+FFFD per bad byte).
 #[inline]
-fn utf8_char(s: &[u8]) -> (usize, bool) {
+pub(crate) fn utf8_char(s: &[u8]) -> (usize, bool) {
     let b = s[0];
     let need = match b {
         0xC2..=0xDF => 2,
@@ -247,7 +247,10 @@ mod tests {
             }
         }
         assert_eq!(skip_plain(b"abcdefghijklmnopq", 0), 16);
-        assert_eq!(esc(b"0123456789<abcdefghij\\klmnop\"q"), r#""0123456789\u003cabcdefghij\\klmnop\"q""#);
+        assert_eq!(
+            esc(b"0123456789<abcdefghij\\klmnop\"q"),
+            r#""0123456789\u003cabcdefghij\\klmnop\"q""#
+        );
     }
 
     #[test]

@@ -139,6 +139,8 @@ pub enum Shape {
 pub struct Field {
     /// JSON name; empty for an inline field.
     pub json: Box<str>,
+    /// `"name":` as written before the value: the JSON writer copies it in one go.
+    pub json_key: Box<[u8]>,
     pub number: u32,
     pub ty: FieldType,
     pub repeated: bool,
@@ -336,6 +338,7 @@ impl Schema {
                     let flags = cols[7];
                     msg.fields.push(Field {
                         json: cols[1].into(),
+                        json_key: format!("\"{}\":", cols[1]).into_bytes().into(),
                         number: cols[2].parse().map_err(|_| "schema: bad number")?,
                         ty,
                         repeated: cols[5] == "1",
@@ -427,7 +430,9 @@ fn emits_when_absent(messages: &mut [Message], memo: &mut [Option<bool>], i: usi
         let f = messages[i].fields[fi].clone();
         let emits = match f.ty {
             FieldType::TypeMeta => true,
-            FieldType::Message(inner) if f.inline => emits_when_absent(messages, memo, inner as usize),
+            FieldType::Message(inner) if f.inline => {
+                emits_when_absent(messages, memo, inner as usize)
+            }
             _ if f.repeated => !f.omitempty,
             FieldType::Map(..) => !f.omitempty,
             FieldType::Scalar(_) => f.shape != Shape::Pointer && !f.omitempty,

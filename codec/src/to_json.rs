@@ -168,12 +168,12 @@ impl<'s> PbToJson<'s> {
         if f.repeated {
             if occs.is_empty() {
                 if !f.omitempty {
-                    key(out, first, &f.json);
+                    field_key(out, first, f);
                     out.extend_from_slice(b"null");
                 }
                 return Ok(());
             }
-            key(out, first, &f.json);
+            field_key(out, first, f);
             out.push(b'[');
             let mut n = 0;
             for o in occs {
@@ -209,12 +209,12 @@ impl<'s> PbToJson<'s> {
         if let FieldType::Map(key_ty, value_ty) = f.ty {
             if occs.is_empty() {
                 if !f.omitempty {
-                    key(out, first, &f.json);
+                    field_key(out, first, f);
                     out.extend_from_slice(b"null");
                 }
                 return Ok(());
             }
-            key(out, first, &f.json);
+            field_key(out, first, f);
             return self.map(key_ty, value_ty, occs, out, depth);
         }
         let last = occs.last();
@@ -227,7 +227,7 @@ impl<'s> PbToJson<'s> {
                 if f.omitzero && is_zero_message(self.schema, f, o) {
                     return Ok(());
                 }
-                key(out, first, &f.json);
+                field_key(out, first, f);
                 self.single(f, o, out, depth)
             }
             (_, None) => {
@@ -236,12 +236,12 @@ impl<'s> PbToJson<'s> {
                     FieldType::Scalar(s) => {
                         if f.omitempty || f.shape == Shape::Slice {
                             if !f.omitempty {
-                                key(out, first, &f.json);
+                                field_key(out, first, f);
                                 out.extend_from_slice(b"null");
                             }
                             return Ok(());
                         }
-                        key(out, first, &f.json);
+                        field_key(out, first, f);
                         zero_scalar(s, out);
                         Ok(())
                     }
@@ -253,7 +253,7 @@ impl<'s> PbToJson<'s> {
                         if f.omitempty && m.special == Special::StringList {
                             return Ok(());
                         }
-                        key(out, first, &f.json);
+                        field_key(out, first, f);
                         self.value_message(id, None, None, out, depth + 1)
                     }
                     _ => Ok(()),
@@ -546,6 +546,16 @@ fn key(out: &mut Vec<u8>, first: &mut bool, name: &str) {
     // JSON names of the schema are plain ASCII identifiers: no escaping needed.
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b"\":");
+}
+
+/// A field's key, pre-rendered in the schema.
+#[inline]
+fn field_key(out: &mut Vec<u8>, first: &mut bool, f: &Field) {
+    if !*first {
+        out.push(b',');
+    }
+    *first = false;
+    out.extend_from_slice(&f.json_key);
 }
 
 fn len_value<'a>(f: &Field, o: &Occ<'a>) -> Result<(&'a [u8], usize), CodecError> {
