@@ -1,6 +1,8 @@
 //! The `kapi` command: a Kubernetes API server (not yet: see README.md), and the `decode` and
 //! `encode` tools that read and write objects in the forms etcd stores.
 
+#[allow(dead_code)]
+mod api;
 mod convert;
 
 use clap::{Parser, Subcommand};

@@ -1,0 +1,237 @@
+//! The built-in resources kapi serves: one row of data per group/version/resource (kind,
+//! scope, verbs, subresources, etcd key prefix, storage encoding), read at start-up from the
+//! discovery documents and etcd layout of a v1.36 apiserver (`src/api/data/`). Per-kind
+//! behaviour is data here, not code: one generic REST path serves every row.
+
+use std::collections::HashMap;
+
+use kapi_codec::Schema;
+use kapi_codec::schema::MsgId;
+
+/// Discovery documents as upstream serves them, by file name (`api__v1.json`, ...).
+pub const DISCOVERY: &[(&str, &[u8])] = &[
+    ("version.json", include_bytes!("data/discovery/version.json")),
+    ("api.json", include_bytes!("data/discovery/api.json")),
+    ("apis.json", include_bytes!("data/discovery/apis.json")),
+    ("api.aggregated-v2.json", include_bytes!("data/discovery/api.aggregated-v2.json")),
+    ("apis.aggregated-v2.json", include_bytes!("data/discovery/apis.aggregated-v2.json")),
+    ("api__v1.json", include_bytes!("data/discovery/api__v1.json")),
+    ("apis__admissionregistration.k8s.io__v1.json", include_bytes!("data/discovery/apis__admissionregistration.k8s.io__v1.json")),
+    ("apis__apiextensions.k8s.io__v1.json", include_bytes!("data/discovery/apis__apiextensions.k8s.io__v1.json")),
+    ("apis__apiregistration.k8s.io__v1.json", include_bytes!("data/discovery/apis__apiregistration.k8s.io__v1.json")),
+    ("apis__apps__v1.json", include_bytes!("data/discovery/apis__apps__v1.json")),
+    ("apis__authentication.k8s.io__v1.json", include_bytes!("data/discovery/apis__authentication.k8s.io__v1.json")),
+    ("apis__authorization.k8s.io__v1.json", include_bytes!("data/discovery/apis__authorization.k8s.io__v1.json")),
+    ("apis__autoscaling__v1.json", include_bytes!("data/discovery/apis__autoscaling__v1.json")),
+    ("apis__autoscaling__v2.json", include_bytes!("data/discovery/apis__autoscaling__v2.json")),
+    ("apis__batch__v1.json", include_bytes!("data/discovery/apis__batch__v1.json")),
+    ("apis__certificates.k8s.io__v1.json", include_bytes!("data/discovery/apis__certificates.k8s.io__v1.json")),
+    ("apis__coordination.k8s.io__v1.json", include_bytes!("data/discovery/apis__coordination.k8s.io__v1.json")),
+    ("apis__discovery.k8s.io__v1.json", include_bytes!("data/discovery/apis__discovery.k8s.io__v1.json")),
+    ("apis__events.k8s.io__v1.json", include_bytes!("data/discovery/apis__events.k8s.io__v1.json")),
+    ("apis__flowcontrol.apiserver.k8s.io__v1.json", include_bytes!("data/discovery/apis__flowcontrol.apiserver.k8s.io__v1.json")),
+    ("apis__networking.k8s.io__v1.json", include_bytes!("data/discovery/apis__networking.k8s.io__v1.json")),
+    ("apis__node.k8s.io__v1.json", include_bytes!("data/discovery/apis__node.k8s.io__v1.json")),
+    ("apis__policy__v1.json", include_bytes!("data/discovery/apis__policy__v1.json")),
+    ("apis__rbac.authorization.k8s.io__v1.json", include_bytes!("data/discovery/apis__rbac.authorization.k8s.io__v1.json")),
+    ("apis__resource.k8s.io__v1.json", include_bytes!("data/discovery/apis__resource.k8s.io__v1.json")),
+    ("apis__scheduling.k8s.io__v1.json", include_bytes!("data/discovery/apis__scheduling.k8s.io__v1.json")),
+    ("apis__storage.k8s.io__v1.json", include_bytes!("data/discovery/apis__storage.k8s.io__v1.json")),
+];
+
+const ETCD_LAYOUT: &str = include_str!("data/etcd-layout.tsv");
+
+/// How a resource's objects are kept in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// Not persisted (bindings, reviews, componentstatuses): create-only or computed.
+    None,
+    /// Protobuf with the `k8s\0` envelope, in this storage version.
+    Protobuf { api_version: String, kind: String },
+    /// JSON (APIServices, CRDs, custom resources).
+    Json { api_version: String, kind: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub group: String,
+    pub version: String,
+    /// Plural name, as in the URL.
+    pub resource: String,
+    pub singular: String,
+    pub kind: String,
+    pub namespaced: bool,
+    pub verbs: Vec<String>,
+    pub short_names: Vec<String>,
+    /// Subresources served (`status`, `scale`, `binding`, ...).
+    pub subresources: Vec<String>,
+    /// Key prefix below `--etcd-prefix`, with a trailing slash: `pods/`, `minions/`.
+    pub key_prefix: String,
+    pub storage: Storage,
+    /// The served version's message, for transcoding.
+    pub msg: Option<MsgId>,
+}
+
+impl Resource {
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    pub fn list_kind(&self) -> String {
+        format!("{}List", self.kind)
+    }
+
+    pub fn has_verb(&self, verb: &str) -> bool {
+        self.verbs.iter().any(|v| v == verb)
+    }
+
+    /// `pods` or `deployments.apps`: the group-qualified resource of error messages.
+    pub fn group_resource(&self) -> String {
+        if self.group.is_empty() {
+            self.resource.clone()
+        } else {
+            format!("{}.{}", self.resource, self.group)
+        }
+    }
+
+    /// Whether the served version is stored as it is (no conversion needed).
+    pub fn stored_as_served(&self) -> bool {
+        match &self.storage {
+            Storage::Protobuf { api_version, kind } | Storage::Json { api_version, kind } => {
+                *api_version == self.api_version() && *kind == self.kind
+            }
+            Storage::None => true,
+        }
+    }
+}
+
+pub struct Registry {
+    resources: Vec<Resource>,
+    by_gvr: HashMap<(String, String, String), usize>,
+}
+
+impl Registry {
+    pub fn builtin() -> Registry {
+        let schema = Schema::get();
+        let mut layout: HashMap<(String, String, String), (String, Storage)> = HashMap::new();
+        for line in ETCD_LAYOUT.lines().skip(1) {
+            let c: Vec<&str> = line.split('\t').collect();
+            if c.len() < 9 {
+                continue;
+            }
+            let storage = match (c[7], c[8].split_once(' ')) {
+                (e, Some((av, k))) if e.starts_with("protobuf") => Storage::Protobuf {
+                    api_version: av.to_string(),
+                    kind: k.to_string(),
+                },
+                (e, Some((av, k))) if e.starts_with("json") => Storage::Json {
+                    api_version: av.to_string(),
+                    kind: k.to_string(),
+                },
+                _ => Storage::None,
+            };
+            let prefix = c[6].strip_prefix("/registry/").unwrap_or("").to_string();
+            layout.insert((c[0].into(), c[1].into(), c[2].into()), (prefix, storage));
+        }
+        let mut resources = Vec::new();
+        for (name, bytes) in DISCOVERY {
+            if !(name.starts_with("api__") || name.starts_with("apis__")) {
+                continue;
+            }
+            let Ok(doc) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+                continue;
+            };
+            let gv = doc["groupVersion"].as_str().unwrap_or_default();
+            let (group, version) = gv.split_once('/').unwrap_or(("", gv));
+            let entries = doc["resources"].as_array().cloned().unwrap_or_default();
+            for r in &entries {
+                let full = r["name"].as_str().unwrap_or_default();
+                if full.contains('/') {
+                    continue;
+                }
+                let strings = |v: &serde_json::Value| -> Vec<String> {
+                    v.as_array()
+                        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+                        .unwrap_or_default()
+                };
+                let subresources = entries
+                    .iter()
+                    .filter_map(|s| s["name"].as_str())
+                    .filter_map(|n| n.strip_prefix(&format!("{full}/")).map(str::to_string))
+                    .collect();
+                let kind = r["kind"].as_str().unwrap_or_default().to_string();
+                let (key_prefix, storage) = layout
+                    .get(&(group.to_string(), version.to_string(), full.to_string()))
+                    .cloned()
+                    .unwrap_or((String::new(), Storage::None));
+                let api_version = gv.to_string();
+                resources.push(Resource {
+                    group: group.to_string(),
+                    version: version.to_string(),
+                    resource: full.to_string(),
+                    singular: r["singularName"].as_str().unwrap_or_default().to_string(),
+                    msg: schema.kind(&api_version, &kind),
+                    kind,
+                    namespaced: r["namespaced"].as_bool().unwrap_or(false),
+                    verbs: strings(&r["verbs"]),
+                    short_names: strings(&r["shortNames"]),
+                    subresources,
+                    key_prefix,
+                    storage,
+                });
+            }
+        }
+        let by_gvr = resources
+            .iter()
+            .enumerate()
+            .map(|(i, r)| ((r.group.clone(), r.version.clone(), r.resource.clone()), i))
+            .collect();
+        Registry { resources, by_gvr }
+    }
+
+    pub fn get(&self, group: &str, version: &str, resource: &str) -> Option<&Resource> {
+        self.by_gvr
+            .get(&(group.to_string(), version.to_string(), resource.to_string()))
+            .map(|&i| &self.resources[i])
+    }
+
+    pub fn all(&self) -> &[Resource] {
+        &self.resources
+    }
+
+    /// Whether a group/version is served at all (for 404s on unknown paths).
+    pub fn serves_group_version(&self, group: &str, version: &str) -> bool {
+        self.resources.iter().any(|r| r.group == group && r.version == version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_served_resource_is_known_with_storage_and_schema() {
+        let reg = Registry::builtin();
+        let pods = reg.get("", "v1", "pods").expect("pods");
+        assert_eq!(pods.kind, "Pod");
+        assert!(pods.namespaced);
+        assert_eq!(pods.key_prefix, "pods/");
+        assert!(pods.subresources.iter().any(|s| s == "status"));
+        assert!(pods.msg.is_some());
+        assert_eq!(reg.get("", "v1", "nodes").unwrap().key_prefix, "minions/");
+        assert_eq!(reg.get("", "v1", "services").unwrap().key_prefix, "services/specs/");
+        assert!(!reg.get("autoscaling", "v1", "horizontalpodautoscalers").unwrap().stored_as_served());
+        // Every persisted resource has a key prefix and a message to transcode with.
+        for r in reg.all() {
+            if r.storage != Storage::None {
+                assert!(!r.key_prefix.is_empty(), "{} has no key prefix", r.resource);
+                assert!(r.msg.is_some(), "{}/{} {} has no schema", r.group, r.version, r.kind);
+            }
+        }
+        assert!(reg.all().len() >= 60, "{}", reg.all().len());
+    }
+}
