@@ -5,6 +5,7 @@
 mod decode;
 mod emit;
 mod resolve;
+mod scalar;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -92,6 +93,14 @@ pub fn from_yaml_stream(input: &[u8]) -> Result<Vec<Value>, YamlError> {
 
 /// Parse the first document of `text`, whose first line is line `first_line` of the input.
 fn parse_document(text: &str, first_line: usize) -> Result<Value, YamlError> {
+    // YAML 1.1 counts U+0085 (NEL) as a line break and reads it as "\n" wherever it breaks a
+    // line; saphyr-parser follows YAML 1.2, where it is an ordinary character.
+    let text = if text.contains('\u{85}') {
+        Cow::Owned(text.replace('\u{85}', "\n"))
+    } else {
+        Cow::Borrowed(text)
+    };
+    let text = text.as_ref();
     // The parser is a dependency fed with client input: should it ever panic, that is this
     // request's error, not the process's.
     std::panic::catch_unwind(|| decode::first_document(text, first_line)).unwrap_or_else(|_| {

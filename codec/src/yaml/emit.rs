@@ -86,7 +86,10 @@ fn events(root: &Value) -> Vec<Event<'_>> {
                 work.push(Work::End(Event::SequenceEnd));
                 work.extend(items.iter().rev().map(Work::Node));
             }
-            Work::Node(Value::String(s)) => out.push(string_event(s)),
+            Work::Node(Value::String(s)) => out.push(match fold_nel(s) {
+                Some(folded) => string_event_owned(folded),
+                None => string_event(s),
+            }),
             Work::Node(Value::Null) => out.push(plain("null")),
             Work::Node(Value::Bool(b)) => out.push(plain(if *b { "true" } else { "false" })),
             Work::Node(Value::Number(n)) => out.push(Event::Scalar {
@@ -108,16 +111,59 @@ fn plain(s: &'static str) -> Event<'static> {
 /// go-yaml's `stringv`: literal style for multi-line text, double quotes for text that would
 /// read back as another type, plain otherwise (the emitter may still quote it).
 fn string_event(s: &str) -> Event<'_> {
-    let style = if s.contains('\n') {
+    Event::Scalar {
+        value: ScalarText::Borrowed(s),
+        style: string_style(s),
+    }
+}
+
+fn string_event_owned(s: String) -> Event<'static> {
+    Event::Scalar {
+        style: string_style(&s),
+        value: ScalarText::Owned(s),
+    }
+}
+
+/// `encoding/json` leaves U+0085 (NEL) unescaped, and go-yaml, reading that JSON back, takes it
+/// for a line break inside a quoted scalar and folds it with the spaces around it: one NEL
+/// becomes a space, n of them n-1 newlines. Upstream's YAML carries the folded text, so ours does.
+pub(super) fn fold_nel(s: &str) -> Option<String> {
+    if !s.contains('\u{85}') {
+        return None;
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut run = String::new();
+    let mut breaks = 0;
+    let flush = |out: &mut String, run: &mut String, breaks: &mut usize| {
+        match *breaks {
+            0 => out.push_str(run),
+            1 => out.push(' '),
+            n => out.extend(std::iter::repeat_n('\n', n - 1)),
+        }
+        run.clear();
+        *breaks = 0;
+    };
+    for c in s.chars() {
+        match c {
+            ' ' => run.push(c),
+            '\u{85}' => breaks += 1,
+            _ => {
+                flush(&mut out, &mut run, &mut breaks);
+                out.push(c);
+            }
+        }
+    }
+    flush(&mut out, &mut run, &mut breaks);
+    Some(out)
+}
+
+fn string_style(s: &str) -> Style {
+    if s.contains('\n') {
         Style::Literal
     } else if resolve::resolve("", s) == Ok(Resolved::Str) && !resolve::is_base60_float(s) {
         Style::Plain
     } else {
         Style::DoubleQuoted
-    };
-    Event::Scalar {
-        value: ScalarText::Borrowed(s),
-        style,
     }
 }
 
@@ -869,9 +915,12 @@ impl<'e> Emitter<'e> {
         let mut spaces = false;
         self.write_indicator("\"", true, false, false);
         let len = value.len();
+        // go-yaml's `is_bom` looks at the start of the value whatever the position, so text that
+        // begins with U+FEFF is escaped character by character.
+        let escape_all = value.starts_with('\u{FEFF}');
         let mut chars = value.char_indices().peekable();
         while let Some((i, c)) = chars.next() {
-            if !is_printable(c) || c == '\u{FEFF}' || is_break(c) || c == '"' || c == '\\' {
+            if escape_all || !is_printable(c) || is_break(c) || c == '"' || c == '\\' {
                 self.put('\\');
                 match c {
                     '\0' => self.put('0'),
