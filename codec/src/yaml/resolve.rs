@@ -519,11 +519,64 @@ pub(super) struct Digits {
 
 impl Digits {
     pub(super) fn of_f64(f: f64) -> Digits {
-        Digits::from_exp(f.is_sign_negative(), f == 0.0, &format!("{:e}", f.abs()))
+        let mut d = Digits::from_exp(f.is_sign_negative(), f == 0.0, &format!("{:e}", f.abs()));
+        // A double's exact decimal expansion has at most 767 significant digits.
+        d.round_half_even(
+            || format!("{:.800e}", f.abs()),
+            |s| s.parse::<f64>().ok() == Some(f.abs()),
+        );
+        d
     }
 
     pub(super) fn of_f32(f: f32) -> Digits {
-        Digits::from_exp(f.is_sign_negative(), f == 0.0, &format!("{:e}", f.abs()))
+        let mut d = Digits::from_exp(f.is_sign_negative(), f == 0.0, &format!("{:e}", f.abs()));
+        d.round_half_even(
+            || format!("{:.150e}", f.abs()),
+            |s| s.parse::<f32>().ok() == Some(f.abs()),
+        );
+        d
+    }
+
+    /// Rust's shortest formatting breaks an exact tie between two equally short candidates
+    /// upwards; Go's breaks it to the even digit. `exact` gives the value's full expansion
+    /// ("d.ddd…e±x") and `round_trips` checks that a candidate reads back as the value.
+    fn round_half_even(&mut self, exact: impl Fn() -> String, round_trips: impl Fn(&str) -> bool) {
+        let Some(&last) = self.digits.last() else {
+            return;
+        };
+        if (last - b'0').is_multiple_of(2) {
+            return;
+        }
+        let mut lower = self.digits.clone();
+        if let Some(l) = lower.last_mut() {
+            *l -= 1;
+        }
+        let full = exact();
+        let (mantissa, exp) = full.split_once('e').unwrap_or((&full, "0"));
+        if exp.parse::<i32>().ok() != Some(self.dp - 1) {
+            return;
+        }
+        let expansion: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
+        let n = lower.len();
+        let tie = expansion.len() > n
+            && expansion[..n] == lower[..]
+            && expansion[n] == b'5'
+            && expansion[n + 1..].iter().all(|&c| c == b'0');
+        if !tie {
+            return;
+        }
+        let candidate = format!(
+            "{}.{}e{}",
+            char::from(lower[0]),
+            String::from_utf8_lossy(&lower[1..]),
+            self.dp - 1
+        );
+        if round_trips(&candidate) {
+            self.digits = lower;
+            while self.digits.len() > 1 && self.digits.last() == Some(&b'0') {
+                self.digits.pop();
+            }
+        }
     }
 
     /// From Rust's shortest `{:e}` form, e.g. "1.2345e-7".
@@ -803,5 +856,9 @@ mod tests {
         assert_eq!(json_float(0.000001), "0.000001");
         assert_eq!(json_float(-2.5), "-2.5");
         assert_eq!(json_float(1152921504606846976.0), "1152921504606847000");
+        // An exact tie between two shortest candidates goes to the even digit, as in Go.
+        let tie = f64::from_bits(0x42ed_640a_923f_d6b4); // exactly 258524090334901.625
+        assert_eq!(g(tie), "2.5852409033490162e+14");
+        assert_eq!(json_float(tie), "258524090334901.62");
     }
 }
