@@ -218,29 +218,37 @@ fn is_digit(c: char) -> bool {
 }
 
 fn key_less(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        return runes_less(a.as_bytes(), b.as_bytes(), char::from);
+    }
     let ar: Vec<char> = a.chars().collect();
     let br: Vec<char> = b.chars().collect();
+    runes_less(&ar, &br, |c| c)
+}
+
+/// The comparison itself, over the runes of both keys (bytes when both are ASCII).
+fn runes_less<T: Copy + PartialEq>(ar: &[T], br: &[T], rune: impl Fn(T) -> char) -> bool {
     for i in 0..ar.len().min(br.len()) {
         if ar[i] == br[i] {
             continue;
         }
-        let al = is_letter(ar[i]);
-        let bl = is_letter(br[i]);
+        let al = is_letter(rune(ar[i]));
+        let bl = is_letter(rune(br[i]));
         if al && bl {
-            return ar[i] < br[i];
+            return rune(ar[i]) < rune(br[i]);
         }
         if al || bl {
             return bl;
         }
         let mut an: i64 = 0;
         let mut bn: i64 = 0;
-        if ar[i] == '0' || br[i] == '0' {
+        if rune(ar[i]) == '0' || rune(br[i]) == '0' {
             // Inside a number that started earlier, a zero is an ordinary digit.
             for j in (0..i).rev() {
-                if !is_digit(ar[j]) {
+                if !is_digit(rune(ar[j])) {
                     break;
                 }
-                if ar[j] != '0' {
+                if rune(ar[j]) != '0' {
                     an = 1;
                     bn = 1;
                     break;
@@ -249,13 +257,13 @@ fn key_less(a: &str, b: &str) -> bool {
         }
         let digit = |c: char| i64::from(c as u32) - i64::from('0' as u32);
         let mut ai = i;
-        while ai < ar.len() && is_digit(ar[ai]) {
-            an = an.wrapping_mul(10).wrapping_add(digit(ar[ai]));
+        while ai < ar.len() && is_digit(rune(ar[ai])) {
+            an = an.wrapping_mul(10).wrapping_add(digit(rune(ar[ai])));
             ai += 1;
         }
         let mut bi = i;
-        while bi < br.len() && is_digit(br[bi]) {
-            bn = bn.wrapping_mul(10).wrapping_add(digit(br[bi]));
+        while bi < br.len() && is_digit(rune(br[bi])) {
+            bn = bn.wrapping_mul(10).wrapping_add(digit(rune(br[bi])));
             bi += 1;
         }
         if an != bn {
@@ -264,7 +272,7 @@ fn key_less(a: &str, b: &str) -> bool {
         if ai != bi {
             return ai < bi;
         }
-        return ar[i] < br[i];
+        return rune(ar[i]) < rune(br[i]);
     }
     ar.len() < br.len()
 }

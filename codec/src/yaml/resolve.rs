@@ -520,9 +520,8 @@ pub(super) struct Digits {
 impl Digits {
     pub(super) fn of_f64(f: f64) -> Digits {
         let mut d = Digits::from_exp(f.is_sign_negative(), f == 0.0, &format!("{:e}", f.abs()));
-        // A double's exact decimal expansion has at most 767 significant digits.
         d.round_half_even(
-            || format!("{:.800e}", f.abs()),
+            |digits| format!("{:.*e}", digits, f.abs()),
             |s| s.parse::<f64>().ok() == Some(f.abs()),
         );
         d
@@ -531,16 +530,21 @@ impl Digits {
     pub(super) fn of_f32(f: f32) -> Digits {
         let mut d = Digits::from_exp(f.is_sign_negative(), f == 0.0, &format!("{:e}", f.abs()));
         d.round_half_even(
-            || format!("{:.150e}", f.abs()),
+            |digits| format!("{:.*e}", digits, f.abs()),
             |s| s.parse::<f32>().ok() == Some(f.abs()),
         );
         d
     }
 
     /// Rust's shortest formatting breaks an exact tie between two equally short candidates
-    /// upwards; Go's breaks it to the even digit. `exact` gives the value's full expansion
-    /// ("d.ddd…e±x") and `round_trips` checks that a candidate reads back as the value.
-    fn round_half_even(&mut self, exact: impl Fn() -> String, round_trips: impl Fn(&str) -> bool) {
+    /// upwards; Go's breaks it to the even digit. `exact(p)` formats the value correctly rounded
+    /// to `p` digits after the first ("d.ddd…e±x"), and `round_trips` checks that a candidate
+    /// reads back as the value.
+    fn round_half_even(
+        &mut self,
+        exact: impl Fn(usize) -> String,
+        round_trips: impl Fn(&str) -> bool,
+    ) {
         let Some(&last) = self.digits.last() else {
             return;
         };
@@ -551,17 +555,24 @@ impl Digits {
         if let Some(l) = lower.last_mut() {
             *l -= 1;
         }
-        let full = exact();
-        let (mantissa, exp) = full.split_once('e').unwrap_or((&full, "0"));
-        if exp.parse::<i32>().ok() != Some(self.dp - 1) {
+        let n = lower.len();
+        let expansion = |precision: usize| -> Option<Vec<u8>> {
+            let full = exact(precision);
+            let (mantissa, exp) = full.split_once('e')?;
+            (exp.parse::<i32>().ok()? == self.dp - 1)
+                .then(|| mantissa.bytes().filter(u8::is_ascii_digit).collect())
+        };
+        // A tie is a value exactly halfway, "lower" then a 5: check one more digit first,
+        // and the full expansion (at most 767 digits for a double) only if that matches.
+        let halfway =
+            |digits: &[u8]| digits.len() > n && digits[..n] == lower[..] && digits[n] == b'5';
+        if !expansion(n).is_some_and(|d| halfway(&d)) {
             return;
         }
-        let expansion: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
-        let n = lower.len();
-        let tie = expansion.len() > n
-            && expansion[..n] == lower[..]
-            && expansion[n] == b'5'
-            && expansion[n + 1..].iter().all(|&c| c == b'0');
+        let Some(expansion) = expansion(800) else {
+            return;
+        };
+        let tie = halfway(&expansion) && expansion[n + 1..].iter().all(|&c| c == b'0');
         if !tie {
             return;
         }
