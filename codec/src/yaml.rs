@@ -4,6 +4,8 @@
 
 mod decode;
 mod emit;
+mod encode;
+mod float;
 mod resolve;
 mod scalar;
 

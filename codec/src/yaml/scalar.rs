@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::YamlError;
 use super::decode::error;
+use super::float;
 use super::resolve::{self, BINARY_TAG, MERGE_TAG, Resolved};
 
 /// A scalar as go-yaml types it for an `interface{}`.
@@ -53,7 +54,7 @@ impl Scalar {
         match self {
             Scalar::Str(s) => Ok(s),
             Scalar::Int(i) => Ok(i.to_string()),
-            Scalar::Float(f) => Ok(resolve::format_float_key(f)),
+            Scalar::Float(f) => Ok(float::format_float_key(f)),
             Scalar::Bool(b) => Ok(b.to_string()),
             Scalar::Null => Err(unsupported("<nil>", "<nil>")),
             Scalar::Uint(u) => Err(unsupported("uint64", &u.to_string())),
@@ -65,7 +66,7 @@ impl Scalar {
 /// A float as serde_json reads Go's JSON for it: Go writes integral values below 1e21 as
 /// integers, and those that fit come back as i64/u64.
 fn float_value(f: f64) -> Value {
-    let text = resolve::json_float(f);
+    let text = float::json_float(f);
     if text == "-0" {
         // serde_json reads "-0" as the float -0.0.
         return serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number);
