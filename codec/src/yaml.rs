@@ -39,13 +39,26 @@ impl std::error::Error for YamlError {}
 /// order, block style, 2-space indentation, sequences under a key not indented, strings quoted
 /// exactly when go-yaml v2 quotes them, multi-line strings as literal blocks, long lines folded
 /// at 80 columns, numbers as Go formats them. Ends with a newline.
+///
+/// Where upstream differs: JSONToYAML *fails* on strings holding DEL, C1 controls or
+/// U+FFFE/U+FFFF, on keys holding U+0085 or whose JSON form passes 1024 characters, and on
+/// U+0085 followed by "---" or "..."; this writes them (escaped) instead. When go-yaml's key
+/// order is not transitive, its output depends on Go's map order; this gives one of them.
 pub fn to_yaml(v: &Value) -> String {
     emit::to_yaml(v)
 }
 
 /// sigs.k8s.io/yaml.YAMLToJSON of one document (any later documents are ignored, as go-yaml's
 /// `Unmarshal` ignores them). Numbers come out as serde_json reads Go's JSON for them: integers
-/// exact in i64/u64, other values f64.
+/// exact in i64/u64, other values f64. Nesting deeper than [`MAX_DEPTH`] and alias expansion
+/// past go-yaml's budget or [`MAX_ALIAS_EXPANSION_BYTES`] are errors.
+///
+/// Where upstream differs: the parser follows YAML 1.2, so U+2028/U+2029 are not line breaks,
+/// and malformed input is judged differently at the edges (tabs before a token at the start of
+/// a line, anchor and tag characters, `'a'#c`, the `\/` and `\'` escapes, `?` inside flow plain
+/// scalars, directives after a document without `...`, flow nesting past 255). Messages are
+/// the parser's own words. Keys that collide once made strings (`1` and `"1"`) keep the later
+/// value, where Go's choice is random.
 pub fn from_yaml(input: &[u8]) -> Result<Value, YamlError> {
     let text = read_text(input)?;
     parse_document(&text, 1)
