@@ -1,9 +1,13 @@
-//! The `kapi` command: a Kubernetes API server (not yet: see README.md), and the `decode` and
+//! The `kapi` command: the Kubernetes API server (no subcommand), and the `decode` and
 //! `encode` tools that read and write objects in the forms etcd stores.
 
-#[allow(dead_code)]
 mod api;
 mod convert;
+mod ingest;
+mod pki;
+mod serve;
+mod storage;
+mod transport;
 
 use clap::{Parser, Subcommand};
 
@@ -11,11 +15,14 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "kapi",
     version,
-    about = "A Kubernetes API server built around its watch cache"
+    about = "A Kubernetes API server built around its watch cache",
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    #[command(flatten)]
+    serve: serve::ServeArgs,
 }
 
 #[derive(Subcommand)]
@@ -33,7 +40,7 @@ fn main() {
     let result = match &cli.command {
         Some(Command::Decode(args)) => convert::run(args, convert::Format::Json),
         Some(Command::Encode(args)) => convert::run(args, convert::Format::Pb),
-        None => Err("the API server is not built yet; available: kapi decode, kapi encode".into()),
+        None => serve::run(&cli.serve),
     };
     if let Err(e) = result {
         eprintln!("kapi: error: {e}");

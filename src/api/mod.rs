@@ -5,3 +5,9 @@
 pub mod registry;
 pub mod request;
 pub mod status;
+pub mod negotiate;
+pub mod objects;
+pub mod selector;
+pub mod patch;
+pub mod rest;
+pub mod server;

@@ -1,0 +1,300 @@
+//! Objects between the store and the wire: stored bytes → the served object (protobuf
+//! message with its resourceVersion) → JSON, YAML or protobuf, singly, as lists, as
+//! PartialObjectMetadata, and as watch frames; and request bodies → a JSON value to mutate
+//! → the bytes to store. Reads never decode more than the codec must.
+
+use bytes::Bytes;
+use kapi_codec::envelope::{
+    EventType, Envelope, ListMeta, write_envelope, write_json_event, write_json_list, write_pb_event,
+    write_pb_list,
+};
+use kapi_codec::meta::set_resource_version;
+use kapi_codec::to_json::PbToJson;
+use kapi_codec::to_pb::json_to_envelope;
+use kapi_codec::{FieldValidation, Schema, yaml};
+use serde_json::Value;
+
+use super::negotiate::{BodyType, Encoding};
+use super::registry::{Resource, Storage};
+use super::status::Status;
+
+/// The served form of one object: its message bytes (no envelope) with resourceVersion set.
+pub struct Served {
+    pub raw: Vec<u8>,
+}
+
+fn conversion_unsupported(res: &Resource, stored: &str) -> Status {
+    Status::internal(format!(
+        "converting {stored} to {}/{} is not supported yet",
+        res.api_version(),
+        res.kind
+    ))
+}
+
+/// Stored bytes at `revision` → the served object's message.
+pub fn served(res: &Resource, stored: &[u8], revision: i64) -> Result<Served, Status> {
+    let msg = res
+        .msg
+        .ok_or_else(|| Status::internal(format!("no schema for {}", res.kind)))?;
+    let rv = revision.to_string();
+    let env_bytes;
+    let pb: &[u8] = match &res.storage {
+        Storage::Json { .. } => {
+            let mut out = Vec::new();
+            json_to_envelope(
+                stored,
+                Some((&res.api_version(), &res.kind)),
+                FieldValidation::Ignore,
+                &mut out,
+            )
+            .map_err(|e| Status::internal(format!("stored object is not readable: {e}")))?;
+            env_bytes = out;
+            &env_bytes
+        }
+        _ => stored,
+    };
+    let env = Envelope::parse(pb)
+        .map_err(|e| Status::internal(format!("stored object is not readable: {e}")))?;
+    if env.kind != res.kind || env.api_version != res.api_version() {
+        return Err(conversion_unsupported(res, &format!("{}/{}", env.api_version, env.kind)));
+    }
+    let mut raw = Vec::with_capacity(env.raw.len() + rv.len() + 4);
+    set_resource_version(msg, env.raw, &rv, &mut raw)
+        .map_err(|e| Status::internal(format!("stored object is not readable: {e}")))?;
+    Ok(Served { raw })
+}
+
+/// One object in the negotiated encoding.
+pub fn encode_object(res: &Resource, obj: &Served, enc: Encoding, pretty: bool) -> Result<Vec<u8>, Status> {
+    encode_message(res.msg, &res.api_version(), &res.kind, &obj.raw, enc, pretty)
+}
+
+/// A message of `api_version`/`kind` in the negotiated encoding; JSON ends with a newline,
+/// as upstream's encoder writes it.
+pub fn encode_message(
+    msg: Option<kapi_codec::schema::MsgId>,
+    api_version: &str,
+    kind: &str,
+    raw: &[u8],
+    enc: Encoding,
+    pretty: bool,
+) -> Result<Vec<u8>, Status> {
+    let msg = msg
+        .or_else(|| Schema::get().kind(api_version, kind))
+        .ok_or_else(|| Status::internal(format!("no schema for {kind}")))?;
+    match enc {
+        Encoding::Protobuf => {
+            let mut out = Vec::with_capacity(raw.len() + 32);
+            write_envelope(api_version, kind, raw, &mut out);
+            Ok(out)
+        }
+        Encoding::Json | Encoding::Yaml => {
+            let mut json = Vec::with_capacity(raw.len() * 2);
+            PbToJson::new(Schema::get())
+                .message(msg, raw, 0, Some((api_version, kind)), &mut json)
+                .map_err(|e| Status::internal(format!("encoding {kind}: {e}")))?;
+            finish_json(json, enc, pretty)
+        }
+    }
+}
+
+/// Compact JSON → the response body: YAML, indented JSON, or JSON with a newline.
+pub fn finish_json(json: Vec<u8>, enc: Encoding, pretty: bool) -> Result<Vec<u8>, Status> {
+    match enc {
+        Encoding::Yaml => {
+            let v: Value = serde_json::from_slice(&json)
+                .map_err(|e| Status::internal(format!("encoding YAML: {e}")))?;
+            Ok(yaml::to_yaml(&v).into_bytes())
+        }
+        _ if pretty => {
+            let mut out = Vec::with_capacity(json.len() * 3 / 2);
+            kapi_codec::json_write::indent(&json, &mut out);
+            out.push(b'\n');
+            Ok(out)
+        }
+        _ => {
+            let mut json = json;
+            json.push(b'\n');
+            Ok(json)
+        }
+    }
+}
+
+/// A list of served objects in the negotiated encoding.
+pub fn encode_list(
+    res: &Resource,
+    items: &[Served],
+    meta: &ListMeta<'_>,
+    enc: Encoding,
+    pretty: bool,
+) -> Result<Vec<u8>, Status> {
+    let api_version = res.api_version();
+    let list_kind = res.list_kind();
+    match enc {
+        Encoding::Protobuf => {
+            let raws: Vec<&[u8]> = items.iter().map(|i| i.raw.as_slice()).collect();
+            let mut out = Vec::new();
+            write_pb_list(&api_version, &list_kind, meta, &raws, &mut out)
+                .map_err(|e| Status::internal(e.to_string()))?;
+            Ok(out)
+        }
+        Encoding::Json | Encoding::Yaml => {
+            let msg = res.msg.ok_or_else(|| Status::internal("no schema"))?;
+            let enc_json = PbToJson::new(Schema::get());
+            let mut jsons = Vec::with_capacity(items.len());
+            for i in items {
+                let mut j = Vec::with_capacity(i.raw.len() * 2);
+                enc_json
+                    .message(msg, &i.raw, 0, None, &mut j)
+                    .map_err(|e| Status::internal(format!("encoding {}: {e}", res.kind)))?;
+                jsons.push(j);
+            }
+            let mut out = Vec::new();
+            write_json_list(&api_version, &list_kind, meta, &jsons, &mut out);
+            out.pop(); // the newline; finish_json adds it back
+            finish_json(out, enc, pretty)
+        }
+    }
+}
+
+/// The PartialObjectMetadata message of a served object: its ObjectMeta only.
+pub fn partial_metadata(res: &Resource, obj: &Served) -> Result<Vec<u8>, Status> {
+    let msg = res.msg.ok_or_else(|| Status::internal("no schema"))?;
+    let m = Schema::get().msg(msg);
+    let number = m
+        .field_index_by_json("metadata")
+        .map(|i| m.fields[i].number)
+        .ok_or_else(|| Status::internal("kind has no metadata"))?;
+    let mut r = kapi_codec::wire::Reader::new(&obj.raw, 0);
+    let mut meta: &[u8] = &[];
+    while !r.at_end() {
+        let (n, v, _) = r.field().map_err(|e| Status::internal(e.to_string()))?;
+        if let (true, kapi_codec::wire::WireValue::Len(b)) = (n == number, v) {
+            meta = b;
+        }
+    }
+    let mut out = Vec::with_capacity(meta.len() + 4);
+    kapi_codec::wire::put_bytes_field(&mut out, 1, meta);
+    Ok(out)
+}
+
+/// One watch event frame around a served object.
+pub fn watch_frame(res: &Resource, ty: EventType, obj: &Served, enc: Encoding) -> Result<Vec<u8>, Status> {
+    let mut out = Vec::new();
+    match enc {
+        Encoding::Protobuf => {
+            let mut env = Vec::with_capacity(obj.raw.len() + 32);
+            write_envelope(&res.api_version(), &res.kind, &obj.raw, &mut env);
+            write_pb_event(ty, &env, &mut out);
+        }
+        _ => {
+            let json = encode_message(res.msg, &res.api_version(), &res.kind, &obj.raw, Encoding::Json, false)?;
+            write_json_event(ty, &json[..json.len() - 1], &mut out);
+        }
+    }
+    Ok(out)
+}
+
+/// A watch frame around a Status (ERROR events).
+pub fn watch_error_frame(status: &Status, enc: Encoding) -> Result<Vec<u8>, Status> {
+    let pb = status_envelope(status)?;
+    let mut out = Vec::new();
+    match enc {
+        Encoding::Protobuf => write_pb_event(EventType::Error, &pb, &mut out),
+        _ => {
+            let mut json = Vec::new();
+            kapi_codec::to_json::envelope_to_json(&pb, &mut json).map_err(|e| Status::internal(e.to_string()))?;
+            write_json_event(EventType::Error, &json, &mut out);
+        }
+    }
+    Ok(out)
+}
+
+/// A Status as a `k8s\0` envelope.
+pub fn status_envelope(status: &Status) -> Result<Vec<u8>, Status> {
+    let json = serde_json::to_vec(&status.to_json_value()).map_err(|e| Status::internal(e.to_string()))?;
+    let mut pb = Vec::new();
+    json_to_envelope(&json, None, FieldValidation::Ignore, &mut pb)
+        .map_err(|e| Status::internal(e.to_string()))?;
+    Ok(pb)
+}
+
+/// A Status response body in the negotiated encoding.
+pub fn encode_status(status: &Status, enc: Encoding, pretty: bool) -> Vec<u8> {
+    let fallback = || {
+        let mut v = serde_json::to_vec(&status.to_json_value()).unwrap_or_default();
+        v.push(b'\n');
+        v
+    };
+    let Ok(pb) = status_envelope(status) else {
+        return fallback();
+    };
+    match enc {
+        Encoding::Protobuf => pb,
+        _ => {
+            let mut json = Vec::new();
+            if kapi_codec::to_json::envelope_to_json(&pb, &mut json).is_err() {
+                return fallback();
+            }
+            finish_json(json, enc, pretty).unwrap_or_else(|_| fallback())
+        }
+    }
+}
+
+/// A request body as a JSON value, whatever its encoding.
+pub fn decode_body(body: &[u8], ty: BodyType) -> Result<Value, Status> {
+    match ty {
+        BodyType::Protobuf => {
+            let mut json = Vec::new();
+            kapi_codec::to_json::envelope_to_json(body, &mut json)
+                .map_err(|e| Status::bad_request(format!("the body is not a valid protobuf object: {e}")))?;
+            serde_json::from_slice(&json).map_err(|e| Status::bad_request(e.to_string()))
+        }
+        BodyType::Yaml | BodyType::ApplyYaml => yaml::from_yaml(body)
+            .map_err(|e| Status::bad_request(format!("error converting YAML to JSON: yaml: line {}: {}", e.line, e.message))),
+        _ => serde_json::from_slice(body).map_err(|e| {
+            Status::bad_request(format!("json: cannot unmarshal the body: {e}"))
+        }),
+    }
+}
+
+/// A mutated JSON object → the bytes to store (resourceVersion cleared, as upstream stores),
+/// with unknown-field warnings.
+pub fn encode_for_storage(
+    res: &Resource,
+    obj: &Value,
+    validation: FieldValidation,
+) -> Result<(Bytes, Vec<String>), Status> {
+    let mut obj = obj.clone();
+    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("resourceVersion");
+    }
+    let json = serde_json::to_vec(&obj).map_err(|e| Status::internal(e.to_string()))?;
+    let mut pb = Vec::with_capacity(json.len());
+    let decoded = json_to_envelope(&json, Some((&res.api_version(), &res.kind)), validation, &mut pb)
+        .map_err(|e| {
+            let msg = format!(
+                "{} in version \"{}\" cannot be handled as a {}: {e}",
+                res.kind,
+                res.api_version(),
+                res.kind
+            );
+            Status::bad_request(msg)
+        })?;
+    match &res.storage {
+        Storage::Json { .. } => {
+            // Stored as JSON: the served object, through the schema, keys in Go order.
+            let mut out = Vec::new();
+            kapi_codec::to_json::envelope_to_json(&pb, &mut out).map_err(|e| Status::internal(e.to_string()))?;
+            out.push(b'\n');
+            Ok((Bytes::from(out), decoded.warnings))
+        }
+        _ => Ok((Bytes::from(pb), decoded.warnings)),
+    }
+}
+
+/// The served object as a JSON value (for updates and patches, which start from it).
+pub fn to_value(res: &Resource, obj: &Served) -> Result<Value, Status> {
+    let json = encode_message(res.msg, &res.api_version(), &res.kind, &obj.raw, Encoding::Json, false)?;
+    serde_json::from_slice(&json).map_err(|e| Status::internal(e.to_string()))
+}

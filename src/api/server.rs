@@ -1,0 +1,258 @@
+//! The API's entry point: one `Api` shared by every core turns a transport `Request` into a
+//! `Response` — authentication, discovery and health endpoints, then the generic REST
+//! handlers for resources. Errors become `Status` bodies here, in the negotiated encoding.
+
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use kapi_cache::Cache;
+
+use super::negotiate::{self, Accepted, Encoding, Shape};
+use super::objects;
+use super::registry::{DISCOVERY, Registry};
+use super::request::{self, Query, Target};
+use super::status::Status;
+use crate::storage::StoreClient;
+use crate::transport::{Body, Request, Response};
+
+/// Everything a handler needs; shared by all cores.
+pub struct Api {
+    pub registry: Registry,
+    pub store: StoreClient,
+    pub cache: Arc<Cache>,
+    /// `--etcd-prefix` with a trailing slash (`/registry/`).
+    pub prefix: String,
+}
+
+/// What the REST handlers get about a request besides the API.
+pub struct Call<'a> {
+    pub req: &'a Request,
+    pub query: Query,
+    pub accepted: Accepted,
+    pub pretty: bool,
+}
+
+impl Api {
+    pub async fn handle(self: Arc<Self>, req: Request) -> Response {
+        let query = Query::parse(req.uri.query());
+        let pretty = negotiate::pretty(query.get("pretty"), header_str(&req.headers, header::USER_AGENT));
+        let path = req.uri.path().to_string();
+        let target = request::parse(&req.method, &path, &query);
+        match target {
+            Some(Target::Other { path }) => self.other(&req, &path, pretty).await,
+            Some(Target::Discovery { path }) => discovery(&req, &path, pretty),
+            Some(Target::Resource(rr)) => {
+                // Anonymous requests to resources are refused until authorization exists
+                // (upstream: 403 for system:anonymous); clients with a certificate may do
+                // anything in this version.
+                if req.identity.is_none() {
+                    return status_response(&forbidden_anonymous(&rr), Encoding::Json, pretty);
+                }
+                match super::rest::serve(&self, &req, rr, query, pretty).await {
+                    Ok(resp) => resp,
+                    Err((status, enc)) => status_response(&status, enc, pretty),
+                }
+            }
+            None => status_response(&not_found_path(), Encoding::Json, pretty),
+        }
+    }
+
+    async fn other(&self, req: &Request, path: &str, pretty: bool) -> Response {
+        match path {
+            "/version" | "/version/" => raw_json(discovery_doc("version.json"), true),
+            "/healthz" | "/livez" | "/readyz" => {
+                let store_ok = self.store.health().await.is_ok();
+                health(path, req.uri.query(), store_ok)
+            }
+            p if p.starts_with("/healthz/") || p.starts_with("/livez/") || p.starts_with("/readyz/") => {
+                let store_ok = self.store.health().await.is_ok();
+                let check = p.rsplit('/').next().unwrap_or("");
+                if check == "etcd" && !store_ok {
+                    text(StatusCode::INTERNAL_SERVER_ERROR, "[-]etcd failed: reason withheld\n".into())
+                } else {
+                    text(StatusCode::OK, "ok".into())
+                }
+            }
+            _ => status_response(&not_found_path(), Encoding::Json, pretty),
+        }
+    }
+}
+
+fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn forbidden_anonymous(rr: &request::ResourceRequest) -> Status {
+    let scope = match &rr.namespace {
+        Some(ns) => format!("in the namespace \"{ns}\""),
+        None => "at the cluster scope".to_string(),
+    };
+    let gr = if rr.group.is_empty() {
+        rr.resource.clone()
+    } else {
+        format!("{}.{}", rr.resource, rr.group)
+    };
+    let mut s = Status::new(
+        403,
+        "Forbidden",
+        format!(
+            "{gr} is forbidden: User \"system:anonymous\" cannot {} resource \"{}\" in API group \"{}\" {scope}",
+            rr.verb.as_str(),
+            rr.resource,
+            rr.group
+        ),
+    );
+    s.kind = Some(rr.resource.clone());
+    s.name = rr.name.clone();
+    s
+}
+
+fn not_found_path() -> Status {
+    let mut s = Status::new(404, "NotFound", "the server could not find the requested resource");
+    s.empty_details = true;
+    s
+}
+
+pub fn discovery_doc(name: &str) -> &'static [u8] {
+    DISCOVERY
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, b)| *b)
+        .unwrap_or(b"{}")
+}
+
+/// `/api`, `/apis`, `/api/v1`, `/apis/<group>[/<version>]`, served from upstream's documents.
+fn discovery(req: &Request, path: &str, pretty: bool) -> Response {
+    let accept = header_str(&req.headers, header::ACCEPT);
+    let accepted = negotiate::accept(accept, &[Shape::AggregatedDiscovery]).unwrap_or(Accepted {
+        encoding: Encoding::Json,
+        shape: Shape::Object,
+    });
+    let aggregated = accepted.shape == Shape::AggregatedDiscovery;
+    let name = match (path, aggregated) {
+        ("/api", true) => "api.aggregated-v2.json".to_string(),
+        ("/apis", true) => "apis.aggregated-v2.json".to_string(),
+        ("/api", false) => "api.json".to_string(),
+        ("/apis", false) => "apis.json".to_string(),
+        (p, _) => {
+            let parts: Vec<&str> = p.trim_matches('/').split('/').collect();
+            match parts.as_slice() {
+                ["api", v] => format!("api__{v}.json"),
+                ["apis", g, v] => format!("apis__{g}__{v}.json"),
+                ["apis", g] => return group_doc(g, pretty),
+                _ => String::new(),
+            }
+        }
+    };
+    let Some((_, doc)) = DISCOVERY.iter().find(|(n, _)| *n == name) else {
+        return status_response(&not_found_path(), Encoding::Json, pretty);
+    };
+    let mut resp = raw_json(doc, pretty);
+    if aggregated {
+        resp.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"),
+        );
+        resp.headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+    }
+    resp
+}
+
+/// `/apis/<group>`: the APIGroup entry of `/apis`.
+fn group_doc(group: &str, pretty: bool) -> Response {
+    let apis: serde_json::Value = serde_json::from_slice(discovery_doc("apis.json")).unwrap_or_default();
+    let found = apis["groups"]
+        .as_array()
+        .and_then(|gs| gs.iter().find(|g| g["name"] == group))
+        .cloned();
+    match found {
+        Some(mut g) => {
+            if let Some(o) = g.as_object_mut() {
+                let mut with_kind = serde_json::Map::new();
+                with_kind.insert("kind".into(), "APIGroup".into());
+                with_kind.insert("apiVersion".into(), "v1".into());
+                with_kind.extend(std::mem::take(o));
+                *o = with_kind;
+            }
+            let body = serde_json::to_vec(&g).unwrap_or_default();
+            raw_json(&body, pretty)
+        }
+        None => status_response(&not_found_path(), Encoding::Json, pretty),
+    }
+}
+
+/// A JSON document stored as upstream's compact bytes (ending in a newline).
+fn raw_json(doc: &[u8], pretty: bool) -> Response {
+    let body = if pretty {
+        let trimmed = doc.strip_suffix(b"\n").unwrap_or(doc);
+        let mut out = Vec::with_capacity(doc.len() * 2);
+        kapi_codec::json_write::indent(trimmed, &mut out);
+        out.push(b'\n');
+        out
+    } else {
+        doc.to_vec()
+    };
+    respond(StatusCode::OK, Encoding::Json.content_type(), body)
+}
+
+/// Health endpoints with upstream's verbose listing.
+fn health(path: &str, query: Option<&str>, store_ok: bool) -> Response {
+    let checks: &[(&str, bool)] = &[("ping", true), ("log", true), ("etcd", store_ok)];
+    let ok = checks.iter().all(|(_, ok)| *ok);
+    let verbose = query.is_some_and(|q| q.split('&').any(|p| p == "verbose" || p.starts_with("verbose=")));
+    let name = path.trim_start_matches('/');
+    let mut body = String::new();
+    if verbose || !ok {
+        for (check, good) in checks {
+            if *good {
+                body.push_str(&format!("[+]{check} ok\n"));
+            } else {
+                body.push_str(&format!("[-]{check} failed: reason withheld\n"));
+            }
+        }
+        if ok {
+            body.push_str(&format!("{name} check passed\n"));
+        } else {
+            body.push_str(&format!("{name} check failed\n"));
+        }
+    } else {
+        body.push_str("ok");
+    }
+    text(if ok { StatusCode::OK } else { StatusCode::INTERNAL_SERVER_ERROR }, body)
+}
+
+fn text(status: StatusCode, body: String) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    Response {
+        status,
+        headers,
+        body: Body::Full(body.into()),
+    }
+}
+
+pub fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response {
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        headers.insert(header::CONTENT_TYPE, v);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    Response {
+        status,
+        headers,
+        body: Body::Full(body.into()),
+    }
+}
+
+pub fn status_response(status: &Status, enc: Encoding, pretty: bool) -> Response {
+    let body = objects::encode_status(status, enc, pretty);
+    let code = StatusCode::from_u16(status.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = respond(code, enc.content_type(), body);
+    if let Some(secs) = status.retry_after_seconds
+        && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+    {
+        resp.headers.insert(header::RETRY_AFTER, v);
+    }
+    resp
+}

@@ -1,0 +1,108 @@
+//! The single ingest: one watch on the whole key prefix of the store feeds the cache, in
+//! revision order. It runs on its own thread; if the watch is lost (compaction, store
+//! restart) it re-lists and starts again, and the cache closes its watchers so their clients
+//! re-list too.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kapi_cache::{Cache, Entry, Event as CacheEvent, EventKind};
+
+use crate::storage::{Event, StoreClient, WatchItem};
+
+/// Pause before re-listing after the store failed, so a down store is not hammered.
+const RETRY_DELAY: Duration = Duration::from_millis(500);
+
+/// Starts the ingest thread for keys under `prefix`; returns once the cache holds the
+/// store's current state.
+pub fn start(store: StoreClient, cache: Arc<Cache>, prefix: String) -> std::io::Result<()> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new().name("kapi-ingest".into()).spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                let _ = ready_tx.send(Err(e.to_string()));
+                return;
+            }
+        };
+        rt.block_on(run(store, cache, prefix, ready_tx));
+    })?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(std::io::Error::other(e)),
+        Err(_) => Err(std::io::Error::other("the ingest thread ended before the cache was ready")),
+    }
+}
+
+async fn run(
+    store: StoreClient,
+    cache: Arc<Cache>,
+    prefix: String,
+    ready: std::sync::mpsc::Sender<Result<(), String>>,
+) {
+    let mut ready = Some(ready);
+    loop {
+        // List everything, then follow from the list's revision.
+        let listed = match store.range(prefix.as_bytes(), b"", 0, 0).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("kapi: ingest: listing {prefix}: {e}");
+                tokio::time::sleep(RETRY_DELAY).await;
+                continue;
+            }
+        };
+        let revision = listed.revision;
+        cache.reset(
+            revision,
+            listed.kvs.into_iter().map(|kv| {
+                (
+                    kv.key,
+                    Entry { value: kv.value, create_revision: kv.create_revision, mod_revision: kv.mod_revision },
+                )
+            }),
+        );
+        if let Some(r) = ready.take() {
+            let _ = r.send(Ok(()));
+        }
+        let mut stream = match store.watch(prefix.as_bytes(), revision).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("kapi: ingest: watching {prefix}: {e}");
+                tokio::time::sleep(RETRY_DELAY).await;
+                continue;
+            }
+        };
+        while let Some(item) = stream.next().await {
+            match item {
+                WatchItem::Events(events) => cache.apply(events.into_iter().map(to_cache).collect()),
+                WatchItem::Progress(rev) => cache.progress(rev),
+                WatchItem::Error(e) => {
+                    eprintln!("kapi: ingest: watch ended: {e}; re-listing");
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(RETRY_DELAY).await;
+    }
+}
+
+fn to_cache(ev: Event) -> CacheEvent {
+    match ev {
+        Event::Put { kv, prev } => CacheEvent {
+            kind: EventKind::Put,
+            created: kv.create_revision == kv.mod_revision,
+            revision: kv.mod_revision,
+            key: kv.key,
+            value: kv.value,
+            prev_value: prev.map(|p| p.value),
+        },
+        Event::Delete { key, mod_revision, prev } => CacheEvent {
+            kind: EventKind::Delete,
+            created: false,
+            revision: mod_revision,
+            key,
+            value: prev.as_ref().map(|p| p.value.clone()).unwrap_or_default(),
+            prev_value: prev.map(|p| p.value),
+        },
+    }
+}
