@@ -4,6 +4,8 @@
 #[allow(dead_code)]
 mod api;
 mod convert;
+#[cfg_attr(not(test), allow(dead_code))]
+mod storage;
 
 use clap::{Parser, Subcommand};
 
