@@ -2,7 +2,7 @@
 //! `Backend`, what that thread runs (the embedded store here; etcd later). The semantics are etcd
 //! v3's: one global revision, per-key create/mod revision and version, watch from a revision.
 
-
+pub mod embedded;
 mod watch;
 
 use std::fmt;
