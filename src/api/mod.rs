@@ -5,7 +5,9 @@
 pub mod registry;
 pub mod request;
 pub mod status;
+pub mod table;
 pub mod negotiate;
+pub mod openapi;
 pub mod objects;
 pub mod selector;
 pub mod patch;

@@ -71,8 +71,8 @@ pub async fn serve(
 ) -> Result<Response, Failure> {
     let accept_header = req.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let shapes: &[Shape] = match rr.verb {
-        Verb::List => &[Shape::PartialObjectMetadataList],
-        Verb::Get => &[Shape::PartialObjectMetadata],
+        Verb::List => &[Shape::Table, Shape::PartialObjectMetadataList],
+        Verb::Get => &[Shape::Table, Shape::PartialObjectMetadata],
         _ => &[],
     };
     let accepted = negotiate::accept(accept_header, shapes).map_err(|s| (s, Encoding::Json))?;
@@ -87,7 +87,7 @@ pub async fn serve(
         }
     };
     if let Some(sub) = &rr.subresource
-        && (!res.subresources.iter().any(|s| s == sub) || !matches!(sub.as_str(), "status"))
+        && (!res.subresources.iter().any(|s| s == sub) || !matches!(sub.as_str(), "status" | "scale"))
     {
         let mut s = Status::new(404, "NotFound", "the server could not find the requested resource");
         s.empty_details = true;
@@ -111,6 +111,9 @@ pub async fn serve(
         return Err(fail(s));
     }
     let ctx = Ctx { api, req, res, rr: &rr, query: &query, enc, shape: accepted.shape, pretty };
+    if rr.subresource.as_deref() == Some("scale") {
+        return ctx.scale().await.map_err(fail);
+    }
     match rr.verb {
         Verb::Get => ctx.get().await,
         Verb::List => ctx.list().await,
@@ -191,12 +194,25 @@ impl Ctx<'_> {
     }
 
     fn object_response(&self, status: StatusCode, obj: &Served) -> Result<Response, Status> {
+        if self.shape == Shape::Table && self.rr.verb == Verb::Get {
+            let v = objects::to_value(self.res, obj)?;
+            return self.table_response(&[v], None, "");
+        }
         if self.shape == Shape::PartialObjectMetadata {
             let raw = objects::partial_metadata(self.res, obj)?;
             let body = objects::encode_message(None, "meta.k8s.io/v1", "PartialObjectMetadata", &raw, self.enc, self.pretty)?;
             return Ok(self.ok(status, body));
         }
         Ok(self.ok(status, objects::encode_object(self.res, obj, self.enc, self.pretty)?))
+    }
+
+    /// A Table of served objects (JSON; YAML when asked), Content-Type plain JSON as upstream.
+    fn table_response(&self, objects_json: &[Value], rv: Option<&str>, token: &str) -> Result<Response, Status> {
+        let include = super::table::Include::parse(self.query.get("includeObject"));
+        let t = super::table::table(&self.res.group, &self.res.resource, objects_json, rv, token, include);
+        let json = super::table::to_json(&t);
+        let body = objects::finish_json(json, self.enc, self.pretty)?;
+        Ok(respond(StatusCode::OK, self.enc.content_type(), body))
     }
 
     async fn get(&self) -> Result<Response, Status> {
@@ -306,6 +322,10 @@ impl Ctx<'_> {
             _ => (String::new(), None),
         };
         let meta = ListMeta { resource_version: &rv, continue_token: &token, remaining_item_count: remaining };
+        if self.shape == Shape::Table {
+            let values = items.iter().map(|i| objects::to_value(self.res, i)).collect::<Result<Vec<_>, _>>()?;
+            return self.table_response(&values, Some(&rv), &token);
+        }
         if self.shape == Shape::PartialObjectMetadataList {
             let mut metas = Vec::with_capacity(items.len());
             for i in &items {
@@ -744,6 +764,63 @@ impl Ctx<'_> {
         self.write_update(patched, &expected).await
     }
 
+    /// The scale subresource: an autoscaling/v1 Scale view of spec.replicas.
+    async fn scale(&self) -> Result<Response, Status> {
+        let kv = self.current().await?;
+        let obj = objects::to_value(self.res, &objects::served(self.res, &kv.value, kv.mod_revision)?)?;
+        let current = scale_of(&obj);
+        let replicas = match self.rr.verb {
+            Verb::Get => return self.scale_response(&current),
+            Verb::Update => {
+                let (body, _) = self.body()?;
+                let rv = body.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("");
+                if !rv.is_empty() && rv != kv.mod_revision.to_string() {
+                    return Err(Status::modified_conflict(gr(self.res), self.name()));
+                }
+                body.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0)
+            }
+            Verb::Patch => {
+                let ct = self.req.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+                let p: Value = serde_json::from_slice(&self.req.body)
+                    .map_err(|e| Status::bad_request(format!("error decoding patch: {e}")))?;
+                let patched = match negotiate::content_type(ct)? {
+                    BodyType::JsonPatch => super::patch::json_patch(&current, &p)?,
+                    _ => super::patch::merge_patch(&current, &p),
+                };
+                patched.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0)
+            }
+            _ => return Err(Status::method_not_supported(gr(self.res), self.rr.verb.as_str())),
+        };
+        if replicas < 0 {
+            return Err(Status::invalid("autoscaling", "Scale", self.name(), vec![Cause {
+                reason: "FieldValueInvalid".into(),
+                message: format!("Invalid value: {replicas}: must be greater than or equal to 0"),
+                field: "spec.replicas".into(),
+            }]));
+        }
+        let mut new = obj.clone();
+        if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
+            spec.insert("replicas".into(), json!(replicas));
+        }
+        let resp = self.write_update(new, &kv.mod_revision.to_string()).await?;
+        if !resp.status.is_success() {
+            return Ok(resp);
+        }
+        let kv = self.current().await?;
+        let obj = objects::to_value(self.res, &objects::served(self.res, &kv.value, kv.mod_revision)?)?;
+        self.scale_response(&scale_of(&obj))
+    }
+
+    fn scale_response(&self, scale: &Value) -> Result<Response, Status> {
+        let json = serde_json::to_vec(scale).map_err(|e| Status::internal(e.to_string()))?;
+        let mut pb = Vec::new();
+        kapi_codec::to_pb::json_to_envelope(&json, None, FieldValidation::Ignore, &mut pb)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let env = kapi_codec::envelope::Envelope::parse(&pb).map_err(|e| Status::internal(e.to_string()))?;
+        let body = objects::encode_message(None, "autoscaling/v1", "Scale", env.raw, self.enc, self.pretty)?;
+        Ok(self.ok(StatusCode::OK, body))
+    }
+
     async fn delete(&self) -> Result<Response, Status> {
         let opts: Value = if self.req.body.is_empty() {
             json!({})
@@ -854,6 +931,32 @@ impl Ctx<'_> {
         let meta = ListMeta { resource_version: &rv, ..Default::default() };
         Ok(self.ok(StatusCode::OK, objects::encode_list(self.res, &deleted, &meta, self.enc, self.pretty)?))
     }
+}
+
+/// The autoscaling/v1 Scale of an object with spec.replicas.
+fn scale_of(obj: &Value) -> Value {
+    let meta = &obj["metadata"];
+    let mut m = serde_json::Map::new();
+    for k in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+        if let Some(v) = meta.get(k) {
+            m.insert(k.into(), v.clone());
+        }
+    }
+    // The selector as a string: matchLabels (apps kinds) or the map itself (RCs).
+    let sel = &obj["spec"]["selector"];
+    let labels = sel.get("matchLabels").unwrap_or(sel);
+    let mut parts: Vec<String> = labels
+        .as_object()
+        .map(|o| o.iter().filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}"))).collect())
+        .unwrap_or_default();
+    parts.sort();
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": m,
+        "spec": {"replicas": obj["spec"]["replicas"].as_i64().unwrap_or(0)},
+        "status": {"replicas": obj["status"]["replicas"].as_i64().unwrap_or(0), "selector": parts.join(",")},
+    })
 }
 
 /// What upstream's namespace strategy sets on a new namespace.

@@ -73,9 +73,49 @@ impl Api {
                     text(StatusCode::OK, "ok".into())
                 }
             }
+            "/openapi/v2" | "/openapi/v2/" => match super::openapi::v2() {
+                Some(doc) => openapi_doc(req, doc, false),
+                None => status_response(&not_found_path(), Encoding::Json, pretty),
+            },
+            "/openapi/v3" | "/openapi/v3/" => {
+                let mut resp = respond(StatusCode::OK, "text/plain; charset=utf-8", super::openapi::v3_index());
+                resp.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+                resp
+            }
+            p if p.starts_with("/openapi/v3/") => match super::openapi::v3(&p["/openapi/v3/".len()..]) {
+                Some(doc) => openapi_doc(req, doc, req.uri.query().is_some_and(|q| q.contains("hash="))),
+                None => status_response(&not_found_path(), Encoding::Json, pretty),
+            },
             _ => status_response(&not_found_path(), Encoding::Json, pretty),
         }
     }
+}
+
+/// An OpenAPI document with its ETag; `immutable` when addressed by hash, as upstream.
+fn openapi_doc(req: &Request, doc: &super::openapi::Doc, immutable: bool) -> Response {
+    let etag = format!("\"{}\"", doc.hash);
+    let not_modified = req
+        .headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == etag);
+    let accept = header_str(&req.headers, header::ACCEPT).unwrap_or("");
+    if accept.contains("protobuf") && !accept.contains("json") && !accept.contains("*/*") {
+        return status_response(&Status::not_acceptable("application/json"), Encoding::Json, false);
+    }
+    let mut resp = if not_modified {
+        respond(StatusCode::NOT_MODIFIED, "application/json", Vec::new())
+    } else {
+        respond(StatusCode::OK, "application/json", doc.body.clone())
+    };
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        resp.headers.insert(header::ETAG, v);
+    }
+    resp.headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(if immutable { "public, immutable" } else { "no-cache, private" }),
+    );
+    resp
 }
 
 fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
