@@ -5,6 +5,8 @@ mod connection;
 mod http1;
 mod http2;
 mod runtime;
+#[cfg(test)]
+mod tests;
 mod tls;
 
 use std::future::Future;
