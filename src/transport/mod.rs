@@ -62,6 +62,8 @@ pub struct Request {
     pub body: bytes::Bytes,
     /// From a verified client certificate; `None` for an anonymous TLS client.
     pub identity: Option<Identity>,
+    /// For handlers that report the protocol (audit, metrics); none reads it yet.
+    #[allow(dead_code)]
     pub http2: bool,
 }
 
