@@ -1,0 +1,251 @@
+//! HTTP/2 over one TLS stream with the `h2` crate: the connection task drives the frames and
+//! accepts streams; each request stream is served by its own task on the same core, and its
+//! response body is sent as flow control allows.
+
+use std::cell::Cell;
+use std::future::poll_fn;
+use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use futures::future::{Either, select};
+use futures::{FutureExt, StreamExt};
+use h2::server::SendResponse;
+use h2::{RecvStream, SendStream};
+use http::{HeaderMap, StatusCode, header};
+
+use super::tls::TlsStream;
+use super::{
+    BODY_READ_TIMEOUT, Body, HANDSHAKE_TIMEOUT, Handler, IDLE_TIMEOUT, Identity, MAX_BODY_BYTES,
+    MAX_H2_STREAMS, MAX_HEADER_BYTES, Request, Response, origin_form,
+};
+
+/// Per-stream receive window: a request body of this much may be in flight before the client
+/// waits for us to read it (Go's HTTP/2 server buffers 1 MiB per stream).
+const STREAM_WINDOW: u32 = 1024 * 1024;
+/// Connection-wide receive window: bounds what all streams together may have in flight.
+const CONNECTION_WINDOW: u32 = 4 * 1024 * 1024;
+/// Response bytes queued per stream before its sender waits for the client to take them; keeps
+/// a thousand watch streams from buffering much each.
+const STREAM_SEND_BUFFER: usize = 64 * 1024;
+/// Largest piece of a response body sent as one DATA payload.
+const MAX_DATA_CHUNK: usize = 16 * 1024;
+
+pub(super) async fn serve<H: Handler>(io: TlsStream, identity: Option<Identity>, handler: Rc<H>) {
+    let handshake = h2::server::Builder::new()
+        .max_concurrent_streams(MAX_H2_STREAMS)
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_send_buffer_size(STREAM_SEND_BUFFER)
+        .handshake::<_, Bytes>(io);
+    let mut connection = match monoio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(Ok(connection)) => connection,
+        Ok(Err(_)) | Err(_) => return,
+    };
+    let activity = Rc::new(Activity {
+        open_streams: Cell::new(0),
+        last_stream_end: Cell::new(Instant::now()),
+    });
+    // `accept` also drives the connection's I/O for the streams already running: it returns
+    // `None` only once the connection is closed. It is cancel-safe, so it can wake up now and
+    // then to see whether the connection has gone idle.
+    loop {
+        let next = match monoio::time::timeout(IDLE_TIMEOUT, connection.accept()).await {
+            Ok(Some(next)) => next,
+            Ok(None) => return,
+            Err(_) => {
+                if activity.open_streams.get() == 0
+                    && activity.last_stream_end.get().elapsed() >= IDLE_TIMEOUT
+                {
+                    // GOAWAY: the client opens no more streams here, and the connection
+                    // closes (`accept` returns `None`) once it has acknowledged.
+                    connection.graceful_shutdown();
+                }
+                continue;
+            }
+        };
+        let Ok((request, respond)) = next else { return };
+        let stream = serve_stream(request, respond, identity.clone(), Rc::clone(&handler));
+        let open = OpenStream::new(&activity);
+        monoio::spawn(async move {
+            let _open = open;
+            // A panic ends this stream (dropping it resets the stream), not the connection.
+            let _ = AssertUnwindSafe(stream).catch_unwind().await;
+        });
+    }
+}
+
+/// What the connection knows of its streams, to close it once idle for `IDLE_TIMEOUT` (as
+/// upstream does): a connection with a watch open is never idle.
+struct Activity {
+    open_streams: Cell<usize>,
+    last_stream_end: Cell<Instant>,
+}
+
+/// Counts a stream as open for as long as its task lives.
+struct OpenStream(Rc<Activity>);
+
+impl OpenStream {
+    fn new(activity: &Rc<Activity>) -> OpenStream {
+        activity.open_streams.set(activity.open_streams.get() + 1);
+        OpenStream(Rc::clone(activity))
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.open_streams.set(self.0.open_streams.get() - 1);
+        self.0.last_stream_end.set(Instant::now());
+    }
+}
+
+async fn serve_stream<H: Handler>(
+    request: http::Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    identity: Option<Identity>,
+    handler: Rc<H>,
+) {
+    let (parts, body) = request.into_parts();
+    let body = match monoio::time::timeout(BODY_READ_TIMEOUT, read_body(&parts.headers, body)).await
+    {
+        Ok(Ok(body)) => body,
+        Ok(Err(Some(refusal))) => {
+            let _ = send_response(&mut respond, refusal, false).await;
+            return;
+        }
+        Ok(Err(None)) => return,
+        Err(_) => {
+            let refusal = Response::text(StatusCode::REQUEST_TIMEOUT, "request body timed out\n");
+            let _ = send_response(&mut respond, refusal, false).await;
+            return;
+        }
+    };
+    let head_only = parts.method == http::Method::HEAD;
+    let request = Request {
+        method: parts.method,
+        uri: origin_form(parts.uri),
+        headers: parts.headers,
+        body,
+        identity,
+        http2: true,
+    };
+    let response = handler.handle(request).await;
+    let _ = send_response(&mut respond, response, head_only).await;
+}
+
+/// Connection-specific headers are forbidden in HTTP/2 (RFC 9113 §8.2.2).
+fn strip_connection_headers(headers: &mut HeaderMap) {
+    for name in [
+        header::CONNECTION,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+}
+
+/// Reads the whole request body, up to `MAX_BODY_BYTES`. `Err(Some(response))` refuses the
+/// request; `Err(None)` means the stream broke.
+async fn read_body(headers: &HeaderMap, mut body: RecvStream) -> Result<Bytes, Option<Response>> {
+    let too_large = || Response::text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
+        return Err(Some(too_large()));
+    }
+    if body.is_end_stream() {
+        return Ok(Bytes::new());
+    }
+    let mut collected = BytesMut::with_capacity(declared.unwrap_or(0));
+    while let Some(data) = body.data().await {
+        let data = data.map_err(|_| None)?;
+        // Reading it into `collected` frees the window for more.
+        let _ = body.flow_control().release_capacity(data.len());
+        if collected.len() + data.len() > MAX_BODY_BYTES {
+            return Err(Some(too_large()));
+        }
+        if collected.is_empty() && body.is_end_stream() {
+            return Ok(data);
+        }
+        collected.extend_from_slice(&data);
+    }
+    Ok(collected.freeze())
+}
+
+async fn send_response(
+    respond: &mut SendResponse<Bytes>,
+    response: Response,
+    head_only: bool,
+) -> Result<(), h2::Error> {
+    let status = response.status;
+    let mut head = http::Response::new(());
+    *head.status_mut() = status;
+    *head.headers_mut() = response.headers;
+    strip_connection_headers(head.headers_mut());
+    // No content may follow these statuses or a HEAD request (RFC 9110 §6.4.1); a HEAD response
+    // keeps the length a GET would have. Dropping a stream's receiver tells its producer.
+    let bodyless = status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    match response.body {
+        Body::Full(body) if bodyless || head_only || body.is_empty() => {
+            if !bodyless {
+                head.headers_mut()
+                    .insert(header::CONTENT_LENGTH, body.len().into());
+            }
+            respond.send_response(head, true)?;
+            Ok(())
+        }
+        Body::Stream(_) if bodyless || head_only => {
+            respond.send_response(head, true)?;
+            Ok(())
+        }
+        Body::Full(body) => {
+            head.headers_mut()
+                .insert(header::CONTENT_LENGTH, body.len().into());
+            let mut send = respond.send_response(head, false)?;
+            send_data(&mut send, body, true).await
+        }
+        Body::Stream(mut chunks) => {
+            head.headers_mut().remove(header::CONTENT_LENGTH);
+            let mut send = respond.send_response(head, false)?;
+            loop {
+                let reset = poll_fn(|cx| send.poll_reset(cx));
+                match select(chunks.next(), std::pin::pin!(reset)).await {
+                    Either::Left((Some(chunk), _)) => send_data(&mut send, chunk, false).await?,
+                    Either::Left((None, _)) => return send.send_data(Bytes::new(), true),
+                    // The client reset the stream: dropping `chunks` tells the producer.
+                    Either::Right(_) => return Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// Sends `data` as the peer's flow-control window allows, waiting for capacity as needed; with
+/// `end`, its last piece ends the stream.
+async fn send_data(
+    send: &mut SendStream<Bytes>,
+    mut data: Bytes,
+    end: bool,
+) -> Result<(), h2::Error> {
+    while !data.is_empty() {
+        send.reserve_capacity(data.len().min(MAX_DATA_CHUNK));
+        let capacity = match poll_fn(|cx| send.poll_capacity(cx)).await {
+            Some(capacity) => capacity?,
+            None => return Err(h2::Error::from(h2::Reason::CANCEL)),
+        };
+        if capacity == 0 {
+            continue;
+        }
+        let piece = data.split_to(capacity.min(data.len()));
+        send.send_data(piece, end && data.is_empty())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! Thread-per-core: one monoio runtime (io_uring, epoll where io_uring is missing) per core, each
+//! with its own SO_REUSEPORT listener on the same address, so the kernel spreads connections
+//! over the cores and a connection never leaves the core that accepted it.
+
+use std::cell::Cell;
+use std::io;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::{Handler, MAX_CONNECTIONS_PER_CORE, ServerConfig, connection};
+
+/// Pending connections the kernel queues per listener before refusing: a burst of reconnecting
+/// kubelets fits.
+const LISTEN_BACKLOG: i32 = 4096;
+/// Pause after a failed accept (out of file descriptors, mostly), so the loop does not spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+
+/// Runs the server until the process ends; `factory` is called once on each core thread.
+/// Binding errors are returned before any core starts; a core that stops (it cannot build its
+/// runtime, say) ends `serve` with its error.
+pub fn serve<F, H>(cfg: ServerConfig, factory: F) -> io::Result<()>
+where
+    F: Fn() -> H + Send + Sync + 'static,
+    H: Handler,
+{
+    let cores = cfg.cores.max(1);
+    // With port 0 the first listener picks the port and the others join it.
+    let first = reuseport_listener(cfg.bind)?;
+    let addr = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..cores {
+        listeners.push(reuseport_listener(addr)?);
+    }
+    let factory = Arc::new(factory);
+    // Each core reports here when it stops; a core stops only on an error.
+    let (stopped_tx, stopped_rx) = std::sync::mpsc::channel();
+    for (core, listener) in listeners.into_iter().enumerate() {
+        let factory = Arc::clone(&factory);
+        let tls = Arc::clone(&cfg.tls);
+        let stopped = stopped_tx.clone();
+        std::thread::Builder::new()
+            .name(format!("kapi-core-{core}"))
+            .spawn(move || {
+                let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    run_core(listener, tls, factory())
+                }))
+                .unwrap_or_else(|_| Err(io::Error::other(format!("core {core} panicked"))));
+                let _ = stopped.send(result);
+            })?;
+    }
+    match stopped_rx.recv() {
+        Ok(result) => result,
+        Err(_) => Err(io::Error::other("every core stopped without a word")),
+    }
+}
+
+fn reuseport_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
+
+fn run_core<H: Handler>(
+    listener: std::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    handler: H,
+) -> io::Result<()> {
+    let mut runtime = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+        .enable_timer()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = monoio::net::TcpListener::from_std(listener)?;
+        let handler = Rc::new(handler);
+        let open = Rc::new(Cell::new(0usize));
+        loop {
+            let tcp = match listener.accept().await {
+                Ok((tcp, _)) => tcp,
+                Err(_) => {
+                    monoio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    continue;
+                }
+            };
+            if open.get() >= MAX_CONNECTIONS_PER_CORE {
+                drop(tcp);
+                continue;
+            }
+            let slot = OpenConnection::new(&open);
+            let serve = connection::serve(tcp, Arc::clone(&tls), Rc::clone(&handler));
+            monoio::spawn(async move {
+                let _slot = slot;
+                // A panic is a bug, but it must end only this connection, not the core: the
+                // default hook has already printed it.
+                let _ = AssertUnwindSafe(serve).catch_unwind().await;
+            });
+        }
+    })
+}
+
+/// Counts a connection as open on its core for as long as it lives.
+struct OpenConnection(Rc<Cell<usize>>);
+
+impl OpenConnection {
+    fn new(open: &Rc<Cell<usize>>) -> OpenConnection {
+        open.set(open.get() + 1);
+        OpenConnection(Rc::clone(open))
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
