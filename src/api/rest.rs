@@ -609,6 +609,9 @@ impl Ctx<'_> {
         if self.res.resource == "namespaces" {
             namespace_defaults(&mut obj, &name);
         }
+        if self.res.group.is_empty() && self.res.resource == "pods" {
+            pod_defaults(&mut obj);
+        }
         if self.res.namespaced {
             self.check_namespace(self.rr.namespace.as_deref().unwrap_or("")).await?;
         }
@@ -957,6 +960,37 @@ fn scale_of(obj: &Value) -> Value {
         "spec": {"replicas": obj["spec"]["replicas"].as_i64().unwrap_or(0)},
         "status": {"replicas": obj["status"]["replicas"].as_i64().unwrap_or(0), "selector": parts.join(",")},
     })
+}
+
+/// The defaults upstream's pod defaulting and strategy set on a new pod (the common ones;
+/// full defaulting of every kind is the write-path issue's).
+fn pod_defaults(obj: &mut Value) {
+    let Some(o) = obj.as_object_mut() else { return };
+    let spec = o.entry("spec").or_insert_with(|| json!({}));
+    if let Some(s) = spec.as_object_mut() {
+        s.entry("restartPolicy").or_insert_with(|| json!("Always"));
+        s.entry("terminationGracePeriodSeconds").or_insert_with(|| json!(30));
+        s.entry("dnsPolicy").or_insert_with(|| json!("ClusterFirst"));
+        s.entry("securityContext").or_insert_with(|| json!({}));
+        s.entry("schedulerName").or_insert_with(|| json!("default-scheduler"));
+        s.entry("enableServiceLinks").or_insert_with(|| json!(true));
+        s.entry("preemptionPolicy").or_insert_with(|| json!("PreemptLowerPriority"));
+        s.entry("priority").or_insert_with(|| json!(0));
+        for list in ["containers", "initContainers"] {
+            if let Some(cs) = s.get_mut(list).and_then(Value::as_array_mut) {
+                for c in cs.iter_mut().filter_map(Value::as_object_mut) {
+                    let image = c.get("image").and_then(Value::as_str).unwrap_or("").to_string();
+                    let tag = image.rsplit('/').next().unwrap_or("");
+                    let latest = !tag.contains(':') || tag.ends_with(":latest");
+                    c.entry("imagePullPolicy").or_insert_with(|| json!(if latest { "Always" } else { "IfNotPresent" }));
+                    c.entry("terminationMessagePath").or_insert_with(|| json!("/dev/termination-log"));
+                    c.entry("terminationMessagePolicy").or_insert_with(|| json!("File"));
+                    c.entry("resources").or_insert_with(|| json!({}));
+                }
+            }
+        }
+    }
+    o.insert("status".into(), json!({"phase": "Pending", "qosClass": "BestEffort"}));
 }
 
 /// What upstream's namespace strategy sets on a new namespace.

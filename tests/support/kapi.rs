@@ -1,0 +1,137 @@
+//! Starting the real `kapi` binary for end-to-end tests: a free loopback port, a temporary
+//! data directory, readiness by polling, and a kill when the test ends.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a kapi start may take before the test fails (debug builds on a busy machine).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Kapi {
+    child: Option<Child>,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+impl Kapi {
+    /// Starts kapi on the embedded store (or with `args`, e.g. `--etcd-servers`).
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Kapi {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().to_path_buf();
+        let mut k = Kapi {
+            child: None,
+            port: free_port(),
+            data_dir: dir,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+            _tmp: Some(tmp),
+        };
+        k.spawn();
+        k
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.data_dir.join("kapi.log")).expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kapi"));
+        cmd.arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--secure-port")
+            .arg(self.port.to_string())
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().expect("kapi starts"));
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let out = self.kubectl(&["get", "--raw", "/readyz"]);
+            if out.status.success() {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("kapi exited early ({status}): {}", self.log());
+            }
+            assert!(Instant::now() < deadline, "kapi did not become ready: {}", self.log());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("kapi.log")).unwrap_or_default()
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.data_dir.join("admin.kubeconfig")
+    }
+
+    /// Kills kapi without warning (SIGKILL) and starts it again on the same data.
+    pub fn kill_and_restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.spawn();
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        kubectl_at(&self.kubeconfig(), args, None)
+    }
+
+    pub fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        kubectl_at(&self.kubeconfig(), args, Some(stdin))
+    }
+
+    /// Runs kubectl and returns stdout, failing the test with stderr when it fails.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+pub fn kubectl_at(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new("kubectl");
+    cmd.arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--request-timeout=30s")
+        .args(args)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("kubectl runs");
+    if let Some(input) = stdin {
+        use std::io::Write;
+        let _ = child.stdin.take().map(|mut s| s.write_all(input.as_bytes()));
+    }
+    child.wait_with_output().expect("kubectl output")
+}
+
+impl Drop for Kapi {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
