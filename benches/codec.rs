@@ -5,6 +5,7 @@
 //!   decode (the object transcoded and parsed into a `serde_json::Value`, then read);
 //! - `list_assembly`: a 10,000-pod list from encoded items, against a plain copy of the same
 //!   bytes (memcpy speed).
+//!
 //! Run: `cargo bench --bench codec`.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};

@@ -17,20 +17,27 @@ const RETRY_DELAY: Duration = Duration::from_millis(500);
 /// store's current state.
 pub fn start(store: StoreClient, cache: Arc<Cache>, prefix: String) -> std::io::Result<()> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new().name("kapi-ingest".into()).spawn(move || {
-        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt,
-            Err(e) => {
-                let _ = ready_tx.send(Err(e.to_string()));
-                return;
-            }
-        };
-        rt.block_on(run(store, cache, prefix, ready_tx));
-    })?;
+    std::thread::Builder::new()
+        .name("kapi-ingest".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            rt.block_on(run(store, cache, prefix, ready_tx));
+        })?;
     match ready_rx.recv() {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(std::io::Error::other(e)),
-        Err(_) => Err(std::io::Error::other("the ingest thread ended before the cache was ready")),
+        Err(_) => Err(std::io::Error::other(
+            "the ingest thread ended before the cache was ready",
+        )),
     }
 }
 
@@ -57,7 +64,11 @@ async fn run(
             listed.kvs.into_iter().map(|kv| {
                 (
                     kv.key,
-                    Entry { value: kv.value, create_revision: kv.create_revision, mod_revision: kv.mod_revision },
+                    Entry {
+                        value: kv.value,
+                        create_revision: kv.create_revision,
+                        mod_revision: kv.mod_revision,
+                    },
                 )
             }),
         );
@@ -74,7 +85,9 @@ async fn run(
         };
         while let Some(item) = stream.next().await {
             match item {
-                WatchItem::Events(events) => cache.apply(events.into_iter().map(to_cache).collect()),
+                WatchItem::Events(events) => {
+                    cache.apply(events.into_iter().map(to_cache).collect())
+                }
                 WatchItem::Progress(rev) => cache.progress(rev),
                 WatchItem::Error(e) => {
                     eprintln!("kapi: ingest: watch ended: {e}; re-listing");
@@ -96,7 +109,11 @@ fn to_cache(ev: Event) -> CacheEvent {
             value: kv.value,
             prev_value: prev.map(|p| p.value),
         },
-        Event::Delete { key, mod_revision, prev } => CacheEvent {
+        Event::Delete {
+            key,
+            mod_revision,
+            prev,
+        } => CacheEvent {
             kind: EventKind::Delete,
             created: false,
             revision: mod_revision,

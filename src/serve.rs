@@ -58,32 +58,46 @@ const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "k
 struct ApiHandler(Arc<Api>);
 
 impl Handler for ApiHandler {
-    fn handle(&self, req: Request) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response>>> {
+    fn handle(
+        &self,
+        req: Request,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response>>> {
         Box::pin(self.0.clone().handle(req))
     }
 }
 
 pub fn run(args: &ServeArgs) -> Result<(), String> {
     let hosts = vec![args.bind_address.to_string()];
-    let pki = crate::pki::ensure(&args.data_dir, &hosts).map_err(|e| format!("certificates: {e}"))?;
-    pki.write_kubeconfig(args.secure_port).map_err(|e| format!("admin.kubeconfig: {e}"))?;
+    let pki =
+        crate::pki::ensure(&args.data_dir, &hosts).map_err(|e| format!("certificates: {e}"))?;
+    pki.write_kubeconfig(args.secure_port)
+        .map_err(|e| format!("admin.kubeconfig: {e}"))?;
     let (cert, key) = match (&args.tls_cert_file, &args.tls_private_key_file) {
         (Some(c), Some(k)) => (c.clone(), k.clone()),
         (None, None) => (pki.serving_cert.clone(), pki.serving_key.clone()),
         _ => return Err("--tls-cert-file and --tls-private-key-file go together".into()),
     };
     let client_ca = args.client_ca_file.clone().unwrap_or(pki.ca_cert.clone());
-    let tls = crate::pki::server_tls(&cert, &key, Some(&client_ca)).map_err(|e| format!("TLS: {e}"))?;
+    let tls =
+        crate::pki::server_tls(&cert, &key, Some(&client_ca)).map_err(|e| format!("TLS: {e}"))?;
 
     let store = open_store(args)?;
     let prefix = format!("{}/", args.etcd_prefix.trim_end_matches('/'));
     let cache = Arc::new(Cache::new());
-    crate::ingest::start(store.clone(), cache.clone(), prefix.clone()).map_err(|e| format!("cache: {e}"))?;
+    crate::ingest::start(store.clone(), cache.clone(), prefix.clone())
+        .map_err(|e| format!("cache: {e}"))?;
     bootstrap(&store, &prefix)?;
 
-    let api = Arc::new(Api { registry: Registry::builtin(), store, cache, prefix });
+    let api = Arc::new(Api {
+        registry: Registry::builtin(),
+        store,
+        cache,
+        prefix,
+    });
     let cores = if args.cores == 0 {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     } else {
         args.cores
     };
@@ -92,8 +106,10 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         "kapi: serving https://{bind} on {cores} cores; kubectl --kubeconfig {}",
         pki.admin_kubeconfig.display()
     );
-    crate::transport::serve(ServerConfig { bind, cores, tls }, move || ApiHandler(api.clone()))
-        .map_err(|e| format!("serving {bind}: {e}"))
+    crate::transport::serve(ServerConfig { bind, cores, tls }, move || {
+        ApiHandler(api.clone())
+    })
+    .map_err(|e| format!("serving {bind}: {e}"))
 }
 
 fn open_store(args: &ServeArgs) -> Result<StoreClient, String> {
@@ -101,7 +117,8 @@ fn open_store(args: &ServeArgs) -> Result<StoreClient, String> {
         return Err("--etcd-servers: the etcd backend is not built yet; run without it for the embedded store".into());
     }
     let dir = args.data_dir.join("store");
-    let backend = crate::storage::embedded::open(&dir).map_err(|e| format!("opening {}: {e}", dir.display()))?;
+    let backend = crate::storage::embedded::open(&dir)
+        .map_err(|e| format!("opening {}: {e}", dir.display()))?;
     crate::storage::start(Box::new(backend)).map_err(|e| format!("starting the store: {e}"))
 }
 
@@ -127,8 +144,13 @@ fn bootstrap(store: &StoreClient, prefix: &str) -> Result<(), String> {
             });
             let json = serde_json::to_vec(&obj).map_err(|e| e.to_string())?;
             let mut pb = Vec::new();
-            kapi_codec::to_pb::json_to_envelope(&json, None, kapi_codec::FieldValidation::Strict, &mut pb)
-                .map_err(|e| e.to_string())?;
+            kapi_codec::to_pb::json_to_envelope(
+                &json,
+                None,
+                kapi_codec::FieldValidation::Strict,
+                &mut pb,
+            )
+            .map_err(|e| e.to_string())?;
             let key = format!("{prefix}namespaces/{ns}");
             match store.create(key.as_bytes(), Bytes::from(pb), None).await {
                 Ok(_) | Err(StoreError::AlreadyExists) => {}

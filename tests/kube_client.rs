@@ -14,7 +14,9 @@ use support::kapi::Kapi;
 
 async fn client(k: &Kapi) -> Client {
     let kubeconfig = kube::config::Kubeconfig::read_from(k.kubeconfig()).expect("kubeconfig");
-    let config = Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.expect("config");
+    let config = Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("config");
     Client::try_from(config).expect("client")
 }
 
@@ -43,17 +45,31 @@ async fn typed_crud_and_the_watcher_work() {
 
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     // The watcher starts first and must see the object the test creates.
-    let mut events = watcher(cms.clone(), watcher::Config::default().labels("app=kube-test")).boxed();
+    let mut events = watcher(
+        cms.clone(),
+        watcher::Config::default().labels("app=kube-test"),
+    )
+    .boxed();
 
-    let created = cms.create(&PostParams::default(), &configmap("typed", "one")).await.unwrap();
+    let created = cms
+        .create(&PostParams::default(), &configmap("typed", "one"))
+        .await
+        .unwrap();
     assert!(created.metadata.uid.is_some() && created.metadata.resource_version.is_some());
     let got = cms.get("typed").await.unwrap();
     assert_eq!(got.data.unwrap()["key"], "one");
-    let listed = cms.list(&ListParams::default().labels("app=kube-test")).await.unwrap();
+    let listed = cms
+        .list(&ListParams::default().labels("app=kube-test"))
+        .await
+        .unwrap();
     assert_eq!(listed.items.len(), 1);
 
     let patched = cms
-        .patch("typed", &PatchParams::default(), &Patch::Merge(serde_json::json!({"data": {"key": "two"}})))
+        .patch(
+            "typed",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"data": {"key": "two"}})),
+        )
         .await
         .unwrap();
     assert_eq!(patched.data.unwrap()["key"], "two");
@@ -64,7 +80,13 @@ async fn typed_crud_and_the_watcher_work() {
                 watcher::Event::Apply(o) | watcher::Event::InitApply(o) => vec![o],
                 _ => vec![],
             };
-            if objs.iter().any(|o| o.data.as_ref().and_then(|d| d.get("key")).map(String::as_str) == Some("two")) {
+            if objs.iter().any(|o| {
+                o.data
+                    .as_ref()
+                    .and_then(|d| d.get("key"))
+                    .map(String::as_str)
+                    == Some("two")
+            }) {
                 return true;
             }
         }

@@ -180,10 +180,11 @@ impl Cache {
         }
         s.revision = revision;
         // A full buffer only means this progress note is skipped; the next event decides.
-        s.watchers.retain_mut(|w| match w.tx.try_send(WatchItem::Progress(revision)) {
-            Ok(()) => true,
-            Err(e) => e.is_full(),
-        });
+        s.watchers
+            .retain_mut(|w| match w.tx.try_send(WatchItem::Progress(revision)) {
+                Ok(()) => true,
+                Err(e) => e.is_full(),
+            });
         drop(s);
         self.revision_tx.send_replace(revision);
     }
@@ -205,12 +206,20 @@ impl Cache {
 
     /// Objects under `prefix`, from `start` (inclusive; empty: from the prefix), at most
     /// `limit` (0: all), with the cache revision they were read at and whether more remain.
-    pub fn list(&self, prefix: &[u8], start: &[u8], limit: usize) -> (Vec<(Bytes, Entry)>, bool, i64) {
+    pub fn list(
+        &self,
+        prefix: &[u8],
+        start: &[u8],
+        limit: usize,
+    ) -> (Vec<(Bytes, Entry)>, bool, i64) {
         let s = self.read();
         let from: &[u8] = if start.is_empty() { prefix } else { start };
         let mut out = Vec::new();
         let mut more = false;
-        for (k, e) in s.objects.range::<[u8], _>((std::ops::Bound::Included(from), std::ops::Bound::Unbounded)) {
+        for (k, e) in s
+            .objects
+            .range::<[u8], _>((std::ops::Bound::Included(from), std::ops::Bound::Unbounded))
+        {
             if !k.starts_with(prefix) {
                 break;
             }
@@ -234,7 +243,11 @@ impl Cache {
 
     /// Starts a watch of keys under `prefix` for events after `after` (0: from now). The
     /// receiver ends when the watcher falls behind or the cache resets.
-    pub fn watch(&self, prefix: Bytes, after: i64) -> Result<(mpsc::Receiver<WatchItem>, i64), CacheError> {
+    pub fn watch(
+        &self,
+        prefix: Bytes,
+        after: i64,
+    ) -> Result<(mpsc::Receiver<WatchItem>, i64), CacheError> {
         let mut s = self.write();
         let after = if after == 0 { s.revision } else { after };
         if after < s.history_start {
@@ -245,7 +258,11 @@ impl Cache {
         }
         // futures' bounded channel holds `buffer` + one slot per sender.
         let (mut tx, rx) = mpsc::channel(WATCHER_BUFFER - 1);
-        for ev in s.history.iter().filter(|e| e.revision > after && e.key.starts_with(&prefix)) {
+        for ev in s
+            .history
+            .iter()
+            .filter(|e| e.revision > after && e.key.starts_with(&prefix))
+        {
             if tx.try_send(WatchItem::Event(ev.clone())).is_err() {
                 // More history than one buffer: the watcher starts too far back to replay.
                 return Err(CacheError::TooOld {
@@ -282,9 +299,16 @@ mod tests {
     #[test]
     fn lists_reflect_applied_events_in_key_order() {
         let c = Cache::new();
-        c.apply(vec![put("/p/ns/b", 2, true), put("/p/ns/a", 3, true), put("/q/x", 4, true)]);
+        c.apply(vec![
+            put("/p/ns/b", 2, true),
+            put("/p/ns/a", 3, true),
+            put("/q/x", 4, true),
+        ]);
         let (items, more, rev) = c.list(b"/p/", b"", 0);
-        assert_eq!(items.iter().map(|(k, _)| &k[..]).collect::<Vec<_>>(), [&b"/p/ns/a"[..], b"/p/ns/b"]);
+        assert_eq!(
+            items.iter().map(|(k, _)| &k[..]).collect::<Vec<_>>(),
+            [&b"/p/ns/a"[..], b"/p/ns/b"]
+        );
         assert!(!more);
         assert_eq!(rev, 4);
         let (page, more, _) = c.list(b"/p/", b"", 1);
@@ -298,7 +322,11 @@ mod tests {
     fn watch_replays_history_then_follows_and_refuses_too_old_starts() {
         let c = Cache::new();
         c.reset(10, []);
-        c.apply(vec![put("/p/a", 11, true), put("/q/b", 12, true), put("/p/c", 13, true)]);
+        c.apply(vec![
+            put("/p/a", 11, true),
+            put("/q/b", 12, true),
+            put("/p/c", 13, true),
+        ]);
         let (mut rx, _) = c.watch(Bytes::from_static(b"/p/"), 11).unwrap();
         c.apply(vec![put("/p/d", 14, true)]);
         let got: Vec<i64> = futures_executor::block_on(async {
@@ -313,7 +341,10 @@ mod tests {
         assert_eq!(got, [13, 14]);
         assert_eq!(
             c.watch(Bytes::from_static(b"/p/"), 5).unwrap_err(),
-            CacheError::TooOld { requested: 5, oldest: 10 }
+            CacheError::TooOld {
+                requested: 5,
+                oldest: 10
+            }
         );
     }
 

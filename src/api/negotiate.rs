@@ -70,10 +70,17 @@ fn media_ranges(header: &str) -> Vec<MediaRange<'_>> {
 pub fn accept(header: Option<&str>, shapes: &[Shape]) -> Result<Accepted, Status> {
     let header = header.unwrap_or("").trim();
     if header.is_empty() {
-        return Ok(Accepted { encoding: Encoding::Json, shape: Shape::Object });
+        return Ok(Accepted {
+            encoding: Encoding::Json,
+            shape: Shape::Object,
+        });
     }
     for range in media_ranges(header) {
-        let q = range.params.iter().find(|(k, _)| *k == "q").map(|(_, v)| *v);
+        let q = range
+            .params
+            .iter()
+            .find(|(k, _)| *k == "q")
+            .map(|(_, v)| *v);
         if q.is_some_and(|q| q.parse::<f32>().map(|q| q <= 0.0).unwrap_or(false)) {
             continue;
         }
@@ -83,7 +90,13 @@ pub fn accept(header: Option<&str>, shapes: &[Shape]) -> Result<Accepted, Status
             "application/vnd.kubernetes.protobuf" => Encoding::Protobuf,
             _ => continue,
         };
-        let param = |name: &str| range.params.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+        let param = |name: &str| {
+            range
+                .params
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| *v)
+        };
         let shape = match (param("as"), param("g"), param("v")) {
             (None, _, _) => Shape::Object,
             (Some("Table"), Some("meta.k8s.io"), Some("v1" | "v1beta1")) => Shape::Table,
@@ -163,20 +176,38 @@ mod tests {
     fn kubectl_and_client_go_headers_negotiate_as_upstream() {
         let table = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
         let list_shapes = [Shape::Table, Shape::PartialObjectMetadataList];
-        assert_eq!(accept(Some(table), &list_shapes).unwrap().shape, Shape::Table);
-        assert_eq!(accept(Some(table), &[]).unwrap(), Accepted { encoding: Encoding::Json, shape: Shape::Object });
+        assert_eq!(
+            accept(Some(table), &list_shapes).unwrap().shape,
+            Shape::Table
+        );
+        assert_eq!(
+            accept(Some(table), &[]).unwrap(),
+            Accepted {
+                encoding: Encoding::Json,
+                shape: Shape::Object
+            }
+        );
         let pb = "application/vnd.kubernetes.protobuf, */*";
         assert_eq!(accept(Some(pb), &[]).unwrap().encoding, Encoding::Protobuf);
         assert_eq!(accept(None, &[]).unwrap().encoding, Encoding::Json);
-        assert_eq!(accept(Some("application/yaml"), &[]).unwrap().encoding, Encoding::Yaml);
+        assert_eq!(
+            accept(Some("application/yaml"), &[]).unwrap().encoding,
+            Encoding::Yaml
+        );
         let err = accept(Some("text/html"), &[]).unwrap_err();
         assert_eq!((err.code, err.reason), (406, "NotAcceptable"));
     }
 
     #[test]
     fn body_types_and_pretty_printing() {
-        assert_eq!(content_type(Some("application/strategic-merge-patch+json")).unwrap(), BodyType::StrategicMergePatch);
-        assert_eq!(content_type(Some("application/json; charset=utf-8")).unwrap(), BodyType::Json);
+        assert_eq!(
+            content_type(Some("application/strategic-merge-patch+json")).unwrap(),
+            BodyType::StrategicMergePatch
+        );
+        assert_eq!(
+            content_type(Some("application/json; charset=utf-8")).unwrap(),
+            BodyType::Json
+        );
         assert_eq!(content_type(Some("text/plain")).unwrap_err().code, 415);
         assert!(pretty(None, Some("curl/7.88.1")));
         assert!(!pretty(None, Some("kubectl/v1.32.0")));

@@ -5,8 +5,8 @@
 
 use bytes::Bytes;
 use kapi_codec::envelope::{
-    EventType, Envelope, ListMeta, write_envelope, write_json_event, write_json_list, write_pb_event,
-    write_pb_list,
+    Envelope, EventType, ListMeta, write_envelope, write_json_event, write_json_list,
+    write_pb_event, write_pb_list,
 };
 use kapi_codec::meta::set_resource_version;
 use kapi_codec::to_json::PbToJson;
@@ -56,7 +56,10 @@ pub fn served(res: &Resource, stored: &[u8], revision: i64) -> Result<Served, St
     let env = Envelope::parse(pb)
         .map_err(|e| Status::internal(format!("stored object is not readable: {e}")))?;
     if env.kind != res.kind || env.api_version != res.api_version() {
-        return Err(conversion_unsupported(res, &format!("{}/{}", env.api_version, env.kind)));
+        return Err(conversion_unsupported(
+            res,
+            &format!("{}/{}", env.api_version, env.kind),
+        ));
     }
     let mut raw = Vec::with_capacity(env.raw.len() + rv.len() + 4);
     set_resource_version(msg, env.raw, &rv, &mut raw)
@@ -65,8 +68,20 @@ pub fn served(res: &Resource, stored: &[u8], revision: i64) -> Result<Served, St
 }
 
 /// One object in the negotiated encoding.
-pub fn encode_object(res: &Resource, obj: &Served, enc: Encoding, pretty: bool) -> Result<Vec<u8>, Status> {
-    encode_message(res.msg, &res.api_version(), &res.kind, &obj.raw, enc, pretty)
+pub fn encode_object(
+    res: &Resource,
+    obj: &Served,
+    enc: Encoding,
+    pretty: bool,
+) -> Result<Vec<u8>, Status> {
+    encode_message(
+        res.msg,
+        &res.api_version(),
+        &res.kind,
+        &obj.raw,
+        enc,
+        pretty,
+    )
 }
 
 /// A message of `api_version`/`kind` in the negotiated encoding; JSON ends with a newline,
@@ -179,7 +194,12 @@ pub fn partial_metadata(res: &Resource, obj: &Served) -> Result<Vec<u8>, Status>
 }
 
 /// One watch event frame around a served object.
-pub fn watch_frame(res: &Resource, ty: EventType, obj: &Served, enc: Encoding) -> Result<Vec<u8>, Status> {
+pub fn watch_frame(
+    res: &Resource,
+    ty: EventType,
+    obj: &Served,
+    enc: Encoding,
+) -> Result<Vec<u8>, Status> {
     let mut out = Vec::new();
     match enc {
         Encoding::Protobuf => {
@@ -188,7 +208,14 @@ pub fn watch_frame(res: &Resource, ty: EventType, obj: &Served, enc: Encoding) -
             write_pb_event(ty, &env, &mut out);
         }
         _ => {
-            let json = encode_message(res.msg, &res.api_version(), &res.kind, &obj.raw, Encoding::Json, false)?;
+            let json = encode_message(
+                res.msg,
+                &res.api_version(),
+                &res.kind,
+                &obj.raw,
+                Encoding::Json,
+                false,
+            )?;
             write_json_event(ty, &json[..json.len() - 1], &mut out);
         }
     }
@@ -203,7 +230,8 @@ pub fn watch_error_frame(status: &Status, enc: Encoding) -> Result<Vec<u8>, Stat
         Encoding::Protobuf => write_pb_event(EventType::Error, &pb, &mut out),
         _ => {
             let mut json = Vec::new();
-            kapi_codec::to_json::envelope_to_json(&pb, &mut json).map_err(|e| Status::internal(e.to_string()))?;
+            kapi_codec::to_json::envelope_to_json(&pb, &mut json)
+                .map_err(|e| Status::internal(e.to_string()))?;
             write_json_event(EventType::Error, &json, &mut out);
         }
     }
@@ -212,7 +240,8 @@ pub fn watch_error_frame(status: &Status, enc: Encoding) -> Result<Vec<u8>, Stat
 
 /// A Status as a `k8s\0` envelope.
 pub fn status_envelope(status: &Status) -> Result<Vec<u8>, Status> {
-    let json = serde_json::to_vec(&status.to_json_value()).map_err(|e| Status::internal(e.to_string()))?;
+    let json =
+        serde_json::to_vec(&status.to_json_value()).map_err(|e| Status::internal(e.to_string()))?;
     let mut pb = Vec::new();
     json_to_envelope(&json, None, FieldValidation::Ignore, &mut pb)
         .map_err(|e| Status::internal(e.to_string()))?;
@@ -246,15 +275,19 @@ pub fn decode_body(body: &[u8], ty: BodyType) -> Result<Value, Status> {
     match ty {
         BodyType::Protobuf => {
             let mut json = Vec::new();
-            kapi_codec::to_json::envelope_to_json(body, &mut json)
-                .map_err(|e| Status::bad_request(format!("the body is not a valid protobuf object: {e}")))?;
+            kapi_codec::to_json::envelope_to_json(body, &mut json).map_err(|e| {
+                Status::bad_request(format!("the body is not a valid protobuf object: {e}"))
+            })?;
             serde_json::from_slice(&json).map_err(|e| Status::bad_request(e.to_string()))
         }
-        BodyType::Yaml | BodyType::ApplyYaml => yaml::from_yaml(body)
-            .map_err(|e| Status::bad_request(format!("error converting YAML to JSON: yaml: line {}: {}", e.line, e.message))),
-        _ => serde_json::from_slice(body).map_err(|e| {
-            Status::bad_request(format!("json: cannot unmarshal the body: {e}"))
+        BodyType::Yaml | BodyType::ApplyYaml => yaml::from_yaml(body).map_err(|e| {
+            Status::bad_request(format!(
+                "error converting YAML to JSON: yaml: line {}: {}",
+                e.line, e.message
+            ))
         }),
+        _ => serde_json::from_slice(body)
+            .map_err(|e| Status::bad_request(format!("json: cannot unmarshal the body: {e}"))),
     }
 }
 
@@ -271,21 +304,27 @@ pub fn encode_for_storage(
     }
     let json = serde_json::to_vec(&obj).map_err(|e| Status::internal(e.to_string()))?;
     let mut pb = Vec::with_capacity(json.len());
-    let decoded = json_to_envelope(&json, Some((&res.api_version(), &res.kind)), validation, &mut pb)
-        .map_err(|e| {
-            let msg = format!(
-                "{} in version \"{}\" cannot be handled as a {}: {e}",
-                res.kind,
-                res.api_version(),
-                res.kind
-            );
-            Status::bad_request(msg)
-        })?;
+    let decoded = json_to_envelope(
+        &json,
+        Some((&res.api_version(), &res.kind)),
+        validation,
+        &mut pb,
+    )
+    .map_err(|e| {
+        let msg = format!(
+            "{} in version \"{}\" cannot be handled as a {}: {e}",
+            res.kind,
+            res.api_version(),
+            res.kind
+        );
+        Status::bad_request(msg)
+    })?;
     match &res.storage {
         Storage::Json { .. } => {
             // Stored as JSON: the served object, through the schema, keys in Go order.
             let mut out = Vec::new();
-            kapi_codec::to_json::envelope_to_json(&pb, &mut out).map_err(|e| Status::internal(e.to_string()))?;
+            kapi_codec::to_json::envelope_to_json(&pb, &mut out)
+                .map_err(|e| Status::internal(e.to_string()))?;
             out.push(b'\n');
             Ok((Bytes::from(out), decoded.warnings))
         }
@@ -295,6 +334,13 @@ pub fn encode_for_storage(
 
 /// The served object as a JSON value (for updates and patches, which start from it).
 pub fn to_value(res: &Resource, obj: &Served) -> Result<Value, Status> {
-    let json = encode_message(res.msg, &res.api_version(), &res.kind, &obj.raw, Encoding::Json, false)?;
+    let json = encode_message(
+        res.msg,
+        &res.api_version(),
+        &res.kind,
+        &obj.raw,
+        Encoding::Json,
+        false,
+    )?;
     serde_json::from_slice(&json).map_err(|e| Status::internal(e.to_string()))
 }

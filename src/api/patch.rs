@@ -19,7 +19,6 @@ struct Prop {
     is_list: bool,
     is_map: bool,
     merge: bool,
-    retain_keys: bool,
     merge_key: Option<String>,
 }
 
@@ -36,7 +35,11 @@ fn strategies() -> &'static Strategies {
         for line in STRATEGIES.lines().filter(|l| !l.starts_with('#')) {
             let c: Vec<&str> = line.split('\t').collect();
             if c.first() == Some(&"K") && c.len() == 5 {
-                let av = if c[1] == "-" { c[2].to_string() } else { format!("{}/{}", c[1], c[2]) };
+                let av = if c[1] == "-" {
+                    c[2].to_string()
+                } else {
+                    format!("{}/{}", c[1], c[2])
+                };
                 kinds.insert((av, c[3].to_string()), c[4].to_string());
             } else if c.len() == 6 {
                 props.insert(
@@ -46,7 +49,6 @@ fn strategies() -> &'static Strategies {
                         is_list: c[3] == "list",
                         is_map: c[3] == "map",
                         merge: c[4].split(',').any(|s| s == "merge"),
-                        retain_keys: c[4].split(',').any(|s| s == "retainKeys"),
                         merge_key: (c[5] != "-").then(|| c[5].to_string()),
                     },
                 );
@@ -85,8 +87,13 @@ fn pointer_parts(p: &str) -> Result<Vec<String>, Status> {
     if p.is_empty() {
         return Ok(Vec::new());
     }
-    let rest = p.strip_prefix('/').ok_or_else(|| patch_error(format!("invalid JSON pointer {p:?}")))?;
-    Ok(rest.split('/').map(|s| s.replace("~1", "/").replace("~0", "~")).collect())
+    let rest = p
+        .strip_prefix('/')
+        .ok_or_else(|| patch_error(format!("invalid JSON pointer {p:?}")))?;
+    Ok(rest
+        .split('/')
+        .map(|s| s.replace("~1", "/").replace("~0", "~"))
+        .collect())
 }
 
 fn get_mut<'a>(v: &'a mut Value, parts: &[String]) -> Option<&'a mut Value> {
@@ -142,7 +149,11 @@ fn remove(doc: &mut Value, path: &str) -> Result<Value, Status> {
         Value::Object(m) => m.remove(last).ok_or_else(missing),
         Value::Array(a) => {
             let i: usize = last.parse().map_err(|_| missing())?;
-            if i < a.len() { Ok(a.remove(i)) } else { Err(missing()) }
+            if i < a.len() {
+                Ok(a.remove(i))
+            } else {
+                Err(missing())
+            }
         }
         _ => Err(missing()),
     }
@@ -150,12 +161,18 @@ fn remove(doc: &mut Value, path: &str) -> Result<Value, Status> {
 
 /// RFC 6902 operations applied in order; any failure fails the whole patch.
 pub fn json_patch(target: &Value, ops: &Value) -> Result<Value, Status> {
-    let ops = ops.as_array().ok_or_else(|| Status::bad_request("json patch must be an array of operations"))?;
+    let ops = ops
+        .as_array()
+        .ok_or_else(|| Status::bad_request("json patch must be an array of operations"))?;
     let mut doc = target.clone();
     for op in ops {
         let kind = op.get("op").and_then(Value::as_str).unwrap_or("");
         let path = op.get("path").and_then(Value::as_str).unwrap_or("");
-        let value = || op.get("value").cloned().ok_or_else(|| patch_error(format!("missing value for {kind} operation")));
+        let value = || {
+            op.get("value")
+                .cloned()
+                .ok_or_else(|| patch_error(format!("missing value for {kind} operation")))
+        };
         match kind {
             "add" => add(&mut doc, path, value()?, false)?,
             "replace" => add(&mut doc, path, value()?, true)?,
@@ -168,9 +185,9 @@ pub fn json_patch(target: &Value, ops: &Value) -> Result<Value, Status> {
                     remove(&mut doc, from)?
                 } else {
                     let parts = pointer_parts(from)?;
-                    get_mut(&mut doc, &parts)
-                        .cloned()
-                        .ok_or_else(|| patch_error(format!("doc is missing from path: \"{from}\"")))?
+                    get_mut(&mut doc, &parts).cloned().ok_or_else(|| {
+                        patch_error(format!("doc is missing from path: \"{from}\""))
+                    })?
                 };
                 add(&mut doc, path, v, false)?;
             }
@@ -178,7 +195,9 @@ pub fn json_patch(target: &Value, ops: &Value) -> Result<Value, Status> {
                 let parts = pointer_parts(path)?;
                 let actual = get_mut(&mut doc, &parts).cloned();
                 if actual.as_ref() != op.get("value") {
-                    return Err(patch_error(format!("testing value {path} failed: test failed")));
+                    return Err(patch_error(format!(
+                        "testing value {path} failed: test failed"
+                    )));
                 }
             }
             other => return Err(Status::bad_request(format!("Unexpected kind: {other}"))),
@@ -189,9 +208,15 @@ pub fn json_patch(target: &Value, ops: &Value) -> Result<Value, Status> {
 
 /// Strategic merge patch of `target` (an object of the kind named by its apiVersion/kind).
 pub fn strategic_merge_patch(target: &Value, patch: &Value) -> Result<Value, Status> {
-    let av = target.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let av = target
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let kind = target.get("kind").and_then(Value::as_str).unwrap_or("");
-    let def = strategies().kinds.get(&(av.to_string(), kind.to_string())).cloned();
+    let def = strategies()
+        .kinds
+        .get(&(av.to_string(), kind.to_string()))
+        .cloned();
     smp_object(target, patch, def.as_deref())
 }
 
@@ -265,7 +290,10 @@ fn smp_object(target: &Value, patch: &Value, def: Option<&str>) -> Result<Value,
 /// Merges a patch list into the current list by the schema's merge key.
 fn merge_list(current: &Value, items: &[Value], prop: &Prop) -> Result<Value, Status> {
     let mut list = current.as_array().cloned().unwrap_or_default();
-    if items.iter().any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace")) {
+    if items
+        .iter()
+        .any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace"))
+    {
         return Ok(Value::Array(
             items
                 .iter()
@@ -285,7 +313,9 @@ fn merge_list(current: &Value, items: &[Value], prop: &Prop) -> Result<Value, St
     };
     for item in items {
         let Some(id) = item.get(key) else {
-            return Err(patch_error(format!("map: {item} does not contain declared merge key: {key}")));
+            return Err(patch_error(format!(
+                "map: {item} does not contain declared merge key: {key}"
+            )));
         };
         let pos = list.iter().position(|e| e.get(key) == Some(id));
         if item.get("$patch").and_then(Value::as_str) == Some("delete") {
@@ -320,13 +350,22 @@ mod tests {
         );
         let del = json!({"spec": {"template": {"spec": {"containers": [{"name": "side", "$patch": "delete"}]}}}});
         let out = strategic_merge_patch(&out, &del).unwrap();
-        assert_eq!(out["spec"]["template"]["spec"]["containers"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]
     fn merge_patch_and_json_patch_follow_their_rfcs() {
         let t = json!({"a": 1, "b": {"c": 2, "d": 3}});
-        assert_eq!(merge_patch(&t, &json!({"b": {"c": null, "e": 4}})), json!({"a": 1, "b": {"d": 3, "e": 4}}));
+        assert_eq!(
+            merge_patch(&t, &json!({"b": {"c": null, "e": 4}})),
+            json!({"a": 1, "b": {"d": 3, "e": 4}})
+        );
         let ops = json!([
             {"op": "add", "path": "/b/f", "value": [1]},
             {"op": "add", "path": "/b/f/-", "value": 2},
@@ -334,7 +373,10 @@ mod tests {
             {"op": "remove", "path": "/b/d"},
             {"op": "test", "path": "/a", "value": 9}
         ]);
-        assert_eq!(json_patch(&t, &ops).unwrap(), json!({"a": 9, "b": {"c": 2, "f": [1, 2]}}));
+        assert_eq!(
+            json_patch(&t, &ops).unwrap(),
+            json!({"a": 9, "b": {"c": 2, "f": [1, 2]}})
+        );
         assert!(json_patch(&t, &json!([{"op": "remove", "path": "/nope"}])).is_err());
         assert!(json_patch(&t, &json!([{"op": "test", "path": "/a", "value": 2}])).is_err());
     }

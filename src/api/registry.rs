@@ -10,33 +10,108 @@ use kapi_codec::schema::MsgId;
 
 /// Discovery documents as upstream serves them, by file name (`api__v1.json`, ...).
 pub const DISCOVERY: &[(&str, &[u8])] = &[
-    ("version.json", include_bytes!("data/discovery/version.json")),
+    (
+        "version.json",
+        include_bytes!("data/discovery/version.json"),
+    ),
     ("api.json", include_bytes!("data/discovery/api.json")),
     ("apis.json", include_bytes!("data/discovery/apis.json")),
-    ("api.aggregated-v2.json", include_bytes!("data/discovery/api.aggregated-v2.json")),
-    ("apis.aggregated-v2.json", include_bytes!("data/discovery/apis.aggregated-v2.json")),
-    ("api__v1.json", include_bytes!("data/discovery/api__v1.json")),
-    ("apis__admissionregistration.k8s.io__v1.json", include_bytes!("data/discovery/apis__admissionregistration.k8s.io__v1.json")),
-    ("apis__apiextensions.k8s.io__v1.json", include_bytes!("data/discovery/apis__apiextensions.k8s.io__v1.json")),
-    ("apis__apiregistration.k8s.io__v1.json", include_bytes!("data/discovery/apis__apiregistration.k8s.io__v1.json")),
-    ("apis__apps__v1.json", include_bytes!("data/discovery/apis__apps__v1.json")),
-    ("apis__authentication.k8s.io__v1.json", include_bytes!("data/discovery/apis__authentication.k8s.io__v1.json")),
-    ("apis__authorization.k8s.io__v1.json", include_bytes!("data/discovery/apis__authorization.k8s.io__v1.json")),
-    ("apis__autoscaling__v1.json", include_bytes!("data/discovery/apis__autoscaling__v1.json")),
-    ("apis__autoscaling__v2.json", include_bytes!("data/discovery/apis__autoscaling__v2.json")),
-    ("apis__batch__v1.json", include_bytes!("data/discovery/apis__batch__v1.json")),
-    ("apis__certificates.k8s.io__v1.json", include_bytes!("data/discovery/apis__certificates.k8s.io__v1.json")),
-    ("apis__coordination.k8s.io__v1.json", include_bytes!("data/discovery/apis__coordination.k8s.io__v1.json")),
-    ("apis__discovery.k8s.io__v1.json", include_bytes!("data/discovery/apis__discovery.k8s.io__v1.json")),
-    ("apis__events.k8s.io__v1.json", include_bytes!("data/discovery/apis__events.k8s.io__v1.json")),
-    ("apis__flowcontrol.apiserver.k8s.io__v1.json", include_bytes!("data/discovery/apis__flowcontrol.apiserver.k8s.io__v1.json")),
-    ("apis__networking.k8s.io__v1.json", include_bytes!("data/discovery/apis__networking.k8s.io__v1.json")),
-    ("apis__node.k8s.io__v1.json", include_bytes!("data/discovery/apis__node.k8s.io__v1.json")),
-    ("apis__policy__v1.json", include_bytes!("data/discovery/apis__policy__v1.json")),
-    ("apis__rbac.authorization.k8s.io__v1.json", include_bytes!("data/discovery/apis__rbac.authorization.k8s.io__v1.json")),
-    ("apis__resource.k8s.io__v1.json", include_bytes!("data/discovery/apis__resource.k8s.io__v1.json")),
-    ("apis__scheduling.k8s.io__v1.json", include_bytes!("data/discovery/apis__scheduling.k8s.io__v1.json")),
-    ("apis__storage.k8s.io__v1.json", include_bytes!("data/discovery/apis__storage.k8s.io__v1.json")),
+    (
+        "api.aggregated-v2.json",
+        include_bytes!("data/discovery/api.aggregated-v2.json"),
+    ),
+    (
+        "apis.aggregated-v2.json",
+        include_bytes!("data/discovery/apis.aggregated-v2.json"),
+    ),
+    (
+        "api__v1.json",
+        include_bytes!("data/discovery/api__v1.json"),
+    ),
+    (
+        "apis__admissionregistration.k8s.io__v1.json",
+        include_bytes!("data/discovery/apis__admissionregistration.k8s.io__v1.json"),
+    ),
+    (
+        "apis__apiextensions.k8s.io__v1.json",
+        include_bytes!("data/discovery/apis__apiextensions.k8s.io__v1.json"),
+    ),
+    (
+        "apis__apiregistration.k8s.io__v1.json",
+        include_bytes!("data/discovery/apis__apiregistration.k8s.io__v1.json"),
+    ),
+    (
+        "apis__apps__v1.json",
+        include_bytes!("data/discovery/apis__apps__v1.json"),
+    ),
+    (
+        "apis__authentication.k8s.io__v1.json",
+        include_bytes!("data/discovery/apis__authentication.k8s.io__v1.json"),
+    ),
+    (
+        "apis__authorization.k8s.io__v1.json",
+        include_bytes!("data/discovery/apis__authorization.k8s.io__v1.json"),
+    ),
+    (
+        "apis__autoscaling__v1.json",
+        include_bytes!("data/discovery/apis__autoscaling__v1.json"),
+    ),
+    (
+        "apis__autoscaling__v2.json",
+        include_bytes!("data/discovery/apis__autoscaling__v2.json"),
+    ),
+    (
+        "apis__batch__v1.json",
+        include_bytes!("data/discovery/apis__batch__v1.json"),
+    ),
+    (
+        "apis__certificates.k8s.io__v1.json",
+        include_bytes!("data/discovery/apis__certificates.k8s.io__v1.json"),
+    ),
+    (
+        "apis__coordination.k8s.io__v1.json",
+        include_bytes!("data/discovery/apis__coordination.k8s.io__v1.json"),
+    ),
+    (
+        "apis__discovery.k8s.io__v1.json",
+        include_bytes!("data/discovery/apis__discovery.k8s.io__v1.json"),
+    ),
+    (
+        "apis__events.k8s.io__v1.json",
+        include_bytes!("data/discovery/apis__events.k8s.io__v1.json"),
+    ),
+    (
+        "apis__flowcontrol.apiserver.k8s.io__v1.json",
+        include_bytes!("data/discovery/apis__flowcontrol.apiserver.k8s.io__v1.json"),
+    ),
+    (
+        "apis__networking.k8s.io__v1.json",
+        include_bytes!("data/discovery/apis__networking.k8s.io__v1.json"),
+    ),
+    (
+        "apis__node.k8s.io__v1.json",
+        include_bytes!("data/discovery/apis__node.k8s.io__v1.json"),
+    ),
+    (
+        "apis__policy__v1.json",
+        include_bytes!("data/discovery/apis__policy__v1.json"),
+    ),
+    (
+        "apis__rbac.authorization.k8s.io__v1.json",
+        include_bytes!("data/discovery/apis__rbac.authorization.k8s.io__v1.json"),
+    ),
+    (
+        "apis__resource.k8s.io__v1.json",
+        include_bytes!("data/discovery/apis__resource.k8s.io__v1.json"),
+    ),
+    (
+        "apis__scheduling.k8s.io__v1.json",
+        include_bytes!("data/discovery/apis__scheduling.k8s.io__v1.json"),
+    ),
+    (
+        "apis__storage.k8s.io__v1.json",
+        include_bytes!("data/discovery/apis__storage.k8s.io__v1.json"),
+    ),
 ];
 
 const ETCD_LAYOUT: &str = include_str!("data/etcd-layout.tsv");
@@ -58,11 +133,9 @@ pub struct Resource {
     pub version: String,
     /// Plural name, as in the URL.
     pub resource: String,
-    pub singular: String,
     pub kind: String,
     pub namespaced: bool,
     pub verbs: Vec<String>,
-    pub short_names: Vec<String>,
     /// Subresources served (`status`, `scale`, `binding`, ...).
     pub subresources: Vec<String>,
     /// Key prefix below `--etcd-prefix`, with a trailing slash: `pods/`, `minions/`.
@@ -95,16 +168,6 @@ impl Resource {
             self.resource.clone()
         } else {
             format!("{}.{}", self.resource, self.group)
-        }
-    }
-
-    /// Whether the served version is stored as it is (no conversion needed).
-    pub fn stored_as_served(&self) -> bool {
-        match &self.storage {
-            Storage::Protobuf { api_version, kind } | Storage::Json { api_version, kind } => {
-                *api_version == self.api_version() && *kind == self.kind
-            }
-            Storage::None => true,
         }
     }
 }
@@ -155,7 +218,11 @@ impl Registry {
                 }
                 let strings = |v: &serde_json::Value| -> Vec<String> {
                     v.as_array()
-                        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|s| s.as_str().map(str::to_string))
+                                .collect()
+                        })
                         .unwrap_or_default()
                 };
                 let subresources = entries
@@ -173,12 +240,10 @@ impl Registry {
                     group: group.to_string(),
                     version: version.to_string(),
                     resource: full.to_string(),
-                    singular: r["singularName"].as_str().unwrap_or_default().to_string(),
                     msg: schema.kind(&api_version, &kind),
                     kind,
                     namespaced: r["namespaced"].as_bool().unwrap_or(false),
                     verbs: strings(&r["verbs"]),
-                    short_names: strings(&r["shortNames"]),
                     subresources,
                     key_prefix,
                     storage,
@@ -202,11 +267,6 @@ impl Registry {
     pub fn all(&self) -> &[Resource] {
         &self.resources
     }
-
-    /// Whether a group/version is served at all (for 404s on unknown paths).
-    pub fn serves_group_version(&self, group: &str, version: &str) -> bool {
-        self.resources.iter().any(|r| r.group == group && r.version == version)
-    }
 }
 
 #[cfg(test)]
@@ -223,13 +283,21 @@ mod tests {
         assert!(pods.subresources.iter().any(|s| s == "status"));
         assert!(pods.msg.is_some());
         assert_eq!(reg.get("", "v1", "nodes").unwrap().key_prefix, "minions/");
-        assert_eq!(reg.get("", "v1", "services").unwrap().key_prefix, "services/specs/");
-        assert!(!reg.get("autoscaling", "v1", "horizontalpodautoscalers").unwrap().stored_as_served());
+        assert_eq!(
+            reg.get("", "v1", "services").unwrap().key_prefix,
+            "services/specs/"
+        );
         // Every persisted resource has a key prefix and a message to transcode with.
         for r in reg.all() {
             if r.storage != Storage::None {
                 assert!(!r.key_prefix.is_empty(), "{} has no key prefix", r.resource);
-                assert!(r.msg.is_some(), "{}/{} {} has no schema", r.group, r.version, r.kind);
+                assert!(
+                    r.msg.is_some(),
+                    "{}/{} {} has no schema",
+                    r.group,
+                    r.version,
+                    r.kind
+                );
             }
         }
         assert!(reg.all().len() >= 60, "{}", reg.all().len());

@@ -47,10 +47,14 @@ pub struct ResourceRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     /// `/api`, `/apis`, `/api/v1`, `/apis/<group>`, `/apis/<group>/<version>`.
-    Discovery { path: String },
+    Discovery {
+        path: String,
+    },
     Resource(ResourceRequest),
     /// `/version`, `/healthz`, `/openapi/...`, anything else outside the resource tree.
-    Other { path: String },
+    Other {
+        path: String,
+    },
 }
 
 /// Query parameters (decoded; the last value wins, as Go's `url.Values.Get` takes the first —
@@ -97,7 +101,9 @@ pub fn parse(method: &http::Method, path: &str, query: &Query) -> Option<Target>
     match parts.first() {
         Some(&"api") => {
             if parts.len() < 3 {
-                return Some(Target::Discovery { path: format!("/{trimmed}") });
+                return Some(Target::Discovery {
+                    path: format!("/{trimmed}"),
+                });
             }
             group = String::new();
             version = parts[1].to_string();
@@ -105,13 +111,19 @@ pub fn parse(method: &http::Method, path: &str, query: &Query) -> Option<Target>
         }
         Some(&"apis") => {
             if parts.len() < 4 {
-                return Some(Target::Discovery { path: format!("/{trimmed}") });
+                return Some(Target::Discovery {
+                    path: format!("/{trimmed}"),
+                });
             }
             group = parts[1].to_string();
             version = parts[2].to_string();
             parts.drain(..3);
         }
-        _ => return Some(Target::Other { path: path.to_string() }),
+        _ => {
+            return Some(Target::Other {
+                path: path.to_string(),
+            });
+        }
     }
     let mut verb_watch = false;
     if parts.first() == Some(&"watch") {
@@ -175,30 +187,69 @@ mod tests {
     fn paths_are_read_as_upstream_reads_them() {
         let r = res(Method::GET, "/api/v1/namespaces/default/pods/nginx", "");
         assert_eq!(
-            (r.verb, r.group.as_str(), r.version.as_str(), r.resource.as_str()),
+            (
+                r.verb,
+                r.group.as_str(),
+                r.version.as_str(),
+                r.resource.as_str()
+            ),
             (Verb::Get, "", "v1", "pods")
         );
-        assert_eq!((r.namespace.as_deref(), r.name.as_deref()), (Some("default"), Some("nginx")));
+        assert_eq!(
+            (r.namespace.as_deref(), r.name.as_deref()),
+            (Some("default"), Some("nginx"))
+        );
         let r = res(Method::GET, "/apis/apps/v1/deployments", "watch=true");
-        assert_eq!((r.verb, r.group.as_str(), r.namespace), (Verb::Watch, "apps", None));
+        assert_eq!(
+            (r.verb, r.group.as_str(), r.namespace),
+            (Verb::Watch, "apps", None)
+        );
         let r = res(Method::GET, "/api/v1/watch/namespaces/ns/pods", "");
         assert_eq!((r.verb, r.namespace.as_deref()), (Verb::Watch, Some("ns")));
         let r = res(Method::PUT, "/api/v1/namespaces/ns/pods/p/status", "");
-        assert_eq!((r.verb, r.subresource.as_deref()), (Verb::Update, Some("status")));
+        assert_eq!(
+            (r.verb, r.subresource.as_deref()),
+            (Verb::Update, Some("status"))
+        );
         let r = res(Method::GET, "/api/v1/namespaces/kube-system", "");
-        assert_eq!((r.resource.as_str(), r.name.as_deref(), r.namespace), ("namespaces", Some("kube-system"), None));
+        assert_eq!(
+            (r.resource.as_str(), r.name.as_deref(), r.namespace),
+            ("namespaces", Some("kube-system"), None)
+        );
         let r = res(Method::PUT, "/api/v1/namespaces/ns1/finalize", "");
-        assert_eq!((r.resource.as_str(), r.name.as_deref(), r.subresource.as_deref()), ("namespaces", Some("ns1"), Some("finalize")));
+        assert_eq!(
+            (
+                r.resource.as_str(),
+                r.name.as_deref(),
+                r.subresource.as_deref()
+            ),
+            ("namespaces", Some("ns1"), Some("finalize"))
+        );
         let r = res(Method::DELETE, "/api/v1/namespaces/ns/configmaps", "");
         assert_eq!(r.verb, Verb::DeleteCollection);
-        assert!(matches!(parse(&Method::GET, "/apis/apps", &Query::default()), Some(Target::Discovery { .. })));
-        assert!(matches!(parse(&Method::GET, "/version", &Query::default()), Some(Target::Other { .. })));
-        assert_eq!(parse(&Method::GET, "/api/v1/namespaces/ns/pods/a/b/c", &Query::default()), None);
+        assert!(matches!(
+            parse(&Method::GET, "/apis/apps", &Query::default()),
+            Some(Target::Discovery { .. })
+        ));
+        assert!(matches!(
+            parse(&Method::GET, "/version", &Query::default()),
+            Some(Target::Other { .. })
+        ));
+        assert_eq!(
+            parse(
+                &Method::GET,
+                "/api/v1/namespaces/ns/pods/a/b/c",
+                &Query::default()
+            ),
+            None
+        );
     }
 
     #[test]
     fn query_values_are_decoded() {
-        let q = Query::parse(Some("labelSelector=app%3Dweb%2Ctier+in+(a)&limit=5&limit=6"));
+        let q = Query::parse(Some(
+            "labelSelector=app%3Dweb%2Ctier+in+(a)&limit=5&limit=6",
+        ));
         assert_eq!(q.get("labelSelector"), Some("app=web,tier in (a)"));
         assert_eq!(q.get("limit"), Some("5"));
     }

@@ -18,7 +18,9 @@ enum LabelReq {
 pub struct LabelSelector(Vec<LabelReq>);
 
 fn bad_label(s: &str, why: &str) -> Status {
-    Status::bad_request(format!("unable to parse requirement: {why} (selector {s:?})"))
+    Status::bad_request(format!(
+        "unable to parse requirement: {why} (selector {s:?})"
+    ))
 }
 
 /// Splits on commas outside parentheses.
@@ -44,7 +46,8 @@ fn split_top(s: &str) -> Vec<&str> {
 fn valid_label_key(k: &str) -> bool {
     !k.is_empty()
         && k.len() <= 317
-        && k.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
 }
 
 impl LabelSelector {
@@ -64,7 +67,11 @@ impl LabelSelector {
                     .strip_prefix('(')
                     .and_then(|r| r.strip_suffix(')'))
                     .ok_or_else(|| bad_label(s, "expected a set of values in parentheses"))?;
-                Ok(inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
+                Ok(inner
+                    .split(',')
+                    .map(|v| v.trim().to_string())
+                    .filter(|v| !v.is_empty())
+                    .collect())
             };
             let req = if let Some(k) = p.strip_prefix('!') {
                 LabelReq::NotExists(k.trim().to_string())
@@ -103,7 +110,12 @@ impl LabelSelector {
 
     /// `labels` sorted by key or not; looked up linearly (objects carry few labels).
     pub fn matches<K: AsRef<str>, V: AsRef<str>>(&self, labels: &[(K, V)]) -> bool {
-        let get = |k: &str| labels.iter().find(|(lk, _)| lk.as_ref() == k).map(|(_, v)| v.as_ref());
+        let get = |k: &str| {
+            labels
+                .iter()
+                .find(|(lk, _)| lk.as_ref() == k)
+                .map(|(_, v)| v.as_ref())
+        };
         self.0.iter().all(|r| match r {
             LabelReq::Eq(k, v) => get(k) == Some(v.as_str()),
             LabelReq::NotEq(k, v) => get(k) != Some(v.as_str()),
@@ -148,7 +160,10 @@ impl FieldSelector {
 
     /// The value required for `field` by an `=` requirement, if any (to narrow a scan).
     pub fn required(&self, field: &str) -> Option<&str> {
-        self.0.iter().find(|(f, eq, _)| f == field && *eq).map(|(_, _, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(f, eq, _)| f == field && *eq)
+            .map(|(_, _, v)| v.as_str())
     }
 
     /// `value_of` gives an object's value for a field label, None when the kind has no such
@@ -164,7 +179,9 @@ impl FieldSelector {
     pub fn check_fields(&self, supported: &[&str]) -> Result<(), Status> {
         for (f, _, _) in &self.0 {
             if !supported.contains(&f.as_str()) {
-                return Err(Status::bad_request(format!("field label not supported: {f}")));
+                return Err(Status::bad_request(format!(
+                    "field label not supported: {f}"
+                )));
             }
         }
         Ok(())
@@ -201,7 +218,10 @@ mod tests {
         };
         assert!(f.matches(v));
         assert!(FieldSelector::parse("nonsense").is_err());
-        let err = FieldSelector::parse("spec.foo=1").unwrap().check_fields(&["metadata.name"]).unwrap_err();
+        let err = FieldSelector::parse("spec.foo=1")
+            .unwrap()
+            .check_fields(&["metadata.name"])
+            .unwrap_err();
         assert_eq!(err.code, 400);
     }
 }

@@ -24,18 +24,18 @@ pub struct Api {
     pub prefix: String,
 }
 
-/// What the REST handlers get about a request besides the API.
-pub struct Call<'a> {
-    pub req: &'a Request,
-    pub query: Query,
-    pub accepted: Accepted,
-    pub pretty: bool,
-}
-
 impl Api {
     pub async fn handle(self: Arc<Self>, req: Request) -> Response {
         let query = Query::parse(req.uri.query());
-        let pretty = negotiate::pretty(query.get("pretty"), header_str(&req.headers, header::USER_AGENT));
+        let pretty = negotiate::pretty(
+            query.get("pretty"),
+            header_str(&req.headers, header::USER_AGENT),
+        );
+        // Bearer tokens are not accepted yet (no authenticator), so any token is invalid:
+        // upstream answers an invalid credential with 401 whatever the path.
+        if req.identity.is_none() && req.headers.contains_key(header::AUTHORIZATION) {
+            return status_response(&Status::unauthorized(), Encoding::Json, pretty);
+        }
         let path = req.uri.path().to_string();
         let target = request::parse(&req.method, &path, &query);
         match target {
@@ -64,11 +64,17 @@ impl Api {
                 let store_ok = self.store.health().await.is_ok();
                 health(path, req.uri.query(), store_ok)
             }
-            p if p.starts_with("/healthz/") || p.starts_with("/livez/") || p.starts_with("/readyz/") => {
+            p if p.starts_with("/healthz/")
+                || p.starts_with("/livez/")
+                || p.starts_with("/readyz/") =>
+            {
                 let store_ok = self.store.health().await.is_ok();
                 let check = p.rsplit('/').next().unwrap_or("");
                 if check == "etcd" && !store_ok {
-                    text(StatusCode::INTERNAL_SERVER_ERROR, "[-]etcd failed: reason withheld\n".into())
+                    text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "[-]etcd failed: reason withheld\n".into(),
+                    )
                 } else {
                     text(StatusCode::OK, "ok".into())
                 }
@@ -78,14 +84,27 @@ impl Api {
                 None => status_response(&not_found_path(), Encoding::Json, pretty),
             },
             "/openapi/v3" | "/openapi/v3/" => {
-                let mut resp = respond(StatusCode::OK, "text/plain; charset=utf-8", super::openapi::v3_index());
-                resp.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+                let mut resp = respond(
+                    StatusCode::OK,
+                    "text/plain; charset=utf-8",
+                    super::openapi::v3_index(),
+                );
+                resp.headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
                 resp
             }
-            p if p.starts_with("/openapi/v3/") => match super::openapi::v3(&p["/openapi/v3/".len()..]) {
-                Some(doc) => openapi_doc(req, doc, req.uri.query().is_some_and(|q| q.contains("hash="))),
-                None => status_response(&not_found_path(), Encoding::Json, pretty),
-            },
+            p if p.starts_with("/openapi/v3/") => {
+                match super::openapi::v3(&p["/openapi/v3/".len()..]) {
+                    Some(doc) => openapi_doc(
+                        req,
+                        doc,
+                        req.uri.query().is_some_and(|q| q.contains("hash=")),
+                    ),
+                    None => status_response(&not_found_path(), Encoding::Json, pretty),
+                }
+            }
             _ => status_response(&not_found_path(), Encoding::Json, pretty),
         }
     }
@@ -101,7 +120,11 @@ fn openapi_doc(req: &Request, doc: &super::openapi::Doc, immutable: bool) -> Res
         .is_some_and(|v| v == etag);
     let accept = header_str(&req.headers, header::ACCEPT).unwrap_or("");
     if accept.contains("protobuf") && !accept.contains("json") && !accept.contains("*/*") {
-        return status_response(&Status::not_acceptable("application/json"), Encoding::Json, false);
+        return status_response(
+            &Status::not_acceptable("application/json"),
+            Encoding::Json,
+            false,
+        );
     }
     let mut resp = if not_modified {
         respond(StatusCode::NOT_MODIFIED, "application/json", Vec::new())
@@ -113,7 +136,11 @@ fn openapi_doc(req: &Request, doc: &super::openapi::Doc, immutable: bool) -> Res
     }
     resp.headers.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static(if immutable { "public, immutable" } else { "no-cache, private" }),
+        HeaderValue::from_static(if immutable {
+            "public, immutable"
+        } else {
+            "no-cache, private"
+        }),
     );
     resp
 }
@@ -148,7 +175,11 @@ fn forbidden_anonymous(rr: &request::ResourceRequest) -> Status {
 }
 
 fn not_found_path() -> Status {
-    let mut s = Status::new(404, "NotFound", "the server could not find the requested resource");
+    let mut s = Status::new(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    );
     s.empty_details = true;
     s
 }
@@ -191,16 +222,20 @@ fn discovery(req: &Request, path: &str, pretty: bool) -> Response {
     if aggregated {
         resp.headers.insert(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"),
+            HeaderValue::from_static(
+                "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+            ),
         );
-        resp.headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+        resp.headers
+            .insert(header::VARY, HeaderValue::from_static("Accept"));
     }
     resp
 }
 
 /// `/apis/<group>`: the APIGroup entry of `/apis`.
 fn group_doc(group: &str, pretty: bool) -> Response {
-    let apis: serde_json::Value = serde_json::from_slice(discovery_doc("apis.json")).unwrap_or_default();
+    let apis: serde_json::Value =
+        serde_json::from_slice(discovery_doc("apis.json")).unwrap_or_default();
     let found = apis["groups"]
         .as_array()
         .and_then(|gs| gs.iter().find(|g| g["name"] == group))
@@ -239,7 +274,10 @@ fn raw_json(doc: &[u8], pretty: bool) -> Response {
 fn health(path: &str, query: Option<&str>, store_ok: bool) -> Response {
     let checks: &[(&str, bool)] = &[("ping", true), ("log", true), ("etcd", store_ok)];
     let ok = checks.iter().all(|(_, ok)| *ok);
-    let verbose = query.is_some_and(|q| q.split('&').any(|p| p == "verbose" || p.starts_with("verbose=")));
+    let verbose = query.is_some_and(|q| {
+        q.split('&')
+            .any(|p| p == "verbose" || p.starts_with("verbose="))
+    });
     let name = path.trim_start_matches('/');
     let mut body = String::new();
     if verbose || !ok {
@@ -258,13 +296,26 @@ fn health(path: &str, query: Option<&str>, store_ok: bool) -> Response {
     } else {
         body.push_str("ok");
     }
-    text(if ok { StatusCode::OK } else { StatusCode::INTERNAL_SERVER_ERROR }, body)
+    text(
+        if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
+        },
+        body,
+    )
 }
 
 fn text(status: StatusCode, body: String) -> Response {
     let mut headers = HeaderMap::new();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     Response {
         status,
         headers,
@@ -277,7 +328,10 @@ pub fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Respons
     if let Ok(v) = HeaderValue::from_str(content_type) {
         headers.insert(header::CONTENT_TYPE, v);
     }
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
     Response {
         status,
         headers,

@@ -74,7 +74,12 @@ impl Status {
     }
 
     pub fn already_exists(gr: GroupResource<'_>, name: &str) -> Status {
-        Status::new(409, "AlreadyExists", format!("{gr} \"{name}\" already exists")).about(gr, name)
+        Status::new(
+            409,
+            "AlreadyExists",
+            format!("{gr} \"{name}\" already exists"),
+        )
+        .about(gr, name)
     }
 
     /// A stale resourceVersion on update.
@@ -112,7 +117,11 @@ impl Status {
         } else {
             format!("[{}]", list.join(", "))
         };
-        let mut s = Status::new(422, "Invalid", format!("{kind} \"{name}\" is invalid: {joined}"));
+        let mut s = Status::new(
+            422,
+            "Invalid",
+            format!("{kind} \"{name}\" is invalid: {joined}"),
+        );
         s.name = Some(name.to_string()).filter(|n| !n.is_empty());
         s.group = Some(group.to_string()).filter(|g| !g.is_empty());
         s.kind = Some(kind.to_string());
@@ -160,10 +169,6 @@ impl Status {
         Status::new(410, "Expired", message)
     }
 
-    pub fn gone(message: impl Into<String>) -> Status {
-        Status::new(410, "Gone", message)
-    }
-
     pub fn unauthorized() -> Status {
         Status::new(401, "Unauthorized", "Unauthorized")
     }
@@ -182,10 +187,6 @@ impl Status {
 
     pub fn timeout(message: impl Into<String>) -> Status {
         Status::new(504, "Timeout", message)
-    }
-
-    pub fn too_large(message: impl Into<String>) -> Status {
-        Status::new(413, "RequestEntityTooLarge", message)
     }
 
     /// The `Success` status a DELETE returns for kinds that answer with a Status.
@@ -208,7 +209,11 @@ impl Status {
         obj.insert("metadata".into(), json!({}));
         obj.insert(
             "status".into(),
-            json!(if self.is_success() { "Success" } else { "Failure" }),
+            json!(if self.is_success() {
+                "Success"
+            } else {
+                "Failure"
+            }),
         );
         if !self.message.is_empty() {
             obj.insert("message".into(), json!(self.message));
@@ -279,22 +284,34 @@ mod tests {
 
     #[test]
     fn statuses_render_as_upstream_bytes() {
-        let pods = GroupResource { group: "", resource: "pods" };
+        let pods = GroupResource {
+            group: "",
+            resource: "pods",
+        };
         assert_eq!(
             render(&Status::not_found(pods, "does-not-exist")),
             r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"pods \"does-not-exist\" not found","reason":"NotFound","details":{"name":"does-not-exist","kind":"pods"},"code":404}"#
         );
-        let cms = GroupResource { group: "", resource: "configmaps" };
+        let cms = GroupResource {
+            group: "",
+            resource: "configmaps",
+        };
         assert_eq!(
             render(&Status::modified_conflict(cms, "cfg")),
             r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Operation cannot be fulfilled on configmaps \"cfg\": the object has been modified; please apply your changes to the latest version and try again","reason":"Conflict","details":{"name":"cfg","kind":"configmaps"},"code":409}"#
         );
         assert_eq!(
-            render(&Status::success_deleted(cms, "to-delete", "fcd204b5-15ed-429a-87d5-76d3e92c573e")),
+            render(&Status::success_deleted(
+                cms,
+                "to-delete",
+                "fcd204b5-15ed-429a-87d5-76d3e92c573e"
+            )),
             r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Success","details":{"name":"to-delete","kind":"configmaps","uid":"fcd204b5-15ed-429a-87d5-76d3e92c573e"}}"#
         );
         assert_eq!(
-            render(&Status::expired("The resourceVersion for the provided list is too old.")),
+            render(&Status::expired(
+                "The resourceVersion for the provided list is too old."
+            )),
             r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"The resourceVersion for the provided list is too old.","reason":"Expired","code":410}"#
         );
         assert_eq!(

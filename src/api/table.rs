@@ -50,11 +50,25 @@ struct Column {
 }
 
 const fn col(name: &'static str, cell: Cell) -> Column {
-    Column { name, ty: "string", format: "", description: "", priority: 0, cell }
+    Column {
+        name,
+        ty: "string",
+        format: "",
+        description: "",
+        priority: 0,
+        cell,
+    }
 }
 
 const fn wide(name: &'static str, cell: Cell) -> Column {
-    Column { name, ty: "string", format: "", description: "", priority: 1, cell }
+    Column {
+        name,
+        ty: "string",
+        format: "",
+        description: "",
+        priority: 1,
+        cell,
+    }
 }
 
 const NAME: Column = Column {
@@ -100,9 +114,31 @@ fn columns(group: &str, resource: &str) -> Vec<Column> {
             wide("Readiness Gates", Path("/spec/readinessGates")),
         ],
         ("", "namespaces") => vec![NAME, col("Status", Path("/status/phase")), AGE],
-        ("", "configmaps") => vec![NAME, Column { ty: "integer", ..col("Data", Count("/data")) }, AGE],
-        ("", "secrets") => vec![NAME, col("Type", Path("/type")), Column { ty: "integer", ..col("Data", Count("/data")) }, AGE],
-        ("", "serviceaccounts") => vec![NAME, Column { ty: "integer", ..col("Secrets", Count("/secrets")) }, AGE],
+        ("", "configmaps") => vec![
+            NAME,
+            Column {
+                ty: "integer",
+                ..col("Data", Count("/data"))
+            },
+            AGE,
+        ],
+        ("", "secrets") => vec![
+            NAME,
+            col("Type", Path("/type")),
+            Column {
+                ty: "integer",
+                ..col("Data", Count("/data"))
+            },
+            AGE,
+        ],
+        ("", "serviceaccounts") => vec![
+            NAME,
+            Column {
+                ty: "integer",
+                ..col("Secrets", Count("/secrets"))
+            },
+            AGE,
+        ],
         ("", "services") => vec![
             NAME,
             col("Type", Path("/spec/type")),
@@ -122,7 +158,10 @@ fn columns(group: &str, resource: &str) -> Vec<Column> {
             wide("Internal-IP", Path("/status/addresses/0/address")),
             wide("OS-Image", Path("/status/nodeInfo/osImage")),
             wide("Kernel-Version", Path("/status/nodeInfo/kernelVersion")),
-            wide("Container-Runtime", Path("/status/nodeInfo/containerRuntimeVersion")),
+            wide(
+                "Container-Runtime",
+                Path("/status/nodeInfo/containerRuntimeVersion"),
+            ),
         ],
         ("", "events") => vec![
             col("Last Seen", Path("/lastTimestamp")),
@@ -134,8 +173,14 @@ fn columns(group: &str, resource: &str) -> Vec<Column> {
         ("apps", "deployments") => vec![
             NAME,
             col("Ready", Ratio("/status/readyReplicas", "/spec/replicas")),
-            Column { ty: "integer", ..col("Up-to-date", Int("/status/updatedReplicas")) },
-            Column { ty: "integer", ..col("Available", Int("/status/availableReplicas")) },
+            Column {
+                ty: "integer",
+                ..col("Up-to-date", Int("/status/updatedReplicas"))
+            },
+            Column {
+                ty: "integer",
+                ..col("Available", Int("/status/availableReplicas"))
+            },
             AGE,
             wide("Containers", Containers("/spec/template/spec/containers")),
             wide("Images", Images("/spec/template/spec/containers")),
@@ -143,9 +188,18 @@ fn columns(group: &str, resource: &str) -> Vec<Column> {
         ],
         ("apps", "replicasets") => vec![
             NAME,
-            Column { ty: "integer", ..col("Desired", Int("/spec/replicas")) },
-            Column { ty: "integer", ..col("Current", Int("/status/replicas")) },
-            Column { ty: "integer", ..col("Ready", Int("/status/readyReplicas")) },
+            Column {
+                ty: "integer",
+                ..col("Desired", Int("/spec/replicas"))
+            },
+            Column {
+                ty: "integer",
+                ..col("Current", Int("/status/replicas"))
+            },
+            Column {
+                ty: "integer",
+                ..col("Ready", Int("/status/readyReplicas"))
+            },
             AGE,
             wide("Containers", Containers("/spec/template/spec/containers")),
             wide("Images", Images("/spec/template/spec/containers")),
@@ -160,12 +214,30 @@ fn columns(group: &str, resource: &str) -> Vec<Column> {
         ],
         ("apps", "daemonsets") => vec![
             NAME,
-            Column { ty: "integer", ..col("Desired", Int("/status/desiredNumberScheduled")) },
-            Column { ty: "integer", ..col("Current", Int("/status/currentNumberScheduled")) },
-            Column { ty: "integer", ..col("Ready", Int("/status/numberReady")) },
-            Column { ty: "integer", ..col("Up-to-date", Int("/status/updatedNumberScheduled")) },
-            Column { ty: "integer", ..col("Available", Int("/status/numberAvailable")) },
-            col("Node Selector", Selector("/spec/template/spec/nodeSelector")),
+            Column {
+                ty: "integer",
+                ..col("Desired", Int("/status/desiredNumberScheduled"))
+            },
+            Column {
+                ty: "integer",
+                ..col("Current", Int("/status/currentNumberScheduled"))
+            },
+            Column {
+                ty: "integer",
+                ..col("Ready", Int("/status/numberReady"))
+            },
+            Column {
+                ty: "integer",
+                ..col("Up-to-date", Int("/status/updatedNumberScheduled"))
+            },
+            Column {
+                ty: "integer",
+                ..col("Available", Int("/status/numberAvailable"))
+            },
+            col(
+                "Node Selector",
+                Selector("/spec/template/spec/nodeSelector"),
+            ),
             AGE,
             wide("Containers", Containers("/spec/template/spec/containers")),
             wide("Images", Images("/spec/template/spec/containers")),
@@ -174,7 +246,10 @@ fn columns(group: &str, resource: &str) -> Vec<Column> {
         ("batch", "jobs") => vec![
             NAME,
             col("Status", Path("/status/conditions/0/type")),
-            col("Completions", Ratio("/status/succeeded", "/spec/completions")),
+            col(
+                "Completions",
+                Ratio("/status/succeeded", "/spec/completions"),
+            ),
             col("Duration", Path("/status/completionTime")),
             AGE,
             wide("Containers", Containers("/spec/template/spec/containers")),
@@ -186,14 +261,25 @@ fn columns(group: &str, resource: &str) -> Vec<Column> {
             col("Schedule", Path("/spec/schedule")),
             col("Timezone", Path("/spec/timeZone")),
             col("Suspend", Path("/spec/suspend")),
-            Column { ty: "integer", ..col("Active", Count("/status/active")) },
+            Column {
+                ty: "integer",
+                ..col("Active", Count("/status/active"))
+            },
             col("Last Schedule", Path("/status/lastScheduleTime")),
             AGE,
-            wide("Containers", Containers("/spec/jobTemplate/spec/template/spec/containers")),
-            wide("Images", Images("/spec/jobTemplate/spec/template/spec/containers")),
+            wide(
+                "Containers",
+                Containers("/spec/jobTemplate/spec/template/spec/containers"),
+            ),
+            wide(
+                "Images",
+                Images("/spec/jobTemplate/spec/template/spec/containers"),
+            ),
             wide("Selector", Selector("/spec/jobTemplate/spec/selector")),
         ],
-        ("coordination.k8s.io", "leases") => vec![NAME, col("Holder", Path("/spec/holderIdentity")), AGE],
+        ("coordination.k8s.io", "leases") => {
+            vec![NAME, col("Holder", Path("/spec/holderIdentity")), AGE]
+        }
         _ => vec![NAME, CREATED_AT],
     }
 }
@@ -208,20 +294,36 @@ fn human_age(created: &str, now: i64) -> String {
     if s < 120 {
         format!("{s}s")
     } else if m < 10 {
-        if s % 60 == 0 { format!("{m}m") } else { format!("{m}m{}s", s % 60) }
+        if s % 60 == 0 {
+            format!("{m}m")
+        } else {
+            format!("{m}m{}s", s % 60)
+        }
     } else if m < 180 {
         format!("{m}m")
     } else if h < 8 {
-        if m % 60 == 0 { format!("{h}h") } else { format!("{h}h{}m", m % 60) }
+        if m % 60 == 0 {
+            format!("{h}h")
+        } else {
+            format!("{h}h{}m", m % 60)
+        }
     } else if h < 48 {
         format!("{h}h")
     } else if h < 24 * 8 {
-        if h % 24 == 0 { format!("{}d", h / 24) } else { format!("{}d{}h", h / 24, h % 24) }
+        if h % 24 == 0 {
+            format!("{}d", h / 24)
+        } else {
+            format!("{}d{}h", h / 24, h % 24)
+        }
     } else if h < 24 * 365 * 2 {
         format!("{}d", h / 24)
     } else if h < 24 * 365 * 8 {
         let days = h / 24 - (h / 24 / 365) * 365;
-        if days == 0 { format!("{}y", h / 24 / 365) } else { format!("{}y{}d", h / 24 / 365, days) }
+        if days == 0 {
+            format!("{}y", h / 24 / 365)
+        } else {
+            format!("{}y{}d", h / 24 / 365, days)
+        }
     } else {
         format!("{}y", h / 24 / 365)
     }
@@ -242,12 +344,19 @@ fn selector_text(v: Option<&Value>) -> String {
     let labels = v.get("matchLabels").unwrap_or(v);
     let mut parts: Vec<String> = labels
         .as_object()
-        .map(|o| o.iter().filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}"))).collect())
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}")))
+                .collect()
+        })
         .unwrap_or_default();
     if let Some(exprs) = v.get("matchExpressions").and_then(Value::as_array) {
         for e in exprs {
             let key = e["key"].as_str().unwrap_or("");
-            let vals: Vec<&str> = e["values"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+            let vals: Vec<&str> = e["values"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
             parts.push(match e["operator"].as_str().unwrap_or("") {
                 "In" => format!("{key} in ({})", vals.join(",")),
                 "NotIn" => format!("{key} notin ({})", vals.join(",")),
@@ -256,7 +365,11 @@ fn selector_text(v: Option<&Value>) -> String {
             });
         }
     }
-    if parts.is_empty() { "<none>".into() } else { parts.join(",") }
+    if parts.is_empty() {
+        "<none>".into()
+    } else {
+        parts.join(",")
+    }
 }
 
 fn cell(obj: &Value, c: Cell, now: i64) -> Value {
@@ -269,10 +382,21 @@ fn cell(obj: &Value, c: Cell, now: i64) -> Value {
             Some(Value::Array(a)) => a.len(),
             _ => 0,
         }),
-        Age => json!(human_age(obj.pointer("/metadata/creationTimestamp").and_then(Value::as_str).unwrap_or(""), now)),
-        Created => obj.pointer("/metadata/creationTimestamp").cloned().unwrap_or(Value::Null),
+        Age => json!(human_age(
+            obj.pointer("/metadata/creationTimestamp")
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+            now
+        )),
+        Created => obj
+            .pointer("/metadata/creationTimestamp")
+            .cloned()
+            .unwrap_or(Value::Null),
         PodReady => {
-            let total = obj.pointer("/spec/containers").and_then(Value::as_array).map_or(0, Vec::len);
+            let total = obj
+                .pointer("/spec/containers")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
             let ready = obj
                 .pointer("/status/containerStatuses")
                 .and_then(Value::as_array)
@@ -283,18 +407,33 @@ fn cell(obj: &Value, c: Cell, now: i64) -> Value {
             if obj.pointer("/metadata/deletionTimestamp").is_some() {
                 return json!("Terminating");
             }
-            let reason = obj.pointer("/status/reason").and_then(Value::as_str).filter(|r| !r.is_empty());
+            let reason = obj
+                .pointer("/status/reason")
+                .and_then(Value::as_str)
+                .filter(|r| !r.is_empty());
             let waiting = obj
                 .pointer("/status/containerStatuses")
                 .and_then(Value::as_array)
-                .and_then(|s| s.iter().find_map(|c| c.pointer("/state/waiting/reason").and_then(Value::as_str)));
-            json!(reason.or(waiting).or(obj.pointer("/status/phase").and_then(Value::as_str)).unwrap_or("Unknown"))
+                .and_then(|s| {
+                    s.iter()
+                        .find_map(|c| c.pointer("/state/waiting/reason").and_then(Value::as_str))
+                });
+            json!(
+                reason
+                    .or(waiting)
+                    .or(obj.pointer("/status/phase").and_then(Value::as_str))
+                    .unwrap_or("Unknown")
+            )
         }
         PodRestarts => {
             let n: i64 = obj
                 .pointer("/status/containerStatuses")
                 .and_then(Value::as_array)
-                .map_or(0, |s| s.iter().map(|c| c["restartCount"].as_i64().unwrap_or(0)).sum());
+                .map_or(0, |s| {
+                    s.iter()
+                        .map(|c| c["restartCount"].as_i64().unwrap_or(0))
+                        .sum()
+                });
             json!(n.to_string())
         }
         Ratio(a, b) => json!(format!(
@@ -319,7 +458,11 @@ fn cell(obj: &Value, c: Cell, now: i64) -> Value {
                         .collect()
                 })
                 .unwrap_or_default();
-            json!(if ports.is_empty() { "<none>".to_string() } else { ports.join(",") })
+            json!(if ports.is_empty() {
+                "<none>".to_string()
+            } else {
+                ports.join(",")
+            })
         }
         ExternalIp => {
             let ips: Vec<&str> = obj
@@ -327,10 +470,18 @@ fn cell(obj: &Value, c: Cell, now: i64) -> Value {
                 .and_then(Value::as_array)
                 .map(|a| a.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
-            json!(if ips.is_empty() { "<none>".to_string() } else { ips.join(",") })
+            json!(if ips.is_empty() {
+                "<none>".to_string()
+            } else {
+                ips.join(",")
+            })
         }
         Containers(p) | Images(p) => {
-            let field = if matches!(c, Containers(_)) { "name" } else { "image" };
+            let field = if matches!(c, Containers(_)) {
+                "name"
+            } else {
+                "image"
+            };
             let list: Vec<&str> = obj
                 .pointer(p)
                 .and_then(Value::as_array)
@@ -359,16 +510,32 @@ fn cell(obj: &Value, c: Cell, now: i64) -> Value {
             let roles: Vec<&str> = obj
                 .pointer("/metadata/labels")
                 .and_then(Value::as_object)
-                .map(|l| l.keys().filter_map(|k| k.strip_prefix("node-role.kubernetes.io/")).filter(|r| !r.is_empty()).collect())
+                .map(|l| {
+                    l.keys()
+                        .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/"))
+                        .filter(|r| !r.is_empty())
+                        .collect()
+                })
                 .unwrap_or_default();
-            json!(if roles.is_empty() { "<none>".to_string() } else { roles.join(",") })
+            json!(if roles.is_empty() {
+                "<none>".to_string()
+            } else {
+                roles.join(",")
+            })
         }
     }
 }
 
 /// A Table of `objects` (served objects as JSON values); `metadata` is each row's
 /// PartialObjectMetadata (as JSON values), `include_object` says what goes in rows.
-pub fn table(group: &str, resource: &str, objects: &[Value], list_rv: Option<&str>, continue_token: &str, include: Include) -> Value {
+pub fn table(
+    group: &str,
+    resource: &str,
+    objects: &[Value],
+    list_rv: Option<&str>,
+    continue_token: &str,
+    include: Include,
+) -> Value {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -438,9 +605,18 @@ impl Include {
 pub fn to_json(t: &Value) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(b"{\"kind\":\"Table\",\"apiVersion\":\"meta.k8s.io/v1\",\"metadata\":");
-    out.extend_from_slice(serde_json::to_string(&t["metadata"]).unwrap_or_default().as_bytes());
+    out.extend_from_slice(
+        serde_json::to_string(&t["metadata"])
+            .unwrap_or_default()
+            .as_bytes(),
+    );
     out.extend_from_slice(b",\"columnDefinitions\":[");
-    for (i, c) in t["columnDefinitions"].as_array().into_iter().flatten().enumerate() {
+    for (i, c) in t["columnDefinitions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         if i > 0 {
             out.push(b',');
         }
@@ -453,7 +629,11 @@ pub fn to_json(t: &Value) -> Vec<u8> {
         );
     }
     out.extend_from_slice(b"],\"rows\":");
-    out.extend_from_slice(serde_json::to_string(&t["rows"]).unwrap_or_default().as_bytes());
+    out.extend_from_slice(
+        serde_json::to_string(&t["rows"])
+            .unwrap_or_default()
+            .as_bytes(),
+    );
     out.push(b'}');
     out
 }
@@ -479,10 +659,36 @@ mod tests {
         let pod = json!({"metadata": {"name": "nginx", "creationTimestamp": "2026-01-01T00:00:00Z"},
             "spec": {"containers": [{"name": "nginx"}]}, "status": {"phase": "Pending"}});
         let t = table("", "pods", &[pod], Some("5"), "", Include::Metadata);
-        let names: Vec<&str> = t["columnDefinitions"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
-        assert_eq!(names, ["Name", "Ready", "Status", "Restarts", "Age", "IP", "Node", "Nominated Node", "Readiness Gates"]);
+        let names: Vec<&str> = t["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "Name",
+                "Ready",
+                "Status",
+                "Restarts",
+                "Age",
+                "IP",
+                "Node",
+                "Nominated Node",
+                "Readiness Gates"
+            ]
+        );
         let cells = &t["rows"][0]["cells"];
-        assert_eq!((cells[0].as_str(), cells[1].as_str(), cells[2].as_str(), cells[3].as_str()), (Some("nginx"), Some("0/1"), Some("Pending"), Some("0")));
+        assert_eq!(
+            (
+                cells[0].as_str(),
+                cells[1].as_str(),
+                cells[2].as_str(),
+                cells[3].as_str()
+            ),
+            (Some("nginx"), Some("0/1"), Some("Pending"), Some("0"))
+        );
         assert_eq!(cells[5], "<none>");
         let default = table("", "limitranges", &[], None, "", Include::None);
         assert_eq!(default["columnDefinitions"][1]["name"], "Created At");

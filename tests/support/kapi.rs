@@ -37,7 +37,10 @@ impl Kapi {
             port: free_port(),
             data_dir: dir,
             args: args.iter().map(|s| s.to_string()).collect(),
-            env: env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
             _tmp: Some(tmp),
         };
         k.spawn();
@@ -67,7 +70,11 @@ impl Kapi {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
                 panic!("kapi exited early ({status}): {}", self.log());
             }
-            assert!(Instant::now() < deadline, "kapi did not become ready: {}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "kapi did not become ready: {}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -116,13 +123,20 @@ pub fn kubectl_at(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Outp
         .arg(kubeconfig)
         .arg("--request-timeout=30s")
         .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("kubectl runs");
     if let Some(input) = stdin {
         use std::io::Write;
-        let _ = child.stdin.take().map(|mut s| s.write_all(input.as_bytes()));
+        let _ = child
+            .stdin
+            .take()
+            .map(|mut s| s.write_all(input.as_bytes()));
     }
     child.wait_with_output().expect("kubectl output")
 }

@@ -1,0 +1,422 @@
+//! The generic REST handlers: one path for every built-in resource. Reads (get, list, watch)
+//! are answered from the cache; writes go to the store as transactions on the key's
+//! mod_revision. Per-kind behaviour comes from the registry row, not from code per kind.
+
+mod defaults;
+mod read;
+mod scale;
+mod write;
+
+pub use defaults::now_rfc3339;
+use defaults::*;
+
+use std::sync::Arc;
+
+use base64::Engine;
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+use kapi_cache::{CacheError, EventKind, WatchItem};
+use kapi_codec::FieldValidation;
+use kapi_codec::envelope::{EventType, ListMeta};
+use kapi_codec::meta::{FieldPath, meta_from_pb, selectable_fields};
+use serde_json::{Value, json};
+
+use super::negotiate::{self, BodyType, Encoding, Shape};
+use super::registry::{Resource, Storage};
+use super::request::{Query, ResourceRequest, Verb};
+use super::selector::{FieldSelector, LabelSelector};
+use super::server::{Api, respond};
+use super::status::{Cause, GroupResource, Status};
+use crate::api::objects::{self, Served};
+use crate::storage::StoreError;
+use crate::transport::{Body, Request, Response};
+
+type Failure = (Status, Encoding);
+
+/// Chunks a watch may have queued toward the transport before the producer waits: the
+/// transport drains as the client reads, so this only smooths bursts.
+const WATCH_CHUNK_BUFFER: usize = 64;
+
+/// How often an idle watch that asked for bookmarks gets one (upstream: about a minute).
+const BOOKMARK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Default watch length when the client sets no timeoutSeconds (upstream: a random
+/// 30–60 minutes from --min-request-timeout).
+const DEFAULT_WATCH_SECONDS: u64 = 1800;
+
+/// Kinds whose strategy sets metadata.generation (and bumps it when the spec changes).
+const GENERATION_KINDS: &[&str] = &[
+    "pods",
+    "deployments",
+    "replicasets",
+    "statefulsets",
+    "daemonsets",
+    "jobs",
+    "cronjobs",
+    "replicationcontrollers",
+    "poddisruptionbudgets",
+    "customresourcedefinitions",
+    "validatingadmissionpolicies",
+    "mutatingadmissionpolicies",
+    "horizontalpodautoscalers",
+];
+
+/// Kinds whose DELETE answers with the object rather than a Status.
+const RETURNS_DELETED_OBJECT: &[&str] = &[
+    "pods",
+    "services",
+    "namespaces",
+    "nodes",
+    "persistentvolumes",
+    "persistentvolumeclaims",
+];
+
+fn gr(res: &Resource) -> GroupResource<'_> {
+    GroupResource {
+        group: &res.group,
+        resource: &res.resource,
+    }
+}
+
+fn store_error(res: &Resource, name: &str, e: StoreError) -> Status {
+    match e {
+        StoreError::NotFound => Status::not_found(gr(res), name),
+        StoreError::AlreadyExists => Status::already_exists(gr(res), name),
+        StoreError::Conflict { .. } => Status::modified_conflict(gr(res), name),
+        StoreError::Compacted { .. } => {
+            Status::expired("The resourceVersion for the provided list is too old.")
+        }
+        StoreError::FutureRevision => Status::timeout("Too large resource version"),
+        StoreError::Unavailable(m) => Status::service_unavailable(m),
+        StoreError::Internal(m) => Status::internal(m),
+    }
+}
+
+pub async fn serve(
+    api: &Arc<Api>,
+    req: &Request,
+    rr: ResourceRequest,
+    query: Query,
+    pretty: bool,
+) -> Result<Response, Failure> {
+    let accept_header = req
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    let shapes: &[Shape] = match rr.verb {
+        Verb::List => &[Shape::Table, Shape::PartialObjectMetadataList],
+        Verb::Get => &[Shape::Table, Shape::PartialObjectMetadata],
+        _ => &[],
+    };
+    let accepted = negotiate::accept(accept_header, shapes).map_err(|s| (s, Encoding::Json))?;
+    let enc = accepted.encoding;
+    let fail = |s: Status| (s, enc);
+    let res = match api.registry.get(&rr.group, &rr.version, &rr.resource) {
+        Some(r) => r,
+        None => {
+            let mut s = Status::new(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            );
+            s.empty_details = true;
+            return Err(fail(s));
+        }
+    };
+    if let Some(sub) = &rr.subresource
+        && (!res.subresources.iter().any(|s| s == sub)
+            || !matches!(sub.as_str(), "status" | "scale"))
+    {
+        let mut s = Status::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        );
+        s.empty_details = true;
+        return Err(fail(s));
+    }
+    let verb_name = rr.verb.as_str();
+    if rr.subresource.is_none() && !res.has_verb(verb_name) {
+        return Err(fail(Status::method_not_supported(gr(res), verb_name)));
+    }
+    if res.storage == Storage::None {
+        return Err(fail(Status::method_not_supported(gr(res), verb_name)));
+    }
+    if !res.namespaced && rr.namespace.is_some() {
+        let mut s = Status::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        );
+        s.empty_details = true;
+        return Err(fail(s));
+    }
+    if res.namespaced && rr.namespace.is_none() && !matches!(rr.verb, Verb::List | Verb::Watch) {
+        let mut s = Status::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        );
+        s.empty_details = true;
+        return Err(fail(s));
+    }
+    let ctx = Ctx {
+        api,
+        req,
+        res,
+        rr: &rr,
+        query: &query,
+        enc,
+        shape: accepted.shape,
+        pretty,
+    };
+    if rr.subresource.as_deref() == Some("scale") {
+        return ctx.scale().await.map_err(fail);
+    }
+    match rr.verb {
+        Verb::Get => ctx.get().await,
+        Verb::List => ctx.list().await,
+        Verb::Watch => ctx.watch().await,
+        Verb::Create => ctx.create().await,
+        Verb::Update => ctx.update().await,
+        Verb::Patch => ctx.patch().await,
+        Verb::Delete => ctx.delete().await,
+        Verb::DeleteCollection => ctx.delete_collection().await,
+    }
+    .map_err(fail)
+}
+
+struct Ctx<'a> {
+    api: &'a Arc<Api>,
+    req: &'a Request,
+    res: &'a Resource,
+    rr: &'a ResourceRequest,
+    query: &'a Query,
+    enc: Encoding,
+    shape: Shape,
+    pretty: bool,
+}
+
+impl Ctx<'_> {
+    /// Key of the addressed object.
+    fn key(&self, name: &str) -> String {
+        match &self.rr.namespace {
+            Some(ns) if self.res.namespaced => {
+                format!("{}{}{ns}/{name}", self.api.prefix, self.res.key_prefix)
+            }
+            _ => format!("{}{}{name}", self.api.prefix, self.res.key_prefix),
+        }
+    }
+
+    /// Prefix of the addressed collection (namespace-scoped when a namespace is given).
+    fn collection_prefix(&self) -> String {
+        match &self.rr.namespace {
+            Some(ns) if self.res.namespaced => {
+                format!("{}{}{ns}/", self.api.prefix, self.res.key_prefix)
+            }
+            _ => format!("{}{}", self.api.prefix, self.res.key_prefix),
+        }
+    }
+
+    fn name(&self) -> &str {
+        self.rr.name.as_deref().unwrap_or("")
+    }
+
+    /// Waits for the cache to be consistent with the store (resourceVersion unset), or to
+    /// reach the given revision (NotOlderThan).
+    async fn sync(&self, rv: Option<&str>) -> Result<(), Status> {
+        match rv {
+            None | Some("") => {
+                let current = self
+                    .api
+                    .store
+                    .current_revision()
+                    .await
+                    .map_err(|e| store_error(self.res, "", e))?;
+                self.api.cache.wait_for(current).await;
+            }
+            Some("0") => {}
+            Some(v) => {
+                let n: i64 = v
+                    .parse()
+                    .map_err(|_| Status::bad_request(format!("invalid resource version: {v}")))?;
+                if n > self.api.cache.revision() {
+                    let current = self
+                        .api
+                        .store
+                        .current_revision()
+                        .await
+                        .map_err(|e| store_error(self.res, "", e))?;
+                    if n > current {
+                        return Err(Status::timeout(format!(
+                            "Too large resource version: {n}, current: {current}"
+                        )));
+                    }
+                    self.api.cache.wait_for(n).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn ok(&self, status: StatusCode, body: Vec<u8>) -> Response {
+        respond(status, self.enc.content_type(), body)
+    }
+
+    fn object_response(&self, status: StatusCode, obj: &Served) -> Result<Response, Status> {
+        if self.shape == Shape::Table && self.rr.verb == Verb::Get {
+            let v = objects::to_value(self.res, obj)?;
+            return self.table_response(&[v], None, "");
+        }
+        if self.shape == Shape::PartialObjectMetadata {
+            let raw = objects::partial_metadata(self.res, obj)?;
+            let body = objects::encode_message(
+                None,
+                "meta.k8s.io/v1",
+                "PartialObjectMetadata",
+                &raw,
+                self.enc,
+                self.pretty,
+            )?;
+            return Ok(self.ok(status, body));
+        }
+        Ok(self.ok(
+            status,
+            objects::encode_object(self.res, obj, self.enc, self.pretty)?,
+        ))
+    }
+
+    /// A Table of served objects (JSON; YAML when asked), Content-Type plain JSON as upstream.
+    fn table_response(
+        &self,
+        objects_json: &[Value],
+        rv: Option<&str>,
+        token: &str,
+    ) -> Result<Response, Status> {
+        let include = crate::api::table::Include::parse(self.query.get("includeObject"));
+        let t = crate::api::table::table(
+            &self.res.group,
+            &self.res.resource,
+            objects_json,
+            rv,
+            token,
+            include,
+        );
+        let json = crate::api::table::to_json(&t);
+        let body = objects::finish_json(json, self.enc, self.pretty)?;
+        Ok(respond(StatusCode::OK, self.enc.content_type(), body))
+    }
+
+    fn validation(&self) -> Result<FieldValidation, Status> {
+        match self.query.get("fieldValidation") {
+            None | Some("") | Some("Warn") => Ok(FieldValidation::Warn),
+            Some("Ignore") => Ok(FieldValidation::Ignore),
+            Some("Strict") => Ok(FieldValidation::Strict),
+            Some(v) => Err(Status::bad_request(format!(
+                "fieldValidation parameter unsupported: {v}. Must be one of Ignore, Warn, Strict"
+            ))),
+        }
+    }
+
+    fn dry_run(&self) -> Result<bool, Status> {
+        match self.query.get("dryRun") {
+            None | Some("") => Ok(false),
+            Some("All") => Ok(true),
+            Some(v) => Err(Status::bad_request(format!("Invalid dry run value: {v}"))),
+        }
+    }
+
+    fn body(&self) -> Result<(Value, BodyType), Status> {
+        let ct = self
+            .req
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let ty = negotiate::content_type(ct)?;
+        let v = objects::decode_body(&self.req.body, ty)?;
+        Ok((v, ty))
+    }
+
+    /// Checks the body's apiVersion/kind against the URL.
+    fn check_type(&self, obj: &Value) -> Result<(), Status> {
+        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+        let av = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        if (!kind.is_empty() && kind != self.res.kind)
+            || (!av.is_empty() && av != self.res.api_version())
+        {
+            return Err(Status::bad_request(format!(
+                "the API version in the data ({av}) does not match the expected API version ({})",
+                self.res.api_version()
+            )));
+        }
+        if !obj.is_object() {
+            return Err(Status::bad_request("the body is not an object"));
+        }
+        Ok(())
+    }
+
+    async fn check_namespace(&self, ns: &str) -> Result<(), Status> {
+        let key = format!("{}namespaces/{ns}", self.api.prefix);
+        match self.api.store.get(key.as_bytes()).await {
+            Ok(Some(kv)) => {
+                let terminating = self
+                    .api
+                    .registry
+                    .get("", "v1", "namespaces")
+                    .and_then(|r| objects::served(r, &kv.value, kv.mod_revision).ok())
+                    .and_then(|o| {
+                        meta_from_pb(
+                            kapi_codec::Schema::get().kind("v1", "Namespace")?,
+                            &o.raw,
+                            0,
+                        )
+                        .ok()
+                        .map(|m| m.deletion_timestamp.is_some())
+                    })
+                    .unwrap_or(false);
+                if terminating {
+                    let mut s = Status::new(
+                        403,
+                        "Forbidden",
+                        format!(
+                            "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                            self.res.group_resource(),
+                            self.name()
+                        ),
+                    );
+                    s.kind = Some(self.res.resource.clone());
+                    return Err(s);
+                }
+                Ok(())
+            }
+            Ok(None) => Err(Status::not_found(
+                GroupResource {
+                    group: "",
+                    resource: "namespaces",
+                },
+                ns,
+            )),
+            Err(e) => Err(store_error(self.res, "", e)),
+        }
+    }
+
+    fn warnings_response(&self, mut resp: Response, warnings: &[String]) -> Response {
+        for w in warnings.iter().take(20) {
+            let escaped = w.replace('\\', "\\\\").replace('"', "\\\"");
+            if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{escaped}\"")) {
+                resp.headers.append(header::WARNING, v);
+            }
+        }
+        resp
+    }
+
+    /// The current object from the store (writes read their base from the source of truth).
+    async fn current(&self) -> Result<crate::storage::KeyValue, Status> {
+        let key = self.key(self.name());
+        match self.api.store.get(key.as_bytes()).await {
+            Ok(Some(kv)) => Ok(kv),
+            Ok(None) => Err(Status::not_found(gr(self.res), self.name())),
+            Err(e) => Err(store_error(self.res, self.name(), e)),
+        }
+    }
+}

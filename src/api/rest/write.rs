@@ -1,0 +1,481 @@
+//! Writes: create, update (with the status subresource), patch, delete (graceful with
+//! finalizers) and deletecollection, as transactions on the key's mod_revision.
+
+use super::*;
+
+impl Ctx<'_> {
+    pub(super) async fn create(&self) -> Result<Response, Status> {
+        if self.rr.subresource.is_some() {
+            return Err(Status::method_not_supported(gr(self.res), "create"));
+        }
+        let (mut obj, _) = self.body()?;
+        self.check_type(&obj)?;
+        let validation = self.validation()?;
+        let dry_run = self.dry_run()?;
+        let meta = obj
+            .as_object_mut()
+            .ok_or_else(|| Status::bad_request("the body is not an object"))?
+            .entry("metadata")
+            .or_insert_with(|| json!({}));
+        let meta = meta
+            .as_object_mut()
+            .ok_or_else(|| Status::bad_request("metadata is not an object"))?;
+        // Namespace: the URL's; a different one in the body is an error.
+        if self.res.namespaced {
+            let url_ns = self.rr.namespace.clone().unwrap_or_default();
+            match meta.get("namespace").and_then(Value::as_str) {
+                Some(ns) if !ns.is_empty() && ns != url_ns => {
+                    return Err(Status::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
+                }
+                _ => {
+                    meta.insert("namespace".into(), json!(url_ns));
+                }
+            }
+        } else {
+            meta.remove("namespace");
+        }
+        let mut name = meta
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let generate = meta
+            .get("generateName")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if name.is_empty() && !generate.is_empty() {
+            name = format!("{generate}{}", random_suffix());
+            meta.insert("name".into(), json!(name));
+        }
+        if name.is_empty() {
+            return Err(Status::invalid(
+                &self.res.group,
+                &self.res.kind,
+                "",
+                vec![Cause {
+                    reason: "FieldValueRequired".into(),
+                    message: "Required value: name or generateName is required".into(),
+                    field: "metadata.name".into(),
+                }],
+            ));
+        }
+        if let Some(why) = invalid_name(&name) {
+            return Err(Status::invalid(
+                &self.res.group,
+                &self.res.kind,
+                &name,
+                vec![Cause {
+                    reason: "FieldValueInvalid".into(),
+                    message: format!("Invalid value: \"{name}\": {why}"),
+                    field: "metadata.name".into(),
+                }],
+            ));
+        }
+        meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+        meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
+        meta.remove("resourceVersion");
+        meta.remove("deletionTimestamp");
+        meta.remove("deletionGracePeriodSeconds");
+        if GENERATION_KINDS.contains(&self.res.resource.as_str()) {
+            meta.insert("generation".into(), json!(1));
+        } else {
+            meta.remove("generation");
+        }
+        if self.res.resource == "namespaces" {
+            namespace_defaults(&mut obj, &name);
+        }
+        if self.res.group.is_empty() && self.res.resource == "pods" {
+            pod_defaults(&mut obj);
+        }
+        if self.res.namespaced {
+            self.check_namespace(self.rr.namespace.as_deref().unwrap_or(""))
+                .await?;
+        }
+        let (value, warnings) = objects::encode_for_storage(self.res, &obj, validation)?;
+        let key = self.key(&name);
+        if dry_run {
+            if self.api.cache.get(key.as_bytes()).is_some() {
+                return Err(Status::already_exists(gr(self.res), &name));
+            }
+            let obj = objects::served(self.res, &value, 0)?;
+            let obj = strip_rv(self.res, obj)?;
+            return Ok(
+                self.warnings_response(self.object_response(StatusCode::CREATED, &obj)?, &warnings)
+            );
+        }
+        let lease = (self.res.resource == "events").then_some(EVENT_TTL_SECONDS);
+        let kv = self
+            .api
+            .store
+            .create(key.as_bytes(), value, lease)
+            .await
+            .map_err(|e| store_error(self.res, &name, e))?;
+        let obj = objects::served(self.res, &kv.value, kv.mod_revision)?;
+        Ok(self.warnings_response(self.object_response(StatusCode::CREATED, &obj)?, &warnings))
+    }
+
+    pub(super) async fn update(&self) -> Result<Response, Status> {
+        let (obj, _) = self.body()?;
+        self.check_type(&obj)?;
+        let body_name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if body_name != self.name() {
+            return Err(Status::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({})",
+                self.name()
+            )));
+        }
+        let body_rv = obj
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        self.write_update(obj, &body_rv).await
+    }
+
+    /// Stores `new` (a full object as the client wants it) over the current object, keeping
+    /// what the client may not change, with optimistic concurrency on `expected_rv`.
+    pub(super) async fn write_update(
+        &self,
+        new: Value,
+        expected_rv: &str,
+    ) -> Result<Response, Status> {
+        let validation = self.validation()?;
+        let dry_run = self.dry_run()?;
+        let kv = self.current().await?;
+        if !expected_rv.is_empty() && expected_rv != kv.mod_revision.to_string() {
+            return Err(Status::modified_conflict(gr(self.res), self.name()));
+        }
+        let old = objects::to_value(
+            self.res,
+            &objects::served(self.res, &kv.value, kv.mod_revision)?,
+        )?;
+        let merged = self.merge_update(&old, new)?;
+        let (value, warnings) = objects::encode_for_storage(self.res, &merged, validation)?;
+        if value == kv.value || dry_run {
+            let obj = objects::served(self.res, &value, kv.mod_revision)?;
+            return Ok(
+                self.warnings_response(self.object_response(StatusCode::OK, &obj)?, &warnings)
+            );
+        }
+        let key = self.key(self.name());
+        let stored = self
+            .api
+            .store
+            .update(key.as_bytes(), value, kv.mod_revision)
+            .await
+            .map_err(|e| store_error(self.res, self.name(), e))?;
+        // An object whose finalizers are gone while it is being deleted goes now.
+        if deleting_without_finalizers(&merged) {
+            let _ = self
+                .api
+                .store
+                .delete(key.as_bytes(), Some(stored.mod_revision))
+                .await;
+        }
+        let obj = objects::served(self.res, &stored.value, stored.mod_revision)?;
+        Ok(self.warnings_response(self.object_response(StatusCode::OK, &obj)?, &warnings))
+    }
+
+    /// The object to store for an update: immutable metadata from the old object; for the
+    /// status subresource only the status changes, for the main resource the status is kept
+    /// (kinds with a status subresource); generation bumps when the spec changes.
+    pub(super) fn merge_update(&self, old: &Value, mut new: Value) -> Result<Value, Status> {
+        let has_status_sub = self.res.subresources.iter().any(|s| s == "status");
+        if self.rr.subresource.as_deref() == Some("status") {
+            let mut out = old.clone();
+            if let (Some(o), Some(s)) = (out.as_object_mut(), new.get("status")) {
+                o.insert("status".into(), s.clone());
+            }
+            return Ok(out);
+        }
+        let nm = new
+            .as_object_mut()
+            .ok_or_else(|| Status::bad_request("the body is not an object"))?;
+        if has_status_sub {
+            match old.get("status") {
+                Some(s) => {
+                    nm.insert("status".into(), s.clone());
+                }
+                None => {
+                    nm.remove("status");
+                }
+            }
+        }
+        let spec_changed = old.get("spec") != nm.get("spec");
+        let meta = nm.entry("metadata").or_insert_with(|| json!({}));
+        let meta = meta
+            .as_object_mut()
+            .ok_or_else(|| Status::bad_request("metadata is not an object"))?;
+        for k in [
+            "uid",
+            "creationTimestamp",
+            "namespace",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+            "name",
+        ] {
+            match old.pointer(&format!("/metadata/{k}")) {
+                Some(v) => {
+                    meta.insert(k.into(), v.clone());
+                }
+                None => {
+                    meta.remove(k);
+                }
+            }
+        }
+        if GENERATION_KINDS.contains(&self.res.resource.as_str()) && spec_changed {
+            let g = old
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            meta.insert("generation".into(), json!(g + 1));
+        }
+        Ok(new)
+    }
+
+    pub(super) async fn patch(&self) -> Result<Response, Status> {
+        let ct = self
+            .req
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let ty = negotiate::content_type(ct)?;
+        let kv = self.current().await?;
+        let old = objects::to_value(
+            self.res,
+            &objects::served(self.res, &kv.value, kv.mod_revision)?,
+        )?;
+        let patched = match ty {
+            BodyType::JsonPatch => {
+                let ops: Value = serde_json::from_slice(&self.req.body)
+                    .map_err(|e| Status::bad_request(format!("error decoding patch: {e}")))?;
+                crate::api::patch::json_patch(&old, &ops)?
+            }
+            BodyType::MergePatch => {
+                let p: Value = serde_json::from_slice(&self.req.body)
+                    .map_err(|e| Status::bad_request(format!("error decoding patch: {e}")))?;
+                crate::api::patch::merge_patch(&old, &p)
+            }
+            BodyType::StrategicMergePatch => {
+                let p: Value = serde_json::from_slice(&self.req.body)
+                    .map_err(|e| Status::bad_request(format!("error decoding patch: {e}")))?;
+                crate::api::patch::strategic_merge_patch(&old, &p)?
+            }
+            BodyType::ApplyYaml | BodyType::ApplyCbor => {
+                return Err(Status::new(
+                    415,
+                    "UnsupportedMediaType",
+                    "server-side apply is not supported yet",
+                ));
+            }
+            _ => return Err(Status::unsupported_media_type()),
+        };
+        let expected = patched
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let expected = if expected == kv.mod_revision.to_string() {
+            String::new()
+        } else {
+            expected
+        };
+        self.write_update(patched, &expected).await
+    }
+
+    pub(super) async fn delete(&self) -> Result<Response, Status> {
+        let opts: Value = if self.req.body.is_empty() {
+            json!({})
+        } else {
+            serde_json::from_slice(&self.req.body)
+                .map_err(|e| Status::bad_request(e.to_string()))?
+        };
+        let dry_run = self.dry_run()?
+            || opts
+                .get("dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|a| a.iter().any(|v| v == "All"));
+        let kv = self.current().await?;
+        let obj = objects::served(self.res, &kv.value, kv.mod_revision)?;
+        let mut current = objects::to_value(self.res, &obj)?;
+        if let Some(uid) = opts.pointer("/preconditions/uid").and_then(Value::as_str)
+            && current.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid)
+        {
+            return Err(Status::conflict(
+                gr(self.res),
+                self.name(),
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    current
+                        .pointer("/metadata/uid")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                ),
+            ));
+        }
+        if let Some(rv) = opts
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            && rv != kv.mod_revision.to_string()
+        {
+            return Err(Status::conflict(
+                gr(self.res),
+                self.name(),
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                    kv.mod_revision
+                ),
+            ));
+        }
+        let finalizers = current
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
+        let key = self.key(self.name());
+        if finalizers || self.res.resource == "namespaces" {
+            // Graceful: mark for deletion; the object stays until its finalizers are gone.
+            if current.pointer("/metadata/deletionTimestamp").is_none() {
+                if let Some(m) = current.get_mut("metadata").and_then(Value::as_object_mut) {
+                    m.insert("deletionTimestamp".into(), json!(now_rfc3339()));
+                    m.insert("deletionGracePeriodSeconds".into(), json!(0));
+                }
+                if self.res.resource == "namespaces"
+                    && let Some(o) = current.as_object_mut()
+                {
+                    o.insert("status".into(), json!({"phase": "Terminating"}));
+                }
+                if dry_run {
+                    let (v, _) =
+                        objects::encode_for_storage(self.res, &current, FieldValidation::Ignore)?;
+                    return self.object_response(
+                        StatusCode::OK,
+                        &objects::served(self.res, &v, kv.mod_revision)?,
+                    );
+                }
+                let (v, _) =
+                    objects::encode_for_storage(self.res, &current, FieldValidation::Ignore)?;
+                let stored = self
+                    .api
+                    .store
+                    .update(key.as_bytes(), v, kv.mod_revision)
+                    .await
+                    .map_err(|e| store_error(self.res, self.name(), e))?;
+                if self.res.resource == "namespaces" && !finalizers {
+                    self.finish_namespace(self.name(), stored.mod_revision)
+                        .await;
+                }
+                return self.object_response(
+                    StatusCode::OK,
+                    &objects::served(self.res, &stored.value, stored.mod_revision)?,
+                );
+            }
+            return self.object_response(StatusCode::OK, &obj);
+        }
+        if !dry_run {
+            self.api
+                .store
+                .delete(key.as_bytes(), Some(kv.mod_revision))
+                .await
+                .map_err(|e| store_error(self.res, self.name(), e))?;
+        }
+        if RETURNS_DELETED_OBJECT.contains(&self.res.resource.as_str()) {
+            if let Some(m) = current.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.insert("deletionTimestamp".into(), json!(now_rfc3339()));
+                m.insert("deletionGracePeriodSeconds".into(), json!(0));
+            }
+            let (v, _) = objects::encode_for_storage(self.res, &current, FieldValidation::Ignore)?;
+            return self.object_response(
+                StatusCode::OK,
+                &objects::served(self.res, &v, kv.mod_revision)?,
+            );
+        }
+        let uid = current
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let status = Status::success_deleted(gr(self.res), self.name(), uid);
+        Ok(self.ok(
+            StatusCode::OK,
+            objects::encode_status(&status, self.enc, self.pretty),
+        ))
+    }
+
+    /// Deletes a terminating namespace's contents, then the namespace (the namespace
+    /// controller's job upstream, done inline here).
+    pub(super) async fn finish_namespace(&self, ns: &str, rev: i64) {
+        for r in self.api.registry.all() {
+            if !r.namespaced || r.key_prefix.is_empty() || r.storage == Storage::None {
+                continue;
+            }
+            let prefix = format!("{}{}{ns}/", self.api.prefix, r.key_prefix);
+            let (items, _, _) = self.api.cache.list(prefix.as_bytes(), prefix.as_bytes(), 0);
+            for (k, e) in items {
+                let _ = self.api.store.delete(&k, Some(e.mod_revision)).await;
+            }
+        }
+        let key = format!("{}namespaces/{ns}", self.api.prefix);
+        let _ = self.api.store.delete(key.as_bytes(), Some(rev)).await;
+    }
+
+    pub(super) async fn delete_collection(&self) -> Result<Response, Status> {
+        let (labels, fields, paths) = self.selectors()?;
+        self.sync(None).await?;
+        let prefix = self.collection_prefix();
+        let (items, _, rev) = self.api.cache.list(prefix.as_bytes(), prefix.as_bytes(), 0);
+        let mut deleted = Vec::new();
+        for (k, e) in items {
+            let obj = objects::served(self.res, &e.value, e.mod_revision)?;
+            if !self.matches(&obj, &labels, &fields, &paths) {
+                continue;
+            }
+            if self.dry_run()? {
+                deleted.push(obj);
+                continue;
+            }
+            match self.api.store.delete(&k, Some(e.mod_revision)).await {
+                Ok(_) | Err(StoreError::NotFound) => deleted.push(obj),
+                Err(err) => return Err(store_error(self.res, "", err)),
+            }
+        }
+        let rv = rev.to_string();
+        let meta = ListMeta {
+            resource_version: &rv,
+            ..Default::default()
+        };
+        Ok(self.ok(
+            StatusCode::OK,
+            objects::encode_list(self.res, &deleted, &meta, self.enc, self.pretty)?,
+        ))
+    }
+}
+
+/// TTL of Event keys: --event-ttl (1 h) plus upstream's 60 s lease reuse window.
+pub(super) const EVENT_TTL_SECONDS: i64 = 3660;
+
+pub(super) fn deleting_without_finalizers(obj: &Value) -> bool {
+    obj.pointer("/metadata/deletionTimestamp").is_some()
+        && obj
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_none_or(|f| f.is_empty())
+}
+
+pub(super) fn strip_rv(res: &Resource, obj: Served) -> Result<Served, Status> {
+    let mut v = objects::to_value(res, &obj)?;
+    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("resourceVersion");
+    }
+    let (stored, _) = objects::encode_for_storage(res, &v, FieldValidation::Ignore)?;
+    let env = kapi_codec::envelope::Envelope::parse(&stored)
+        .map_err(|e| Status::internal(e.to_string()))?;
+    Ok(Served {
+        raw: env.raw.to_vec(),
+    })
+}
