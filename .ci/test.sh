@@ -11,3 +11,5 @@ fi
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo nextest run --workspace --no-fail-fast
+# Once more on the epoll driver, so the fallback where io_uring is missing stays honest.
+MONOIO_FORCE_LEGACY_DRIVER=1 cargo nextest run --workspace --no-fail-fast
