@@ -232,10 +232,7 @@ pub fn v2() -> Option<&'static Doc> {
 
 /// `/openapi/v3`: the index of per-path documents.
 pub fn v3_index() -> Vec<u8> {
-    let mut paths: Vec<(&&str, &Doc)> = docs()
-        .iter()
-        .filter(|(p, _)| **p != "swagger")
-        .collect();
+    let mut paths: Vec<(&&str, &Doc)> = docs().iter().filter(|(p, _)| **p != "swagger").collect();
     paths.sort_by(|a, b| a.0.cmp(b.0));
     let mut map = serde_json::Map::new();
     for (p, d) in paths {
