@@ -30,13 +30,10 @@ where
     H: Handler,
 {
     let cores = cfg.cores.max(1);
-    // With port 0 the first listener picks the port and the others join it.
-    let first = reuseport_listener(cfg.bind)?;
-    let addr = first.local_addr()?;
-    let mut listeners = vec![first];
-    for _ in 1..cores {
-        listeners.push(reuseport_listener(addr)?);
-    }
+    let addr = claim(cfg.bind)?;
+    let listeners = (0..cores)
+        .map(|_| reuseport_listener(addr))
+        .collect::<io::Result<Vec<_>>>()?;
     let factory = Arc::new(factory);
     // Each core reports here when it stops; a core stops only on an error.
     let (stopped_tx, stopped_rx) = std::sync::mpsc::channel();
@@ -58,6 +55,20 @@ where
         Ok(result) => result,
         Err(_) => Err(io::Error::other("every core stopped without a word")),
     }
+}
+
+/// Checks that no one listens on `addr` yet, and picks the port if it is 0. SO_REUSEPORT would
+/// otherwise let this server silently share the port with another process of the same user,
+/// each getting some of the connections: a plain bind fails instead, as upstream's does.
+fn claim(addr: SocketAddr) -> io::Result<SocketAddr> {
+    let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // Still allows a port whose old connections linger in TIME_WAIT.
+    probe.set_reuse_address(true)?;
+    probe.bind(&addr.into())?;
+    probe
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("bound address is not an IP socket address"))
 }
 
 fn reuseport_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {

@@ -619,6 +619,29 @@ fn garbage_and_panics_do_not_stop_the_server() {
 }
 
 #[test]
+fn a_port_another_server_listens_on_is_refused() {
+    // The other server's listeners have SO_REUSEPORT too, yet the port is not shared.
+    let other = start();
+    let tls = pki::server_tls(&other.pki.serving_cert, &other.pki.serving_key, None).unwrap();
+    let cfg = ServerConfig {
+        bind: other.addr,
+        cores: 2,
+        tls,
+    };
+    // Run in a thread: a server that wrongly shares the port would serve forever.
+    let (result_tx, result_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let result = super::serve(cfg, || TestHandler {
+            left: Arc::new(AtomicUsize::new(0)),
+        });
+        let _ = result_tx.send(result);
+    });
+    let result = result_rx.recv_timeout(Duration::from_secs(10));
+    let err = result.expect("serve shared a port in use").unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+}
+
+#[test]
 fn report_the_io_driver() {
     // Not a check: says which driver the suite ran on (io_uring unless the kernel lacks it or
     // MONOIO_FORCE_LEGACY_DRIVER=1).
