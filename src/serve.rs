@@ -114,7 +114,13 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
 
 fn open_store(args: &ServeArgs) -> Result<StoreClient, String> {
     if !args.etcd_servers.is_empty() {
-        return Err("--etcd-servers: the etcd backend is not built yet; run without it for the embedded store".into());
+        let cfg = crate::storage::etcd::EtcdConfig {
+            endpoints: args.etcd_servers.clone(),
+            ca_file: args.etcd_cafile.clone(),
+            cert_file: args.etcd_certfile.clone(),
+            key_file: args.etcd_keyfile.clone(),
+        };
+        return crate::storage::etcd::start_etcd(cfg).map_err(|e| format!("connecting to etcd: {e}"));
     }
     let dir = args.data_dir.join("store");
     let backend = crate::storage::embedded::open(&dir)
