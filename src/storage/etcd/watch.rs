@@ -2,6 +2,10 @@
 //! own task: each etcd response's events become one `Events` item (etcd sends them in revision
 //! order), progress notifications become `Progress`, and compaction is the `Compacted` error that
 //! ends the watch. The task cancels the etcd watch once the client drops its stream.
+//!
+//! Unlike the embedded store, which refuses a watch from a compacted revision outright, etcd
+//! reports the compaction on the watch's stream: such a watch is answered with a stream whose
+//! only item is `Error(Compacted)`.
 
 use std::time::Duration;
 
