@@ -1,8 +1,9 @@
 //! The storage layer: `StoreClient`, the handle every core uses to reach the storage thread, and
-//! `Backend`, what that thread runs (the embedded store here; etcd later). The semantics are etcd
+//! `Backend`, what that thread runs (the embedded store, or etcd). The semantics are etcd
 //! v3's: one global revision, per-key create/mod revision and version, watch from a revision.
 
 pub mod embedded;
+pub mod etcd;
 mod watch;
 
 use std::fmt;
