@@ -120,7 +120,8 @@ fn open_store(args: &ServeArgs) -> Result<StoreClient, String> {
             cert_file: args.etcd_certfile.clone(),
             key_file: args.etcd_keyfile.clone(),
         };
-        return crate::storage::etcd::start_etcd(cfg).map_err(|e| format!("connecting to etcd: {e}"));
+        return crate::storage::etcd::start_etcd(cfg)
+            .map_err(|e| format!("connecting to etcd: {e}"));
     }
     let dir = args.data_dir.join("store");
     let backend = crate::storage::embedded::open(&dir)

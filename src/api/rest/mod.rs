@@ -40,6 +40,11 @@ const WATCH_CHUNK_BUFFER: usize = 64;
 /// How often an idle watch that asked for bookmarks gets one (upstream: about a minute).
 const BOOKMARK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// How long a consistent read waits for the cache to reach the store's revision before it
+/// reads from the store instead: the ingest applies an event within milliseconds, so this
+/// only elapses when the revision moved without an event for us.
+const CACHE_SYNC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Default watch length when the client sets no timeoutSeconds (upstream: a random
 /// 30–60 minutes from --min-request-timeout).
 const DEFAULT_WATCH_SECONDS: u64 = 1800;
@@ -224,7 +229,17 @@ impl Ctx<'_> {
 
     /// Waits for the cache to be consistent with the store (resourceVersion unset), or to
     /// reach the given revision (NotOlderThan).
-    async fn sync(&self, rv: Option<&str>) -> Result<(), Status> {
+    /// Returns None when the cache can answer, or Some(revision) when it did not catch up
+    /// within CACHE_SYNC_TIMEOUT (a store whose revision moved outside our prefix and sends
+    /// no progress notes): the caller then reads from the store at that revision, as
+    /// upstream falls back to etcd.
+    async fn sync(&self, rv: Option<&str>) -> Result<Option<i64>, Status> {
+        let wait = |rev: i64| async move {
+            monoio::time::timeout(CACHE_SYNC_TIMEOUT, self.api.cache.wait_for(rev))
+                .await
+                .is_err()
+                .then_some(rev)
+        };
         match rv {
             None | Some("") => {
                 let current = self
@@ -233,9 +248,9 @@ impl Ctx<'_> {
                     .current_revision()
                     .await
                     .map_err(|e| store_error(self.res, "", e))?;
-                self.api.cache.wait_for(current).await;
+                Ok(wait(current).await)
             }
-            Some("0") => {}
+            Some("0") => Ok(None),
             Some(v) => {
                 let n: i64 = v
                     .parse()
@@ -252,11 +267,11 @@ impl Ctx<'_> {
                             "Too large resource version: {n}, current: {current}"
                         )));
                     }
-                    self.api.cache.wait_for(n).await;
+                    return Ok(wait(n).await);
                 }
+                Ok(None)
             }
         }
-        Ok(())
     }
 
     fn ok(&self, status: StatusCode, body: Vec<u8>) -> Response {

@@ -5,8 +5,13 @@ use super::*;
 
 impl Ctx<'_> {
     pub(super) async fn get(&self) -> Result<Response, Status> {
-        self.sync(self.query.get("resourceVersion")).await?;
+        let fallback = self.sync(self.query.get("resourceVersion")).await?;
         let key = self.key(self.name());
+        if fallback.is_some() {
+            let kv = self.current().await?;
+            let obj = objects::served(self.res, &kv.value, kv.mod_revision)?;
+            return self.object_response(StatusCode::OK, &obj);
+        }
         let Some(entry) = self.api.cache.get(key.as_bytes()) else {
             return Err(Status::not_found(gr(self.res), self.name()));
         };
@@ -81,8 +86,8 @@ impl Ctx<'_> {
             at_revision = v
                 .parse()
                 .map_err(|_| Status::bad_request(format!("invalid resource version: {v}")))?;
-        } else {
-            self.sync(rv_param).await?;
+        } else if let Some(rev) = self.sync(rv_param).await? {
+            at_revision = rev;
         }
         // Items: from the cache when reading its current state, else from the store at the
         // revision asked for (pages of an older list, exact-revision lists).
