@@ -53,7 +53,7 @@ impl Api {
                     Err((status, enc)) => status_response(&status, enc, pretty),
                 }
             }
-            None => status_response(&not_found_path(), Encoding::Json, pretty),
+            None => status_response(&Status::no_such_resource(), Encoding::Json, pretty),
         }
     }
 
@@ -81,7 +81,7 @@ impl Api {
             }
             "/openapi/v2" | "/openapi/v2/" => match super::openapi::v2() {
                 Some(doc) => openapi_doc(req, doc, false),
-                None => status_response(&not_found_path(), Encoding::Json, pretty),
+                None => status_response(&Status::no_such_resource(), Encoding::Json, pretty),
             },
             "/openapi/v3" | "/openapi/v3/" => {
                 let mut resp = respond(
@@ -102,10 +102,10 @@ impl Api {
                         doc,
                         req.uri.query().is_some_and(|q| q.contains("hash=")),
                     ),
-                    None => status_response(&not_found_path(), Encoding::Json, pretty),
+                    None => status_response(&Status::no_such_resource(), Encoding::Json, pretty),
                 }
             }
-            _ => status_response(&not_found_path(), Encoding::Json, pretty),
+            _ => status_response(&Status::no_such_resource(), Encoding::Json, pretty),
         }
     }
 }
@@ -174,16 +174,6 @@ fn forbidden_anonymous(rr: &request::ResourceRequest) -> Status {
     s
 }
 
-fn not_found_path() -> Status {
-    let mut s = Status::new(
-        404,
-        "NotFound",
-        "the server could not find the requested resource",
-    );
-    s.empty_details = true;
-    s
-}
-
 pub fn discovery_doc(name: &str) -> &'static [u8] {
     DISCOVERY
         .iter()
@@ -216,7 +206,7 @@ fn discovery(req: &Request, path: &str, pretty: bool) -> Response {
         }
     };
     let Some((_, doc)) = DISCOVERY.iter().find(|(n, _)| *n == name) else {
-        return status_response(&not_found_path(), Encoding::Json, pretty);
+        return status_response(&Status::no_such_resource(), Encoding::Json, pretty);
     };
     let mut resp = raw_json(doc, pretty);
     if aggregated {
@@ -252,7 +242,7 @@ fn group_doc(group: &str, pretty: bool) -> Response {
             let body = serde_json::to_vec(&g).unwrap_or_default();
             raw_json(&body, pretty)
         }
-        None => status_response(&not_found_path(), Encoding::Json, pretty),
+        None => status_response(&Status::no_such_resource(), Encoding::Json, pretty),
     }
 }
 

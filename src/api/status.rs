@@ -129,6 +129,17 @@ impl Status {
         s
     }
 
+    /// 404 for a path that names no resource (upstream's generic not-found page).
+    pub fn no_such_resource() -> Status {
+        let mut s = Status::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        );
+        s.empty_details = true;
+        s
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Status {
         Status::new(400, "BadRequest", message)
     }

@@ -339,7 +339,8 @@ fn text_of(v: Option<&Value>) -> String {
     }
 }
 
-fn selector_text(v: Option<&Value>) -> String {
+/// A label selector (a LabelSelector or a plain map) as upstream prints it: `a=b,c in (d)`.
+pub fn selector_text(v: Option<&Value>) -> String {
     let Some(v) = v else { return "<none>".into() };
     let labels = v.get("matchLabels").unwrap_or(v);
     let mut parts: Vec<String> = labels

@@ -119,26 +119,14 @@ pub async fn serve(
     let res = match api.registry.get(&rr.group, &rr.version, &rr.resource) {
         Some(r) => r,
         None => {
-            let mut s = Status::new(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-            );
-            s.empty_details = true;
-            return Err(fail(s));
+            return Err(fail(Status::no_such_resource()));
         }
     };
     if let Some(sub) = &rr.subresource
         && (!res.subresources.iter().any(|s| s == sub)
             || !matches!(sub.as_str(), "status" | "scale"))
     {
-        let mut s = Status::new(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-        );
-        s.empty_details = true;
-        return Err(fail(s));
+        return Err(fail(Status::no_such_resource()));
     }
     let verb_name = rr.verb.as_str();
     if rr.subresource.is_none() && !res.has_verb(verb_name) {
@@ -148,22 +136,10 @@ pub async fn serve(
         return Err(fail(Status::method_not_supported(gr(res), verb_name)));
     }
     if !res.namespaced && rr.namespace.is_some() {
-        let mut s = Status::new(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-        );
-        s.empty_details = true;
-        return Err(fail(s));
+        return Err(fail(Status::no_such_resource()));
     }
     if res.namespaced && rr.namespace.is_none() && !matches!(rr.verb, Verb::List | Verb::Watch) {
-        let mut s = Status::new(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-        );
-        s.empty_details = true;
-        return Err(fail(s));
+        return Err(fail(Status::no_such_resource()));
     }
     let ctx = Ctx {
         api,

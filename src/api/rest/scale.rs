@@ -116,22 +116,17 @@ pub(super) fn scale_of(obj: &Value) -> Value {
         }
     }
     // The selector as a string: matchLabels (apps kinds) or the map itself (RCs).
-    let sel = &obj["spec"]["selector"];
-    let labels = sel.get("matchLabels").unwrap_or(sel);
-    let mut parts: Vec<String> = labels
-        .as_object()
-        .map(|o| {
-            o.iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}")))
-                .collect()
-        })
-        .unwrap_or_default();
-    parts.sort();
+    let selector = crate::api::table::selector_text(obj.pointer("/spec/selector"));
+    let selector = if selector == "<none>" {
+        String::new()
+    } else {
+        selector
+    };
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
         "metadata": m,
         "spec": {"replicas": obj["spec"]["replicas"].as_i64().unwrap_or(0)},
-        "status": {"replicas": obj["status"]["replicas"].as_i64().unwrap_or(0), "selector": parts.join(",")},
+        "status": {"replicas": obj["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector},
     })
 }
