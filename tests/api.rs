@@ -443,3 +443,64 @@ fn watches_resume_from_a_revision_and_too_old_ones_get_410() {
         (Some("ERROR"), Some(410))
     );
 }
+
+#[test]
+fn resources_stored_in_another_version_convert_both_ways() {
+    let k = Kapi::start(&[], &[]);
+    let c = Client::new(&k);
+    let ev = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "ev1"},
+        "eventTime": "2026-11-22T20:00:00.000000Z", "reportingController": "test/ctl", "reportingInstance": "i1",
+        "action": "Started", "reason": "Started", "regarding": {"kind": "Pod", "name": "nginx", "namespace": "default"},
+        "note": "hello there", "type": "Normal"});
+    let (s, created) = c.json(
+        "POST",
+        "/apis/events.k8s.io/v1/namespaces/default/events",
+        Some(ev),
+    );
+    assert_eq!(s, 201, "{created}");
+    assert_eq!(created["note"], "hello there");
+    // Stored as a core v1 Event, as upstream stores it: readable through the core API.
+    let (s, core) = c.json("GET", "/api/v1/namespaces/default/events/ev1", None);
+    assert_eq!(s, 200, "{core}");
+    assert_eq!(
+        (
+            core["message"].as_str(),
+            core["involvedObject"]["name"].as_str()
+        ),
+        (Some("hello there"), Some("nginx"))
+    );
+    let (_, list) = c.json(
+        "GET",
+        "/apis/events.k8s.io/v1/namespaces/default/events",
+        None,
+    );
+    assert_eq!(list["items"][0]["regarding"]["name"], "nginx");
+
+    let hpa = json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "h1"},
+        "spec": {"maxReplicas": 4, "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+        "targetCPUUtilizationPercentage": 60}});
+    assert_eq!(
+        c.json(
+            "POST",
+            "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers",
+            Some(hpa)
+        )
+        .0,
+        201
+    );
+    let (_, v2) = c.json(
+        "GET",
+        "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers/h1",
+        None,
+    );
+    assert_eq!(
+        v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+        60
+    );
+    let (_, v1) = c.json(
+        "GET",
+        "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers/h1",
+        None,
+    );
+    assert_eq!(v1["spec"]["targetCPUUtilizationPercentage"], 60);
+}

@@ -25,10 +25,37 @@ pub struct Served {
 
 fn conversion_unsupported(res: &Resource, stored: &str) -> Status {
     Status::internal(format!(
-        "converting {stored} to {}/{} is not supported yet",
+        "converting between {stored} and {}/{} is not supported yet",
         res.api_version(),
         res.kind
     ))
+}
+
+/// A stored object of another version, converted to the served one (the conversion
+/// module's few kinds).
+fn convert_envelope(res: &Resource, pb: &[u8], env: &Envelope<'_>) -> Result<Vec<u8>, Status> {
+    let served = res.api_version();
+    if !super::conversion::supported((env.api_version, env.kind), (&served, &res.kind)) {
+        return Err(conversion_unsupported(
+            res,
+            &format!("{}/{}", env.api_version, env.kind),
+        ));
+    }
+    let mut json = Vec::new();
+    kapi_codec::to_json::envelope_to_json(pb, &mut json)
+        .map_err(|e| Status::internal(e.to_string()))?;
+    let v: Value = serde_json::from_slice(&json).map_err(|e| Status::internal(e.to_string()))?;
+    let out = super::conversion::convert(&v, (&served, &res.kind))
+        .ok_or_else(|| conversion_unsupported(res, env.kind))?;
+    let mut conv = Vec::new();
+    json_to_envelope(
+        &serde_json::to_vec(&out).unwrap_or_default(),
+        None,
+        FieldValidation::Ignore,
+        &mut conv,
+    )
+    .map_err(|e| Status::internal(e.to_string()))?;
+    Ok(conv)
 }
 
 /// Stored bytes at `revision` → the served object's message.
@@ -55,12 +82,13 @@ pub fn served(res: &Resource, stored: &[u8], revision: i64) -> Result<Served, St
     };
     let env = Envelope::parse(pb)
         .map_err(|e| Status::internal(format!("stored object is not readable: {e}")))?;
-    if env.kind != res.kind || env.api_version != res.api_version() {
-        return Err(conversion_unsupported(
-            res,
-            &format!("{}/{}", env.api_version, env.kind),
-        ));
-    }
+    let converted;
+    let env = if env.kind != res.kind || env.api_version != res.api_version() {
+        converted = convert_envelope(res, pb, &env)?;
+        Envelope::parse(&converted).map_err(|e| Status::internal(e.to_string()))?
+    } else {
+        env
+    };
     let mut raw = Vec::with_capacity(env.raw.len() + rv.len() + 4);
     set_resource_version(msg, env.raw, &rv, &mut raw)
         .map_err(|e| Status::internal(format!("stored object is not readable: {e}")))?;
@@ -319,6 +347,27 @@ pub fn encode_for_storage(
         );
         Status::bad_request(msg)
     })?;
+    // Stored in another version upstream: convert before storing.
+    if let Storage::Protobuf { api_version, kind } = &res.storage
+        && (*api_version != res.api_version() || *kind != res.kind)
+    {
+        let mut typed = obj.clone();
+        if let Some(o) = typed.as_object_mut() {
+            o.insert("apiVersion".into(), Value::String(res.api_version()));
+            o.insert("kind".into(), Value::String(res.kind.clone()));
+        }
+        let stored = super::conversion::convert(&typed, (api_version, kind))
+            .ok_or_else(|| conversion_unsupported(res, &format!("{api_version}/{kind}")))?;
+        let mut out = Vec::new();
+        json_to_envelope(
+            &serde_json::to_vec(&stored).unwrap_or_default(),
+            None,
+            FieldValidation::Ignore,
+            &mut out,
+        )
+        .map_err(|e| Status::internal(e.to_string()))?;
+        return Ok((Bytes::from(out), decoded.warnings));
+    }
     match &res.storage {
         Storage::Json { .. } => {
             // Stored as JSON: the served object, through the schema, keys in Go order.
