@@ -54,7 +54,9 @@ pub(crate) fn skip_plain(s: &[u8], mut i: usize) -> usize {
             | has_zero(x ^ (LO * u64::from(b'&')))
             | (x & HI);
         if special != 0 {
-            break;
+            // The lowest flagged byte is exact (borrows only run upward from a true match):
+            // stop right at the first byte that needs a look.
+            return i + (special.trailing_zeros() / 8) as usize;
         }
         i += 8;
     }

@@ -149,6 +149,10 @@ pub struct Field {
     pub omitzero: bool,
     /// Go `,inline`: flattened into the parent in JSON, a nested message in protobuf.
     pub inline: bool,
+    /// Whether gogo-protobuf writes this field when the value is absent (its Go zero value:
+    /// value scalars and value messages are always written; pointers, slices, maps and
+    /// `[]byte` only when set). The JSON → protobuf encoder skips the others at once.
+    pub pb_writes_zero: bool,
 }
 
 #[derive(Debug)]
@@ -336,7 +340,11 @@ impl Schema {
                         _ => Shape::Pointer,
                     };
                     let flags = cols[7];
+                    let pb_writes_zero = shape == Shape::Value
+                        && !matches!(ty, FieldType::Scalar(Scalar::Bytes) | FieldType::Map(..))
+                        && cols[5] != "1";
                     msg.fields.push(Field {
+                        pb_writes_zero: pb_writes_zero || flags.contains('i'),
                         json: cols[1].into(),
                         json_key: format!("\"{}\":", cols[1]).into_bytes().into(),
                         number: cols[2].parse().map_err(|_| "schema: bad number")?,

@@ -168,7 +168,12 @@ impl<'s, 'd> JsonToPb<'s, 'd> {
                 continue;
             }
             let value = match slots[fi as usize] {
-                u32::MAX => None,
+                u32::MAX if !f.pb_writes_zero => continue,
+                // An absent value field: its zero value, which cannot fail.
+                u32::MAX => {
+                    self.field(f, None, out, depth)?;
+                    continue;
+                }
                 v => Some(v as usize),
             };
             self.path.push(Seg::Field(&f.json));
