@@ -127,6 +127,19 @@ pub fn write_envelope_header(api_version: &str, kind: &str, raw_len: usize, out:
     put_varint(out, raw_len as u64);
 }
 
+/// Writes the envelope header for a body whose length is not known yet; returns where the
+/// body starts, for [`crate::wire::end_len`]. Then append the body, call `end_len`, and
+/// [`write_envelope_trailer`].
+pub fn begin_envelope(api_version: &str, kind: &str, out: &mut Vec<u8>) -> usize {
+    let (tm, _) = envelope_body_len(api_version, kind, 0);
+    out.extend_from_slice(PROTOBUF_MAGIC);
+    put_tag(out, 1, WIRE_LEN);
+    put_varint(out, tm as u64);
+    put_bytes_field(out, 1, api_version.as_bytes());
+    put_bytes_field(out, 2, kind.as_bytes());
+    crate::wire::begin_len(out, 2)
+}
+
 /// The empty contentEncoding and contentType that follow the body.
 pub fn write_envelope_trailer(out: &mut Vec<u8>) {
     out.extend_from_slice(&[0x1a, 0x00, 0x22, 0x00]);

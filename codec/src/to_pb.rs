@@ -284,7 +284,7 @@ impl<'s, 'd> JsonToPb<'s, 'd> {
             return Err(self.type_error(n, &self.go_type(f)));
         }
         let doc = self.doc;
-        let mut entries: Vec<(Cow<'_, str>, usize)> =
+        let mut entries: smallvec::SmallVec<[(Cow<'_, str>, usize); 8]> =
             doc.members(n).map(|(k, v)| (doc.str(k), v)).collect();
         // Sorted by key, as gogo-protobuf writes maps; for equal keys the last one wins.
         entries.sort_by(|a, b| a.0.cmp(&b.0));
@@ -686,15 +686,24 @@ pub fn json_to_envelope(
         .kind(&api_version, &kind)
         .ok_or_else(|| crate::envelope::unknown_kind(&api_version, &kind))?;
     let mut enc = JsonToPb::new(schema, &doc, validation);
-    let mut raw = Vec::with_capacity(json.len() / 2);
-    enc.message(id, 0, &mut raw)?;
+    // Encoded straight into `out` behind the envelope header; the body's length is patched
+    // in afterwards (one shift when it needs more than one length byte).
+    let start_len = out.len();
+    out.reserve(json.len() / 2 + 64);
+    let body = crate::envelope::begin_envelope(&api_version, &kind, out);
+    if let Err(e) = enc.message(id, 0, out) {
+        out.truncate(start_len);
+        return Err(e);
+    }
     if validation == FieldValidation::Strict && !enc.reports.is_empty() {
+        out.truncate(start_len);
         return Err(CodecError::new(
             ErrorKind::Strict,
             format!("strict decoding error: {}", enc.reports.join(", ")),
         ));
     }
-    crate::envelope::write_envelope(&api_version, &kind, &raw, out);
+    crate::wire::end_len(out, body);
+    crate::envelope::write_envelope_trailer(out);
     Ok(Decoded {
         api_version,
         kind,
