@@ -180,7 +180,9 @@ pub fn kubectl_workflow(k: &Kapi) {
         "{missing:?}"
     );
 
-    // get -w sees a create and a delete
+    // get -w sees a create and a delete. The watch is known to be running once it has printed
+    // an object that existed before it started; the test waits for that, not for a fixed time.
+    k.ok(&["create", "configmap", "first", "-n", "demo"]);
     let mut watch = Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(k.kubeconfig())
@@ -191,13 +193,42 @@ pub fn kubectl_workflow(k: &Kapi) {
             "demo",
             "-w",
             "--output-watch-events",
-            "--request-timeout=20s",
+            "--request-timeout=60s",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("kubectl watch");
-    std::thread::sleep(Duration::from_millis(1500));
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let lines = lines.clone();
+        let mut stdout = watch.stdout.take().expect("watch stdout");
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                lines
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let wait_for = |what: &dyn Fn(&str) -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !what(&lines.lock().unwrap()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "watch output: {}",
+                lines.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for(&|out| out.contains("first"));
     k.ok(&[
         "create",
         "configmap",
@@ -207,9 +238,14 @@ pub fn kubectl_workflow(k: &Kapi) {
         "--from-literal=a=b",
     ]);
     k.ok(&["delete", "configmap", "watched", "-n", "demo"]);
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_for(&|out| {
+        out.lines()
+            .any(|l| l.starts_with("DELETED") && l.contains("watched"))
+    });
     let _ = watch.kill();
-    let seen = String::from_utf8_lossy(&watch.wait_with_output().unwrap().stdout).into_owned();
+    let _ = watch.wait();
+    let _ = reader.join();
+    let seen = lines.lock().unwrap().clone();
     assert!(
         seen.lines()
             .any(|l| l.starts_with("ADDED") && l.contains("watched"))
