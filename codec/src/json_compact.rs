@@ -204,40 +204,7 @@ fn string(raw: &[u8], start: usize, out: &mut Vec<u8>) -> Option<usize> {
 
 /// The end of the JSON number starting at `start`, if it is one.
 fn number(raw: &[u8], start: usize) -> Option<usize> {
-    let mut i = start;
-    let digits = |i: &mut usize| {
-        let s = *i;
-        while raw.get(*i).is_some_and(u8::is_ascii_digit) {
-            *i += 1;
-        }
-        *i > s
-    };
-    if raw[i] == b'-' {
-        i += 1;
-    }
-    match raw.get(i)? {
-        b'0' => i += 1,
-        b'1'..=b'9' => {
-            digits(&mut i);
-        }
-        _ => return None,
-    }
-    if raw.get(i) == Some(&b'.') {
-        i += 1;
-        if !digits(&mut i) {
-            return None;
-        }
-    }
-    if matches!(raw.get(i), Some(b'e' | b'E')) {
-        i += 1;
-        if matches!(raw.get(i), Some(b'+' | b'-')) {
-            i += 1;
-        }
-        if !digits(&mut i) {
-            return None;
-        }
-    }
-    Some(i)
+    crate::json_read::number_end(raw, start).ok()
 }
 
 #[cfg(test)]

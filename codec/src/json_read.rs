@@ -416,36 +416,11 @@ impl Parser<'_> {
 
     fn number(&mut self) -> Result<(), CodecError> {
         let start = self.pos;
-        let digits = |p: &mut Self| {
-            let s = p.pos;
-            while matches!(p.src.get(p.pos), Some(b'0'..=b'9')) {
-                p.pos += 1;
-            }
-            p.pos > s
-        };
-        if self.src[self.pos] == b'-' {
-            self.pos += 1;
-        }
-        match self.src.get(self.pos) {
-            Some(b'0') => self.pos += 1,
-            Some(b'1'..=b'9') => {
-                digits(self);
-            }
-            _ => return Err(self.err("in numeric literal")),
-        }
-        if self.src.get(self.pos) == Some(&b'.') {
-            self.pos += 1;
-            if !digits(self) {
-                return Err(self.err("after decimal point in numeric literal"));
-            }
-        }
-        if matches!(self.src.get(self.pos), Some(b'e' | b'E')) {
-            self.pos += 1;
-            if matches!(self.src.get(self.pos), Some(b'+' | b'-')) {
-                self.pos += 1;
-            }
-            if !digits(self) {
-                return Err(self.err("in exponent of numeric literal"));
+        match number_end(self.src, start) {
+            Ok(end) => self.pos = end,
+            Err((at, what)) => {
+                self.pos = at;
+                return Err(self.err(what));
             }
         }
         let idx = self.nodes.len() as u32;
@@ -550,6 +525,45 @@ fn skip_string_bytes(s: &[u8], mut i: usize) -> usize {
         i += 8;
     }
     i
+}
+
+/// The end of the JSON number starting at `start`, or where and why it is malformed. One
+/// grammar for the tape parser and the one-pass compactor.
+pub(crate) fn number_end(src: &[u8], start: usize) -> Result<usize, (usize, &'static str)> {
+    let mut i = start;
+    let digits = |i: &mut usize| {
+        let s = *i;
+        while src.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        *i > s
+    };
+    if src.get(i) == Some(&b'-') {
+        i += 1;
+    }
+    match src.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => {
+            digits(&mut i);
+        }
+        _ => return Err((i, "in numeric literal")),
+    }
+    if src.get(i) == Some(&b'.') {
+        i += 1;
+        if !digits(&mut i) {
+            return Err((i, "after decimal point in numeric literal"));
+        }
+    }
+    if matches!(src.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(src.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if !digits(&mut i) {
+            return Err((i, "in exponent of numeric literal"));
+        }
+    }
+    Ok(i)
 }
 
 fn quote_char(c: u8) -> String {

@@ -47,15 +47,7 @@ fn convert_envelope(res: &Resource, pb: &[u8], env: &Envelope<'_>) -> Result<Vec
     let v: Value = serde_json::from_slice(&json).map_err(|e| Status::internal(e.to_string()))?;
     let out = super::conversion::convert(&v, (&served, &res.kind))
         .ok_or_else(|| conversion_unsupported(res, env.kind))?;
-    let mut conv = Vec::new();
-    json_to_envelope(
-        &serde_json::to_vec(&out).unwrap_or_default(),
-        None,
-        FieldValidation::Ignore,
-        &mut conv,
-    )
-    .map_err(|e| Status::internal(e.to_string()))?;
-    Ok(conv)
+    value_envelope(&out)
 }
 
 /// Stored bytes at `revision` → the served object's message.
@@ -266,14 +258,28 @@ pub fn watch_error_frame(status: &Status, enc: Encoding) -> Result<Vec<u8>, Stat
     Ok(out)
 }
 
-/// A Status as a `k8s\0` envelope.
-pub fn status_envelope(status: &Status) -> Result<Vec<u8>, Status> {
-    let json =
-        serde_json::to_vec(&status.to_json_value()).map_err(|e| Status::internal(e.to_string()))?;
-    let mut pb = Vec::new();
+/// An object the server built itself (a Status, a Scale, a bookmark, a converted object) as
+/// a `k8s\0` envelope: its kind comes from its own apiVersion and kind.
+pub fn value_envelope(v: &Value) -> Result<Vec<u8>, Status> {
+    let json = serde_json::to_vec(v).map_err(|e| Status::internal(e.to_string()))?;
+    let mut pb = Vec::with_capacity(json.len());
     json_to_envelope(&json, None, FieldValidation::Ignore, &mut pb)
         .map_err(|e| Status::internal(e.to_string()))?;
     Ok(pb)
+}
+
+/// The same, as the message bytes inside the envelope.
+pub fn value_message(v: &Value) -> Result<Served, Status> {
+    let pb = value_envelope(v)?;
+    let env = Envelope::parse(&pb).map_err(|e| Status::internal(e.to_string()))?;
+    Ok(Served {
+        raw: env.raw.to_vec(),
+    })
+}
+
+/// A Status as a `k8s\0` envelope.
+pub fn status_envelope(status: &Status) -> Result<Vec<u8>, Status> {
+    value_envelope(&status.to_json_value())
 }
 
 /// A Status response body in the negotiated encoding.
@@ -358,15 +364,7 @@ pub fn encode_for_storage(
         }
         let stored = super::conversion::convert(&typed, (api_version, kind))
             .ok_or_else(|| conversion_unsupported(res, &format!("{api_version}/{kind}")))?;
-        let mut out = Vec::new();
-        json_to_envelope(
-            &serde_json::to_vec(&stored).unwrap_or_default(),
-            None,
-            FieldValidation::Ignore,
-            &mut out,
-        )
-        .map_err(|e| Status::internal(e.to_string()))?;
-        return Ok((Bytes::from(out), decoded.warnings));
+        return Ok((Bytes::from(value_envelope(&stored)?), decoded.warnings));
     }
     match &res.storage {
         Storage::Json { .. } => {

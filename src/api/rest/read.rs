@@ -398,18 +398,10 @@ pub(super) fn bookmark_frame(
         meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
     let obj = json!({"apiVersion": res.api_version(), "kind": res.kind, "metadata": meta});
-    let json = serde_json::to_vec(&obj).map_err(|e| Status::internal(e.to_string()))?;
-    let mut pb = Vec::new();
-    kapi_codec::to_pb::json_to_envelope(&json, None, FieldValidation::Ignore, &mut pb)
-        .map_err(|e| Status::internal(e.to_string()))?;
-    let env =
-        kapi_codec::envelope::Envelope::parse(&pb).map_err(|e| Status::internal(e.to_string()))?;
     objects::watch_frame(
         res,
         EventType::Bookmark,
-        &Served {
-            raw: env.raw.to_vec(),
-        },
+        &objects::value_message(&obj)?,
         enc,
     )
 }

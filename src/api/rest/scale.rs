@@ -82,17 +82,12 @@ impl Ctx<'_> {
     }
 
     pub(super) fn scale_response(&self, scale: &Value) -> Result<Response, Status> {
-        let json = serde_json::to_vec(scale).map_err(|e| Status::internal(e.to_string()))?;
-        let mut pb = Vec::new();
-        kapi_codec::to_pb::json_to_envelope(&json, None, FieldValidation::Ignore, &mut pb)
-            .map_err(|e| Status::internal(e.to_string()))?;
-        let env = kapi_codec::envelope::Envelope::parse(&pb)
-            .map_err(|e| Status::internal(e.to_string()))?;
+        let scale = objects::value_message(scale)?;
         let body = objects::encode_message(
             None,
             "autoscaling/v1",
             "Scale",
-            env.raw,
+            &scale.raw,
             self.enc,
             self.pretty,
         )?;
