@@ -40,6 +40,10 @@ const WATCH_CHUNK_BUFFER: usize = 64;
 /// How often an idle watch that asked for bookmarks gets one (upstream: about a minute).
 const BOOKMARK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// How often an idle watch wakes to check that its client is still there and whether a
+/// bookmark is due: a departed client's watcher is released within this time.
+const IDLE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How long a consistent read waits for the cache to reach the store's revision before it
 /// reads from the store instead: the ingest applies an event within milliseconds, so this
 /// only elapses when the revision moved without an event for us.

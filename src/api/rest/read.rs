@@ -265,13 +265,14 @@ impl Ctx<'_> {
             {
                 return;
             }
+            let mut last_bookmark = std::time::Instant::now();
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
             loop {
                 let now = std::time::Instant::now();
                 if now >= deadline {
                     break;
                 }
-                let wait = (deadline - now).min(BOOKMARK_INTERVAL);
+                let wait = (deadline - now).min(IDLE_CHECK_INTERVAL);
                 match monoio::time::timeout(wait, events.next()).await {
                     Ok(Some(WatchItem::Event(ev))) => {
                         last_rev = ev.revision;
@@ -301,9 +302,17 @@ impl Ctx<'_> {
                     // the client re-lists, as with upstream.
                     Ok(None) => break,
                     Err(_) => {
+                        // A client that left is noticed here too, not only on the next send.
+                        if tx.is_closed() {
+                            break;
+                        }
                         let rev = cache.revision();
-                        if allow_bookmarks && rev > last_rev {
+                        if allow_bookmarks
+                            && rev > last_rev
+                            && last_bookmark.elapsed() >= BOOKMARK_INTERVAL
+                        {
                             last_rev = rev;
+                            last_bookmark = std::time::Instant::now();
                             if let Ok(f) = bookmark_frame(&res, rev, false, enc)
                                 && tx.send(Bytes::from(f)).await.is_err()
                             {
