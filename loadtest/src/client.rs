@@ -171,8 +171,7 @@ impl Target {
     pub fn client(&self) -> Result<reqwest::Client, String> {
         let mut b = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
-            .pool_max_idle_per_host(1)
-            .http2_adaptive_window(true);
+            .pool_max_idle_per_host(1);
         if self.server.starts_with("http://") {
             b = b.http2_prior_knowledge();
         }

@@ -154,6 +154,8 @@ pub struct Recorder {
     pub window_s: u64,
     pub ops: Mutex<BTreeMap<OpKey, OpStats>>,
     pub delivery: Mutex<Series>,
+    /// Delivery latency per (watcher kind, resource), to tell which watchers fall behind.
+    pub delivery_by_watcher: Mutex<BTreeMap<(&'static str, &'static str), Series>>,
     pub sync_times: Mutex<Vec<f64>>,
     pub requests: AtomicU64,
     pub failures: AtomicU64,
@@ -167,6 +169,7 @@ impl Recorder {
             window_s: duration.as_secs().div_ceil(CHART_POINTS).max(1),
             ops: Mutex::new(BTreeMap::new()),
             delivery: Mutex::new(Series::new()),
+            delivery_by_watcher: Mutex::new(BTreeMap::new()),
             sync_times: Mutex::new(Vec::new()),
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
@@ -200,13 +203,21 @@ impl Recorder {
         }
     }
 
-    pub fn event(&self, delivery: Option<Duration>) {
+    /// One watch event received by a `watcher` (kubelet, informer) of `resource`, with its
+    /// delivery latency when it matched an acknowledged write.
+    pub fn event(&self, watcher: &'static str, resource: &'static str, delivery: Option<Duration>) {
         self.events.fetch_add(1, Ordering::Relaxed);
         if let Some(d) = delivery {
             let window = self.window();
             self.delivery
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
+                .record(window, d);
+            self.delivery_by_watcher
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry((watcher, resource))
+                .or_insert_with(Series::new)
                 .record(window, d);
         }
     }

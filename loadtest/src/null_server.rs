@@ -153,6 +153,7 @@ pub fn bench(phase: Duration) -> Result<(f64, f64), String> {
                 let mut rv = String::new();
                 let _ = watch(
                     &api,
+                    "null",
                     "/api/v1/configmaps",
                     "configmaps",
                     Scope::Cluster,

@@ -102,6 +102,13 @@ pub struct Totals {
     pub watch_events_per_s: f64,
 }
 
+#[derive(Serialize, Deserialize, Clone)]
+pub struct WatcherDelivery {
+    pub watcher: String,
+    pub resource: String,
+    pub latency: Latency,
+}
+
 #[derive(Serialize, Deserialize, Clone, Default)]
 pub struct Sync {
     pub informers: usize,
@@ -119,6 +126,8 @@ pub struct Report {
     pub totals: Totals,
     pub ops: Vec<OpReport>,
     pub watch_delivery: Latency,
+    #[serde(default)]
+    pub watch_delivery_by_watcher: Vec<WatcherDelivery>,
     pub informer_sync: Sync,
     pub server_samples: Vec<ProcSample>,
     pub warnings: Vec<String>,
@@ -212,6 +221,17 @@ impl Report {
                 &rec.delivery.lock().unwrap_or_else(|e| e.into_inner()),
                 rec.window_s,
             ),
+            watch_delivery_by_watcher: rec
+                .delivery_by_watcher
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|((w, r), s)| WatcherDelivery {
+                    watcher: w.to_string(),
+                    resource: r.to_string(),
+                    latency: Latency::of(s, rec.window_s),
+                })
+                .collect(),
             informer_sync: Sync {
                 informers: sync.len(),
                 p50_s: sync.get(sync.len() / 2).copied().unwrap_or(0.0),
@@ -284,6 +304,14 @@ impl Report {
             "\nWatch delivery (write acknowledged → event received), {} samples: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms.\n",
             d.count, d.p50_ms, d.p90_ms, d.p99_ms, d.max_ms
         );
+        for w in &self.watch_delivery_by_watcher {
+            let l = &w.latency;
+            let _ = writeln!(
+                m,
+                "- {} watching {}: {} samples, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                w.watcher, w.resource, l.count, l.p50_ms, l.p99_ms, l.max_ms
+            );
+        }
         let s = &self.informer_sync;
         let _ = writeln!(
             m,

@@ -85,6 +85,7 @@ fn delivery_key(o: &Object) -> String {
 #[allow(clippy::too_many_arguments)]
 pub async fn watch(
     api: &Api,
+    watcher: &'static str,
     path: &str,
     resource: &'static str,
     scope: Scope,
@@ -152,7 +153,7 @@ pub async fn watch(
                 } else {
                     None
                 };
-                api.rec.event(d);
+                api.rec.event(watcher, resource, d);
             }
         }
         if buf.len() > MAX_EVENT_BYTES {
@@ -230,6 +231,7 @@ pub async fn informer(
                     rv.clear();
                     let end = watch(
                         &api,
+                        "informer",
                         &url,
                         resource,
                         Scope::Cluster,
@@ -269,6 +271,7 @@ pub async fn informer(
         }
         match watch(
             &api,
+            "informer",
             &path,
             resource,
             Scope::Cluster,

@@ -65,6 +65,7 @@ async fn kubelet(ctx: Ctx, api: Api, node: String, index: usize) {
         }
         let end = watch(
             &api,
+            "kubelet",
             &path,
             "pods",
             Scope::Cluster,

@@ -189,7 +189,8 @@ pub async fn run(
         let mode = match plan.informer_mode.as_str() {
             "list-watch" => InformerMode::ListWatch,
             "watch-list" => InformerMode::WatchList,
-            _ if i % 2 == 0 => InformerMode::ListWatch,
+            // Alternate per round of INFORMED, so every resource gets both modes.
+            _ if (i / INFORMED.len()) % 2 == 0 => InformerMode::ListWatch,
             _ => InformerMode::WatchList,
         };
         tasks.spawn(informer(
