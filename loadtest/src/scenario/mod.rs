@@ -190,7 +190,7 @@ pub async fn run(
             "list-watch" => InformerMode::ListWatch,
             "watch-list" => InformerMode::WatchList,
             // Alternate per round of INFORMED, so every resource gets both modes.
-            _ if (i / INFORMED.len()) % 2 == 0 => InformerMode::ListWatch,
+            _ if (i / INFORMED.len()).is_multiple_of(2) => InformerMode::ListWatch,
             _ => InformerMode::WatchList,
         };
         tasks.spawn(informer(
