@@ -241,6 +241,7 @@ fn run(a: RunArgs, scenarios: Vec<String>, density: bool) -> Result<(), String> 
         plan,
         outcome.elapsed.as_secs_f64(),
         outcome.server,
+        outcome.client,
         threads,
     );
     for w in &report.warnings {

@@ -130,6 +130,8 @@ pub struct Report {
     pub watch_delivery_by_watcher: Vec<WatcherDelivery>,
     pub informer_sync: Sync,
     pub server_samples: Vec<ProcSample>,
+    #[serde(default)]
+    pub client_samples: Vec<ProcSample>,
     pub warnings: Vec<String>,
 }
 
@@ -151,6 +153,7 @@ impl Report {
         plan: Plan,
         elapsed_s: f64,
         samples: Vec<ProcSample>,
+        client_samples: Vec<ProcSample>,
         worker_threads: usize,
     ) -> Report {
         let secs = elapsed_s.max(1e-3);
@@ -205,6 +208,13 @@ impl Report {
                 totals.watch_events_per_s, CEILING_WARN_SHARE * 100.0, CEILING_EVENTS_PER_CORE
             ));
         }
+        if let Some((mean, _, _)) = summary(&client_samples)
+            && mean > CEILING_WARN_SHARE * cores
+        {
+            warnings.push(format!(
+                "kapi-load itself used {mean:.2} of its {cores} cores on average: it may be the bottleneck (use --threads, or a release build)"
+            ));
+        }
         Report {
             tool: format!("kapi-load {}", env!("CARGO_PKG_VERSION")),
             server: server.to_string(),
@@ -238,6 +248,7 @@ impl Report {
                 max_s: sync.last().copied().unwrap_or(0.0),
             },
             server_samples: samples,
+            client_samples,
             warnings,
         }
     }
@@ -325,6 +336,13 @@ impl Report {
                 rss_max as f64 / (1 << 20) as f64
             );
         }
+        if let Some((cpu_mean, cpu_max, rss_max)) = summary(&self.client_samples) {
+            let _ = writeln!(
+                m,
+                "kapi-load itself: CPU mean {cpu_mean:.2} cores, max {cpu_max:.2} cores; RSS max {:.1} MiB.\n",
+                rss_max as f64 / (1 << 20) as f64
+            );
+        }
         for w in &self.warnings {
             let _ = writeln!(m, "> warning: {w}\n");
         }
@@ -333,23 +351,7 @@ impl Report {
 
     /// (mean CPU cores, max CPU cores, max RSS bytes) of the server, when it was sampled.
     pub fn server_summary(&self) -> Option<(f64, f64, u64)> {
-        if self.server_samples.is_empty() {
-            return None;
-        }
-        let n = self.server_samples.len() as f64;
-        let mean = self.server_samples.iter().map(|s| s.cpu_cores).sum::<f64>() / n;
-        let max = self
-            .server_samples
-            .iter()
-            .map(|s| s.cpu_cores)
-            .fold(0.0, f64::max);
-        let rss = self
-            .server_samples
-            .iter()
-            .map(|s| s.rss_bytes)
-            .max()
-            .unwrap_or(0);
-        Some((mean, max, rss))
+        summary(&self.server_samples)
     }
 
     /// Writes `<out>`, `<out stem>.md` and the SVG charts beside it.
@@ -428,6 +430,17 @@ impl Report {
         }
         charts
     }
+}
+
+/// (mean CPU cores, max CPU cores, max RSS bytes) of a process's samples.
+fn summary(samples: &[ProcSample]) -> Option<(f64, f64, u64)> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mean = samples.iter().map(|s| s.cpu_cores).sum::<f64>() / samples.len() as f64;
+    let max = samples.iter().map(|s| s.cpu_cores).fold(0.0, f64::max);
+    let rss = samples.iter().map(|s| s.rss_bytes).max().unwrap_or(0);
+    Some((mean, max, rss))
 }
 
 fn ratio(a: f64, b: f64) -> String {

@@ -153,6 +153,8 @@ async fn setup(ctx: &Ctx) -> Result<(), String> {
 
 pub struct Outcome {
     pub server: Vec<ProcSample>,
+    /// kapi-load's own CPU and RSS: a busy client measures itself, not the server.
+    pub client: Vec<ProcSample>,
     pub elapsed: Duration,
 }
 
@@ -180,6 +182,7 @@ pub async fn run(
     setup(&ctx).await?;
     let mut tasks = JoinSet::new();
     let sampler = server_pid.map(|pid| Sampler::start(pid, deadline));
+    let own = Sampler::start(std::process::id(), deadline);
     tasks.spawn(progress(rec.clone(), deadline));
     if plan.kubelets {
         kubelet::spawn(&ctx, &mut tasks)?;
@@ -227,6 +230,7 @@ pub async fn run(
     };
     Ok(Outcome {
         server,
+        client: own.finish().await,
         elapsed: start.elapsed(),
     })
 }
