@@ -445,7 +445,12 @@ fn summary(samples: &[ProcSample]) -> Option<(f64, f64, u64)> {
 
 fn ratio(a: f64, b: f64) -> String {
     if a > 0.0 {
-        format!("{:.2}×", b / a)
+        let r = b / a;
+        if r < 0.1 {
+            format!("{r:.3}×")
+        } else {
+            format!("{r:.2}×")
+        }
     } else {
         "–".into()
     }
