@@ -1,0 +1,329 @@
+//! kapi-load: drives any Kubernetes API server (kapi or upstream) from a kubeconfig with the
+//! traffic of a large cluster — kubelets, controllers, churn, lists — and reports latency per
+//! call, watch delivery, informer sync and the server's CPU and memory.
+
+mod client;
+mod metrics;
+mod null_server;
+mod objects;
+mod procstat;
+mod report;
+mod scenario;
+mod svg;
+mod watch;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::client::Target;
+use crate::metrics::Recorder;
+use crate::scenario::Plan;
+
+#[derive(Parser)]
+#[command(
+    name = "kapi-load",
+    version,
+    about = "A large-cluster load generator for any Kubernetes API server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the scenarios named by --scenario (repeatable), composed in one run.
+    Run(RunArgs),
+    /// Creates namespaces, nodes and pods at a target rate.
+    Populate(RunArgs),
+    /// Simulated kubelets: register, renew leases, watch own pods, mark them Running.
+    Kubelets(RunArgs),
+    /// Informers (list+watch and watch-list) over pods, nodes, leases and namespaces.
+    Controllers(RunArgs),
+    /// Create/update/delete pods at a rate.
+    Churn(RunArgs),
+    /// Concurrent LISTs: JSON and protobuf, full and paginated.
+    List(RunArgs),
+    /// A 5,000-node cluster scaled to this machine: populate + kubelets + controllers + churn + list.
+    Density(RunArgs),
+    /// Measures kapi-load's own ceiling against a built-in null server (or just serves one).
+    NullServer(NullArgs),
+    /// Prints two reports side by side with ratios (B/A).
+    Compare { a: PathBuf, b: PathBuf },
+}
+
+#[derive(Args, Clone)]
+struct RunArgs {
+    /// Kubeconfig to read the server and credentials from (default: $KUBECONFIG, ~/.kube/config).
+    #[arg(long)]
+    kubeconfig: Option<String>,
+    /// Context in the kubeconfig (default: current-context).
+    #[arg(long)]
+    context: Option<String>,
+    /// A bare server URL instead of a kubeconfig (no credentials; http:// uses h2c).
+    #[arg(long)]
+    server: Option<String>,
+    /// Scenarios for `run`: populate, kubelets, controllers, churn, list.
+    #[arg(long = "scenario")]
+    scenarios: Vec<String>,
+    /// How long the run lasts; every scenario stops at this deadline.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    duration: Duration,
+    #[arg(long)]
+    namespaces: Option<usize>,
+    #[arg(long)]
+    nodes: Option<usize>,
+    /// Pods per node that populate creates (pods = nodes × pods-per-node).
+    #[arg(long)]
+    pods_per_node: Option<usize>,
+    /// Populate's creation rate, per second, over all its clients.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Populate's clients, each with its own connection.
+    #[arg(long)]
+    clients: Option<usize>,
+    /// Informers for `controllers`.
+    #[arg(long)]
+    controllers: Option<usize>,
+    /// Informer mode: list-watch, watch-list or both (alternating).
+    #[arg(long)]
+    informer_mode: Option<String>,
+    /// Churn operations per second, and the most churn operations in the run.
+    #[arg(long)]
+    churn_rate: Option<f64>,
+    #[arg(long)]
+    churn_max: Option<usize>,
+    /// LIST clients, and each one's interval between lists in milliseconds.
+    #[arg(long)]
+    list_clients: Option<usize>,
+    #[arg(long)]
+    list_interval_ms: Option<u64>,
+    /// The server's process id on this machine: sample its CPU and RSS.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Where to write the JSON report; the Markdown and SVGs go beside it.
+    #[arg(long, default_value = "report.json")]
+    out: PathBuf,
+    /// Tokio worker threads for the client (default: the machine's cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+#[derive(Args)]
+struct NullArgs {
+    /// Serve on this address (e.g. 127.0.0.1:8080) for --duration instead of benchmarking.
+    #[arg(long)]
+    listen: Option<String>,
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    duration: Duration,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (n, unit) = s.trim().split_at(
+        s.trim()
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(s.trim().len()),
+    );
+    let n: f64 = n.parse().map_err(|_| format!("bad duration {s}"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("bad duration unit in {s}")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Builds the plan: the preset's defaults for the chosen scenarios, then the flags over them.
+fn plan(a: &RunArgs, scenarios: &[&str], density: bool) -> Plan {
+    let has = |s: &str| scenarios.contains(&s);
+    // density: 5,000 nodes × 30 pods scaled 1:100 to 50 nodes × 30 pods, with the same shape
+    // of kubelets, informers, churn and lists as a large cluster's control plane sees.
+    let nodes = a.nodes.unwrap_or(if density { 50 } else { 10 });
+    let ppn = a.pods_per_node.unwrap_or(if density { 30 } else { 10 });
+    Plan {
+        duration_s: a.duration.as_secs().max(1),
+        namespaces: a.namespaces.unwrap_or(if density { 10 } else { 3 }).max(1),
+        nodes,
+        populate: has("populate"),
+        pods: if has("populate") { nodes * ppn } else { 0 },
+        populate_rate: a.rate.unwrap_or(if density { 100.0 } else { 50.0 }),
+        clients: a.clients.unwrap_or(if density { 10 } else { 4 }),
+        kubelets: has("kubelets"),
+        controllers: if has("controllers") {
+            a.controllers.unwrap_or(10)
+        } else {
+            0
+        },
+        informer_mode: a.informer_mode.clone().unwrap_or_else(|| "both".into()),
+        churn_rate: if has("churn") {
+            a.churn_rate.unwrap_or(10.0)
+        } else {
+            0.0
+        },
+        churn_max: a.churn_max.unwrap_or(usize::MAX / 2),
+        list_clients: if has("list") {
+            a.list_clients.unwrap_or(2)
+        } else {
+            0
+        },
+        list_interval_ms: a.list_interval_ms.unwrap_or(1000),
+    }
+}
+
+fn target(a: &RunArgs) -> Result<Target, String> {
+    if let Some(s) = &a.server {
+        return Ok(Target::from_server(s));
+    }
+    let path = a
+        .kubeconfig
+        .clone()
+        .or_else(|| {
+            std::env::var("KUBECONFIG")
+                .ok()
+                .and_then(|k| k.split(':').next().map(str::to_string))
+        })
+        .or_else(|| {
+            std::env::var("HOME")
+                .ok()
+                .map(|h| format!("{h}/.kube/config"))
+        })
+        .ok_or("no kubeconfig: pass --kubeconfig or --server")?;
+    Target::from_kubeconfig(&path, a.context.as_deref())
+}
+
+fn run(a: RunArgs, scenarios: Vec<String>, density: bool) -> Result<(), String> {
+    const KNOWN: [&str; 5] = ["populate", "kubelets", "controllers", "churn", "list"];
+    let names: Vec<&str> = scenarios.iter().map(String::as_str).collect();
+    if let Some(bad) = names.iter().find(|s| !KNOWN.contains(s)) {
+        return Err(format!(
+            "unknown scenario {bad}; known: {}",
+            KNOWN.join(", ")
+        ));
+    }
+    if names.is_empty() {
+        return Err(
+            "no scenario: pass --scenario (populate, kubelets, controllers, churn, list)".into(),
+        );
+    }
+    let plan = plan(&a, &names, density);
+    let target = target(&a)?;
+    let threads = a.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let rec = Arc::new(Recorder::new(Duration::from_secs(plan.duration_s)));
+    let server = target.server.clone();
+    eprintln!(
+        "kapi-load: {} against {server} for {} s",
+        names.join("+"),
+        plan.duration_s
+    );
+    let outcome = rt.block_on(scenario::run(
+        target,
+        plan.clone(),
+        rec.clone(),
+        a.server_pid,
+    ))?;
+    let report = report::Report::build(
+        &rec,
+        &server,
+        plan,
+        outcome.elapsed.as_secs_f64(),
+        outcome.server,
+        outcome.client,
+        threads,
+    );
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    let files = report.write(&a.out)?;
+    print!("{}", report.markdown());
+    eprintln!(
+        "wrote {}",
+        files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
+
+fn main() {
+    // Both reqwest and kapi-load's TLS use rustls with ring; install it once, first.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(a) => {
+            let s = a.scenarios.clone();
+            run(a, s, false)
+        }
+        Command::Populate(a) => run(a, vec!["populate".into()], false),
+        Command::Kubelets(a) => run(a, vec!["kubelets".into()], false),
+        Command::Controllers(a) => run(a, vec!["controllers".into()], false),
+        Command::Churn(a) => run(a, vec!["churn".into()], false),
+        Command::List(a) => run(a, vec!["list".into()], false),
+        Command::Density(a) => {
+            let all = ["populate", "kubelets", "controllers", "churn", "list"]
+                .map(String::from)
+                .to_vec();
+            run(a, all, true)
+        }
+        Command::NullServer(n) => null(n),
+        Command::Compare { a, b } => compare(&a, &b),
+    };
+    if let Err(e) = result {
+        eprintln!("kapi-load: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn null(n: NullArgs) -> Result<(), String> {
+    if let Some(addr) = n.listen {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        return rt.block_on(async move {
+            let l = tokio::net::TcpListener::bind(&addr)
+                .await
+                .map_err(|e| format!("{addr}: {e}"))?;
+            eprintln!(
+                "null server on http://{} (h2c) for {:?}",
+                l.local_addr().map_err(|e| e.to_string())?,
+                n.duration
+            );
+            null_server::serve(l, Instant::now() + n.duration).await;
+            Ok(())
+        });
+    }
+    let (rps, eps) = null_server::bench(null_server::BENCH_PHASE)?;
+    println!("kapi-load ceiling on one core: {rps:.0} requests/s, {eps:.0} watch events/s");
+    println!(
+        "(built-in constants: {:.0} requests/s, {:.0} events/s per core)",
+        null_server::CEILING_REQUESTS_PER_CORE,
+        null_server::CEILING_EVENTS_PER_CORE
+    );
+    Ok(())
+}
+
+fn compare(a: &std::path::Path, b: &std::path::Path) -> Result<(), String> {
+    let read = |p: &std::path::Path| -> Result<report::Report, String> {
+        let t = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        serde_json::from_str(&t)
+            .map_err(|e| format!("{}: not a kapi-load report: {e}", p.display()))
+    };
+    print!("{}", report::compare(&read(a)?, &read(b)?));
+    Ok(())
+}

@@ -1,0 +1,297 @@
+//! What a run measures: request latency per verb, resource and scope (the clusterloader2
+//! grouping), status codes, watch delivery latency and informer sync times. Every scenario task
+//! records here; the report reads it once at the end.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Histogram buckets grow by this factor: a percentile is exact to within 5 %.
+const BUCKET_GROWTH: f64 = 1.05;
+/// Buckets from 1 µs up to 1.05^400 µs ≈ 300 s; slower samples land in the last bucket.
+pub const BUCKETS: usize = 400;
+/// How many points a time series has at most: enough for a readable chart, whatever the duration.
+pub const CHART_POINTS: u64 = 120;
+/// Writes remembered for matching watch events to their acknowledgement; older ones are dropped.
+/// 100k covers more than a minute of writes at the highest rate one client core reaches.
+const ACK_BOOK_CAPACITY: usize = 100_000;
+
+/// A log-bucketed latency histogram in microseconds.
+#[derive(Clone)]
+pub struct Histogram {
+    counts: Vec<u32>,
+    pub count: u64,
+    pub sum_us: u64,
+    pub max_us: u64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            counts: vec![0; BUCKETS],
+            count: 0,
+            sum_us: 0,
+            max_us: 0,
+        }
+    }
+}
+
+pub fn bucket_of(us: u64) -> usize {
+    if us <= 1 {
+        return 0;
+    }
+    (((us as f64).ln() / BUCKET_GROWTH.ln()) as usize).min(BUCKETS - 1)
+}
+
+/// The upper bound of a bucket, in microseconds.
+pub fn bucket_upper_us(i: usize) -> f64 {
+    BUCKET_GROWTH.powi(i as i32 + 1)
+}
+
+impl Histogram {
+    pub fn record(&mut self, d: Duration) {
+        let us = d.as_micros().min(u64::MAX as u128) as u64;
+        let b = bucket_of(us);
+        self.counts[b] = self.counts[b].saturating_add(1);
+        self.count += 1;
+        self.sum_us = self.sum_us.saturating_add(us);
+        self.max_us = self.max_us.max(us);
+    }
+
+    /// The q-quantile in milliseconds (bucket upper bound, capped at the observed maximum).
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        if self.count == 0 {
+            return 0.0;
+        }
+        let rank = ((self.count as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0u64;
+        for (i, c) in self.counts.iter().enumerate() {
+            seen += *c as u64;
+            if seen >= rank {
+                return bucket_upper_us(i).min(self.max_us as f64) / 1000.0;
+            }
+        }
+        self.max_us as f64 / 1000.0
+    }
+
+    pub fn mean_ms(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.sum_us as f64 / self.count as f64 / 1000.0
+        }
+    }
+
+    /// Non-empty buckets as (upper bound ms, count).
+    pub fn buckets_ms(&self) -> Vec<(f64, u64)> {
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0)
+            .map(|(i, c)| (bucket_upper_us(i) / 1000.0, *c as u64))
+            .collect()
+    }
+}
+
+/// A histogram over the whole run plus one per time window, for charts over time.
+pub struct Series {
+    pub total: Histogram,
+    pub windows: BTreeMap<u64, Histogram>,
+}
+
+impl Series {
+    fn new() -> Self {
+        Series {
+            total: Histogram::default(),
+            windows: BTreeMap::new(),
+        }
+    }
+    fn record(&mut self, window: u64, d: Duration) {
+        self.total.record(d);
+        self.windows.entry(window).or_default().record(d);
+    }
+}
+
+/// clusterloader2's scopes: one object, a namespace's collection, or the whole cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    Resource,
+    Namespace,
+    Cluster,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Resource => "resource",
+            Scope::Namespace => "namespace",
+            Scope::Cluster => "cluster",
+        }
+    }
+}
+
+/// What a latency sample is grouped by.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OpKey {
+    pub verb: &'static str,
+    pub resource: &'static str,
+    pub scope: Scope,
+    /// `json` or `protobuf`: the response encoding asked for.
+    pub format: &'static str,
+}
+
+pub struct OpStats {
+    pub latency: Series,
+    pub ok: u64,
+    /// Failures by HTTP status code; 0 means the request never got a response.
+    pub errors: BTreeMap<u16, u64>,
+}
+
+pub struct Recorder {
+    pub start: Instant,
+    /// Seconds per time-series window (the run's duration divided into `CHART_POINTS`).
+    pub window_s: u64,
+    pub ops: Mutex<BTreeMap<OpKey, OpStats>>,
+    pub delivery: Mutex<Series>,
+    /// Delivery latency per (watcher kind, resource), to tell which watchers fall behind.
+    pub delivery_by_watcher: Mutex<BTreeMap<(&'static str, &'static str), Series>>,
+    pub sync_times: Mutex<Vec<f64>>,
+    pub requests: AtomicU64,
+    pub failures: AtomicU64,
+    pub events: AtomicU64,
+}
+
+impl Recorder {
+    pub fn new(duration: Duration) -> Self {
+        Recorder {
+            start: Instant::now(),
+            window_s: duration.as_secs().div_ceil(CHART_POINTS).max(1),
+            ops: Mutex::new(BTreeMap::new()),
+            delivery: Mutex::new(Series::new()),
+            delivery_by_watcher: Mutex::new(BTreeMap::new()),
+            sync_times: Mutex::new(Vec::new()),
+            requests: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            events: AtomicU64::new(0),
+        }
+    }
+
+    fn window(&self) -> u64 {
+        self.start.elapsed().as_secs() / self.window_s
+    }
+
+    /// Records one request: `status` is the HTTP status, or 0 when there was no response.
+    pub fn request(&self, key: OpKey, status: u16, took: Duration) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let ok = (200..300).contains(&status);
+        if !ok {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        let window = self.window();
+        let mut ops = self.ops.lock().unwrap_or_else(|e| e.into_inner());
+        let s = ops.entry(key).or_insert_with(|| OpStats {
+            latency: Series::new(),
+            ok: 0,
+            errors: BTreeMap::new(),
+        });
+        if ok {
+            s.ok += 1;
+            s.latency.record(window, took);
+        } else {
+            *s.errors.entry(status).or_insert(0) += 1;
+        }
+    }
+
+    /// One watch event received by a `watcher` (kubelet, informer) of `resource`, with its
+    /// delivery latency when it matched an acknowledged write.
+    pub fn event(&self, watcher: &'static str, resource: &'static str, delivery: Option<Duration>) {
+        self.events.fetch_add(1, Ordering::Relaxed);
+        if let Some(d) = delivery {
+            let window = self.window();
+            self.delivery
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .record(window, d);
+            self.delivery_by_watcher
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry((watcher, resource))
+                .or_insert_with(Series::new)
+                .record(window, d);
+        }
+    }
+
+    pub fn synced(&self, took: Duration) {
+        self.sync_times
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(took.as_secs_f64());
+    }
+}
+
+/// When each write was acknowledged, by `namespace/name@resourceVersion`, so that a watcher can
+/// measure write-acknowledged → event-received. Bounded: the oldest entries are forgotten.
+pub struct AckBook {
+    inner: Mutex<(HashMap<String, Instant>, VecDeque<String>)>,
+}
+
+impl Default for AckBook {
+    fn default() -> Self {
+        AckBook {
+            inner: Mutex::new((HashMap::new(), VecDeque::new())),
+        }
+    }
+}
+
+impl AckBook {
+    pub fn acknowledged(&self, key: String, at: Instant) {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let (map, order) = &mut *g;
+        if map.insert(key.clone(), at).is_none() {
+            order.push_back(key);
+        }
+        while order.len() > ACK_BOOK_CAPACITY {
+            if let Some(old) = order.pop_front() {
+                map.remove(&old);
+            }
+        }
+    }
+
+    pub fn since_ack(&self, key: &str) -> Option<Duration> {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        g.0.get(key).map(|t| t.elapsed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_are_within_five_percent() {
+        let mut h = Histogram::default();
+        for ms in 1..=100u64 {
+            h.record(Duration::from_millis(ms));
+        }
+        let p50 = h.quantile_ms(0.5);
+        let p99 = h.quantile_ms(0.99);
+        assert!((p50 - 50.0).abs() <= 2.6, "p50 {p50}");
+        assert!((p99 - 99.0).abs() <= 5.0, "p99 {p99}");
+        assert_eq!(h.quantile_ms(1.0), 100.0);
+    }
+
+    #[test]
+    fn ack_book_forgets_the_oldest_beyond_its_capacity() {
+        let book = AckBook::default();
+        let now = Instant::now();
+        for i in 0..(ACK_BOOK_CAPACITY + 10) {
+            book.acknowledged(format!("k{i}"), now);
+        }
+        assert!(book.since_ack("k0").is_none());
+        assert!(
+            book.since_ack(&format!("k{}", ACK_BOOK_CAPACITY + 9))
+                .is_some()
+        );
+    }
+}

@@ -1,0 +1,264 @@
+//! The scenarios and the run that composes them: every scenario is a set of tasks bounded by
+//! the run's deadline and by its own counts; the run waits for all of them, then reports.
+
+pub mod churn;
+pub mod kubelet;
+pub mod list;
+pub mod populate;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex;
+use tokio::task::JoinSet;
+
+use crate::client::{Api, Call, Target};
+use crate::metrics::{AckBook, Recorder, Scope};
+use crate::objects;
+use crate::procstat::{ProcSample, Sampler};
+use crate::watch::{InformerMode, informer};
+
+/// How long the server may take to answer /readyz before the run gives up.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Tasks still running this long after the deadline are aborted (a hung request, say).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// What to run; each field bounds a scenario in count, the deadline bounds them all in time.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Plan {
+    pub duration_s: u64,
+    pub namespaces: usize,
+    pub nodes: usize,
+    /// `populate`: pods to create (bound to the nodes round-robin), at `populate_rate` per second.
+    pub populate: bool,
+    pub pods: usize,
+    pub populate_rate: f64,
+    pub clients: usize,
+    /// `kubelets`: simulate the `nodes` nodes.
+    pub kubelets: bool,
+    /// `controllers`: informers, and which list mode they use.
+    pub controllers: usize,
+    pub informer_mode: String,
+    /// `churn`: create/update/delete operations per second, and at most this many.
+    pub churn_rate: f64,
+    pub churn_max: usize,
+    /// `list`: clients issuing LISTs, each at most once per `list_interval_ms`.
+    pub list_clients: usize,
+    pub list_interval_ms: u64,
+}
+
+/// Claims evenly spaced send slots so that many clients together keep one target rate.
+pub struct Pacer {
+    interval: Duration,
+    next: Mutex<Instant>,
+}
+
+impl Pacer {
+    pub fn new(rate_per_s: f64) -> Arc<Pacer> {
+        let interval = if rate_per_s > 0.0 {
+            Duration::from_secs_f64(1.0 / rate_per_s)
+        } else {
+            Duration::ZERO
+        };
+        Arc::new(Pacer {
+            interval,
+            next: Mutex::new(Instant::now()),
+        })
+    }
+
+    /// Waits for the next slot; false if that slot is past the deadline.
+    pub async fn wait(&self, deadline: Instant) -> bool {
+        let slot = {
+            let mut next = self.next.lock().await;
+            let slot = (*next).max(Instant::now());
+            *next = slot + self.interval;
+            slot
+        };
+        if slot >= deadline {
+            return false;
+        }
+        tokio::time::sleep_until(slot.into()).await;
+        true
+    }
+}
+
+/// Everything a scenario task needs.
+#[derive(Clone)]
+pub struct Ctx {
+    pub target: Target,
+    pub rec: Arc<Recorder>,
+    pub acks: Arc<AckBook>,
+    pub plan: Arc<Plan>,
+    pub deadline: Instant,
+    /// Part of every pod name, so that runs against the same cluster do not collide.
+    pub run_id: u64,
+}
+
+impl Ctx {
+    pub fn api(&self) -> Result<Api, String> {
+        Api::new(&self.target, self.rec.clone())
+    }
+    /// Records a write's acknowledgement from its response body, for watch delivery latency.
+    pub fn acknowledged(&self, body: &[u8]) {
+        if let Ok(o) = serde_json::from_slice::<crate::watch::Object>(body) {
+            let m = &o.metadata;
+            self.acks.acknowledged(
+                format!("{}/{}@{}", m.namespace, m.name, m.resource_version),
+                Instant::now(),
+            );
+        }
+    }
+}
+
+async fn wait_ready(api: &Api) -> Result<(), String> {
+    let until = Instant::now() + READY_TIMEOUT;
+    loop {
+        if let Ok(r) = api.request(reqwest::Method::GET, "/readyz").send().await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        if Instant::now() > until {
+            return Err(format!(
+                "{} was not ready within {READY_TIMEOUT:?}",
+                api.server
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Namespaces every scenario writes into, and the node-lease namespace.
+async fn setup(ctx: &Ctx) -> Result<(), String> {
+    let api = ctx.api()?;
+    wait_ready(&api).await?;
+    let mut names: Vec<String> = (0..ctx.plan.namespaces)
+        .map(objects::namespace_name)
+        .collect();
+    names.push(objects::LEASE_NAMESPACE.to_string());
+    for n in names {
+        let (status, _) = api
+            .call(
+                Call::new("POST", "namespaces", Scope::Cluster, "/api/v1/namespaces")
+                    .json(&objects::namespace(&n)),
+            )
+            .await;
+        if status != 201 && status != 409 && status != 200 {
+            return Err(format!("creating namespace {n}: HTTP {status}"));
+        }
+    }
+    Ok(())
+}
+
+pub struct Outcome {
+    pub server: Vec<ProcSample>,
+    /// kapi-load's own CPU and RSS: a busy client measures itself, not the server.
+    pub client: Vec<ProcSample>,
+    pub elapsed: Duration,
+}
+
+/// Runs the plan to its deadline and returns what the sampler saw.
+pub async fn run(
+    target: Target,
+    plan: Plan,
+    rec: Arc<Recorder>,
+    server_pid: Option<u32>,
+) -> Result<Outcome, String> {
+    let plan = Arc::new(plan);
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(plan.duration_s);
+    let ctx = Ctx {
+        target,
+        rec: rec.clone(),
+        acks: Arc::new(AckBook::default()),
+        plan: plan.clone(),
+        deadline,
+        run_id: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() % 1_000_000)
+            .unwrap_or(0),
+    };
+    setup(&ctx).await?;
+    let mut tasks = JoinSet::new();
+    let sampler = server_pid.map(|pid| Sampler::start(pid, deadline));
+    let own = Sampler::start(std::process::id(), deadline);
+    tasks.spawn(progress(rec.clone(), deadline));
+    if plan.kubelets {
+        kubelet::spawn(&ctx, &mut tasks)?;
+    }
+    for i in 0..plan.controllers {
+        let (path, resource) = INFORMED[i % INFORMED.len()];
+        let mode = match plan.informer_mode.as_str() {
+            "list-watch" => InformerMode::ListWatch,
+            "watch-list" => InformerMode::WatchList,
+            // Alternate per round of INFORMED, so every resource gets both modes.
+            _ if (i / INFORMED.len()).is_multiple_of(2) => InformerMode::ListWatch,
+            _ => InformerMode::WatchList,
+        };
+        tasks.spawn(informer(
+            ctx.api()?,
+            path.to_string(),
+            resource,
+            mode,
+            deadline,
+            ctx.acks.clone(),
+        ));
+    }
+    if plan.populate {
+        populate::spawn(&ctx, &mut tasks)?;
+    }
+    if plan.churn_rate > 0.0 && plan.churn_max > 0 {
+        churn::spawn(&ctx, &mut tasks)?;
+    }
+    for c in 0..plan.list_clients {
+        tasks.spawn(list::client(ctx.clone(), ctx.api()?, c));
+    }
+    let hard_stop = deadline + SHUTDOWN_GRACE;
+    while !tasks.is_empty() {
+        if tokio::time::timeout_at(hard_stop.into(), tasks.join_next())
+            .await
+            .is_err()
+        {
+            tasks.abort_all();
+            break;
+        }
+    }
+    let server = match sampler {
+        Some(s) => s.finish().await,
+        None => Vec::new(),
+    };
+    Ok(Outcome {
+        server,
+        client: own.finish().await,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// The resources informers watch, in rotation, like a controller manager's shared informers.
+const INFORMED: [(&str, &str); 4] = [
+    ("/api/v1/pods", "pods"),
+    ("/api/v1/nodes", "nodes"),
+    ("/apis/coordination.k8s.io/v1/leases", "leases"),
+    ("/api/v1/namespaces", "namespaces"),
+];
+
+/// The live progress line, at most once per second.
+async fn progress(rec: Arc<Recorder>, deadline: Instant) {
+    let mut last = (0u64, 0u64);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    while Instant::now() < deadline {
+        tick.tick().await;
+        let req = rec.requests.load(Ordering::Relaxed);
+        let ev = rec.events.load(Ordering::Relaxed);
+        let err = rec.failures.load(Ordering::Relaxed);
+        eprintln!(
+            "[{:>4}s] requests {req} ({}/s)  errors {err}  watch events {ev} ({}/s)",
+            rec.start.elapsed().as_secs(),
+            req - last.0,
+            ev - last.1
+        );
+        last = (req, ev);
+    }
+}
