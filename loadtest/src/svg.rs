@@ -20,7 +20,7 @@ fn esc(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-fn frame(title: &str, x_label: &str, y_label: &str, x_max: f64, y_max: f64) -> String {
+fn frame(title: &str, x_label: &str, y_label: &str, x_max: Option<f64>, y_max: f64) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
@@ -37,15 +37,27 @@ fn frame(title: &str, x_label: &str, y_label: &str, x_max: f64, y_max: f64) -> S
         let f = i as f64 / 5.0;
         let y = y0 - f * (y0 - y1);
         let x = x0 + f * (x1 - x0);
+        // Whole numbers once the axis spans tens; three decimals below that.
+        let y_label = if y_max >= 10.0 {
+            format!("{:.0}", f * y_max)
+        } else {
+            format!("{:.3}", f * y_max)
+        };
         let _ = write!(
             s,
-            r##"<line x1="{x0}" y1="{y}" x2="{x1}" y2="{y}" stroke="#ddd"/><text x="{}" y="{}" text-anchor="end">{:.3}</text><text x="{x}" y="{}" text-anchor="middle">{:.0}</text>"##,
+            r##"<line x1="{x0}" y1="{y}" x2="{x1}" y2="{y}" stroke="#ddd"/><text x="{}" y="{}" text-anchor="end">{y_label}</text>"##,
             x0 - 4.0,
             y + 4.0,
-            f * y_max,
-            y0 + 16.0,
-            f * x_max
         );
+        // A log-scale chart (x_max None) writes its own x labels.
+        if let Some(x_max) = x_max {
+            let _ = write!(
+                s,
+                r#"<text x="{x}" y="{}" text-anchor="middle">{:.0}</text>"#,
+                y0 + 16.0,
+                f * x_max
+            );
+        }
     }
     let _ = write!(
         s,
@@ -70,7 +82,7 @@ pub fn lines(
     let pts = series.iter().flat_map(|(_, p)| p.iter());
     let x_max = pts.clone().map(|p| p.0).fold(1.0, f64::max);
     let y_max = pts.map(|p| p.1).fold(0.0, f64::max).max(1e-3) * 1.1;
-    let mut s = frame(title, x_label, y_label, x_max, y_max);
+    let mut s = frame(title, x_label, y_label, Some(x_max), y_max);
     let (x0, y0, x1, y1) = (LEFT, H - BOTTOM, W - RIGHT, TOP);
     for (i, (name, points)) in series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
@@ -126,18 +138,18 @@ pub fn histogram(title: &str, bars: &[(f64, u64)]) -> String {
         title,
         "latency (ms, log scale)",
         "requests",
-        0.0,
+        None,
         c_max * 1.1,
     );
     let (x0, y0, x1, y1) = (LEFT, H - BOTTOM, W - RIGHT, TOP);
-    // Replace the linear x tick labels with decades.
+    // Decades as x labels.
     let mut d = lo;
     while d <= hi {
         let x = x0 + (d - lo) / (hi - lo) * (x1 - x0);
         let _ = write!(
             s,
-            r#"<text x="{x}" y="{}" text-anchor="middle" fill="gray">{}</text>"#,
-            y0 + 30.0,
+            r#"<text x="{x}" y="{}" text-anchor="middle">{}</text>"#,
+            y0 + 16.0,
             10f64.powf(d)
         );
         d += 1.0;

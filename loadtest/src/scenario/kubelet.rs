@@ -32,13 +32,22 @@ pub fn spawn(ctx: &Ctx, tasks: &mut JoinSet<()>) -> Result<(), String> {
 }
 
 async fn kubelet(ctx: Ctx, api: Api, node: String, index: usize) {
-    let (status, body) = api
-        .call(
-            Call::new("POST", "nodes", Scope::Cluster, "/api/v1/nodes").json(&objects::node(&node)),
-        )
+    // A kubelet registers its Node unless it exists already (a restarted kubelet, or a
+    // second run against the same cluster).
+    let path = format!("/api/v1/nodes/{node}");
+    let (existing, _) = api
+        .call(Call::new("GET", "nodes", Scope::Resource, &path))
         .await;
-    if status == 201 {
-        ctx.acknowledged(&body);
+    if existing != 200 {
+        let (status, body) = api
+            .call(
+                Call::new("POST", "nodes", Scope::Cluster, "/api/v1/nodes")
+                    .json(&objects::node(&node)),
+            )
+            .await;
+        if status == 201 {
+            ctx.acknowledged(&body);
+        }
     }
     let (tx, rx) = mpsc::channel::<(String, String)>(PENDING_PODS);
     let lease = tokio::spawn(renew_lease(ctx.clone(), api.clone(), node.clone()));
@@ -107,10 +116,17 @@ async fn renew_lease(ctx: Ctx, api: Api, node: String) {
     );
     let one = format!("{coll}/{node}");
     let mut lease = objects::lease(&node);
-    let (status, body) = api
-        .call(Call::new("POST", "leases", Scope::Namespace, &coll).json(&lease))
+    // The lease controller gets its Lease and creates it only when missing.
+    let (existing, body) = api
+        .call(Call::new("GET", "leases", Scope::Resource, &one))
         .await;
-    let mut current: Option<serde_json::Value> = if status == 201 {
+    let (status, body) = if existing == 200 {
+        (existing, body)
+    } else {
+        api.call(Call::new("POST", "leases", Scope::Namespace, &coll).json(&lease))
+            .await
+    };
+    let mut current: Option<serde_json::Value> = if status == 201 || status == 200 {
         serde_json::from_slice(&body).ok()
     } else {
         None
