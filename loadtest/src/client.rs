@@ -202,6 +202,8 @@ pub struct Call<'a> {
     pub body: Option<Vec<u8>>,
     pub content_type: &'static str,
     pub protobuf: bool,
+    /// Non-2xx statuses that answer the call rather than fail it.
+    pub expected: &'static [u16],
 }
 
 impl<'a> Call<'a> {
@@ -222,7 +224,13 @@ impl<'a> Call<'a> {
             body: None,
             content_type: "application/json",
             protobuf: false,
+            expected: &[],
         }
+    }
+    /// A GET that asks whether an object exists: 404 is an answer, not an error.
+    pub fn probe(mut self) -> Self {
+        self.expected = &[404];
+        self
     }
     pub fn json(mut self, body: &serde_json::Value) -> Self {
         self.body = Some(body.to_string().into_bytes());
@@ -299,7 +307,7 @@ impl Api {
             scope: c.scope,
             format: if c.protobuf { "protobuf" } else { "json" },
         };
-        self.rec.request(key, status, start.elapsed());
+        self.rec.request(key, status, start.elapsed(), c.expected);
         (status, body)
     }
 }

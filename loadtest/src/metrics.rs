@@ -182,9 +182,11 @@ impl Recorder {
     }
 
     /// Records one request: `status` is the HTTP status, or 0 when there was no response.
-    pub fn request(&self, key: OpKey, status: u16, took: Duration) {
+    /// Records one call; `expected` are non-2xx statuses that are an answer, not a failure
+    /// (a 404 to "does this object exist yet?").
+    pub fn request(&self, key: OpKey, status: u16, took: Duration, expected: &[u16]) {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let ok = (200..300).contains(&status);
+        let ok = (200..300).contains(&status) || expected.contains(&status);
         if !ok {
             self.failures.fetch_add(1, Ordering::Relaxed);
         }

@@ -117,13 +117,13 @@ pub async fn watch(
     let mut resp = match sent {
         Err(_) => return WatchEnd::Deadline,
         Ok(Err(_)) => {
-            api.rec.request(key, 0, start.elapsed());
+            api.rec.request(key, 0, start.elapsed(), &[]);
             return WatchEnd::Failed;
         }
         Ok(Ok(r)) => r,
     };
     let status = resp.status().as_u16();
-    api.rec.request(key, status, start.elapsed());
+    api.rec.request(key, status, start.elapsed(), &[]);
     if status != 200 {
         return WatchEnd::Failed;
     }

@@ -36,7 +36,7 @@ async fn kubelet(ctx: Ctx, api: Api, node: String, index: usize) {
     // second run against the same cluster).
     let path = format!("/api/v1/nodes/{node}");
     let (existing, _) = api
-        .call(Call::new("GET", "nodes", Scope::Resource, &path))
+        .call(Call::new("GET", "nodes", Scope::Resource, &path).probe())
         .await;
     if existing != 200 {
         let (status, body) = api
@@ -118,7 +118,7 @@ async fn renew_lease(ctx: Ctx, api: Api, node: String) {
     let mut lease = objects::lease(&node);
     // The lease controller gets its Lease and creates it only when missing.
     let (existing, body) = api
-        .call(Call::new("GET", "leases", Scope::Resource, &one))
+        .call(Call::new("GET", "leases", Scope::Resource, &one).probe())
         .await;
     let (status, body) = if existing == 200 {
         (existing, body)

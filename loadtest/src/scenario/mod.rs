@@ -142,7 +142,7 @@ async fn setup(ctx: &Ctx) -> Result<(), String> {
         // (kube-node-lease always exists) records no 409.
         let path = format!("/api/v1/namespaces/{n}");
         let (existing, _) = api
-            .call(Call::new("GET", "namespaces", Scope::Resource, &path))
+            .call(Call::new("GET", "namespaces", Scope::Resource, &path).probe())
             .await;
         if existing == 200 {
             continue;
