@@ -254,6 +254,12 @@ impl Schema {
             .copied()
     }
 
+    /// The JSONSchemaProps message of the package a JSONSchemaPropsOr* message is in.
+    pub fn schema_props_of(&self, msg: &Message) -> Option<MsgId> {
+        let package = msg.name.rsplit_once('.').map(|p| p.0)?;
+        self.message_by_name(&format!("{package}.JSONSchemaProps"))
+    }
+
     /// Every kind with its group and version.
     pub fn kinds(&self) -> &[Kind] {
         &self.kind_list

@@ -455,10 +455,7 @@ impl<'s> PbToJson<'s> {
             Special::PropsOrArray | Special::PropsOrBool | Special::PropsOrStrings => {
                 let props = self
                     .schema
-                    .message_by_name(&format!(
-                        "{}.JSONSchemaProps",
-                        msg.name.rsplit_once('.').map(|p| p.0).unwrap_or("")
-                    ))
+                    .schema_props_of(msg)
                     .ok_or_else(|| CodecError::malformed("schema lacks JSONSchemaProps"))?;
                 let schema_field = if msg.special == Special::PropsOrBool {
                     f2

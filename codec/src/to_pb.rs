@@ -543,10 +543,7 @@ impl<'s, 'd> JsonToPb<'s, 'd> {
             Special::PropsOrArray | Special::PropsOrBool | Special::PropsOrStrings => {
                 let props = self
                     .schema
-                    .message_by_name(&format!(
-                        "{}.JSONSchemaProps",
-                        msg.name.rsplit_once('.').map(|p| p.0).unwrap_or("")
-                    ))
+                    .schema_props_of(msg)
                     .ok_or_else(|| CodecError::malformed("schema lacks JSONSchemaProps"))?;
                 let tok = node.map(|n| doc.node(n).tok);
                 match (msg.special, tok, node) {
