@@ -1,67 +1,15 @@
 //! Upstream's round-trip fixtures: for every kind in `testdata/roundtrip` (no hand-picked
 //! subset), the `.json`, `.yaml` and `.pb` forms of one object must agree through this codec.
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use common::{Fixture, fixtures};
 use kapi_codec::envelope::{Envelope, write_envelope};
 use kapi_codec::json_read::Doc;
 use kapi_codec::json_write::indent;
 use kapi_codec::to_json::PbToJson;
 use kapi_codec::to_pb::JsonToPb;
 use kapi_codec::{FieldValidation, Schema};
-
-struct Fixture {
-    name: String,
-    api_version: String,
-    kind: String,
-    dir: PathBuf,
-}
-
-impl Fixture {
-    fn read(&self, ext: &str) -> Vec<u8> {
-        std::fs::read(self.dir.join(format!("{}.{ext}", self.name))).unwrap()
-    }
-}
-
-fn fixtures() -> Vec<Fixture> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/roundtrip");
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        let Some(name) = path
-            .file_name()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .strip_suffix(".json")
-        else {
-            continue;
-        };
-        // <group>.<version>.<Kind>, with "core" for the legacy group.
-        let mut parts: Vec<&str> = name.split('.').collect();
-        let kind = parts.pop().unwrap().to_string();
-        let version = parts.pop().unwrap();
-        let group = parts.join(".");
-        let api_version = if group == "core" {
-            version.to_string()
-        } else {
-            format!("{group}/{version}")
-        };
-        out.push(Fixture {
-            name: name.to_string(),
-            api_version,
-            kind,
-            dir: dir.clone(),
-        });
-    }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    assert!(
-        out.len() >= 185,
-        "expected every fixture kind, found {}",
-        out.len()
-    );
-    out
-}
 
 fn value(bytes: &[u8]) -> serde_json::Value {
     serde_json::from_slice(bytes).unwrap()

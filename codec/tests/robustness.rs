@@ -15,10 +15,11 @@ use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::panic::{self, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
+
+mod common;
 
 use kapi_codec::envelope::{Envelope, read_pb_event};
 use kapi_codec::error::MAX_DEPTH;
@@ -52,41 +53,18 @@ struct Fixture {
     pb: Vec<u8>,
 }
 
-/// Every fixture in `testdata/roundtrip`, named `<group>.<version>.<Kind>` with "core" for the
-/// legacy group (as in tests/fixtures.rs).
+/// Every fixture, both of its wire forms read into memory.
 fn fixtures() -> Vec<Fixture> {
-    let dir: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/roundtrip");
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        let file = path.file_name().unwrap().to_str().unwrap();
-        let Some(name) = file.strip_suffix(".json") else {
-            continue;
-        };
-        let mut parts: Vec<&str> = name.split('.').collect();
-        let kind = parts.pop().unwrap().to_string();
-        let version = parts.pop().unwrap();
-        let group = parts.join(".");
-        let api_version = if group == "core" {
-            version.to_string()
-        } else {
-            format!("{group}/{version}")
-        };
-        out.push(Fixture {
-            name: name.to_string(),
-            api_version,
-            kind,
-            json: std::fs::read(&path).unwrap(),
-            pb: std::fs::read(dir.join(format!("{name}.pb"))).unwrap(),
-        });
-    }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    assert!(
-        out.len() >= 185,
-        "expected every fixture kind, found {}",
-        out.len()
-    );
-    out
+    common::fixtures()
+        .into_iter()
+        .map(|f| Fixture {
+            json: f.read("json"),
+            pb: f.read("pb"),
+            name: f.name,
+            api_version: f.api_version,
+            kind: f.kind,
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,29 +8,14 @@ use std::path::{Path, PathBuf};
 use kapi_codec::yaml::{from_yaml, from_yaml_stream, to_yaml};
 use serde_json::Value;
 
-/// One fixture pair per kind; the directory holds 185 kinds for Kubernetes v1.36.
-const MIN_KINDS: usize = 185;
+mod common;
 
+/// (name, .json path, .yaml path) of every kind.
 fn fixtures() -> Vec<(String, PathBuf, PathBuf)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/roundtrip");
-    let mut pairs = Vec::new();
-    for entry in fs::read_dir(&dir).expect("read testdata/roundtrip") {
-        let path = entry.expect("directory entry").path();
-        if path.extension().is_some_and(|e| e == "json") {
-            let yaml = path.with_extension("yaml");
-            assert!(yaml.exists(), "{} has no .yaml twin", path.display());
-            let kind = path.file_stem().unwrap().to_string_lossy().into_owned();
-            pairs.push((kind, path, yaml));
-        }
-    }
-    pairs.sort();
-    assert!(
-        pairs.len() >= MIN_KINDS,
-        "found only {} kinds in {}",
-        pairs.len(),
-        dir.display()
-    );
-    pairs
+    common::fixtures()
+        .into_iter()
+        .map(|f| (f.name.clone(), f.path("json"), f.path("yaml")))
+        .collect()
 }
 
 fn json(path: &Path) -> Value {
