@@ -165,14 +165,16 @@ impl<'s> PbToJson<'s> {
         first: &mut bool,
         depth: usize,
     ) -> Result<(), CodecError> {
-        if f.repeated {
-            if occs.is_empty() {
-                if !f.omitempty {
-                    field_key(out, first, f);
-                    out.extend_from_slice(b"null");
-                }
-                return Ok(());
+        let is_map = matches!(f.ty, FieldType::Map(..));
+        if (f.repeated || is_map) && occs.is_empty() {
+            // A nil slice or map: Go writes `null` unless omitempty.
+            if !f.omitempty {
+                field_key(out, first, f);
+                out.extend_from_slice(b"null");
             }
+            return Ok(());
+        }
+        if f.repeated {
             field_key(out, first, f);
             out.push(b'[');
             let mut n = 0;
@@ -207,13 +209,6 @@ impl<'s> PbToJson<'s> {
             return Ok(());
         }
         if let FieldType::Map(key_ty, value_ty) = f.ty {
-            if occs.is_empty() {
-                if !f.omitempty {
-                    field_key(out, first, f);
-                    out.extend_from_slice(b"null");
-                }
-                return Ok(());
-            }
             field_key(out, first, f);
             return self.map(key_ty, value_ty, occs, out, depth);
         }
