@@ -58,6 +58,24 @@ impl EtcdGrpc {
         Ok((index, grpc))
     }
 
+    /// Runs `call` on the preferred endpoint; a call that never reached it is tried on the next
+    /// one, each endpoint at most once.
+    async fn with_failover<T, F, Fut>(&self, mut call: F) -> Result<T, Error>
+    where
+        F: FnMut(Grpc<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+    {
+        let mut attempts = self.endpoints.len();
+        loop {
+            attempts -= 1;
+            let (index, grpc) = self.pick().await?;
+            match self.outcome(index, call(grpc).await) {
+                Err(e) if e.kind() == ErrKind::ConnectFailed && attempts > 0 => continue,
+                outcome => return outcome,
+            }
+        }
+    }
+
     /// The call's outcome. A call that never reached endpoint `index` moves the preference to the
     /// next endpoint (unless another call already did) and is `ConnectFailed`.
     fn outcome<T>(&self, index: usize, result: Result<T, tonic::Status>) -> Result<T, Error> {
@@ -108,18 +126,11 @@ impl GrpcService for EtcdGrpc {
         M: prost::Message + Clone + Send + Sync + 'static,
         T: prost::Message + Default + Send + Sync + 'static,
     {
-        let mut attempts = self.endpoints.len();
-        loop {
-            attempts -= 1;
-            let (index, mut grpc) = self.pick().await?;
-            let result = grpc
-                .unary(copy(&request), path.clone(), ProstCodec::default())
-                .await;
-            match self.outcome(index, result) {
-                Err(e) if e.kind() == ErrKind::ConnectFailed && attempts > 0 => continue,
-                outcome => return outcome,
-            }
-        }
+        self.with_failover(|mut grpc| {
+            let (request, path) = (copy(&request), path.clone());
+            async move { grpc.unary(request, path, ProstCodec::default()).await }
+        })
+        .await
     }
 
     async fn server_streaming<M, T>(
@@ -131,18 +142,14 @@ impl GrpcService for EtcdGrpc {
         M: prost::Message + Clone + Send + Sync + 'static,
         T: prost::Message + Default + Send + Sync + 'static,
     {
-        let mut attempts = self.endpoints.len();
-        loop {
-            attempts -= 1;
-            let (index, mut grpc) = self.pick().await?;
-            let result = grpc
-                .server_streaming(copy(&request), path.clone(), ProstCodec::default())
-                .await;
-            match self.outcome(index, result) {
-                Err(e) if e.kind() == ErrKind::ConnectFailed && attempts > 0 => continue,
-                outcome => return outcome,
+        self.with_failover(|mut grpc| {
+            let (request, path) = (copy(&request), path.clone());
+            async move {
+                grpc.server_streaming(request, path, ProstCodec::default())
+                    .await
             }
-        }
+        })
+        .await
     }
 
     /// Not repeated here (the request stream is consumed): a caller that gets `ConnectFailed`
