@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kapi_cache::{Cache, Entry, Event as CacheEvent, EventKind};
+use kapi_cache::{Cache, Change, EventKind, Listed};
 
 use crate::storage::{Event, StoreClient, WatchItem};
 
@@ -61,15 +61,11 @@ async fn run(
         let revision = listed.revision;
         cache.reset(
             revision,
-            listed.kvs.into_iter().map(|kv| {
-                (
-                    kv.key,
-                    Entry {
-                        value: kv.value,
-                        create_revision: kv.create_revision,
-                        mod_revision: kv.mod_revision,
-                    },
-                )
+            listed.kvs.into_iter().map(|kv| Listed {
+                key: kv.key,
+                value: kv.value,
+                create_revision: kv.create_revision,
+                mod_revision: kv.mod_revision,
             }),
         );
         if let Some(r) = ready.take() {
@@ -99,27 +95,23 @@ async fn run(
     }
 }
 
-fn to_cache(ev: Event) -> CacheEvent {
+fn to_cache(ev: Event) -> Change {
     match ev {
-        Event::Put { kv, prev } => CacheEvent {
+        Event::Put { kv, .. } => Change {
             kind: EventKind::Put,
             created: kv.create_revision == kv.mod_revision,
             revision: kv.mod_revision,
             key: kv.key,
             value: kv.value,
-            prev_value: prev.map(|p| p.value),
         },
         Event::Delete {
-            key,
-            mod_revision,
-            prev,
-        } => CacheEvent {
+            key, mod_revision, ..
+        } => Change {
             kind: EventKind::Delete,
             created: false,
             revision: mod_revision,
             key,
-            value: prev.as_ref().map(|p| p.value.clone()).unwrap_or_default(),
-            prev_value: prev.map(|p| p.value),
+            value: bytes::Bytes::new(),
         },
     }
 }

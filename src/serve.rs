@@ -50,6 +50,10 @@ pub struct ServeArgs {
     /// Cores (runtimes) to serve on; all available when 0.
     #[arg(long, default_value_t = 0)]
     pub cores: usize,
+    /// Bytes of encodings (served JSON, converted protobuf, watch frames) the watch cache may
+    /// keep with its objects; past it they are made per request. Stored bytes do not count.
+    #[arg(long, default_value_t = 1 << 30)]
+    pub cache_encoded_bytes: usize,
 }
 
 /// Namespaces that exist from the start, as upstream's system namespaces controller makes them.
@@ -83,13 +87,18 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
 
     let store = open_store(args)?;
     let prefix = format!("{}/", args.etcd_prefix.trim_end_matches('/'));
-    let cache = Arc::new(Cache::new());
+    let registry = Registry::builtin();
+    let cache = Arc::new(Cache::new(
+        crate::api::cached::specs(&registry, &prefix),
+        args.cache_encoded_bytes,
+    ));
+    crate::api::cached::set_budget(cache.budget.clone());
     crate::ingest::start(store.clone(), cache.clone(), prefix.clone())
         .map_err(|e| format!("cache: {e}"))?;
     bootstrap(&store, &prefix)?;
 
     let api = Arc::new(Api {
-        registry: Registry::builtin(),
+        registry,
         store,
         cache,
         prefix,

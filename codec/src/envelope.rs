@@ -255,6 +255,33 @@ pub fn write_pb_list<T: AsRef<[u8]>>(
     Ok(())
 }
 
+/// Assembles a protobuf list response whose items are written in place by `write_item`
+/// (each appends one item's message to the buffer): no intermediate copy per item.
+pub fn write_pb_list_with<T, E: From<CodecError>>(
+    api_version: &str,
+    list_kind: &str,
+    meta: &ListMeta<'_>,
+    items: impl IntoIterator<Item = T>,
+    size_hint: usize,
+    mut write_item: impl FnMut(T, &mut Vec<u8>) -> Result<(), E>,
+    out: &mut Vec<u8>,
+) -> Result<(), E> {
+    let (meta_field, items_field) = list_fields(api_version, list_kind)?;
+    out.reserve(size_hint + 128);
+    let body = begin_envelope(api_version, list_kind, out);
+    let m = crate::wire::begin_len(out, meta_field);
+    meta.pb(out);
+    crate::wire::end_len(out, m);
+    for item in items {
+        let at = crate::wire::begin_len(out, items_field);
+        write_item(item, out)?;
+        crate::wire::end_len(out, at);
+    }
+    crate::wire::end_len(out, body);
+    write_envelope_trailer(out);
+    Ok(())
+}
+
 /// Assembles a JSON list response from the items' JSON (each a complete object without
 /// kind/apiVersion, as upstream writes list items).
 pub fn write_json_list<T: AsRef<[u8]>>(

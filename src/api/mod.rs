@@ -6,6 +6,7 @@
 // costs nothing on the success path, so clippy's boxing advice does not apply.
 #![allow(clippy::result_large_err)]
 
+pub mod cached;
 pub mod conversion;
 pub mod negotiate;
 pub mod objects;

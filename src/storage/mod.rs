@@ -7,6 +7,7 @@ pub mod etcd;
 mod watch;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -212,6 +213,12 @@ pub trait Backend: Send + 'static {
     /// Background work, called every `MAINTENANCE_INTERVAL`: watchers that are behind, lease
     /// expiry, compaction, progress notifications.
     async fn tick(&mut self);
+
+    /// For an in-process store: its last durable revision, kept current before any answer of a
+    /// write leaves. Consistent reads then need no revision probe.
+    fn committed_revision(&self) -> Option<Arc<std::sync::atomic::AtomicI64>> {
+        None
+    }
 }
 
 /// The handle to the storage thread: cheap to clone, `Send + Sync`, and usable from any async
@@ -220,6 +227,7 @@ pub trait Backend: Send + 'static {
 #[derive(Clone, Debug)]
 pub struct StoreClient {
     requests: mpsc::Sender<Request>,
+    committed: Option<Arc<std::sync::atomic::AtomicI64>>,
 }
 
 const STOPPED: &str = "the storage thread has stopped";
@@ -316,6 +324,13 @@ impl StoreClient {
         .await
     }
 
+    /// The store's last durable revision, when it is known in-process (the embedded store).
+    pub fn local_revision(&self) -> Option<Revision> {
+        self.committed
+            .as_ref()
+            .map(|c| c.load(std::sync::atomic::Ordering::Acquire))
+    }
+
     pub async fn current_revision(&self) -> Result<Revision, StoreError> {
         self.call(|reply| Request::CurrentRevision { reply }).await
     }
@@ -351,10 +366,14 @@ pub fn start(backend: Box<dyn Backend>) -> std::io::Result<StoreClient> {
         .enable_time()
         .build()?;
     let (requests, queue) = mpsc::channel(REQUEST_QUEUE);
+    let committed = backend.committed_revision();
     std::thread::Builder::new()
         .name("kapi-storage".into())
         .spawn(move || runtime.block_on(run(backend, queue)))?;
-    Ok(StoreClient { requests })
+    Ok(StoreClient {
+        requests,
+        committed,
+    })
 }
 
 /// The storage thread's loop: requests in batches of what has arrived, background work between.

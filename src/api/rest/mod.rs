@@ -15,12 +15,12 @@ use std::sync::Arc;
 use base64::Engine;
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
-use kapi_cache::{CacheError, EventKind, WatchItem};
 use kapi_codec::FieldValidation;
 use kapi_codec::envelope::{EventType, ListMeta};
 use kapi_codec::meta::{FieldPath, meta_from_pb, selectable_fields};
 use serde_json::{Value, json};
 
+use super::cached;
 use super::negotiate::{self, BodyType, Encoding, Shape};
 use super::registry::{Resource, Storage};
 use super::request::{Query, ResourceRequest, Verb};
@@ -214,44 +214,49 @@ impl Ctx<'_> {
     /// no progress notes): the caller then reads from the store at that revision, as
     /// upstream falls back to etcd.
     async fn sync(&self, rv: Option<&str>) -> Result<Option<i64>, Status> {
-        let wait = |rev: i64| async move {
-            monoio::time::timeout(CACHE_SYNC_TIMEOUT, self.api.cache.wait_for(rev))
+        let cache = &self.api.cache;
+        let target = match rv {
+            None | Some("") => cached::current_revision(&self.api.store)
                 .await
-                .is_err()
-                .then_some(rev)
-        };
-        match rv {
-            None | Some("") => {
-                let current = self
-                    .api
-                    .store
-                    .current_revision()
-                    .await
-                    .map_err(|e| store_error(self.res, "", e))?;
-                Ok(wait(current).await)
-            }
-            Some("0") => Ok(None),
+                .map_err(|e| store_error(self.res, "", e))?,
+            Some("0") => return Ok(None),
             Some(v) => {
                 let n: i64 = v
                     .parse()
                     .map_err(|_| Status::bad_request(format!("invalid resource version: {v}")))?;
-                if n > self.api.cache.revision() {
-                    let current = self
-                        .api
-                        .store
-                        .current_revision()
-                        .await
-                        .map_err(|e| store_error(self.res, "", e))?;
-                    if n > current {
-                        return Err(Status::timeout(format!(
-                            "Too large resource version: {n}, current: {current}"
-                        )));
-                    }
-                    return Ok(wait(n).await);
+                if n <= cache.revision() {
+                    return Ok(None);
                 }
-                Ok(None)
+                let current = cached::current_revision(&self.api.store)
+                    .await
+                    .map_err(|e| store_error(self.res, "", e))?;
+                if n > current {
+                    return Err(Status::timeout(format!(
+                        "Too large resource version: {n}, current: {current}"
+                    )));
+                }
+                n
             }
+        };
+        if cache.revision() >= target {
+            return Ok(None);
         }
+        let hub = cached::hub(cache);
+        Ok(
+            monoio::time::timeout(CACHE_SYNC_TIMEOUT, hub.wait_for(target))
+                .await
+                .is_err()
+                .then_some(target),
+        )
+    }
+
+    /// The cache of the addressed resource.
+    fn rc(&self) -> Result<&Arc<kapi_cache::ResourceCache>, Status> {
+        let prefix = format!("{}{}", self.api.prefix, self.res.key_prefix);
+        self.api
+            .cache
+            .resource(prefix.as_bytes())
+            .ok_or_else(|| Status::internal(format!("{} is not cached", self.res.resource)))
     }
 
     fn ok(&self, status: StatusCode, body: Vec<u8>) -> Response {

@@ -12,10 +12,21 @@ impl Ctx<'_> {
             let obj = objects::served(self.res, &kv.value, kv.mod_revision)?;
             return self.object_response(StatusCode::OK, &obj);
         }
-        let Some(entry) = self.api.cache.get(key.as_bytes()) else {
+        let snap = self.rc()?.snapshot();
+        let Some(obj) = snap.get(key.as_bytes()) else {
             return Err(Status::not_found(gr(self.res), self.name()));
         };
-        let obj = objects::served(self.res, &entry.value, entry.mod_revision)?;
+        if self.shape == Shape::Object && self.enc != Encoding::Protobuf {
+            // The kept JSON, with apiVersion and kind in front.
+            let item = cached::item_json(self.res, obj)?;
+            let mut json = Vec::with_capacity(item.len() + 64);
+            cached::with_type_meta(self.res, &item, &mut json);
+            return Ok(self.ok(
+                StatusCode::OK,
+                objects::finish_json(json, self.enc, self.pretty)?,
+            ));
+        }
+        let obj = cached::served(self.res, obj)?;
         self.object_response(StatusCode::OK, &obj)
     }
 
@@ -70,70 +81,68 @@ impl Ctx<'_> {
                 .map_err(|_| Status::bad_request(format!("invalid limit: {l}")))?,
             None => 0,
         };
+        let rc = self.rc()?;
         let prefix = self.collection_prefix();
         // The continue token's start key is relative to the prefix without its slash.
         let base = prefix.trim_end_matches('/').to_string();
         let rv_param = self.query.get("resourceVersion");
         let exact = self.query.get("resourceVersionMatch") == Some("Exact");
         let mut start = prefix.clone().into_bytes();
-        let mut at_revision = 0i64;
-        if let Some(token) = self.query.get("continue").filter(|t| !t.is_empty()) {
+        let continuing = self.query.get("continue").filter(|t| !t.is_empty());
+        // The state to list: a snapshot of the cache (current, kept for pagination, or
+        // rebuilt from history), or else the store at that revision.
+        let (snap, list_rv) = if let Some(token) = continuing {
             let (rv, s) = decode_continue(token)?;
-            at_revision = rv;
             start = format!("{base}{s}").into_bytes();
+            match rc.at(rv, self.api.cache.revision()) {
+                Ok(snap) => (snap, rv),
+                Err(_) => return self.list_from_store(rv, &start, limit, true).await,
+            }
         } else if exact {
             let v = rv_param.unwrap_or("");
-            at_revision = v
+            let rv: i64 = v
                 .parse()
                 .map_err(|_| Status::bad_request(format!("invalid resource version: {v}")))?;
+            if let Some(rev) = self.sync(rv_param).await? {
+                return self
+                    .list_from_store(rev.min(rv), &start, limit, false)
+                    .await;
+            }
+            match rc.at(rv, self.api.cache.revision()) {
+                Ok(snap) => (snap, rv),
+                Err(_) => return self.list_from_store(rv, &start, limit, false).await,
+            }
         } else if let Some(rev) = self.sync(rv_param).await? {
-            at_revision = rev;
-        }
-        // Items: from the cache when reading its current state, else from the store at the
-        // revision asked for (pages of an older list, exact-revision lists).
-        let (kvs, more, revision) = if at_revision == 0 || at_revision == self.api.cache.revision()
-        {
-            let (items, more, rev) = self.api.cache.list(prefix.as_bytes(), &start, limit);
-            let kvs: Vec<(Bytes, Bytes, i64)> = items
-                .into_iter()
-                .map(|(k, e)| (k, e.value, e.mod_revision))
-                .collect();
-            (kvs, more, rev)
+            return self.list_from_store(rev, &start, limit, false).await;
         } else {
-            let r = self
-                .api
-                .store
-                .range(prefix.as_bytes(), &start, at_revision, limit as i64)
-                .await
-                .map_err(|e| match e {
-                    StoreError::Compacted { .. } if self.query.get("continue").is_some() => {
-                        expired_continue()
-                    }
-                    e => store_error(self.res, "", e),
-                })?;
-            let kvs = r
-                .kvs
-                .into_iter()
-                .map(|kv| (kv.key, kv.value, kv.mod_revision))
-                .collect();
-            (kvs, r.more, r.revision)
+            let g = self.api.cache.revision();
+            let snap = rc.snapshot();
+            let rv = g.max(snap.revision);
+            (snap, rv)
         };
-        let mut items = Vec::with_capacity(kvs.len());
-        for (_, value, mod_rev) in &kvs {
-            let obj = objects::served(self.res, value, *mod_rev)?;
-            if self.matches(&obj, &labels, &fields, &paths) {
+        let pred = self.predicate(rc, &labels, &fields, &paths);
+        let mut items: Vec<&Arc<kapi_cache::Obj>> = Vec::new();
+        let mut more = false;
+        let mut last_key: Option<&[u8]> = None;
+        for obj in snap.range(prefix.as_bytes(), &start) {
+            if limit > 0 && items.len() == limit {
+                more = true;
+                break;
+            }
+            last_key = Some(&obj.key);
+            if pred(obj) {
                 items.push(obj);
             }
         }
-        let rv = revision.to_string();
-        let (token, remaining) = match (more, kvs.last()) {
-            (true, Some((last_key, _, _))) => {
-                let rel = String::from_utf8_lossy(&last_key[base.len()..]).into_owned();
-                let token = encode_continue(revision, &format!("{rel}\u{0}"));
+        let (token, remaining) = match (more, last_key) {
+            (true, Some(last)) => {
+                let rel = String::from_utf8_lossy(&last[base.len()..]).into_owned();
+                let token = encode_continue(list_rv, &format!("{rel}\u{0}"));
+                rc.keep(list_rv, &snap);
                 let remaining = if labels.is_empty() && fields.is_empty() {
-                    let mut next = last_key.to_vec();
+                    let mut next = last.to_vec();
                     next.push(0);
-                    Some(self.api.cache.count_from(prefix.as_bytes(), &next) as i64)
+                    Some(snap.range(prefix.as_bytes(), &next).count() as i64)
                 } else {
                     None
                 };
@@ -141,41 +150,188 @@ impl Ctx<'_> {
             }
             _ => (String::new(), None),
         };
+        let rv = list_rv.to_string();
         let meta = ListMeta {
             resource_version: &rv,
             continue_token: &token,
             remaining_item_count: remaining,
         };
-        if self.shape == Shape::Table {
-            let values = items
+        if self.shape != Shape::Object {
+            let served = items
                 .iter()
-                .map(|i| objects::to_value(self.res, i))
+                .map(|o| cached::served(self.res, o))
                 .collect::<Result<Vec<_>, _>>()?;
-            return self.table_response(&values, Some(&rv), &token);
+            return self.list_shaped(served, &meta);
         }
-        if self.shape == Shape::PartialObjectMetadataList {
-            let mut metas = Vec::with_capacity(items.len());
-            for i in &items {
-                metas.push(Served {
-                    raw: objects::partial_metadata(self.res, i)?,
-                });
+        let body = match self.enc {
+            Encoding::Protobuf => {
+                let total: usize = items.iter().map(|o| o.value.len() + 24).sum();
+                let mut out = Vec::new();
+                kapi_codec::envelope::write_pb_list_with(
+                    &self.res.api_version(),
+                    &self.res.list_kind(),
+                    &meta,
+                    &items,
+                    total,
+                    |o, out| cached::write_served(self.res, o, o.mod_revision, out),
+                    &mut out,
+                )?;
+                out
             }
-            let pom = Resource {
-                group: "meta.k8s.io".into(),
-                version: "v1".into(),
-                kind: "PartialObjectMetadata".into(),
-                msg: kapi_codec::Schema::get().kind("meta.k8s.io/v1", "PartialObjectMetadata"),
-                ..self.res.clone()
-            };
-            return Ok(self.ok(
-                StatusCode::OK,
-                objects::encode_list(&pom, &metas, &meta, self.enc, self.pretty)?,
-            ));
+            _ => {
+                let jsons = items
+                    .iter()
+                    .map(|o| cached::item_json(self.res, o))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut out = Vec::new();
+                kapi_codec::envelope::write_json_list(
+                    &self.res.api_version(),
+                    &self.res.list_kind(),
+                    &meta,
+                    &jsons,
+                    &mut out,
+                );
+                out.pop(); // the newline; finish_json adds it back
+                objects::finish_json(out, self.enc, self.pretty)?
+            }
+        };
+        Ok(self.ok(StatusCode::OK, body))
+    }
+
+    /// A list read from the store at `revision` (pages of a list whose snapshot the cache no
+    /// longer has, exact-revision lists older than its history, reads it could not catch up for).
+    async fn list_from_store(
+        &self,
+        revision: i64,
+        start: &[u8],
+        limit: usize,
+        continuing: bool,
+    ) -> Result<Response, Status> {
+        let (labels, fields, paths) = self.selectors()?;
+        let prefix = self.collection_prefix();
+        let base = prefix.trim_end_matches('/').to_string();
+        let r = self
+            .api
+            .store
+            .range(prefix.as_bytes(), start, revision, limit as i64)
+            .await
+            .map_err(|e| match e {
+                StoreError::Compacted { .. } if continuing => expired_continue(),
+                StoreError::Compacted { .. } => {
+                    Status::expired(format!("too old resource version: {revision}"))
+                }
+                e => store_error(self.res, "", e),
+            })?;
+        let mut items = Vec::with_capacity(r.kvs.len());
+        for kv in &r.kvs {
+            let obj = objects::served(self.res, &kv.value, kv.mod_revision)?;
+            if self.matches(&obj, &labels, &fields, &paths) {
+                items.push(obj);
+            }
+        }
+        let rv = r.revision.to_string();
+        let token = match (r.more, r.kvs.last()) {
+            (true, Some(last)) => {
+                let rel = String::from_utf8_lossy(&last.key[base.len()..]).into_owned();
+                encode_continue(r.revision, &format!("{rel}\u{0}"))
+            }
+            _ => String::new(),
+        };
+        let meta = ListMeta {
+            resource_version: &rv,
+            continue_token: &token,
+            remaining_item_count: None,
+        };
+        if self.shape != Shape::Object {
+            return self.list_shaped(items, &meta);
         }
         Ok(self.ok(
             StatusCode::OK,
             objects::encode_list(self.res, &items, &meta, self.enc, self.pretty)?,
         ))
+    }
+
+    /// A list as a Table or as PartialObjectMetadata.
+    fn list_shaped(&self, items: Vec<Served>, meta: &ListMeta<'_>) -> Result<Response, Status> {
+        if self.shape == Shape::Table {
+            let values = items
+                .iter()
+                .map(|i| objects::to_value(self.res, i))
+                .collect::<Result<Vec<_>, _>>()?;
+            return self.table_response(&values, Some(meta.resource_version), meta.continue_token);
+        }
+        let mut metas = Vec::with_capacity(items.len());
+        for i in &items {
+            metas.push(Served {
+                raw: objects::partial_metadata(self.res, i)?,
+            });
+        }
+        let pom = Resource {
+            group: "meta.k8s.io".into(),
+            version: "v1".into(),
+            kind: "PartialObjectMetadata".into(),
+            msg: kapi_codec::Schema::get().kind("meta.k8s.io/v1", "PartialObjectMetadata"),
+            ..self.res.clone()
+        };
+        Ok(self.ok(
+            StatusCode::OK,
+            objects::encode_list(&pom, &metas, meta, self.enc, self.pretty)?,
+        ))
+    }
+
+    /// The request's selectors (and the watched name) as a test of cached versions: labels
+    /// from the attributes read at ingest, name and namespace from the key, other fields
+    /// from the bytes.
+    fn predicate(
+        &self,
+        rc: &Arc<kapi_cache::ResourceCache>,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+        paths: &[FieldPath],
+    ) -> impl Fn(&kapi_cache::Obj) -> bool + 'static {
+        let res = self.res.clone();
+        let rc = rc.clone();
+        let labels = labels.clone();
+        let fields = fields.clone();
+        let paths = paths.to_vec();
+        let name = self.rr.name.clone();
+        let trivial = labels.is_empty() && fields.is_empty() && name.is_none();
+        move |obj: &kapi_cache::Obj| {
+            if trivial {
+                return true;
+            }
+            let key_name = obj.key.rsplit(|&b| b == b'/').next().unwrap_or(b"");
+            if let Some(n) = &name
+                && n.as_bytes() != key_name
+            {
+                return false;
+            }
+            if !labels.matches(&obj.attrs.labels) {
+                return false;
+            }
+            if fields.is_empty() {
+                return true;
+            }
+            let served: std::cell::OnceCell<Option<Served>> = std::cell::OnceCell::new();
+            fields.matches(|f| match f {
+                "metadata.name" => Some(String::from_utf8_lossy(key_name).into_owned()),
+                "metadata.namespace" => {
+                    Some(String::from_utf8_lossy(rc.namespace_of(&obj.key)).into_owned())
+                }
+                "spec.nodeName" if res.group.is_empty() && res.resource == "pods" => {
+                    Some(obj.attrs.index.as_deref().unwrap_or("").to_string())
+                }
+                other => {
+                    let s = served.get_or_init(|| cached::served(&res, obj).ok());
+                    let raw = &s.as_ref()?.raw;
+                    paths
+                        .iter()
+                        .find(|p| p.label == other)
+                        .and_then(|p| p.value(raw).ok())
+                        .map(|v| v.into_owned())
+                }
+            })
+        }
     }
 
     pub(super) async fn watch(&self) -> Result<Response, Status> {
@@ -184,7 +340,7 @@ impl Ctx<'_> {
         let rv = self.query.get("resourceVersion").unwrap_or("");
         let send_initial = match self.query.get("sendInitialEvents") {
             Some(v) => v == "true",
-            // Upstream (WatchList on) defaults a watch from "now" or "any" to initial events.
+            // A watch from "now" or "any" starts with the current state (legacy semantics).
             None => rv.is_empty() || rv == "0",
         };
         let timeout = self
@@ -192,65 +348,57 @@ impl Ctx<'_> {
             .get("timeoutSeconds")
             .and_then(|t| t.parse::<u64>().ok())
             .unwrap_or(DEFAULT_WATCH_SECONDS);
-        let prefix = self.collection_prefix();
-        let name_filter = self
-            .rr
-            .name
-            .clone()
-            .or_else(|| fields.required("metadata.name").map(str::to_string));
-        let mut initial = Vec::new();
-        let start_rev;
-        if send_initial || rv.is_empty() || rv == "0" {
+        let rc = self.rc()?.clone();
+        let after = if rv.is_empty() || rv == "0" {
             if rv.is_empty() {
                 self.sync(None).await?;
             }
-            let (items, _, rev) = self.api.cache.list(prefix.as_bytes(), prefix.as_bytes(), 0);
-            start_rev = rev;
-            if send_initial {
-                for (_, e) in items {
-                    let obj = objects::served(self.res, &e.value, e.mod_revision)?;
-                    if self.matches(&obj, &labels, &fields, &paths)
-                        && name_ok(self.res, &obj, name_filter.as_deref())
-                    {
-                        initial.push(objects::watch_frame(
-                            self.res,
-                            EventType::Added,
-                            &obj,
-                            self.enc,
-                        )?);
-                    }
-                }
-            }
+            None
         } else {
-            start_rev = rv
+            let n: i64 = rv
                 .parse()
                 .map_err(|_| Status::bad_request(format!("invalid resource version: {rv}")))?;
-        }
+            if n > self.api.cache.revision() {
+                self.sync(Some(rv)).await?;
+            }
+            (!send_initial).then_some(n)
+        };
+        // What the cache's hub filters on: the namespace and (pods) the node by index, the
+        // rest by predicate.
+        let namespace = self
+            .rr
+            .namespace
+            .as_ref()
+            .filter(|_| self.res.namespaced)
+            .map(|ns| Bytes::from(ns.clone().into_bytes()));
+        let index = (self.res.group.is_empty() && self.res.resource == "pods")
+            .then(|| fields.required("spec.nodeName"))
+            .flatten()
+            .map(Box::<str>::from);
+        let pred = self.predicate(&rc, &labels, &fields, &paths);
+        let filter = kapi_cache::Filter {
+            namespace: namespace.clone(),
+            index,
+            pred: Some(Box::new(pred)),
+        };
+        let hub = cached::hub(&self.api.cache);
+        let started = hub.watch(rc.index, after, filter);
         let (tx, rx) = futures::channel::mpsc::channel::<Bytes>(WATCH_CHUNK_BUFFER);
         let mut resp = respond(StatusCode::OK, self.watch_content_type(), Vec::new());
         resp.body = Body::Stream(rx);
-        let watch = self
-            .api
-            .cache
-            .watch(Bytes::from(prefix.clone().into_bytes()), start_rev);
         let res = self.res.clone();
         let enc = self.enc;
-        let cache = self.api.cache.clone();
-        let bookmark_after_initial = send_initial && allow_bookmarks;
+        let prefix = self.collection_prefix();
+        let initial_pred = self.predicate(&rc, &labels, &fields, &paths);
         monoio::spawn(async move {
             let mut tx = tx;
             use futures::SinkExt;
-            use futures::StreamExt;
-            for frame in initial {
-                if tx.send(Bytes::from(frame)).await.is_err() {
-                    return;
-                }
-            }
-            let (mut events, _) = match watch {
+            let (mut watch, start_rev) = match started {
                 Ok(w) => w,
-                Err(CacheError::TooOld { requested, oldest }) => {
+                Err(too_old) => {
                     let s = Status::expired(format!(
-                        "too old resource version: {requested} ({oldest})"
+                        "too old resource version: {} ({})",
+                        too_old.requested, too_old.oldest
                     ));
                     if let Ok(f) = objects::watch_error_frame(&s, enc) {
                         let _ = tx.send(Bytes::from(f)).await;
@@ -258,8 +406,28 @@ impl Ctx<'_> {
                     return;
                 }
             };
+            let snap = watch.take_snapshot();
+            if send_initial && let Some(snap) = snap {
+                for obj in snap.range(prefix.as_bytes(), b"") {
+                    if !initial_pred(obj) {
+                        continue;
+                    }
+                    let frame = match initial_frame(&res, obj, enc) {
+                        Ok(f) => f,
+                        Err(s) => {
+                            let _ = objects::watch_error_frame(&s, enc)
+                                .map(|f| tx.try_send(Bytes::from(f)));
+                            return;
+                        }
+                    };
+                    if tx.send(frame).await.is_err() {
+                        return;
+                    }
+                }
+            }
             let mut last_rev = start_rev;
-            if bookmark_after_initial
+            if send_initial
+                && allow_bookmarks
                 && let Ok(f) = bookmark_frame(&res, start_rev, true, enc)
                 && tx.send(Bytes::from(f)).await.is_err()
             {
@@ -273,43 +441,34 @@ impl Ctx<'_> {
                     break;
                 }
                 let wait = (deadline - now).min(IDLE_CHECK_INTERVAL);
-                match monoio::time::timeout(wait, events.next()).await {
-                    Ok(Some(WatchItem::Event(ev))) => {
+                match monoio::time::timeout(wait, watch.next_event()).await {
+                    Ok(kapi_cache::Next::Event(ev, ty)) => {
                         last_rev = ev.revision;
-                        let frame = match event_frame(
-                            &res,
-                            &ev,
-                            enc,
-                            &labels,
-                            &fields,
-                            &paths,
-                            name_filter.as_deref(),
-                        ) {
-                            Ok(Some(f)) => f,
-                            Ok(None) => continue,
+                        let frame = match cached::event_frame(&res, &ev, ty, enc) {
+                            Ok(f) => f,
                             Err(s) => {
                                 let _ = objects::watch_error_frame(&s, enc)
                                     .map(|f| tx.try_send(Bytes::from(f)));
                                 break;
                             }
                         };
-                        if tx.send(Bytes::from(frame)).await.is_err() {
+                        if tx.send(frame).await.is_err() {
                             break;
                         }
                     }
-                    Ok(Some(WatchItem::Progress(_))) => {}
-                    // The cache closed this watcher (too slow, or reset): end the stream;
-                    // the client re-lists, as with upstream.
-                    Ok(None) => break,
+                    // The cache closed this watcher (too slow, or re-listed): end the stream;
+                    // the client resumes from its last resourceVersion or re-lists, as with
+                    // upstream.
+                    Ok(kapi_cache::Next::Closed(_)) => break,
                     Err(_) => {
                         // A client that left is noticed here too, not only on the next send.
                         if tx.is_closed() {
                             break;
                         }
-                        let rev = cache.revision();
                         if allow_bookmarks
-                            && rev > last_rev
                             && last_bookmark.elapsed() >= BOOKMARK_INTERVAL
+                            && let Some(rev) = watch.bookmark_revision()
+                            && rev > last_rev
                         {
                             last_rev = rev;
                             last_bookmark = std::time::Instant::now();
@@ -335,63 +494,25 @@ impl Ctx<'_> {
     }
 }
 
-pub(super) fn name_ok(res: &Resource, obj: &Served, name: Option<&str>) -> bool {
-    let Some(name) = name else { return true };
-    res.msg
-        .and_then(|m| meta_from_pb(m, &obj.raw, 0).ok())
-        .is_some_and(|m| m.name == name)
-}
-
-/// A watch event for one cache event, or None when the watcher's filters exclude it.
-pub(super) fn event_frame(
-    res: &Resource,
-    ev: &kapi_cache::Event,
-    enc: Encoding,
-    labels: &LabelSelector,
-    fields: &FieldSelector,
-    paths: &[FieldPath],
-    name: Option<&str>,
-) -> Result<Option<Vec<u8>>, Status> {
-    let obj = objects::served(res, &ev.value, ev.revision)?;
-    let passes = |o: &Served| -> bool {
-        if !name_ok(res, o, name) {
-            return false;
+/// An ADDED frame for an object of the initial state.
+fn initial_frame(res: &Resource, obj: &kapi_cache::Obj, enc: Encoding) -> Result<Bytes, Status> {
+    let mut out = Vec::new();
+    match enc {
+        Encoding::Protobuf => {
+            let mut raw = Vec::with_capacity(obj.value.len() + 16);
+            cached::write_served(res, obj, obj.mod_revision, &mut raw)?;
+            let mut env = Vec::with_capacity(raw.len() + 32);
+            kapi_codec::envelope::write_envelope(&res.api_version(), &res.kind, &raw, &mut env);
+            kapi_codec::envelope::write_pb_event(EventType::Added, &env, &mut out);
         }
-        if labels.is_empty() && fields.is_empty() {
-            return true;
+        _ => {
+            let item = cached::item_json(res, obj)?;
+            let mut json = Vec::with_capacity(item.len() + 64);
+            cached::with_type_meta(res, &item, &mut json);
+            kapi_codec::envelope::write_json_event(EventType::Added, &json, &mut out);
         }
-        let Some(msg) = res.msg else { return false };
-        let Ok(meta) = meta_from_pb(msg, &o.raw, 0) else {
-            return false;
-        };
-        labels.matches(&meta.labels)
-            && fields.matches(|f| match f {
-                "metadata.name" => Some(meta.name.to_string()),
-                "metadata.namespace" => Some(meta.namespace.to_string()),
-                other => paths
-                    .iter()
-                    .find(|p| p.label == other)
-                    .and_then(|p| p.value(&o.raw).ok())
-                    .map(|v| v.into_owned()),
-            })
-    };
-    let now = passes(&obj);
-    let before = match &ev.prev_value {
-        Some(p) if ev.kind == EventKind::Put => objects::served(res, p, ev.revision)
-            .map(|o| passes(&o))
-            .unwrap_or(false),
-        _ => false,
-    };
-    let ty = match ev.kind {
-        EventKind::Delete if now => EventType::Deleted,
-        EventKind::Delete => return Ok(None),
-        EventKind::Put if ev.created && now => EventType::Added,
-        EventKind::Put if now && before => EventType::Modified,
-        EventKind::Put if now => EventType::Added,
-        EventKind::Put if before => EventType::Deleted,
-        EventKind::Put => return Ok(None),
-    };
-    objects::watch_frame(res, ty, &obj, enc).map(Some)
+    }
+    Ok(Bytes::from(out))
 }
 
 /// A BOOKMARK: the kind with only metadata.resourceVersion (and the initial-events-end

@@ -97,7 +97,7 @@ impl Ctx<'_> {
         let (value, warnings) = objects::encode_for_storage(self.res, &obj, validation)?;
         let key = self.key(&name);
         if dry_run {
-            if self.api.cache.get(key.as_bytes()).is_some() {
+            if self.rc()?.snapshot().get(key.as_bytes()).is_some() {
                 return Err(Status::already_exists(gr(self.res), &name));
             }
             let obj = objects::served(self.res, &value, 0)?;
@@ -414,10 +414,14 @@ impl Ctx<'_> {
             if !r.namespaced || r.key_prefix.is_empty() || r.storage == Storage::None {
                 continue;
             }
-            let prefix = format!("{}{}{ns}/", self.api.prefix, r.key_prefix);
-            let (items, _, _) = self.api.cache.list(prefix.as_bytes(), prefix.as_bytes(), 0);
-            for (k, e) in items {
-                let _ = self.api.store.delete(&k, Some(e.mod_revision)).await;
+            let rprefix = format!("{}{}", self.api.prefix, r.key_prefix);
+            let Some(rc) = self.api.cache.resource(rprefix.as_bytes()) else {
+                continue;
+            };
+            let prefix = format!("{rprefix}{ns}/");
+            let snap = rc.snapshot();
+            for o in snap.range(prefix.as_bytes(), b"") {
+                let _ = self.api.store.delete(&o.key, Some(o.mod_revision)).await;
             }
         }
         let key = format!("{}namespaces/{ns}", self.api.prefix);
@@ -428,10 +432,12 @@ impl Ctx<'_> {
         let (labels, fields, paths) = self.selectors()?;
         self.sync(None).await?;
         let prefix = self.collection_prefix();
-        let (items, _, rev) = self.api.cache.list(prefix.as_bytes(), prefix.as_bytes(), 0);
+        let rev = self.api.cache.revision();
+        let snap = self.rc()?.snapshot();
+        let rev = rev.max(snap.revision);
         let mut deleted = Vec::new();
-        for (k, e) in items {
-            let obj = objects::served(self.res, &e.value, e.mod_revision)?;
+        for o in snap.range(prefix.as_bytes(), b"") {
+            let obj = cached::served(self.res, o)?;
             if !self.matches(&obj, &labels, &fields, &paths) {
                 continue;
             }
@@ -439,7 +445,7 @@ impl Ctx<'_> {
                 deleted.push(obj);
                 continue;
             }
-            match self.api.store.delete(&k, Some(e.mod_revision)).await {
+            match self.api.store.delete(&o.key, Some(o.mod_revision)).await {
                 Ok(_) | Err(StoreError::NotFound) => deleted.push(obj),
                 Err(err) => return Err(store_error(self.res, "", err)),
             }

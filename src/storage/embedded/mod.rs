@@ -71,6 +71,9 @@ pub struct EmbeddedBackend {
     /// time-based compaction may cut.
     revision_times: VecDeque<(Instant, Revision)>,
     last_progress: Instant,
+    /// The last durable revision, readable without a round trip to this thread (consistent
+    /// reads need no revision probe with this store). Set before any answer of it leaves.
+    committed: std::sync::Arc<std::sync::atomic::AtomicI64>,
     /// Held open for its lock: one process per data directory.
     _lock: File,
 }
@@ -103,6 +106,7 @@ impl EmbeddedBackend {
                 data_dir.display()
             );
         }
+        let committed = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(mvcc.revision()));
         Ok(EmbeddedBackend {
             mvcc,
             wal,
@@ -111,6 +115,7 @@ impl EmbeddedBackend {
             failed: None,
             revision_times: VecDeque::new(),
             last_progress: Instant::now(),
+            committed,
             _lock: lock,
         })
     }
@@ -303,6 +308,8 @@ impl EmbeddedBackend {
         if let Err(e) = self.wal.commit() {
             return Err(self.fail(format!("writing the log failed: {e}")));
         }
+        self.committed
+            .store(self.mvcc.revision(), std::sync::atomic::Ordering::Release);
         let events: Vec<Event> = self.mvcc.events_from(first_new).cloned().collect();
         self.watchers.publish(&events);
         if self.wal.wants_rewrite(self.limits.log_rewrite_bytes) {
@@ -369,6 +376,10 @@ impl Backend for EmbeddedBackend {
 
     async fn tick(&mut self) {
         self.maintain(Instant::now(), unix_ms());
+    }
+
+    fn committed_revision(&self) -> Option<std::sync::Arc<std::sync::atomic::AtomicI64>> {
+        Some(self.committed.clone())
     }
 }
 

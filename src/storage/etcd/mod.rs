@@ -135,7 +135,10 @@ pub fn start_etcd(cfg: EtcdConfig) -> io::Result<StoreClient> {
             })
         })?;
     match connecting.recv() {
-        Ok(Ok(())) => Ok(StoreClient { requests }),
+        Ok(Ok(())) => Ok(StoreClient {
+            requests,
+            committed: None,
+        }),
         Ok(Err(e)) => Err(io::Error::other(format!("connecting to etcd: {e}"))),
         Err(_) => Err(io::Error::other(
             "the storage thread ended while connecting",

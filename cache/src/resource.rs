@@ -1,0 +1,402 @@
+//! One resource's cache: its current state as a persistent ordered map (a snapshot is an O(1)
+//! clone), its recent history, and the snapshots that paginated lists are being served from.
+//! The single writer builds the next state on its own copy and publishes it with one atomic
+//! pointer swap; readers load the pointer and never lock.
+
+use std::collections::VecDeque;
+use std::ops::Bound;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use imbl::{OrdMap, Vector};
+
+use crate::object::{CachedEvent, EventKind, Extractor, Obj};
+
+/// History is kept for at least this long (upstream's watch cache keeps 75 s of events so
+/// that a client that lost its watch can resume without re-listing)...
+pub const HISTORY_WINDOW: Duration = Duration::from_secs(75);
+/// ...and at least this many events per resource, however old...
+pub const HISTORY_MIN_EVENTS: usize = 1_000;
+/// ...but never more than this many events...
+pub const HISTORY_MAX_EVENTS: usize = 250_000;
+/// ...nor more than this many bytes of object versions per resource.
+pub const HISTORY_MAX_BYTES: usize = 512 << 20;
+
+/// Snapshots kept per resource for the later pages of paginated lists, each for at most
+/// HISTORY_WINDOW.
+pub const KEPT_SNAPSHOTS: usize = 32;
+
+/// A resource's state at one revision, with the history that led to it.
+#[derive(Clone)]
+pub struct Snapshot {
+    /// The revision of the last change to this resource included (the state is also the state
+    /// at any later revision up to the cache's revision when it was loaded).
+    pub revision: i64,
+    objects: OrdMap<Bytes, Arc<Obj>>,
+    /// Recent events of this resource, oldest first.
+    history: Vector<Arc<CachedEvent>>,
+    /// Every event with a revision above this one is in `history`.
+    history_start: i64,
+}
+
+/// The start asked for is older than the retained history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooOld {
+    pub requested: i64,
+    pub oldest: i64,
+}
+
+impl Snapshot {
+    fn empty(revision: i64) -> Snapshot {
+        Snapshot {
+            revision,
+            objects: OrdMap::new(),
+            history: Vector::new(),
+            history_start: revision,
+        }
+    }
+
+    pub fn get(&self, key: &[u8]) -> Option<&Arc<Obj>> {
+        self.objects.get(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+
+    /// Objects whose key starts with `prefix`, from `start` (inclusive; it must itself start
+    /// with `prefix`, or be empty for the whole prefix), in key order.
+    pub fn range<'a>(
+        &'a self,
+        prefix: &'a [u8],
+        start: &'a [u8],
+    ) -> impl Iterator<Item = &'a Arc<Obj>> + 'a {
+        let from: &[u8] = if start.is_empty() { prefix } else { start };
+        self.objects
+            .range::<(Bound<&[u8]>, Bound<&[u8]>), [u8]>((Bound::Included(from), Bound::Unbounded))
+            .take_while(move |(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| v)
+    }
+
+    /// The revision below which history is incomplete.
+    pub fn history_start(&self) -> i64 {
+        self.history_start
+    }
+
+    /// Events after `after`, oldest first: `Err` if `after` is older than the history kept.
+    pub fn events_after(&self, after: i64) -> Result<HistoryCursor, TooOld> {
+        if after < self.history_start {
+            return Err(TooOld {
+                requested: after,
+                oldest: self.history_start,
+            });
+        }
+        let pos = self
+            .history
+            .binary_search_by(|e| {
+                if e.revision <= after {
+                    std::cmp::Ordering::Less
+                } else {
+                    std::cmp::Ordering::Greater
+                }
+            })
+            .unwrap_or_else(|i| i);
+        Ok(HistoryCursor {
+            history: self.history.clone(),
+            pos,
+        })
+    }
+
+    /// The state at `revision` (which must not be newer than the cache's revision), rebuilt
+    /// from this one by undoing the later events; `Err` if history does not reach back.
+    pub fn at(&self, revision: i64) -> Result<Snapshot, TooOld> {
+        if revision >= self.revision {
+            return Ok(self.clone());
+        }
+        let too_old = TooOld {
+            requested: revision,
+            oldest: self.history_start,
+        };
+        if revision < self.history_start {
+            return Err(too_old);
+        }
+        let mut objects = self.objects.clone();
+        let mut history = self.history.clone();
+        while let Some(ev) = history.last() {
+            if ev.revision <= revision {
+                break;
+            }
+            match (&ev.kind, &ev.prev) {
+                (EventKind::Put, Some(prev)) => {
+                    objects.insert(prev.key.clone(), prev.clone());
+                }
+                (EventKind::Put, None) => {
+                    objects.remove(&ev.obj.key);
+                }
+                (EventKind::Delete, _) => {
+                    objects.insert(ev.obj.key.clone(), ev.obj.clone());
+                }
+            }
+            history.pop_back();
+        }
+        Ok(Snapshot {
+            revision: history.last().map_or(self.history_start, |e| e.revision),
+            objects,
+            history,
+            history_start: self.history_start,
+        })
+    }
+}
+
+/// A position in a snapshot's history; owns what it reads, so a watcher can replay at its own
+/// pace while the cache moves on.
+pub struct HistoryCursor {
+    history: Vector<Arc<CachedEvent>>,
+    pos: usize,
+}
+
+impl Iterator for HistoryCursor {
+    type Item = Arc<CachedEvent>;
+
+    fn next(&mut self) -> Option<Arc<CachedEvent>> {
+        let e = self.history.get(self.pos)?.clone();
+        self.pos += 1;
+        Some(e)
+    }
+}
+
+/// What the single writer keeps of one resource between publications.
+struct Writer {
+    objects: OrdMap<Bytes, Arc<Obj>>,
+    history: Vector<Arc<CachedEvent>>,
+    history_bytes: usize,
+    history_start: i64,
+    revision: i64,
+    dirty: bool,
+}
+
+/// One resource's cache.
+pub struct ResourceCache {
+    /// The resource's key prefix, e.g. `/registry/pods/`.
+    pub prefix: Bytes,
+    pub namespaced: bool,
+    pub index: usize,
+    extract: Option<Extractor>,
+    current: ArcSwap<Snapshot>,
+    /// Only the ingest takes this lock; readers never do.
+    writer: Mutex<Writer>,
+    /// Snapshots that paginated lists were cut from (taken by readers only).
+    kept: Mutex<VecDeque<(Instant, i64, Arc<Snapshot>)>>,
+}
+
+impl ResourceCache {
+    pub(crate) fn new(
+        prefix: Bytes,
+        namespaced: bool,
+        index: usize,
+        extract: Option<Extractor>,
+    ) -> ResourceCache {
+        ResourceCache {
+            prefix,
+            namespaced,
+            index,
+            extract,
+            current: ArcSwap::from_pointee(Snapshot::empty(0)),
+            writer: Mutex::new(Writer {
+                objects: OrdMap::new(),
+                history: Vector::new(),
+                history_bytes: 0,
+                history_start: 0,
+                revision: 0,
+                dirty: false,
+            }),
+            kept: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// The current state (and history). Never blocks.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// The namespace part of a key of this resource ("" for cluster-scoped resources).
+    pub fn namespace_of<'a>(&self, key: &'a [u8]) -> &'a [u8] {
+        if !self.namespaced || !key.starts_with(&self.prefix) {
+            return b"";
+        }
+        let rest = &key[self.prefix.len()..];
+        match rest.iter().position(|&b| b == b'/') {
+            Some(i) => &rest[..i],
+            None => b"",
+        }
+    }
+
+    pub(crate) fn attrs(&self, value: &[u8]) -> crate::object::Attrs {
+        self.extract.as_ref().map(|f| f(value)).unwrap_or_default()
+    }
+
+    fn writer(&self) -> std::sync::MutexGuard<'_, Writer> {
+        // Every writer step leaves the state whole, so a poisoned lock is still consistent.
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces the state with a listing at `revision`; history starts over.
+    pub(crate) fn reset(&self, revision: i64, objects: Vec<Arc<Obj>>) {
+        let mut w = self.writer();
+        w.objects = objects.into_iter().map(|o| (o.key.clone(), o)).collect();
+        w.history = Vector::new();
+        w.history_bytes = 0;
+        w.history_start = revision;
+        w.revision = revision;
+        w.dirty = true;
+        self.publish_locked(&mut w);
+        self.kept.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// Applies one change; returns the event made of it. Published by `publish`.
+    pub(crate) fn apply(
+        &self,
+        kind: EventKind,
+        key: Bytes,
+        value: Bytes,
+        revision: i64,
+        created: bool,
+        now: Instant,
+    ) -> Option<Arc<CachedEvent>> {
+        let mut w = self.writer();
+        let prev = if created {
+            None
+        } else {
+            w.objects.get(&key).cloned()
+        };
+        let obj = match kind {
+            EventKind::Put => {
+                let create_revision = prev.as_ref().map_or(revision, |p| p.create_revision);
+                let attrs = self.attrs(&value);
+                let obj = Arc::new(Obj::new(
+                    key.clone(),
+                    value,
+                    create_revision,
+                    revision,
+                    attrs,
+                ));
+                w.objects.insert(key, obj.clone());
+                obj
+            }
+            EventKind::Delete => {
+                // The cache may not hold it (a watch that started after a re-list raced a
+                // delete): then there is nothing to tell watchers.
+                w.objects.remove(&key)?
+            }
+        };
+        let ev = Arc::new(CachedEvent {
+            kind,
+            revision,
+            prev: if kind == EventKind::Put { prev } else { None },
+            obj,
+            resource: self.index,
+            at: now,
+            frames: Default::default(),
+        });
+        w.history_bytes += event_cost(&ev);
+        w.history.push_back(ev.clone());
+        w.revision = w.revision.max(revision);
+        w.dirty = true;
+        trim(&mut w, now);
+        Some(ev)
+    }
+
+    /// Makes the changes applied so far visible to readers.
+    pub(crate) fn publish(&self) {
+        let mut w = self.writer();
+        self.publish_locked(&mut w);
+    }
+
+    fn publish_locked(&self, w: &mut Writer) {
+        if !w.dirty {
+            return;
+        }
+        w.dirty = false;
+        self.current.store(Arc::new(Snapshot {
+            revision: w.revision,
+            objects: w.objects.clone(),
+            history: w.history.clone(),
+            history_start: w.history_start,
+        }));
+    }
+
+    /// Trims history by age (called on progress, when no event does it).
+    pub(crate) fn expire(&self, now: Instant) {
+        let mut w = self.writer();
+        let before = w.history.len();
+        trim(&mut w, now);
+        if w.history.len() != before {
+            w.dirty = true;
+            self.publish_locked(&mut w);
+        }
+    }
+
+    /// Remembers `snap`, the state at `revision`, for the next pages of a paginated list.
+    pub fn keep(&self, revision: i64, snap: &Arc<Snapshot>) {
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        kept.retain(|(t, _, _)| now.duration_since(*t) < HISTORY_WINDOW);
+        if kept.iter().any(|(_, r, _)| *r == revision) {
+            return;
+        }
+        if kept.len() == KEPT_SNAPSHOTS {
+            kept.pop_front();
+        }
+        kept.push_back((now, revision, snap.clone()));
+    }
+
+    /// The state at `revision`: a kept snapshot, the current one, or one rebuilt from history.
+    /// `cache_revision` is the cache's revision read before this call.
+    pub fn at(&self, revision: i64, cache_revision: i64) -> Result<Arc<Snapshot>, TooOld> {
+        {
+            let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((_, _, s)) = kept.iter().rev().find(|(_, r, _)| *r == revision) {
+                return Ok(s.clone());
+            }
+        }
+        let cur = self.snapshot();
+        if revision >= cur.revision && revision <= cache_revision.max(cur.revision) {
+            return Ok(cur);
+        }
+        cur.at(revision).map(Arc::new)
+    }
+
+    /// Bytes the current state and history hold (objects counted once), for reports.
+    pub fn footprint(&self) -> (usize, usize) {
+        let s = self.snapshot();
+        let objs: usize = s.objects.values().map(|o| o.footprint()).sum();
+        let hist: usize = s.history.iter().map(|e| e.footprint()).sum();
+        (objs, hist)
+    }
+}
+
+fn trim(w: &mut Writer, now: Instant) {
+    while let Some(front) = w.history.front() {
+        let len = w.history.len();
+        let old = now.duration_since(front.at) > HISTORY_WINDOW && len > HISTORY_MIN_EVENTS;
+        if !(old || len > HISTORY_MAX_EVENTS || w.history_bytes > HISTORY_MAX_BYTES) {
+            break;
+        }
+        let Some(ev) = w.history.pop_front() else {
+            break;
+        };
+        w.history_bytes -= event_cost(&ev);
+        w.history_start = w.history_start.max(ev.revision);
+    }
+}
+
+/// What an event is counted for against HISTORY_MAX_BYTES: the version it holds.
+fn event_cost(ev: &CachedEvent) -> usize {
+    std::mem::size_of::<CachedEvent>() + ev.obj.value.len() + ev.obj.key.len()
+}

@@ -1,0 +1,268 @@
+//! The server's side of the watch cache: which resources it holds and how their attributes
+//! are read, each core's hub, the shared revision probe of consistent reads, and the encodings
+//! of cached objects and events — made once per object version (or event) and shared.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kapi_cache::{Cache, CachedEvent, EventType as CacheEventType, Extractor, Hub, Obj};
+use kapi_codec::Schema;
+use kapi_codec::envelope::{Envelope, EventType, write_envelope, write_json_event, write_pb_event};
+use kapi_codec::meta::set_resource_version;
+use kapi_codec::to_json::PbToJson;
+
+use super::negotiate::Encoding;
+use super::objects::{self, Served};
+use super::registry::{Registry, Resource, Storage};
+use super::status::Status;
+use crate::storage::{StoreClient, StoreError};
+
+/// The cache's resources: one per distinct key prefix of the registry's stored resources.
+pub fn specs(registry: &Registry, prefix: &str) -> Vec<kapi_cache::ResourceSpec> {
+    let mut out: Vec<kapi_cache::ResourceSpec> = Vec::new();
+    for r in registry.all() {
+        if r.storage == Storage::None || r.key_prefix.is_empty() {
+            continue;
+        }
+        let full = format!("{prefix}{}", r.key_prefix);
+        if out.iter().any(|s| s.prefix == full.as_bytes()) {
+            continue;
+        }
+        out.push(kapi_cache::ResourceSpec {
+            prefix: Bytes::from(full.into_bytes()),
+            namespaced: r.namespaced,
+            extract: extractor(r),
+        });
+    }
+    out
+}
+
+/// Reads labels (and a pod's spec.nodeName, the index of kubelets' watches) off stored bytes.
+fn extractor(res: &Resource) -> Option<Extractor> {
+    let Storage::Protobuf { api_version, kind } = &res.storage else {
+        return None;
+    };
+    let index = (res.group.is_empty() && res.resource == "pods").then_some("spec.nodeName");
+    kapi_cache::pb_extractor(api_version, kind, index)
+}
+
+thread_local! {
+    static HUB: RefCell<Option<Rc<Hub>>> = const { RefCell::new(None) };
+    static PROBE: RefCell<Probe> = RefCell::new(Probe::default());
+}
+
+/// This core's hub (attached, and its dispatcher spawned, on first use).
+pub fn hub(cache: &Arc<Cache>) -> Rc<Hub> {
+    HUB.with(|h| {
+        if let Some(hub) = &*h.borrow()
+            && hub.belongs_to(cache)
+        {
+            return hub.clone();
+        }
+        let hub = cache.attach_core();
+        monoio::spawn(hub.clone().run());
+        *h.borrow_mut() = Some(hub.clone());
+        hub
+    })
+}
+
+/// Concurrent consistent reads on a core share one revision probe: a request joins the next
+/// probe that starts after it arrived (an earlier one might predate a write it must see).
+#[derive(Default)]
+struct Probe {
+    running: bool,
+    waiting: Vec<futures::channel::oneshot::Sender<Result<i64, StoreError>>>,
+}
+
+/// The store's current revision, for a consistent read: read in-process from the embedded
+/// store; from etcd by a probe shared with the other requests waiting on this core.
+pub async fn current_revision(store: &StoreClient) -> Result<i64, StoreError> {
+    if let Some(rev) = store.local_revision() {
+        return Ok(rev);
+    }
+    let (tx, rx) = futures::channel::oneshot::channel();
+    let start = PROBE.with(|p| {
+        let mut p = p.borrow_mut();
+        p.waiting.push(tx);
+        !std::mem::replace(&mut p.running, true)
+    });
+    if start {
+        let store = store.clone();
+        monoio::spawn(async move {
+            loop {
+                let batch = PROBE.with(|p| {
+                    let mut p = p.borrow_mut();
+                    let batch = std::mem::take(&mut p.waiting);
+                    if batch.is_empty() {
+                        p.running = false;
+                    }
+                    batch
+                });
+                if batch.is_empty() {
+                    break;
+                }
+                let r = store.current_revision().await;
+                for tx in batch {
+                    let _ = tx.send(r.clone());
+                }
+            }
+        });
+    }
+    rx.await
+        .unwrap_or_else(|_| Err(StoreError::Unavailable("the revision probe ended".into())))
+}
+
+/// A served view: which encoding of an object a slot holds (the served version's message).
+pub fn view(res: &Resource) -> u32 {
+    // FNV-1a of apiVersion/kind: stable and unique among the registry's few dozen views.
+    let mut h: u32 = 0x811c_9dc5;
+    for b in res
+        .group
+        .bytes()
+        .chain([b'/'])
+        .chain(res.version.bytes())
+        .chain([b'/'])
+        .chain(res.kind.bytes())
+    {
+        h ^= b as u32;
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+/// Whether the stored bytes are the served version's protobuf (then serving is a splice).
+fn stored_as_served(res: &Resource) -> bool {
+    matches!(&res.storage, Storage::Protobuf { api_version, kind }
+        if *api_version == res.api_version() && *kind == res.kind)
+}
+
+/// The served message of a cached version, with its resourceVersion, appended to `out`.
+pub fn write_served(res: &Resource, obj: &Obj, rev: i64, out: &mut Vec<u8>) -> Result<(), Status> {
+    let msg = res
+        .msg
+        .ok_or_else(|| Status::internal(format!("no schema for {}", res.kind)))?;
+    if stored_as_served(res) {
+        let env = Envelope::parse(&obj.value)
+            .map_err(|e| Status::internal(format!("stored object is not readable: {e}")))?;
+        let rv = rev.to_string();
+        return set_resource_version(msg, env.raw, &rv, out)
+            .map_err(|e| Status::internal(format!("stored object is not readable: {e}")));
+    }
+    if rev == obj.mod_revision {
+        let wire = obj.wire.get_or_make(view(res), &budget_of(res), || {
+            objects::served(res, &obj.value, rev).map(|s| Bytes::from(s.raw))
+        })?;
+        out.extend_from_slice(&wire);
+        return Ok(());
+    }
+    out.extend_from_slice(&objects::served(res, &obj.value, rev)?.raw);
+    Ok(())
+}
+
+/// The budget encodings are kept under; set once at start.
+static BUDGET: std::sync::OnceLock<Arc<kapi_cache::Budget>> = std::sync::OnceLock::new();
+
+pub fn set_budget(b: Arc<kapi_cache::Budget>) {
+    let _ = BUDGET.set(b);
+}
+
+fn budget_of(_res: &Resource) -> Arc<kapi_cache::Budget> {
+    BUDGET.get_or_init(|| kapi_cache::Budget::new(0)).clone()
+}
+
+pub fn served(res: &Resource, obj: &Obj) -> Result<Served, Status> {
+    let mut raw = Vec::with_capacity(obj.value.len() + 16);
+    write_served(res, obj, obj.mod_revision, &mut raw)?;
+    Ok(Served { raw })
+}
+
+/// The JSON of a cached version as a list item (no apiVersion/kind), made once and kept.
+pub fn item_json(res: &Resource, obj: &Obj) -> Result<Bytes, Status> {
+    obj.json.get_or_make(view(res), &budget_of(res), || {
+        let msg = res.msg.ok_or_else(|| Status::internal("no schema"))?;
+        let mut raw = Vec::with_capacity(obj.value.len() + 16);
+        write_served(res, obj, obj.mod_revision, &mut raw)?;
+        let mut json = Vec::with_capacity(raw.len() * 2);
+        PbToJson::new(Schema::get())
+            .message(msg, &raw, 0, None, &mut json)
+            .map_err(|e| Status::internal(format!("encoding {}: {e}", res.kind)))?;
+        Ok(Bytes::from(json))
+    })
+}
+
+/// `item` with apiVersion and kind in front, as a single object or watch event carries them.
+pub fn with_type_meta(res: &Resource, item: &[u8], out: &mut Vec<u8>) {
+    let api_version = res.api_version();
+    out.reserve(item.len() + api_version.len() + res.kind.len() + 32);
+    out.extend_from_slice(b"{\"kind\":");
+    kapi_codec::json_write::write_str(out, res.kind.as_bytes());
+    out.extend_from_slice(b",\"apiVersion\":");
+    kapi_codec::json_write::write_str(out, api_version.as_bytes());
+    if item.len() > 2 {
+        out.push(b',');
+        out.extend_from_slice(&item[1..]);
+    } else {
+        out.push(b'}');
+    }
+}
+
+pub fn wire_type(t: CacheEventType) -> EventType {
+    match t {
+        CacheEventType::Added => EventType::Added,
+        CacheEventType::Modified => EventType::Modified,
+        CacheEventType::Deleted => EventType::Deleted,
+    }
+}
+
+/// A watch frame for `ev` as a watcher of type `ty` sees it: the frame of the event's natural
+/// type is made once and shared by every watcher in the same encoding.
+pub fn event_frame(
+    res: &Resource,
+    ev: &CachedEvent,
+    ty: CacheEventType,
+    enc: Encoding,
+) -> Result<Bytes, Status> {
+    let make = || -> Result<Bytes, Status> {
+        let mut out = Vec::new();
+        match enc {
+            Encoding::Protobuf => {
+                let mut raw = Vec::with_capacity(ev.obj.value.len() + 16);
+                write_served(res, &ev.obj, ev.revision, &mut raw)?;
+                let mut env = Vec::with_capacity(raw.len() + 32);
+                write_envelope(&res.api_version(), &res.kind, &raw, &mut env);
+                write_pb_event(wire_type(ty), &env, &mut out);
+            }
+            _ => {
+                let mut obj = Vec::new();
+                if ev.revision == ev.obj.mod_revision {
+                    with_type_meta(res, &item_json(res, &ev.obj)?, &mut obj);
+                } else {
+                    // A deletion: the last version at the deletion's revision.
+                    let mut raw = Vec::with_capacity(ev.obj.value.len() + 16);
+                    write_served(res, &ev.obj, ev.revision, &mut raw)?;
+                    obj = objects::encode_message(
+                        res.msg,
+                        &res.api_version(),
+                        &res.kind,
+                        &raw,
+                        Encoding::Json,
+                        false,
+                    )?;
+                    obj.pop();
+                }
+                write_json_event(wire_type(ty), &obj, &mut out);
+            }
+        }
+        Ok(Bytes::from(out))
+    };
+    if ty != ev.natural_type() {
+        return make();
+    }
+    let slot = match enc {
+        Encoding::Protobuf => &ev.frames[1],
+        _ => &ev.frames[0],
+    };
+    slot.get_or_make(view(res), &budget_of(res), make)
+}
