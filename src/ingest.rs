@@ -8,10 +8,16 @@ use std::time::Duration;
 
 use kapi_cache::{Cache, Change, EventKind, Listed};
 
-use crate::storage::{Event, StoreClient, WatchItem};
+use crate::storage::{Event, RangeResult, StoreClient, StoreError, WatchItem};
 
 /// Pause before re-listing after the store failed, so a down store is not hammered.
 const RETRY_DELAY: Duration = Duration::from_millis(500);
+
+/// How far back (in revisions) the ingest starts when it (re)loads the cache: it lists the
+/// state that many revisions ago, if the store still has it, and replays the changes since as
+/// history, so clients that watched a previous kapi (or this one, before its watch on the
+/// store was lost) resume from their last resourceVersion instead of re-listing.
+const HISTORY_PRELOAD_REVISIONS: i64 = 10_000;
 
 /// Starts the ingest thread for keys under `prefix`; returns once the cache holds the
 /// store's current state.
@@ -49,8 +55,9 @@ async fn run(
 ) {
     let mut ready = Some(ready);
     loop {
-        // List everything, then follow from the list's revision.
-        let listed = match store.range(prefix.as_bytes(), b"", 0, 0).await {
+        // List everything (as of a while ago, when the store still has it), then follow from
+        // the list's revision.
+        let listed = match list(&store, prefix.as_bytes()).await {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("kapi: ingest: listing {prefix}: {e}");
@@ -93,6 +100,20 @@ async fn run(
         }
         tokio::time::sleep(RETRY_DELAY).await;
     }
+}
+
+/// The state HISTORY_PRELOAD_REVISIONS ago, or the current one when the store has compacted
+/// that far.
+async fn list(store: &StoreClient, prefix: &[u8]) -> Result<RangeResult, StoreError> {
+    let current = store.current_revision().await?;
+    let past = current - HISTORY_PRELOAD_REVISIONS;
+    if past > 0 {
+        match store.range(prefix, b"", past, 0).await {
+            Err(StoreError::Compacted { .. }) => {}
+            other => return other,
+        }
+    }
+    store.range(prefix, b"", 0, 0).await
 }
 
 fn to_cache(ev: Event) -> Change {

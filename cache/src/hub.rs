@@ -85,7 +85,8 @@ pub type Predicate = Box<dyn Fn(&Obj) -> bool>;
 pub struct Filter {
     /// Only keys in this namespace (namespaced resources).
     pub namespace: Option<Bytes>,
-    /// Only objects whose indexed field (a pod's spec.nodeName) has this value.
+    /// Only objects whose indexed field (a pod's spec.nodeName) has this value ("" for objects
+    /// without it).
     pub index: Option<Box<str>>,
     /// Everything else the request selects on (labels, fields, name); None: everything.
     pub pred: Option<Predicate>,
@@ -99,7 +100,7 @@ impl Filter {
             return false;
         }
         if let Some(ix) = &self.index
-            && obj.attrs.index.as_deref() != Some(&**ix)
+            && obj.attrs.index.as_deref().unwrap_or("") != &**ix
         {
             return false;
         }
@@ -215,9 +216,14 @@ impl Watchers {
             }
         }
         if !self.by_index.is_empty() {
-            let now = ev.obj.attrs.index.as_deref();
-            let before = ev.prev.as_ref().and_then(|p| p.attrs.index.as_deref());
-            for ix in [now, before.filter(|b| Some(*b) != now)]
+            // An object without the field is indexed under "" (the scheduler watches pods
+            // with `spec.nodeName=`).
+            let now = ev.obj.attrs.index.as_deref().unwrap_or("");
+            let before = ev
+                .prev
+                .as_ref()
+                .map(|p| p.attrs.index.as_deref().unwrap_or(""));
+            for ix in [Some(now), before.filter(|b| *b != now)]
                 .into_iter()
                 .flatten()
             {

@@ -182,9 +182,28 @@ fn watches_replay_history_then_follow_through_the_hub() {
         drain(&mut node1),
         [(13, EventType::Added), (14, EventType::Deleted)]
     );
-    assert_eq!(hub.watcher_count(), 3);
+    // The scheduler's watch of unbound pods (`spec.nodeName=`) sees them by the same index.
+    let (mut unbound, _) = hub
+        .watch(
+            pods,
+            None,
+            Filter {
+                index: Some("".into()),
+                ..Filter::default()
+            },
+        )
+        .unwrap();
+    c.apply(vec![put("/r/pods/a/new", 16, true, "")]);
+    c.apply(vec![put("/r/pods/a/new", 17, false, "node=n2;")]);
+    hub.pump();
+    assert_eq!(
+        drain(&mut unbound),
+        [(16, EventType::Added), (17, EventType::Deleted)]
+    );
+    drain(&mut all);
+    assert_eq!(hub.watcher_count(), 4);
     drop(all);
-    assert_eq!(hub.watcher_count(), 2);
+    assert_eq!(hub.watcher_count(), 3);
     assert!(hub.watch(pods, Some(9), Filter::default()).is_err());
 }
 
