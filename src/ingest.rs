@@ -55,9 +55,9 @@ async fn run(
 ) {
     let mut ready = Some(ready);
     loop {
-        // List everything (as of a while ago, when the store still has it), then follow from
-        // the list's revision.
-        let listed = match list(&store, prefix.as_bytes()).await {
+        // List everything (on the first load as of a while ago, when the store still has it),
+        // then follow from the list's revision.
+        let listed = match list(&store, prefix.as_bytes(), ready.is_some()).await {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("kapi: ingest: listing {prefix}: {e}");
@@ -78,8 +78,19 @@ async fn run(
         if let Some(r) = ready.take() {
             let _ = r.send(Ok(()));
         }
-        let mut stream = match store.watch(prefix.as_bytes(), revision).await {
+        follow(&store, &cache, &prefix).await;
+        tokio::time::sleep(RETRY_DELAY).await;
+    }
+}
+
+/// Applies the store's changes from the cache's revision on. A lost watch is taken up again
+/// where it left off (history and watchers survive a store restart); returns when the store
+/// no longer has the changes since (compacted): the caller re-lists.
+async fn follow(store: &StoreClient, cache: &Cache, prefix: &str) {
+    loop {
+        let mut stream = match store.watch(prefix.as_bytes(), cache.revision()).await {
             Ok(s) => s,
+            Err(StoreError::Compacted { .. }) => return,
             Err(e) => {
                 eprintln!("kapi: ingest: watching {prefix}: {e}");
                 tokio::time::sleep(RETRY_DELAY).await;
@@ -92,8 +103,12 @@ async fn run(
                     cache.apply(events.into_iter().map(to_cache).collect())
                 }
                 WatchItem::Progress(rev) => cache.progress(rev),
+                WatchItem::Error(StoreError::Compacted { .. }) => {
+                    eprintln!("kapi: ingest: the store compacted past the cache; re-listing");
+                    return;
+                }
                 WatchItem::Error(e) => {
-                    eprintln!("kapi: ingest: watch ended: {e}; re-listing");
+                    eprintln!("kapi: ingest: watch ended: {e}; watching again");
                     break;
                 }
             }
@@ -102,13 +117,23 @@ async fn run(
     }
 }
 
-/// The state HISTORY_PRELOAD_REVISIONS ago, or the current one when the store has compacted
-/// that far.
-async fn list(store: &StoreClient, prefix: &[u8]) -> Result<RangeResult, StoreError> {
+/// The state HISTORY_PRELOAD_REVISIONS ago (as far back as the store has kept) when
+/// `preload`, else the current one.
+async fn list(
+    store: &StoreClient,
+    prefix: &[u8],
+    preload: bool,
+) -> Result<RangeResult, StoreError> {
     let current = store.current_revision().await?;
-    let past = current - HISTORY_PRELOAD_REVISIONS;
-    if past > 0 {
+    let past = (current - HISTORY_PRELOAD_REVISIONS).max(1);
+    if preload && past < current {
         match store.range(prefix, b"", past, 0).await {
+            Err(StoreError::Compacted { compact_revision }) if compact_revision < current => {
+                match store.range(prefix, b"", compact_revision, 0).await {
+                    Err(StoreError::Compacted { .. }) => {}
+                    other => return other,
+                }
+            }
             Err(StoreError::Compacted { .. }) => {}
             other => return other,
         }

@@ -354,7 +354,7 @@ fn the_status_subresource_changes_only_status() {
 }
 
 #[test]
-fn watches_resume_from_a_revision_and_too_old_ones_get_410() {
+fn watches_resume_from_a_revision_even_across_a_restart() {
     let k = Kapi::start(&[], &[]);
     let c = Client::new(&k);
     let (_, first) = c.json(
@@ -423,24 +423,49 @@ fn watches_resume_from_a_revision_and_too_old_ones_get_410() {
         bookmark["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
         "true"
     );
-    // After a restart the cache's history starts at the current revision: an older start is
-    // 410 inside a 200 stream, as upstream answers once its watch cache no longer covers it.
+    // After a restart the cache's history is preloaded from the store: a client resumes from
+    // its last resourceVersion and sees exactly what happened after it.
     let mut k = k;
     k.kill_and_restart();
     let c = Client::new(&k);
     let resp = c
         .http
         .get(format!(
-            "{}/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}",
+            "{}/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}&timeoutSeconds=2",
             c.base
         ))
         .send()
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
-    let line: Value = serde_json::from_str(resp.text().unwrap().lines().next().unwrap()).unwrap();
+    let types: Vec<(String, String)> = resp
+        .text()
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["type"].as_str().unwrap_or("").to_string(),
+                v["object"]["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .collect();
     assert_eq!(
-        (line["type"].as_str(), line["object"]["code"].as_i64()),
-        (Some("ERROR"), Some(410))
+        types,
+        [
+            ("ADDED".to_string(), "w2".to_string()),
+            ("DELETED".to_string(), "w1".to_string())
+        ]
+    );
+    // The watch cache's gauges.
+    let (status, _, body) = c.send("GET", "/metrics", "text/plain", "", Vec::new());
+    let text = String::from_utf8(body).unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains("kapi_watch_cache_objects{resource=\"configmaps\"} 1\n"),
+        "{text}"
     );
 }
 

@@ -122,6 +122,8 @@ struct Watcher {
     filter: Filter,
     /// Live events are those after this revision (earlier ones come from history).
     from: i64,
+    /// Counted in the cache's watcher count.
+    registered: Cell<bool>,
     state: RefCell<WatcherState>,
 }
 
@@ -420,6 +422,7 @@ impl Hub {
             resource,
             filter,
             from: now.max(start),
+            registered: Cell::new(true),
             state: RefCell::new(WatcherState {
                 queue: VecDeque::new(),
                 closed: None,
@@ -432,6 +435,7 @@ impl Hub {
             .or_default()
             .bucket(&w.filter)
             .push(w.clone());
+        self.cache.watchers.fetch_add(1, Ordering::Relaxed);
         Ok((
             Watch {
                 hub: self.clone(),
@@ -444,6 +448,9 @@ impl Hub {
     }
 
     fn unregister(&self, w: &Watcher) {
+        if w.registered.replace(false) {
+            self.cache.watchers.fetch_sub(1, Ordering::Relaxed);
+        }
         let mut state = self.state.borrow_mut();
         if let Some(ws) = state.watchers.get_mut(&w.resource) {
             ws.remove(w);

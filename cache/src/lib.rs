@@ -17,13 +17,13 @@ pub use object::{
 };
 pub use resource::{
     HISTORY_MAX_BYTES, HISTORY_MAX_EVENTS, HISTORY_MIN_EVENTS, HISTORY_WINDOW, HistoryCursor,
-    KEPT_SNAPSHOTS, ResourceCache, Snapshot, TooOld,
+    KEPT_SNAPSHOTS, ResourceCache, Snapshot, Stats, TooOld,
 };
 
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
@@ -71,6 +71,8 @@ pub struct Cache {
     inboxes: ArcSwap<Vec<Arc<Inbox>>>,
     /// Incremented by every reset, before its state is published.
     epoch: AtomicU64,
+    /// Watches open on all cores.
+    pub(crate) watchers: AtomicUsize,
 }
 
 impl Cache {
@@ -92,6 +94,7 @@ impl Cache {
             budget: Budget::new(encoded_budget),
             inboxes: ArcSwap::from_pointee(Vec::new()),
             epoch: AtomicU64::new(0),
+            watchers: AtomicUsize::new(0),
         }
     }
 
@@ -114,6 +117,11 @@ impl Cache {
             .enumerate()
             .filter(|(_, b)| **b == b'/')
             .find_map(|(i, _)| self.by_prefix.get(&key[..=i]).copied())
+    }
+
+    /// Watches open on all cores.
+    pub fn watcher_count(&self) -> usize {
+        self.watchers.load(Ordering::Relaxed)
     }
 
     /// How many times the cache has re-listed.

@@ -372,13 +372,36 @@ impl ResourceCache {
         cur.at(revision).map(Arc::new)
     }
 
-    /// Bytes the current state and history hold (objects counted once), for reports.
-    pub fn footprint(&self) -> (usize, usize) {
+    /// What this resource's cache holds, for metrics and reports.
+    pub fn stats(&self) -> Stats {
         let s = self.snapshot();
-        let objs: usize = s.objects.values().map(|o| o.footprint()).sum();
-        let hist: usize = s.history.iter().map(|e| e.footprint()).sum();
-        (objs, hist)
+        let mut st = Stats {
+            objects: s.objects.len(),
+            history_events: s.history.len(),
+            ..Stats::default()
+        };
+        for o in s.objects.values() {
+            st.stored_bytes += o.value.len();
+            st.object_bytes += o.footprint();
+            st.encoded_bytes += o.json.kept_len() + o.wire.kept_len();
+        }
+        // The map's own nodes: a key and a pointer per entry, in nodes of up to 64 entries.
+        st.object_bytes += s.objects.len() * (std::mem::size_of::<Bytes>() + 8) * 3 / 2;
+        st
     }
+}
+
+/// A resource cache's size.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub objects: usize,
+    /// The stored bytes of the objects.
+    pub stored_bytes: usize,
+    /// Everything the objects hold: stored bytes, kept encodings, attributes, map entries.
+    pub object_bytes: usize,
+    /// Kept encodings (part of object_bytes).
+    pub encoded_bytes: usize,
+    pub history_events: usize,
 }
 
 fn trim(w: &mut Writer, now: Instant) {

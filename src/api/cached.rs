@@ -224,25 +224,31 @@ pub fn event_frame(
     ty: CacheEventType,
     enc: Encoding,
 ) -> Result<Bytes, Status> {
+    // A change that moves an object out of a watcher's selectors is a DELETED of the version
+    // it last saw (the previous one), at the change's revision, as upstream sends it.
+    let obj = match (&ev.prev, ev.kind, ty) {
+        (Some(prev), kapi_cache::EventKind::Put, CacheEventType::Deleted) => prev,
+        _ => &ev.obj,
+    };
     let make = || -> Result<Bytes, Status> {
         let mut out = Vec::new();
         match enc {
             Encoding::Protobuf => {
-                let mut raw = Vec::with_capacity(ev.obj.value.len() + 16);
-                write_served(res, &ev.obj, ev.revision, &mut raw)?;
+                let mut raw = Vec::with_capacity(obj.value.len() + 16);
+                write_served(res, obj, ev.revision, &mut raw)?;
                 let mut env = Vec::with_capacity(raw.len() + 32);
                 write_envelope(&res.api_version(), &res.kind, &raw, &mut env);
                 write_pb_event(wire_type(ty), &env, &mut out);
             }
             _ => {
-                let mut obj = Vec::new();
-                if ev.revision == ev.obj.mod_revision {
-                    with_type_meta(res, &item_json(res, &ev.obj)?, &mut obj);
+                let mut json = Vec::new();
+                if ev.revision == obj.mod_revision {
+                    with_type_meta(res, &item_json(res, obj)?, &mut json);
                 } else {
-                    // A deletion: the last version at the deletion's revision.
-                    let mut raw = Vec::with_capacity(ev.obj.value.len() + 16);
-                    write_served(res, &ev.obj, ev.revision, &mut raw)?;
-                    obj = objects::encode_message(
+                    // A version at a later revision than its own (deletions): made here.
+                    let mut raw = Vec::with_capacity(obj.value.len() + 16);
+                    write_served(res, obj, ev.revision, &mut raw)?;
+                    json = objects::encode_message(
                         res.msg,
                         &res.api_version(),
                         &res.kind,
@@ -250,9 +256,9 @@ pub fn event_frame(
                         Encoding::Json,
                         false,
                     )?;
-                    obj.pop();
+                    json.pop();
                 }
-                write_json_event(wire_type(ty), &obj, &mut out);
+                write_json_event(wire_type(ty), &json, &mut out);
             }
         }
         Ok(Bytes::from(out))

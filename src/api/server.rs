@@ -57,6 +57,84 @@ impl Api {
         }
     }
 
+    /// The watch cache's gauges, in Prometheus' text format.
+    fn metrics(&self) -> String {
+        use std::fmt::Write;
+        let cache = &self.cache;
+        let mut out = String::new();
+        type Gauge = fn(&kapi_cache::Stats) -> usize;
+        let gauges: [(&str, &str, Gauge); 5] = [
+            ("objects", "Objects in the watch cache.", |s| s.objects),
+            (
+                "stored_bytes",
+                "Stored (protobuf or JSON) bytes of the cached objects.",
+                |s| s.stored_bytes,
+            ),
+            (
+                "object_bytes",
+                "Bytes the cached objects hold: stored bytes, kept encodings, attributes, map entries.",
+                |s| s.object_bytes,
+            ),
+            (
+                "encoded_bytes",
+                "Bytes of encodings kept with the cached objects.",
+                |s| s.encoded_bytes,
+            ),
+            (
+                "history_events",
+                "Events in the watch cache's history.",
+                |s| s.history_events,
+            ),
+        ];
+        let stats: Vec<(String, kapi_cache::Stats)> = cache
+            .resources()
+            .iter()
+            .map(|rc| {
+                let name = String::from_utf8_lossy(&rc.prefix[self.prefix.len()..])
+                    .trim_end_matches('/')
+                    .to_string();
+                (name, rc.stats())
+            })
+            .filter(|(_, s)| s.objects > 0 || s.history_events > 0)
+            .collect();
+        for (name, help, get) in gauges {
+            let _ = writeln!(out, "# HELP kapi_watch_cache_{name} {help}");
+            let _ = writeln!(out, "# TYPE kapi_watch_cache_{name} gauge");
+            for (res, st) in &stats {
+                let _ = writeln!(
+                    out,
+                    "kapi_watch_cache_{name}{{resource=\"{res}\"}} {}",
+                    get(st)
+                );
+            }
+        }
+        let _ = writeln!(out, "# HELP kapi_watch_cache_watchers Watches open.");
+        let _ = writeln!(out, "# TYPE kapi_watch_cache_watchers gauge");
+        let _ = writeln!(out, "kapi_watch_cache_watchers {}", cache.watcher_count());
+        let _ = writeln!(
+            out,
+            "# HELP kapi_watch_cache_revision The revision the watch cache has reached."
+        );
+        let _ = writeln!(out, "# TYPE kapi_watch_cache_revision gauge");
+        let _ = writeln!(out, "kapi_watch_cache_revision {}", cache.revision());
+        let _ = writeln!(
+            out,
+            "# HELP kapi_watch_cache_encoded_budget_bytes Bytes of kept encodings, and the cap (--cache-encoded-bytes)."
+        );
+        let _ = writeln!(out, "# TYPE kapi_watch_cache_encoded_budget_bytes gauge");
+        let _ = writeln!(
+            out,
+            "kapi_watch_cache_encoded_budget_bytes{{kind=\"used\"}} {}",
+            cache.budget.used()
+        );
+        let _ = writeln!(
+            out,
+            "kapi_watch_cache_encoded_budget_bytes{{kind=\"cap\"}} {}",
+            cache.budget.cap()
+        );
+        out
+    }
+
     async fn other(&self, req: &Request, path: &str, pretty: bool) -> Response {
         match path {
             "/version" | "/version/" => raw_json(discovery_doc("version.json"), true),
@@ -79,6 +157,7 @@ impl Api {
                     text(StatusCode::OK, "ok".into())
                 }
             }
+            "/metrics" if req.identity.is_some() => text(StatusCode::OK, self.metrics()),
             "/openapi/v2" | "/openapi/v2/" => match super::openapi::v2() {
                 Some(doc) => openapi_doc(req, doc, false),
                 None => status_response(&Status::no_such_resource(), Encoding::Json, pretty),
