@@ -3,6 +3,7 @@
 //! call, watch delivery, informer sync and the server's CPU and memory.
 
 mod client;
+mod listbench;
 mod metrics;
 mod null_server;
 mod objects;
@@ -51,8 +52,50 @@ enum Command {
     Density(RunArgs),
     /// Measures kapi-load's own ceiling against a built-in null server (or just serves one).
     NullServer(NullArgs),
+    /// Times N sequential full LISTs (protobuf and JSON), optionally against `etcdctl get --prefix`.
+    Listbench(ListBenchArgs),
     /// Prints two reports side by side with ratios (B/A).
     Compare { a: PathBuf, b: PathBuf },
+}
+
+#[derive(Args)]
+struct ListBenchArgs {
+    #[arg(long)]
+    kubeconfig: Option<String>,
+    #[arg(long)]
+    context: Option<String>,
+    #[arg(long)]
+    server: Option<String>,
+    /// The collection to LIST, whole (no limit).
+    #[arg(long, default_value = "/api/v1/pods")]
+    path: String,
+    /// Timed LISTs per format (and etcdctl runs), one after the other.
+    #[arg(long, default_value_t = 5)]
+    count: usize,
+    /// Untimed LISTs per format (and etcdctl runs) before the timed ones.
+    #[arg(long, default_value_t = 0)]
+    warmup: usize,
+    /// Formats, comma-separated: protobuf, json.
+    #[arg(long, default_value = "protobuf,json", value_delimiter = ',')]
+    formats: Vec<String>,
+    /// etcd endpoint (e.g. http://127.0.0.1:2379): also time `etcdctl get --prefix` as the baseline.
+    #[arg(long)]
+    etcdctl_baseline: Option<String>,
+    /// The collection's etcd key prefix for the baseline.
+    #[arg(long, default_value = "/registry/pods/")]
+    etcd_prefix: String,
+    /// The etcdctl binary.
+    #[arg(long, default_value = "etcdctl")]
+    etcdctl: String,
+    /// Extra etcdctl flag, repeatable (e.g. --etcdctl-flag=--cacert=ca.crt).
+    #[arg(long = "etcdctl-flag", allow_hyphen_values = true)]
+    etcdctl_flags: Vec<String>,
+    /// One LIST or etcdctl run may take this long.
+    #[arg(long, default_value = "600s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Also write the results as JSON here.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -176,11 +219,18 @@ fn plan(a: &RunArgs, scenarios: &[&str], density: bool) -> Plan {
 }
 
 fn target(a: &RunArgs) -> Result<Target, String> {
-    if let Some(s) = &a.server {
+    target_of(&a.server, &a.kubeconfig, &a.context)
+}
+
+fn target_of(
+    server: &Option<String>,
+    kubeconfig: &Option<String>,
+    context: &Option<String>,
+) -> Result<Target, String> {
+    if let Some(s) = server {
         return Ok(Target::from_server(s));
     }
-    let path = a
-        .kubeconfig
+    let path = kubeconfig
         .clone()
         .or_else(|| {
             std::env::var("KUBECONFIG")
@@ -193,7 +243,7 @@ fn target(a: &RunArgs) -> Result<Target, String> {
                 .map(|h| format!("{h}/.kube/config"))
         })
         .ok_or("no kubeconfig: pass --kubeconfig or --server")?;
-    Target::from_kubeconfig(&path, a.context.as_deref())
+    Target::from_kubeconfig(&path, context.as_deref())
 }
 
 fn run(a: RunArgs, scenarios: Vec<String>, density: bool) -> Result<(), String> {
@@ -281,6 +331,7 @@ fn main() {
             run(a, all, true)
         }
         Command::NullServer(n) => null(n),
+        Command::Listbench(l) => listbench(l),
         Command::Compare { a, b } => compare(&a, &b),
     };
     if let Err(e) = result {
@@ -315,6 +366,37 @@ fn null(n: NullArgs) -> Result<(), String> {
         null_server::CEILING_REQUESTS_PER_CORE,
         null_server::CEILING_EVENTS_PER_CORE
     );
+    Ok(())
+}
+
+fn listbench(l: ListBenchArgs) -> Result<(), String> {
+    let target = target_of(&l.server, &l.kubeconfig, &l.context)?;
+    let formats = l
+        .formats
+        .iter()
+        .map(|f| listbench::Format::parse(f.trim()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let bench = listbench::Bench {
+        path: l.path,
+        count: l.count.max(1),
+        warmup: l.warmup,
+        formats,
+        etcd_endpoint: l.etcdctl_baseline,
+        etcd_prefix: l.etcd_prefix,
+        etcdctl: l.etcdctl,
+        etcdctl_flags: l.etcdctl_flags,
+        timeout: l.timeout,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let report = rt.block_on(listbench::run(&target, &bench))?;
+    if let Some(out) = &l.out {
+        let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        std::fs::write(out, json).map_err(|e| format!("{}: {e}", out.display()))?;
+    }
+    print!("{}", report.markdown());
     Ok(())
 }
 
