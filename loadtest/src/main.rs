@@ -46,6 +46,8 @@ enum Command {
     Controllers(RunArgs),
     /// Create/update/delete pods at a rate.
     Churn(RunArgs),
+    /// PATCH existing pods (bound to --nodes nodes) at --update-rate per second.
+    Updates(RunArgs),
     /// Concurrent LISTs: JSON and protobuf, full and paginated.
     List(RunArgs),
     /// A 5,000-node cluster scaled to this machine: populate + kubelets + controllers + churn + list.
@@ -109,7 +111,7 @@ struct RunArgs {
     /// A bare server URL instead of a kubeconfig (no credentials; http:// uses h2c).
     #[arg(long)]
     server: Option<String>,
-    /// Scenarios for `run`: populate, kubelets, controllers, churn, list.
+    /// Scenarios for `run`: populate, kubelets, controllers, churn, list, updates.
     #[arg(long = "scenario")]
     scenarios: Vec<String>,
     /// How long the run lasts; every scenario stops at this deadline.
@@ -139,6 +141,18 @@ struct RunArgs {
     churn_rate: Option<f64>,
     #[arg(long)]
     churn_max: Option<usize>,
+    /// Kubelets only LIST+WATCH their pods (no Node, Lease, or status writes).
+    #[arg(long)]
+    watch_only: bool,
+    /// Kubelets multiplexed on one HTTP/2 connection (real kubelets have one each).
+    #[arg(long, default_value_t = 1)]
+    kubelets_per_connection: usize,
+    /// Pod updates per second ("1000" or "1000/s"); adds the updates scenario to any command.
+    #[arg(long, value_parser = parse_rate)]
+    update_rate: Option<f64>,
+    /// Connections the updates are sent over (8 in flight on each).
+    #[arg(long, default_value_t = 4)]
+    update_clients: usize,
     /// LIST clients, and each one's interval between lists in milliseconds.
     #[arg(long)]
     list_clients: Option<usize>,
@@ -162,6 +176,14 @@ struct NullArgs {
     listen: Option<String>,
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     duration: Duration,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let n = s.trim().trim_end_matches("/s");
+    n.parse::<f64>()
+        .ok()
+        .filter(|r| r.is_finite() && *r >= 0.0)
+        .ok_or_else(|| format!("bad rate {s}: a number per second, e.g. 1000 or 1000/s"))
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -197,6 +219,8 @@ fn plan(a: &RunArgs, scenarios: &[&str], density: bool) -> Plan {
         populate_rate: a.rate.unwrap_or(if density { 100.0 } else { 50.0 }),
         clients: a.clients.unwrap_or(if density { 10 } else { 4 }),
         kubelets: has("kubelets"),
+        watch_only: a.watch_only,
+        kubelets_per_connection: a.kubelets_per_connection.max(1),
         controllers: if has("controllers") {
             a.controllers.unwrap_or(10)
         } else {
@@ -215,6 +239,12 @@ fn plan(a: &RunArgs, scenarios: &[&str], density: bool) -> Plan {
             0
         },
         list_interval_ms: a.list_interval_ms.unwrap_or(1000),
+        update_rate: if has("updates") || a.update_rate.is_some() {
+            a.update_rate.unwrap_or(100.0)
+        } else {
+            0.0
+        },
+        update_clients: a.update_clients.max(1),
     }
 }
 
@@ -247,7 +277,14 @@ fn target_of(
 }
 
 fn run(a: RunArgs, scenarios: Vec<String>, density: bool) -> Result<(), String> {
-    const KNOWN: [&str; 5] = ["populate", "kubelets", "controllers", "churn", "list"];
+    const KNOWN: [&str; 6] = [
+        "populate",
+        "kubelets",
+        "controllers",
+        "churn",
+        "list",
+        "updates",
+    ];
     let names: Vec<&str> = scenarios.iter().map(String::as_str).collect();
     if let Some(bad) = names.iter().find(|s| !KNOWN.contains(s)) {
         return Err(format!(
@@ -257,7 +294,8 @@ fn run(a: RunArgs, scenarios: Vec<String>, density: bool) -> Result<(), String> 
     }
     if names.is_empty() {
         return Err(
-            "no scenario: pass --scenario (populate, kubelets, controllers, churn, list)".into(),
+            "no scenario: pass --scenario (populate, kubelets, controllers, churn, list, updates)"
+                .into(),
         );
     }
     let plan = plan(&a, &names, density);
@@ -323,6 +361,7 @@ fn main() {
         Command::Kubelets(a) => run(a, vec!["kubelets".into()], false),
         Command::Controllers(a) => run(a, vec!["controllers".into()], false),
         Command::Churn(a) => run(a, vec!["churn".into()], false),
+        Command::Updates(a) => run(a, vec!["updates".into()], false),
         Command::List(a) => run(a, vec!["list".into()], false),
         Command::Density(a) => {
             let all = ["populate", "kubelets", "controllers", "churn", "list"]
