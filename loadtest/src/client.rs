@@ -249,6 +249,11 @@ impl<'a> Call<'a> {
         self.expected = &[404];
         self
     }
+    /// A create whose object may exist already (a second run): 409 is an answer, not an error.
+    pub fn may_exist(mut self) -> Self {
+        self.expected = &[409];
+        self
+    }
     pub fn json(mut self, body: &serde_json::Value) -> Self {
         self.body = Some(body.to_string().into_bytes());
         self
