@@ -167,6 +167,7 @@ ratio() { jq -r "if .etcdctl then ($1 | .median_s) / .etcdctl.median_s * 100 | r
     echo "- etcdctl get --prefix /registry/pods/: $(series '.etcdctl')"
     echo
     echo "(b) $WATCHERS watch-only kubelets ($KUBELETS_PER_CONNECTION per HTTP/2 connection) + pod updates at $UPDATE_RATE/s, $(jq '.elapsed_s | round' "$W") s:"
+    grep -h '^updates:' "$OUT/watch.log" | tail -1 | sed 's/^/- /' || true
     jq -r "$R"'
       ([.ops[] | select(.verb == "PATCH" and .resource == "pods")] | first) as $p
       | "- updates: \($p.ok // 0) acknowledged (\(($p.rate_per_s // 0) | round)/s), p50 \($p.latency.p50_ms // 0 | r) ms, p99 \($p.latency.p99_ms // 0 | r) ms, errors \($p.errors // {})"' "$W"

@@ -3,7 +3,8 @@
 //! is one event for that node's kubelet watch and feeds the watch delivery latency.
 //!
 //! The pods are found by a paginated LIST (label `app=load`, as populate creates them); with
-//! kubelets in the run, the updates start once every kubelet's watch is open.
+//! kubelets in the run, the updates start once every kubelet's watch is open (or half the run
+//! has passed).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -128,14 +129,17 @@ pub fn spawn(ctx: &Ctx, tasks: &mut JoinSet<()>) -> Result<(), String> {
             return;
         }
         if ctx.plan.kubelets {
+            // At most half the run: a few watches that never open must not stop the updates.
+            let run = Duration::from_secs(ctx.plan.duration_s);
+            let give_up = ctx.deadline.checked_sub(run / 2).unwrap_or(ctx.deadline);
             while ctx.watching.load(Ordering::Relaxed) < ctx.plan.nodes
-                && Instant::now() < ctx.deadline
+                && Instant::now() < give_up
             {
                 tokio::time::sleep(WATCH_POLL).await;
             }
         }
         eprintln!(
-            "updates: {pods} pods on {} nodes; {} kubelet watches open; updating at {}/s from {:.1} s",
+            "updates: {pods} pods on {} nodes; {} kubelet watches open; updating at {}/s from {:.1} s of the run",
             nodes.len(),
             ctx.watching.load(Ordering::Relaxed),
             ctx.plan.update_rate,
