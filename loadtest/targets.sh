@@ -28,6 +28,9 @@ WATCH_DURATION=${WATCH_DURATION:-60s}
 # Real kubelets have one connection each; 10,000 TLS connections are more than a 2-core machine
 # running the server, etcd and the load at once should spend its time on.
 KUBELETS_PER_CONNECTION=${KUBELETS_PER_CONNECTION:-100}
+# 0: the kubelets watch from one shared resourceVersion (steady state: they listed long ago);
+# 1: each LISTs its pods first (resourceVersion=0), all within seconds: the start's LIST storm.
+KUBELET_LIST=${KUBELET_LIST:-0}
 SKIP_BUILD=${SKIP_BUILD:-0}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -140,8 +143,10 @@ echo "== listbench: $LISTS LISTs of each format and $LISTS etcdctl get --prefix"
     --out "$OUT/listbench.json" >"$OUT/listbench.md" 2>"$OUT/listbench.log"
 RSS_LISTED=$(rss_mib "$KAPI_PID")
 
-echo "== watch: $WATCHERS watch-only kubelets ($KUBELETS_PER_CONNECTION per connection), $UPDATE_RATE pod updates/s for $WATCH_DURATION" >&2
-"$KAPI_LOAD" run --scenario kubelets --scenario updates --kubeconfig "$KC" --watch-only \
+echo "== watch: $WATCHERS watch-only kubelets ($KUBELETS_PER_CONNECTION per connection, LIST first: $KUBELET_LIST), $UPDATE_RATE pod updates/s for $WATCH_DURATION" >&2
+SKIP_LIST=--skip-list
+[ "$KUBELET_LIST" = 1 ] && SKIP_LIST=
+"$KAPI_LOAD" run --scenario kubelets --scenario updates --kubeconfig "$KC" --watch-only $SKIP_LIST \
     --nodes "$WATCHERS" --kubelets-per-connection "$KUBELETS_PER_CONNECTION" \
     --update-rate "$UPDATE_RATE" --update-clients "$UPDATE_CLIENTS" --duration "$WATCH_DURATION" \
     --server-pid "$KAPI_PID" --out "$OUT/watch.json" >"$OUT/watch.md" 2>"$OUT/watch.log"
@@ -166,7 +171,7 @@ ratio() { jq -r "if .etcdctl then ($1 | .median_s) / .etcdctl.median_s * 100 | r
     echo "- JSON: $(series '.lists[] | select(.what | endswith("(json)"))'); $(ratio '.lists[] | select(.what | endswith("(json)"))')"
     echo "- etcdctl get --prefix /registry/pods/: $(series '.etcdctl')"
     echo
-    echo "(b) $WATCHERS watch-only kubelets ($KUBELETS_PER_CONNECTION per HTTP/2 connection) + pod updates at $UPDATE_RATE/s, $(jq '.elapsed_s | round' "$W") s:"
+    echo "(b) $WATCHERS watch-only kubelets ($KUBELETS_PER_CONNECTION per HTTP/2 connection; $([ "$KUBELET_LIST" = 1 ] && echo "each LISTs first" || echo "watching from one shared resourceVersion, no LIST each")) + pod updates at $UPDATE_RATE/s, $(jq '.elapsed_s | round' "$W") s:"
     grep -h '^updates:' "$OUT/watch.log" | tail -1 | sed 's/^/- /' || true
     jq -r "$R"'
       ([.ops[] | select(.verb == "PATCH" and .resource == "pods")] | first) as $p

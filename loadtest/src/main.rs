@@ -144,6 +144,10 @@ struct RunArgs {
     /// Kubelets only LIST+WATCH their pods (no Node, Lease, or status writes).
     #[arg(long)]
     watch_only: bool,
+    /// Kubelets skip their first LIST and watch from the resourceVersion of one shared LIST
+    /// (limit=1): kubelets that listed long ago, without the start's LIST storm.
+    #[arg(long)]
+    skip_list: bool,
     /// Kubelets multiplexed on one HTTP/2 connection (real kubelets have one each).
     #[arg(long, default_value_t = 1)]
     kubelets_per_connection: usize,
@@ -220,6 +224,7 @@ fn plan(a: &RunArgs, scenarios: &[&str], density: bool) -> Plan {
         clients: a.clients.unwrap_or(if density { 10 } else { 4 }),
         kubelets: has("kubelets"),
         watch_only: a.watch_only,
+        skip_list: a.skip_list,
         kubelets_per_connection: a.kubelets_per_connection.max(1),
         controllers: if has("controllers") {
             a.controllers.unwrap_or(10)

@@ -271,8 +271,13 @@ impl Report {
             match (self.plan.watch_only, self.plan.kubelets_per_connection) {
                 _ if !self.plan.kubelets => String::new(),
                 (w, k) => format!(
-                    "{}{}",
+                    "{}{}{}",
                     if w { ", watch only" } else { "" },
+                    if self.plan.skip_list {
+                        ", no initial LIST"
+                    } else {
+                        ""
+                    },
                     if k > 1 {
                         format!(", {k} per connection")
                     } else {

@@ -36,10 +36,11 @@ const STARTS_PER_SECOND: f64 = 2000.0;
 pub fn spawn(ctx: &Ctx, tasks: &mut JoinSet<()>) -> Result<(), String> {
     let per_conn = ctx.plan.kubelets_per_connection.max(1);
     let pacer = super::Pacer::new(STARTS_PER_SECOND);
+    let first_rv = StartRv::default();
     for first in (0..ctx.plan.nodes).step_by(per_conn) {
         let api = ctx.api()?;
         let ctx = ctx.clone();
-        let pacer = pacer.clone();
+        let (pacer, first_rv) = (pacer.clone(), first_rv.clone());
         let last = (first + per_conn).min(ctx.plan.nodes);
         tasks.spawn(async move {
             if per_conn > 1 {
@@ -56,8 +57,8 @@ pub fn spawn(ctx: &Ctx, tasks: &mut JoinSet<()>) -> Result<(), String> {
                 if !pacer.wait(ctx.deadline).await {
                     break;
                 }
-                let (ctx, api) = (ctx.clone(), api.clone());
-                group.spawn(async move { kubelet(ctx, api, objects::node_name(i), i).await });
+                let (ctx, api, rv) = (ctx.clone(), api.clone(), first_rv.clone());
+                group.spawn(async move { kubelet(ctx, api, objects::node_name(i), i, rv).await });
             }
             while group.join_next().await.is_some() {}
         });
@@ -65,9 +66,43 @@ pub fn spawn(ctx: &Ctx, tasks: &mut JoinSet<()>) -> Result<(), String> {
     Ok(())
 }
 
-async fn kubelet(ctx: Ctx, api: Api, node: String, index: usize) {
+/// With `skip_list`: the resourceVersion every kubelet watches from, of one LIST (limit=1) taken
+/// by the first kubelet.
+type StartRv = Arc<tokio::sync::OnceCell<String>>;
+
+async fn start_rv(api: &Api, cell: &StartRv) -> String {
+    cell.get_or_init(|| async {
+        let (status, body) = api
+            .call(Call::new(
+                "LIST",
+                "pods",
+                Scope::Cluster,
+                "/api/v1/pods?limit=1",
+            ))
+            .await;
+        if status != 200 {
+            eprintln!("kubelets: LIST /api/v1/pods?limit=1: HTTP {status}; the kubelets will LIST");
+        }
+        list_rv(&body)
+    })
+    .await
+    .clone()
+}
+
+fn list_rv(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v["metadata"]["resourceVersion"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .unwrap_or_default()
+}
+
+async fn kubelet(ctx: Ctx, api: Api, node: String, index: usize, first_rv: StartRv) {
     if ctx.plan.watch_only {
-        return watch_pods(&ctx, &api, &node, |_| {}).await;
+        return watch_pods(&ctx, &api, &node, &first_rv, |_| {}).await;
     }
     // A kubelet registers its Node unless it exists already (a restarted kubelet, or a
     // second run against the same cluster).
@@ -89,7 +124,7 @@ async fn kubelet(ctx: Ctx, api: Api, node: String, index: usize) {
     let (tx, rx) = mpsc::channel::<(String, String)>(PENDING_PODS);
     let lease = tokio::spawn(renew_lease(ctx.clone(), api.clone(), node.clone()));
     let patcher = tokio::spawn(run_pods(ctx.clone(), api.clone(), rx, index));
-    watch_pods(&ctx, &api, &node, |ev| {
+    watch_pods(&ctx, &api, &node, &first_rv, |ev| {
         let o = &ev.object;
         let running = o.status.get("phase").and_then(|p| p.as_str()) == Some("Running");
         if (ev.kind == "ADDED" || ev.kind == "MODIFIED")
@@ -107,8 +142,15 @@ async fn kubelet(ctx: Ctx, api: Api, node: String, index: usize) {
 
 /// LIST+WATCH of the node's pods until the deadline, relisting after a failed watch. The first
 /// time a watch is open, `ctx.watching` counts this kubelet. Watch-only kubelets list with
-/// `resourceVersion=0`, as client-go's reflector does first.
-async fn watch_pods(ctx: &Ctx, api: &Api, node: &str, mut on_pod: impl FnMut(&Event)) {
+/// `resourceVersion=0`, as client-go's reflector does first. With `skip_list`, the first watch
+/// starts from the shared resourceVersion instead of a LIST of its own.
+async fn watch_pods(
+    ctx: &Ctx,
+    api: &Api,
+    node: &str,
+    first_rv: &StartRv,
+    mut on_pod: impl FnMut(&Event),
+) {
     let path = format!("/api/v1/pods?fieldSelector=spec.nodeName%3D{node}");
     let list_path = if ctx.plan.watch_only {
         format!("{path}&resourceVersion=0")
@@ -117,7 +159,11 @@ async fn watch_pods(ctx: &Ctx, api: &Api, node: &str, mut on_pod: impl FnMut(&Ev
     };
     let counted = AtomicBool::new(false);
     let watching = Arc::clone(&ctx.watching);
-    let mut rv = String::new();
+    let mut rv = if ctx.plan.skip_list {
+        start_rv(api, first_rv).await
+    } else {
+        String::new()
+    };
     while Instant::now() < ctx.deadline {
         if rv.is_empty() {
             let (status, body) = api
@@ -127,14 +173,7 @@ async fn watch_pods(ctx: &Ctx, api: &Api, node: &str, mut on_pod: impl FnMut(&Ev
                 tokio::time::sleep(RETRY_PAUSE).await;
                 continue;
             }
-            rv = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| {
-                    v["metadata"]["resourceVersion"]
-                        .as_str()
-                        .map(str::to_string)
-                })
-                .unwrap_or_default();
+            rv = list_rv(&body);
         }
         let end = watch_with(
             api,

@@ -41,6 +41,10 @@ pub struct Plan {
     /// Kubelets only LIST+WATCH their pods: no Node, Lease or pod status writes.
     #[serde(default)]
     pub watch_only: bool,
+    /// Kubelets watch from the resourceVersion of one shared LIST (limit=1) instead of each
+    /// LISTing first: kubelets that listed long ago (steady state, no relist storm).
+    #[serde(default)]
+    pub skip_list: bool,
     /// Kubelets sharing one HTTP/2 connection (real kubelets have one each: 1).
     #[serde(default = "one")]
     pub kubelets_per_connection: usize,

@@ -23,6 +23,10 @@ use crate::watch::LIST_PAGE;
 /// Updates in flight on each update client's connection: at 1,000/s and tens of milliseconds per
 /// write, a few clients keep the rate.
 const IN_FLIGHT_PER_CLIENT: usize = 8;
+/// A page of the LIST that finds the pods may take this long (a server busy with the kubelets'
+/// LISTs), and is tried this many times.
+const PAGE_TIMEOUT: Duration = Duration::from_secs(300);
+const PAGE_ATTEMPTS: usize = 3;
 /// How often the wait for the kubelets' watches checks them.
 const WATCH_POLL: Duration = Duration::from_millis(100);
 
@@ -83,22 +87,17 @@ async fn find_pods(api: &Api, nodes: usize, deadline: Instant) -> Vec<Vec<(Strin
             url.push_str(&format!("&continue={cont}"));
         }
         // Not timed: the kubelets' LISTs are the ones measured.
-        let Ok(resp) = api
-            .request(reqwest::Method::GET, &url)
-            .header("Accept", "application/json")
-            .send()
-            .await
-        else {
-            break;
-        };
-        if !resp.status().is_success() {
-            eprintln!("updates: LIST {url}: HTTP {}", resp.status());
-            break;
+        let mut page = None;
+        for attempt in 1..=PAGE_ATTEMPTS {
+            match list_page(api, &url).await {
+                Ok(p) => {
+                    page = Some(p);
+                    break;
+                }
+                Err(e) => eprintln!("updates: LIST {url} (attempt {attempt}): {e}"),
+            }
         }
-        let Ok(body) = resp.bytes().await else { break };
-        let Ok(page) = serde_json::from_slice::<PodRefs>(&body) else {
-            break;
-        };
+        let Some(page) = page else { break };
         for p in page.items {
             if let Some(i) = node_index(&p.spec.node_name, nodes) {
                 by_node[i].push((p.metadata.namespace, p.metadata.name));
@@ -111,6 +110,21 @@ async fn find_pods(api: &Api, nodes: usize, deadline: Instant) -> Vec<Vec<(Strin
     }
     by_node.retain(|pods| !pods.is_empty());
     by_node
+}
+
+async fn list_page(api: &Api, url: &str) -> Result<PodRefs, String> {
+    let resp = api
+        .request(reqwest::Method::GET, url)
+        .header("Accept", "application/json")
+        .timeout(PAGE_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !resp.status().is_success() {
+        return Err(format!("HTTP {}", resp.status()));
+    }
+    let body = resp.bytes().await.map_err(|e| e.to_string())?;
+    serde_json::from_slice(&body).map_err(|e| e.to_string())
 }
 
 pub fn spawn(ctx: &Ctx, tasks: &mut JoinSet<()>) -> Result<(), String> {
