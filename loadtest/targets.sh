@@ -28,6 +28,10 @@ WATCH_DURATION=${WATCH_DURATION:-60s}
 # Real kubelets have one connection each; 10,000 TLS connections are more than a 2-core machine
 # running the server, etcd and the load at once should spend its time on.
 KUBELETS_PER_CONNECTION=${KUBELETS_PER_CONNECTION:-100}
+# (b)'s baseline: the same update rate with this few watchers (the updates go to their nodes'
+# pods only), for this long, before the big run; 0 skips it.
+BASELINE_WATCHERS=${BASELINE_WATCHERS:-100}
+BASELINE_DURATION=${BASELINE_DURATION:-20s}
 # 0: the kubelets watch from one shared resourceVersion (steady state: they listed long ago);
 # 1: each LISTs its pods first (resourceVersion=0), all within seconds: the start's LIST storm.
 KUBELET_LIST=${KUBELET_LIST:-0}
@@ -143,13 +147,20 @@ echo "== listbench: $LISTS LISTs of each format and $LISTS etcdctl get --prefix"
     --out "$OUT/listbench.json" >"$OUT/listbench.md" 2>"$OUT/listbench.log"
 RSS_LISTED=$(rss_mib "$KAPI_PID")
 
-echo "== watch: $WATCHERS watch-only kubelets ($KUBELETS_PER_CONNECTION per connection, LIST first: $KUBELET_LIST), $UPDATE_RATE pod updates/s for $WATCH_DURATION" >&2
 SKIP_LIST=--skip-list
 [ "$KUBELET_LIST" = 1 ] && SKIP_LIST=
-"$KAPI_LOAD" run --scenario kubelets --scenario updates --kubeconfig "$KC" --watch-only $SKIP_LIST \
-    --nodes "$WATCHERS" --kubelets-per-connection "$KUBELETS_PER_CONNECTION" \
-    --update-rate "$UPDATE_RATE" --update-clients "$UPDATE_CLIENTS" --duration "$WATCH_DURATION" \
-    --server-pid "$KAPI_PID" --out "$OUT/watch.json" >"$OUT/watch.md" 2>"$OUT/watch.log"
+watch_run() { # watchers, duration, name
+    "$KAPI_LOAD" run --scenario kubelets --scenario updates --kubeconfig "$KC" --watch-only \
+        $SKIP_LIST --nodes "$1" --kubelets-per-connection "$KUBELETS_PER_CONNECTION" \
+        --update-rate "$UPDATE_RATE" --update-clients "$UPDATE_CLIENTS" --duration "$2" \
+        --server-pid "$KAPI_PID" --out "$OUT/$3.json" >"$OUT/$3.md" 2>"$OUT/$3.log"
+}
+if [ "$BASELINE_WATCHERS" -gt 0 ]; then
+    echo "== watch baseline: the same updates with $BASELINE_WATCHERS watchers for $BASELINE_DURATION" >&2
+    watch_run "$BASELINE_WATCHERS" "$BASELINE_DURATION" watch-baseline
+fi
+echo "== watch: $WATCHERS watch-only kubelets ($KUBELETS_PER_CONNECTION per connection, LIST first: $KUBELET_LIST), $UPDATE_RATE pod updates/s for $WATCH_DURATION" >&2
+watch_run "$WATCHERS" "$WATCH_DURATION" watch
 RSS_WATCHED=$(rss_mib "$KAPI_PID")
 cp "$WORK/kapi.log" "$WORK/etcd.log" "$OUT/" 2>/dev/null || true
 
@@ -183,6 +194,12 @@ ratio() { jq -r "if .etcdctl then ($1 | .median_s) / .etcdctl.median_s * 100 | r
       "- kapi: CPU mean \(.server_samples | cores(.cpu_cores)) cores, max \([.server_samples[].cpu_cores] | max // 0 | . * 100 | round / 100) cores; RSS max \([.server_samples[].rss_bytes] | max // 0 | . / 1048576 | round) MiB",
       "- kapi-load itself: CPU mean \(.client_samples | cores(.cpu_cores)) cores",
       (.warnings[] | "- warning: \(.)")' "$W"
+    if [ -f "$OUT/watch-baseline.json" ]; then
+        jq -r "$R"'
+          ([.ops[] | select(.verb == "PATCH" and .resource == "pods")] | first) as $p
+          | .watch_delivery as $d
+          | "- baseline, '"$BASELINE_WATCHERS"' watchers and the same updates for \(.elapsed_s | round) s: \($p.ok // 0) updates (\(($p.rate_per_s // 0) | round)/s, p99 \($p.latency.p99_ms // 0 | r) ms); delivery p50 \($d.p50_ms | r) ms, p99 \($d.p99_ms | r) ms, max \($d.max_ms | r) ms; kapi CPU mean \([.server_samples[].cpu_cores] | if length > 0 then add / length else 0 end | r) cores"' "$OUT/watch-baseline.json"
+    fi
     echo "- the kubelets' LIST and WATCH (to headers): $(jq -r "$R"'[.ops[] | select(.resource == "pods" and (.verb == "LIST" or .verb == "WATCH")) | "\(.verb) p50 \(.latency.p50_ms | r) ms, p99 \(.latency.p99_ms | r) ms (\(.ok) ok, errors \(.errors))"] | join("; ")' "$W")"
     echo
     echo "(c) kapi RSS with the pods cached: ${RSS_POPULATED} MiB after populate, ${RSS_LISTED} MiB after the LISTs, ${RSS_WATCHED} MiB after the watch run;"

@@ -214,7 +214,7 @@ pub async fn run(
         deadline,
         run_id: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() % 1_000_000)
+            .map(|d| d.as_millis() as u64 % 1_000_000_000)
             .unwrap_or(0),
         watching: Arc::new(AtomicUsize::new(0)),
     };

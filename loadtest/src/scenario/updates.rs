@@ -181,8 +181,11 @@ pub fn spawn(ctx: &Ctx, tasks: &mut JoinSet<()>) -> Result<(), String> {
                         let on_node = &nodes[k % nodes.len()];
                         let (ns, name) = &on_node[(k / nodes.len()) % on_node.len()];
                         let path = format!("/api/v1/namespaces/{ns}/pods/{name}");
+                        // The run id too: a value an earlier run left would make a no-op
+                        // patch, which changes nothing and so sends no event.
+                        let value = format!("{}-{k}", ctx.run_id);
                         let patch =
-                            json!({"metadata": {"annotations": {"kapi-load/update": k.to_string()}}});
+                            json!({"metadata": {"annotations": {"kapi-load/update": value}}});
                         let (status, body) = api
                             .call(
                                 Call::new("PATCH", "pods", Scope::Resource, &path)
