@@ -41,7 +41,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 KAPI=${KAPI:-$TARGET_DIR/release/kapi}
 KAPI_LOAD=${KAPI_LOAD:-$TARGET_DIR/release/kapi-load}
-OUT=${OUT:-$PWD/targets-$(date +%Y%m%d-%H%M%S)}
+OUT=${OUT:-${TMPDIR:-/tmp}/kapi-targets-$(date +%Y%m%d-%H%M%S)}
 
 for tool in etcd etcdctl curl jq; do
     command -v "$tool" >/dev/null || {
