@@ -169,8 +169,25 @@ impl Target {
     /// A new client with its own connection (HTTP/2 over TLS via ALPN, or h2c prior knowledge
     /// for `http://`), like one client-go process.
     pub fn client(&self) -> Result<reqwest::Client, String> {
+        self.client_with_timeout(REQUEST_TIMEOUT)
+    }
+
+    /// A client for large bodies (full LISTs of a big cluster): each request may take `timeout`.
+    pub fn bulk_client(&self, timeout: Duration) -> Result<reqwest::Client, String> {
+        self.client_with_timeout(timeout)
+    }
+
+    /// Adds the bearer token, if any, to a request of a client made by this target.
+    pub fn authorize(&self, r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    fn client_with_timeout(&self, timeout: Duration) -> Result<reqwest::Client, String> {
         let mut b = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(timeout)
             .pool_max_idle_per_host(1);
         if self.server.starts_with("http://") {
             b = b.http2_prior_knowledge();
@@ -230,6 +247,11 @@ impl<'a> Call<'a> {
     /// A GET that asks whether an object exists: 404 is an answer, not an error.
     pub fn probe(mut self) -> Self {
         self.expected = &[404];
+        self
+    }
+    /// A create whose object may exist already (a second run): 409 is an answer, not an error.
+    pub fn may_exist(mut self) -> Self {
+        self.expected = &[409];
         self
     }
     pub fn json(mut self, body: &serde_json::Value) -> Self {

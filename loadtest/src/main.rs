@@ -3,6 +3,7 @@
 //! call, watch delivery, informer sync and the server's CPU and memory.
 
 mod client;
+mod listbench;
 mod metrics;
 mod null_server;
 mod objects;
@@ -45,14 +46,58 @@ enum Command {
     Controllers(RunArgs),
     /// Create/update/delete pods at a rate.
     Churn(RunArgs),
+    /// PATCH existing pods (bound to --nodes nodes) at --update-rate per second.
+    Updates(RunArgs),
     /// Concurrent LISTs: JSON and protobuf, full and paginated.
     List(RunArgs),
     /// A 5,000-node cluster scaled to this machine: populate + kubelets + controllers + churn + list.
     Density(RunArgs),
     /// Measures kapi-load's own ceiling against a built-in null server (or just serves one).
     NullServer(NullArgs),
+    /// Times N sequential full LISTs (protobuf and JSON), optionally against `etcdctl get --prefix`.
+    Listbench(ListBenchArgs),
     /// Prints two reports side by side with ratios (B/A).
     Compare { a: PathBuf, b: PathBuf },
+}
+
+#[derive(Args)]
+struct ListBenchArgs {
+    #[arg(long)]
+    kubeconfig: Option<String>,
+    #[arg(long)]
+    context: Option<String>,
+    #[arg(long)]
+    server: Option<String>,
+    /// The collection to LIST, whole (no limit).
+    #[arg(long, default_value = "/api/v1/pods")]
+    path: String,
+    /// Timed LISTs per format (and etcdctl runs), one after the other.
+    #[arg(long, default_value_t = 5)]
+    count: usize,
+    /// Untimed LISTs per format (and etcdctl runs) before the timed ones.
+    #[arg(long, default_value_t = 0)]
+    warmup: usize,
+    /// Formats, comma-separated: protobuf, json.
+    #[arg(long, default_value = "protobuf,json", value_delimiter = ',')]
+    formats: Vec<String>,
+    /// etcd endpoint (e.g. http://127.0.0.1:2379): also time `etcdctl get --prefix` as the baseline.
+    #[arg(long)]
+    etcdctl_baseline: Option<String>,
+    /// The collection's etcd key prefix for the baseline.
+    #[arg(long, default_value = "/registry/pods/")]
+    etcd_prefix: String,
+    /// The etcdctl binary.
+    #[arg(long, default_value = "etcdctl")]
+    etcdctl: String,
+    /// Extra etcdctl flag, repeatable (e.g. --etcdctl-flag=--cacert=ca.crt).
+    #[arg(long = "etcdctl-flag", allow_hyphen_values = true)]
+    etcdctl_flags: Vec<String>,
+    /// One LIST or etcdctl run may take this long.
+    #[arg(long, default_value = "600s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Also write the results as JSON here.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -66,7 +111,7 @@ struct RunArgs {
     /// A bare server URL instead of a kubeconfig (no credentials; http:// uses h2c).
     #[arg(long)]
     server: Option<String>,
-    /// Scenarios for `run`: populate, kubelets, controllers, churn, list.
+    /// Scenarios for `run`: populate, kubelets, controllers, churn, list, updates.
     #[arg(long = "scenario")]
     scenarios: Vec<String>,
     /// How long the run lasts; every scenario stops at this deadline.
@@ -96,6 +141,22 @@ struct RunArgs {
     churn_rate: Option<f64>,
     #[arg(long)]
     churn_max: Option<usize>,
+    /// Kubelets only LIST+WATCH their pods (no Node, Lease, or status writes).
+    #[arg(long)]
+    watch_only: bool,
+    /// Kubelets skip their first LIST and watch from the resourceVersion of one shared LIST
+    /// (limit=1): kubelets that listed long ago, without the start's LIST storm.
+    #[arg(long)]
+    skip_list: bool,
+    /// Kubelets multiplexed on one HTTP/2 connection (real kubelets have one each).
+    #[arg(long, default_value_t = 1)]
+    kubelets_per_connection: usize,
+    /// Pod updates per second ("1000" or "1000/s"); adds the updates scenario to any command.
+    #[arg(long, value_parser = parse_rate)]
+    update_rate: Option<f64>,
+    /// Connections the updates are sent over (8 in flight on each).
+    #[arg(long, default_value_t = 4)]
+    update_clients: usize,
     /// LIST clients, and each one's interval between lists in milliseconds.
     #[arg(long)]
     list_clients: Option<usize>,
@@ -119,6 +180,14 @@ struct NullArgs {
     listen: Option<String>,
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     duration: Duration,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let n = s.trim().trim_end_matches("/s");
+    n.parse::<f64>()
+        .ok()
+        .filter(|r| r.is_finite() && *r >= 0.0)
+        .ok_or_else(|| format!("bad rate {s}: a number per second, e.g. 1000 or 1000/s"))
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -154,6 +223,9 @@ fn plan(a: &RunArgs, scenarios: &[&str], density: bool) -> Plan {
         populate_rate: a.rate.unwrap_or(if density { 100.0 } else { 50.0 }),
         clients: a.clients.unwrap_or(if density { 10 } else { 4 }),
         kubelets: has("kubelets"),
+        watch_only: a.watch_only,
+        skip_list: a.skip_list,
+        kubelets_per_connection: a.kubelets_per_connection.max(1),
         controllers: if has("controllers") {
             a.controllers.unwrap_or(10)
         } else {
@@ -172,15 +244,28 @@ fn plan(a: &RunArgs, scenarios: &[&str], density: bool) -> Plan {
             0
         },
         list_interval_ms: a.list_interval_ms.unwrap_or(1000),
+        update_rate: if has("updates") || a.update_rate.is_some() {
+            a.update_rate.unwrap_or(100.0)
+        } else {
+            0.0
+        },
+        update_clients: a.update_clients.max(1),
     }
 }
 
 fn target(a: &RunArgs) -> Result<Target, String> {
-    if let Some(s) = &a.server {
+    target_of(&a.server, &a.kubeconfig, &a.context)
+}
+
+fn target_of(
+    server: &Option<String>,
+    kubeconfig: &Option<String>,
+    context: &Option<String>,
+) -> Result<Target, String> {
+    if let Some(s) = server {
         return Ok(Target::from_server(s));
     }
-    let path = a
-        .kubeconfig
+    let path = kubeconfig
         .clone()
         .or_else(|| {
             std::env::var("KUBECONFIG")
@@ -193,11 +278,18 @@ fn target(a: &RunArgs) -> Result<Target, String> {
                 .map(|h| format!("{h}/.kube/config"))
         })
         .ok_or("no kubeconfig: pass --kubeconfig or --server")?;
-    Target::from_kubeconfig(&path, a.context.as_deref())
+    Target::from_kubeconfig(&path, context.as_deref())
 }
 
 fn run(a: RunArgs, scenarios: Vec<String>, density: bool) -> Result<(), String> {
-    const KNOWN: [&str; 5] = ["populate", "kubelets", "controllers", "churn", "list"];
+    const KNOWN: [&str; 6] = [
+        "populate",
+        "kubelets",
+        "controllers",
+        "churn",
+        "list",
+        "updates",
+    ];
     let names: Vec<&str> = scenarios.iter().map(String::as_str).collect();
     if let Some(bad) = names.iter().find(|s| !KNOWN.contains(s)) {
         return Err(format!(
@@ -207,7 +299,8 @@ fn run(a: RunArgs, scenarios: Vec<String>, density: bool) -> Result<(), String> 
     }
     if names.is_empty() {
         return Err(
-            "no scenario: pass --scenario (populate, kubelets, controllers, churn, list)".into(),
+            "no scenario: pass --scenario (populate, kubelets, controllers, churn, list, updates)"
+                .into(),
         );
     }
     let plan = plan(&a, &names, density);
@@ -273,6 +366,7 @@ fn main() {
         Command::Kubelets(a) => run(a, vec!["kubelets".into()], false),
         Command::Controllers(a) => run(a, vec!["controllers".into()], false),
         Command::Churn(a) => run(a, vec!["churn".into()], false),
+        Command::Updates(a) => run(a, vec!["updates".into()], false),
         Command::List(a) => run(a, vec!["list".into()], false),
         Command::Density(a) => {
             let all = ["populate", "kubelets", "controllers", "churn", "list"]
@@ -281,6 +375,7 @@ fn main() {
             run(a, all, true)
         }
         Command::NullServer(n) => null(n),
+        Command::Listbench(l) => listbench(l),
         Command::Compare { a, b } => compare(&a, &b),
     };
     if let Err(e) = result {
@@ -315,6 +410,37 @@ fn null(n: NullArgs) -> Result<(), String> {
         null_server::CEILING_REQUESTS_PER_CORE,
         null_server::CEILING_EVENTS_PER_CORE
     );
+    Ok(())
+}
+
+fn listbench(l: ListBenchArgs) -> Result<(), String> {
+    let target = target_of(&l.server, &l.kubeconfig, &l.context)?;
+    let formats = l
+        .formats
+        .iter()
+        .map(|f| listbench::Format::parse(f.trim()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let bench = listbench::Bench {
+        path: l.path,
+        count: l.count.max(1),
+        warmup: l.warmup,
+        formats,
+        etcd_endpoint: l.etcdctl_baseline,
+        etcd_prefix: l.etcd_prefix,
+        etcdctl: l.etcdctl,
+        etcdctl_flags: l.etcdctl_flags,
+        timeout: l.timeout,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let report = rt.block_on(listbench::run(&target, &bench))?;
+    if let Some(out) = &l.out {
+        let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        std::fs::write(out, json).map_err(|e| format!("{}: {e}", out.display()))?;
+    }
+    print!("{}", report.markdown());
     Ok(())
 }
 

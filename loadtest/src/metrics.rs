@@ -160,6 +160,8 @@ pub struct Recorder {
     pub requests: AtomicU64,
     pub failures: AtomicU64,
     pub events: AtomicU64,
+    /// Delivery samples of events that arrived before their write's acknowledgement.
+    pub early_deliveries: AtomicU64,
 }
 
 impl Recorder {
@@ -174,6 +176,7 @@ impl Recorder {
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             events: AtomicU64::new(0),
+            early_deliveries: AtomicU64::new(0),
         }
     }
 
@@ -210,6 +213,18 @@ impl Recorder {
     pub fn event(&self, watcher: &'static str, resource: &'static str, delivery: Option<Duration>) {
         self.events.fetch_add(1, Ordering::Relaxed);
         if let Some(d) = delivery {
+            self.delivered(watcher, resource, d);
+        }
+    }
+
+    /// An event received before its write was acknowledged: its latency (zero) once it is.
+    pub fn early_delivery(&self, watcher: &'static str, resource: &'static str, d: Duration) {
+        self.early_deliveries.fetch_add(1, Ordering::Relaxed);
+        self.delivered(watcher, resource, d);
+    }
+
+    fn delivered(&self, watcher: &'static str, resource: &'static str, d: Duration) {
+        {
             let window = self.window();
             self.delivery
                 .lock()
@@ -233,36 +248,79 @@ impl Recorder {
 }
 
 /// When each write was acknowledged, by `namespace/name@resourceVersion`, so that a watcher can
-/// measure write-acknowledged → event-received. Bounded: the oldest entries are forgotten.
+/// measure write-acknowledged → event-received. A watch event may arrive before its write's
+/// response (the server sends both at once); such an early receipt waits here for the
+/// acknowledgement and then counts as its (zero) latency, so that the fastest deliveries are not
+/// the ones left out. Bounded: the oldest entries of each kind are forgotten.
+#[derive(Default)]
 pub struct AckBook {
-    inner: Mutex<(HashMap<String, Instant>, VecDeque<String>)>,
+    inner: Mutex<Book>,
 }
 
-impl Default for AckBook {
-    fn default() -> Self {
-        AckBook {
-            inner: Mutex::new((HashMap::new(), VecDeque::new())),
-        }
-    }
+#[derive(Default)]
+struct Book {
+    acked: HashMap<String, Instant>,
+    acked_order: VecDeque<String>,
+    early: HashMap<String, Vec<Early>>,
+    early_order: VecDeque<String>,
+}
+
+/// A watch event received before its write was acknowledged.
+pub struct Early {
+    pub at: Instant,
+    pub watcher: &'static str,
+    pub resource: &'static str,
 }
 
 impl AckBook {
-    pub fn acknowledged(&self, key: String, at: Instant) {
+    /// Records a write's acknowledgement; returns the events of it that arrived before.
+    pub fn acknowledged(&self, key: String, at: Instant) -> Vec<Early> {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let (map, order) = &mut *g;
-        if map.insert(key.clone(), at).is_none() {
-            order.push_back(key);
+        let b = &mut *g;
+        let early = b.early.remove(&key).unwrap_or_default();
+        if b.acked.insert(key.clone(), at).is_none() {
+            b.acked_order.push_back(key);
         }
-        while order.len() > ACK_BOOK_CAPACITY {
-            if let Some(old) = order.pop_front() {
-                map.remove(&old);
+        while b.acked_order.len() > ACK_BOOK_CAPACITY {
+            if let Some(old) = b.acked_order.pop_front() {
+                b.acked.remove(&old);
             }
         }
+        early
     }
 
-    pub fn since_ack(&self, key: &str) -> Option<Duration> {
-        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        g.0.get(key).map(|t| t.elapsed())
+    /// A watcher received the event of `key` at `now`: its delivery latency if the write was
+    /// acknowledged; otherwise the receipt is kept until it is.
+    pub fn delivered(
+        &self,
+        key: String,
+        now: Instant,
+        watcher: &'static str,
+        resource: &'static str,
+    ) -> Option<Duration> {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let b = &mut *g;
+        if let Some(t) = b.acked.get(&key) {
+            return Some(now.saturating_duration_since(*t));
+        }
+        let receipt = Early {
+            at: now,
+            watcher,
+            resource,
+        };
+        match b.early.get_mut(&key) {
+            Some(v) => v.push(receipt),
+            None => {
+                b.early.insert(key.clone(), vec![receipt]);
+                b.early_order.push_back(key);
+            }
+        }
+        while b.early_order.len() > ACK_BOOK_CAPACITY {
+            if let Some(old) = b.early_order.pop_front() {
+                b.early.remove(&old);
+            }
+        }
+        None
     }
 }
 
@@ -290,10 +348,27 @@ mod tests {
         for i in 0..(ACK_BOOK_CAPACITY + 10) {
             book.acknowledged(format!("k{i}"), now);
         }
-        assert!(book.since_ack("k0").is_none());
+        assert!(book.delivered("k0".into(), now, "w", "r").is_none());
         assert!(
-            book.since_ack(&format!("k{}", ACK_BOOK_CAPACITY + 9))
+            book.delivered(format!("k{}", ACK_BOOK_CAPACITY + 9), now, "w", "r")
                 .is_some()
         );
+    }
+
+    #[test]
+    fn an_event_before_its_acknowledgement_is_returned_with_it() {
+        let book = AckBook::default();
+        let t = Instant::now();
+        assert!(book.delivered("a@1".into(), t, "kubelet", "pods").is_none());
+        assert!(
+            book.delivered("a@1".into(), t, "informer", "pods")
+                .is_none()
+        );
+        let early = book.acknowledged("a@1".into(), t + Duration::from_millis(1));
+        assert_eq!(early.len(), 2);
+        assert_eq!(early[0].watcher, "kubelet");
+        let later = book.delivered("a@1".into(), t + Duration::from_millis(3), "w", "pods");
+        assert_eq!(later, Some(Duration::from_millis(2)));
+        assert!(book.acknowledged("a@1".into(), t).is_empty());
     }
 }

@@ -39,10 +39,13 @@ fn rss_bytes(pid: u32) -> Option<u64> {
 
 pub struct Sampler {
     task: JoinHandle<Vec<ProcSample>>,
+    stop: tokio::sync::oneshot::Sender<()>,
 }
 
 impl Sampler {
+    /// Samples `pid` once a second until `deadline` or `finish`.
     pub fn start(pid: u32, deadline: Instant) -> Sampler {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let start = Instant::now();
             let mut samples = Vec::new();
@@ -50,7 +53,10 @@ impl Sampler {
             let mut tick = tokio::time::interval(SAMPLE_EVERY);
             tick.tick().await;
             while Instant::now() < deadline {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = &mut stopped => break,
+                }
                 let (Some(cpu), Some(rss)) = (cpu_seconds(pid), rss_bytes(pid)) else {
                     break;
                 };
@@ -65,10 +71,12 @@ impl Sampler {
             }
             samples
         });
-        Sampler { task }
+        Sampler { task, stop }
     }
 
+    /// Stops sampling (the run may end before its deadline) and returns the samples.
     pub async fn finish(self) -> Vec<ProcSample> {
+        let _ = self.stop.send(());
         self.task.await.unwrap_or_default()
     }
 }

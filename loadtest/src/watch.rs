@@ -18,6 +18,8 @@ pub const LIST_PAGE: usize = 500;
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 /// Server-side timeout asked for on each watch, like client-go's 5–10 min jitter, but shorter.
 const WATCH_TIMEOUT_S: u64 = 300;
+/// A watch request fails (and is re-established) if the server has not ended it by then.
+const WATCH_REQUEST_TIMEOUT: Duration = Duration::from_secs(WATCH_TIMEOUT_S + 60);
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -92,7 +94,36 @@ pub async fn watch(
     deadline: Instant,
     acks: &AckBook,
     rv: &mut String,
+    on_event: impl FnMut(&Event) -> bool,
+) -> WatchEnd {
+    watch_with(
+        api,
+        watcher,
+        path,
+        resource,
+        scope,
+        deadline,
+        acks,
+        rv,
+        on_event,
+        || {},
+    )
+    .await
+}
+
+/// `watch`, calling `on_open` once the server has answered 200 (the watch is established).
+#[allow(clippy::too_many_arguments)]
+pub async fn watch_with(
+    api: &Api,
+    watcher: &'static str,
+    path: &str,
+    resource: &'static str,
+    scope: Scope,
+    deadline: Instant,
+    acks: &AckBook,
+    rv: &mut String,
     mut on_event: impl FnMut(&Event) -> bool,
+    on_open: impl FnOnce(),
 ) -> WatchEnd {
     let sep = if path.contains('?') { '&' } else { '?' };
     let mut url =
@@ -105,6 +136,8 @@ pub async fn watch(
         deadline.into(),
         api.request(reqwest::Method::GET, &url)
             .header("Accept", "application/json")
+            // The client's timeout is for whole requests; a watch lasts until the server's end.
+            .timeout(WATCH_REQUEST_TIMEOUT)
             .send(),
     )
     .await;
@@ -127,6 +160,7 @@ pub async fn watch(
     if status != 200 {
         return WatchEnd::Failed;
     }
+    on_open();
     let mut buf: Vec<u8> = Vec::new();
     loop {
         let chunk = match tokio::time::timeout_at(deadline.into(), resp.chunk()).await {
@@ -149,7 +183,7 @@ pub async fn watch(
             let measure = on_event(&ev);
             if ev.kind != "BOOKMARK" {
                 let d = if measure {
-                    acks.since_ack(&delivery_key(&ev.object))
+                    acks.delivered(delivery_key(&ev.object), Instant::now(), watcher, resource)
                 } else {
                     None
                 };

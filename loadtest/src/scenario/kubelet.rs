@@ -1,7 +1,13 @@
 //! `kubelets`: one simulated kubelet per node, each on its own HTTP/2 connection like a real
 //! kubelet: register the Node, renew its Lease every `LEASE_RENEW`, watch its own pods
 //! (`fieldSelector=spec.nodeName=<node>`) and patch a newly bound pod's status to Running.
+//!
+//! For many thousands of watches on a small machine: `watch_only` kubelets only LIST+WATCH their
+//! pods, and `kubelets_per_connection` multiplexes that many kubelets on one HTTP/2 connection
+//! (real kubelets each have their own).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -12,7 +18,8 @@ use super::Ctx;
 use crate::client::{Api, Call};
 use crate::metrics::Scope;
 use crate::objects;
-use crate::watch::{WatchEnd, watch};
+use crate::watch::Event;
+use crate::watch::{WatchEnd, watch_with};
 
 /// The kubelet's default node-lease renew interval.
 const LEASE_RENEW: Duration = Duration::from_secs(10);
@@ -22,16 +29,81 @@ const PENDING_PODS: usize = 256;
 /// Pause before re-watching after a failed watch.
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
+/// Kubelets started per second (their connections, their first LISTs): a real cluster's kubelets
+/// do not all start in the same millisecond, and a burst of thousands would only measure it.
+const STARTS_PER_SECOND: f64 = 2000.0;
+
 pub fn spawn(ctx: &Ctx, tasks: &mut JoinSet<()>) -> Result<(), String> {
-    for i in 0..ctx.plan.nodes {
+    let per_conn = ctx.plan.kubelets_per_connection.max(1);
+    let pacer = super::Pacer::new(STARTS_PER_SECOND);
+    let first_rv = StartRv::default();
+    for first in (0..ctx.plan.nodes).step_by(per_conn) {
         let api = ctx.api()?;
         let ctx = ctx.clone();
-        tasks.spawn(async move { kubelet(ctx, api, objects::node_name(i), i).await });
+        let (pacer, first_rv) = (pacer.clone(), first_rv.clone());
+        let last = (first + per_conn).min(ctx.plan.nodes);
+        tasks.spawn(async move {
+            if per_conn > 1 {
+                // Open the connection first, so the group's requests share it rather than race
+                // to open one each.
+                let _ = tokio::time::timeout_at(
+                    ctx.deadline.into(),
+                    api.request(reqwest::Method::GET, "/version").send(),
+                )
+                .await;
+            }
+            let mut group = JoinSet::new();
+            for i in first..last {
+                if !pacer.wait(ctx.deadline).await {
+                    break;
+                }
+                let (ctx, api, rv) = (ctx.clone(), api.clone(), first_rv.clone());
+                group.spawn(async move { kubelet(ctx, api, objects::node_name(i), i, rv).await });
+            }
+            while group.join_next().await.is_some() {}
+        });
     }
     Ok(())
 }
 
-async fn kubelet(ctx: Ctx, api: Api, node: String, index: usize) {
+/// With `skip_list`: the resourceVersion every kubelet watches from, of one LIST (limit=1) taken
+/// by the first kubelet.
+type StartRv = Arc<tokio::sync::OnceCell<String>>;
+
+async fn start_rv(api: &Api, cell: &StartRv) -> String {
+    cell.get_or_init(|| async {
+        let (status, body) = api
+            .call(Call::new(
+                "LIST",
+                "pods",
+                Scope::Cluster,
+                "/api/v1/pods?limit=1",
+            ))
+            .await;
+        if status != 200 {
+            eprintln!("kubelets: LIST /api/v1/pods?limit=1: HTTP {status}; the kubelets will LIST");
+        }
+        list_rv(&body)
+    })
+    .await
+    .clone()
+}
+
+fn list_rv(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v["metadata"]["resourceVersion"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .unwrap_or_default()
+}
+
+async fn kubelet(ctx: Ctx, api: Api, node: String, index: usize, first_rv: StartRv) {
+    if ctx.plan.watch_only {
+        return watch_pods(&ctx, &api, &node, &first_rv, |_| {}).await;
+    }
     // A kubelet registers its Node unless it exists already (a restarted kubelet, or a
     // second run against the same cluster).
     let path = format!("/api/v1/nodes/{node}");
@@ -52,28 +124,59 @@ async fn kubelet(ctx: Ctx, api: Api, node: String, index: usize) {
     let (tx, rx) = mpsc::channel::<(String, String)>(PENDING_PODS);
     let lease = tokio::spawn(renew_lease(ctx.clone(), api.clone(), node.clone()));
     let patcher = tokio::spawn(run_pods(ctx.clone(), api.clone(), rx, index));
+    watch_pods(&ctx, &api, &node, &first_rv, |ev| {
+        let o = &ev.object;
+        let running = o.status.get("phase").and_then(|p| p.as_str()) == Some("Running");
+        if (ev.kind == "ADDED" || ev.kind == "MODIFIED")
+            && !running
+            && o.metadata.deletion_timestamp.is_none()
+        {
+            let _ = tx.try_send((o.metadata.namespace.clone(), o.metadata.name.clone()));
+        }
+    })
+    .await;
+    drop(tx);
+    let _ = lease.await;
+    let _ = patcher.await;
+}
+
+/// LIST+WATCH of the node's pods until the deadline, relisting after a failed watch. The first
+/// time a watch is open, `ctx.watching` counts this kubelet. Watch-only kubelets list with
+/// `resourceVersion=0`, as client-go's reflector does first. With `skip_list`, the first watch
+/// starts from the shared resourceVersion instead of a LIST of its own.
+async fn watch_pods(
+    ctx: &Ctx,
+    api: &Api,
+    node: &str,
+    first_rv: &StartRv,
+    mut on_pod: impl FnMut(&Event),
+) {
     let path = format!("/api/v1/pods?fieldSelector=spec.nodeName%3D{node}");
-    let mut rv = String::new();
+    let list_path = if ctx.plan.watch_only {
+        format!("{path}&resourceVersion=0")
+    } else {
+        path.clone()
+    };
+    let counted = AtomicBool::new(false);
+    let watching = Arc::clone(&ctx.watching);
+    let mut rv = if ctx.plan.skip_list {
+        start_rv(api, first_rv).await
+    } else {
+        String::new()
+    };
     while Instant::now() < ctx.deadline {
         if rv.is_empty() {
             let (status, body) = api
-                .call(Call::new("LIST", "pods", Scope::Cluster, &path))
+                .call(Call::new("LIST", "pods", Scope::Cluster, &list_path))
                 .await;
             if status != 200 {
                 tokio::time::sleep(RETRY_PAUSE).await;
                 continue;
             }
-            rv = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| {
-                    v["metadata"]["resourceVersion"]
-                        .as_str()
-                        .map(str::to_string)
-                })
-                .unwrap_or_default();
+            rv = list_rv(&body);
         }
-        let end = watch(
-            &api,
+        let end = watch_with(
+            api,
             "kubelet",
             &path,
             "pods",
@@ -82,15 +185,13 @@ async fn kubelet(ctx: Ctx, api: Api, node: String, index: usize) {
             &ctx.acks,
             &mut rv,
             |ev| {
-                let o = &ev.object;
-                let running = o.status.get("phase").and_then(|p| p.as_str()) == Some("Running");
-                if (ev.kind == "ADDED" || ev.kind == "MODIFIED")
-                    && !running
-                    && o.metadata.deletion_timestamp.is_none()
-                {
-                    let _ = tx.try_send((o.metadata.namespace.clone(), o.metadata.name.clone()));
-                }
+                on_pod(ev);
                 true
+            },
+            || {
+                if !counted.swap(true, Ordering::Relaxed) {
+                    watching.fetch_add(1, Ordering::Relaxed);
+                }
             },
         )
         .await;
@@ -103,9 +204,6 @@ async fn kubelet(ctx: Ctx, api: Api, node: String, index: usize) {
             }
         }
     }
-    drop(tx);
-    let _ = lease.await;
-    let _ = patcher.await;
 }
 
 /// Creates the node's Lease, then renews it every `LEASE_RENEW` with a PUT, as kubelets do.

@@ -5,9 +5,10 @@ pub mod churn;
 pub mod kubelet;
 pub mod list;
 pub mod populate;
+pub mod updates;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
@@ -37,6 +38,16 @@ pub struct Plan {
     pub clients: usize,
     /// `kubelets`: simulate the `nodes` nodes.
     pub kubelets: bool,
+    /// Kubelets only LIST+WATCH their pods: no Node, Lease or pod status writes.
+    #[serde(default)]
+    pub watch_only: bool,
+    /// Kubelets watch from the resourceVersion of one shared LIST (limit=1) instead of each
+    /// LISTing first: kubelets that listed long ago (steady state, no relist storm).
+    #[serde(default)]
+    pub skip_list: bool,
+    /// Kubelets sharing one HTTP/2 connection (real kubelets have one each: 1).
+    #[serde(default = "one")]
+    pub kubelets_per_connection: usize,
     /// `controllers`: informers, and which list mode they use.
     pub controllers: usize,
     pub informer_mode: String,
@@ -46,6 +57,16 @@ pub struct Plan {
     /// `list`: clients issuing LISTs, each at most once per `list_interval_ms`.
     pub list_clients: usize,
     pub list_interval_ms: u64,
+    /// `updates`: PATCHes of existing pods bound to the `nodes` nodes per second, over
+    /// `update_clients` connections.
+    #[serde(default)]
+    pub update_rate: f64,
+    #[serde(default = "one")]
+    pub update_clients: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Claims evenly spaced send slots so that many clients together keep one target rate.
@@ -93,6 +114,8 @@ pub struct Ctx {
     pub deadline: Instant,
     /// Part of every pod name, so that runs against the same cluster do not collide.
     pub run_id: u64,
+    /// Kubelets whose first watch is open (response headers received).
+    pub watching: Arc<AtomicUsize>,
 }
 
 impl Ctx {
@@ -101,12 +124,18 @@ impl Ctx {
     }
     /// Records a write's acknowledgement from its response body, for watch delivery latency.
     pub fn acknowledged(&self, body: &[u8]) {
+        // The time before the parse: the write was acknowledged when its response arrived.
+        let at = Instant::now();
         if let Ok(o) = serde_json::from_slice::<crate::watch::Object>(body) {
             let m = &o.metadata;
-            self.acks.acknowledged(
+            let early = self.acks.acknowledged(
                 format!("{}/{}@{}", m.namespace, m.name, m.resource_version),
-                Instant::now(),
+                at,
             );
+            for e in early {
+                self.rec
+                    .early_delivery(e.watcher, e.resource, e.at.saturating_duration_since(at));
+            }
         }
     }
 }
@@ -185,14 +214,16 @@ pub async fn run(
         deadline,
         run_id: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() % 1_000_000)
+            .map(|d| d.as_millis() as u64 % 1_000_000_000)
             .unwrap_or(0),
+        watching: Arc::new(AtomicUsize::new(0)),
     };
     setup(&ctx).await?;
     let mut tasks = JoinSet::new();
     let sampler = server_pid.map(|pid| Sampler::start(pid, deadline));
     let own = Sampler::start(std::process::id(), deadline);
-    tasks.spawn(progress(rec.clone(), deadline));
+    let watches = plan.kubelets.then(|| ctx.watching.clone());
+    let progress = tokio::spawn(progress(rec.clone(), deadline, watches));
     if plan.kubelets {
         kubelet::spawn(&ctx, &mut tasks)?;
     }
@@ -220,6 +251,9 @@ pub async fn run(
     if plan.churn_rate > 0.0 && plan.churn_max > 0 {
         churn::spawn(&ctx, &mut tasks)?;
     }
+    if plan.update_rate > 0.0 {
+        updates::spawn(&ctx, &mut tasks)?;
+    }
     for c in 0..plan.list_clients {
         tasks.spawn(list::client(ctx.clone(), ctx.api()?, c));
     }
@@ -233,6 +267,8 @@ pub async fn run(
             break;
         }
     }
+    // The run ends when every scenario has (populate alone ends once its pods exist).
+    progress.abort();
     let server = match sampler {
         Some(s) => s.finish().await,
         None => Vec::new(),
@@ -252,8 +288,8 @@ const INFORMED: [(&str, &str); 4] = [
     ("/api/v1/namespaces", "namespaces"),
 ];
 
-/// The live progress line, at most once per second.
-async fn progress(rec: Arc<Recorder>, deadline: Instant) {
+/// The live progress line, at most once per second; with kubelets, how many watches are open.
+async fn progress(rec: Arc<Recorder>, deadline: Instant, watches: Option<Arc<AtomicUsize>>) {
     let mut last = (0u64, 0u64);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
@@ -262,8 +298,12 @@ async fn progress(rec: Arc<Recorder>, deadline: Instant) {
         let req = rec.requests.load(Ordering::Relaxed);
         let ev = rec.events.load(Ordering::Relaxed);
         let err = rec.failures.load(Ordering::Relaxed);
+        let open = watches
+            .as_ref()
+            .map(|w| format!("  kubelet watches open {}", w.load(Ordering::Relaxed)))
+            .unwrap_or_default();
         eprintln!(
-            "[{:>4}s] requests {req} ({}/s)  errors {err}  watch events {ev} ({}/s)",
+            "[{:>4}s] requests {req} ({}/s)  errors {err}  watch events {ev} ({}/s){open}",
             rec.start.elapsed().as_secs(),
             req - last.0,
             ev - last.1

@@ -30,7 +30,9 @@ pub fn spawn(ctx: &Ctx, tasks: &mut JoinSet<()>) -> Result<(), String> {
                     let body = objects::node(&objects::node_name(i));
                     let (_, b) = api
                         .call(
-                            Call::new("POST", "nodes", Scope::Cluster, "/api/v1/nodes").json(&body),
+                            Call::new("POST", "nodes", Scope::Cluster, "/api/v1/nodes")
+                                .json(&body)
+                                .may_exist(),
                         )
                         .await;
                     ctx.acknowledged(&b);
