@@ -76,6 +76,7 @@ fn new_cache() -> Arc<Cache> {
             prefix: Bytes::from_static(b"/registry/pods/"),
             namespaced: true,
             extract: pb_extractor("v1", "Pod", Some("spec.nodeName")),
+            indexed: true,
         }],
         4 << 30,
     ))

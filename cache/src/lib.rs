@@ -16,8 +16,8 @@ pub use object::{
     Attrs, Budget, CachedEvent, EventKind, EventType, Extractor, Obj, Slot, pb_extractor,
 };
 pub use resource::{
-    HISTORY_MAX_BYTES, HISTORY_MAX_EVENTS, HISTORY_MIN_EVENTS, HISTORY_WINDOW, HistoryCursor,
-    KEPT_SNAPSHOTS, ResourceCache, Snapshot, Stats, TooOld,
+    FRAME_TTL, HISTORY_MAX_BYTES, HISTORY_MAX_EVENTS, HISTORY_MIN_EVENTS, HISTORY_WINDOW,
+    HistoryCursor, KEPT_SNAPSHOTS, ResourceCache, Snapshot, Stats, TooOld,
 };
 
 use std::collections::HashMap;
@@ -38,6 +38,8 @@ pub struct ResourceSpec {
     pub namespaced: bool,
     /// Reads labels and the indexed field off stored bytes.
     pub extract: Option<Extractor>,
+    /// Whether lists may find objects by the indexed field (pods by spec.nodeName).
+    pub indexed: bool,
 }
 
 /// A change, as the ingest feeds it.
@@ -84,7 +86,13 @@ impl Cache {
             .enumerate()
             .map(|(i, r)| {
                 by_prefix.insert(r.prefix.clone(), i);
-                Arc::new(ResourceCache::new(r.prefix, r.namespaced, i, r.extract))
+                Arc::new(ResourceCache::new(
+                    r.prefix,
+                    r.namespaced,
+                    i,
+                    r.extract,
+                    r.indexed,
+                ))
             })
             .collect();
         Cache {

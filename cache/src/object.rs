@@ -2,8 +2,10 @@
 //! selectors need (read once, at ingest), and its other encodings, made lazily, once, and
 //! shared by every reader.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+
+use arc_swap::ArcSwapOption;
 
 use bytes::Bytes;
 
@@ -122,7 +124,7 @@ impl Budget {
 /// An encoding kept for one view: `view` names what it encodes (the served group/version and
 /// form, chosen by the server); a reader of another view makes its own, uncached.
 #[derive(Debug)]
-struct Kept {
+pub struct Kept {
     view: u32,
     bytes: Bytes,
     budget: Arc<Budget>,
@@ -135,9 +137,16 @@ impl Drop for Kept {
 }
 
 /// A lazily filled, budgeted encoding slot: the first reader of a view fills it; later readers
-/// of that view share the bytes.
-#[derive(Debug, Default)]
-pub struct Slot(OnceLock<Option<Kept>>);
+/// of that view share the bytes. The ingest empties it when nobody needs it any more (a
+/// superseded version, an old event's frames), so history does not pin encodings.
+#[derive(Default)]
+pub struct Slot(ArcSwapOption<Kept>);
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Slot({} bytes)", self.kept_len())
+    }
+}
 
 impl Slot {
     /// The encoding of `view`: the kept one, or `make`'s, kept if the slot is free and the budget
@@ -148,32 +157,41 @@ impl Slot {
         budget: &Arc<Budget>,
         make: impl FnOnce() -> Result<Bytes, E>,
     ) -> Result<Bytes, E> {
-        if let Some(Some(k)) = self.0.get() {
-            if k.view == view {
-                return Ok(k.bytes.clone());
+        let taken = {
+            let cur = self.0.load();
+            if let Some(k) = &*cur {
+                if k.view == view {
+                    return Ok(k.bytes.clone());
+                }
+                true
+            } else {
+                false
             }
-            return make();
-        }
+        };
         let bytes = make()?;
-        if budget.take(bytes.len()) {
-            let kept = Kept {
+        if !taken && budget.take(bytes.len()) {
+            let kept = Arc::new(Kept {
                 view,
                 bytes: bytes.clone(),
                 budget: budget.clone(),
-            };
+            });
             // Another reader may have filled it meanwhile: then ours is dropped (and returned
             // to the budget) and theirs is used next time.
-            let _ = self.0.set(Some(kept));
+            let _ = self.0.compare_and_swap(&None::<Arc<Kept>>, Some(kept));
         }
         Ok(bytes)
     }
 
+    /// Lets go of the kept encoding.
+    pub fn clear(&self) {
+        if self.0.load().is_some() {
+            self.0.store(None);
+        }
+    }
+
     /// Bytes kept in this slot.
     pub fn kept_len(&self) -> usize {
-        match self.0.get() {
-            Some(Some(k)) => k.bytes.len(),
-            _ => 0,
-        }
+        self.0.load().as_ref().map_or(0, |k| k.bytes.len())
     }
 }
 
@@ -194,6 +212,13 @@ pub struct Obj {
 }
 
 impl Obj {
+    /// Lets go of kept encodings (the version was superseded: only readers of old snapshots
+    /// could still want them, and they can make them again).
+    pub fn release(&self) {
+        self.json.clear();
+        self.wire.clear();
+    }
+
     pub fn new(
         key: Bytes,
         value: Bytes,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use imbl::{OrdMap, Vector};
+use imbl::{OrdMap, OrdSet, Vector};
 
 use crate::object::{CachedEvent, EventKind, Extractor, Obj};
 
@@ -24,6 +24,10 @@ pub const HISTORY_MAX_EVENTS: usize = 250_000;
 /// ...nor more than this many bytes of object versions per resource.
 pub const HISTORY_MAX_BYTES: usize = 512 << 20;
 
+/// How long an event keeps its watch frames: its live fan-out is over by then; a watcher
+/// replaying it later makes its own.
+pub const FRAME_TTL: Duration = Duration::from_secs(10);
+
 /// Snapshots kept per resource for the later pages of paginated lists, each for at most
 /// HISTORY_WINDOW.
 pub const KEPT_SNAPSHOTS: usize = 32;
@@ -35,6 +39,9 @@ pub struct Snapshot {
     /// at any later revision up to the cache's revision when it was loaded).
     pub revision: i64,
     objects: OrdMap<Bytes, Arc<Obj>>,
+    /// (indexed value, key) of every object, for resources with an index ("" for objects
+    /// without the field); None for other resources and for rebuilt past states.
+    index: Option<OrdSet<(Box<str>, Bytes)>>,
     /// Recent events of this resource, oldest first.
     history: Vector<Arc<CachedEvent>>,
     /// Every event with a revision above this one is in `history`.
@@ -53,6 +60,7 @@ impl Snapshot {
         Snapshot {
             revision,
             objects: OrdMap::new(),
+            index: None,
             history: Vector::new(),
             history_start: revision,
         }
@@ -82,6 +90,26 @@ impl Snapshot {
             .range::<(Bound<&[u8]>, Bound<&[u8]>), [u8]>((Bound::Included(from), Bound::Unbounded))
             .take_while(move |(k, _)| k.starts_with(prefix))
             .map(|(_, v)| v)
+    }
+
+    /// Like `range`, but only objects whose indexed field is `value`, found by the index; None
+    /// when this snapshot has no index.
+    pub fn range_indexed<'a>(
+        &'a self,
+        value: &str,
+        prefix: &'a [u8],
+        start: &'a [u8],
+    ) -> Option<impl Iterator<Item = &'a Arc<Obj>> + 'a> {
+        let index = self.index.as_ref()?;
+        let from: &[u8] = if start.is_empty() { prefix } else { start };
+        let value: Box<str> = value.into();
+        let lower = (value.clone(), Bytes::copy_from_slice(from));
+        Some(
+            index
+                .range((Bound::Included(lower), Bound::Unbounded))
+                .take_while(move |(v, k)| *v == value && k.starts_with(prefix))
+                .filter_map(|(_, k)| self.objects.get(k)),
+        )
     }
 
     /// The revision below which history is incomplete.
@@ -148,6 +176,7 @@ impl Snapshot {
         Ok(Snapshot {
             revision: history.last().map_or(self.history_start, |e| e.revision),
             objects,
+            index: None,
             history,
             history_start: self.history_start,
         })
@@ -173,7 +202,10 @@ impl Iterator for HistoryCursor {
 
 /// What the single writer keeps of one resource between publications.
 struct Writer {
+    /// Recent events whose frames may still be kept, oldest first.
+    framed: VecDeque<Arc<CachedEvent>>,
     objects: OrdMap<Bytes, Arc<Obj>>,
+    index: Option<OrdSet<(Box<str>, Bytes)>>,
     history: Vector<Arc<CachedEvent>>,
     history_bytes: usize,
     history_start: i64,
@@ -201,6 +233,7 @@ impl ResourceCache {
         namespaced: bool,
         index: usize,
         extract: Option<Extractor>,
+        indexed: bool,
     ) -> ResourceCache {
         ResourceCache {
             prefix,
@@ -209,7 +242,9 @@ impl ResourceCache {
             extract,
             current: ArcSwap::from_pointee(Snapshot::empty(0)),
             writer: Mutex::new(Writer {
+                framed: VecDeque::new(),
                 objects: OrdMap::new(),
+                index: indexed.then(OrdSet::new),
                 history: Vector::new(),
                 history_bytes: 0,
                 history_start: 0,
@@ -249,8 +284,17 @@ impl ResourceCache {
     /// Replaces the state with a listing at `revision`; history starts over.
     pub(crate) fn reset(&self, revision: i64, objects: Vec<Arc<Obj>>) {
         let mut w = self.writer();
+        if w.index.is_some() {
+            w.index = Some(
+                objects
+                    .iter()
+                    .map(|o| (index_value(o), o.key.clone()))
+                    .collect(),
+            );
+        }
         w.objects = objects.into_iter().map(|o| (o.key.clone(), o)).collect();
         w.history = Vector::new();
+        w.framed.clear();
         w.history_bytes = 0;
         w.history_start = revision;
         w.revision = revision;
@@ -286,13 +330,27 @@ impl ResourceCache {
                     revision,
                     attrs,
                 ));
-                w.objects.insert(key, obj.clone());
+                w.objects.insert(key.clone(), obj.clone());
+                if let Some(index) = &mut w.index {
+                    let now = index_value(&obj);
+                    let before = prev.as_deref().map(index_value);
+                    if before.as_ref() != Some(&now) {
+                        if let Some(b) = before {
+                            index.remove(&(b, key.clone()));
+                        }
+                        index.insert((now, key));
+                    }
+                }
                 obj
             }
             EventKind::Delete => {
                 // The cache may not hold it (a watch that started after a re-list raced a
                 // delete): then there is nothing to tell watchers.
-                w.objects.remove(&key)?
+                let last = w.objects.remove(&key)?;
+                if let Some(index) = &mut w.index {
+                    index.remove(&(index_value(&last), key));
+                }
+                last
             }
         };
         let ev = Arc::new(CachedEvent {
@@ -304,6 +362,13 @@ impl ResourceCache {
             at: now,
             frames: Default::default(),
         });
+        if let Some(p) = &ev.prev {
+            p.release();
+        }
+        if kind == EventKind::Delete {
+            ev.obj.release();
+        }
+        w.framed.push_back(ev.clone());
         w.history_bytes += event_cost(&ev);
         w.history.push_back(ev.clone());
         w.revision = w.revision.max(revision);
@@ -326,6 +391,7 @@ impl ResourceCache {
         self.current.store(Arc::new(Snapshot {
             revision: w.revision,
             objects: w.objects.clone(),
+            index: w.index.clone(),
             history: w.history.clone(),
             history_start: w.history_start,
         }));
@@ -405,6 +471,15 @@ pub struct Stats {
 }
 
 fn trim(w: &mut Writer, now: Instant) {
+    while let Some(ev) = w.framed.front() {
+        if now.duration_since(ev.at) < FRAME_TTL && w.framed.len() <= HISTORY_MAX_EVENTS {
+            break;
+        }
+        for f in &ev.frames {
+            f.clear();
+        }
+        w.framed.pop_front();
+    }
     while let Some(front) = w.history.front() {
         let len = w.history.len();
         let old = now.duration_since(front.at) > HISTORY_WINDOW && len > HISTORY_MIN_EVENTS;
@@ -422,4 +497,9 @@ fn trim(w: &mut Writer, now: Instant) {
 /// What an event is counted for against HISTORY_MAX_BYTES: the version it holds.
 fn event_cost(ev: &CachedEvent) -> usize {
     std::mem::size_of::<CachedEvent>() + ev.obj.value.len() + ev.obj.key.len()
+}
+
+/// An object's value in its resource's index ("" without the field).
+fn index_value(o: &Obj) -> Box<str> {
+    o.attrs.index.clone().unwrap_or_default()
 }

@@ -23,11 +23,13 @@ fn cache() -> Arc<Cache> {
                 prefix: Bytes::from_static(b"/r/pods/"),
                 namespaced: true,
                 extract: Some(extract),
+                indexed: true,
             },
             ResourceSpec {
                 prefix: Bytes::from_static(b"/r/nodes/"),
                 namespaced: false,
                 extract: None,
+                indexed: false,
             },
         ],
         1 << 20,
@@ -79,6 +81,30 @@ fn snapshots_are_isolated_from_later_changes() {
     assert_eq!(
         keys(&c.resource(b"/r/nodes/").unwrap().snapshot(), "/r/"),
         ["/r/nodes/n1"]
+    );
+    let by_node = |s: &Snapshot, node: &str| {
+        s.range_indexed(node, b"/r/pods/", b"")
+            .unwrap()
+            .map(|o| String::from_utf8_lossy(&o.key).into_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(by_node(&before, "n1"), ["/r/pods/a/x"]);
+    assert_eq!(by_node(&now, "n1"), Vec::<String>::new());
+    assert_eq!(by_node(&now, "n2"), ["/r/pods/a/y"]);
+    c.apply(vec![
+        put("/r/pods/a/y", 6, false, "node=n1;2"),
+        put("/r/pods/b/z", 7, true, ";unbound"),
+    ]);
+    let later = pods.snapshot();
+    assert_eq!(by_node(&later, "n2"), Vec::<String>::new());
+    assert_eq!(by_node(&later, "n1"), ["/r/pods/a/y"]);
+    assert_eq!(by_node(&later, ""), ["/r/pods/b/z"]);
+    assert!(
+        c.resource(b"/r/nodes/")
+            .unwrap()
+            .snapshot()
+            .range_indexed("", b"/r/", b"")
+            .is_none()
     );
     let y = now.get(b"/r/pods/a/y").unwrap();
     assert_eq!((y.create_revision, y.mod_revision), (3, 3));
@@ -281,6 +307,22 @@ fn encodings_are_kept_once_within_the_budget() {
         .get_or_make::<()>(1, &budget, || Ok(Bytes::from_static(b"abcdefgh")))
         .unwrap();
     assert_eq!((other.kept_len(), budget.used()), (0, 8));
-    drop(slot);
-    assert_eq!(budget.used(), 0);
+    slot.clear();
+    assert_eq!((slot.kept_len(), budget.used()), (0, 0));
+}
+
+#[test]
+fn superseded_versions_let_go_of_their_encodings() {
+    let c = cache();
+    c.reset(1, []);
+    c.apply(vec![put("/r/pods/a/x", 2, true, "v1")]);
+    let pods = c.resource(b"/r/pods/").unwrap();
+    let v1 = pods.snapshot().get(b"/r/pods/a/x").unwrap().clone();
+    v1.json
+        .get_or_make::<()>(1, &c.budget, || Ok(Bytes::from_static(b"{\"v\":1}")))
+        .unwrap();
+    assert_eq!(c.budget.used(), 7);
+    c.apply(vec![put("/r/pods/a/x", 3, false, "v2")]);
+    // v1 is still in history (and in the old snapshot), but its JSON is gone.
+    assert_eq!((v1.json.kept_len(), c.budget.used()), (0, 0));
 }

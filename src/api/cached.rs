@@ -34,6 +34,7 @@ pub fn specs(registry: &Registry, prefix: &str) -> Vec<kapi_cache::ResourceSpec>
             prefix: Bytes::from(full.into_bytes()),
             namespaced: r.namespaced,
             extract: extractor(r),
+            indexed: is_pods(r),
         });
     }
     out
@@ -44,8 +45,13 @@ fn extractor(res: &Resource) -> Option<Extractor> {
     let Storage::Protobuf { api_version, kind } = &res.storage else {
         return None;
     };
-    let index = (res.group.is_empty() && res.resource == "pods").then_some("spec.nodeName");
+    let index = is_pods(res).then_some("spec.nodeName");
     kapi_cache::pb_extractor(api_version, kind, index)
+}
+
+/// Core pods, indexed by spec.nodeName (kubelets' lists and watches).
+pub fn is_pods(res: &Resource) -> bool {
+    res.group.is_empty() && res.resource == "pods"
 }
 
 thread_local! {

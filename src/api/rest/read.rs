@@ -124,7 +124,16 @@ impl Ctx<'_> {
         let mut items: Vec<&Arc<kapi_cache::Obj>> = Vec::new();
         let mut more = false;
         let mut last_key: Option<&[u8]> = None;
-        for obj in snap.range(prefix.as_bytes(), &start) {
+        // A kubelet's list (spec.nodeName=<node>) is found by the index, not by a scan.
+        let node = cached::is_pods(self.res)
+            .then(|| fields.required("spec.nodeName"))
+            .flatten();
+        let candidates: Box<dyn Iterator<Item = &Arc<kapi_cache::Obj>>> =
+            match node.and_then(|n| snap.range_indexed(n, prefix.as_bytes(), &start)) {
+                Some(it) => Box::new(it),
+                None => Box::new(snap.range(prefix.as_bytes(), &start)),
+            };
+        for obj in candidates {
             if limit > 0 && items.len() == limit {
                 more = true;
                 break;
