@@ -529,3 +529,50 @@ fn resources_stored_in_another_version_convert_both_ways() {
     );
     assert_eq!(v1["spec"]["targetCPUUtilizationPercentage"], 60);
 }
+
+#[test]
+fn list_options_are_validated_as_upstream() {
+    let k = Kapi::start(&[], &[]);
+    let c = Client::new(&k);
+    let (status, v) = c.json("GET", "/api/v1/configmaps?resourceVersionMatch=Exact", None);
+    assert_eq!(status, 422, "{v}");
+    assert_eq!(
+        v["message"],
+        "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"
+    );
+    assert_eq!(
+        (
+            &v["details"]["group"],
+            &v["details"]["kind"],
+            &v["details"]["causes"][0]["reason"]
+        ),
+        (
+            &json!("meta.k8s.io"),
+            &json!("ListOptions"),
+            &json!("FieldValueForbidden")
+        )
+    );
+    for bad in [
+        "/api/v1/configmaps?resourceVersion=0&resourceVersionMatch=Exact",
+        "/api/v1/configmaps?resourceVersion=1&resourceVersionMatch=Newest",
+        "/api/v1/configmaps?sendInitialEvents=true",
+        "/api/v1/configmaps?watch=1&resourceVersion=0&resourceVersionMatch=NotOlderThan",
+        "/api/v1/configmaps?watch=1&sendInitialEvents=true",
+    ] {
+        let (status, v) = c.json("GET", bad, None);
+        assert_eq!(
+            (status, v["reason"].as_str()),
+            (422, Some("Invalid")),
+            "{bad}: {v}"
+        );
+    }
+    // What client-go's watch-list sends is valid.
+    let (status, _, _) = c.send(
+        "GET",
+        "/api/v1/configmaps?watch=1&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan&timeoutSeconds=1",
+        "application/json",
+        "",
+        Vec::new(),
+    );
+    assert_eq!(status, 200);
+}

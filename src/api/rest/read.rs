@@ -73,7 +73,92 @@ impl Ctx<'_> {
         })
     }
 
+    /// Upstream's ValidateListOptions: the resourceVersionMatch and sendInitialEvents rules of
+    /// lists and watches, a 422 on ListOptions.meta.k8s.io.
+    pub(super) fn validate_list_options(&self, watch: bool) -> Result<(), Status> {
+        let q = self.query;
+        let matching = q.get("resourceVersionMatch").unwrap_or("");
+        let rv = q.get("resourceVersion").unwrap_or("");
+        let continuing = !q.get("continue").unwrap_or("").is_empty();
+        let initial = q.get("sendInitialEvents").is_some();
+        let mut causes = Vec::new();
+        let forbidden = |field: &str, msg: &str| Cause {
+            reason: "FieldValueForbidden".into(),
+            message: format!("Forbidden: {msg}"),
+            field: field.into(),
+        };
+        let not_supported = |supported: &str| Cause {
+            reason: "FieldValueNotSupported".into(),
+            message: format!("Unsupported value: \"{matching}\": supported values: {supported}"),
+            field: "resourceVersionMatch".into(),
+        };
+        if watch {
+            if initial && matching != "NotOlderThan" {
+                causes.push(forbidden(
+                    "resourceVersionMatch",
+                    "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+                ));
+            }
+            if !matching.is_empty() {
+                if !initial {
+                    causes.push(forbidden(
+                        "resourceVersionMatch",
+                        "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+                    ));
+                }
+                if matching != "NotOlderThan" {
+                    causes.push(not_supported("\"NotOlderThan\""));
+                }
+                if continuing {
+                    causes.push(forbidden(
+                        "resourceVersionMatch",
+                        "resourceVersionMatch is forbidden when continue is provided",
+                    ));
+                }
+            }
+        } else {
+            if !matching.is_empty() {
+                if rv.is_empty() {
+                    causes.push(forbidden(
+                        "resourceVersionMatch",
+                        "resourceVersionMatch is forbidden unless resourceVersion is provided",
+                    ));
+                }
+                if continuing {
+                    causes.push(forbidden(
+                        "resourceVersionMatch",
+                        "resourceVersionMatch is forbidden when continue is provided",
+                    ));
+                }
+                if matching != "Exact" && matching != "NotOlderThan" {
+                    causes.push(not_supported("\"Exact\", \"NotOlderThan\", \"\""));
+                }
+                if matching == "Exact" && rv == "0" {
+                    causes.push(forbidden(
+                        "resourceVersionMatch",
+                        "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+                    ));
+                }
+            }
+            if initial {
+                causes.push(forbidden(
+                    "sendInitialEvents",
+                    "sendInitialEvents is forbidden for list",
+                ));
+            }
+        }
+        if causes.is_empty() {
+            return Ok(());
+        }
+        let mut s = Status::invalid("meta.k8s.io", "ListOptions", "", causes);
+        s.message = s
+            .message
+            .replacen("ListOptions \"\"", "ListOptions.meta.k8s.io \"\"", 1);
+        Err(s)
+    }
+
     pub(super) async fn list(&self) -> Result<Response, Status> {
+        self.validate_list_options(false)?;
         let (labels, fields, paths) = self.selectors()?;
         let limit: usize = match self.query.get("limit") {
             Some(l) => l
@@ -344,6 +429,7 @@ impl Ctx<'_> {
     }
 
     pub(super) async fn watch(&self) -> Result<Response, Status> {
+        self.validate_list_options(true)?;
         let (labels, fields, paths) = self.selectors()?;
         let allow_bookmarks = self.query.flag("allowWatchBookmarks");
         let rv = self.query.get("resourceVersion").unwrap_or("");
