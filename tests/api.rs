@@ -576,3 +576,51 @@ fn list_options_are_validated_as_upstream() {
     );
     assert_eq!(status, 200);
 }
+
+#[test]
+fn large_lists_stream_the_same_list_in_json_and_protobuf() {
+    let k = Kapi::start(&[], &[]);
+    let c = Client::new(&k);
+    // More items than the streaming threshold, over both HTTP versions' body paths.
+    let n = 300;
+    for i in 0..n {
+        let (s, v) = c.json(
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            Some(cm(&format!("big-{i:03}"))),
+        );
+        assert_eq!(s, 201, "{v}");
+    }
+    let (s, _, json) = c.send(
+        "GET",
+        "/api/v1/namespaces/default/configmaps",
+        "application/json",
+        "",
+        vec![],
+    );
+    assert_eq!(s, 200);
+    let list: Value = serde_json::from_slice(&json).expect("a whole JSON list");
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (0..n).map(|i| format!("big-{i:03}")).collect();
+    assert_eq!(names, expected);
+    assert_eq!(list["kind"], "ConfigMapList");
+    let (s, ct, pb) = c.send(
+        "GET",
+        "/api/v1/namespaces/default/configmaps",
+        "application/vnd.kubernetes.protobuf",
+        "",
+        vec![],
+    );
+    assert_eq!(
+        (s, ct.as_str()),
+        (200, "application/vnd.kubernetes.protobuf")
+    );
+    let mut from_pb = Vec::new();
+    kapi_codec::to_json::envelope_to_json(&pb, &mut from_pb).expect("a whole protobuf list");
+    assert_eq!(serde_json::from_slice::<Value>(&from_pb).unwrap(), list);
+}

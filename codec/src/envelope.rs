@@ -293,6 +293,24 @@ pub fn write_json_list<T: AsRef<[u8]>>(
 ) {
     let total: usize = items.iter().map(|i| i.as_ref().len() + 1).sum();
     out.reserve(total + 128);
+    write_json_list_head(api_version, list_kind, meta, out);
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(item.as_ref());
+    }
+    out.extend_from_slice(JSON_LIST_TAIL);
+}
+
+/// A JSON list up to its first item (for lists written in pieces): the items follow,
+/// separated by commas, then [`JSON_LIST_TAIL`].
+pub fn write_json_list_head(
+    api_version: &str,
+    list_kind: &str,
+    meta: &ListMeta<'_>,
+    out: &mut Vec<u8>,
+) {
     out.extend_from_slice(b"{\"kind\":");
     write_str(out, list_kind.as_bytes());
     out.extend_from_slice(b",\"apiVersion\":");
@@ -300,13 +318,43 @@ pub fn write_json_list<T: AsRef<[u8]>>(
     out.extend_from_slice(b",\"metadata\":");
     meta.json(out);
     out.extend_from_slice(b",\"items\":[");
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(item.as_ref());
-    }
-    out.extend_from_slice(b"]}\n");
+}
+
+/// What ends a JSON list after its items (with upstream's newline).
+pub const JSON_LIST_TAIL: &[u8] = b"]}\n";
+
+/// A protobuf list up to its first item (for lists written in pieces), whose items will take
+/// `items_len` bytes as [`pb_list_item_len`] counts them. Returns the items' field number:
+/// write each with [`write_pb_list_item_header`] and its message, then
+/// [`write_envelope_trailer`].
+pub fn write_pb_list_head(
+    api_version: &str,
+    list_kind: &str,
+    meta: &ListMeta<'_>,
+    items_len: usize,
+    out: &mut Vec<u8>,
+) -> Result<u32, CodecError> {
+    let (meta_field, items_field) = list_fields(api_version, list_kind)?;
+    let mut meta_bytes = Vec::with_capacity(64);
+    meta.pb(&mut meta_bytes);
+    let raw_len = varint_len(u64::from(meta_field) << 3)
+        + varint_len(meta_bytes.len() as u64)
+        + meta_bytes.len()
+        + items_len;
+    write_envelope_header(api_version, list_kind, raw_len, out);
+    put_bytes_field(out, meta_field, &meta_bytes);
+    Ok(items_field)
+}
+
+/// Bytes one list item of `message_len` bytes takes in a protobuf list.
+pub fn pb_list_item_len(items_field: u32, message_len: usize) -> usize {
+    varint_len(u64::from(items_field) << 3) + varint_len(message_len as u64) + message_len
+}
+
+/// The tag and length in front of one list item's message.
+pub fn write_pb_list_item_header(items_field: u32, message_len: usize, out: &mut Vec<u8>) {
+    put_tag(out, items_field, WIRE_LEN);
+    put_varint(out, message_len as u64);
 }
 
 /// Watch event types, as written in both framings.

@@ -167,6 +167,22 @@ pub fn write_served(res: &Resource, obj: &Obj, rev: i64, out: &mut Vec<u8>) -> R
     Ok(())
 }
 
+/// The length of what `write_served` appends.
+pub fn served_len(res: &Resource, obj: &Obj, rev: i64) -> Result<usize, Status> {
+    let msg = res
+        .msg
+        .ok_or_else(|| Status::internal(format!("no schema for {}", res.kind)))?;
+    if stored_as_served(res) {
+        let env = Envelope::parse(&obj.value)
+            .map_err(|e| Status::internal(format!("stored object is not readable: {e}")))?;
+        return kapi_codec::meta::served_len(msg, env.raw, &rev.to_string())
+            .map_err(|e| Status::internal(format!("stored object is not readable: {e}")));
+    }
+    let mut raw = Vec::new();
+    write_served(res, obj, rev, &mut raw)?;
+    Ok(raw.len())
+}
+
 /// The budget encodings are kept under; set once at start.
 static BUDGET: std::sync::OnceLock<Arc<kapi_cache::Budget>> = std::sync::OnceLock::new();
 

@@ -37,6 +37,15 @@ type Failure = (Status, Encoding);
 /// transport drains as the client reads, so this only smooths bursts.
 const WATCH_CHUNK_BUFFER: usize = 64;
 
+/// Lists of at least this many items are streamed (JSON and protobuf; YAML, pretty JSON,
+/// Table and metadata-only lists are written whole).
+const STREAM_LIST_MIN_ITEMS: usize = 256;
+
+/// Size of a streamed list's chunks, and how many may wait for the client: a list holds at
+/// most this much memory for its response, however large it is.
+const LIST_CHUNK_BYTES: usize = 256 << 10;
+const LIST_CHUNKS_IN_FLIGHT: usize = 4;
+
 /// How often an idle watch that asked for bookmarks gets one (upstream: about a minute).
 const BOOKMARK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 

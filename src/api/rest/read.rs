@@ -257,6 +257,12 @@ impl Ctx<'_> {
                 .collect::<Result<Vec<_>, _>>()?;
             return self.list_shaped(served, &meta);
         }
+        if items.len() >= STREAM_LIST_MIN_ITEMS
+            && (self.enc == Encoding::Protobuf || (self.enc == Encoding::Json && !self.pretty))
+        {
+            let items = items.into_iter().cloned().collect();
+            return self.stream_list(items, &meta);
+        }
         let body = match self.enc {
             Encoding::Protobuf => {
                 let total: usize = items.iter().map(|o| o.value.len() + 24).sum();
@@ -290,6 +296,73 @@ impl Ctx<'_> {
             }
         };
         Ok(self.ok(StatusCode::OK, body))
+    }
+
+    /// A large list, sent in chunks as it is written: memory per request stays bounded and the
+    /// first bytes leave before the last item is encoded. A protobuf list's length comes
+    /// first, so its items' lengths are computed (without writing them) before the headers.
+    fn stream_list(
+        &self,
+        items: Vec<Arc<kapi_cache::Obj>>,
+        meta: &ListMeta<'_>,
+    ) -> Result<Response, Status> {
+        use kapi_codec::envelope as env;
+        let res = self.res.clone();
+        let mut head = Vec::with_capacity(LIST_CHUNK_BYTES + (64 << 10));
+        let pb = if self.enc == Encoding::Protobuf {
+            let (_, field) = env::list_fields(&res.api_version(), &res.list_kind())?;
+            let lens = items
+                .iter()
+                .map(|o| cached::served_len(&res, o, o.mod_revision))
+                .collect::<Result<Vec<_>, _>>()?;
+            let total = lens.iter().map(|&n| env::pb_list_item_len(field, n)).sum();
+            env::write_pb_list_head(&res.api_version(), &res.list_kind(), meta, total, &mut head)?;
+            Some((field, lens))
+        } else {
+            env::write_json_list_head(&res.api_version(), &res.list_kind(), meta, &mut head);
+            None
+        };
+        let (tx, rx) = futures::channel::mpsc::channel::<Bytes>(LIST_CHUNKS_IN_FLIGHT);
+        let mut resp = respond(StatusCode::OK, self.enc.content_type(), Vec::new());
+        resp.body = Body::Stream(rx);
+        monoio::spawn(async move {
+            use futures::SinkExt;
+            let mut tx = tx;
+            let mut buf = head;
+            for (i, o) in items.iter().enumerate() {
+                // A failure here can no longer change the status: the body ends short and
+                // the client sees a truncated list.
+                let written = match &pb {
+                    Some((field, lens)) => {
+                        env::write_pb_list_item_header(*field, lens[i], &mut buf);
+                        cached::write_served(&res, o, o.mod_revision, &mut buf)
+                    }
+                    None => cached::item_json(&res, o).map(|j| {
+                        if i > 0 {
+                            buf.push(b',');
+                        }
+                        buf.extend_from_slice(&j);
+                    }),
+                };
+                if let Err(e) = written {
+                    eprintln!("kapi: list of {}: {}", res.resource, e.message);
+                    return;
+                }
+                if buf.len() >= LIST_CHUNK_BYTES {
+                    let next = Vec::with_capacity(LIST_CHUNK_BYTES + (64 << 10));
+                    let chunk = std::mem::replace(&mut buf, next);
+                    if tx.send(Bytes::from(chunk)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            match pb {
+                Some(_) => env::write_envelope_trailer(&mut buf),
+                None => buf.extend_from_slice(env::JSON_LIST_TAIL),
+            }
+            let _ = tx.send(Bytes::from(buf)).await;
+        });
+        Ok(resp)
     }
 
     /// A list read from the store at `revision` (pages of a list whose snapshot the cache no
