@@ -127,6 +127,11 @@ wait_for kapi 60 sh -c "test -f $KC && curl -skf https://127.0.0.1:$KAPI_PORT/re
 echo "targets.sh: etcd $ETCD (pid $ETCD_PID), kapi https://127.0.0.1:$KAPI_PORT (pid $KAPI_PID), reports in $OUT" >&2
 
 rss_mib() { awk '/^VmRSS:/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+# kapi's watch-cache gauges (kapi only; other servers' /metrics differ), kept per phase.
+metrics() {
+    curl -sk --cert "$WORK/kapi/admin.crt" --key "$WORK/kapi/admin.key" \
+        "https://127.0.0.1:$KAPI_PORT/metrics" >"$OUT/metrics-$1.txt" 2>/dev/null || true
+}
 ectl() { ETCDCTL_API=3 etcdctl --endpoints="$ETCD" "$@"; }
 
 echo "== populate: $NODES nodes × $PODS_PER_NODE pods in $NAMESPACES namespaces" >&2
@@ -136,6 +141,7 @@ echo "== populate: $NODES nodes × $PODS_PER_NODE pods in $NAMESPACES namespaces
     >"$OUT/populate.md" 2>"$OUT/populate.log"
 CREATED=$(jq '[.ops[] | select(.verb == "POST" and .resource == "pods") | .ok] | add // 0' "$OUT/populate.json")
 RSS_POPULATED=$(rss_mib "$KAPI_PID")
+metrics populated
 ETCD_RSS=$(rss_mib "$ETCD_PID")
 
 # The pods' bytes as stored (protobuf behind k8s\0), without etcdctl's newline after each value.
@@ -146,6 +152,7 @@ echo "== listbench: $LISTS LISTs of each format and $LISTS etcdctl get --prefix"
 "$KAPI_LOAD" listbench --kubeconfig "$KC" --count "$LISTS" --etcdctl-baseline "$ETCD" \
     --out "$OUT/listbench.json" >"$OUT/listbench.md" 2>"$OUT/listbench.log"
 RSS_LISTED=$(rss_mib "$KAPI_PID")
+metrics listed
 
 SKIP_LIST=--skip-list
 [ "$KUBELET_LIST" = 1 ] && SKIP_LIST=
@@ -162,6 +169,7 @@ fi
 echo "== watch: $WATCHERS watch-only kubelets ($KUBELETS_PER_CONNECTION per connection, LIST first: $KUBELET_LIST), $UPDATE_RATE pod updates/s for $WATCH_DURATION" >&2
 watch_run "$WATCHERS" "$WATCH_DURATION" watch
 RSS_WATCHED=$(rss_mib "$KAPI_PID")
+metrics watched
 cp "$WORK/kapi.log" "$WORK/etcd.log" "$OUT/" 2>/dev/null || true
 
 # jq: two decimals.

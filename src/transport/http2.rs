@@ -26,9 +26,12 @@ use super::{
 const STREAM_WINDOW: u32 = 1024 * 1024;
 /// Connection-wide receive window: bounds what all streams together may have in flight.
 const CONNECTION_WINDOW: u32 = 4 * 1024 * 1024;
-/// Response bytes queued per stream before its sender waits for the client to take them; keeps
-/// a thousand watch streams from buffering much each.
-const STREAM_SEND_BUFFER: usize = 64 * 1024;
+/// Response bytes queued per stream before its sender waits for the client to take them: large
+/// enough that a streamed list keeps the connection busy while its next chunk is written (a
+/// 20k-pod JSON list over h2: 0.64 s at 64 KiB, 0.26 s at 512 KiB, 0.21 s at 1 MiB). A watch
+/// stream only fills it when its client stops reading, and the watch is then closed when its
+/// queue in the cache fills.
+const STREAM_SEND_BUFFER: usize = 1024 * 1024;
 /// Largest piece of a response body sent as one DATA payload.
 const MAX_DATA_CHUNK: usize = 16 * 1024;
 

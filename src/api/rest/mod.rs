@@ -42,8 +42,8 @@ const WATCH_CHUNK_BUFFER: usize = 64;
 const STREAM_LIST_MIN_ITEMS: usize = 256;
 
 /// Size of a streamed list's chunks, and how many may wait for the client: a list holds at
-/// most this much memory for its response, however large it is.
-const LIST_CHUNK_BYTES: usize = 256 << 10;
+/// most (this + 1) × LIST_CHUNK_BYTES for its response, however large it is.
+const LIST_CHUNK_BYTES: usize = 1 << 20;
 const LIST_CHUNKS_IN_FLIGHT: usize = 4;
 
 /// How often an idle watch that asked for bookmarks gets one (upstream: about a minute).
