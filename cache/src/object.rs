@@ -182,6 +182,15 @@ impl Slot {
         Ok(bytes)
     }
 
+    /// The kept encoding of `view`, if there is one.
+    pub fn get(&self, view: u32) -> Option<Bytes> {
+        self.0
+            .load()
+            .as_ref()
+            .filter(|k| k.view == view)
+            .map(|k| k.bytes.clone())
+    }
+
     /// Lets go of the kept encoding.
     pub fn clear(&self) {
         if self.0.load().is_some() {

@@ -202,16 +202,28 @@ pub fn served(res: &Resource, obj: &Obj) -> Result<Served, Status> {
 
 /// The JSON of a cached version as a list item (no apiVersion/kind), made once and kept.
 pub fn item_json(res: &Resource, obj: &Obj) -> Result<Bytes, Status> {
-    obj.json.get_or_make(view(res), &budget_of(res), || {
-        let msg = res.msg.ok_or_else(|| Status::internal("no schema"))?;
-        let mut raw = Vec::with_capacity(obj.value.len() + 16);
-        write_served(res, obj, obj.mod_revision, &mut raw)?;
-        let mut json = Vec::with_capacity(raw.len() * 2);
-        PbToJson::new(Schema::get())
-            .message(msg, &raw, 0, None, &mut json)
-            .map_err(|e| Status::internal(format!("encoding {}: {e}", res.kind)))?;
-        Ok(Bytes::from(json))
-    })
+    obj.json
+        .get_or_make(view(res), &budget_of(res), || make_item_json(res, obj))
+}
+
+/// The same, kept if it was made before but not kept if made now: a watch event's frame is
+/// kept (for a while) instead, and most updated versions are never listed.
+fn item_json_unkept(res: &Resource, obj: &Obj) -> Result<Bytes, Status> {
+    match obj.json.get(view(res)) {
+        Some(b) => Ok(b),
+        None => make_item_json(res, obj),
+    }
+}
+
+fn make_item_json(res: &Resource, obj: &Obj) -> Result<Bytes, Status> {
+    let msg = res.msg.ok_or_else(|| Status::internal("no schema"))?;
+    let mut raw = Vec::with_capacity(obj.value.len() + 16);
+    write_served(res, obj, obj.mod_revision, &mut raw)?;
+    let mut json = Vec::with_capacity(raw.len() * 2);
+    PbToJson::new(Schema::get())
+        .message(msg, &raw, 0, None, &mut json)
+        .map_err(|e| Status::internal(format!("encoding {}: {e}", res.kind)))?;
+    Ok(Bytes::from(json))
 }
 
 /// `item` with apiVersion and kind in front, as a single object or watch event carries them.
@@ -265,7 +277,7 @@ pub fn event_frame(
             _ => {
                 let mut json = Vec::new();
                 if ev.revision == obj.mod_revision {
-                    with_type_meta(res, &item_json(res, obj)?, &mut json);
+                    with_type_meta(res, &item_json_unkept(res, obj)?, &mut json);
                 } else {
                     // A version at a later revision than its own (deletions): made here.
                     let mut raw = Vec::with_capacity(obj.value.len() + 16);
