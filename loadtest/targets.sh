@@ -74,7 +74,8 @@ TAKEN=" "
 free_port() {
     local p
     while :; do
-        p=$((20000 + RANDOM % 40000))
+        # Below the kernel's ephemeral range (32768 on), where outgoing connections take ports.
+        p=$((20000 + RANDOM % 12000))
         if [[ $TAKEN != *" $p "* ]] && [ -z "$(ss -Htln "sport = :$p")" ]; then
             TAKEN+="$p "
             echo "$p"
