@@ -373,6 +373,11 @@ impl Hub {
         self.dispatched.get()
     }
 
+    /// Readers waiting on this core for a revision.
+    pub fn waiter_count(&self) -> usize {
+        self.state.borrow().waiters.len()
+    }
+
     /// Watchers registered on this core.
     pub fn watcher_count(&self) -> usize {
         self.state
@@ -388,7 +393,7 @@ impl Hub {
         WaitFor {
             hub: self.clone(),
             revision,
-            registered: false,
+            waker: None,
         }
     }
 
@@ -461,11 +466,31 @@ impl Hub {
     }
 }
 
-/// The future of `Hub::wait_for`.
+/// The future of `Hub::wait_for`. Dropped before the revision is reached (a timed-out
+/// read), it takes its waker back out of the hub's list.
 pub struct WaitFor {
     hub: Rc<Hub>,
     revision: i64,
-    registered: bool,
+    waker: Option<Waker>,
+}
+
+impl WaitFor {
+    fn unregister(&mut self) {
+        if let Some(mine) = self.waker.take() {
+            let rev = self.revision;
+            self.hub
+                .state
+                .borrow_mut()
+                .waiters
+                .retain(|(r, w)| !(*r == rev && w.will_wake(&mine)));
+        }
+    }
+}
+
+impl Drop for WaitFor {
+    fn drop(&mut self) {
+        self.unregister();
+    }
 }
 
 impl Future for WaitFor {
@@ -481,17 +506,15 @@ impl Future for WaitFor {
         if self.hub.dispatched() >= self.revision || self.hub.cache.revision() >= self.revision {
             return Poll::Ready(());
         }
+        // Replace our old waker, if any (cheap: waiters are few and short-lived).
+        self.unregister();
         let rev = self.revision;
-        let mut state = self.hub.state.borrow_mut();
-        if self.registered {
-            // Replace our old waker (cheap: waiters are few and short-lived).
-            state
-                .waiters
-                .retain(|(r, w)| !(*r == rev && w.will_wake(cx.waker())));
-        }
-        state.waiters.push((rev, cx.waker().clone()));
-        drop(state);
-        self.registered = true;
+        self.hub
+            .state
+            .borrow_mut()
+            .waiters
+            .push((rev, cx.waker().clone()));
+        self.waker = Some(cx.waker().clone());
         Poll::Pending
     }
 }

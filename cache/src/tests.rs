@@ -1,4 +1,5 @@
 use super::*;
+use std::future::Future;
 use std::sync::Arc;
 
 fn attrs(v: &[u8]) -> Attrs {
@@ -325,4 +326,22 @@ fn superseded_versions_let_go_of_their_encodings() {
     c.apply(vec![put("/r/pods/a/x", 3, false, "v2")]);
     // v1 is still in history (and in the old snapshot), but its JSON is gone.
     assert_eq!((v1.json.kept_len(), c.budget.used()), (0, 0));
+}
+
+#[test]
+fn an_abandoned_wait_leaves_no_waker_behind() {
+    let c = cache();
+    let hub = c.attach_core();
+    c.reset(1, []);
+    let mut wait = Box::pin(hub.wait_for(5));
+    let waker = futures_util::task::noop_waker();
+    let mut cx = std::task::Context::from_waker(&waker);
+    assert!(wait.as_mut().poll(&mut cx).is_pending());
+    assert!(wait.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(hub.waiter_count(), 1);
+    drop(wait);
+    assert_eq!(hub.waiter_count(), 0);
+    // And one that is reached is ready.
+    c.apply(vec![put("/r/pods/a/x", 5, true, "")]);
+    assert!(Box::pin(hub.wait_for(5)).as_mut().poll(&mut cx).is_ready());
 }
