@@ -105,6 +105,7 @@ fn list(c: &mut Criterion) {
     let pods: Vec<_> = (0..PODS).map(|i| pod(i, 1)).collect();
     let cache = filled(&pods);
     let msg = Schema::get().kind("v1", "Pod").unwrap();
+    let meta_field = kapi_codec::meta::metadata_field(msg).unwrap();
     let rc = cache.resource(b"/registry/pods/").unwrap().clone();
     let budget = Budget::new(4 << 30);
     let to_json = |o: &kapi_cache::Obj| -> Result<Bytes, ()> {
@@ -136,7 +137,13 @@ fn list(c: &mut Criterion) {
                 snap.range(b"/registry/pods/", b""),
                 pb_bytes + PODS * 16,
                 |o, out| {
-                    served(msg, &o.value, o.mod_revision, out);
+                    // As the server does: the splice found at ingest, else a parse.
+                    match &o.attrs.splice {
+                        Some(plan) => {
+                            plan.write(meta_field, &o.value, &o.mod_revision.to_string(), out)
+                        }
+                        None => served(msg, &o.value, o.mod_revision, out),
+                    }
                     Ok(())
                 },
                 &mut out,

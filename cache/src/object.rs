@@ -16,6 +16,8 @@ pub struct Attrs {
     pub labels: Box<[(Box<str>, Box<str>)]>,
     /// The value of the resource's indexed field (a pod's `spec.nodeName`), if it has one.
     pub index: Option<Box<str>>,
+    /// Where the resourceVersion goes in the stored bytes (protobuf kinds).
+    pub splice: Option<kapi_codec::meta::RvSplice>,
 }
 
 impl Attrs {
@@ -70,6 +72,7 @@ pub fn pb_extractor(api_version: &str, kind: &str, index: Option<&str>) -> Optio
         Attrs {
             labels: labels.into_boxed_slice(),
             index,
+            splice: kapi_codec::meta::RvSplice::plan(msg, value),
         }
     }))
 }

@@ -13,6 +13,7 @@ fn attrs(v: &[u8]) -> Attrs {
     Attrs {
         labels: Box::new([]),
         index: node,
+        splice: None,
     }
 }
 

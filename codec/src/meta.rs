@@ -478,6 +478,116 @@ pub fn set_resource_version(
     Ok(())
 }
 
+/// Where, in a stored object (`k8s\0` envelope), the resourceVersion goes: found once when the
+/// object is cached, so serving it is copying around the spot, with no parsing. Only for
+/// objects with one ObjectMeta whose fields are in number order (as upstream writes them, an
+/// empty resourceVersion included); others take `set_resource_version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RvSplice {
+    /// The message (the envelope's raw) within the stored bytes.
+    raw_start: u32,
+    raw_end: u32,
+    /// The metadata field (tag to end) within the stored bytes.
+    meta_start: u32,
+    meta_end: u32,
+    /// ObjectMeta's body, and the stored resourceVersion field in it (empty: where it goes).
+    body_start: u32,
+    cut_start: u32,
+    cut_end: u32,
+}
+
+impl RvSplice {
+    /// The plan for `stored` (an envelope of message `kind`), if it qualifies.
+    pub fn plan(kind: MsgId, stored: &[u8]) -> Option<RvSplice> {
+        let env = crate::envelope::Envelope::parse(stored).ok()?;
+        let number = metadata_number(Schema::get(), kind)?;
+        let raw_start = env.raw.as_ptr() as usize - stored.as_ptr() as usize;
+        let mut r = Reader::new(env.raw, 0);
+        let mut found: Option<(usize, usize, &[u8])> = None;
+        while !r.at_end() {
+            let start = r.offset();
+            let (n, v, _) = r.field().ok()?;
+            if n == number {
+                let WireValue::Len(meta) = v else {
+                    return None;
+                };
+                if found.is_some() {
+                    return None;
+                }
+                found = Some((start, r.offset(), meta));
+            }
+        }
+        let (mstart, mend, meta) = found?;
+        let body_start = meta.as_ptr() as usize - env.raw.as_ptr() as usize;
+        let mut m = Reader::new(meta, 0);
+        // set_resource_version drops every resourceVersion field and writes one before the
+        // first field numbered above it: the same as replacing the one stored field when it
+        // sits right there.
+        let mut insert_at = meta.len();
+        let mut cut: Option<(usize, usize)> = None;
+        while !m.at_end() {
+            let s = m.offset();
+            let (f, _, _) = m.field().ok()?;
+            if f == om::RESOURCE_VERSION {
+                if cut.is_some() {
+                    return None;
+                }
+                cut = Some((s, m.offset()));
+            }
+            if f > om::RESOURCE_VERSION && insert_at == meta.len() {
+                insert_at = s;
+            }
+        }
+        let (cut_start, cut_end) = match cut {
+            Some((s, e)) if e == insert_at => (s, e),
+            Some(_) => return None,
+            None => (insert_at, insert_at),
+        };
+        let at = |x: usize| u32::try_from(raw_start + x).ok();
+        Some(RvSplice {
+            raw_start: at(0)?,
+            raw_end: at(env.raw.len())?,
+            meta_start: at(mstart)?,
+            meta_end: at(mend)?,
+            body_start: at(body_start)?,
+            cut_start: at(body_start + cut_start)?,
+            cut_end: at(body_start + cut_end)?,
+        })
+    }
+
+    fn body_len(&self) -> usize {
+        (self.meta_end - self.body_start - (self.cut_end - self.cut_start)) as usize
+    }
+
+    /// The length of the served message with `rv` (what `write` appends).
+    pub fn len(&self, number: u32, rv: &str) -> usize {
+        let body = self.body_len() + 1 + varint_len(rv.len() as u64) + rv.len();
+        (self.raw_end - self.raw_start - (self.meta_end - self.meta_start)) as usize
+            + varint_len(u64::from(number) << 3)
+            + varint_len(body as u64)
+            + body
+    }
+
+    /// Appends the served message of `stored` with `rv`: byte for byte what
+    /// `set_resource_version` writes for the envelope's raw.
+    pub fn write(&self, number: u32, stored: &[u8], rv: &str, out: &mut Vec<u8>) {
+        let b = |x: u32| x as usize;
+        let body = self.body_len() + 1 + varint_len(rv.len() as u64) + rv.len();
+        out.extend_from_slice(&stored[b(self.raw_start)..b(self.meta_start)]);
+        crate::wire::put_tag(out, number, crate::wire::WIRE_LEN);
+        crate::wire::put_varint(out, body as u64);
+        out.extend_from_slice(&stored[b(self.body_start)..b(self.cut_start)]);
+        put_bytes_field(out, om::RESOURCE_VERSION, rv.as_bytes());
+        out.extend_from_slice(&stored[b(self.cut_end)..b(self.meta_end)]);
+        out.extend_from_slice(&stored[b(self.meta_end)..b(self.raw_end)]);
+    }
+}
+
+/// The field number of `kind`'s metadata, if it has one.
+pub fn metadata_field(kind: MsgId) -> Option<u32> {
+    metadata_number(Schema::get(), kind)
+}
+
 /// The length of what `set_resource_version` writes for these arguments, without writing it
 /// (protobuf lists written in pieces need their length first).
 pub fn served_len(kind: MsgId, raw: &[u8], rv: &str) -> Result<usize, CodecError> {
@@ -551,6 +661,62 @@ mod tests {
     use crate::envelope::Envelope;
 
     const POD: &[u8] = include_bytes!("../testdata/objects/pod.etcd.bin");
+
+    #[test]
+    fn a_splice_plan_writes_what_set_resource_version_writes() {
+        let kinds: Vec<(MsgId, Vec<u8>)> =
+            std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/roundtrip"))
+                .unwrap()
+                .filter_map(|e| {
+                    let p = e.ok()?.path();
+                    (p.extension()? == "pb").then_some(p)
+                })
+                .filter_map(|p| {
+                    let bytes = std::fs::read(&p).ok()?;
+                    let env = Envelope::parse(&bytes).ok()?;
+                    let kind = Schema::get().kind(env.api_version, env.kind)?;
+                    // Stored objects carry no resourceVersion: take it out first.
+                    let mut bare = Vec::new();
+                    set_resource_version(kind, env.raw, "", &mut bare).ok()?;
+                    let mut stored = Vec::new();
+                    crate::envelope::write_envelope(env.api_version, env.kind, &bare, &mut stored);
+                    Some((kind, stored))
+                })
+                .chain(std::iter::once((pod_kind(), POD.to_vec())))
+                .collect();
+        assert!(kinds.len() > 100, "{} fixtures", kinds.len());
+        let mut planned = 0;
+        for (kind, stored) in &kinds {
+            let env = Envelope::parse(stored).unwrap();
+            let Some(plan) = RvSplice::plan(*kind, stored) else {
+                continue;
+            };
+            planned += 1;
+            let number = metadata_field(*kind).unwrap();
+            for rv in ["1", "289", "12345678901"] {
+                let mut want = Vec::new();
+                set_resource_version(*kind, env.raw, rv, &mut want).unwrap();
+                let mut got = Vec::new();
+                plan.write(number, stored, rv, &mut got);
+                assert_eq!(got, want, "{rv}");
+                assert_eq!(plan.len(number, rv), want.len());
+            }
+        }
+        assert!(planned > 100, "{planned} planned");
+        // A second ObjectMeta (not how objects are stored) takes the general path.
+        let env = Envelope::parse(POD).unwrap();
+        let meta_at = RvSplice::plan(pod_kind(), POD).unwrap();
+        let mut odd = env.raw.to_vec();
+        let end = (meta_at.meta_end - meta_at.raw_start) as usize;
+        let mut extra = Vec::new();
+        put_bytes_field(&mut extra, om::RESOURCE_VERSION, b"9");
+        let mut meta = Vec::new();
+        put_bytes_field(&mut meta, 1, &extra);
+        odd.splice(end..end, meta);
+        let mut stored = Vec::new();
+        crate::envelope::write_envelope("v1", "Pod", &odd, &mut stored);
+        assert_eq!(RvSplice::plan(pod_kind(), &stored), None);
+    }
 
     #[test]
     fn served_len_is_the_length_set_resource_version_writes() {

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use kapi_cache::{Cache, CachedEvent, EventType as CacheEventType, Extractor, Hub, Obj};
 use kapi_codec::Schema;
 use kapi_codec::envelope::{Envelope, EventType, write_envelope, write_json_event, write_pb_event};
-use kapi_codec::meta::set_resource_version;
+use kapi_codec::meta::{metadata_field, set_resource_version};
 use kapi_codec::to_json::PbToJson;
 
 use super::negotiate::Encoding;
@@ -150,9 +150,13 @@ pub fn write_served(res: &Resource, obj: &Obj, rev: i64, out: &mut Vec<u8>) -> R
         .msg
         .ok_or_else(|| Status::internal(format!("no schema for {}", res.kind)))?;
     if stored_as_served(res) {
+        let rv = rev.to_string();
+        if let (Some(plan), Some(number)) = (&obj.attrs.splice, metadata_field(msg)) {
+            plan.write(number, &obj.value, &rv, out);
+            return Ok(());
+        }
         let env = Envelope::parse(&obj.value)
             .map_err(|e| Status::internal(format!("stored object is not readable: {e}")))?;
-        let rv = rev.to_string();
         return set_resource_version(msg, env.raw, &rv, out)
             .map_err(|e| Status::internal(format!("stored object is not readable: {e}")));
     }
@@ -173,6 +177,9 @@ pub fn served_len(res: &Resource, obj: &Obj, rev: i64) -> Result<usize, Status> 
         .msg
         .ok_or_else(|| Status::internal(format!("no schema for {}", res.kind)))?;
     if stored_as_served(res) {
+        if let (Some(plan), Some(number)) = (&obj.attrs.splice, metadata_field(msg)) {
+            return Ok(plan.len(number, &rev.to_string()));
+        }
         let env = Envelope::parse(&obj.value)
             .map_err(|e| Status::internal(format!("stored object is not readable: {e}")))?;
         return kapi_codec::meta::served_len(msg, env.raw, &rev.to_string())
