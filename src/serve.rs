@@ -92,7 +92,6 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         crate::api::cached::specs(&registry, &prefix),
         args.cache_encoded_bytes,
     ));
-    crate::api::cached::set_budget(cache.budget.clone());
     crate::ingest::start(store.clone(), cache.clone(), prefix.clone())
         .map_err(|e| format!("cache: {e}"))?;
     bootstrap(&store, &prefix)?;

@@ -7,10 +7,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use kapi_cache::{Cache, CachedEvent, EventType as CacheEventType, Extractor, Hub, Obj};
+use kapi_cache::{Budget, Cache, CachedEvent, EventType as CacheEventType, Extractor, Hub, Obj};
 use kapi_codec::Schema;
 use kapi_codec::envelope::{Envelope, EventType, write_envelope, write_json_event, write_pb_event};
 use kapi_codec::meta::{metadata_field, set_resource_version};
+use kapi_codec::schema::MsgId;
 use kapi_codec::to_json::PbToJson;
 
 use super::negotiate::Encoding;
@@ -120,133 +121,222 @@ pub async fn current_revision(store: &StoreClient) -> Result<i64, StoreError> {
         .unwrap_or_else(|_| Err(StoreError::Unavailable("the revision probe ended".into())))
 }
 
-/// A served view: which encoding of an object a slot holds (the served version's message).
-pub fn view(res: &Resource) -> u32 {
-    // FNV-1a of apiVersion/kind: stable and unique among the registry's few dozen views.
-    let mut h: u32 = 0x811c_9dc5;
-    for b in res
-        .group
-        .bytes()
-        .chain([b'/'])
-        .chain(res.version.bytes())
-        .chain([b'/'])
-        .chain(res.kind.bytes())
-    {
-        h ^= b as u32;
-        h = h.wrapping_mul(0x0100_0193);
+/// How one request serves cached versions of its resource: what is the same for every item
+/// (the served apiVersion, whether the stored bytes are already the served message, the
+/// metadata field, the slot key) worked out once, not per item.
+pub struct View<'a> {
+    pub res: &'a Resource,
+    /// Names the encodings this view keeps in a version's slots (FNV-1a of
+    /// group/version/kind: stable and unique among the registry's few dozen kinds).
+    id: u32,
+    budget: Arc<Budget>,
+    api_version: String,
+    msg: Option<MsgId>,
+    /// The stored bytes are the served version's protobuf: serving is a splice, whose
+    /// metadata field number this is.
+    splice_field: Option<u32>,
+}
+
+impl<'a> View<'a> {
+    /// `res` served from `cache` (whose budget caps kept encodings).
+    pub fn new(res: &'a Resource, cache: &Cache) -> View<'a> {
+        let mut id: u32 = 0x811c_9dc5;
+        for b in res
+            .group
+            .bytes()
+            .chain([b'/'])
+            .chain(res.version.bytes())
+            .chain([b'/'])
+            .chain(res.kind.bytes())
+        {
+            id ^= b as u32;
+            id = id.wrapping_mul(0x0100_0193);
+        }
+        let api_version = res.api_version();
+        let stored_as_served = matches!(&res.storage, Storage::Protobuf { api_version: a, kind }
+            if *a == api_version && *kind == res.kind);
+        View {
+            res,
+            id,
+            budget: cache.budget.clone(),
+            msg: res.msg,
+            splice_field: res
+                .msg
+                .filter(|_| stored_as_served)
+                .and_then(metadata_field),
+            api_version,
+        }
     }
-    h
-}
 
-/// Whether the stored bytes are the served version's protobuf (then serving is a splice).
-fn stored_as_served(res: &Resource) -> bool {
-    matches!(&res.storage, Storage::Protobuf { api_version, kind }
-        if *api_version == res.api_version() && *kind == res.kind)
-}
+    fn msg(&self) -> Result<MsgId, Status> {
+        self.msg
+            .ok_or_else(|| Status::internal(format!("no schema for {}", self.res.kind)))
+    }
 
-/// The served message of a cached version, with its resourceVersion, appended to `out`.
-pub fn write_served(res: &Resource, obj: &Obj, rev: i64, out: &mut Vec<u8>) -> Result<(), Status> {
-    let msg = res
-        .msg
-        .ok_or_else(|| Status::internal(format!("no schema for {}", res.kind)))?;
-    if stored_as_served(res) {
-        let rv = rev.to_string();
-        if let (Some(plan), Some(number)) = (&obj.attrs.splice, metadata_field(msg)) {
-            plan.write(number, &obj.value, &rv, out);
+    /// The served message of a cached version, with its resourceVersion, appended to `out`.
+    pub fn write_served(&self, obj: &Obj, rev: i64, out: &mut Vec<u8>) -> Result<(), Status> {
+        let msg = self.msg()?;
+        if let Some(number) = self.splice_field {
+            let rv = rev.to_string();
+            if let Some(plan) = &obj.attrs.splice {
+                plan.write(number, &obj.value, &rv, out);
+                return Ok(());
+            }
+            let env = Envelope::parse(&obj.value).map_err(unreadable)?;
+            return set_resource_version(msg, env.raw, &rv, out).map_err(unreadable);
+        }
+        let res = self.res;
+        if rev == obj.mod_revision {
+            let wire = obj.wire.get_or_make(self.id, &self.budget, || {
+                objects::served(res, &obj.value, rev).map(|s| Bytes::from(s.raw))
+            })?;
+            out.extend_from_slice(&wire);
             return Ok(());
         }
-        let env = Envelope::parse(&obj.value)
-            .map_err(|e| Status::internal(format!("stored object is not readable: {e}")))?;
-        return set_resource_version(msg, env.raw, &rv, out)
-            .map_err(|e| Status::internal(format!("stored object is not readable: {e}")));
+        out.extend_from_slice(&objects::served(res, &obj.value, rev)?.raw);
+        Ok(())
     }
-    if rev == obj.mod_revision {
-        let wire = obj.wire.get_or_make(view(res), &budget_of(res), || {
-            objects::served(res, &obj.value, rev).map(|s| Bytes::from(s.raw))
-        })?;
-        out.extend_from_slice(&wire);
-        return Ok(());
-    }
-    out.extend_from_slice(&objects::served(res, &obj.value, rev)?.raw);
-    Ok(())
-}
 
-/// The length of what `write_served` appends.
-pub fn served_len(res: &Resource, obj: &Obj, rev: i64) -> Result<usize, Status> {
-    let msg = res
-        .msg
-        .ok_or_else(|| Status::internal(format!("no schema for {}", res.kind)))?;
-    if stored_as_served(res) {
-        if let (Some(plan), Some(number)) = (&obj.attrs.splice, metadata_field(msg)) {
-            return Ok(plan.len(number, &rev.to_string()));
+    /// The length of what `write_served` appends.
+    pub fn served_len(&self, obj: &Obj, rev: i64) -> Result<usize, Status> {
+        let msg = self.msg()?;
+        if let Some(number) = self.splice_field {
+            if let Some(plan) = &obj.attrs.splice {
+                return Ok(plan.len(number, &rev.to_string()));
+            }
+            let env = Envelope::parse(&obj.value).map_err(unreadable)?;
+            return kapi_codec::meta::served_len(msg, env.raw, &rev.to_string())
+                .map_err(unreadable);
         }
-        let env = Envelope::parse(&obj.value)
-            .map_err(|e| Status::internal(format!("stored object is not readable: {e}")))?;
-        return kapi_codec::meta::served_len(msg, env.raw, &rev.to_string())
-            .map_err(|e| Status::internal(format!("stored object is not readable: {e}")));
+        let mut raw = Vec::new();
+        self.write_served(obj, rev, &mut raw)?;
+        Ok(raw.len())
     }
-    let mut raw = Vec::new();
-    write_served(res, obj, rev, &mut raw)?;
-    Ok(raw.len())
-}
 
-/// The budget encodings are kept under; set once at start.
-static BUDGET: std::sync::OnceLock<Arc<kapi_cache::Budget>> = std::sync::OnceLock::new();
+    pub fn served(&self, obj: &Obj) -> Result<Served, Status> {
+        let mut raw = Vec::with_capacity(obj.value.len() + 16);
+        self.write_served(obj, obj.mod_revision, &mut raw)?;
+        Ok(Served { raw })
+    }
 
-pub fn set_budget(b: Arc<kapi_cache::Budget>) {
-    let _ = BUDGET.set(b);
-}
+    /// The JSON of a cached version as a list item (no apiVersion/kind), made once and kept.
+    pub fn item_json(&self, obj: &Obj) -> Result<Bytes, Status> {
+        obj.json
+            .get_or_make(self.id, &self.budget, || self.make_item_json(obj))
+    }
 
-fn budget_of(_res: &Resource) -> Arc<kapi_cache::Budget> {
-    BUDGET.get_or_init(|| kapi_cache::Budget::new(0)).clone()
-}
+    /// The same, kept if it was made before but not kept if made now: a watch event's frame
+    /// is kept (for a while) instead, and most updated versions are never listed.
+    fn item_json_unkept(&self, obj: &Obj) -> Result<Bytes, Status> {
+        match obj.json.get(self.id) {
+            Some(b) => Ok(b),
+            None => self.make_item_json(obj),
+        }
+    }
 
-pub fn served(res: &Resource, obj: &Obj) -> Result<Served, Status> {
-    let mut raw = Vec::with_capacity(obj.value.len() + 16);
-    write_served(res, obj, obj.mod_revision, &mut raw)?;
-    Ok(Served { raw })
-}
+    fn make_item_json(&self, obj: &Obj) -> Result<Bytes, Status> {
+        let msg = self.msg()?;
+        let mut raw = Vec::with_capacity(obj.value.len() + 16);
+        self.write_served(obj, obj.mod_revision, &mut raw)?;
+        let mut json = Vec::with_capacity(raw.len() * 2);
+        PbToJson::new(Schema::get())
+            .message(msg, &raw, 0, None, &mut json)
+            .map_err(|e| Status::internal(format!("encoding {}: {e}", self.res.kind)))?;
+        Ok(Bytes::from(json))
+    }
 
-/// The JSON of a cached version as a list item (no apiVersion/kind), made once and kept.
-pub fn item_json(res: &Resource, obj: &Obj) -> Result<Bytes, Status> {
-    obj.json
-        .get_or_make(view(res), &budget_of(res), || make_item_json(res, obj))
-}
+    /// `item` with apiVersion and kind in front, as a single object or watch event carries them.
+    pub fn with_type_meta(&self, item: &[u8], out: &mut Vec<u8>) {
+        let kind = &self.res.kind;
+        out.reserve(item.len() + self.api_version.len() + kind.len() + 32);
+        out.extend_from_slice(b"{\"kind\":");
+        kapi_codec::json_write::write_str(out, kind.as_bytes());
+        out.extend_from_slice(b",\"apiVersion\":");
+        kapi_codec::json_write::write_str(out, self.api_version.as_bytes());
+        if item.len() > 2 {
+            out.push(b',');
+            out.extend_from_slice(&item[1..]);
+        } else {
+            out.push(b'}');
+        }
+    }
 
-/// The same, kept if it was made before but not kept if made now: a watch event's frame is
-/// kept (for a while) instead, and most updated versions are never listed.
-fn item_json_unkept(res: &Resource, obj: &Obj) -> Result<Bytes, Status> {
-    match obj.json.get(view(res)) {
-        Some(b) => Ok(b),
-        None => make_item_json(res, obj),
+    /// A watch frame of type `ty` around version `obj` at revision `rev`; a version at its own
+    /// revision uses its JSON (kept, or made and not kept unless `keep`).
+    pub fn frame(
+        &self,
+        obj: &Obj,
+        rev: i64,
+        ty: EventType,
+        enc: Encoding,
+        keep: bool,
+    ) -> Result<Bytes, Status> {
+        let mut out = Vec::new();
+        match enc {
+            Encoding::Protobuf => {
+                let mut raw = Vec::with_capacity(obj.value.len() + 16);
+                self.write_served(obj, rev, &mut raw)?;
+                let mut env = Vec::with_capacity(raw.len() + 32);
+                write_envelope(&self.api_version, &self.res.kind, &raw, &mut env);
+                write_pb_event(ty, &env, &mut out);
+            }
+            _ => {
+                let mut json = Vec::new();
+                if rev == obj.mod_revision {
+                    let item = if keep {
+                        self.item_json(obj)?
+                    } else {
+                        self.item_json_unkept(obj)?
+                    };
+                    self.with_type_meta(&item, &mut json);
+                } else {
+                    // A version at a later revision than its own (deletions): made here.
+                    let mut raw = Vec::with_capacity(obj.value.len() + 16);
+                    self.write_served(obj, rev, &mut raw)?;
+                    json = objects::encode_message(
+                        self.msg,
+                        &self.api_version,
+                        &self.res.kind,
+                        &raw,
+                        Encoding::Json,
+                        false,
+                    )?;
+                    json.pop();
+                }
+                write_json_event(ty, &json, &mut out);
+            }
+        }
+        Ok(Bytes::from(out))
+    }
+
+    /// A watch frame for `ev` as a watcher of type `ty` sees it: the frame of the event's
+    /// natural type is made once and shared by every watcher in the same encoding.
+    pub fn event_frame(
+        &self,
+        ev: &CachedEvent,
+        ty: CacheEventType,
+        enc: Encoding,
+    ) -> Result<Bytes, Status> {
+        // A change that moves an object out of a watcher's selectors is a DELETED of the
+        // version it last saw (the previous one), at the change's revision, as upstream sends.
+        let obj = match (&ev.prev, ev.kind, ty) {
+            (Some(prev), kapi_cache::EventKind::Put, CacheEventType::Deleted) => prev,
+            _ => &ev.obj,
+        };
+        let make = || self.frame(obj, ev.revision, wire_type(ty), enc, false);
+        if ty != ev.natural_type() {
+            return make();
+        }
+        let slot = match enc {
+            Encoding::Protobuf => &ev.frames[1],
+            _ => &ev.frames[0],
+        };
+        slot.get_or_make(self.id, &self.budget, make)
     }
 }
 
-fn make_item_json(res: &Resource, obj: &Obj) -> Result<Bytes, Status> {
-    let msg = res.msg.ok_or_else(|| Status::internal("no schema"))?;
-    let mut raw = Vec::with_capacity(obj.value.len() + 16);
-    write_served(res, obj, obj.mod_revision, &mut raw)?;
-    let mut json = Vec::with_capacity(raw.len() * 2);
-    PbToJson::new(Schema::get())
-        .message(msg, &raw, 0, None, &mut json)
-        .map_err(|e| Status::internal(format!("encoding {}: {e}", res.kind)))?;
-    Ok(Bytes::from(json))
-}
-
-/// `item` with apiVersion and kind in front, as a single object or watch event carries them.
-pub fn with_type_meta(res: &Resource, item: &[u8], out: &mut Vec<u8>) {
-    let api_version = res.api_version();
-    out.reserve(item.len() + api_version.len() + res.kind.len() + 32);
-    out.extend_from_slice(b"{\"kind\":");
-    kapi_codec::json_write::write_str(out, res.kind.as_bytes());
-    out.extend_from_slice(b",\"apiVersion\":");
-    kapi_codec::json_write::write_str(out, api_version.as_bytes());
-    if item.len() > 2 {
-        out.push(b',');
-        out.extend_from_slice(&item[1..]);
-    } else {
-        out.push(b'}');
-    }
+fn unreadable(e: kapi_codec::CodecError) -> Status {
+    Status::internal(format!("stored object is not readable: {e}"))
 }
 
 pub fn wire_type(t: CacheEventType) -> EventType {
@@ -255,61 +345,4 @@ pub fn wire_type(t: CacheEventType) -> EventType {
         CacheEventType::Modified => EventType::Modified,
         CacheEventType::Deleted => EventType::Deleted,
     }
-}
-
-/// A watch frame for `ev` as a watcher of type `ty` sees it: the frame of the event's natural
-/// type is made once and shared by every watcher in the same encoding.
-pub fn event_frame(
-    res: &Resource,
-    ev: &CachedEvent,
-    ty: CacheEventType,
-    enc: Encoding,
-) -> Result<Bytes, Status> {
-    // A change that moves an object out of a watcher's selectors is a DELETED of the version
-    // it last saw (the previous one), at the change's revision, as upstream sends it.
-    let obj = match (&ev.prev, ev.kind, ty) {
-        (Some(prev), kapi_cache::EventKind::Put, CacheEventType::Deleted) => prev,
-        _ => &ev.obj,
-    };
-    let make = || -> Result<Bytes, Status> {
-        let mut out = Vec::new();
-        match enc {
-            Encoding::Protobuf => {
-                let mut raw = Vec::with_capacity(obj.value.len() + 16);
-                write_served(res, obj, ev.revision, &mut raw)?;
-                let mut env = Vec::with_capacity(raw.len() + 32);
-                write_envelope(&res.api_version(), &res.kind, &raw, &mut env);
-                write_pb_event(wire_type(ty), &env, &mut out);
-            }
-            _ => {
-                let mut json = Vec::new();
-                if ev.revision == obj.mod_revision {
-                    with_type_meta(res, &item_json_unkept(res, obj)?, &mut json);
-                } else {
-                    // A version at a later revision than its own (deletions): made here.
-                    let mut raw = Vec::with_capacity(obj.value.len() + 16);
-                    write_served(res, obj, ev.revision, &mut raw)?;
-                    json = objects::encode_message(
-                        res.msg,
-                        &res.api_version(),
-                        &res.kind,
-                        &raw,
-                        Encoding::Json,
-                        false,
-                    )?;
-                    json.pop();
-                }
-                write_json_event(wire_type(ty), &json, &mut out);
-            }
-        }
-        Ok(Bytes::from(out))
-    };
-    if ty != ev.natural_type() {
-        return make();
-    }
-    let slot = match enc {
-        Encoding::Protobuf => &ev.frames[1],
-        _ => &ev.frames[0],
-    };
-    slot.get_or_make(view(res), &budget_of(res), make)
 }

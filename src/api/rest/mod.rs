@@ -259,6 +259,11 @@ impl Ctx<'_> {
         )
     }
 
+    /// How this request serves cached versions of its resource.
+    fn view(&self) -> cached::View<'_> {
+        cached::View::new(self.res, &self.api.cache)
+    }
+
     /// The cache of the addressed resource.
     fn rc(&self) -> Result<&Arc<kapi_cache::ResourceCache>, Status> {
         let prefix = format!("{}{}", self.api.prefix, self.res.key_prefix);

@@ -18,15 +18,16 @@ impl Ctx<'_> {
         };
         if self.shape == Shape::Object && self.enc != Encoding::Protobuf {
             // The kept JSON, with apiVersion and kind in front.
-            let item = cached::item_json(self.res, obj)?;
+            let view = self.view();
+            let item = view.item_json(obj)?;
             let mut json = Vec::with_capacity(item.len() + 64);
-            cached::with_type_meta(self.res, &item, &mut json);
+            view.with_type_meta(&item, &mut json);
             return Ok(self.ok(
                 StatusCode::OK,
                 objects::finish_json(json, self.enc, self.pretty)?,
             ));
         }
-        let obj = cached::served(self.res, obj)?;
+        let obj = self.view().served(obj)?;
         self.object_response(StatusCode::OK, &obj)
     }
 
@@ -250,10 +251,11 @@ impl Ctx<'_> {
             continue_token: &token,
             remaining_item_count: remaining,
         };
+        let view = self.view();
         if self.shape != Shape::Object {
             let served = items
                 .iter()
-                .map(|o| cached::served(self.res, o))
+                .map(|o| view.served(o))
                 .collect::<Result<Vec<_>, _>>()?;
             return self.list_shaped(served, &meta);
         }
@@ -273,7 +275,7 @@ impl Ctx<'_> {
                     &meta,
                     &items,
                     total,
-                    |o, out| cached::write_served(self.res, o, o.mod_revision, out),
+                    |o, out| view.write_served(o, o.mod_revision, out),
                     &mut out,
                 )?;
                 out
@@ -281,7 +283,7 @@ impl Ctx<'_> {
             _ => {
                 let jsons = items
                     .iter()
-                    .map(|o| cached::item_json(self.res, o))
+                    .map(|o| view.item_json(o))
                     .collect::<Result<Vec<_>, _>>()?;
                 let mut out = Vec::new();
                 kapi_codec::envelope::write_json_list(
@@ -308,12 +310,14 @@ impl Ctx<'_> {
     ) -> Result<Response, Status> {
         use kapi_codec::envelope as env;
         let res = self.res.clone();
+        let cache = self.api.cache.clone();
         let mut head = Vec::with_capacity(LIST_CHUNK_BYTES + (64 << 10));
         let pb = if self.enc == Encoding::Protobuf {
             let (_, field) = env::list_fields(&res.api_version(), &res.list_kind())?;
+            let view = self.view();
             let lens = items
                 .iter()
-                .map(|o| cached::served_len(&res, o, o.mod_revision))
+                .map(|o| view.served_len(o, o.mod_revision))
                 .collect::<Result<Vec<_>, _>>()?;
             let total = lens.iter().map(|&n| env::pb_list_item_len(field, n)).sum();
             env::write_pb_list_head(&res.api_version(), &res.list_kind(), meta, total, &mut head)?;
@@ -329,15 +333,16 @@ impl Ctx<'_> {
             use futures::SinkExt;
             let mut tx = tx;
             let mut buf = head;
+            let view = cached::View::new(&res, &cache);
             for (i, o) in items.iter().enumerate() {
                 // A failure here can no longer change the status: the body ends short and
                 // the client sees a truncated list.
                 let written = match &pb {
                     Some((field, lens)) => {
                         env::write_pb_list_item_header(*field, lens[i], &mut buf);
-                        cached::write_served(&res, o, o.mod_revision, &mut buf)
+                        view.write_served(o, o.mod_revision, &mut buf)
                     }
-                    None => cached::item_json(&res, o).map(|j| {
+                    None => view.item_json(o).map(|j| {
                         if i > 0 {
                             buf.push(b',');
                         }
@@ -457,6 +462,7 @@ impl Ctx<'_> {
         paths: &[FieldPath],
     ) -> impl Fn(&kapi_cache::Obj) -> bool + 'static {
         let res = self.res.clone();
+        let cache = self.api.cache.clone();
         let rc = rc.clone();
         let labels = labels.clone();
         let fields = fields.clone();
@@ -489,7 +495,7 @@ impl Ctx<'_> {
                     Some(obj.attrs.index.as_deref().unwrap_or("").to_string())
                 }
                 other => {
-                    let s = served.get_or_init(|| cached::served(&res, obj).ok());
+                    let s = served.get_or_init(|| cached::View::new(&res, &cache).served(obj).ok());
                     let raw = &s.as_ref()?.raw;
                     paths
                         .iter()
@@ -558,7 +564,9 @@ impl Ctx<'_> {
         let enc = self.enc;
         let prefix = self.collection_prefix();
         let initial_pred = self.predicate(&rc, &labels, &fields, &paths);
+        let cache = self.api.cache.clone();
         monoio::spawn(async move {
+            let view = cached::View::new(&res, &cache);
             let mut tx = tx;
             use futures::SinkExt;
             let (mut watch, start_rev) = match started {
@@ -580,7 +588,8 @@ impl Ctx<'_> {
                     if !initial_pred(obj) {
                         continue;
                     }
-                    let frame = match initial_frame(&res, obj, enc) {
+                    let frame = match view.frame(obj, obj.mod_revision, EventType::Added, enc, true)
+                    {
                         Ok(f) => f,
                         Err(s) => {
                             let _ = objects::watch_error_frame(&s, enc)
@@ -612,7 +621,7 @@ impl Ctx<'_> {
                 match monoio::time::timeout(wait, watch.next_event()).await {
                     Ok(kapi_cache::Next::Event(ev, ty)) => {
                         last_rev = ev.revision;
-                        let frame = match cached::event_frame(&res, &ev, ty, enc) {
+                        let frame = match view.event_frame(&ev, ty, enc) {
                             Ok(f) => f,
                             Err(s) => {
                                 let _ = objects::watch_error_frame(&s, enc)
@@ -660,27 +669,6 @@ impl Ctx<'_> {
             Encoding::Json => "application/json",
         }
     }
-}
-
-/// An ADDED frame for an object of the initial state.
-fn initial_frame(res: &Resource, obj: &kapi_cache::Obj, enc: Encoding) -> Result<Bytes, Status> {
-    let mut out = Vec::new();
-    match enc {
-        Encoding::Protobuf => {
-            let mut raw = Vec::with_capacity(obj.value.len() + 16);
-            cached::write_served(res, obj, obj.mod_revision, &mut raw)?;
-            let mut env = Vec::with_capacity(raw.len() + 32);
-            kapi_codec::envelope::write_envelope(&res.api_version(), &res.kind, &raw, &mut env);
-            kapi_codec::envelope::write_pb_event(EventType::Added, &env, &mut out);
-        }
-        _ => {
-            let item = cached::item_json(res, obj)?;
-            let mut json = Vec::with_capacity(item.len() + 64);
-            cached::with_type_meta(res, &item, &mut json);
-            kapi_codec::envelope::write_json_event(EventType::Added, &json, &mut out);
-        }
-    }
-    Ok(Bytes::from(out))
 }
 
 /// A BOOKMARK: the kind with only metadata.resourceVersion (and the initial-events-end

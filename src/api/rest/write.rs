@@ -435,9 +435,10 @@ impl Ctx<'_> {
         let rev = self.api.cache.revision();
         let snap = self.rc()?.snapshot();
         let rev = rev.max(snap.revision);
+        let view = self.view();
         let mut deleted = Vec::new();
         for o in snap.range(prefix.as_bytes(), b"") {
-            let obj = cached::served(self.res, o)?;
+            let obj = view.served(o)?;
             if !self.matches(&obj, &labels, &fields, &paths) {
                 continue;
             }
