@@ -4,11 +4,8 @@
 mod support;
 
 use std::io::Read;
-use std::sync::Arc;
 use std::time::Duration;
 
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{Value, json};
 use support::kapi::Kapi;
 
@@ -19,20 +16,7 @@ struct Client {
 
 impl Client {
     fn new(k: &Kapi) -> Client {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(CertificateDer::from_pem_file(k.data_dir.join("ca.crt")).unwrap())
-            .unwrap();
-        let chain = vec![CertificateDer::from_pem_file(k.data_dir.join("admin.crt")).unwrap()];
-        let key = PrivateKeyDer::from_pem_file(k.data_dir.join("admin.key")).unwrap();
-        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_client_auth_cert(chain, key)
-            .unwrap();
-        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let tls = support::kapi::admin_tls(&k.data_dir, &[b"h2", b"http/1.1"]);
         let http = reqwest::blocking::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(30))

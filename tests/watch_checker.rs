@@ -44,8 +44,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{Value, json};
 use support::etcd::Etcd;
 use support::kapi::Kapi;
@@ -653,24 +651,12 @@ struct Http {
 
 impl Http {
     fn new(data_dir: &Path, port: u16, http1_only: bool, timeout: Option<Duration>) -> Http {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(CertificateDer::from_pem_file(data_dir.join("ca.crt")).unwrap())
-            .unwrap();
-        let chain = vec![CertificateDer::from_pem_file(data_dir.join("admin.crt")).unwrap()];
-        let key = PrivateKeyDer::from_pem_file(data_dir.join("admin.key")).unwrap();
-        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_client_auth_cert(chain, key)
-            .unwrap();
-        tls.alpn_protocols = if http1_only {
-            vec![b"http/1.1".to_vec()]
+        let alpn: &[&[u8]] = if http1_only {
+            &[b"http/1.1"]
         } else {
-            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+            &[b"h2", b"http/1.1"]
         };
+        let tls = support::kapi::admin_tls(data_dir, alpn);
         let mut builder = reqwest::Client::builder()
             .no_proxy()
             .connect_timeout(Duration::from_secs(5))

@@ -149,3 +149,25 @@ impl Drop for Kapi {
         }
     }
 }
+
+/// A TLS client configuration that trusts kapi's CA and presents its admin certificate, with
+/// `alpn` offered (`h2`, `http/1.1`).
+pub fn admin_tls(data_dir: &Path, alpn: &[&[u8]]) -> rustls::ClientConfig {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(data_dir.join("ca.crt")).expect("ca.crt"))
+        .expect("a CA certificate");
+    let chain = vec![CertificateDer::from_pem_file(data_dir.join("admin.crt")).expect("admin.crt")];
+    let key = PrivateKeyDer::from_pem_file(data_dir.join("admin.key")).expect("admin.key");
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .expect("the admin certificate");
+    tls.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    tls
+}
