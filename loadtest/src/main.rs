@@ -60,14 +60,30 @@ enum Command {
     Compare { a: PathBuf, b: PathBuf },
 }
 
-#[derive(Args)]
-struct ListBenchArgs {
+/// Which server, with which credentials.
+#[derive(Args, Clone)]
+struct ClusterArgs {
+    /// Kubeconfig to read the server and credentials from (default: $KUBECONFIG, ~/.kube/config).
     #[arg(long)]
     kubeconfig: Option<String>,
+    /// Context in the kubeconfig (default: current-context).
     #[arg(long)]
     context: Option<String>,
+    /// A bare server URL instead of a kubeconfig (no credentials; http:// uses h2c).
     #[arg(long)]
     server: Option<String>,
+}
+
+impl ClusterArgs {
+    fn target(&self) -> Result<Target, String> {
+        target_of(&self.server, &self.kubeconfig, &self.context)
+    }
+}
+
+#[derive(Args)]
+struct ListBenchArgs {
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// The collection to LIST, whole (no limit).
     #[arg(long, default_value = "/api/v1/pods")]
     path: String,
@@ -102,15 +118,8 @@ struct ListBenchArgs {
 
 #[derive(Args, Clone)]
 struct RunArgs {
-    /// Kubeconfig to read the server and credentials from (default: $KUBECONFIG, ~/.kube/config).
-    #[arg(long)]
-    kubeconfig: Option<String>,
-    /// Context in the kubeconfig (default: current-context).
-    #[arg(long)]
-    context: Option<String>,
-    /// A bare server URL instead of a kubeconfig (no credentials; http:// uses h2c).
-    #[arg(long)]
-    server: Option<String>,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// Scenarios for `run`: populate, kubelets, controllers, churn, list, updates.
     #[arg(long = "scenario")]
     scenarios: Vec<String>,
@@ -253,10 +262,6 @@ fn plan(a: &RunArgs, scenarios: &[&str], density: bool) -> Plan {
     }
 }
 
-fn target(a: &RunArgs) -> Result<Target, String> {
-    target_of(&a.server, &a.kubeconfig, &a.context)
-}
-
 fn target_of(
     server: &Option<String>,
     kubeconfig: &Option<String>,
@@ -304,7 +309,7 @@ fn run(a: RunArgs, scenarios: Vec<String>, density: bool) -> Result<(), String> 
         );
     }
     let plan = plan(&a, &names, density);
-    let target = target(&a)?;
+    let target = a.cluster.target()?;
     let threads = a.threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -414,7 +419,7 @@ fn null(n: NullArgs) -> Result<(), String> {
 }
 
 fn listbench(l: ListBenchArgs) -> Result<(), String> {
-    let target = target_of(&l.server, &l.kubeconfig, &l.context)?;
+    let target = l.cluster.target()?;
     let formats = l
         .formats
         .iter()
