@@ -1,18 +1,8 @@
 //! The `kapi` command: the Kubernetes API server (no subcommand), and the `decode` and
 //! `encode` tools that read and write objects in the forms etcd stores.
 
-mod api;
-mod convert;
-mod ingest;
-mod pki;
-mod serve;
-// Compaction and store introspection are used by the storage tests; the cache's use comes
-// with the watch-cache issue.
-#[cfg_attr(not(test), allow(dead_code))]
-mod storage;
-mod transport;
-
 use clap::{Parser, Subcommand};
+use kapi::{convert, serve};
 
 /// mimalloc: the cache's churn of object versions (kilobytes each, freed on other threads than
 /// the one that made them) fragments glibc's per-thread arenas; RSS stays closer to what is live.
