@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod convert;
+pub mod fault;
 pub mod ingest;
 pub mod pki;
 pub mod serve;

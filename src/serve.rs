@@ -68,6 +68,10 @@ impl Handler for ApiHandler {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response>>> {
         Box::pin(self.0.clone().handle(req))
     }
+
+    fn refuse(&self, refusal: crate::transport::Refusal) -> Response {
+        crate::api::server::refusal_response(refusal)
+    }
 }
 
 pub fn run(args: &ServeArgs) -> Result<(), String> {

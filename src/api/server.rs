@@ -408,6 +408,40 @@ pub fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Respons
     }
 }
 
+/// A request the transport refused, as upstream's handlers word it: a body over the limit is
+/// `RequestEntityTooLarge` ("limit is 3145728"), an oversized head 431, the rest as its status.
+pub fn refusal_response(refusal: crate::transport::Refusal) -> Response {
+    use crate::transport::MAX_BODY_BYTES;
+    let status = match refusal.status {
+        StatusCode::PAYLOAD_TOO_LARGE => Status::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: limit is {MAX_BODY_BYTES}"),
+        ),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => Status::new(
+            431,
+            "RequestHeaderFieldsTooLarge",
+            format!(
+                "Request header fields too large: limit is {}",
+                crate::transport::MAX_HEADER_BYTES
+            ),
+        ),
+        StatusCode::REQUEST_TIMEOUT => {
+            Status::new(408, "Timeout", "the request body was not received in time")
+        }
+        other => Status::new(
+            other.as_u16(),
+            if other.is_client_error() {
+                "BadRequest"
+            } else {
+                "InternalError"
+            },
+            refusal.text.trim_end(),
+        ),
+    };
+    status_response(&status, Encoding::Json, false)
+}
+
 pub fn status_response(status: &Status, enc: Encoding, pretty: bool) -> Response {
     let body = objects::encode_status(status, enc, pretty);
     let code = StatusCode::from_u16(status.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
