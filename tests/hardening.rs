@@ -268,3 +268,48 @@ fn an_oversized_body_gets_upstreams_status_on_both_protocols() {
     );
     assert_eq!(code, 200);
 }
+
+#[test]
+fn delete_options_are_parsed_and_validated_as_upstream() {
+    let k = Kapi::start(&[], &[]);
+    k.ok(&["create", "configmap", "victim", "--from-literal=a=b"]);
+    let c = client(&k, true);
+    let url = |q: &str| {
+        format!(
+            "{}/api/v1/namespaces/default/configmaps/victim?{q}",
+            base(&k)
+        )
+    };
+    let delete = |q: &str| {
+        let resp = c
+            .delete(url(q))
+            .header("Accept", "application/json")
+            .send()
+            .expect("a response");
+        let code = resp.status().as_u16();
+        (
+            code,
+            serde_json::from_slice::<Value>(&resp.bytes().unwrap()).unwrap_or(Value::Null),
+        )
+    };
+    let (code, body) = delete("gracePeriodSeconds=99999999999999999999");
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(
+        body["message"],
+        "strconv.ParseInt: parsing \"99999999999999999999\": value out of range"
+    );
+    let (code, body) = delete("orphanDependents=maybe");
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = delete("propagationPolicy=Sometimes");
+    assert_eq!(code, 422, "{body}");
+    assert_status(&body, 422, "Invalid");
+    assert_eq!(body["details"]["kind"], "DeleteOptions");
+    assert_eq!(body["details"]["group"], "meta.k8s.io");
+    let (code, body) = delete("propagationPolicy=Background&orphanDependents=true");
+    assert_eq!(code, 422, "{body}");
+    // Still there after every refusal; a valid delete removes it.
+    k.ok(&["get", "configmap", "victim"]);
+    let (code, body) = delete("gracePeriodSeconds=0&propagationPolicy=Foreground");
+    assert_eq!(code, 200, "{body}");
+    assert!(!k.kubectl(&["get", "configmap", "victim"]).status.success());
+}
