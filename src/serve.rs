@@ -101,6 +101,11 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
     bootstrap(&store, &prefix)?;
 
     let api = Arc::new(Api {
+        authn: crate::authn::Chain::new(vec![Box::new(crate::authn::x509::X509)], true),
+        authz: crate::authz::Chain::new(vec![
+            Box::new(crate::authz::PrivilegedGroup),
+            Box::new(crate::authz::Interim),
+        ]),
         registry,
         store,
         cache,

@@ -12,11 +12,14 @@ use super::objects;
 use super::registry::{DISCOVERY, Registry};
 use super::request::{self, Query, Target};
 use super::status::Status;
+use crate::authz;
 use crate::storage::StoreClient;
 use crate::transport::{Body, Request, Response};
 
 /// Everything a handler needs; shared by all cores.
 pub struct Api {
+    pub authn: crate::authn::Chain,
+    pub authz: crate::authz::Chain,
     pub registry: Registry,
     pub store: StoreClient,
     pub cache: Arc<Cache>,
@@ -25,29 +28,33 @@ pub struct Api {
 }
 
 impl Api {
+    /// The request pipeline: request info → authentication → flow control → authorization →
+    /// the handler. Each stage is its own module (`request`, `crate::authn`,
+    /// `crate::flowcontrol`, `crate::authz`); a stage that refuses answers with its `Status`.
     pub async fn handle(self: Arc<Self>, req: Request) -> Response {
+        // Request info, resolved once.
         let query = Query::parse(req.uri.query());
         let pretty = negotiate::pretty(
             query.get("pretty"),
             header_str(&req.headers, header::USER_AGENT),
         );
-        // Bearer tokens are not accepted yet (no authenticator), so any token is invalid:
-        // upstream answers an invalid credential with 401 whatever the path.
-        if req.identity.is_none() && req.headers.contains_key(header::AUTHORIZATION) {
-            return status_response(&Status::unauthorized(), Encoding::Json, pretty);
-        }
         let path = req.uri.path().to_string();
         let target = request::parse(&req.method, &path, &query);
+        // Authentication: a credential no authenticator accepts is a 401 whatever the path.
+        let user = match self.authn.authenticate(&req) {
+            Ok(user) => user,
+            Err(status) => return status_response(&status, Encoding::Json, pretty),
+        };
+        // Authorization.
+        let attrs = authz::Attributes::new(&user, &req.method, &path, target.as_ref());
+        if let Err(status) = self.authz.authorize(&attrs) {
+            return status_response(&status, Encoding::Json, pretty);
+        }
+        // The handler.
         match target {
             Some(Target::Other { path }) => self.other(&req, &path, pretty).await,
             Some(Target::Discovery { path }) => discovery(&req, &path, pretty),
             Some(Target::Resource(rr)) => {
-                // Anonymous requests to resources are refused until authorization exists
-                // (upstream: 403 for system:anonymous); clients with a certificate may do
-                // anything in this version.
-                if req.identity.is_none() {
-                    return status_response(&forbidden_anonymous(&rr), Encoding::Json, pretty);
-                }
                 match super::rest::serve(&self, &req, rr, query, pretty).await {
                     Ok(resp) => resp,
                     Err((status, enc)) => status_response(&status, enc, pretty),
@@ -157,7 +164,7 @@ impl Api {
                     text(StatusCode::OK, "ok".into())
                 }
             }
-            "/metrics" if req.identity.is_some() => text(StatusCode::OK, self.metrics()),
+            "/metrics" => text(StatusCode::OK, self.metrics()),
             "/openapi/v2" | "/openapi/v2/" => match super::openapi::v2() {
                 Some(doc) => openapi_doc(req, doc, false),
                 None => status_response(&Status::no_such_resource(), Encoding::Json, pretty),
@@ -226,31 +233,6 @@ fn openapi_doc(req: &Request, doc: &super::openapi::Doc, immutable: bool) -> Res
 
 fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
-}
-
-fn forbidden_anonymous(rr: &request::ResourceRequest) -> Status {
-    let scope = match &rr.namespace {
-        Some(ns) => format!("in the namespace \"{ns}\""),
-        None => "at the cluster scope".to_string(),
-    };
-    let gr = if rr.group.is_empty() {
-        rr.resource.clone()
-    } else {
-        format!("{}.{}", rr.resource, rr.group)
-    };
-    let mut s = Status::new(
-        403,
-        "Forbidden",
-        format!(
-            "{gr} is forbidden: User \"system:anonymous\" cannot {} resource \"{}\" in API group \"{}\" {scope}",
-            rr.verb.as_str(),
-            rr.resource,
-            rr.group
-        ),
-    );
-    s.kind = Some(rr.resource.clone());
-    s.name = rr.name.clone();
-    s
 }
 
 pub fn discovery_doc(name: &str) -> &'static [u8] {

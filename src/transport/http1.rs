@@ -12,8 +12,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version, head
 
 use super::tls::TlsStream;
 use super::{
-    BODY_READ_TIMEOUT, Body, HEADER_READ_TIMEOUT, Handler, IDLE_TIMEOUT, Identity, MAX_BODY_BYTES,
-    MAX_HEADER_BYTES, Refusal, Request, RequestTarget, Response, WRITE_TIMEOUT,
+    BODY_READ_TIMEOUT, Body, HEADER_READ_TIMEOUT, Handler, IDLE_TIMEOUT, MAX_BODY_BYTES,
+    MAX_HEADER_BYTES, Peer, Refusal, Request, RequestTarget, Response, WRITE_TIMEOUT,
 };
 
 /// Plaintext read per call: one TLS record's worth.
@@ -71,7 +71,7 @@ struct Connection {
     scratch: Box<[u8]>,
 }
 
-pub(super) async fn serve<H: Handler>(io: TlsStream, identity: Option<Identity>, handler: Rc<H>) {
+pub(super) async fn serve<H: Handler>(io: TlsStream, peer: Rc<Peer>, handler: Rc<H>) {
     let mut conn = Connection {
         io,
         buf: BytesMut::with_capacity(READ_CHUNK),
@@ -99,7 +99,7 @@ pub(super) async fn serve<H: Handler>(io: TlsStream, identity: Option<Identity>,
             uri: head.uri,
             headers: head.headers,
             body,
-            identity: identity.clone(),
+            peer: Rc::clone(&peer),
             http2: false,
         };
         let response = handler.handle(request).await;

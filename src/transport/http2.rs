@@ -17,8 +17,8 @@ use http::{HeaderMap, StatusCode, header};
 
 use super::tls::TlsStream;
 use super::{
-    BODY_READ_TIMEOUT, Body, HANDSHAKE_TIMEOUT, Handler, IDLE_TIMEOUT, Identity, MAX_BODY_BYTES,
-    MAX_H2_STREAMS, MAX_HEADER_BYTES, Refusal, Request, RequestTarget, Response,
+    BODY_READ_TIMEOUT, Body, HANDSHAKE_TIMEOUT, Handler, IDLE_TIMEOUT, MAX_BODY_BYTES,
+    MAX_H2_STREAMS, MAX_HEADER_BYTES, Peer, Refusal, Request, RequestTarget, Response,
 };
 
 /// Per-stream receive window: a request body of this much may be in flight before the client
@@ -45,7 +45,7 @@ const LINGER_BYTES: usize = 2 * MAX_BODY_BYTES;
 /// What HPACK counts per header field beyond its name and value (RFC 7541 §4.1).
 const HEADER_FIELD_OVERHEAD: usize = 32;
 
-pub(super) async fn serve<H: Handler>(io: TlsStream, identity: Option<Identity>, handler: Rc<H>) {
+pub(super) async fn serve<H: Handler>(io: TlsStream, peer: Rc<Peer>, handler: Rc<H>) {
     let handshake = h2::server::Builder::new()
         .max_concurrent_streams(MAX_H2_STREAMS)
         .max_header_list_size(H2_HEADER_LIST_LIMIT)
@@ -80,7 +80,7 @@ pub(super) async fn serve<H: Handler>(io: TlsStream, identity: Option<Identity>,
             }
         };
         let Ok((request, respond)) = next else { return };
-        let stream = serve_stream(request, respond, identity.clone(), Rc::clone(&handler));
+        let stream = serve_stream(request, respond, Rc::clone(&peer), Rc::clone(&handler));
         let open = OpenStream::new(&activity);
         monoio::spawn(async move {
             let _open = open;
@@ -117,7 +117,7 @@ impl Drop for OpenStream {
 async fn serve_stream<H: Handler>(
     request: http::Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
-    identity: Option<Identity>,
+    peer: Rc<Peer>,
     handler: Rc<H>,
 ) {
     let (parts, mut body) = request.into_parts();
@@ -153,7 +153,7 @@ async fn serve_stream<H: Handler>(
             .unwrap_or_else(RequestTarget::root),
         headers: parts.headers,
         body,
-        identity,
+        peer,
         http2: true,
     };
     let response = handler.handle(request).await;

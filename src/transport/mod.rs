@@ -12,6 +12,7 @@ mod tls;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,12 +47,37 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// holds a connection (a 3 MiB body needs only ~100 KiB/s).
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Who the client proved to be with its TLS client certificate: CN is the user, each O a group
-/// (as upstream's x509 authenticator).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    pub user: String,
-    pub groups: Vec<String>,
+/// What the transport knows of a client for the life of its connection: the certificate chain
+/// it proved (verified by rustls against the client CA) and where it connects from. Who that
+/// makes the client is authentication's business (`crate::authn`), not the transport's.
+pub struct Peer {
+    /// The verified client certificate chain, leaf first; empty when the client sent none
+    /// (rustls keeps only certificates its verifier accepted).
+    pub certificates: Vec<rustls_pki_types::CertificateDer<'static>>,
+    pub remote: Option<SocketAddr>,
+    /// The handler's memo for this connection (the user its certificate names, say), so that
+    /// what follows from the connection is worked out once, not per request.
+    pub memo: std::cell::OnceCell<Rc<dyn std::any::Any>>,
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer")
+            .field("certificates", &self.certificates.len())
+            .field("remote", &self.remote)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Peer {
+    /// A client with no certificate, for requests made in-process (tests, fuzzing).
+    pub fn anonymous() -> Rc<Peer> {
+        Rc::new(Peer {
+            certificates: Vec::new(),
+            remote: None,
+            memo: std::cell::OnceCell::new(),
+        })
+    }
 }
 
 /// One request, its body read in full (bounded by `MAX_BODY_BYTES`).
@@ -61,8 +87,8 @@ pub struct Request {
     pub uri: RequestTarget,
     pub headers: http::HeaderMap,
     pub body: bytes::Bytes,
-    /// From a verified client certificate; `None` for an anonymous TLS client.
-    pub identity: Option<Identity>,
+    /// The client of the connection this request came on.
+    pub peer: Rc<Peer>,
     /// For handlers that report the protocol (audit, metrics); none reads it yet.
     #[allow(dead_code)]
     pub http2: bool,
