@@ -2,7 +2,6 @@
 //! resources, content negotiation, the generic REST handlers and discovery. Knows the store
 //! only through `crate::storage`.
 
-
 pub mod cached;
 pub mod conversion;
 pub mod negotiate;
