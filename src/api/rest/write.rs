@@ -640,14 +640,12 @@ pub(super) fn deleting_without_finalizers(obj: &Value) -> bool {
 }
 
 pub(super) fn strip_rv(res: &Resource, obj: Served) -> Result<Served, Status> {
+    // The served message (its own apiVersion and kind), re-encoded without a resourceVersion:
+    // a dry run was never stored, so it has none. Not through the storage encoding, which
+    // would convert kinds stored in another version (events.k8s.io Events).
     let mut v = objects::to_value(res, &obj)?;
     if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("resourceVersion");
     }
-    let (stored, _) = objects::encode_for_storage(res, &v, FieldValidation::Ignore)?;
-    let env = kapi_codec::envelope::Envelope::parse(&stored)
-        .map_err(|e| Status::internal(e.to_string()))?;
-    Ok(Served {
-        raw: env.raw.to_vec(),
-    })
+    objects::value_message(&v)
 }
