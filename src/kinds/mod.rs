@@ -8,6 +8,8 @@ mod events;
 pub mod meta;
 mod namespaces;
 mod pods;
+pub mod podspec_rules;
+pub mod workload_rules;
 
 use serde_json::Value;
 
@@ -109,10 +111,12 @@ pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
         ("", "events") | ("events.k8s.io", "events") => &events::Events,
         ("", "services") => &ServicesStrategy,
         ("", "nodes" | "persistentvolumes" | "persistentvolumeclaims") => &ReturnsDeleted,
-        ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets")
-        | ("batch", "jobs" | "cronjobs")
-        | ("", "replicationcontrollers")
-        | ("policy", "poddisruptionbudgets")
+        ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets") => &APPS,
+        ("batch", "jobs") => &JOBS,
+        ("batch", "cronjobs") => &CRONJOBS,
+        ("", "replicationcontrollers") => &REPLICATION_CONTROLLERS,
+        ("", "podtemplates") => &POD_TEMPLATES,
+        ("policy", "poddisruptionbudgets")
         | ("apiextensions.k8s.io", "customresourcedefinitions")
         | (
             "admissionregistration.k8s.io",
@@ -145,5 +149,42 @@ pub struct PathNamed;
 impl Strategy for PathNamed {
     fn name_rule(&self) -> NameRule {
         NameRule::PathSegment
+    }
+}
+
+/// Kinds that carry a pod template: generation tracking (but PodTemplates) and their rules.
+#[derive(Debug)]
+pub struct WorkloadStrategy(workload_rules::Workload);
+
+static APPS: WorkloadStrategy = WorkloadStrategy(workload_rules::Workload::Apps);
+static JOBS: WorkloadStrategy = WorkloadStrategy(workload_rules::Workload::Job);
+static CRONJOBS: WorkloadStrategy = WorkloadStrategy(workload_rules::Workload::CronJob);
+static REPLICATION_CONTROLLERS: WorkloadStrategy =
+    WorkloadStrategy(workload_rules::Workload::ReplicationController);
+static POD_TEMPLATES: WorkloadStrategy = WorkloadStrategy(workload_rules::Workload::PodTemplate);
+
+impl Strategy for WorkloadStrategy {
+    fn tracks_generation(&self) -> bool {
+        self.0 != workload_rules::Workload::PodTemplate
+    }
+
+    fn default(&self, obj: &mut Value) {
+        let template = match self.0 {
+            workload_rules::Workload::CronJob => "/spec/jobTemplate/spec/template/spec",
+            workload_rules::Workload::PodTemplate => "/template/spec",
+            _ => "/spec/template/spec",
+        };
+        if let Some(spec) = obj.pointer_mut(template) {
+            // A job's template must say how its pods restart: no default there.
+            let restart = match self.0 {
+                workload_rules::Workload::Job | workload_rules::Workload::CronJob => None,
+                _ => Some("Always"),
+            };
+            pods::default_pod_spec(spec, restart);
+        }
+    }
+
+    fn validate_create(&self, obj: &Value) -> Vec<Cause> {
+        workload_rules::validate(obj, self.0)
     }
 }
