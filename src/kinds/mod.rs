@@ -9,6 +9,8 @@ pub mod meta;
 mod namespaces;
 mod pods;
 pub mod podspec_rules;
+mod rbac;
+mod services;
 pub mod workload_rules;
 
 use serde_json::Value;
@@ -109,7 +111,7 @@ pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
         ("", "pods") => &pods::Pods,
         ("", "namespaces") => &namespaces::Namespaces,
         ("", "events") | ("events.k8s.io", "events") => &events::Events,
-        ("", "services") => &ServicesStrategy,
+        ("", "services") => &services::Services,
         ("", "nodes" | "persistentvolumes" | "persistentvolumeclaims") => &ReturnsDeleted,
         ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets") => &APPS,
         ("batch", "jobs") => &JOBS,
@@ -123,32 +125,10 @@ pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
             "validatingadmissionpolicies" | "mutatingadmissionpolicies",
         )
         | ("autoscaling", "horizontalpodautoscalers") => &Generational,
-        ("rbac.authorization.k8s.io", _) => &PathNamed,
+        ("rbac.authorization.k8s.io", "roles" | "clusterroles") => &rbac::ROLES,
+        ("rbac.authorization.k8s.io", "rolebindings") => &rbac::ROLE_BINDINGS,
+        ("rbac.authorization.k8s.io", "clusterrolebindings") => &rbac::CLUSTER_ROLE_BINDINGS,
         _ => &Generic,
-    }
-}
-
-/// Services: DNS-1035 names, and DELETE returns the object.
-#[derive(Debug)]
-pub struct ServicesStrategy;
-
-impl Strategy for ServicesStrategy {
-    fn returns_deleted_object(&self) -> bool {
-        true
-    }
-
-    fn name_rule(&self) -> NameRule {
-        NameRule::Label1035
-    }
-}
-
-/// RBAC objects: any name that is a valid path segment.
-#[derive(Debug)]
-pub struct PathNamed;
-
-impl Strategy for PathNamed {
-    fn name_rule(&self) -> NameRule {
-        NameRule::PathSegment
     }
 }
 
