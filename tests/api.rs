@@ -608,3 +608,35 @@ fn large_lists_stream_the_same_list_in_json_and_protobuf() {
     kapi_codec::to_json::envelope_to_json(&pb, &mut from_pb).expect("a whole protobuf list");
     assert_eq!(serde_json::from_slice::<Value>(&from_pb).unwrap(), list);
 }
+
+#[test]
+fn label_selectors_select_objects_stored_as_json() {
+    let k = Kapi::start(&[], &[]);
+    let c = Client::new(&k);
+    for (name, team) in [("v1.alpha.example.com", "a"), ("v1.beta.example.com", "b")] {
+        let (group, version) = (name.split_once('.').unwrap().1, "v1");
+        let svc = json!({"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+            "metadata": {"name": name, "labels": {"team": team}},
+            "spec": {"group": group, "version": version, "groupPriorityMinimum": 100, "versionPriority": 10}});
+        let (code, body) = c.json(
+            "POST",
+            "/apis/apiregistration.k8s.io/v1/apiservices",
+            Some(svc),
+        );
+        assert_eq!(code, 201, "{body}");
+    }
+    for path in [
+        "/apis/apiregistration.k8s.io/v1/apiservices?labelSelector=team%3Db",
+        "/apis/apiregistration.k8s.io/v1/apiservices?labelSelector=team%3Db&resourceVersion=0",
+    ] {
+        let (code, list) = c.json("GET", path, None);
+        assert_eq!(code, 200, "{list}");
+        let names: Vec<&str> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["metadata"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["v1.beta.example.com"], "{path}");
+    }
+}

@@ -43,11 +43,35 @@ pub fn specs(registry: &Registry, prefix: &str) -> Vec<kapi_cache::ResourceSpec>
 
 /// Reads labels (and a pod's spec.nodeName, the index of kubelets' watches) off stored bytes.
 fn extractor(res: &Resource) -> Option<Extractor> {
-    let Storage::Protobuf { api_version, kind } = &res.storage else {
-        return None;
-    };
-    let index = is_pods(res).then_some("spec.nodeName");
-    kapi_cache::pb_extractor(api_version, kind, index)
+    match &res.storage {
+        Storage::Protobuf { api_version, kind } => {
+            let index = is_pods(res).then_some("spec.nodeName");
+            kapi_cache::pb_extractor(api_version, kind, index)
+        }
+        // Few and small objects (APIServices, CRDs): a full parse at ingest is cheap.
+        Storage::Json { .. } => Some(Arc::new(json_attrs)),
+        Storage::None => None,
+    }
+}
+
+/// The labels of an object stored as JSON, for label selectors served from the cache.
+fn json_attrs(stored: &[u8]) -> kapi_cache::Attrs {
+    let doc: serde_json::Value = serde_json::from_slice(stored).unwrap_or_default();
+    let mut labels: Vec<(Box<str>, Box<str>)> = doc
+        .pointer("/metadata/labels")
+        .and_then(serde_json::Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.as_str().into(), v.as_str().unwrap_or("").into()))
+                .collect()
+        })
+        .unwrap_or_default();
+    labels.sort();
+    kapi_cache::Attrs {
+        labels: labels.into_boxed_slice(),
+        index: None,
+        splice: None,
+    }
 }
 
 /// Core pods, indexed by spec.nodeName (kubelets' lists and watches).
