@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod convert;
+pub mod flowcontrol;
 pub mod ingest;
 pub mod pki;
 pub mod serve;

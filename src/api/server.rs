@@ -22,6 +22,8 @@ pub struct Api {
     pub cache: Arc<Cache>,
     /// `--etcd-prefix` with a trailing slash (`/registry/`).
     pub prefix: String,
+    /// API Priority and Fairness (or max-in-flight): every request is admitted there first.
+    pub flowcontrol: Arc<crate::flowcontrol::FlowControl>,
 }
 
 impl Api {
@@ -38,7 +40,12 @@ impl Api {
         }
         let path = req.uri.path().to_string();
         let target = request::parse(&req.method, &path, &query);
-        match target {
+        let seat = match self.admit(&req, target.as_ref(), &path).await {
+            Ok(seat) => seat,
+            Err(rejected) => return rejected.response(),
+        };
+        let pf_headers = seat.headers();
+        let mut resp = match target {
             Some(Target::Other { path }) => self.other(&req, &path, pretty).await,
             Some(Target::Discovery { path }) => discovery(&req, &path, pretty),
             Some(Target::Resource(rr)) => {
@@ -46,18 +53,68 @@ impl Api {
                 // (upstream: 403 for system:anonymous); clients with a certificate may do
                 // anything in this version.
                 if req.identity.is_none() {
-                    return status_response(&forbidden_anonymous(&rr), Encoding::Json, pretty);
-                }
-                match super::rest::serve(&self, &req, rr, query, pretty).await {
-                    Ok(resp) => resp,
-                    Err((status, enc)) => status_response(&status, enc, pretty),
+                    status_response(&forbidden_anonymous(&rr), Encoding::Json, pretty)
+                } else {
+                    match super::rest::serve(&self, &req, rr, query, pretty, Some(seat)).await {
+                        Ok(resp) => resp,
+                        Err((status, enc)) => status_response(&status, enc, pretty),
+                    }
                 }
             }
             None => status_response(&Status::no_such_resource(), Encoding::Json, pretty),
-        }
+        };
+        resp.headers.extend(pf_headers);
+        resp
     }
 
-    /// The watch cache's gauges, in Prometheus' text format.
+    /// Flow control: the request's seat (held until its response is produced; a watch's
+    /// until it is set up), or the 429 to answer.
+    async fn admit(
+        &self,
+        req: &Request,
+        target: Option<&Target>,
+        path: &str,
+    ) -> Result<crate::flowcontrol::Seat, crate::flowcontrol::Rejection> {
+        use crate::flowcontrol::{self as fc, Target as FcTarget};
+        let (user, groups): (&str, Vec<String>) = match &req.identity {
+            Some(id) => {
+                let mut groups = id.groups.clone();
+                groups.push("system:authenticated".to_string());
+                (&id.user, groups)
+            }
+            None => (
+                "system:anonymous",
+                vec!["system:unauthenticated".to_string()],
+            ),
+        };
+        let method = req.method.as_str().to_ascii_lowercase();
+        let fc_target = match target {
+            Some(Target::Resource(rr)) => FcTarget::Resource {
+                verb: rr.verb.as_str(),
+                api_group: &rr.group,
+                resource: &rr.resource,
+                subresource: rr.subresource.as_deref(),
+                namespace: rr.namespace.as_deref(),
+            },
+            _ => FcTarget::NonResource {
+                verb: &method,
+                path,
+            },
+        };
+        let long_running =
+            matches!(target, Some(Target::Resource(rr)) if rr.verb == request::Verb::Watch);
+        self.flowcontrol
+            .admit(&fc::Request {
+                user,
+                groups: &groups,
+                target: fc_target,
+                long_running,
+            })
+            .await
+    }
+
+    /// The watch cache's gauges, in Prometheus' text format, then every metric registered
+    /// in the prometheus crate's default registry.
     fn metrics(&self) -> String {
         use std::fmt::Write;
         let cache = &self.cache;
@@ -132,6 +189,16 @@ impl Api {
             "kapi_watch_cache_encoded_budget_bytes{{kind=\"cap\"}} {}",
             cache.budget.cap()
         );
+        let mut registered = Vec::new();
+        if prometheus::Encoder::encode(
+            &prometheus::TextEncoder::new(),
+            &prometheus::gather(),
+            &mut registered,
+        )
+        .is_ok()
+        {
+            out.push_str(&String::from_utf8_lossy(&registered));
+        }
         out
     }
 

@@ -565,6 +565,7 @@ impl Ctx<'_> {
         let prefix = self.collection_prefix();
         let initial_pred = self.predicate(&rc, &labels, &fields, &paths);
         let cache = self.api.cache.clone();
+        let seat = self.seat.take();
         monoio::spawn(async move {
             let view = cached::View::new(&res, &cache);
             let mut tx = tx;
@@ -610,6 +611,8 @@ impl Ctx<'_> {
             {
                 return;
             }
+            // Set up: the watch's flow-control seat goes back.
+            drop(seat);
             let mut last_bookmark = std::time::Instant::now();
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
             loop {

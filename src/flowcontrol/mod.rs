@@ -1,0 +1,362 @@
+//! API Priority and Fairness: the stage between authentication and authorization. Each request
+//! is classified (FlowSchema, flow), then runs on a seat of its priority level, waits in a
+//! fair queue, or is refused with 429; seats are shared by every core. With
+//! `--enable-priority-and-fairness=false`, upstream's max-in-flight limits instead.
+
+mod bootstrap;
+mod classify;
+mod config;
+mod dispatch;
+mod metrics;
+mod queueset;
+mod seat;
+mod width;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kapi_cache::Cache;
+
+pub use bootstrap::ensure as ensure_bootstrap;
+pub use classify::Target;
+pub use seat::{Rejection, Seat};
+
+use classify::{Classifier, Digest};
+use config::{FlowSchema, PriorityLevel};
+use dispatch::{Admission, Dispatcher, Waiting};
+use queueset::{RejectReason, flow_hash};
+use seat::SeatKind;
+
+/// How long a request may wait in its queue: upstream allows a quarter of the request's
+/// deadline (60 s by default), capped at a minute.
+pub const QUEUE_WAIT_LIMIT: Duration = Duration::from_secs(15);
+/// How often the configuration thread looks at the cache's FlowSchemas and
+/// PriorityLevelConfigurations: a change is in force within this.
+const CONFIG_POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// Upstream's `Retry-After` floor (its dropped-requests tracker starts at 1 s).
+const RETRY_AFTER_SECONDS: u32 = 1;
+
+/// The flags (named as kube-apiserver's).
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub max_requests_inflight: u32,
+    pub max_mutating_requests_inflight: u32,
+    pub enable_priority_and_fairness: bool,
+}
+
+/// What flow control needs to know of a request.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    pub user: &'a str,
+    /// With `system:authenticated` or `system:unauthenticated`.
+    pub groups: &'a [String],
+    pub target: Target<'a>,
+    /// A watch: it holds its seat only while it is set up.
+    pub long_running: bool,
+}
+
+impl Request<'_> {
+    fn mutating(&self) -> bool {
+        match &self.target {
+            Target::Resource { verb, .. } => !matches!(*verb, "get" | "list" | "watch"),
+            Target::NonResource { verb, .. } => !matches!(*verb, "get" | "head" | "options"),
+        }
+    }
+}
+
+/// The configuration in force: the classifier and the levels' identities.
+struct Config {
+    classifier: Classifier,
+    /// name → (uid, exempt).
+    levels: HashMap<String, (String, bool)>,
+    /// Nominal limits, for the widest a request may be.
+    limits: HashMap<String, u32>,
+}
+
+/// Upstream's max-in-flight filter: two counters, no queues.
+struct MaxInFlight {
+    readonly: AtomicU32,
+    mutating: AtomicU32,
+    readonly_limit: u32,
+    mutating_limit: u32,
+}
+
+pub struct FlowControl {
+    apf: bool,
+    server_limit: u64,
+    config: RwLock<Arc<Config>>,
+    dispatcher: Arc<Dispatcher>,
+    inflight: MaxInFlight,
+    cache: Arc<Cache>,
+    /// (group, resource) → the cache's key prefix, for LIST widths.
+    prefixes: HashMap<(String, String), Bytes>,
+    /// `--etcd-prefix` with its slash.
+    store_prefix: String,
+}
+
+impl FlowControl {
+    /// Flow control over `cache` (which holds the configuration objects under `store_prefix`);
+    /// `prefixes` maps each resource to its cache prefix.
+    pub fn new(
+        opts: Options,
+        cache: Arc<Cache>,
+        store_prefix: &str,
+        prefixes: HashMap<(String, String), Bytes>,
+    ) -> Arc<FlowControl> {
+        let fc = Arc::new(FlowControl {
+            apf: opts.enable_priority_and_fairness,
+            server_limit: u64::from(opts.max_requests_inflight)
+                + u64::from(opts.max_mutating_requests_inflight),
+            config: RwLock::new(Arc::new(Config {
+                classifier: Classifier::new(Vec::new(), |_| false),
+                levels: HashMap::new(),
+                limits: HashMap::new(),
+            })),
+            dispatcher: Arc::new(Dispatcher::new()),
+            inflight: MaxInFlight {
+                readonly: AtomicU32::new(0),
+                mutating: AtomicU32::new(0),
+                readonly_limit: opts.max_requests_inflight,
+                mutating_limit: opts.max_mutating_requests_inflight,
+            },
+            cache,
+            prefixes,
+            store_prefix: store_prefix.to_string(),
+        });
+        if fc.apf {
+            // Upstream's bootstrap objects until the cache has the stored ones.
+            let levels = bootstrap::priority_levels()
+                .iter()
+                .filter_map(|o| PriorityLevel::from_json(&o.object))
+                .collect();
+            let schemas = bootstrap::flow_schemas()
+                .iter()
+                .filter_map(|o| FlowSchema::from_json(&o.object))
+                .collect();
+            fc.apply(levels, schemas);
+        }
+        fc
+    }
+
+    /// Follows the stored configuration: a thread that rebuilds the classifier and the
+    /// levels whenever the cache's FlowSchemas or PriorityLevelConfigurations change.
+    pub fn follow_configuration(self: &Arc<Self>) -> std::io::Result<()> {
+        if !self.apf {
+            return Ok(());
+        }
+        let fc = Arc::downgrade(self);
+        std::thread::Builder::new()
+            .name("kapi-flowcontrol".into())
+            .spawn(move || {
+                let mut seen = (-1, -1);
+                while let Some(fc) = fc.upgrade() {
+                    let now = fc.revisions();
+                    if now != seen && now.0 > 0 && now.1 > 0 {
+                        seen = now;
+                        fc.reload();
+                    }
+                    drop(fc);
+                    std::thread::sleep(CONFIG_POLL_INTERVAL);
+                }
+            })
+            .map(|_| ())
+    }
+
+    fn resource(&self, name: &str) -> Option<&Arc<kapi_cache::ResourceCache>> {
+        self.cache
+            .resource(format!("{}{name}/", self.store_prefix).as_bytes())
+    }
+
+    /// The revisions of the last change to the FlowSchemas and to the levels (0: none yet).
+    fn revisions(&self) -> (i64, i64) {
+        let rev = |name| self.resource(name).map_or(0, |r| r.snapshot().revision);
+        (rev("flowschemas"), rev("prioritylevelconfigurations"))
+    }
+
+    /// Reads the stored configuration from the cache and puts it in force.
+    fn reload(&self) {
+        let read = |name: &str| -> Vec<serde_json::Value> {
+            let Some(rc) = self.resource(name) else {
+                return Vec::new();
+            };
+            let snap = rc.snapshot();
+            snap.range(&rc.prefix, b"")
+                .filter_map(|o| bootstrap::decode(&o.value))
+                .collect()
+        };
+        let levels: Vec<PriorityLevel> = read("prioritylevelconfigurations")
+            .iter()
+            .filter_map(PriorityLevel::from_json)
+            .collect();
+        let schemas: Vec<FlowSchema> = read("flowschemas")
+            .iter()
+            .filter_map(FlowSchema::from_json)
+            .collect();
+        if levels.is_empty() || schemas.is_empty() {
+            return;
+        }
+        self.apply(levels, schemas);
+    }
+
+    fn apply(&self, levels: Vec<PriorityLevel>, schemas: Vec<FlowSchema>) {
+        let limits = config::nominal_limits(self.server_limit, &levels);
+        let with_limits: Vec<(PriorityLevel, u32)> =
+            levels.iter().cloned().zip(limits.iter().copied()).collect();
+        self.dispatcher.configure(&with_limits);
+        let config = Config {
+            classifier: Classifier::new(schemas, |l| levels.iter().any(|p| p.name == l)),
+            levels: levels
+                .iter()
+                .map(|l| (l.name.clone(), (l.uid.clone(), l.limited.is_none())))
+                .collect(),
+            limits: with_limits
+                .iter()
+                .map(|(l, cl)| (l.name.clone(), *cl))
+                .collect(),
+        };
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+    }
+
+    fn current(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Admits a request: a `Seat` to hold while it executes (a watch: while it is set up),
+    /// after waiting in its queue if need be; or the 429 to answer.
+    pub async fn admit(self: &Arc<Self>, req: &Request<'_>) -> Result<Seat, Rejection> {
+        if !self.apf {
+            return self.admit_max_inflight(req);
+        }
+        let config = self.current();
+        let digest = Digest {
+            user: req.user,
+            groups: req.groups,
+            target: req.target.clone(),
+        };
+        let Some(class) = config.classifier.classify(&digest) else {
+            // No catch-all in force (deleted and not yet restored): nothing to limit by.
+            return Ok(Seat::unlimited());
+        };
+        let level = class.schema.priority_level.as_str();
+        let fs = class.schema.name.as_str();
+        let (pl_uid, exempt) = config.levels.get(level).cloned().unwrap_or_default();
+        let headers = seat::PfHeaders {
+            flow_schema_uid: class.schema.uid.clone(),
+            priority_level_uid: pl_uid,
+        };
+        if exempt {
+            return Ok(Seat::exempt(level, fs, headers));
+        }
+        let max_width = config.limits.get(level).copied().unwrap_or(1);
+        let width = width::estimate(self, req, max_width);
+        let hash = flow_hash(fs, &class.flow);
+        let since = Instant::now();
+        match self.dispatcher.arrive(level, fs, hash, width) {
+            Admission::Run(held) => {
+                Ok(Seat::granted(self.dispatcher.clone(), held, headers, since))
+            }
+            Admission::Reject(reason) => Err(Rejection::new(level, fs, reason, Some(headers))),
+            Admission::Wait {
+                id,
+                queue,
+                width,
+                rx,
+            } => {
+                if let Some(m) = metrics::get() {
+                    m.inqueue_requests.with_label_values(&[level, fs]).inc();
+                }
+                let mut waiting = Waiting {
+                    dispatcher: self.dispatcher.clone(),
+                    level: level.to_string(),
+                    flow_schema: fs.to_string(),
+                    id,
+                    queue,
+                    width,
+                    rx,
+                    settled: false,
+                };
+                let granted = match monoio::time::timeout(QUEUE_WAIT_LIMIT, &mut waiting.rx).await {
+                    Ok(r) => r.is_ok(),
+                    // Out of time: out of the queue, unless dispatched at the same moment.
+                    Err(_) => {
+                        !self.dispatcher.withdraw(level, id, queue)
+                            && matches!(waiting.rx.try_recv(), Ok(Some(())))
+                    }
+                };
+                waiting.settled = true;
+                if let Some(m) = metrics::get() {
+                    m.inqueue_requests.with_label_values(&[level, fs]).dec();
+                }
+                if granted {
+                    Ok(Seat::granted(
+                        self.dispatcher.clone(),
+                        waiting.held(),
+                        headers,
+                        since,
+                    ))
+                } else {
+                    if let Some(m) = metrics::get() {
+                        m.wait_duration
+                            .with_label_values(&[level, fs, "false"])
+                            .observe(since.elapsed().as_secs_f64());
+                    }
+                    Err(Rejection::new(
+                        level,
+                        fs,
+                        RejectReason::TimeOut,
+                        Some(headers),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Upstream's max-in-flight filter: watches are not limited; `system:masters` is served
+    /// even over the limit.
+    fn admit_max_inflight(self: &Arc<Self>, req: &Request<'_>) -> Result<Seat, Rejection> {
+        if req.long_running {
+            return Ok(Seat::unlimited());
+        }
+        let mutating = req.mutating();
+        let (counter, limit) = if mutating {
+            (&self.inflight.mutating, self.inflight.mutating_limit)
+        } else {
+            (&self.inflight.readonly, self.inflight.readonly_limit)
+        };
+        if limit == 0 {
+            return Ok(Seat::unlimited());
+        }
+        let before = counter.fetch_add(1, Ordering::AcqRel);
+        if before >= limit && !req.groups.iter().any(|g| g == "system:masters") {
+            counter.fetch_sub(1, Ordering::AcqRel);
+            return Err(Rejection::new("", "", RejectReason::ConcurrencyLimit, None));
+        }
+        Ok(Seat::new(SeatKind::InFlight {
+            limits: self.clone(),
+            mutating,
+        }))
+    }
+
+    fn release_inflight(&self, mutating: bool) {
+        let counter = if mutating {
+            &self.inflight.mutating
+        } else {
+            &self.inflight.readonly
+        };
+        counter.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Objects the cache holds of a resource (a LIST's work), when it is cached.
+    fn stored_objects(&self, group: &str, resource: &str) -> Option<usize> {
+        let prefix = self
+            .prefixes
+            .get(&(group.to_string(), resource.to_string()))?;
+        Some(self.cache.resource(prefix)?.snapshot().len())
+    }
+}

@@ -1,0 +1,196 @@
+//! What admission hands back: a `Seat` (RAII: its seats go back when it is dropped, on
+//! whatever core) or a `Rejection` (upstream's 429). Both carry the PF response headers.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+
+use super::dispatch::{Dispatcher, Held};
+use super::metrics;
+use super::queueset::RejectReason;
+use super::{FlowControl, RETRY_AFTER_SECONDS};
+use crate::transport::{Body, Response};
+
+/// Upstream's headers naming (by UID, so names chosen by admins are not exposed) the
+/// FlowSchema and priority level a request was classified into.
+pub const FLOW_SCHEMA_UID_HEADER: &str = "x-kubernetes-pf-flowschema-uid";
+pub const PRIORITY_LEVEL_UID_HEADER: &str = "x-kubernetes-pf-prioritylevel-uid";
+
+#[derive(Debug, Clone, Default)]
+pub struct PfHeaders {
+    pub flow_schema_uid: String,
+    pub priority_level_uid: String,
+}
+
+impl PfHeaders {
+    fn apply(&self, headers: &mut HeaderMap) {
+        for (name, value) in [
+            (PRIORITY_LEVEL_UID_HEADER, &self.priority_level_uid),
+            (FLOW_SCHEMA_UID_HEADER, &self.flow_schema_uid),
+        ] {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                headers.insert(name, v);
+            }
+        }
+    }
+}
+
+pub(super) enum SeatKind {
+    /// Not limited (max-in-flight's watches, no configuration).
+    Unlimited,
+    /// The exempt level: counted, never limited.
+    Exempt { level: String, flow_schema: String },
+    /// Seats of a limited level.
+    Granted {
+        dispatcher: Arc<Dispatcher>,
+        held: Held,
+    },
+    /// A max-in-flight slot.
+    InFlight {
+        limits: Arc<FlowControl>,
+        mutating: bool,
+    },
+}
+
+/// Seats held by an executing request; given back when dropped.
+pub struct Seat {
+    kind: SeatKind,
+    headers: Option<PfHeaders>,
+}
+
+impl Seat {
+    pub(super) fn new(kind: SeatKind) -> Seat {
+        Seat {
+            kind,
+            headers: None,
+        }
+    }
+
+    pub(super) fn unlimited() -> Seat {
+        Seat::new(SeatKind::Unlimited)
+    }
+
+    pub(super) fn exempt(level: &str, flow_schema: &str, headers: PfHeaders) -> Seat {
+        if let Some(m) = metrics::get() {
+            m.dispatched.with_label_values(&[level, flow_schema]).inc();
+            m.executing_requests
+                .with_label_values(&[level, flow_schema])
+                .inc();
+            m.wait_duration
+                .with_label_values(&[level, flow_schema, "true"])
+                .observe(0.0);
+        }
+        Seat {
+            kind: SeatKind::Exempt {
+                level: level.to_string(),
+                flow_schema: flow_schema.to_string(),
+            },
+            headers: Some(headers),
+        }
+    }
+
+    pub(super) fn granted(
+        dispatcher: Arc<Dispatcher>,
+        held: Held,
+        headers: PfHeaders,
+        since: Instant,
+    ) -> Seat {
+        if let Some(m) = metrics::get() {
+            let labels = [held.level.as_str(), held.flow_schema.as_str()];
+            m.dispatched.with_label_values(&labels).inc();
+            m.executing_requests.with_label_values(&labels).inc();
+            m.wait_duration
+                .with_label_values(&[labels[0], labels[1], "true"])
+                .observe(since.elapsed().as_secs_f64());
+        }
+        Seat {
+            kind: SeatKind::Granted { dispatcher, held },
+            headers: Some(headers),
+        }
+    }
+
+    /// The PF headers of the request's classification, for its response (none when it was
+    /// not classified).
+    pub fn headers(&self) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Some(h) = &self.headers {
+            h.apply(&mut headers);
+        }
+        headers
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        match &self.kind {
+            SeatKind::Unlimited => {}
+            SeatKind::Exempt { level, flow_schema } => {
+                if let Some(m) = metrics::get() {
+                    m.executing_requests
+                        .with_label_values(&[level, flow_schema])
+                        .dec();
+                }
+            }
+            SeatKind::Granted { dispatcher, held } => {
+                if let Some(m) = metrics::get() {
+                    m.executing_requests
+                        .with_label_values(&[&held.level, &held.flow_schema])
+                        .dec();
+                }
+                dispatcher.release(held);
+            }
+            SeatKind::InFlight { limits, mutating } => limits.release_inflight(*mutating),
+        }
+    }
+}
+
+/// A refused request: upstream's 429.
+#[derive(Debug)]
+pub struct Rejection {
+    pub reason: RejectReason,
+    headers: Option<PfHeaders>,
+}
+
+impl Rejection {
+    pub(super) fn new(
+        level: &str,
+        flow_schema: &str,
+        reason: RejectReason,
+        headers: Option<PfHeaders>,
+    ) -> Rejection {
+        if headers.is_some()
+            && let Some(m) = metrics::get()
+        {
+            m.rejected
+                .with_label_values(&[level, flow_schema, reason.label()])
+                .inc();
+        }
+        Rejection { reason, headers }
+    }
+
+    /// Upstream's answer (its `tooManyRequests`, an `http.Error`): 429, `Retry-After`, the
+    /// text "Too many requests, please try again later." and the PF headers.
+    pub fn response(&self) -> Response {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        headers.insert(
+            "x-content-type-options",
+            HeaderValue::from_static("nosniff"),
+        );
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        if let Some(h) = &self.headers {
+            h.apply(&mut headers);
+        }
+        Response {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            headers,
+            body: Body::Full(bytes::Bytes::from_static(
+                b"Too many requests, please try again later.\n",
+            )),
+        }
+    }
+}
