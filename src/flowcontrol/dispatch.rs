@@ -129,12 +129,15 @@ impl Dispatcher {
         let (tx, rx) = oneshot::channel();
         let width = l.queues.width_of(width);
         match l.queues.arrive(id, flow_hash, width, tx) {
-            Arrival::Execute { queue } => Admission::Run(Held {
-                level: level.to_string(),
-                flow_schema: flow_schema.to_string(),
-                width,
-                queue,
-            }),
+            Arrival::Execute { queue } => {
+                seats_gauge(l, level);
+                Admission::Run(Held {
+                    level: level.to_string(),
+                    flow_schema: flow_schema.to_string(),
+                    width,
+                    queue,
+                })
+            }
             Arrival::Queued { queue } => Admission::Wait {
                 id,
                 queue,
@@ -193,6 +196,10 @@ fn wake(l: &mut Level, level: &str, mut woken: Vec<super::queueset::Dispatched<W
             woken = l.queues.dispatch();
         }
     }
+    seats_gauge(l, level);
+}
+
+fn seats_gauge(l: &Level, level: &str) {
     if let Some(m) = metrics::get() {
         m.executing_seats
             .with_label_values(&[level])

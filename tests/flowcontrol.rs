@@ -1,0 +1,449 @@
+//! API Priority and Fairness against the real kapi binary: upstream's bootstrap configuration
+//! is listed by kubectl, a user's FlowSchema and PriorityLevelConfiguration are honoured while
+//! kapi runs (429 with Retry-After once the level's seats are taken, `system:masters` still
+//! served), the PF headers name the classification, and the ensurer's rules hold across a
+//! restart.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::kapi::Kapi;
+
+/// How long a configuration change may take to be in force before the test gives up (kapi
+/// follows it within a second; a busy machine is slower).
+const CONFIG_WAIT: Duration = Duration::from_secs(30);
+
+/// upstream 1.36's bootstrap objects (`/registry/flowschemas/*` and
+/// `/registry/prioritylevelconfigurations/*` in ../shared/upstream/etcd-layout/etcd-keys-bootstrap.txt).
+const FLOW_SCHEMAS: [&str; 11] = [
+    "catch-all",
+    "exempt",
+    "global-default",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kube-system-service-accounts",
+    "probes",
+    "service-accounts",
+    "system-leader-election",
+    "system-node-high",
+    "system-nodes",
+];
+const PRIORITY_LEVELS: [&str; 8] = [
+    "catch-all",
+    "exempt",
+    "global-default",
+    "leader-election",
+    "node-high",
+    "system",
+    "workload-high",
+    "workload-low",
+];
+
+const TINY_LEVEL: &str = r#"
+apiVersion: flowcontrol.apiserver.k8s.io/v1
+kind: PriorityLevelConfiguration
+metadata:
+  name: tiny
+spec:
+  type: Limited
+  limited:
+    nominalConcurrencyShares: 1
+    limitResponse:
+      type: Reject
+---
+apiVersion: flowcontrol.apiserver.k8s.io/v1
+kind: FlowSchema
+metadata:
+  name: apf-test
+spec:
+  matchingPrecedence: 50
+  priorityLevelConfiguration:
+    name: tiny
+  distinguisherMethod:
+    type: ByUser
+  rules:
+  - subjects:
+    - kind: User
+      user:
+        name: apf-user
+    resourceRules:
+    - verbs: ["*"]
+      apiGroups: ["*"]
+      resources: ["*"]
+      namespaces: ["*"]
+      clusterScope: true
+    nonResourceRules:
+    - verbs: ["*"]
+      nonResourceURLs: ["*"]
+"#;
+
+/// A client certificate for `user` (groups `orgs`) signed by the CA kapi made in its data dir.
+fn client_cert(k: &Kapi, user: &str, orgs: &[&str]) -> (PathBuf, PathBuf) {
+    let dir = &k.data_dir;
+    let key = dir.join(format!("{user}.key"));
+    let csr = dir.join(format!("{user}.csr"));
+    let crt = dir.join(format!("{user}.crt"));
+    let ext = dir.join("client-ext.cnf");
+    std::fs::write(&ext, "extendedKeyUsage=clientAuth\n").expect("ext file");
+    let subject: String = orgs
+        .iter()
+        .map(|o| format!("/O={o}"))
+        .chain([format!("/CN={user}")])
+        .collect();
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    run(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-subj",
+        &subject,
+        "-keyout",
+        path(&key),
+        "-out",
+        path(&csr),
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        path(&csr),
+        "-CA",
+        path(&dir.join("ca.crt")),
+        "-CAkey",
+        path(&dir.join("ca.key")),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        path(&ext),
+        "-out",
+        path(&crt),
+    ]);
+    (crt, key)
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("a UTF-8 temp path")
+}
+
+/// One request as `cert`: (status code, headers, body), by curl (HTTP/2).
+fn curl(k: &Kapi, cert: &(PathBuf, PathBuf), url_path: &str) -> (u16, String, String) {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-i",
+            "--max-time",
+            "30",
+            "--cacert",
+            path(&k.data_dir.join("ca.crt")),
+            "--cert",
+            path(&cert.0),
+            "--key",
+            path(&cert.1),
+            &format!("https://127.0.0.1:{}{url_path}", k.port),
+        ])
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, head.to_ascii_lowercase(), body.to_string())
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .map(str::trim)
+}
+
+/// A watch whose client reads nothing: once its initial events fill the pipes between kapi and
+/// it, the watch is still being set up and holds its seat until the client goes.
+fn stalled_watch(k: &Kapi, cert: &(PathBuf, PathBuf), namespace: &str) -> Child {
+    Command::new("curl")
+        .args([
+            "-s",
+            "-N",
+            "--http1.1",
+            "--max-time",
+            "300",
+            "--cacert",
+            path(&k.data_dir.join("ca.crt")),
+            "--cert",
+            path(&cert.0),
+            "--key",
+            path(&cert.1),
+            &format!(
+                "https://127.0.0.1:{}/api/v1/namespaces/{namespace}/configmaps?watch=1",
+                k.port
+            ),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("curl")
+}
+
+fn metric(k: &Kapi, series: &str) -> Option<f64> {
+    let text = k.ok(&["get", "--raw", "/metrics"]);
+    text.lines()
+        .find_map(|l| l.strip_prefix(series))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + CONFIG_WAIT;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn bootstrap_configuration_is_listed_with_upstreams_names() {
+    let k = Kapi::start(&[], &[]);
+    let names = |resource: &str| -> Vec<String> {
+        let mut v: Vec<String> = k
+            .ok(&["get", resource, "-o", "name"])
+            .lines()
+            .filter_map(|l| l.rsplit('/').next().map(str::to_string))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names("flowschemas"), FLOW_SCHEMAS);
+    assert_eq!(names("prioritylevelconfigurations"), PRIORITY_LEVELS);
+    let exempt = k.ok(&["get", "flowschema", "exempt", "-o", "json"]);
+    let exempt: serde_json::Value = serde_json::from_str(&exempt).expect("JSON");
+    assert_eq!(
+        exempt["metadata"]["annotations"]["apf.kubernetes.io/autoupdate-spec"],
+        "true"
+    );
+    assert_eq!(exempt["spec"]["matchingPrecedence"], 1);
+    assert_eq!(exempt["status"]["conditions"][0]["type"], "Dangling");
+    assert_eq!(exempt["status"]["conditions"][0]["status"], "False");
+    let (limit, queues) = {
+        let plc = k.ok(&[
+            "get",
+            "prioritylevelconfiguration",
+            "workload-low",
+            "-o",
+            "json",
+        ]);
+        let plc: serde_json::Value = serde_json::from_str(&plc).expect("JSON");
+        (
+            plc["spec"]["limited"]["nominalConcurrencyShares"].clone(),
+            plc["spec"]["limited"]["limitResponse"]["queuing"]["queues"].clone(),
+        )
+    };
+    assert_eq!((limit, queues), (100.into(), 128.into()));
+    // 600 seats (400 + 200) shared by nominalConcurrencyShares: ceil(600 × 100 / 245).
+    assert_eq!(
+        metric(
+            &k,
+            "apiserver_flowcontrol_nominal_limit_seats{priority_level=\"workload-low\"}"
+        ),
+        Some(245.0)
+    );
+}
+
+#[test]
+fn a_users_reject_level_answers_429_once_its_seats_are_taken_while_masters_are_served() {
+    let k = Kapi::start(&[], &[]);
+    let user = client_cert(&k, "apf-user", &["apf-testers"]);
+    // Before any configuration of ours: the user is classified (global-default), PF headers set.
+    let (code, head, _) = curl(&k, &user, "/api/v1/namespaces/default");
+    assert_eq!(code, 200, "{head}");
+    assert!(
+        header(&head, "x-kubernetes-pf-flowschema-uid").is_some(),
+        "{head}"
+    );
+    assert!(
+        header(&head, "x-kubernetes-pf-prioritylevel-uid").is_some(),
+        "{head}"
+    );
+
+    k.kubectl_stdin(&["apply", "-f", "-"], TINY_LEVEL);
+    let fs_uid = k.ok(&[
+        "get",
+        "flowschemas",
+        "apf-test",
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]);
+    let pl_uid = k.ok(&[
+        "get",
+        "prioritylevelconfigurations",
+        "tiny",
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]);
+    // The new FlowSchema is in force while kapi runs.
+    wait_for("the user's FlowSchema to be in force", || {
+        let (_, head, _) = curl(&k, &user, "/api/v1/namespaces/default");
+        (header(&head, "x-kubernetes-pf-flowschema-uid") == Some(fs_uid.trim())).then_some(())
+    });
+    let seats = metric(
+        &k,
+        "apiserver_flowcontrol_nominal_limit_seats{priority_level=\"tiny\"}",
+    )
+    .expect("the tiny level's seats") as usize;
+    assert!((1..=5).contains(&seats), "{seats}");
+
+    // Enough initial events (10 MB) that a watch whose client reads nothing stays in set-up.
+    k.ok(&["create", "namespace", "bulk"]);
+    let items: Vec<serde_json::Value> = (0..250)
+        .map(|i| {
+            serde_json::json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": format!("cm-{i}"), "namespace": "bulk"},
+                "data": {"d": "x".repeat(40_000)},
+            })
+        })
+        .collect();
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+    let out = k.kubectl_stdin(
+        &["create", "--validate=false", "-f", "-"],
+        &list.to_string(),
+    );
+    assert!(out.status.success(), "{out:?}");
+
+    let mut watches: Vec<Child> = (0..seats)
+        .map(|_| stalled_watch(&k, &user, "bulk"))
+        .collect();
+    let executing = format!(
+        "apiserver_flowcontrol_current_executing_requests{{flow_schema=\"apf-test\",priority_level=\"tiny\"}}"
+    );
+    wait_for("the stalled watches to hold every seat", || {
+        (metric(&k, &executing) == Some(seats as f64)).then_some(())
+    });
+
+    // Concurrent requests of the user: all refused at once, as upstream refuses them.
+    let answers: Vec<(u16, String, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| curl(&k, &user, "/api/v1/namespaces/default/configmaps")))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("curl thread"))
+            .collect()
+    });
+    for (code, head, body) in &answers {
+        assert_eq!(*code, 429, "{head}{body}");
+        assert_eq!(header(head, "retry-after"), Some("1"), "{head}");
+        assert_eq!(body, "Too many requests, please try again later.\n");
+        assert_eq!(
+            header(head, "x-kubernetes-pf-flowschema-uid"),
+            Some(fs_uid.trim())
+        );
+        assert_eq!(
+            header(head, "x-kubernetes-pf-prioritylevel-uid"),
+            Some(pl_uid.trim())
+        );
+    }
+    // system:masters is exempt: served meanwhile.
+    assert!(
+        k.ok(&["get", "namespace", "default", "-o", "name"])
+            .contains("namespace/default")
+    );
+    let rejected = metric(
+        &k,
+        "apiserver_flowcontrol_rejected_requests_total{flow_schema=\"apf-test\",priority_level=\"tiny\",reason=\"concurrency-limit\"}",
+    )
+    .unwrap_or(0.0);
+    assert!(rejected >= 4.0, "{rejected}");
+
+    // The watches' clients go: their seats come back and the user is served again.
+    for w in &mut watches {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+    wait_for("the user to be served again", || {
+        (curl(&k, &user, "/api/v1/namespaces/default").0 == 200).then_some(())
+    });
+}
+
+#[test]
+fn the_ensurer_restores_mandatory_objects_and_keeps_a_users_suggested_ones() {
+    let mut k = Kapi::start(&[], &[]);
+    k.ok(&[
+        "annotate",
+        "--overwrite",
+        "flowschemas",
+        "global-default",
+        "apf.kubernetes.io/autoupdate-spec=false",
+    ]);
+    k.ok(&[
+        "patch",
+        "flowschemas",
+        "global-default",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"matchingPrecedence":9800}}"#,
+    ]);
+    k.ok(&[
+        "patch",
+        "flowschemas",
+        "catch-all",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"matchingPrecedence":9000}}"#,
+    ]);
+    k.ok(&["delete", "prioritylevelconfigurations", "workload-high"]);
+    k.kill_and_restart();
+    let precedence = |name: &str| {
+        k.ok(&[
+            "get",
+            "flowschemas",
+            name,
+            "-o",
+            "jsonpath={.spec.matchingPrecedence}",
+        ])
+    };
+    assert_eq!(
+        precedence("global-default"),
+        "9800",
+        "a user's edit is kept"
+    );
+    assert_eq!(
+        precedence("catch-all"),
+        "10000",
+        "a mandatory object is restored"
+    );
+    assert!(
+        k.ok(&["get", "prioritylevelconfigurations", "-o", "name"])
+            .contains("workload-high"),
+        "a deleted suggested object is created again"
+    );
+}
+
+#[test]
+fn without_priority_and_fairness_requests_are_not_classified() {
+    let k = Kapi::start(&["--enable-priority-and-fairness=false"], &[]);
+    let admin = (k.data_dir.join("admin.crt"), k.data_dir.join("admin.key"));
+    let (code, head, _) = curl(&k, &admin, "/api/v1/namespaces/default");
+    assert_eq!(code, 200, "{head}");
+    assert!(
+        header(&head, "x-kubernetes-pf-flowschema-uid").is_none(),
+        "{head}"
+    );
+}
