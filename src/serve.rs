@@ -117,7 +117,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         cached_prefixes(&registry, &prefix),
     );
     flowcontrol
-        .follow_configuration()
+        .follow_configuration(store.clone())
         .map_err(|e| format!("flow control: {e}"))?;
 
     let api = Arc::new(Api {

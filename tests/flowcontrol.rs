@@ -200,6 +200,64 @@ fn stalled_watch(k: &Kapi, cert: &(PathBuf, PathBuf), namespace: &str) -> Child 
         .expect("curl")
 }
 
+/// Enough initial events (10 MB) in namespace `bulk` that a watch of it whose client reads
+/// nothing stays in set-up.
+fn bulk_configmaps(k: &Kapi) {
+    k.ok(&["create", "namespace", "bulk"]);
+    let items: Vec<serde_json::Value> = (0..250)
+        .map(|i| {
+            serde_json::json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": format!("cm-{i}"), "namespace": "bulk"},
+                "data": {"d": "x".repeat(40_000)},
+            })
+        })
+        .collect();
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+    let out = k.kubectl_stdin(
+        &["create", "--validate=false", "-f", "-"],
+        &list.to_string(),
+    );
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// Applies `yaml` (a level and a FlowSchema `apf-test` for `apf-user`) and waits until the
+/// user's requests are classified by it; the FlowSchema's and the level's UIDs.
+fn configure(k: &Kapi, user: &(PathBuf, PathBuf), yaml: &str, level: &str) -> (String, String) {
+    let out = k.kubectl_stdin(&["apply", "-f", "-"], yaml);
+    assert!(out.status.success(), "{out:?}");
+    let uid = |kind: &str, name: &str| {
+        k.ok(&["get", kind, name, "-o", "jsonpath={.metadata.uid}"])
+            .trim()
+            .to_string()
+    };
+    let fs_uid = uid("flowschemas", "apf-test");
+    let pl_uid = uid("prioritylevelconfigurations", level);
+    wait_for("the user's FlowSchema to be in force", || {
+        let (_, head, _) = curl(k, user, "/api/v1/namespaces/default");
+        (header(&head, "x-kubernetes-pf-flowschema-uid") == Some(fs_uid.as_str())).then_some(())
+    });
+    (fs_uid, pl_uid)
+}
+
+/// Takes every seat of `level` with watches that never finish their set-up.
+fn take_every_seat(k: &Kapi, user: &(PathBuf, PathBuf), level: &str) -> Vec<Child> {
+    let seats = metric(
+        k,
+        &format!("apiserver_flowcontrol_nominal_limit_seats{{priority_level=\"{level}\"}}"),
+    )
+    .expect("the level's seats") as usize;
+    assert!((1..=5).contains(&seats), "{seats}");
+    let watches: Vec<Child> = (0..seats).map(|_| stalled_watch(k, user, "bulk")).collect();
+    let executing = format!(
+        "apiserver_flowcontrol_current_executing_requests{{flow_schema=\"apf-test\",priority_level=\"{level}\"}}"
+    );
+    wait_for("the stalled watches to hold every seat", || {
+        (metric(k, &executing) == Some(seats as f64)).then_some(())
+    });
+    watches
+}
+
 fn metric(k: &Kapi, series: &str) -> Option<f64> {
     let text = k.ok(&["get", "--raw", "/metrics"]);
     text.lines()
@@ -282,60 +340,9 @@ fn a_users_reject_level_answers_429_once_its_seats_are_taken_while_masters_are_s
         "{head}"
     );
 
-    k.kubectl_stdin(&["apply", "-f", "-"], TINY_LEVEL);
-    let fs_uid = k.ok(&[
-        "get",
-        "flowschemas",
-        "apf-test",
-        "-o",
-        "jsonpath={.metadata.uid}",
-    ]);
-    let pl_uid = k.ok(&[
-        "get",
-        "prioritylevelconfigurations",
-        "tiny",
-        "-o",
-        "jsonpath={.metadata.uid}",
-    ]);
-    // The new FlowSchema is in force while kapi runs.
-    wait_for("the user's FlowSchema to be in force", || {
-        let (_, head, _) = curl(&k, &user, "/api/v1/namespaces/default");
-        (header(&head, "x-kubernetes-pf-flowschema-uid") == Some(fs_uid.trim())).then_some(())
-    });
-    let seats = metric(
-        &k,
-        "apiserver_flowcontrol_nominal_limit_seats{priority_level=\"tiny\"}",
-    )
-    .expect("the tiny level's seats") as usize;
-    assert!((1..=5).contains(&seats), "{seats}");
-
-    // Enough initial events (10 MB) that a watch whose client reads nothing stays in set-up.
-    k.ok(&["create", "namespace", "bulk"]);
-    let items: Vec<serde_json::Value> = (0..250)
-        .map(|i| {
-            serde_json::json!({
-                "apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": format!("cm-{i}"), "namespace": "bulk"},
-                "data": {"d": "x".repeat(40_000)},
-            })
-        })
-        .collect();
-    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
-    let out = k.kubectl_stdin(
-        &["create", "--validate=false", "-f", "-"],
-        &list.to_string(),
-    );
-    assert!(out.status.success(), "{out:?}");
-
-    let mut watches: Vec<Child> = (0..seats)
-        .map(|_| stalled_watch(&k, &user, "bulk"))
-        .collect();
-    let executing = format!(
-        "apiserver_flowcontrol_current_executing_requests{{flow_schema=\"apf-test\",priority_level=\"tiny\"}}"
-    );
-    wait_for("the stalled watches to hold every seat", || {
-        (metric(&k, &executing) == Some(seats as f64)).then_some(())
-    });
+    let (fs_uid, pl_uid) = configure(&k, &user, TINY_LEVEL, "tiny");
+    bulk_configmaps(&k);
+    let mut watches = take_every_seat(&k, &user, "tiny");
 
     // Concurrent requests of the user: all refused at once, as upstream refuses them.
     let answers: Vec<(u16, String, String)> = std::thread::scope(|s| {
@@ -446,4 +453,103 @@ fn without_priority_and_fairness_requests_are_not_classified() {
         header(&head, "x-kubernetes-pf-flowschema-uid").is_none(),
         "{head}"
     );
+}
+
+const NARROW_QUEUE: &str = r#"
+apiVersion: flowcontrol.apiserver.k8s.io/v1
+kind: PriorityLevelConfiguration
+metadata:
+  name: narrow
+spec:
+  type: Limited
+  limited:
+    nominalConcurrencyShares: 1
+    limitResponse:
+      type: Queue
+      queuing:
+        queues: 1
+        handSize: 1
+        queueLengthLimit: 1
+---
+apiVersion: flowcontrol.apiserver.k8s.io/v1
+kind: FlowSchema
+metadata:
+  name: apf-test
+spec:
+  matchingPrecedence: 50
+  priorityLevelConfiguration:
+    name: narrow
+  distinguisherMethod:
+    type: ByUser
+  rules:
+  - subjects:
+    - kind: User
+      user:
+        name: apf-user
+    resourceRules:
+    - verbs: ["*"]
+      apiGroups: ["*"]
+      resources: ["*"]
+      namespaces: ["*"]
+      clusterScope: true
+    nonResourceRules:
+    - verbs: ["*"]
+      nonResourceURLs: ["*"]
+"#;
+
+#[test]
+fn a_queued_request_runs_when_a_seat_frees_and_a_full_queue_is_refused() {
+    let k = Kapi::start(&[], &[]);
+    let user = client_cert(&k, "apf-user", &["apf-testers"]);
+    configure(&k, &user, NARROW_QUEUE, "narrow");
+    bulk_configmaps(&k);
+    let mut watches = take_every_seat(&k, &user, "narrow");
+    std::thread::scope(|s| {
+        let queued = s.spawn(|| curl(&k, &user, "/api/v1/namespaces/default"));
+        let inqueue = "apiserver_flowcontrol_current_inqueue_requests{flow_schema=\"apf-test\",priority_level=\"narrow\"}";
+        wait_for("a request to wait in the queue", || {
+            (metric(&k, inqueue) == Some(1.0)).then_some(())
+        });
+        // The one queue holds one request: the next is refused at once.
+        let (code, head, _) = curl(&k, &user, "/api/v1/namespaces/default");
+        assert_eq!(code, 429, "{head}");
+        assert!(
+            metric(
+                &k,
+                "apiserver_flowcontrol_rejected_requests_total{flow_schema=\"apf-test\",priority_level=\"narrow\",reason=\"queue-full\"}"
+            )
+            .is_some_and(|n| n >= 1.0)
+        );
+        // A seat frees (on whichever core that watch ran): the waiting request runs.
+        let _ = watches[0].kill();
+        let _ = watches[0].wait();
+        let (code, head, _) = queued.join().expect("curl thread");
+        assert_eq!(code, 200, "{head}");
+    });
+    for w in &mut watches {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+}
+
+#[test]
+fn a_flow_schema_naming_a_missing_level_is_dangling() {
+    let k = Kapi::start(&[], &[]);
+    let yaml = NARROW_QUEUE
+        .split("---")
+        .nth(1)
+        .expect("the FlowSchema")
+        .replace("name: narrow", "name: no-such-level");
+    let out = k.kubectl_stdin(&["apply", "-f", "-"], &yaml);
+    assert!(out.status.success(), "{out:?}");
+    wait_for("the Dangling condition", || {
+        let status = k.ok(&[
+            "get",
+            "flowschemas",
+            "apf-test",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Dangling\")].status}",
+        ]);
+        (status.trim() == "True").then_some(())
+    });
 }

@@ -343,7 +343,7 @@ pub fn dangling_condition(level: &str, exists: bool, now: &str) -> Value {
     }
 }
 
-fn encode(obj: &Value) -> Result<Bytes, String> {
+pub(super) fn encode(obj: &Value) -> Result<Bytes, String> {
     let json = serde_json::to_vec(obj).map_err(|e| e.to_string())?;
     let mut pb = Vec::new();
     kapi_codec::to_pb::json_to_envelope(&json, None, kapi_codec::FieldValidation::Strict, &mut pb)

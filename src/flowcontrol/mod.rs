@@ -10,6 +10,7 @@ mod dispatch;
 mod metrics;
 mod queueset;
 mod seat;
+mod status;
 mod width;
 
 use std::collections::HashMap;
@@ -19,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kapi_cache::Cache;
+
+use crate::storage::StoreClient;
 
 pub use bootstrap::ensure as ensure_bootstrap;
 pub use classify::Target;
@@ -141,12 +144,16 @@ impl FlowControl {
         fc
     }
 
-    /// Follows the stored configuration: a thread that rebuilds the classifier and the
-    /// levels whenever the cache's FlowSchemas or PriorityLevelConfigurations change.
-    pub fn follow_configuration(self: &Arc<Self>) -> std::io::Result<()> {
+    /// Follows the stored configuration: a thread that, whenever the cache's FlowSchemas or
+    /// PriorityLevelConfigurations change, rebuilds the classifier and the levels, puts back
+    /// the bootstrap objects as the ensurer's rules say, and updates Dangling conditions.
+    pub fn follow_configuration(self: &Arc<Self>, store: StoreClient) -> std::io::Result<()> {
         if !self.apf {
             return Ok(());
         }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         let fc = Arc::downgrade(self);
         std::thread::Builder::new()
             .name("kapi-flowcontrol".into())
@@ -156,7 +163,13 @@ impl FlowControl {
                     let now = fc.revisions();
                     if now != seen && now.0 > 0 && now.1 > 0 {
                         seen = now;
-                        fc.reload();
+                        let (schemas, levels) = fc.reload();
+                        rt.block_on(async {
+                            if let Err(e) = bootstrap::ensure(&store, &fc.store_prefix).await {
+                                eprintln!("kapi: flow control configuration: {e}");
+                            }
+                            status::update_dangling(&store, &schemas, &levels).await;
+                        });
                     }
                     drop(fc);
                     std::thread::sleep(CONFIG_POLL_INTERVAL);
@@ -176,29 +189,38 @@ impl FlowControl {
         (rev("flowschemas"), rev("prioritylevelconfigurations"))
     }
 
-    /// Reads the stored configuration from the cache and puts it in force.
-    fn reload(&self) {
-        let read = |name: &str| -> Vec<serde_json::Value> {
+    /// Reads the stored configuration from the cache and puts it in force; the stored
+    /// FlowSchemas and the names of the levels, for their status.
+    fn reload(&self) -> (Vec<status::StoredSchema>, Vec<String>) {
+        let read = |name: &str| -> Vec<status::StoredSchema> {
             let Some(rc) = self.resource(name) else {
                 return Vec::new();
             };
             let snap = rc.snapshot();
             snap.range(&rc.prefix, b"")
-                .filter_map(|o| bootstrap::decode(&o.value))
+                .filter_map(|o| {
+                    Some(status::StoredSchema {
+                        key: o.key.clone(),
+                        mod_revision: o.mod_revision,
+                        object: bootstrap::decode(&o.value)?,
+                    })
+                })
                 .collect()
         };
         let levels: Vec<PriorityLevel> = read("prioritylevelconfigurations")
             .iter()
-            .filter_map(PriorityLevel::from_json)
+            .filter_map(|o| PriorityLevel::from_json(&o.object))
             .collect();
-        let schemas: Vec<FlowSchema> = read("flowschemas")
+        let stored = read("flowschemas");
+        let schemas: Vec<FlowSchema> = stored
             .iter()
-            .filter_map(FlowSchema::from_json)
+            .filter_map(|o| FlowSchema::from_json(&o.object))
             .collect();
-        if levels.is_empty() || schemas.is_empty() {
-            return;
+        let names = levels.iter().map(|l| l.name.clone()).collect();
+        if !levels.is_empty() && !schemas.is_empty() {
+            self.apply(levels, schemas);
         }
-        self.apply(levels, schemas);
+        (stored, names)
     }
 
     fn apply(&self, levels: Vec<PriorityLevel>, schemas: Vec<FlowSchema>) {

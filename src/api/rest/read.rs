@@ -329,7 +329,10 @@ impl Ctx<'_> {
         let (tx, rx) = futures::channel::mpsc::channel::<Bytes>(LIST_CHUNKS_IN_FLIGHT);
         let mut resp = respond(StatusCode::OK, self.enc.content_type(), Vec::new());
         resp.body = Body::Stream(rx);
+        // The list is still being produced: it keeps its flow-control seat until written.
+        let seat = self.seat.take();
         monoio::spawn(async move {
+            let _seat = seat;
             use futures::SinkExt;
             let mut tx = tx;
             let mut buf = head;
