@@ -20,6 +20,8 @@ pub type Waker = oneshot::Sender<()>;
 /// One priority level's seats and queues.
 pub struct Level {
     pub queues: QueueSet<Waker>,
+    /// `apiserver_flowcontrol_current_executing_seats` of this level.
+    seats: Option<prometheus::IntGauge>,
     /// Dropped from the configuration; kept until its last request is done.
     retired: bool,
 }
@@ -38,7 +40,6 @@ pub struct Dispatcher {
 #[derive(Debug, Clone)]
 pub struct Held {
     pub level: String,
-    pub flow_schema: String,
     pub width: u32,
     pub queue: Option<usize>,
 }
@@ -79,13 +80,15 @@ impl Dispatcher {
                     l.queues.reconfigure(*limit, limited.queuing);
                     l.retired = false;
                     let woken = l.queues.dispatch();
-                    wake(l, &pl.name, woken);
+                    wake(l, woken);
                 }
                 None => {
                     ls.by_name.insert(
                         pl.name.clone(),
                         Level {
                             queues: QueueSet::new(*limit, limited.queuing),
+                            seats: metrics::get()
+                                .map(|m| m.executing_seats.with_label_values(&[&pl.name])),
                             retired: false,
                         },
                     );
@@ -112,7 +115,7 @@ impl Dispatcher {
     }
 
     /// A request of `flow_hash` asks for `width` seats of `level`.
-    pub fn arrive(&self, level: &str, flow_schema: &str, flow_hash: u64, width: u32) -> Admission {
+    pub fn arrive(&self, level: &str, flow_hash: u64, width: u32) -> Admission {
         let mut ls = self.lock();
         ls.next_id += 1;
         let id = ls.next_id;
@@ -121,30 +124,37 @@ impl Dispatcher {
             // run it unlimited rather than fail a request the configuration never refused.
             return Admission::Run(Held {
                 level: String::new(),
-                flow_schema: flow_schema.to_string(),
                 width: 0,
                 queue: None,
             });
         };
-        let (tx, rx) = oneshot::channel();
         let width = l.queues.width_of(width);
-        match l.queues.arrive(id, flow_hash, width, tx) {
+        let mut rx = None;
+        let waker = || {
+            let (tx, r) = oneshot::channel();
+            rx = Some(r);
+            tx
+        };
+        match l.queues.arrive(id, flow_hash, width, waker) {
             Arrival::Execute { queue } => {
-                seats_gauge(l, level);
+                seats_gauge(l);
                 Admission::Run(Held {
                     level: level.to_string(),
-                    flow_schema: flow_schema.to_string(),
                     width,
                     queue,
                 })
             }
-            Arrival::Queued { queue } => Admission::Wait {
-                id,
-                queue,
-                width,
-                rx,
+            Arrival::Queued { queue } => match rx {
+                Some(rx) => Admission::Wait {
+                    id,
+                    queue,
+                    width,
+                    rx,
+                },
+                // Queued without a waker cannot happen (arrive makes one to queue).
+                None => Admission::Reject(RejectReason::TimeOut),
             },
-            Arrival::Rejected(reason, _) => Admission::Reject(reason),
+            Arrival::Rejected(reason) => Admission::Reject(reason),
         }
     }
 
@@ -159,7 +169,7 @@ impl Dispatcher {
         if removed {
             // A head that blocked others may be gone.
             let woken = l.queues.dispatch();
-            wake(l, level, woken);
+            wake(l, woken);
             retire_if_idle(&mut ls, level);
         }
         removed
@@ -176,14 +186,14 @@ impl Dispatcher {
         };
         l.queues.release(held.width, held.queue);
         let woken = l.queues.dispatch();
-        wake(l, &held.level, woken);
+        wake(l, woken);
         retire_if_idle(&mut ls, &held.level);
     }
 }
 
 /// Wakes dispatched waiters; one whose receiver is gone (its client left just now) gives its
 /// seats straight back, which may dispatch others.
-fn wake(l: &mut Level, level: &str, mut woken: Vec<super::queueset::Dispatched<Waker>>) {
+fn wake(l: &mut Level, mut woken: Vec<super::queueset::Dispatched<Waker>>) {
     while !woken.is_empty() {
         let mut again = false;
         for d in woken.drain(..) {
@@ -196,14 +206,12 @@ fn wake(l: &mut Level, level: &str, mut woken: Vec<super::queueset::Dispatched<W
             woken = l.queues.dispatch();
         }
     }
-    seats_gauge(l, level);
+    seats_gauge(l);
 }
 
-fn seats_gauge(l: &Level, level: &str) {
-    if let Some(m) = metrics::get() {
-        m.executing_seats
-            .with_label_values(&[level])
-            .set(i64::from(l.queues.executing_seats()));
+fn seats_gauge(l: &Level) {
+    if let Some(g) = &l.seats {
+        g.set(i64::from(l.queues.executing_seats()));
     }
 }
 
@@ -227,6 +235,7 @@ pub struct Waiting {
     pub queue: usize,
     pub width: u32,
     pub rx: oneshot::Receiver<()>,
+    pub meters: Option<Arc<metrics::FlowMeters>>,
     /// Set once the outcome is known (granted or rejected); until then Drop cleans up.
     pub settled: bool,
 }
@@ -235,7 +244,6 @@ impl Waiting {
     pub fn held(&self) -> Held {
         Held {
             level: self.level.clone(),
-            flow_schema: self.flow_schema.clone(),
             width: self.width,
             queue: Some(self.queue),
         }
@@ -254,10 +262,10 @@ impl Drop for Waiting {
         {
             self.dispatcher.release(&self.held());
         }
+        if let Some(m) = &self.meters {
+            m.inqueue.dec();
+        }
         if let Some(m) = metrics::get() {
-            m.inqueue_requests
-                .with_label_values(&[&self.level, &self.flow_schema])
-                .dec();
             m.rejected
                 .with_label_values(&[
                     &self.level,

@@ -77,3 +77,28 @@ pub static METRICS: LazyLock<Option<Metrics>> = LazyLock::new(|| {
 pub fn get() -> Option<&'static Metrics> {
     METRICS.as_ref()
 }
+
+/// One FlowSchema's series (with its level), looked up once per configuration rather than
+/// per request: the label lookups are the costly part of counting.
+pub struct FlowMeters {
+    pub dispatched: prometheus::IntCounter,
+    pub executing: prometheus::IntGauge,
+    pub inqueue: prometheus::IntGauge,
+    /// Waits of requests that then executed.
+    pub waited: prometheus::Histogram,
+}
+
+impl FlowMeters {
+    pub fn new(level: &str, flow_schema: &str) -> Option<std::sync::Arc<FlowMeters>> {
+        let m = get()?;
+        let labels = [level, flow_schema];
+        Some(std::sync::Arc::new(FlowMeters {
+            dispatched: m.dispatched.with_label_values(&labels),
+            executing: m.executing_requests.with_label_values(&labels),
+            inqueue: m.inqueue_requests.with_label_values(&labels),
+            waited: m
+                .wait_duration
+                .with_label_values(&[level, flow_schema, "true"]),
+        }))
+    }
+}

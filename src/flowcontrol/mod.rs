@@ -77,6 +77,8 @@ struct Config {
     levels: HashMap<String, (String, bool)>,
     /// Nominal limits, for the widest a request may be.
     limits: HashMap<String, u32>,
+    /// Each FlowSchema's metric series.
+    meters: HashMap<String, Arc<metrics::FlowMeters>>,
 }
 
 /// Upstream's max-in-flight filter: two counters, no queues.
@@ -117,6 +119,7 @@ impl FlowControl {
                 classifier: Classifier::new(Vec::new(), |_| false),
                 levels: HashMap::new(),
                 limits: HashMap::new(),
+                meters: HashMap::new(),
             })),
             dispatcher: Arc::new(Dispatcher::new()),
             inflight: MaxInFlight {
@@ -228,7 +231,17 @@ impl FlowControl {
         let with_limits: Vec<(PriorityLevel, u32)> =
             levels.iter().cloned().zip(limits.iter().copied()).collect();
         self.dispatcher.configure(&with_limits);
+        let meters = schemas
+            .iter()
+            .filter_map(|fs| {
+                Some((
+                    fs.name.clone(),
+                    metrics::FlowMeters::new(&fs.priority_level, &fs.name)?,
+                ))
+            })
+            .collect();
         let config = Config {
+            meters,
             classifier: Classifier::new(schemas, |l| levels.iter().any(|p| p.name == l)),
             levels: levels
                 .iter()
@@ -272,17 +285,22 @@ impl FlowControl {
             flow_schema_uid: class.schema.uid.clone(),
             priority_level_uid: pl_uid,
         };
+        let meters = config.meters.get(fs).cloned();
         if exempt {
-            return Ok(Seat::exempt(level, fs, headers));
+            return Ok(Seat::exempt(meters, headers));
         }
         let max_width = config.limits.get(level).copied().unwrap_or(1);
         let width = width::estimate(self, req, max_width);
         let hash = flow_hash(fs, &class.flow);
         let since = Instant::now();
-        match self.dispatcher.arrive(level, fs, hash, width) {
-            Admission::Run(held) => {
-                Ok(Seat::granted(self.dispatcher.clone(), held, headers, since))
-            }
+        match self.dispatcher.arrive(level, hash, width) {
+            Admission::Run(held) => Ok(Seat::granted(
+                self.dispatcher.clone(),
+                held,
+                meters,
+                headers,
+                since,
+            )),
             Admission::Reject(reason) => Err(Rejection::new(level, fs, reason, Some(headers))),
             Admission::Wait {
                 id,
@@ -290,8 +308,8 @@ impl FlowControl {
                 width,
                 rx,
             } => {
-                if let Some(m) = metrics::get() {
-                    m.inqueue_requests.with_label_values(&[level, fs]).inc();
+                if let Some(m) = &meters {
+                    m.inqueue.inc();
                 }
                 let mut waiting = Waiting {
                     dispatcher: self.dispatcher.clone(),
@@ -301,6 +319,7 @@ impl FlowControl {
                     queue,
                     width,
                     rx,
+                    meters: meters.clone(),
                     settled: false,
                 };
                 let granted = match monoio::time::timeout(QUEUE_WAIT_LIMIT, &mut waiting.rx).await {
@@ -312,13 +331,14 @@ impl FlowControl {
                     }
                 };
                 waiting.settled = true;
-                if let Some(m) = metrics::get() {
-                    m.inqueue_requests.with_label_values(&[level, fs]).dec();
+                if let Some(m) = &meters {
+                    m.inqueue.dec();
                 }
                 if granted {
                     Ok(Seat::granted(
                         self.dispatcher.clone(),
                         waiting.held(),
+                        meters,
                         headers,
                         since,
                     ))

@@ -59,7 +59,7 @@ impl RejectReason {
 
 /// What happened to an arriving request.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Arrival<T> {
+pub enum Arrival {
     /// It holds `width` seats now (in `queue`, when the level queues).
     Execute {
         queue: Option<usize>,
@@ -68,7 +68,7 @@ pub enum Arrival<T> {
     Queued {
         queue: usize,
     },
-    Rejected(RejectReason, T),
+    Rejected(RejectReason),
 }
 
 struct Waiting<T> {
@@ -177,16 +177,22 @@ impl<T> QueueSet<T> {
         self.executing_requests == 0 && self.waiting_requests == 0
     }
 
-    /// A request of flow `flow_hash` asking for `width` seats arrives. `payload` is kept while
-    /// it waits (a waker) and given back by `dispatch`, or at once with a rejection.
-    pub fn arrive(&mut self, id: u64, flow_hash: u64, width: u32, payload: T) -> Arrival<T> {
+    /// A request of flow `flow_hash` asking for `width` seats arrives. `payload` is made only
+    /// if it has to wait (its waker), kept meanwhile and given back by `dispatch`.
+    pub fn arrive(
+        &mut self,
+        id: u64,
+        flow_hash: u64,
+        width: u32,
+        payload: impl FnOnce() -> T,
+    ) -> Arrival {
         let width = self.clamp_width(width);
         let Some(queuing) = self.queuing else {
             if self.fits(width) {
                 self.start_executing(width, None);
                 return Arrival::Execute { queue: None };
             }
-            return Arrival::Rejected(RejectReason::ConcurrencyLimit, payload);
+            return Arrival::Rejected(RejectReason::ConcurrencyLimit);
         };
         let queue = self.choose_queue(flow_hash, queuing.hand_size);
         if self.waiting_requests == 0 && self.fits(width) {
@@ -196,7 +202,7 @@ impl<T> QueueSet<T> {
         let now = self.now;
         let q = &mut self.queues[queue];
         if q.waiting.len() >= queuing.queue_length_limit {
-            return Arrival::Rejected(RejectReason::QueueFull, payload);
+            return Arrival::Rejected(RejectReason::QueueFull);
         }
         let start = q.last_finish.max(now);
         q.last_finish = start + u64::from(width);
@@ -205,7 +211,7 @@ impl<T> QueueSet<T> {
             id,
             width,
             start,
-            payload,
+            payload: payload(),
         });
         self.waiting_requests += 1;
         Arrival::Queued { queue }
@@ -394,26 +400,26 @@ mod tests {
     #[test]
     fn a_reject_level_runs_up_to_its_limit_then_rejects() {
         let mut qs: QueueSet<u8> = QueueSet::new(2, None);
-        assert_eq!(qs.arrive(1, 1, 1, 0), Arrival::Execute { queue: None });
-        assert_eq!(qs.arrive(2, 1, 1, 0), Arrival::Execute { queue: None });
+        assert_eq!(qs.arrive(1, 1, 1, || 0), Arrival::Execute { queue: None });
+        assert_eq!(qs.arrive(2, 1, 1, || 0), Arrival::Execute { queue: None });
         assert_eq!(
-            qs.arrive(3, 1, 1, 7),
-            Arrival::Rejected(RejectReason::ConcurrencyLimit, 7)
+            qs.arrive(3, 1, 1, || 7),
+            Arrival::Rejected(RejectReason::ConcurrencyLimit)
         );
         qs.release(1, None);
-        assert_eq!(qs.arrive(4, 1, 1, 0), Arrival::Execute { queue: None });
+        assert_eq!(qs.arrive(4, 1, 1, || 0), Arrival::Execute { queue: None });
         assert_eq!(qs.executing_seats(), 2);
     }
 
     #[test]
     fn a_full_queue_rejects_and_released_seats_dispatch_in_order() {
         let mut qs: QueueSet<u64> = QueueSet::new(1, queuing(1, 1, 2));
-        assert!(matches!(qs.arrive(1, 9, 1, 1), Arrival::Execute { .. }));
-        assert_eq!(qs.arrive(2, 9, 1, 2), Arrival::Queued { queue: 0 });
-        assert_eq!(qs.arrive(3, 9, 1, 3), Arrival::Queued { queue: 0 });
+        assert!(matches!(qs.arrive(1, 9, 1, || 1), Arrival::Execute { .. }));
+        assert_eq!(qs.arrive(2, 9, 1, || 2), Arrival::Queued { queue: 0 });
+        assert_eq!(qs.arrive(3, 9, 1, || 3), Arrival::Queued { queue: 0 });
         assert_eq!(
-            qs.arrive(4, 9, 1, 4),
-            Arrival::Rejected(RejectReason::QueueFull, 4)
+            qs.arrive(4, 9, 1, || 4),
+            Arrival::Rejected(RejectReason::QueueFull)
         );
         assert!(qs.dispatch().is_empty(), "no seat is free");
         qs.release(1, Some(0));
@@ -432,14 +438,17 @@ mod tests {
         let busy = (0..).find(|h| deal(*h, 2, 1) == vec![0]).unwrap();
         let quiet = (0..).find(|h| deal(*h, 2, 1) == vec![1]).unwrap();
         assert!(matches!(
-            qs.arrive(0, busy, 1, "b0"),
+            qs.arrive(0, busy, 1, || "b0"),
             Arrival::Execute { .. }
         ));
         for i in 1..=5 {
-            assert!(matches!(qs.arrive(i, busy, 1, "b"), Arrival::Queued { .. }));
+            assert!(matches!(
+                qs.arrive(i, busy, 1, || "b"),
+                Arrival::Queued { .. }
+            ));
         }
         assert_eq!(
-            qs.arrive(10, quiet, 1, "q"),
+            qs.arrive(10, quiet, 1, || "q"),
             Arrival::Queued { queue: 1 },
             "the quiet flow's own queue"
         );
@@ -462,10 +471,10 @@ mod tests {
     fn the_least_loaded_queue_of_the_hand_is_chosen() {
         let mut qs: QueueSet<u8> = QueueSet::new(1, queuing(8, 8, 100));
         // With the whole deck in hand, successive waiting requests spread over queues.
-        assert!(matches!(qs.arrive(0, 3, 1, 0), Arrival::Execute { .. }));
+        assert!(matches!(qs.arrive(0, 3, 1, || 0), Arrival::Execute { .. }));
         let mut used = Vec::new();
         for i in 1..=8 {
-            if let Arrival::Queued { queue } = qs.arrive(i, 3, 1, 0) {
+            if let Arrival::Queued { queue } = qs.arrive(i, 3, 1, || 0) {
                 used.push(queue);
             }
         }
@@ -477,11 +486,11 @@ mod tests {
     #[test]
     fn a_removed_waiter_is_gone_and_a_dispatched_one_cannot_be_removed() {
         let mut qs: QueueSet<u8> = QueueSet::new(1, queuing(4, 2, 10));
-        assert!(matches!(qs.arrive(1, 5, 1, 0), Arrival::Execute { .. }));
-        let Arrival::Queued { queue: q2 } = qs.arrive(2, 5, 1, 2) else {
+        assert!(matches!(qs.arrive(1, 5, 1, || 0), Arrival::Execute { .. }));
+        let Arrival::Queued { queue: q2 } = qs.arrive(2, 5, 1, || 2) else {
             panic!("not queued")
         };
-        let Arrival::Queued { queue: q3 } = qs.arrive(3, 5, 1, 3) else {
+        let Arrival::Queued { queue: q3 } = qs.arrive(3, 5, 1, || 3) else {
             panic!("not queued")
         };
         assert_eq!(qs.remove(2, q2), Some(2));
@@ -495,9 +504,9 @@ mod tests {
     #[test]
     fn wide_requests_wait_for_enough_seats_and_are_not_overtaken() {
         let mut qs: QueueSet<u8> = QueueSet::new(4, queuing(1, 1, 10));
-        assert!(matches!(qs.arrive(1, 0, 3, 0), Arrival::Execute { .. }));
-        assert!(matches!(qs.arrive(2, 0, 3, 2), Arrival::Queued { .. }));
-        assert!(matches!(qs.arrive(3, 0, 1, 3), Arrival::Queued { .. }));
+        assert!(matches!(qs.arrive(1, 0, 3, || 0), Arrival::Execute { .. }));
+        assert!(matches!(qs.arrive(2, 0, 3, || 2), Arrival::Queued { .. }));
+        assert!(matches!(qs.arrive(3, 0, 1, || 3), Arrival::Queued { .. }));
         assert!(qs.dispatch().is_empty(), "3 seats do not fit in the 1 free");
         qs.release(3, Some(0));
         let got: Vec<u8> = qs.dispatch().into_iter().map(|d| d.payload).collect();
@@ -509,8 +518,8 @@ mod tests {
     #[test]
     fn queues_are_rebuilt_only_once_empty() {
         let mut qs: QueueSet<u8> = QueueSet::new(1, queuing(4, 2, 10));
-        assert!(matches!(qs.arrive(1, 0, 1, 0), Arrival::Execute { .. }));
-        assert!(matches!(qs.arrive(2, 0, 1, 2), Arrival::Queued { .. }));
+        assert!(matches!(qs.arrive(1, 0, 1, || 0), Arrival::Execute { .. }));
+        assert!(matches!(qs.arrive(2, 0, 1, || 2), Arrival::Queued { .. }));
         qs.reconfigure(1, queuing(16, 4, 10));
         assert_eq!(qs.queues.len(), 4);
         qs.release(1, None);

@@ -7,7 +7,7 @@ use std::time::Instant;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use super::dispatch::{Dispatcher, Held};
-use super::metrics;
+use super::metrics::{self, FlowMeters};
 use super::queueset::RejectReason;
 use super::{FlowControl, RETRY_AFTER_SECONDS};
 use crate::transport::{Body, Response};
@@ -40,11 +40,12 @@ pub(super) enum SeatKind {
     /// Not limited (max-in-flight's watches, no configuration).
     Unlimited,
     /// The exempt level: counted, never limited.
-    Exempt { level: String, flow_schema: String },
+    Exempt { meters: Option<Arc<FlowMeters>> },
     /// Seats of a limited level.
     Granted {
         dispatcher: Arc<Dispatcher>,
         held: Held,
+        meters: Option<Arc<FlowMeters>>,
     },
     /// A max-in-flight slot.
     InFlight {
@@ -71,21 +72,14 @@ impl Seat {
         Seat::new(SeatKind::Unlimited)
     }
 
-    pub(super) fn exempt(level: &str, flow_schema: &str, headers: PfHeaders) -> Seat {
-        if let Some(m) = metrics::get() {
-            m.dispatched.with_label_values(&[level, flow_schema]).inc();
-            m.executing_requests
-                .with_label_values(&[level, flow_schema])
-                .inc();
-            m.wait_duration
-                .with_label_values(&[level, flow_schema, "true"])
-                .observe(0.0);
+    pub(super) fn exempt(meters: Option<Arc<FlowMeters>>, headers: PfHeaders) -> Seat {
+        if let Some(m) = &meters {
+            m.dispatched.inc();
+            m.executing.inc();
+            m.waited.observe(0.0);
         }
         Seat {
-            kind: SeatKind::Exempt {
-                level: level.to_string(),
-                flow_schema: flow_schema.to_string(),
-            },
+            kind: SeatKind::Exempt { meters },
             headers: Some(headers),
         }
     }
@@ -93,19 +87,21 @@ impl Seat {
     pub(super) fn granted(
         dispatcher: Arc<Dispatcher>,
         held: Held,
+        meters: Option<Arc<FlowMeters>>,
         headers: PfHeaders,
         since: Instant,
     ) -> Seat {
-        if let Some(m) = metrics::get() {
-            let labels = [held.level.as_str(), held.flow_schema.as_str()];
-            m.dispatched.with_label_values(&labels).inc();
-            m.executing_requests.with_label_values(&labels).inc();
-            m.wait_duration
-                .with_label_values(&[labels[0], labels[1], "true"])
-                .observe(since.elapsed().as_secs_f64());
+        if let Some(m) = &meters {
+            m.dispatched.inc();
+            m.executing.inc();
+            m.waited.observe(since.elapsed().as_secs_f64());
         }
         Seat {
-            kind: SeatKind::Granted { dispatcher, held },
+            kind: SeatKind::Granted {
+                dispatcher,
+                held,
+                meters,
+            },
             headers: Some(headers),
         }
     }
@@ -125,18 +121,18 @@ impl Drop for Seat {
     fn drop(&mut self) {
         match &self.kind {
             SeatKind::Unlimited => {}
-            SeatKind::Exempt { level, flow_schema } => {
-                if let Some(m) = metrics::get() {
-                    m.executing_requests
-                        .with_label_values(&[level, flow_schema])
-                        .dec();
+            SeatKind::Exempt { meters } => {
+                if let Some(m) = meters {
+                    m.executing.dec();
                 }
             }
-            SeatKind::Granted { dispatcher, held } => {
-                if let Some(m) = metrics::get() {
-                    m.executing_requests
-                        .with_label_values(&[&held.level, &held.flow_schema])
-                        .dec();
+            SeatKind::Granted {
+                dispatcher,
+                held,
+                meters,
+            } => {
+                if let Some(m) = meters {
+                    m.executing.dec();
                 }
                 dispatcher.release(held);
             }
