@@ -51,6 +51,8 @@ spec:
   type: Limited
   limited:
     nominalConcurrencyShares: 1
+    # Neither lends nor borrows: its limit stays at its nominal seats.
+    borrowingLimitPercent: 0
     limitResponse:
       type: Reject
 ---
@@ -244,7 +246,7 @@ fn configure(k: &Kapi, user: &(PathBuf, PathBuf), yaml: &str, level: &str) -> (S
 fn take_every_seat(k: &Kapi, user: &(PathBuf, PathBuf), level: &str) -> Vec<Child> {
     let seats = metric(
         k,
-        &format!("apiserver_flowcontrol_nominal_limit_seats{{priority_level=\"{level}\"}}"),
+        &format!("apiserver_flowcontrol_current_limit_seats{{priority_level=\"{level}\"}}"),
     )
     .expect("the level's seats") as usize;
     assert!((1..=5).contains(&seats), "{seats}");
@@ -464,6 +466,8 @@ spec:
   type: Limited
   limited:
     nominalConcurrencyShares: 1
+    # Neither lends nor borrows: its limit stays at its nominal seats.
+    borrowingLimitPercent: 0
     limitResponse:
       type: Queue
       queuing:

@@ -65,6 +65,8 @@ pub struct PriorityLevel {
     pub uid: String,
     pub nominal_shares: u64,
     pub lendable_percent: u64,
+    /// None: may borrow without limit.
+    pub borrowing_limit_percent: Option<u64>,
     /// None for the exempt level: never queued nor rejected.
     pub limited: Option<Limited>,
 }
@@ -187,6 +189,7 @@ impl PriorityLevel {
                 uid,
                 nominal_shares: bounded(&spec["exempt"]["nominalConcurrencyShares"], 0, MAX_SHARES),
                 lendable_percent: bounded(&spec["exempt"]["lendablePercent"], 0, 100),
+                borrowing_limit_percent: Some(0),
                 limited: None,
             }),
             "Limited" => {
@@ -212,6 +215,9 @@ impl PriorityLevel {
                     uid,
                     nominal_shares: bounded(&l["nominalConcurrencyShares"], 30, MAX_SHARES),
                     lendable_percent: bounded(&l["lendablePercent"], 0, 100),
+                    borrowing_limit_percent: l["borrowingLimitPercent"]
+                        .as_u64()
+                        .map(|p| p.min(MAX_SHARES)),
                     limited: Some(Limited { queuing }),
                 })
             }
@@ -222,8 +228,7 @@ impl PriorityLevel {
 
 /// Upstream's nominal concurrency limits: the server's limit shared out by
 /// nominalConcurrencyShares, each rounded up: NominalCL(i) = ceil(ServerCL × NCS(i) / ΣNCS).
-/// A limited level gets at least one seat (this version does not borrow, so a level with no
-/// seat of its own could never run anything).
+/// (A level with no seat of its own still runs one request at a time when idle, and borrows.)
 pub fn nominal_limits(server_limit: u64, levels: &[PriorityLevel]) -> Vec<u32> {
     let sum: u64 = levels.iter().map(|l| l.nominal_shares).sum();
     levels
@@ -234,8 +239,7 @@ pub fn nominal_limits(server_limit: u64, levels: &[PriorityLevel]) -> Vec<u32> {
             } else {
                 (server_limit * l.nominal_shares).div_ceil(sum)
             };
-            let min = if l.limited.is_some() { 1 } else { 0 };
-            cl.max(min).min(u64::from(u32::MAX)) as u32
+            cl.min(u64::from(u32::MAX)) as u32
         })
         .collect()
 }

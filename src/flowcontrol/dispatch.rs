@@ -7,9 +7,11 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use futures::channel::oneshot;
 
+use super::borrowing::{self, Bounds, Demand, DemandStats};
 use super::config::PriorityLevel;
 use super::metrics;
 use super::queueset::{Arrival, QueueSet, RejectReason};
@@ -20,8 +22,17 @@ pub type Waker = oneshot::Sender<()>;
 /// One priority level's seats and queues.
 pub struct Level {
     pub queues: QueueSet<Waker>,
-    /// `apiserver_flowcontrol_current_executing_seats` of this level.
+    /// Its share of the server's seats (NominalCL), and the range its current limit moves in
+    /// by lending and borrowing: [nominal − lendable, nominal + borrowing limit].
+    nominal: u32,
+    min: u32,
+    max: u32,
+    /// Seat demand since the last adjustment, and what the past periods said.
+    demand: Demand,
+    stats: DemandStats,
+    /// `apiserver_flowcontrol_current_executing_seats` and `_current_limit_seats`.
     seats: Option<prometheus::IntGauge>,
+    current_limit: Option<prometheus::IntGauge>,
     /// Dropped from the configuration; kept until its last request is done.
     retired: bool,
 }
@@ -68,36 +79,43 @@ impl Dispatcher {
         self.levels.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Applies a configuration: the levels and their limits. Levels that are gone retire.
+    /// Applies a configuration: the levels and their nominal limits; current limits are
+    /// shared out again. Levels that are gone retire.
     pub fn configure(&self, levels: &[(PriorityLevel, u32)]) {
         let mut ls = self.lock();
-        for (pl, limit) in levels {
+        let now = Instant::now();
+        for (pl, nominal) in levels {
             let Some(limited) = pl.limited else {
                 continue;
             };
-            match ls.by_name.get_mut(&pl.name) {
-                Some(l) => {
-                    l.queues.reconfigure(*limit, limited.queuing);
-                    l.retired = false;
-                    let woken = l.queues.dispatch();
-                    wake(l, woken);
-                }
-                None => {
-                    ls.by_name.insert(
-                        pl.name.clone(),
-                        Level {
-                            queues: QueueSet::new(*limit, limited.queuing),
-                            seats: metrics::get()
-                                .map(|m| m.executing_seats.with_label_values(&[&pl.name])),
-                            retired: false,
-                        },
-                    );
-                }
-            }
+            let lendable =
+                (f64::from(*nominal) * pl.lendable_percent as f64 / 100.0).round() as u32;
+            let borrowing = match pl.borrowing_limit_percent {
+                Some(p) => (f64::from(*nominal) * p as f64 / 100.0).round() as u32,
+                None => u32::MAX / 2,
+            };
+            let (min, max) = (
+                nominal.saturating_sub(lendable),
+                nominal.saturating_add(borrowing),
+            );
+            let l = ls.by_name.entry(pl.name.clone()).or_insert_with(|| Level {
+                queues: QueueSet::new(*nominal, limited.queuing),
+                nominal: *nominal,
+                min,
+                max,
+                demand: Demand::new(now),
+                stats: DemandStats::default(),
+                seats: metrics::get().map(|m| m.executing_seats.with_label_values(&[&pl.name])),
+                current_limit: metrics::get()
+                    .map(|m| m.current_limit_seats.with_label_values(&[&pl.name])),
+                retired: false,
+            });
+            l.queues.reconfigure(l.queues.limit(), limited.queuing);
+            (l.nominal, l.min, l.max, l.retired) = (*nominal, min, max, false);
             if let Some(m) = metrics::get() {
                 m.nominal_limit_seats
                     .with_label_values(&[&pl.name])
-                    .set(i64::from(*limit));
+                    .set(i64::from(*nominal));
             }
         }
         let names: Vec<String> = ls.by_name.keys().cloned().collect();
@@ -112,6 +130,14 @@ impl Dispatcher {
                 retire_if_idle(&mut ls, &name);
             }
         }
+        rebalance(&mut ls, None);
+    }
+
+    /// The periodic adjustment: each level's demand over the period just ended decides how
+    /// many seats it lends or borrows for the next.
+    pub fn adjust(&self) {
+        let mut ls = self.lock();
+        rebalance(&mut ls, Some(Instant::now()));
     }
 
     /// A request of `flow_hash` asks for `width` seats of `level`.
@@ -137,14 +163,14 @@ impl Dispatcher {
         };
         match l.queues.arrive(id, flow_hash, width, waker) {
             Arrival::Execute { queue } => {
-                seats_gauge(l);
+                observe(l);
                 Admission::Run(Held {
                     level: level.to_string(),
                     width,
                     queue,
                 })
             }
-            Arrival::Queued { queue } => match rx {
+            Arrival::Queued { queue } => match rx.inspect(|_| observe(l)) {
                 Some(rx) => Admission::Wait {
                     id,
                     queue,
@@ -206,12 +232,64 @@ fn wake(l: &mut Level, mut woken: Vec<super::queueset::Dispatched<Waker>>) {
             woken = l.queues.dispatch();
         }
     }
-    seats_gauge(l);
+    observe(l);
 }
 
-fn seats_gauge(l: &Level) {
+/// Records a change of the level's seats: its gauge and its demand.
+fn observe(l: &mut Level) {
     if let Some(g) = &l.seats {
         g.set(i64::from(l.queues.executing_seats()));
+    }
+    l.demand.set(Instant::now(), l.queues.seat_demand() as f64);
+}
+
+/// Shares the server's seats (the sum of the nominal limits) out as current limits, in
+/// proportion to each level's smoothed demand within its bounds (upstream's allocation). With
+/// `period_end`, the demand integrated up to then is folded into each level's statistics first.
+fn rebalance(ls: &mut Levels, period_end: Option<Instant>) {
+    let mut names: Vec<&String> = ls.by_name.keys().collect();
+    names.sort();
+    let names: Vec<String> = names.into_iter().cloned().collect();
+    let mut items = Vec::with_capacity(names.len());
+    let mut required = 0.0;
+    for name in &names {
+        let Some(l) = ls.by_name.get_mut(name) else {
+            continue;
+        };
+        if let Some(now) = period_end {
+            l.demand.reset(now, &mut l.stats);
+        }
+        if l.retired {
+            items.push(Bounds {
+                lower: 0.0,
+                upper: 0.0,
+                target: 0.0,
+            });
+            continue;
+        }
+        required += f64::from(l.nominal);
+        let lower = f64::from(l.min).max(f64::from(l.nominal).min(l.stats.high_watermark));
+        items.push(Bounds {
+            lower,
+            upper: f64::from(l.max),
+            target: lower.max(l.stats.smoothed),
+        });
+    }
+    let allocs = borrowing::allocate(required, &items);
+    for (name, alloc) in names.iter().zip(allocs) {
+        let Some(l) = ls.by_name.get_mut(name) else {
+            continue;
+        };
+        if l.retired {
+            continue;
+        }
+        let limit = alloc.round().clamp(0.0, f64::from(u32::MAX)) as u32;
+        l.queues.set_limit(limit);
+        if let Some(g) = &l.current_limit {
+            g.set(i64::from(limit));
+        }
+        let woken = l.queues.dispatch();
+        wake(l, woken);
     }
 }
 

@@ -20,6 +20,7 @@ pub struct Metrics {
     pub inqueue_requests: IntGaugeVec,
     pub wait_duration: HistogramVec,
     pub nominal_limit_seats: IntGaugeVec,
+    pub current_limit_seats: IntGaugeVec,
     pub executing_seats: IntGaugeVec,
 }
 
@@ -62,6 +63,12 @@ pub static METRICS: LazyLock<Option<Metrics>> = LazyLock::new(|| {
         nominal_limit_seats: register_int_gauge_vec!(
             "apiserver_flowcontrol_nominal_limit_seats",
             "Nominal number of execution seats configured for each priority level",
+            &["priority_level"]
+        )
+        .ok()?,
+        current_limit_seats: register_int_gauge_vec!(
+            "apiserver_flowcontrol_current_limit_seats",
+            "current derived number of execution seats available to each priority level",
             &["priority_level"]
         )
         .ok()?,

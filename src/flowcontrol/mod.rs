@@ -4,6 +4,7 @@
 //! `--enable-priority-and-fairness=false`, upstream's max-in-flight limits instead.
 
 mod bootstrap;
+mod borrowing;
 mod classify;
 mod config;
 mod dispatch;
@@ -162,7 +163,12 @@ impl FlowControl {
             .name("kapi-flowcontrol".into())
             .spawn(move || {
                 let mut seen = (-1, -1);
+                let mut adjusted = Instant::now();
                 while let Some(fc) = fc.upgrade() {
+                    if adjusted.elapsed() >= borrowing::ADJUSTMENT_PERIOD {
+                        adjusted = Instant::now();
+                        fc.dispatcher.adjust();
+                    }
                     let now = fc.revisions();
                     if now != seen && now.0 > 0 && now.1 > 0 {
                         seen = now;

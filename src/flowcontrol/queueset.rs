@@ -111,6 +111,8 @@ pub struct QueueSet<T> {
     /// reshuffled under waiting requests).
     wanted: Option<Queuing>,
     waiting_requests: usize,
+    /// Seats the waiting requests will take (their part of the level's seat demand).
+    waiting_seats: u64,
     /// The virtual clock: the start time of the request dispatched last.
     now: u64,
 }
@@ -125,6 +127,7 @@ impl<T> QueueSet<T> {
             queues: Vec::new(),
             wanted: None,
             waiting_requests: 0,
+            waiting_seats: 0,
             now: 0,
         };
         qs.reconfigure(limit, queuing);
@@ -154,13 +157,22 @@ impl<T> QueueSet<T> {
         self.queuing = self.wanted;
     }
 
-    #[cfg(test)]
     pub fn limit(&self) -> u32 {
         self.limit
     }
 
     pub fn executing_seats(&self) -> u32 {
         self.executing_seats
+    }
+
+    /// Executing plus waiting seats: what the level would use if it could.
+    pub fn seat_demand(&self) -> u64 {
+        u64::from(self.executing_seats) + self.waiting_seats
+    }
+
+    /// A new current limit (borrowing), queues unchanged.
+    pub fn set_limit(&mut self, limit: u32) {
+        self.limit = limit;
     }
 
     #[cfg(test)]
@@ -207,6 +219,7 @@ impl<T> QueueSet<T> {
         let start = q.last_finish.max(now);
         q.last_finish = start + u64::from(width);
         q.waiting_seats += u64::from(width);
+        self.waiting_seats += u64::from(width);
         q.waiting.push_back(Waiting {
             id,
             width,
@@ -222,8 +235,10 @@ impl<T> QueueSet<T> {
         width.clamp(1, self.limit.max(1))
     }
 
+    /// Whether `width` more seats fit; when nothing executes anything fits (as upstream: a
+    /// level whose current limit is 0, or below a wide request, still makes progress).
     fn fits(&self, width: u32) -> bool {
-        self.executing_seats + width <= self.limit
+        self.executing_seats == 0 || self.executing_seats + width <= self.limit
     }
 
     fn start_executing(&mut self, width: u32, queue: Option<usize>) {
@@ -289,6 +304,7 @@ impl<T> QueueSet<T> {
                 break;
             };
             q.waiting_seats = q.waiting_seats.saturating_sub(u64::from(width));
+            self.waiting_seats = self.waiting_seats.saturating_sub(u64::from(width));
             self.waiting_requests -= 1;
             self.now = self.now.max(start);
             self.start_executing(width, Some(qi));
@@ -312,6 +328,7 @@ impl<T> QueueSet<T> {
         let pos = q.waiting.iter().position(|w| w.id == id)?;
         let w = q.waiting.remove(pos)?;
         q.waiting_seats = q.waiting_seats.saturating_sub(u64::from(w.width));
+        self.waiting_seats = self.waiting_seats.saturating_sub(u64::from(w.width));
         self.waiting_requests -= 1;
         if self.waiting_requests == 0 {
             self.apply_wanted();
