@@ -10,13 +10,14 @@ mod config;
 mod dispatch;
 mod metrics;
 mod queueset;
+mod retry;
 mod seat;
 mod status;
 mod width;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -40,8 +41,11 @@ pub const QUEUE_WAIT_LIMIT: Duration = Duration::from_secs(15);
 /// How often the configuration thread looks at the cache's FlowSchemas and
 /// PriorityLevelConfigurations: a change is in force within this.
 const CONFIG_POLL_INTERVAL: Duration = Duration::from_millis(250);
-/// Upstream's `Retry-After` floor (its dropped-requests tracker starts at 1 s).
-const RETRY_AFTER_SECONDS: u32 = 1;
+/// `Retry-After` of max-in-flight's 429s (upstream's constant "1").
+const RETRY_AFTER_SECONDS: i64 = 1;
+/// Priority levels whose dropped requests are tracked for Retry-After; past it (a churn of
+/// user-created levels) the oldest names are forgotten.
+const MAX_TRACKED_LEVELS: usize = 1024;
 
 /// The flags (named as kube-apiserver's).
 #[derive(Debug, Clone, Copy)]
@@ -95,6 +99,8 @@ pub struct FlowControl {
     server_limit: u64,
     config: RwLock<Arc<Config>>,
     dispatcher: Arc<Dispatcher>,
+    /// Each level's dropped requests, for the Retry-After of its 429s.
+    dropped: Mutex<HashMap<String, retry::Dropped>>,
     inflight: MaxInFlight,
     cache: Arc<Cache>,
     /// (group, resource) → the cache's key prefix, for LIST widths.
@@ -123,6 +129,7 @@ impl FlowControl {
                 meters: HashMap::new(),
             })),
             dispatcher: Arc::new(Dispatcher::new()),
+            dropped: Mutex::new(HashMap::new()),
             inflight: MaxInFlight {
                 readonly: AtomicU32::new(0),
                 mutating: AtomicU32::new(0),
@@ -307,7 +314,7 @@ impl FlowControl {
                 headers,
                 since,
             )),
-            Admission::Reject(reason) => Err(Rejection::new(level, fs, reason, Some(headers))),
+            Admission::Reject(reason) => Err(self.reject(level, fs, reason, headers)),
             Admission::Wait {
                 id,
                 queue,
@@ -354,12 +361,7 @@ impl FlowControl {
                             .with_label_values(&[level, fs, "false"])
                             .observe(since.elapsed().as_secs_f64());
                     }
-                    Err(Rejection::new(
-                        level,
-                        fs,
-                        RejectReason::TimeOut,
-                        Some(headers),
-                    ))
+                    Err(self.reject(level, fs, RejectReason::TimeOut, headers))
                 }
             }
         }
@@ -383,12 +385,41 @@ impl FlowControl {
         let before = counter.fetch_add(1, Ordering::AcqRel);
         if before >= limit && !req.groups.iter().any(|g| g == "system:masters") {
             counter.fetch_sub(1, Ordering::AcqRel);
-            return Err(Rejection::new("", "", RejectReason::ConcurrencyLimit, None));
+            return Err(Rejection::new(
+                "",
+                "",
+                RejectReason::ConcurrencyLimit,
+                None,
+                RETRY_AFTER_SECONDS,
+            ));
         }
         Ok(Seat::new(SeatKind::InFlight {
             limits: self.clone(),
             mutating,
         }))
+    }
+
+    /// A 429 of `level`, its Retry-After from the level's recent drops.
+    fn reject(
+        &self,
+        level: &str,
+        fs: &str,
+        reason: RejectReason,
+        headers: seat::PfHeaders,
+    ) -> Rejection {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let retry_after = {
+            let mut dropped = self.dropped.lock().unwrap_or_else(|e| e.into_inner());
+            if dropped.len() >= MAX_TRACKED_LEVELS && !dropped.contains_key(level) {
+                dropped.clear();
+            }
+            let d = dropped.entry(level.to_string()).or_default();
+            d.record(now);
+            d.retry_after()
+        };
+        Rejection::new(level, fs, reason, Some(headers), retry_after)
     }
 
     fn release_inflight(&self, mutating: bool) {

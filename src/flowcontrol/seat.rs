@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
+use super::FlowControl;
 use super::dispatch::{Dispatcher, Held};
 use super::metrics::{self, FlowMeters};
 use super::queueset::RejectReason;
-use super::{FlowControl, RETRY_AFTER_SECONDS};
 use crate::transport::{Body, Response};
 
 /// Upstream's headers naming (by UID, so names chosen by admins are not exposed) the
@@ -146,6 +146,7 @@ impl Drop for Seat {
 pub struct Rejection {
     pub reason: RejectReason,
     headers: Option<PfHeaders>,
+    retry_after_seconds: i64,
 }
 
 impl Rejection {
@@ -154,6 +155,7 @@ impl Rejection {
         flow_schema: &str,
         reason: RejectReason,
         headers: Option<PfHeaders>,
+        retry_after_seconds: i64,
     ) -> Rejection {
         if headers.is_some()
             && let Some(m) = metrics::get()
@@ -162,7 +164,11 @@ impl Rejection {
                 .with_label_values(&[level, flow_schema, reason.label()])
                 .inc();
         }
-        Rejection { reason, headers }
+        Rejection {
+            reason,
+            headers,
+            retry_after_seconds,
+        }
     }
 
     /// Upstream's answer (its `tooManyRequests`, an `http.Error`): 429, `Retry-After`, the
@@ -177,7 +183,10 @@ impl Rejection {
             "x-content-type-options",
             HeaderValue::from_static("nosniff"),
         );
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(self.retry_after_seconds),
+        );
         if let Some(h) = &self.headers {
             h.apply(&mut headers);
         }
