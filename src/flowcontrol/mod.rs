@@ -239,7 +239,23 @@ impl FlowControl {
         (stored, names)
     }
 
-    fn apply(&self, levels: Vec<PriorityLevel>, schemas: Vec<FlowSchema>) {
+    fn apply(&self, mut levels: Vec<PriorityLevel>, mut schemas: Vec<FlowSchema>) {
+        // Mandatory objects missing from the store (deleted, not yet put back) are in force
+        // anyway, as upstream imagines them.
+        for b in bootstrap::priority_levels().iter().filter(|b| b.mandatory) {
+            if let Some(pl) = PriorityLevel::from_json(&b.object)
+                && !levels.iter().any(|l| l.name == pl.name)
+            {
+                levels.push(pl);
+            }
+        }
+        for b in bootstrap::flow_schemas().iter().filter(|b| b.mandatory) {
+            if let Some(fs) = FlowSchema::from_json(&b.object)
+                && !schemas.iter().any(|s| s.name == fs.name)
+            {
+                schemas.push(fs);
+            }
+        }
         let limits = config::nominal_limits(self.server_limit, &levels);
         let with_limits: Vec<(PriorityLevel, u32)> =
             levels.iter().cloned().zip(limits.iter().copied()).collect();
