@@ -431,6 +431,33 @@ fn the_ensurer_restores_mandatory_objects_and_keeps_a_users_suggested_ones() {
         r#"{"spec":{"matchingPrecedence":9000}}"#,
     ]);
     k.ok(&["delete", "prioritylevelconfigurations", "workload-high"]);
+    // An older server's suggested FlowSchema (1.36 no longer has it), and a user's.
+    let older = |name: &str, annotations: &str| {
+        format!(
+            r#"{{"apiVersion":"flowcontrol.apiserver.k8s.io/v1","kind":"FlowSchema",
+            "metadata":{{"name":"{name}","annotations":{{{annotations}}}}},
+            "spec":{{"priorityLevelConfiguration":{{"name":"leader-election"}},"matchingPrecedence":200,
+            "rules":[{{"subjects":[{{"kind":"Group","group":{{"name":"system:serviceaccounts"}}}}]}}]}}}}"#
+        )
+    };
+    let out = k.kubectl_stdin(
+        &["create", "-f", "-"],
+        &older(
+            "workload-leader-election",
+            r#""apf.kubernetes.io/autoupdate-spec":"true""#,
+        ),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let out = k.kubectl_stdin(&["create", "-f", "-"], &older("mine", ""));
+    assert!(out.status.success(), "{out:?}");
+    wait_for("the retired bootstrap FlowSchema to be removed", || {
+        let names = k.ok(&["get", "flowschemas", "-o", "name"]);
+        (!names.contains("/workload-leader-election\n")).then_some(())
+    });
+    assert!(
+        k.ok(&["get", "flowschemas", "-o", "name"])
+            .contains("/mine\n")
+    );
     k.kill_and_restart();
     let precedence = |name: &str| {
         k.ok(&[

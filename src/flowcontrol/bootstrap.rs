@@ -13,6 +13,9 @@ use crate::storage::{StoreClient, StoreError};
 /// The annotation that says whether the server may overwrite an object's spec.
 pub const AUTOUPDATE_ANNOTATION: &str = "apf.kubernetes.io/autoupdate-spec";
 const API_VERSION: &str = "flowcontrol.apiserver.k8s.io/v1";
+/// FlowSchemas or levels read per pass when looking for retired bootstrap objects: far more
+/// than any real configuration; past it, the rest wait for later passes.
+const MAX_LISTED: i64 = 10_000;
 
 /// One bootstrap object: its JSON (metadata.name and spec) and whether it is mandatory.
 pub struct BootstrapObject {
@@ -372,6 +375,7 @@ pub async fn ensure(store: &StoreClient, prefix: &str) -> Result<(), String> {
         ("flowschemas", flow_schemas()),
     ];
     for (resource, objects) in sets {
+        remove_retired(store, &format!("{prefix}{resource}/"), &objects).await?;
         for b in objects {
             let Some(name) = b.object["metadata"]["name"].as_str() else {
                 continue;
@@ -440,6 +444,38 @@ pub async fn ensure(store: &StoreClient, prefix: &str) -> Result<(), String> {
                     }
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// Stored objects of an older bootstrap set that this one no longer has (such as an older
+/// server's `workload-leader-election`): deleted while the server still owns their spec
+/// (autoupdate-spec "true"), as upstream's ensurer removes them. Objects of users (no such
+/// annotation, or "false") stay.
+async fn remove_retired(
+    store: &StoreClient,
+    prefix: &str,
+    current: &[BootstrapObject],
+) -> Result<(), String> {
+    let listed = store
+        .range(prefix.as_bytes(), b"", 0, MAX_LISTED)
+        .await
+        .map_err(|e| format!("listing {prefix}: {e}"))?;
+    for kv in listed.kvs {
+        let name = String::from_utf8_lossy(&kv.key[prefix.len()..]).to_string();
+        if current
+            .iter()
+            .any(|b| b.object["metadata"]["name"].as_str() == Some(name.as_str()))
+        {
+            continue;
+        }
+        let owned = decode(&kv.value).is_some_and(|v| {
+            v["metadata"]["annotations"][AUTOUPDATE_ANNOTATION].as_str() == Some("true")
+        });
+        if owned {
+            // Changed meanwhile: the next pass decides again.
+            let _ = store.delete(&kv.key, Some(kv.mod_revision)).await;
         }
     }
     Ok(())
