@@ -44,8 +44,12 @@ const CONFIG_POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// `Retry-After` of max-in-flight's 429s (upstream's constant "1").
 const RETRY_AFTER_SECONDS: i64 = 1;
 /// Priority levels whose dropped requests are tracked for Retry-After; past it (a churn of
-/// user-created levels) the oldest names are forgotten.
+/// user-created levels) the record starts over.
 const MAX_TRACKED_LEVELS: usize = 1024;
+/// Priority levels in force at once: each holds up to `queueset::MAX_QUEUES` queues, so a
+/// configuration of thousands of levels must not cost gigabytes. Past it, levels (other than
+/// the mandatory ones) are left out by name order, and FlowSchemas naming them dangle.
+const MAX_LEVELS: usize = 200;
 
 /// The flags (named as kube-apiserver's).
 #[derive(Debug, Clone, Copy)]
@@ -255,6 +259,14 @@ impl FlowControl {
             {
                 schemas.push(fs);
             }
+        }
+        if levels.len() > MAX_LEVELS {
+            levels.sort_by(|a, b| {
+                let optional =
+                    |l: &PriorityLevel| !matches!(l.name.as_str(), "exempt" | "catch-all");
+                (optional(a), &a.name).cmp(&(optional(b), &b.name))
+            });
+            levels.truncate(MAX_LEVELS);
         }
         let limits = config::nominal_limits(self.server_limit, &levels);
         let with_limits: Vec<(PriorityLevel, u32)> =
