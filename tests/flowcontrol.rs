@@ -252,21 +252,30 @@ fn configure(k: &Kapi, user: &(PathBuf, PathBuf), yaml: &str, level: &str) -> (S
     (fs_uid, pl_uid)
 }
 
-/// Takes every seat of `level` with watches that never finish their set-up.
+/// Seats a watch of `bulk` takes while it is set up: upstream's estimator counts a watch as
+/// the list it starts with, one seat per 100 objects (300 configmaps: 3).
+const BULK_WATCH_SEATS: usize = 3;
+
+/// Takes the seats of `level` with watches that never finish their set-up: as many watches as
+/// fit whole in its current limit (all of it when the limit is a multiple of their width).
 fn take_every_seat(k: &Kapi, user: &(PathBuf, PathBuf), level: &str) -> Vec<Child> {
-    let seats = metric(
+    let limit = metric(
         k,
         &format!("apiserver_flowcontrol_current_limit_seats{{priority_level=\"{level}\"}}"),
     )
     .expect("the level's seats") as usize;
-    assert!((1..=20).contains(&seats), "{seats}");
-    let watches: Vec<Child> = (0..seats).map(|_| stalled_watch(k, user, "bulk")).collect();
+    assert!((BULK_WATCH_SEATS..=30).contains(&limit), "{limit}");
+    let count = limit / BULK_WATCH_SEATS;
+    let watches: Vec<Child> = (0..count).map(|_| stalled_watch(k, user, "bulk")).collect();
     let executing = format!(
         "apiserver_flowcontrol_current_executing_requests{{flow_schema=\"apf-test\",priority_level=\"{level}\"}}"
     );
-    wait_for("the stalled watches to hold every seat", || {
-        (metric(k, &executing) == Some(seats as f64)).then_some(())
+    wait_for("the stalled watches to hold their seats", || {
+        (metric(k, &executing) == Some(count as f64)).then_some(())
     });
+    let seats =
+        format!("apiserver_flowcontrol_current_executing_seats{{priority_level=\"{level}\"}}");
+    assert_eq!(metric(k, &seats), Some((count * BULK_WATCH_SEATS) as f64));
     watches
 }
 
@@ -639,16 +648,18 @@ fn a_busy_level_borrows_the_seats_idle_levels_lend() {
     configure(&k, &user, &yaml, "tiny");
     bulk_configmaps(&k);
     let limit = "apiserver_flowcontrol_current_limit_seats{priority_level=\"tiny\"}";
+    let before = metric(&k, limit).expect("the level's limit");
     let mut watches = take_every_seat(&k, &user, "tiny");
-    let before = watches.len() as f64;
-    // Its demand shows at the next adjustment (every 10 s): more seats than it had.
-    wait_for("the busy level to borrow", || {
-        metric(&k, limit).filter(|l| *l > before)
+    // Its demand shows at the next adjustment (every 10 s): room for one more watch.
+    let wanted = ((watches.len() + 1) * BULK_WATCH_SEATS) as f64;
+    let after = wait_for("the busy level to borrow", || {
+        metric(&k, limit).filter(|l| *l >= wanted)
     });
+    assert!(after > before, "{before} → {after}");
     watches.push(stalled_watch(&k, &user, "bulk"));
     let executing = "apiserver_flowcontrol_current_executing_requests{flow_schema=\"apf-test\",priority_level=\"tiny\"}";
-    wait_for("a request past the earlier limit to run", || {
-        metric(&k, executing).filter(|n| *n > before).map(|_| ())
+    wait_for("a watch past the earlier limit to run", || {
+        (metric(&k, executing) == Some(watches.len() as f64)).then_some(())
     });
     for w in &mut watches {
         let _ = w.kill();

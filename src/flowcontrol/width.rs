@@ -1,6 +1,7 @@
-//! Upstream's work estimator, as far as it is cheap: a LIST takes one seat per 100 objects it
-//! must go through (the resource's cached count), at most 10; everything
-//! else one seat. (Mutating requests' extra seats for watchers' fan-out are not estimated.)
+//! Upstream's work estimator, as far as it is cheap: a LIST, and a WATCH (its set-up sends the
+//! same objects, as upstream estimates it with WatchList on), takes one seat per 100 objects
+//! it must go through (the resource's cached count), at most 10; everything else one seat.
+//! (Mutating requests' extra seats for their watchers' fan-out are not estimated.)
 
 use super::classify::Target;
 use super::{FlowControl, Request};
@@ -12,7 +13,7 @@ const MAX_SEATS: u32 = 10;
 
 pub fn estimate(fc: &FlowControl, req: &Request, level_limit: u32) -> u32 {
     let Target::Resource {
-        verb: "list",
+        verb: "list" | "watch",
         api_group,
         resource,
         ..
