@@ -79,6 +79,10 @@ impl Handler for ApiHandler {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response>>> {
         Box::pin(self.0.clone().handle(req))
     }
+
+    fn refuse(&self, refusal: crate::transport::Refusal) -> Response {
+        crate::api::server::refusal_response(refusal)
+    }
 }
 
 pub fn run(args: &ServeArgs) -> Result<(), String> {
@@ -121,6 +125,12 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("flow control: {e}"))?;
 
     let api = Arc::new(Api {
+        authn: crate::authn::Chain::new(vec![Box::new(crate::authn::x509::X509)], true),
+        authz: crate::authz::Chain::new(vec![
+            Box::new(crate::authz::PrivilegedGroup),
+            Box::new(crate::authz::Interim),
+        ]),
+        admission: crate::admission::Chain::defaults(),
         registry,
         store,
         cache,

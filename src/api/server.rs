@@ -12,11 +12,15 @@ use super::objects;
 use super::registry::{DISCOVERY, Registry};
 use super::request::{self, Query, Target};
 use super::status::Status;
+use crate::authz;
 use crate::storage::StoreClient;
 use crate::transport::{Body, Request, Response};
 
 /// Everything a handler needs; shared by all cores.
 pub struct Api {
+    pub authn: crate::authn::Chain,
+    pub authz: crate::authz::Chain,
+    pub admission: crate::admission::Chain,
     pub registry: Registry,
     pub store: StoreClient,
     pub cache: Arc<Cache>,
@@ -27,44 +31,64 @@ pub struct Api {
 }
 
 impl Api {
+    /// The request pipeline: request info → authentication → flow control → authorization →
+    /// the handler. Each stage is its own module (`request`, `crate::authn`,
+    /// `crate::flowcontrol`, `crate::authz`); a stage that refuses answers with its `Status`.
     pub async fn handle(self: Arc<Self>, req: Request) -> Response {
+        // Request info, resolved once.
         let query = Query::parse(req.uri.query());
         let pretty = negotiate::pretty(
             query.get("pretty"),
             header_str(&req.headers, header::USER_AGENT),
         );
-        // Bearer tokens are not accepted yet (no authenticator), so any token is invalid:
-        // upstream answers an invalid credential with 401 whatever the path.
-        if req.identity.is_none() && req.headers.contains_key(header::AUTHORIZATION) {
-            return status_response(&Status::unauthorized(), Encoding::Json, pretty);
-        }
         let path = req.uri.path().to_string();
         let target = request::parse(&req.method, &path, &query);
-        let seat = match self.admit(&req, target.as_ref(), &path).await {
+        // Authentication: a credential no authenticator accepts is a 401 whatever the path.
+        let user = match self.authn.authenticate(&req) {
+            Ok(user) => user,
+            Err(status) => return status_response(&status, Encoding::Json, pretty),
+        };
+        // Flow control: a seat (held until the response is produced; a watch's until it is
+        // set up), or upstream's 429.
+        let seat = match self.admit(&req, &user, target.as_ref(), &path).await {
             Ok(seat) => seat,
             Err(rejected) => return rejected.response(),
         };
         let pf_headers = seat.headers();
-        let mut resp = match target {
-            Some(Target::Other { path }) => self.other(&req, &path, pretty).await,
-            Some(Target::Discovery { path }) => discovery(&req, &path, pretty),
+        let mut resp = self
+            .authorize_and_serve(&req, &user, target, query, &path, pretty, seat)
+            .await;
+        resp.headers.extend(pf_headers);
+        resp
+    }
+
+    /// Authorization, then the handler.
+    #[allow(clippy::too_many_arguments)]
+    async fn authorize_and_serve(
+        self: &Arc<Self>,
+        req: &Request,
+        user: &crate::authn::UserInfo,
+        target: Option<Target>,
+        query: Query,
+        path: &str,
+        pretty: bool,
+        seat: crate::flowcontrol::Seat,
+    ) -> Response {
+        let attrs = authz::Attributes::new(user, &req.method, path, target.as_ref());
+        if let Err(status) = self.authz.authorize(&attrs) {
+            return status_response(&status, Encoding::Json, pretty);
+        }
+        match target {
+            Some(Target::Other { path }) => self.other(req, &path, pretty).await,
+            Some(Target::Discovery { path }) => discovery(req, &path, pretty),
             Some(Target::Resource(rr)) => {
-                // Anonymous requests to resources are refused until authorization exists
-                // (upstream: 403 for system:anonymous); clients with a certificate may do
-                // anything in this version.
-                if req.identity.is_none() {
-                    status_response(&forbidden_anonymous(&rr), Encoding::Json, pretty)
-                } else {
-                    match super::rest::serve(&self, &req, rr, query, pretty, Some(seat)).await {
-                        Ok(resp) => resp,
-                        Err((status, enc)) => status_response(&status, enc, pretty),
-                    }
+                match super::rest::serve(self, req, user, rr, query, pretty, Some(seat)).await {
+                    Ok(resp) => resp,
+                    Err((status, enc)) => status_response(&status, enc, pretty),
                 }
             }
             None => status_response(&Status::no_such_resource(), Encoding::Json, pretty),
-        };
-        resp.headers.extend(pf_headers);
-        resp
+        }
     }
 
     /// Flow control: the request's seat (held until its response is produced; a watch's
@@ -72,21 +96,11 @@ impl Api {
     async fn admit(
         &self,
         req: &Request,
+        user: &crate::authn::UserInfo,
         target: Option<&Target>,
         path: &str,
     ) -> Result<crate::flowcontrol::Seat, crate::flowcontrol::Rejection> {
         use crate::flowcontrol::{self as fc, Target as FcTarget};
-        let (user, groups): (&str, Vec<String>) = match &req.identity {
-            Some(id) => {
-                let mut groups = id.groups.clone();
-                groups.push("system:authenticated".to_string());
-                (&id.user, groups)
-            }
-            None => (
-                "system:anonymous",
-                vec!["system:unauthenticated".to_string()],
-            ),
-        };
         let method = req.method.as_str().to_ascii_lowercase();
         let fc_target = match target {
             Some(Target::Resource(rr)) => FcTarget::Resource {
@@ -105,12 +119,50 @@ impl Api {
             matches!(target, Some(Target::Resource(rr)) if rr.verb == request::Verb::Watch);
         self.flowcontrol
             .admit(&fc::Request {
-                user,
-                groups: &groups,
+                user: &user.name,
+                groups: &user.groups,
                 target: fc_target,
                 long_running,
             })
             .await
+    }
+
+    /// Whether namespace `ns` exists (`Some`) and is being terminated (`Some(true)`), from the
+    /// watch cache; one not there is looked for again once the cache has caught up with the
+    /// store, so a namespace created a moment ago is found.
+    pub async fn namespace_phase(&self, ns: &str) -> Result<Option<bool>, Status> {
+        let Some(res) = self.registry.get("", "v1", "namespaces") else {
+            return Ok(None);
+        };
+        let key = format!("{}namespaces/{ns}", self.prefix);
+        let Some(rc) = self
+            .cache
+            .resource(format!("{}namespaces/", self.prefix).as_bytes())
+        else {
+            return Ok(None);
+        };
+        let mut found = rc.snapshot().get(key.as_bytes()).map(|o| o.value.clone());
+        if found.is_none() {
+            let target = super::cached::current_revision(&self.store)
+                .await
+                .map_err(|e| Status::service_unavailable(e.to_string()))?;
+            if self.cache.revision() < target {
+                let hub = super::cached::hub(&self.cache);
+                let _ =
+                    monoio::time::timeout(std::time::Duration::from_secs(3), hub.wait_for(target))
+                        .await;
+            }
+            found = rc.snapshot().get(key.as_bytes()).map(|o| o.value.clone());
+        }
+        let Some(stored) = found else {
+            return Ok(None);
+        };
+        let served = objects::served(res, &stored, 0)?;
+        let terminating = res
+            .msg
+            .and_then(|m| kapi_codec::meta::meta_from_pb(m, &served.raw, 0).ok())
+            .is_some_and(|m| m.deletion_timestamp.is_some());
+        Ok(Some(terminating))
     }
 
     /// The watch cache's gauges, in Prometheus' text format, then every metric registered
@@ -224,7 +276,7 @@ impl Api {
                     text(StatusCode::OK, "ok".into())
                 }
             }
-            "/metrics" if req.identity.is_some() => text(StatusCode::OK, self.metrics()),
+            "/metrics" => text(StatusCode::OK, self.metrics()),
             "/openapi/v2" | "/openapi/v2/" => match super::openapi::v2() {
                 Some(doc) => openapi_doc(req, doc, false),
                 None => status_response(&Status::no_such_resource(), Encoding::Json, pretty),
@@ -293,31 +345,6 @@ fn openapi_doc(req: &Request, doc: &super::openapi::Doc, immutable: bool) -> Res
 
 fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
-}
-
-fn forbidden_anonymous(rr: &request::ResourceRequest) -> Status {
-    let scope = match &rr.namespace {
-        Some(ns) => format!("in the namespace \"{ns}\""),
-        None => "at the cluster scope".to_string(),
-    };
-    let gr = if rr.group.is_empty() {
-        rr.resource.clone()
-    } else {
-        format!("{}.{}", rr.resource, rr.group)
-    };
-    let mut s = Status::new(
-        403,
-        "Forbidden",
-        format!(
-            "{gr} is forbidden: User \"system:anonymous\" cannot {} resource \"{}\" in API group \"{}\" {scope}",
-            rr.verb.as_str(),
-            rr.resource,
-            rr.group
-        ),
-    );
-    s.kind = Some(rr.resource.clone());
-    s.name = rr.name.clone();
-    s
 }
 
 pub fn discovery_doc(name: &str) -> &'static [u8] {
@@ -473,6 +500,40 @@ pub fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Respons
         headers,
         body: Body::Full(body.into()),
     }
+}
+
+/// A request the transport refused, as upstream's handlers word it: a body over the limit is
+/// `RequestEntityTooLarge` ("limit is 3145728"), an oversized head 431, the rest as its status.
+pub fn refusal_response(refusal: crate::transport::Refusal) -> Response {
+    use crate::transport::MAX_BODY_BYTES;
+    let status = match refusal.status {
+        StatusCode::PAYLOAD_TOO_LARGE => Status::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: limit is {MAX_BODY_BYTES}"),
+        ),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => Status::new(
+            431,
+            "RequestHeaderFieldsTooLarge",
+            format!(
+                "Request header fields too large: limit is {}",
+                crate::transport::MAX_HEADER_BYTES
+            ),
+        ),
+        StatusCode::REQUEST_TIMEOUT => {
+            Status::new(408, "Timeout", "the request body was not received in time")
+        }
+        other => Status::new(
+            other.as_u16(),
+            if other.is_client_error() {
+                "BadRequest"
+            } else {
+                "InternalError"
+            },
+            refusal.text.trim_end(),
+        ),
+    };
+    status_response(&status, Encoding::Json, false)
 }
 
 pub fn status_response(status: &Status, enc: Encoding, pretty: bool) -> Response {
