@@ -71,11 +71,13 @@ pub struct Request<'a> {
 }
 
 impl Request<'_> {
+    /// Upstream's rule: everything but get, list and watch (a non-resource request's verb is
+    /// its lower-case method, so HEAD counts as mutating there too).
     fn mutating(&self) -> bool {
-        match &self.target {
-            Target::Resource { verb, .. } => !matches!(*verb, "get" | "list" | "watch"),
-            Target::NonResource { verb, .. } => !matches!(*verb, "get" | "head" | "options"),
-        }
+        let verb = match &self.target {
+            Target::Resource { verb, .. } | Target::NonResource { verb, .. } => *verb,
+        };
+        !matches!(verb, "get" | "list" | "watch")
     }
 }
 
