@@ -11,6 +11,7 @@ pub mod authn;
 pub mod authz;
 pub mod convert;
 pub mod fault;
+pub mod flowcontrol;
 pub mod ingest;
 pub mod kinds;
 pub mod pki;

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use kapi_cache::Cache;
 use serde_json::json;
 
-use crate::api::registry::Registry;
+use crate::api::registry::{Registry, Storage};
 use crate::api::server::Api;
 use crate::storage::{StoreClient, StoreError};
 use crate::transport::{Handler, Request, Response, ServerConfig};
@@ -54,6 +54,17 @@ pub struct ServeArgs {
     /// keep with its objects; past it they are made per request. Stored bytes do not count.
     #[arg(long, default_value_t = 1 << 30)]
     pub cache_encoded_bytes: usize,
+    /// Non-mutating requests in flight at once; with priority and fairness, added to
+    /// --max-mutating-requests-inflight to make the seats shared out to priority levels.
+    #[arg(long, default_value_t = 400)]
+    pub max_requests_inflight: u32,
+    /// Mutating requests in flight at once (see --max-requests-inflight).
+    #[arg(long, default_value_t = 200)]
+    pub max_mutating_requests_inflight: u32,
+    /// API Priority and Fairness (FlowSchemas, priority levels, fair queuing); when false,
+    /// the plain max-in-flight limits.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub enable_priority_and_fairness: bool,
 }
 
 /// Namespaces that exist from the start, as upstream's system namespaces controller makes them.
@@ -98,7 +109,20 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
     ));
     crate::ingest::start(store.clone(), cache.clone(), prefix.clone())
         .map_err(|e| format!("cache: {e}"))?;
-    bootstrap(&store, &prefix)?;
+    bootstrap(&store, &prefix, args.enable_priority_and_fairness)?;
+    let flowcontrol = crate::flowcontrol::FlowControl::new(
+        crate::flowcontrol::Options {
+            max_requests_inflight: args.max_requests_inflight,
+            max_mutating_requests_inflight: args.max_mutating_requests_inflight,
+            enable_priority_and_fairness: args.enable_priority_and_fairness,
+        },
+        cache.clone(),
+        &prefix,
+        cached_prefixes(&registry, &prefix),
+    );
+    flowcontrol
+        .follow_configuration(store.clone())
+        .map_err(|e| format!("flow control: {e}"))?;
 
     let api = Arc::new(Api {
         authn: crate::authn::Chain::new(vec![Box::new(crate::authn::x509::X509)], true),
@@ -111,6 +135,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         store,
         cache,
         prefix,
+        flowcontrol,
     });
     let cores = if args.cores == 0 {
         std::thread::available_parallelism()
@@ -147,8 +172,27 @@ fn open_store(args: &ServeArgs) -> Result<StoreClient, String> {
     crate::storage::start(Box::new(backend)).map_err(|e| format!("starting the store: {e}"))
 }
 
-/// Creates the system namespaces that are missing.
-fn bootstrap(store: &StoreClient, prefix: &str) -> Result<(), String> {
+/// (group, resource) → the watch cache's key prefix of every stored resource.
+fn cached_prefixes(
+    registry: &Registry,
+    prefix: &str,
+) -> std::collections::HashMap<(String, String), Bytes> {
+    registry
+        .all()
+        .iter()
+        .filter(|r| r.storage != Storage::None && !r.key_prefix.is_empty())
+        .map(|r| {
+            (
+                (r.group.clone(), r.resource.clone()),
+                Bytes::from(format!("{prefix}{}", r.key_prefix).into_bytes()),
+            )
+        })
+        .collect()
+}
+
+/// Creates the system namespaces that are missing, and (with priority and fairness) the
+/// bootstrap FlowSchemas and PriorityLevelConfigurations as upstream's ensurer keeps them.
+fn bootstrap(store: &StoreClient, prefix: &str, apf: bool) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -181,6 +225,9 @@ fn bootstrap(store: &StoreClient, prefix: &str) -> Result<(), String> {
                 Ok(_) | Err(StoreError::AlreadyExists) => {}
                 Err(e) => return Err(format!("creating namespace {ns}: {e}")),
             }
+        }
+        if apf {
+            crate::flowcontrol::ensure_bootstrap(store, prefix).await?;
         }
         Ok(())
     })

@@ -26,6 +26,8 @@ pub struct Api {
     pub cache: Arc<Cache>,
     /// `--etcd-prefix` with a trailing slash (`/registry/`).
     pub prefix: String,
+    /// API Priority and Fairness (or max-in-flight): every request is admitted there first.
+    pub flowcontrol: Arc<crate::flowcontrol::FlowControl>,
 }
 
 impl Api {
@@ -46,23 +48,83 @@ impl Api {
             Ok(user) => user,
             Err(status) => return status_response(&status, Encoding::Json, pretty),
         };
-        // Authorization.
-        let attrs = authz::Attributes::new(&user, &req.method, &path, target.as_ref());
+        // Flow control: a seat (held until the response is produced; a watch's until it is
+        // set up), or upstream's 429.
+        let seat = match self.admit(&req, &user, target.as_ref(), &path).await {
+            Ok(seat) => seat,
+            Err(rejected) => return rejected.response(),
+        };
+        let pf_headers = seat.headers();
+        let mut resp = self
+            .authorize_and_serve(&req, &user, target, query, &path, pretty, seat)
+            .await;
+        resp.headers.extend(pf_headers);
+        resp
+    }
+
+    /// Authorization, then the handler.
+    #[allow(clippy::too_many_arguments)]
+    async fn authorize_and_serve(
+        self: &Arc<Self>,
+        req: &Request,
+        user: &crate::authn::UserInfo,
+        target: Option<Target>,
+        query: Query,
+        path: &str,
+        pretty: bool,
+        seat: crate::flowcontrol::Seat,
+    ) -> Response {
+        let attrs = authz::Attributes::new(user, &req.method, path, target.as_ref());
         if let Err(status) = self.authz.authorize(&attrs) {
             return status_response(&status, Encoding::Json, pretty);
         }
-        // The handler.
         match target {
-            Some(Target::Other { path }) => self.other(&req, &path, pretty).await,
-            Some(Target::Discovery { path }) => discovery(&req, &path, pretty),
+            Some(Target::Other { path }) => self.other(req, &path, pretty).await,
+            Some(Target::Discovery { path }) => discovery(req, &path, pretty),
             Some(Target::Resource(rr)) => {
-                match super::rest::serve(&self, &req, &user, rr, query, pretty).await {
+                match super::rest::serve(self, req, user, rr, query, pretty, Some(seat)).await {
                     Ok(resp) => resp,
                     Err((status, enc)) => status_response(&status, enc, pretty),
                 }
             }
             None => status_response(&Status::no_such_resource(), Encoding::Json, pretty),
         }
+    }
+
+    /// Flow control: the request's seat (held until its response is produced; a watch's
+    /// until it is set up), or the 429 to answer.
+    async fn admit(
+        &self,
+        req: &Request,
+        user: &crate::authn::UserInfo,
+        target: Option<&Target>,
+        path: &str,
+    ) -> Result<crate::flowcontrol::Seat, crate::flowcontrol::Rejection> {
+        use crate::flowcontrol::{self as fc, Target as FcTarget};
+        let method = req.method.as_str().to_ascii_lowercase();
+        let fc_target = match target {
+            Some(Target::Resource(rr)) => FcTarget::Resource {
+                verb: rr.verb.as_str(),
+                api_group: &rr.group,
+                resource: &rr.resource,
+                subresource: rr.subresource.as_deref(),
+                namespace: rr.namespace.as_deref(),
+            },
+            _ => FcTarget::NonResource {
+                verb: &method,
+                path,
+            },
+        };
+        let long_running =
+            matches!(target, Some(Target::Resource(rr)) if rr.verb == request::Verb::Watch);
+        self.flowcontrol
+            .admit(&fc::Request {
+                user: &user.name,
+                groups: &user.groups,
+                target: fc_target,
+                long_running,
+            })
+            .await
     }
 
     /// Whether namespace `ns` exists (`Some`) and is being terminated (`Some(true)`), from the
@@ -103,7 +165,8 @@ impl Api {
         Ok(Some(terminating))
     }
 
-    /// The watch cache's gauges, in Prometheus' text format.
+    /// The watch cache's gauges, in Prometheus' text format, then every metric registered
+    /// in the prometheus crate's default registry.
     fn metrics(&self) -> String {
         use std::fmt::Write;
         let cache = &self.cache;
@@ -178,6 +241,16 @@ impl Api {
             "kapi_watch_cache_encoded_budget_bytes{{kind=\"cap\"}} {}",
             cache.budget.cap()
         );
+        let mut registered = Vec::new();
+        if prometheus::Encoder::encode(
+            &prometheus::TextEncoder::new(),
+            &prometheus::gather(),
+            &mut registered,
+        )
+        .is_ok()
+        {
+            out.push_str(&String::from_utf8_lossy(&registered));
+        }
         out
     }
 

@@ -38,6 +38,10 @@ enum Cell {
     NodeStatus,
     /// Node roles from `node-role.kubernetes.io/*` labels.
     NodeRoles,
+    /// A number at the pointer, `<none>` when missing (upstream prints these as integers).
+    IntOrNone(&'static str),
+    /// The status of the condition of this type, `?` when there is none.
+    ConditionStatus(&'static str),
 }
 
 struct Column {
@@ -277,6 +281,41 @@ fn columns(group: &str, resource: &str) -> Vec<Column> {
             ),
             wide("Selector", Selector("/spec/jobTemplate/spec/selector")),
         ],
+        ("flowcontrol.apiserver.k8s.io", "flowschemas") => vec![
+            NAME,
+            col(
+                "PriorityLevel",
+                Path("/spec/priorityLevelConfiguration/name"),
+            ),
+            col("MatchingPrecedence", IntOrNone("/spec/matchingPrecedence")),
+            col(
+                "DistinguisherMethod",
+                Path("/spec/distinguisherMethod/type"),
+            ),
+            AGE,
+            col("MissingPL", ConditionStatus("Dangling")),
+        ],
+        ("flowcontrol.apiserver.k8s.io", "prioritylevelconfigurations") => vec![
+            NAME,
+            col("Type", Path("/spec/type")),
+            col(
+                "NominalConcurrencyShares",
+                IntOrNone("/spec/limited/nominalConcurrencyShares"),
+            ),
+            col(
+                "Queues",
+                IntOrNone("/spec/limited/limitResponse/queuing/queues"),
+            ),
+            col(
+                "HandSize",
+                IntOrNone("/spec/limited/limitResponse/queuing/handSize"),
+            ),
+            col(
+                "QueueLengthLimit",
+                IntOrNone("/spec/limited/limitResponse/queuing/queueLengthLimit"),
+            ),
+            AGE,
+        ],
         ("coordination.k8s.io", "leases") => {
             vec![NAME, col("Holder", Path("/spec/holderIdentity")), AGE]
         }
@@ -389,6 +428,17 @@ fn cell(obj: &Value, c: Cell, now: i64) -> Value {
                 .unwrap_or(""),
             now
         )),
+        IntOrNone(p) => match obj.pointer(p).and_then(Value::as_i64) {
+            Some(n) => json!(n),
+            None => json!("<none>"),
+        },
+        ConditionStatus(ty) => json!(
+            obj.pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .and_then(|cs| cs.iter().find(|c| c["type"] == ty))
+                .and_then(|c| c["status"].as_str())
+                .unwrap_or("?")
+        ),
         Created => obj
             .pointer("/metadata/creationTimestamp")
             .cloned()
@@ -691,6 +741,26 @@ mod tests {
             (Some("nginx"), Some("0/1"), Some("Pending"), Some("0"))
         );
         assert_eq!(cells[5], "<none>");
+        let fs = json!({"metadata": {"name": "exempt"}, "spec": {"priorityLevelConfiguration": {"name": "exempt"}, "matchingPrecedence": 1},
+            "status": {"conditions": [{"type": "Dangling", "status": "False"}]}});
+        let t = table(
+            "flowcontrol.apiserver.k8s.io",
+            "flowschemas",
+            &[fs],
+            None,
+            "",
+            Include::None,
+        );
+        let cells = &t["rows"][0]["cells"];
+        assert_eq!(
+            (
+                cells[1].clone(),
+                cells[2].clone(),
+                cells[3].clone(),
+                cells[5].clone()
+            ),
+            (json!("exempt"), json!(1), json!("<none>"), json!("False"))
+        );
         let default = table("", "limitranges", &[], None, "", Include::None);
         assert_eq!(default["columnDefinitions"][1]["name"], "Created At");
     }

@@ -94,6 +94,7 @@ pub async fn serve(
     rr: ResourceRequest,
     query: Query,
     pretty: bool,
+    seat: Option<crate::flowcontrol::Seat>,
 ) -> Result<Response, Failure> {
     let accept_header = req
         .headers
@@ -142,6 +143,7 @@ pub async fn serve(
         enc,
         shape: accepted.shape,
         pretty,
+        seat: std::cell::Cell::new(seat),
     };
     if rr.subresource.as_deref() == Some("scale") {
         return ctx.scale().await.map_err(fail);
@@ -170,6 +172,10 @@ struct Ctx<'a> {
     enc: Encoding,
     shape: Shape,
     pretty: bool,
+    /// The request's flow-control seat: released when the handler returns, except that a
+    /// watch takes it and lets it go once its initial events are sent (as upstream counts
+    /// watches).
+    seat: std::cell::Cell<Option<crate::flowcontrol::Seat>>,
 }
 
 impl Ctx<'_> {

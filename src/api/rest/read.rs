@@ -326,7 +326,10 @@ impl Ctx<'_> {
         let (tx, rx) = futures::channel::mpsc::channel::<Bytes>(LIST_CHUNKS_IN_FLIGHT);
         let mut resp = respond(StatusCode::OK, self.enc.content_type(), Vec::new());
         resp.body = Body::Stream(rx);
+        // The list is still being produced: it keeps its flow-control seat until written.
+        let seat = self.seat.take();
         crate::transport::spawn_isolated(async move {
+            let _seat = seat;
             use futures::SinkExt;
             let mut tx = tx;
             let mut buf = head;
@@ -558,6 +561,7 @@ impl Ctx<'_> {
         let prefix = self.collection_prefix();
         let initial_pred = self.predicate(&rc, &labels, &fields, &paths);
         let cache = self.api.cache.clone();
+        let seat = self.seat.take();
         crate::transport::spawn_isolated(async move {
             crate::fault::point("watch-task");
             let view = cached::View::new(&res, &cache);
@@ -604,6 +608,8 @@ impl Ctx<'_> {
             {
                 return;
             }
+            // Set up: the watch's flow-control seat goes back.
+            drop(seat);
             let mut last_bookmark = std::time::Instant::now();
             let deadline = std::time::Instant::now() + timeout;
             loop {
