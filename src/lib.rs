@@ -4,8 +4,10 @@
 pub mod api;
 pub mod convert;
 pub mod ingest;
+pub mod metrics;
 pub mod pki;
 pub mod serve;
+pub mod shutdown;
 // Compaction and store introspection are used by the storage tests.
 #[cfg_attr(not(test), allow(dead_code))]
 pub mod storage;

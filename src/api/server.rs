@@ -22,11 +22,39 @@ pub struct Api {
     pub cache: Arc<Cache>,
     /// `--etcd-prefix` with a trailing slash (`/registry/`).
     pub prefix: String,
+    /// Shutdown's phase: `/readyz`'s `shutdown` check, 429s while draining, the drain's count.
+    pub lifecycle: crate::shutdown::Lifecycle,
 }
 
 impl Api {
+    /// Every request: refused while shutting down (with `--shutdown-send-retry-after`),
+    /// counted for the drain and the metrics until its response has ended, then routed.
     pub async fn handle(self: Arc<Self>, req: Request) -> Response {
+        if self
+            .lifecycle
+            .refuses(req.uri.path(), header_str(&req.headers, header::USER_AGENT))
+        {
+            return shutting_down();
+        }
         let query = Query::parse(req.uri.query());
+        let path = req.uri.path().to_string();
+        let target = request::parse(&req.method, &path, &query);
+        let tracked = track(&req, target.as_ref());
+        let long_running = tracked.as_ref().is_some_and(|(t, _)| t.long_running());
+        let drain = self.lifecycle.request(long_running);
+        let response = self.route(req, query, target).await;
+        match tracked {
+            Some((tracker, watch)) => tracker.with_drain(drain).finish(response, watch),
+            None => response,
+        }
+    }
+
+    async fn route(
+        self: Arc<Self>,
+        req: Request,
+        query: Query,
+        target: Option<Target>,
+    ) -> Response {
         let pretty = negotiate::pretty(
             query.get("pretty"),
             header_str(&req.headers, header::USER_AGENT),
@@ -36,8 +64,6 @@ impl Api {
         if req.identity.is_none() && req.headers.contains_key(header::AUTHORIZATION) {
             return status_response(&Status::unauthorized(), Encoding::Json, pretty);
         }
-        let path = req.uri.path().to_string();
-        let target = request::parse(&req.method, &path, &query);
         match target {
             Some(Target::Other { path }) => self.other(&req, &path, pretty).await,
             Some(Target::Discovery { path }) => discovery(&req, &path, pretty),
@@ -57,107 +83,23 @@ impl Api {
         }
     }
 
-    /// The watch cache's gauges, in Prometheus' text format.
-    fn metrics(&self) -> String {
-        use std::fmt::Write;
-        let cache = &self.cache;
-        let mut out = String::new();
-        type Gauge = fn(&kapi_cache::Stats) -> usize;
-        let gauges: [(&str, &str, Gauge); 5] = [
-            ("objects", "Objects in the watch cache.", |s| s.objects),
-            (
-                "stored_bytes",
-                "Stored (protobuf or JSON) bytes of the cached objects.",
-                |s| s.stored_bytes,
-            ),
-            (
-                "object_bytes",
-                "Bytes the cached objects hold: stored bytes, kept encodings, attributes, map entries.",
-                |s| s.object_bytes,
-            ),
-            (
-                "encoded_bytes",
-                "Bytes of encodings kept with the cached objects.",
-                |s| s.encoded_bytes,
-            ),
-            (
-                "history_events",
-                "Events in the watch cache's history.",
-                |s| s.history_events,
-            ),
-        ];
-        let stats: Vec<(String, kapi_cache::Stats)> = cache
-            .resources()
-            .iter()
-            .map(|rc| {
-                let name = String::from_utf8_lossy(&rc.prefix[self.prefix.len()..])
-                    .trim_end_matches('/')
-                    .to_string();
-                (name, rc.stats())
-            })
-            .filter(|(_, s)| s.objects > 0 || s.history_events > 0)
-            .collect();
-        for (name, help, get) in gauges {
-            let _ = writeln!(out, "# HELP kapi_watch_cache_{name} {help}");
-            let _ = writeln!(out, "# TYPE kapi_watch_cache_{name} gauge");
-            for (res, st) in &stats {
-                let _ = writeln!(
-                    out,
-                    "kapi_watch_cache_{name}{{resource=\"{res}\"}} {}",
-                    get(st)
-                );
-            }
-        }
-        let _ = writeln!(out, "# HELP kapi_watch_cache_watchers Watches open.");
-        let _ = writeln!(out, "# TYPE kapi_watch_cache_watchers gauge");
-        let _ = writeln!(out, "kapi_watch_cache_watchers {}", cache.watcher_count());
-        let _ = writeln!(
-            out,
-            "# HELP kapi_watch_cache_revision The revision the watch cache has reached."
-        );
-        let _ = writeln!(out, "# TYPE kapi_watch_cache_revision gauge");
-        let _ = writeln!(out, "kapi_watch_cache_revision {}", cache.revision());
-        let _ = writeln!(
-            out,
-            "# HELP kapi_watch_cache_encoded_budget_bytes Bytes of kept encodings, and the cap (--cache-encoded-bytes)."
-        );
-        let _ = writeln!(out, "# TYPE kapi_watch_cache_encoded_budget_bytes gauge");
-        let _ = writeln!(
-            out,
-            "kapi_watch_cache_encoded_budget_bytes{{kind=\"used\"}} {}",
-            cache.budget.used()
-        );
-        let _ = writeln!(
-            out,
-            "kapi_watch_cache_encoded_budget_bytes{{kind=\"cap\"}} {}",
-            cache.budget.cap()
-        );
-        out
-    }
-
     async fn other(&self, req: &Request, path: &str, pretty: bool) -> Response {
         match path {
             "/version" | "/version/" => raw_json(discovery_doc("version.json"), true),
-            "/healthz" | "/livez" | "/readyz" => {
-                let store_ok = self.store.health().await.is_ok();
-                health(path, req.uri.query(), store_ok)
-            }
-            p if p.starts_with("/healthz/")
-                || p.starts_with("/livez/")
-                || p.starts_with("/readyz/") =>
-            {
-                let store_ok = self.store.health().await.is_ok();
-                let check = p.rsplit('/').next().unwrap_or("");
-                if check == "etcd" && !store_ok {
-                    text(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "[-]etcd failed: reason withheld\n".into(),
-                    )
-                } else {
-                    text(StatusCode::OK, "ok".into())
+            p if super::health::is_health(p) => {
+                match super::health::serve(p, req.uri.query(), &self.store, &self.lifecycle).await {
+                    Some((status, body)) => text(status, body),
+                    None => status_response(&Status::no_such_resource(), Encoding::Json, pretty),
                 }
             }
-            "/metrics" if req.identity.is_some() => text(StatusCode::OK, self.metrics()),
+            "/metrics" => match &req.identity {
+                Some(_) => {
+                    let body = crate::metrics::encode(&self.cache, &self.prefix);
+                    respond(StatusCode::OK, crate::metrics::CONTENT_TYPE, body)
+                }
+                // Upstream's RBAC gives system:anonymous no access to /metrics.
+                None => status_response(&forbidden_path(&req.method, path), Encoding::Json, pretty),
+            },
             "/openapi/v2" | "/openapi/v2/" => match super::openapi::v2() {
                 Some(doc) => openapi_doc(req, doc, false),
                 None => status_response(&Status::no_such_resource(), Encoding::Json, pretty),
@@ -226,6 +168,71 @@ fn openapi_doc(req: &Request, doc: &super::openapi::Doc, immutable: bool) -> Res
 
 fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// What the metrics and the drain know of a request: tracked are resource requests and health
+/// checks (as upstream instruments them), with a watch's event counter.
+fn track(
+    req: &Request,
+    target: Option<&Target>,
+) -> Option<(
+    crate::metrics::request::Tracker,
+    Option<crate::metrics::watch::WatchEvents>,
+)> {
+    use crate::metrics::request::{RequestInfo, Target as Labels, Tracker};
+    let labels = match target? {
+        Target::Resource(rr) => Labels::Resource {
+            group: &rr.group,
+            version: &rr.version,
+            resource: &rr.resource,
+            subresource: rr.subresource.as_deref(),
+            namespace: rr.namespace.as_deref(),
+            name: rr.name.as_deref(),
+            watch: rr.verb == request::Verb::Watch,
+            create: rr.verb == request::Verb::Create,
+        },
+        Target::Other { path } if super::health::is_health(path) => Labels::Health { path },
+        _ => return None,
+    };
+    let watch = match target {
+        Some(Target::Resource(rr)) if rr.verb == request::Verb::Watch => Some(
+            crate::metrics::watch::WatchEvents::new(&rr.group, &rr.version, &rr.resource),
+        ),
+        _ => None,
+    };
+    let info = RequestInfo {
+        method: &req.method,
+        query: req.uri.query(),
+        content_type: header_str(&req.headers, header::CONTENT_TYPE),
+        target: labels,
+    };
+    Some((Tracker::begin(&info), watch))
+}
+
+/// Upstream's answer to a request that arrives while it drains with
+/// `--shutdown-send-retry-after`: plain text, 429, `Retry-After: 5`, and the connection closed.
+fn shutting_down() -> Response {
+    let mut resp = text(
+        StatusCode::TOO_MANY_REQUESTS,
+        "The apiserver is shutting down, please try again later.\n".into(),
+    );
+    resp.headers
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    resp.headers
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
+}
+
+/// 403 for a non-resource path, as upstream's RBAC words it.
+fn forbidden_path(method: &http::Method, path: &str) -> Status {
+    Status::new(
+        403,
+        "Forbidden",
+        format!(
+            "forbidden: User \"system:anonymous\" cannot {} path \"{path}\"",
+            method.as_str().to_lowercase()
+        ),
+    )
 }
 
 fn forbidden_anonymous(rr: &request::ResourceRequest) -> Status {
@@ -337,42 +344,6 @@ fn raw_json(doc: &[u8], pretty: bool) -> Response {
         doc.to_vec()
     };
     respond(StatusCode::OK, Encoding::Json.content_type(), body)
-}
-
-/// Health endpoints with upstream's verbose listing.
-fn health(path: &str, query: Option<&str>, store_ok: bool) -> Response {
-    let checks: &[(&str, bool)] = &[("ping", true), ("log", true), ("etcd", store_ok)];
-    let ok = checks.iter().all(|(_, ok)| *ok);
-    let verbose = query.is_some_and(|q| {
-        q.split('&')
-            .any(|p| p == "verbose" || p.starts_with("verbose="))
-    });
-    let name = path.trim_start_matches('/');
-    let mut body = String::new();
-    if verbose || !ok {
-        for (check, good) in checks {
-            if *good {
-                body.push_str(&format!("[+]{check} ok\n"));
-            } else {
-                body.push_str(&format!("[-]{check} failed: reason withheld\n"));
-            }
-        }
-        if ok {
-            body.push_str(&format!("{name} check passed\n"));
-        } else {
-            body.push_str(&format!("{name} check failed\n"));
-        }
-    } else {
-        body.push_str("ok");
-    }
-    text(
-        if ok {
-            StatusCode::OK
-        } else {
-            StatusCode::INTERNAL_SERVER_ERROR
-        },
-        body,
-    )
 }
 
 fn text(status: StatusCode, body: String) -> Response {

@@ -15,6 +15,7 @@ pub(super) async fn serve<H: Handler>(
     tcp: TcpStream,
     tls: Arc<rustls::ServerConfig>,
     handler: Rc<H>,
+    lifecycle: crate::shutdown::Lifecycle,
 ) {
     // Small writes (watch events, HTTP/2 frames) must leave at once, not wait for an ACK.
     let _ = tcp.set_nodelay(true);
@@ -24,8 +25,8 @@ pub(super) async fn serve<H: Handler>(
     };
     let identity = stream.identity();
     if stream.alpn() == Some(b"h2") {
-        http2::serve(stream, identity, handler).await;
+        http2::serve(stream, identity, handler, lifecycle).await;
     } else {
-        http1::serve(stream, identity, handler).await;
+        http1::serve(stream, identity, handler, lifecycle).await;
     }
 }

@@ -1,6 +1,7 @@
 //! HTTP/2 over one TLS stream with the `h2` crate: the connection task drives the frames and
 //! accepts streams; each request stream is served by its own task on the same core, and its
-//! response body is sent as flow control allows.
+//! response body is sent as flow control allows. At shutdown the connection sends GOAWAY (no
+//! new streams; the open ones finish) and each streamed body ends with END_STREAM.
 
 use std::cell::Cell;
 use std::future::poll_fn;
@@ -17,9 +18,10 @@ use http::{HeaderMap, StatusCode, header};
 
 use super::tls::TlsStream;
 use super::{
-    BODY_READ_TIMEOUT, Body, HANDSHAKE_TIMEOUT, Handler, IDLE_TIMEOUT, Identity, MAX_BODY_BYTES,
+    BODY_READ_TIMEOUT, HANDSHAKE_TIMEOUT, Handler, IDLE_TIMEOUT, Identity, MAX_BODY_BYTES,
     MAX_H2_STREAMS, MAX_HEADER_BYTES, Request, Response, origin_form,
 };
+use crate::shutdown::{Lifecycle, Phase};
 
 /// Per-stream receive window: a request body of this much may be in flight before the client
 /// waits for us to read it (Go's HTTP/2 server buffers 1 MiB per stream).
@@ -35,7 +37,12 @@ const STREAM_SEND_BUFFER: usize = 1024 * 1024;
 /// Largest piece of a response body sent as one DATA payload.
 const MAX_DATA_CHUNK: usize = 16 * 1024;
 
-pub(super) async fn serve<H: Handler>(io: TlsStream, identity: Option<Identity>, handler: Rc<H>) {
+pub(super) async fn serve<H: Handler>(
+    io: TlsStream,
+    identity: Option<Identity>,
+    handler: Rc<H>,
+    lifecycle: Lifecycle,
+) {
     let handshake = h2::server::Builder::new()
         .max_concurrent_streams(MAX_H2_STREAMS)
         .max_header_list_size(MAX_HEADER_BYTES as u32)
@@ -54,8 +61,28 @@ pub(super) async fn serve<H: Handler>(io: TlsStream, identity: Option<Identity>,
     // `accept` also drives the connection's I/O for the streams already running: it returns
     // `None` only once the connection is closed. It is cancel-safe, so it can wake up now and
     // then to see whether the connection has gone idle.
+    let mut stop = std::pin::pin!(lifecycle.reached(lifecycle.stop_listening_phase()));
+    let mut going_away = false;
     loop {
-        let next = match monoio::time::timeout(IDLE_TIMEOUT, connection.accept()).await {
+        let accepted = {
+            let accepted = std::pin::pin!(monoio::time::timeout(IDLE_TIMEOUT, connection.accept()));
+            if going_away {
+                Some(accepted.await)
+            } else {
+                match select(accepted, stop.as_mut()).await {
+                    Either::Left((accepted, _)) => Some(accepted),
+                    Either::Right(_) => None,
+                }
+            }
+        };
+        let Some(accepted) = accepted else {
+            // Shutdown: GOAWAY; the open streams finish (or are ended) and `accept` returns
+            // `None` once they have.
+            connection.graceful_shutdown();
+            going_away = true;
+            continue;
+        };
+        let next = match accepted {
             Ok(Some(next)) => next,
             Ok(None) => return,
             Err(_) => {
@@ -70,7 +97,13 @@ pub(super) async fn serve<H: Handler>(io: TlsStream, identity: Option<Identity>,
             }
         };
         let Ok((request, respond)) = next else { return };
-        let stream = serve_stream(request, respond, identity.clone(), Rc::clone(&handler));
+        let stream = serve_stream(
+            request,
+            respond,
+            identity.clone(),
+            Rc::clone(&handler),
+            lifecycle.clone(),
+        );
         let open = OpenStream::new(&activity);
         monoio::spawn(async move {
             let _open = open;
@@ -109,19 +142,20 @@ async fn serve_stream<H: Handler>(
     mut respond: SendResponse<Bytes>,
     identity: Option<Identity>,
     handler: Rc<H>,
+    lifecycle: Lifecycle,
 ) {
     let (parts, body) = request.into_parts();
     let body = match monoio::time::timeout(BODY_READ_TIMEOUT, read_body(&parts.headers, body)).await
     {
         Ok(Ok(body)) => body,
         Ok(Err(Some(refusal))) => {
-            let _ = send_response(&mut respond, refusal, false).await;
+            let _ = send_response(&mut respond, refusal, false, &lifecycle).await;
             return;
         }
         Ok(Err(None)) => return,
         Err(_) => {
             let refusal = Response::text(StatusCode::REQUEST_TIMEOUT, "request body timed out\n");
-            let _ = send_response(&mut respond, refusal, false).await;
+            let _ = send_response(&mut respond, refusal, false, &lifecycle).await;
             return;
         }
     };
@@ -135,7 +169,7 @@ async fn serve_stream<H: Handler>(
         http2: true,
     };
     let response = handler.handle(request).await;
-    let _ = send_response(&mut respond, response, head_only).await;
+    let _ = send_response(&mut respond, response, head_only, &lifecycle).await;
 }
 
 /// Connection-specific headers are forbidden in HTTP/2 (RFC 9113 §8.2.2).
@@ -185,6 +219,7 @@ async fn send_response(
     respond: &mut SendResponse<Bytes>,
     response: Response,
     head_only: bool,
+    lifecycle: &Lifecycle,
 ) -> Result<(), h2::Error> {
     let status = response.status;
     let mut head = http::Response::new(());
@@ -196,37 +231,51 @@ async fn send_response(
     let bodyless = status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
-    match response.body {
-        Body::Full(body) if bodyless || head_only || body.is_empty() => {
+    let (mut chunks, observer) = match response.body.into_stream() {
+        Err(body) if bodyless || head_only || body.is_empty() => {
             if !bodyless {
                 head.headers_mut()
                     .insert(header::CONTENT_LENGTH, body.len().into());
             }
             respond.send_response(head, true)?;
-            Ok(())
+            return Ok(());
         }
-        Body::Stream(_) if bodyless || head_only => {
-            respond.send_response(head, true)?;
-            Ok(())
-        }
-        Body::Full(body) => {
+        Err(body) => {
             head.headers_mut()
                 .insert(header::CONTENT_LENGTH, body.len().into());
             let mut send = respond.send_response(head, false)?;
-            send_data(&mut send, body, true).await
+            return send_data(&mut send, body, true).await;
         }
-        Body::Stream(mut chunks) => {
-            head.headers_mut().remove(header::CONTENT_LENGTH);
-            let mut send = respond.send_response(head, false)?;
-            loop {
-                let reset = poll_fn(|cx| send.poll_reset(cx));
-                match select(chunks.next(), std::pin::pin!(reset)).await {
-                    Either::Left((Some(chunk), _)) => send_data(&mut send, chunk, false).await?,
-                    Either::Left((None, _)) => return send.send_data(Bytes::new(), true),
-                    // The client reset the stream: dropping `chunks` tells the producer.
-                    Either::Right(_) => return Ok(()),
+        Ok(_) if bodyless || head_only => {
+            respond.send_response(head, true)?;
+            return Ok(());
+        }
+        Ok(stream) => stream,
+    };
+    head.headers_mut().remove(header::CONTENT_LENGTH);
+    let mut send = respond.send_response(head, false)?;
+    // At shutdown the stream ends cleanly (END_STREAM), so the client re-lists or re-watches
+    // elsewhere instead of seeing a reset.
+    let mut ending = std::pin::pin!(lifecycle.reached(Phase::EndingStreams));
+    loop {
+        let reset = poll_fn(|cx| send.poll_reset(cx));
+        match select(
+            chunks.next(),
+            select(std::pin::pin!(reset), ending.as_mut()),
+        )
+        .await
+        {
+            Either::Left((Some(chunk), _)) => {
+                if let Some(observer) = &observer {
+                    observer.chunk(chunk.len());
                 }
+                send_data(&mut send, chunk, false).await?
             }
+            Either::Left((None, _)) | Either::Right((Either::Right(_), _)) => {
+                return send.send_data(Bytes::new(), true);
+            }
+            // The client reset the stream: dropping `chunks` tells the producer.
+            Either::Right((Either::Left(_), _)) => return Ok(()),
         }
     }
 }

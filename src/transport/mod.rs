@@ -73,6 +73,36 @@ pub enum Body {
     /// the sender is dropped; if the client goes away, the receiver is dropped (the producer sees
     /// send errors).
     Stream(futures::channel::mpsc::Receiver<bytes::Bytes>),
+    /// A stream as above whose writing someone observes (metrics): each chunk written is
+    /// reported, and the observer is dropped when the transport is done with the stream.
+    Observed(
+        futures::channel::mpsc::Receiver<bytes::Bytes>,
+        Box<dyn StreamObserver>,
+    ),
+}
+
+/// Watches a streamed body being written (see `Body::Observed`); its `Drop` marks the end.
+pub trait StreamObserver {
+    fn chunk(&self, len: usize);
+}
+
+impl Body {
+    /// A streamed body's chunks and its observer, if any; `None` for a whole body.
+    fn into_stream(
+        self,
+    ) -> Result<
+        (
+            futures::channel::mpsc::Receiver<bytes::Bytes>,
+            Option<Box<dyn StreamObserver>>,
+        ),
+        bytes::Bytes,
+    > {
+        match self {
+            Body::Full(body) => Err(body),
+            Body::Stream(chunks) => Ok((chunks, None)),
+            Body::Observed(chunks, observer) => Ok((chunks, Some(observer))),
+        }
+    }
 }
 
 pub struct Response {
@@ -117,4 +147,6 @@ pub struct ServerConfig {
     pub cores: usize,
     /// Built by `pki::server_tls`; its ALPN list decides which HTTP versions are offered.
     pub tls: Arc<rustls::ServerConfig>,
+    /// When to stop accepting, let idle connections go and end open streams.
+    pub lifecycle: crate::shutdown::Lifecycle,
 }
