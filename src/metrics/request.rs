@@ -367,6 +367,10 @@ struct StreamEnd {
 }
 
 impl StreamObserver for StreamEnd {
+    fn long_running(&self) -> bool {
+        self.tracker.as_ref().is_some_and(Tracker::long_running)
+    }
+
     fn chunk(&self, len: usize) {
         self.bytes.set(self.bytes.get() + len);
         if let Some(w) = &self.watch {

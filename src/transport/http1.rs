@@ -12,6 +12,7 @@ use futures::StreamExt;
 use futures::future::{Either, select};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version, header};
 
+use super::ends_cleanly;
 use super::tls::TlsStream;
 use super::{
     BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, Handler, IDLE_TIMEOUT, Identity, MAX_BODY_BYTES,
@@ -302,8 +303,9 @@ impl Connection {
         finish_head(&mut head, keep_alive);
         self.write_all(&head).await?;
         let mut frame = Vec::new();
-        // At shutdown the stream ends cleanly (its last chunk), so the client re-lists
-        // or re-watches elsewhere instead of seeing a broken connection.
+        // At shutdown a watch ends cleanly (its last chunk), so the client re-watches
+        // elsewhere instead of seeing a broken connection; any other stream still open then
+        // (the drain gave up on it) is cut, so that it cannot pass for a complete body.
         let lifecycle = self.lifecycle.clone();
         let mut ending = std::pin::pin!(lifecycle.reached(Phase::EndingStreams));
         let mut keep_alive = keep_alive;
@@ -315,6 +317,9 @@ impl Connection {
                     // The client left: dropping `chunks` tells the producer.
                     Either::Right((Either::Left(_), _)) => return Ok(false),
                     Either::Right((Either::Right(_), _)) => {
+                        if !ends_cleanly(observer.as_deref()) {
+                            return Ok(false);
+                        }
                         keep_alive = false;
                         None
                     }

@@ -16,6 +16,7 @@ use h2::server::SendResponse;
 use h2::{RecvStream, SendStream};
 use http::{HeaderMap, StatusCode, header};
 
+use super::ends_cleanly;
 use super::tls::TlsStream;
 use super::{
     BODY_READ_TIMEOUT, HANDSHAKE_TIMEOUT, Handler, IDLE_TIMEOUT, Identity, MAX_BODY_BYTES,
@@ -254,8 +255,9 @@ async fn send_response(
     };
     head.headers_mut().remove(header::CONTENT_LENGTH);
     let mut send = respond.send_response(head, false)?;
-    // At shutdown the stream ends cleanly (END_STREAM), so the client re-lists or re-watches
-    // elsewhere instead of seeing a reset.
+    // At shutdown a watch ends cleanly (END_STREAM), so the client re-watches elsewhere
+    // instead of seeing a reset; any other stream still open then (the drain gave up on it)
+    // is reset, so that it cannot pass for a complete body.
     let mut ending = std::pin::pin!(lifecycle.reached(Phase::EndingStreams));
     loop {
         let reset = poll_fn(|cx| send.poll_reset(cx));
@@ -271,8 +273,13 @@ async fn send_response(
                 }
                 send_data(&mut send, chunk, false).await?
             }
-            Either::Left((None, _)) | Either::Right((Either::Right(_), _)) => {
-                return send.send_data(Bytes::new(), true);
+            Either::Left((None, _)) => return send.send_data(Bytes::new(), true),
+            Either::Right((Either::Right(_), _)) => {
+                if ends_cleanly(observer.as_deref()) {
+                    return send.send_data(Bytes::new(), true);
+                }
+                send.send_reset(h2::Reason::CANCEL);
+                return Ok(());
             }
             // The client reset the stream: dropping `chunks` tells the producer.
             Either::Right((Either::Left(_), _)) => return Ok(()),

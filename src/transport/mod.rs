@@ -84,6 +84,15 @@ pub enum Body {
 /// Watches a streamed body being written (see `Body::Observed`); its `Drop` marks the end.
 pub trait StreamObserver {
     fn chunk(&self, len: usize);
+    /// Whether the stream is long-running (a watch): at shutdown it ends cleanly, where any
+    /// other stream still open is cut.
+    fn long_running(&self) -> bool;
+}
+
+/// Whether a stream open at shutdown ends cleanly: a watch does; so does a stream no one
+/// observes, which the transport cannot tell apart.
+fn ends_cleanly(observer: Option<&dyn StreamObserver>) -> bool {
+    observer.is_none_or(|o| o.long_running())
 }
 
 impl Body {
