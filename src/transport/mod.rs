@@ -95,17 +95,15 @@ fn ends_cleanly(observer: Option<&dyn StreamObserver>) -> bool {
     observer.is_none_or(|o| o.long_running())
 }
 
+/// A streamed body as the transport writes it: its chunks, and who observes them.
+type Chunks = (
+    futures::channel::mpsc::Receiver<bytes::Bytes>,
+    Option<Box<dyn StreamObserver>>,
+);
+
 impl Body {
-    /// A streamed body's chunks and its observer, if any; `None` for a whole body.
-    fn into_stream(
-        self,
-    ) -> Result<
-        (
-            futures::channel::mpsc::Receiver<bytes::Bytes>,
-            Option<Box<dyn StreamObserver>>,
-        ),
-        bytes::Bytes,
-    > {
+    /// A streamed body's chunks and its observer, if any; `Err` with a whole body.
+    fn into_stream(self) -> Result<Chunks, bytes::Bytes> {
         match self {
             Body::Full(body) => Err(body),
             Body::Stream(chunks) => Ok((chunks, None)),
