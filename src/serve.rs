@@ -81,6 +81,10 @@ impl Handler for ApiHandler {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response>>> {
         Box::pin(self.0.clone().handle(req))
     }
+
+    fn refuse(&self, refusal: crate::transport::Refusal) -> Response {
+        crate::api::server::refusal_response(refusal)
+    }
 }
 
 pub fn run(args: &ServeArgs) -> Result<(), String> {
@@ -130,6 +134,11 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
     bootstrap(&store, &prefix)?;
 
     let api = Arc::new(Api {
+        authn: crate::authn::Chain::new(vec![Box::new(crate::authn::x509::X509)], true),
+        authz: crate::authz::Chain::new(vec![
+            Box::new(crate::authz::PrivilegedGroup),
+            Box::new(crate::authz::Interim),
+        ]),
         registry,
         store,
         cache,

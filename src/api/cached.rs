@@ -69,7 +69,21 @@ pub fn hub(cache: &Arc<Cache>) -> Rc<Hub> {
             return hub.clone();
         }
         let hub = cache.attach_core();
-        monoio::spawn(hub.clone().run());
+        let runner = hub.clone();
+        monoio::spawn(async move {
+            use futures::FutureExt;
+            // The dispatcher runs for the life of the process; if a bug ends it (a panic), only
+            // it ends, and the next request on this core attaches a new hub.
+            let _ = std::panic::AssertUnwindSafe(runner.clone().run())
+                .catch_unwind()
+                .await;
+            HUB.with(|h| {
+                let mut h = h.borrow_mut();
+                if h.as_ref().is_some_and(|cur| Rc::ptr_eq(cur, &runner)) {
+                    *h = None;
+                }
+            });
+        });
         *h.borrow_mut() = Some(hub.clone());
         hub
     })
@@ -81,6 +95,20 @@ pub fn hub(cache: &Arc<Cache>) -> Rc<Hub> {
 struct Probe {
     running: bool,
     waiting: Vec<futures::channel::oneshot::Sender<Result<i64, StoreError>>>,
+}
+
+/// Clears this core's probe state when the probe task ends.
+struct ProbeReset;
+
+impl Drop for ProbeReset {
+    fn drop(&mut self) {
+        PROBE.with(|p| {
+            if let Ok(mut p) = p.try_borrow_mut() {
+                p.running = false;
+                p.waiting.clear();
+            }
+        });
+    }
 }
 
 /// The store's current revision, for a consistent read: read in-process from the embedded
@@ -97,7 +125,10 @@ pub async fn current_revision(store: &StoreClient) -> Result<i64, StoreError> {
     });
     if start {
         let store = store.clone();
-        monoio::spawn(async move {
+        crate::transport::spawn_isolated(async move {
+            // However this task ends (a panic included), the next request starts a new probe
+            // and the ones waiting on this one are told it ended.
+            let _reset = ProbeReset;
             loop {
                 let batch = PROBE.with(|p| {
                     let mut p = p.borrow_mut();

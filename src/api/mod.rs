@@ -2,10 +2,6 @@
 //! resources, content negotiation, the generic REST handlers and discovery. Knows the store
 //! only through `crate::storage`.
 
-// `Status` is the API's one error type, built on the error path only: returning it by value
-// costs nothing on the success path, so clippy's boxing advice does not apply.
-#![allow(clippy::result_large_err)]
-
 pub mod cached;
 pub mod conversion;
 pub mod health;

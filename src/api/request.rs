@@ -77,11 +77,33 @@ impl Query {
         self.0.get(key).map(String::as_str)
     }
 
+    /// An integer parameter as upstream's parameter codec reads an `*int64` (strconv.ParseInt,
+    /// base 10): absent is `None`; anything else that is not an int64 is a 400 with Go's
+    /// message, as upstream answers it.
+    pub fn int64(&self, key: &str) -> Result<Option<i64>, super::status::Status> {
+        let Some(v) = self.get(key) else {
+            return Ok(None);
+        };
+        parse_int64(v).map(Some).map_err(|why| {
+            super::status::Status::bad_request(format!("strconv.ParseInt: parsing {v:?}: {why}"))
+        })
+    }
+
     /// A boolean parameter as upstream reads it: `true`, `1`, or present and empty for
     /// `watch`.
     pub fn flag(&self, key: &str) -> bool {
         matches!(self.get(key), Some("true" | "1" | "True" | "TRUE"))
     }
+}
+
+/// Go's `strconv.ParseInt(s, 10, 64)`: an optional sign and decimal digits; the error is Go's
+/// wording ("invalid syntax" or "value out of range").
+pub fn parse_int64(s: &str) -> Result<i64, &'static str> {
+    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("invalid syntax");
+    }
+    s.parse::<i64>().map_err(|_| "value out of range")
 }
 
 /// Subresources of a namespace that are not a resource inside it.
@@ -243,6 +265,30 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn integers_are_parsed_as_gos_parseint() {
+        assert_eq!(parse_int64("42"), Ok(42));
+        assert_eq!(parse_int64("-7"), Ok(-7));
+        assert_eq!(parse_int64("+7"), Ok(7));
+        assert_eq!(parse_int64("9223372036854775807"), Ok(i64::MAX));
+        assert_eq!(
+            parse_int64("18446744073709551615"),
+            Err("value out of range")
+        );
+        assert_eq!(parse_int64("1e3"), Err("invalid syntax"));
+        assert_eq!(parse_int64(""), Err("invalid syntax"));
+        assert_eq!(parse_int64("-"), Err("invalid syntax"));
+        let q = Query::parse(Some("timeoutSeconds=18446744073709551615&limit=5"));
+        let err = q.int64("timeoutSeconds").unwrap_err();
+        assert_eq!(err.code, 400);
+        assert_eq!(
+            err.message,
+            "strconv.ParseInt: parsing \"18446744073709551615\": value out of range"
+        );
+        assert_eq!(q.int64("limit").ok().flatten(), Some(5));
+        assert_eq!(q.int64("absent").ok().flatten(), None);
     }
 
     #[test]

@@ -12,11 +12,14 @@ use super::objects;
 use super::registry::{DISCOVERY, Registry};
 use super::request::{self, Query, Target};
 use super::status::Status;
+use crate::authz;
 use crate::storage::StoreClient;
 use crate::transport::{Body, Request, Response};
 
 /// Everything a handler needs; shared by all cores.
 pub struct Api {
+    pub authn: crate::authn::Chain,
+    pub authz: crate::authz::Chain,
     pub registry: Registry,
     pub store: StoreClient,
     pub cache: Arc<Cache>,
@@ -28,7 +31,7 @@ pub struct Api {
 
 impl Api {
     /// Every request: refused while shutting down (with `--shutdown-send-retry-after`),
-    /// counted for the drain and the metrics until its response has ended, then routed.
+    /// counted for the drain and the metrics until its response has ended (`pipeline`).
     pub async fn handle(self: Arc<Self>, req: Request) -> Response {
         if self
             .lifecycle
@@ -36,44 +39,49 @@ impl Api {
         {
             return shutting_down();
         }
+        // Request info, resolved once.
         let query = Query::parse(req.uri.query());
         let path = req.uri.path().to_string();
         let target = request::parse(&req.method, &path, &query);
         let tracked = track(&req, target.as_ref());
         let long_running = tracked.as_ref().is_some_and(|(t, _)| t.long_running());
         let drain = self.lifecycle.request(long_running);
-        let response = self.route(req, query, target).await;
+        let response = self.pipeline(req, query, path, target).await;
         match tracked {
             Some((tracker, watch)) => tracker.with_drain(drain).finish(response, watch),
             None => response,
         }
     }
 
-    async fn route(
+    /// The request pipeline: request info → authentication → flow control → authorization →
+    /// the handler. Each stage is its own module (`request`, `crate::authn`,
+    /// `crate::flowcontrol`, `crate::authz`); a stage that refuses answers with its `Status`.
+    async fn pipeline(
         self: Arc<Self>,
         req: Request,
         query: Query,
+        path: String,
         target: Option<Target>,
     ) -> Response {
         let pretty = negotiate::pretty(
             query.get("pretty"),
             header_str(&req.headers, header::USER_AGENT),
         );
-        // Bearer tokens are not accepted yet (no authenticator), so any token is invalid:
-        // upstream answers an invalid credential with 401 whatever the path.
-        if req.identity.is_none() && req.headers.contains_key(header::AUTHORIZATION) {
-            return status_response(&Status::unauthorized(), Encoding::Json, pretty);
+        // Authentication: a credential no authenticator accepts is a 401 whatever the path.
+        let user = match self.authn.authenticate(&req) {
+            Ok(user) => user,
+            Err(status) => return status_response(&status, Encoding::Json, pretty),
+        };
+        // Authorization.
+        let attrs = authz::Attributes::new(&user, &req.method, &path, target.as_ref());
+        if let Err(status) = self.authz.authorize(&attrs) {
+            return status_response(&status, Encoding::Json, pretty);
         }
+        // The handler.
         match target {
             Some(Target::Other { path }) => self.other(&req, &path, pretty).await,
             Some(Target::Discovery { path }) => discovery(&req, &path, pretty),
             Some(Target::Resource(rr)) => {
-                // Anonymous requests to resources are refused until authorization exists
-                // (upstream: 403 for system:anonymous); clients with a certificate may do
-                // anything in this version.
-                if req.identity.is_none() {
-                    return status_response(&forbidden_anonymous(&rr), Encoding::Json, pretty);
-                }
                 match super::rest::serve(&self, &req, rr, query, pretty).await {
                     Ok(resp) => resp,
                     Err((status, enc)) => status_response(&status, enc, pretty),
@@ -92,14 +100,10 @@ impl Api {
                     None => status_response(&Status::no_such_resource(), Encoding::Json, pretty),
                 }
             }
-            "/metrics" => match &req.identity {
-                Some(_) => {
-                    let body = crate::metrics::encode(&self.cache, &self.prefix);
-                    respond(StatusCode::OK, crate::metrics::CONTENT_TYPE, body)
-                }
-                // Upstream's RBAC gives system:anonymous no access to /metrics.
-                None => status_response(&forbidden_path(&req.method, path), Encoding::Json, pretty),
-            },
+            "/metrics" => {
+                let body = crate::metrics::encode(&self.cache, &self.prefix);
+                respond(StatusCode::OK, crate::metrics::CONTENT_TYPE, body)
+            }
             "/openapi/v2" | "/openapi/v2/" => match super::openapi::v2() {
                 Some(doc) => openapi_doc(req, doc, false),
                 None => status_response(&Status::no_such_resource(), Encoding::Json, pretty),
@@ -223,43 +227,6 @@ fn shutting_down() -> Response {
     resp
 }
 
-/// 403 for a non-resource path, as upstream's RBAC words it.
-fn forbidden_path(method: &http::Method, path: &str) -> Status {
-    Status::new(
-        403,
-        "Forbidden",
-        format!(
-            "forbidden: User \"system:anonymous\" cannot {} path \"{path}\"",
-            method.as_str().to_lowercase()
-        ),
-    )
-}
-
-fn forbidden_anonymous(rr: &request::ResourceRequest) -> Status {
-    let scope = match &rr.namespace {
-        Some(ns) => format!("in the namespace \"{ns}\""),
-        None => "at the cluster scope".to_string(),
-    };
-    let gr = if rr.group.is_empty() {
-        rr.resource.clone()
-    } else {
-        format!("{}.{}", rr.resource, rr.group)
-    };
-    let mut s = Status::new(
-        403,
-        "Forbidden",
-        format!(
-            "{gr} is forbidden: User \"system:anonymous\" cannot {} resource \"{}\" in API group \"{}\" {scope}",
-            rr.verb.as_str(),
-            rr.resource,
-            rr.group
-        ),
-    );
-    s.kind = Some(rr.resource.clone());
-    s.name = rr.name.clone();
-    s
-}
-
 pub fn discovery_doc(name: &str) -> &'static [u8] {
     DISCOVERY
         .iter()
@@ -377,6 +344,40 @@ pub fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Respons
         headers,
         body: Body::Full(body.into()),
     }
+}
+
+/// A request the transport refused, as upstream's handlers word it: a body over the limit is
+/// `RequestEntityTooLarge` ("limit is 3145728"), an oversized head 431, the rest as its status.
+pub fn refusal_response(refusal: crate::transport::Refusal) -> Response {
+    use crate::transport::MAX_BODY_BYTES;
+    let status = match refusal.status {
+        StatusCode::PAYLOAD_TOO_LARGE => Status::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: limit is {MAX_BODY_BYTES}"),
+        ),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => Status::new(
+            431,
+            "RequestHeaderFieldsTooLarge",
+            format!(
+                "Request header fields too large: limit is {}",
+                crate::transport::MAX_HEADER_BYTES
+            ),
+        ),
+        StatusCode::REQUEST_TIMEOUT => {
+            Status::new(408, "Timeout", "the request body was not received in time")
+        }
+        other => Status::new(
+            other.as_u16(),
+            if other.is_client_error() {
+                "BadRequest"
+            } else {
+                "InternalError"
+            },
+            refusal.text.trim_end(),
+        ),
+    };
+    status_response(&status, Encoding::Json, false)
 }
 
 pub fn status_response(status: &Status, enc: Encoding, pretty: bool) -> Response {

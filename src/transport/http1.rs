@@ -15,8 +15,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version, head
 use super::ends_cleanly;
 use super::tls::TlsStream;
 use super::{
-    BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, Handler, IDLE_TIMEOUT, Identity, MAX_BODY_BYTES,
-    MAX_HEADER_BYTES, Request, Response, WRITE_TIMEOUT, origin_form,
+    BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, Handler, IDLE_TIMEOUT, MAX_BODY_BYTES,
+    MAX_HEADER_BYTES, Peer, Refusal, Request, RequestTarget, Response, WRITE_TIMEOUT,
 };
 use crate::shutdown::{Lifecycle, Phase};
 
@@ -58,7 +58,7 @@ enum Framing {
 #[derive(Debug)]
 struct Head {
     method: Method,
-    uri: http::Uri,
+    uri: RequestTarget,
     version: Version,
     headers: HeaderMap,
     framing: Framing,
@@ -78,7 +78,7 @@ struct Connection {
 
 pub(super) async fn serve<H: Handler>(
     io: TlsStream,
-    identity: Option<Identity>,
+    peer: Rc<Peer>,
     handler: Rc<H>,
     lifecycle: Lifecycle,
 ) {
@@ -104,7 +104,7 @@ pub(super) async fn serve<H: Handler>(
             Ok(request) => request,
             Err(Fault::Gone) => return,
             Err(Fault::Refuse(status, text)) => {
-                let response = Response::text(status, text);
+                let response = handler.refuse(Refusal { status, text });
                 if conn
                     .write_response(response, &Method::GET, Version::HTTP_11, false)
                     .await
@@ -121,7 +121,7 @@ pub(super) async fn serve<H: Handler>(
             uri: head.uri,
             headers: head.headers,
             body,
-            identity: identity.clone(),
+            peer: Rc::clone(&peer),
             http2: false,
         };
         let response = handler.handle(request).await;
@@ -405,7 +405,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, Fault> {
         .ok_or_else(|| bad_request("malformed method\n"))?;
     let uri = parsed
         .path
-        .and_then(|p| p.parse::<http::Uri>().ok())
+        .and_then(RequestTarget::parse)
         .ok_or_else(|| bad_request("malformed request target\n"))?;
     let version = match parsed.version {
         Some(0) => Version::HTTP_10,
@@ -433,7 +433,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, Fault> {
     };
     let head = Head {
         method,
-        uri: origin_form(uri),
+        uri,
         version,
         headers,
         framing,
@@ -676,12 +676,12 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(len, 34);
-        assert_eq!(head.uri, "/api?x=1");
+        assert_eq!(head.uri.as_str(), "/api?x=1");
         assert!(!head.keep_alive);
         let (head, _) = parse_head(b"GET http://a/b HTTP/1.1\r\nconnection: x, Close\r\n\r\n")
             .unwrap()
             .unwrap();
-        assert_eq!(head.uri, "/b");
+        assert_eq!(head.uri.as_str(), "/b");
         assert!(!head.keep_alive);
         assert!(
             parse_head(b"GET / HTTP/1.1\r\nhost: a\r\n")

@@ -7,7 +7,7 @@ use std::cell::Cell;
 use std::future::poll_fn;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures::future::{Either, select};
@@ -19,8 +19,8 @@ use http::{HeaderMap, StatusCode, header};
 use super::ends_cleanly;
 use super::tls::TlsStream;
 use super::{
-    BODY_READ_TIMEOUT, HANDSHAKE_TIMEOUT, Handler, IDLE_TIMEOUT, Identity, MAX_BODY_BYTES,
-    MAX_H2_STREAMS, MAX_HEADER_BYTES, Request, Response, origin_form,
+    BODY_READ_TIMEOUT, HANDSHAKE_TIMEOUT, Handler, IDLE_TIMEOUT, MAX_BODY_BYTES, MAX_H2_STREAMS,
+    MAX_HEADER_BYTES, Peer, Refusal, Request, RequestTarget, Response,
 };
 use crate::shutdown::{Lifecycle, Phase};
 
@@ -37,16 +37,26 @@ const CONNECTION_WINDOW: u32 = 4 * 1024 * 1024;
 const STREAM_SEND_BUFFER: usize = 1024 * 1024;
 /// Largest piece of a response body sent as one DATA payload.
 const MAX_DATA_CHUNK: usize = 16 * 1024;
+/// The header list size the `h2` crate itself enforces: past it, h2 answers a bare 431 or
+/// closes the connection. Set above `MAX_HEADER_BYTES` so that requests between the two get the
+/// API's 431 `Status` from us, as on HTTP/1.1.
+const H2_HEADER_LIST_LIMIT: u32 = 2 * MAX_HEADER_BYTES as u32;
+/// After refusing a request, what the client still sends of its body is read and dropped for
+/// up to this long and this much, as HTTP/1.1 lingers (see `refuse`).
+const LINGER_TIMEOUT: Duration = Duration::from_secs(5);
+const LINGER_BYTES: usize = 2 * MAX_BODY_BYTES;
+/// What HPACK counts per header field beyond its name and value (RFC 7541 §4.1).
+const HEADER_FIELD_OVERHEAD: usize = 32;
 
 pub(super) async fn serve<H: Handler>(
     io: TlsStream,
-    identity: Option<Identity>,
+    peer: Rc<Peer>,
     handler: Rc<H>,
     lifecycle: Lifecycle,
 ) {
     let handshake = h2::server::Builder::new()
         .max_concurrent_streams(MAX_H2_STREAMS)
-        .max_header_list_size(MAX_HEADER_BYTES as u32)
+        .max_header_list_size(H2_HEADER_LIST_LIMIT)
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_send_buffer_size(STREAM_SEND_BUFFER)
@@ -101,7 +111,7 @@ pub(super) async fn serve<H: Handler>(
         let stream = serve_stream(
             request,
             respond,
-            identity.clone(),
+            Rc::clone(&peer),
             Rc::clone(&handler),
             lifecycle.clone(),
         );
@@ -141,36 +151,93 @@ impl Drop for OpenStream {
 async fn serve_stream<H: Handler>(
     request: http::Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
-    identity: Option<Identity>,
+    peer: Rc<Peer>,
     handler: Rc<H>,
     lifecycle: Lifecycle,
 ) {
-    let (parts, body) = request.into_parts();
-    let body = match monoio::time::timeout(BODY_READ_TIMEOUT, read_body(&parts.headers, body)).await
-    {
+    let (parts, mut body) = request.into_parts();
+    if header_list_size(&parts) > MAX_HEADER_BYTES {
+        let refusal = Refusal {
+            status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            text: "request header too large\n",
+        };
+        refuse(&mut respond, &mut body, handler.refuse(refusal), &lifecycle).await;
+        return;
+    }
+    let read = monoio::time::timeout(BODY_READ_TIMEOUT, read_body(&parts.headers, &mut body));
+    let body = match read.await {
         Ok(Ok(body)) => body,
         Ok(Err(Some(refusal))) => {
-            let _ = send_response(&mut respond, refusal, false, &lifecycle).await;
+            refuse(&mut respond, &mut body, handler.refuse(refusal), &lifecycle).await;
             return;
         }
         Ok(Err(None)) => return,
         Err(_) => {
-            let refusal = Response::text(StatusCode::REQUEST_TIMEOUT, "request body timed out\n");
-            let _ = send_response(&mut respond, refusal, false, &lifecycle).await;
+            let refusal = Refusal {
+                status: StatusCode::REQUEST_TIMEOUT,
+                text: "request body timed out\n",
+            };
+            refuse(&mut respond, &mut body, handler.refuse(refusal), &lifecycle).await;
             return;
         }
     };
     let head_only = parts.method == http::Method::HEAD;
     let request = Request {
         method: parts.method,
-        uri: origin_form(parts.uri),
+        uri: RequestTarget::parse(parts.uri.path_and_query().map_or("/", |p| p.as_str()))
+            .unwrap_or_else(RequestTarget::root),
         headers: parts.headers,
         body,
-        identity,
+        peer,
         http2: true,
     };
     let response = handler.handle(request).await;
     let _ = send_response(&mut respond, response, head_only, &lifecycle).await;
+}
+
+/// Answers a refused request while the client may still be sending its body: the response goes
+/// first; what the client still sends is then read and dropped (within `LINGER_TIMEOUT` and
+/// `LINGER_BYTES`), so that a client that reads its response only once its body is sent (hyper,
+/// curl) sees the refusal rather than a reset stream; past those bounds the stream is reset
+/// with NO_ERROR (RFC 9113 §8.1).
+async fn refuse(
+    respond: &mut SendResponse<Bytes>,
+    body: &mut RecvStream,
+    response: Response,
+    lifecycle: &Lifecycle,
+) {
+    if send_response(respond, response, false, lifecycle)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let drain = async {
+        let mut drained = 0;
+        while let Some(Ok(data)) = body.data().await {
+            drained += data.len();
+            let _ = body.flow_control().release_capacity(data.len());
+            if drained > LINGER_BYTES {
+                break;
+            }
+        }
+    };
+    let _ = monoio::time::timeout(LINGER_TIMEOUT, drain).await;
+    if !body.is_end_stream() {
+        respond.send_reset(h2::Reason::NO_ERROR);
+    }
+}
+
+/// The size of a request's header list as HPACK counts it (RFC 7541 §4.1), pseudo-headers
+/// included: what `MAX_HEADER_BYTES` bounds.
+fn header_list_size(parts: &http::request::Parts) -> usize {
+    let pseudo = parts.method.as_str().len()
+        + parts.uri.path_and_query().map_or(0, |p| p.as_str().len())
+        + parts.uri.authority().map_or(0, |a| a.as_str().len())
+        + 4 * HEADER_FIELD_OVERHEAD;
+    parts.headers.iter().fold(pseudo, |n, (name, value)| {
+        n + name.as_str().len() + value.len() + HEADER_FIELD_OVERHEAD
+    })
 }
 
 /// Connection-specific headers are forbidden in HTTP/2 (RFC 9113 §8.2.2).
@@ -186,16 +253,19 @@ fn strip_connection_headers(headers: &mut HeaderMap) {
     headers.remove("proxy-connection");
 }
 
-/// Reads the whole request body, up to `MAX_BODY_BYTES`. `Err(Some(response))` refuses the
+/// Reads the whole request body, up to `MAX_BODY_BYTES`. `Err(Some(refusal))` refuses the
 /// request; `Err(None)` means the stream broke.
-async fn read_body(headers: &HeaderMap, mut body: RecvStream) -> Result<Bytes, Option<Response>> {
-    let too_large = || Response::text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
+async fn read_body(headers: &HeaderMap, body: &mut RecvStream) -> Result<Bytes, Option<Refusal>> {
+    let too_large = Refusal {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        text: "request body too large\n",
+    };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
-        return Err(Some(too_large()));
+        return Err(Some(too_large));
     }
     if body.is_end_stream() {
         return Ok(Bytes::new());
@@ -206,7 +276,7 @@ async fn read_body(headers: &HeaderMap, mut body: RecvStream) -> Result<Bytes, O
         // Reading it into `collected` frees the window for more.
         let _ = body.flow_control().release_capacity(data.len());
         if collected.len() + data.len() > MAX_BODY_BYTES {
-            return Err(Some(too_large()));
+            return Err(Some(too_large));
         }
         if collected.is_empty() && body.is_end_stream() {
             return Ok(data);

@@ -12,6 +12,7 @@ mod tls;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,9 +21,10 @@ pub use runtime::serve;
 /// A write of which the client takes no byte for this long ends its connection: it is gone or
 /// stalled, and holds buffers meanwhile.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Largest request head (request line and headers, or an HTTP/2 header list) accepted: a
-/// bearer token, impersonation headers and a long selector fit many times over; 431 beyond.
-pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Largest request head (request line and headers, or an HTTP/2 header list) accepted:
+/// upstream's `MaxHeaderBytes` (1 MiB), so a label selector of a hundred kilobytes in the URL is
+/// served as upstream serves it; 431 with a `Status` beyond.
+pub const MAX_HEADER_BYTES: usize = 1024 * 1024;
 /// Largest request body accepted, upstream's `MaxRequestBodyBytes` (3 MiB): etcd refuses
 /// values much past 1.5 MiB anyway; 413 beyond.
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
@@ -45,23 +47,48 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// holds a connection (a 3 MiB body needs only ~100 KiB/s).
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Who the client proved to be with its TLS client certificate: CN is the user, each O a group
-/// (as upstream's x509 authenticator).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    pub user: String,
-    pub groups: Vec<String>,
+/// What the transport knows of a client for the life of its connection: the certificate chain
+/// it proved (verified by rustls against the client CA) and where it connects from. Who that
+/// makes the client is authentication's business (`crate::authn`), not the transport's.
+pub struct Peer {
+    /// The verified client certificate chain, leaf first; empty when the client sent none
+    /// (rustls keeps only certificates its verifier accepted).
+    pub certificates: Vec<rustls_pki_types::CertificateDer<'static>>,
+    pub remote: Option<SocketAddr>,
+    /// The handler's memo for this connection (the user its certificate names, say), so that
+    /// what follows from the connection is worked out once, not per request.
+    pub memo: std::cell::OnceCell<Rc<dyn std::any::Any>>,
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer")
+            .field("certificates", &self.certificates.len())
+            .field("remote", &self.remote)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Peer {
+    /// A client with no certificate, for requests made in-process (tests, fuzzing).
+    pub fn anonymous() -> Rc<Peer> {
+        Rc::new(Peer {
+            certificates: Vec::new(),
+            remote: None,
+            memo: std::cell::OnceCell::new(),
+        })
+    }
 }
 
 /// One request, its body read in full (bounded by `MAX_BODY_BYTES`).
 #[derive(Debug)]
 pub struct Request {
     pub method: http::Method,
-    pub uri: http::Uri,
+    pub uri: RequestTarget,
     pub headers: http::HeaderMap,
     pub body: bytes::Bytes,
-    /// From a verified client certificate; `None` for an anonymous TLS client.
-    pub identity: Option<Identity>,
+    /// The client of the connection this request came on.
+    pub peer: Rc<Peer>,
     /// For handlers that report the protocol (audit, metrics); none reads it yet.
     #[allow(dead_code)]
     pub http2: bool,
@@ -138,14 +165,89 @@ impl Response {
 /// core); not Send.
 pub trait Handler: 'static {
     fn handle(&self, req: Request) -> Pin<Box<dyn Future<Output = Response>>>;
+
+    /// The response to a request the transport itself refuses (head or body over its limit, a
+    /// body that timed out, malformed framing): the transport knows the status and why, the
+    /// handler how the API words it. The default is a short plain-text answer.
+    fn refuse(&self, refusal: Refusal) -> Response {
+        Response::text(refusal.status, refusal.text)
+    }
 }
 
-/// The request target as handlers see it, whatever the HTTP version: path and query (HTTP/2 and
-/// absolute-form HTTP/1.1 targets also carry scheme and authority).
-fn origin_form(uri: http::Uri) -> http::Uri {
-    match uri.path_and_query() {
-        Some(path_and_query) if uri.scheme().is_some() => http::Uri::from(path_and_query.clone()),
-        _ => uri,
+/// A request the transport refuses before the handler sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: http::StatusCode,
+    /// A short plain-text reason, ending in a newline.
+    pub text: &'static str,
+}
+
+/// Runs `task` on this core as its own task, isolated as a connection is: a panic in it (a bug)
+/// ends only that task, never the core and so never the process. Every task spawned on behalf of
+/// a request (a watch, a streamed list) goes through here. The default panic hook has already
+/// printed the panic when it is caught.
+pub fn spawn_isolated<F>(task: F)
+where
+    F: Future<Output = ()> + 'static,
+{
+    use futures::FutureExt;
+    monoio::spawn(async move {
+        let _ = std::panic::AssertUnwindSafe(task).catch_unwind().await;
+    });
+}
+
+/// The request target as handlers see it, whatever the HTTP version: the path and query of the
+/// origin form (an absolute-form HTTP/1.1 target and HTTP/2's pseudo-headers lose their scheme
+/// and authority). Kept as text rather than `http::Uri`, whose 64 KiB cap is far below the head
+/// limit: a label selector of 100 KB is a valid request upstream serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestTarget(String);
+
+impl RequestTarget {
+    /// An origin-form target (`/path?query`), or an absolute-form one (`https://host/path`) cut
+    /// to its origin form. `None` for anything else (`*`, authority form, no path).
+    pub fn parse(target: &str) -> Option<RequestTarget> {
+        if target.starts_with('/') {
+            return Some(RequestTarget(target.to_string()));
+        }
+        let (scheme, rest) = target.split_once("://")?;
+        if scheme.is_empty()
+            || !scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        {
+            return None;
+        }
+        let path = rest.find(['/', '?']).map_or("/", |i| &rest[i..]);
+        Some(RequestTarget(if path.starts_with('?') {
+            format!("/{path}")
+        } else {
+            path.to_string()
+        }))
+    }
+
+    /// `/`, for an HTTP/2 request whose `:path` the h2 crate left empty (CONNECT only).
+    pub fn root() -> RequestTarget {
+        RequestTarget("/".to_string())
+    }
+
+    pub fn path(&self) -> &str {
+        self.0.split_once('?').map_or(&self.0, |(p, _)| p)
+    }
+
+    /// The query string, without its `?`; `None` when the target has none.
+    pub fn query(&self) -> Option<&str> {
+        self.0.split_once('?').map(|(_, q)| q)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for RequestTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -156,4 +258,27 @@ pub struct ServerConfig {
     pub tls: Arc<rustls::ServerConfig>,
     /// When to stop accepting, let idle connections go and end open streams.
     pub lifecycle: crate::shutdown::Lifecycle,
+}
+
+#[cfg(test)]
+mod target_tests {
+    use super::RequestTarget;
+
+    #[test]
+    fn targets_keep_path_and_query_of_any_length() {
+        let t = RequestTarget::parse("/api/v1/pods?labelSelector=a%3Db&limit=5").unwrap();
+        assert_eq!(t.path(), "/api/v1/pods");
+        assert_eq!(t.query(), Some("labelSelector=a%3Db&limit=5"));
+        let t = RequestTarget::parse("https://example:6443/api?x=1").unwrap();
+        assert_eq!(t.as_str(), "/api?x=1");
+        assert_eq!(RequestTarget::parse("http://h").unwrap().as_str(), "/");
+        assert_eq!(RequestTarget::parse("http://h?q").unwrap().as_str(), "/?q");
+        assert_eq!(RequestTarget::parse("*"), None);
+        assert_eq!(RequestTarget::parse("host:443"), None);
+        let long = format!("/api?labelSelector={}", "a".repeat(200_000));
+        assert_eq!(
+            RequestTarget::parse(&long).unwrap().query().unwrap().len(),
+            200_014
+        );
+    }
 }

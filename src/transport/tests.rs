@@ -54,9 +54,10 @@ impl Handler for TestHandler {
             match req.uri.path() {
                 "/echo" => {
                     let mut headers = HeaderMap::new();
-                    let (user, groups) = match &req.identity {
-                        Some(id) => (id.user.clone(), id.groups.join(",")),
-                        None => ("system:anonymous".to_string(), String::new()),
+                    use crate::authn::{Authenticator, Outcome};
+                    let (user, groups) = match crate::authn::x509::X509.authenticate(&req) {
+                        Outcome::User(u) => (u.name.clone(), u.groups.join(",")),
+                        _ => ("system:anonymous".to_string(), String::new()),
                     };
                     let set = |headers: &mut HeaderMap, name: &'static str, value: String| {
                         headers.insert(name, HeaderValue::from_str(&value).unwrap());

@@ -19,8 +19,6 @@ use monoio::io::{
 use monoio::net::TcpStream;
 use rustls::ServerConnection;
 
-use super::Identity;
-
 /// Ciphertext read from the socket per op: two full TLS records (16 KiB each plus overhead).
 const CIPHERTEXT_READ_BYTES: usize = 34 * 1024;
 /// Plaintext rustls accepts before the socket must take some (rustls' default): a write past it
@@ -98,11 +96,13 @@ impl TlsStream {
         self.session.alpn_protocol()
     }
 
-    /// The client's identity from its certificate. rustls only keeps certificates that its
-    /// verifier accepted, so this is a verified identity or none.
-    pub(super) fn identity(&self) -> Option<Identity> {
-        let leaf = self.session.peer_certificates()?.first()?;
-        identity_of(leaf.as_ref())
+    /// The client's certificate chain, leaf first: rustls keeps only certificates that its
+    /// verifier accepted, so this is a verified chain or nothing.
+    pub(super) fn peer_certificates(&self) -> Vec<rustls_pki_types::CertificateDer<'static>> {
+        self.session
+            .peer_certificates()
+            .map(|chain| chain.iter().map(|c| c.clone().into_owned()).collect())
+            .unwrap_or_default()
     }
 
     /// Reads plaintext into `dst`; 0 is end of stream (close_notify or the socket closing).
@@ -233,26 +233,6 @@ impl TlsStream {
             }));
         }
     }
-}
-
-/// CN is the user and each O a group, as upstream's x509 authenticator; a certificate without
-/// a CN authenticates no one.
-pub(super) fn identity_of(der: &[u8]) -> Option<Identity> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-    let subject = cert.subject();
-    let user = subject.iter_common_name().next()?.as_str().ok()?;
-    if user.is_empty() {
-        return None;
-    }
-    let groups = subject
-        .iter_organization()
-        .filter_map(|o| o.as_str().ok())
-        .map(str::to_owned)
-        .collect();
-    Some(Identity {
-        user: user.to_owned(),
-        groups,
-    })
 }
 
 impl tokio::io::AsyncRead for TlsStream {

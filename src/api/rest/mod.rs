@@ -62,6 +62,10 @@ const CACHE_SYNC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3
 /// 30–60 minutes from --min-request-timeout).
 const DEFAULT_WATCH_SECONDS: u64 = 1800;
 
+/// Longest watch served (ten years): a larger `timeoutSeconds` is served as this, so that the
+/// watch's deadline stays a representable instant (upstream's Go duration silently wraps).
+const MAX_WATCH_SECONDS: u64 = 10 * 365 * 24 * 3600;
+
 /// Kinds whose strategy sets metadata.generation (and bumps it when the spec changes).
 const GENERATION_KINDS: &[&str] = &[
     "pods",

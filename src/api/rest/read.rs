@@ -161,12 +161,9 @@ impl Ctx<'_> {
     pub(super) async fn list(&self) -> Result<Response, Status> {
         self.validate_list_options(false)?;
         let (labels, fields, paths) = self.selectors()?;
-        let limit: usize = match self.query.get("limit") {
-            Some(l) => l
-                .parse()
-                .map_err(|_| Status::bad_request(format!("invalid limit: {l}")))?,
-            None => 0,
-        };
+        // Zero or negative: no limit, as upstream.
+        let limit =
+            usize::try_from(self.query.int64("limit")?.unwrap_or(0).max(0)).unwrap_or(usize::MAX);
         let rc = self.rc()?;
         let prefix = self.collection_prefix();
         // The continue token's start key is relative to the prefix without its slash.
@@ -329,7 +326,7 @@ impl Ctx<'_> {
         let (tx, rx) = futures::channel::mpsc::channel::<Bytes>(LIST_CHUNKS_IN_FLIGHT);
         let mut resp = respond(StatusCode::OK, self.enc.content_type(), Vec::new());
         resp.body = Body::Stream(rx);
-        monoio::spawn(async move {
+        crate::transport::spawn_isolated(async move {
             use futures::SinkExt;
             let mut tx = tx;
             let mut buf = head;
@@ -517,11 +514,7 @@ impl Ctx<'_> {
             // A watch from "now" or "any" starts with the current state (legacy semantics).
             None => rv.is_empty() || rv == "0",
         };
-        let timeout = self
-            .query
-            .get("timeoutSeconds")
-            .and_then(|t| t.parse::<u64>().ok())
-            .unwrap_or(DEFAULT_WATCH_SECONDS);
+        let timeout = watch_duration(self.query.int64("timeoutSeconds")?);
         let rc = self.rc()?.clone();
         let after = if rv.is_empty() || rv == "0" {
             if rv.is_empty() {
@@ -565,7 +558,8 @@ impl Ctx<'_> {
         let prefix = self.collection_prefix();
         let initial_pred = self.predicate(&rc, &labels, &fields, &paths);
         let cache = self.api.cache.clone();
-        monoio::spawn(async move {
+        crate::transport::spawn_isolated(async move {
+            crate::fault::point("watch-task");
             let view = cached::View::new(&res, &cache);
             let mut tx = tx;
             use futures::SinkExt;
@@ -611,7 +605,7 @@ impl Ctx<'_> {
                 return;
             }
             let mut last_bookmark = std::time::Instant::now();
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
+            let deadline = std::time::Instant::now() + timeout;
             loop {
                 let now = std::time::Instant::now();
                 if now >= deadline {
@@ -709,6 +703,17 @@ pub(super) fn encode_continue(rv: i64, start: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text.as_bytes())
 }
 
+/// How long a watch lasts: `timeoutSeconds` as upstream reads it (absent or 0: the default;
+/// negative: it ends at once), capped at `MAX_WATCH_SECONDS` so that its deadline is a time
+/// the clock can represent.
+fn watch_duration(timeout_seconds: Option<i64>) -> std::time::Duration {
+    let seconds = match timeout_seconds {
+        None | Some(0) => DEFAULT_WATCH_SECONDS,
+        Some(n) => u64::try_from(n).unwrap_or(0).min(MAX_WATCH_SECONDS),
+    };
+    std::time::Duration::from_secs(seconds)
+}
+
 pub(super) fn decode_continue(token: &str) -> Result<(i64, String), Status> {
     let bad = || {
         Status::bad_request(
@@ -733,6 +738,26 @@ pub(super) fn decode_continue(token: &str) -> Result<(i64, String), Status> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn watch_timeouts_are_bounded() {
+        use std::time::{Duration, Instant};
+        for asked in [Some(i64::MAX), Some(9_223_372_036_854_775), Some(1 << 40)] {
+            let d = watch_duration(asked);
+            assert_eq!(d, Duration::from_secs(MAX_WATCH_SECONDS));
+            assert!(Instant::now().checked_add(d).is_some());
+        }
+        assert_eq!(watch_duration(Some(-5)), Duration::ZERO);
+        assert_eq!(
+            watch_duration(None),
+            Duration::from_secs(DEFAULT_WATCH_SECONDS)
+        );
+        assert_eq!(
+            watch_duration(Some(0)),
+            Duration::from_secs(DEFAULT_WATCH_SECONDS)
+        );
+        assert_eq!(watch_duration(Some(7)), Duration::from_secs(7));
+    }
 
     #[test]
     pub(super) fn continue_tokens_match_upstreams_encoding() {

@@ -291,12 +291,7 @@ impl Ctx<'_> {
     }
 
     pub(super) async fn delete(&self) -> Result<Response, Status> {
-        let opts: Value = if self.req.body.is_empty() {
-            json!({})
-        } else {
-            serde_json::from_slice(&self.req.body)
-                .map_err(|e| Status::bad_request(e.to_string()))?
-        };
+        let opts = self.delete_options()?;
         let dry_run = self.dry_run()?
             || opts
                 .get("dryRun")
@@ -407,6 +402,67 @@ impl Ctx<'_> {
         ))
     }
 
+    /// DeleteOptions as upstream reads them: from the body when there is one, else from the
+    /// query (gracePeriodSeconds, propagationPolicy, orphanDependents, dryRun), numbers parsed
+    /// as int64 and the options validated as upstream's `ValidateDeleteOptions`.
+    pub(super) fn delete_options(&self) -> Result<Value, Status> {
+        let mut opts: Value = if self.req.body.is_empty() {
+            let mut o = serde_json::Map::new();
+            if let Some(g) = self.query.int64("gracePeriodSeconds")? {
+                o.insert("gracePeriodSeconds".into(), json!(g));
+            }
+            if let Some(p) = self.query.get("propagationPolicy") {
+                o.insert("propagationPolicy".into(), json!(p));
+            }
+            if let Some(v) = self.query.get("orphanDependents") {
+                let b = parse_bool(v).ok_or_else(|| {
+                    Status::bad_request(format!("strconv.ParseBool: parsing {v:?}: invalid syntax"))
+                })?;
+                o.insert("orphanDependents".into(), json!(b));
+            }
+            Value::Object(o)
+        } else {
+            serde_json::from_slice(&self.req.body)
+                .map_err(|e| Status::bad_request(format!("error decoding DeleteOptions: {e}")))?
+        };
+        if !opts.is_object() {
+            return Err(Status::bad_request("DeleteOptions must be an object"));
+        }
+        if let Some(g) = opts.get("gracePeriodSeconds").filter(|g| !g.is_null())
+            && g.as_i64().is_none()
+        {
+            return Err(Status::bad_request(format!(
+                "gracePeriodSeconds must be an int64, not {g}"
+            )));
+        }
+        let mut causes = Vec::new();
+        let policy = opts.get("propagationPolicy").filter(|p| !p.is_null());
+        if opts.get("orphanDependents").is_some_and(|o| !o.is_null()) && policy.is_some() {
+            causes.push(Cause {
+                reason: "FieldValueInvalid".into(),
+                message: "Invalid value: \"object\": OrphanDependents and DeletionPropagation cannot be both set".into(),
+                field: "".into(),
+            });
+        }
+        if let Some(p) = policy
+            && !matches!(p.as_str(), Some("Foreground" | "Background" | "Orphan"))
+        {
+            causes.push(Cause {
+                reason: "FieldValueInvalid".into(),
+                message: "Invalid value: \"object\": DeletionPropagation need to be one of \"Foreground\", \"Background\", \"Orphan\" or nil".into(),
+                field: "".into(),
+            });
+        }
+        if !causes.is_empty() {
+            return Err(Status::invalid("meta.k8s.io", "DeleteOptions", "", causes));
+        }
+        if let Some(o) = opts.as_object_mut() {
+            o.remove("kind");
+            o.remove("apiVersion");
+        }
+        Ok(opts)
+    }
+
     /// Deletes a terminating namespace's contents, then the namespace (the namespace
     /// controller's job upstream, done inline here).
     pub(super) async fn finish_namespace(&self, ns: &str, rev: i64) {
@@ -460,6 +516,15 @@ impl Ctx<'_> {
             StatusCode::OK,
             objects::encode_list(self.res, &deleted, &meta, self.enc, self.pretty)?,
         ))
+    }
+}
+
+/// Go's `strconv.ParseBool`.
+fn parse_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
     }
 }
 

@@ -1,0 +1,167 @@
+//! Authentication: the first stage of the request pipeline after request info. A chain of
+//! authenticators, each for one kind of credential, turns a request into the `UserInfo` the
+//! later stages (flow control, authorization, admission, audit) decide on.
+//!
+//! As upstream's union authenticator: the first authenticator that recognises the request's
+//! credential decides; a credential that no authenticator accepts is a 401, whatever the path;
+//! a request with no credential at all is `system:anonymous` when anonymous requests are allowed.
+
+pub mod x509;
+
+use std::collections::BTreeMap;
+
+use crate::api::status::Status;
+use crate::transport::Request;
+
+/// Who a request is from, as upstream's `user.Info`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UserInfo {
+    pub name: String,
+    pub uid: String,
+    pub groups: Vec<String>,
+    pub extra: BTreeMap<String, Vec<String>>,
+}
+
+pub const ANONYMOUS_USER: &str = "system:anonymous";
+pub const UNAUTHENTICATED_GROUP: &str = "system:unauthenticated";
+pub const AUTHENTICATED_GROUP: &str = "system:authenticated";
+
+impl UserInfo {
+    /// A request that carried no credential (upstream's anonymous authenticator).
+    pub fn anonymous() -> UserInfo {
+        UserInfo {
+            name: ANONYMOUS_USER.to_string(),
+            groups: vec![UNAUTHENTICATED_GROUP.to_string()],
+            ..UserInfo::default()
+        }
+    }
+
+    pub fn is_anonymous(&self) -> bool {
+        self.name == ANONYMOUS_USER
+    }
+
+    pub fn in_group(&self, group: &str) -> bool {
+        self.groups.iter().any(|g| g == group)
+    }
+}
+
+/// What one authenticator makes of a request.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The request carries this authenticator's kind of credential, and it is valid.
+    User(UserInfo),
+    /// The request carries this kind of credential, and it is not valid: a 401, unless another
+    /// authenticator accepts the request.
+    Invalid,
+    /// The request carries no credential of this kind.
+    NotMine,
+}
+
+/// One kind of credential. Shared by every core, so `Send + Sync`; it decides from the request
+/// alone (a token cache or key set it holds is its own business).
+pub trait Authenticator: Send + Sync {
+    fn authenticate(&self, req: &Request) -> Outcome;
+}
+
+/// The authenticators of `--authentication-*` flags, in upstream's order, and whether
+/// anonymous requests are allowed (`--anonymous-auth`).
+pub struct Chain {
+    authenticators: Vec<Box<dyn Authenticator>>,
+    anonymous: bool,
+}
+
+impl Chain {
+    pub fn new(authenticators: Vec<Box<dyn Authenticator>>, anonymous: bool) -> Chain {
+        Chain {
+            authenticators,
+            anonymous,
+        }
+    }
+
+    /// The user a request is from, or upstream's 401 `Status`.
+    pub fn authenticate(&self, req: &Request) -> Result<UserInfo, Status> {
+        let mut invalid = false;
+        for authenticator in &self.authenticators {
+            match authenticator.authenticate(req) {
+                Outcome::User(mut user) => {
+                    // Upstream's AuthenticatedGroupAdder.
+                    if !user.in_group(AUTHENTICATED_GROUP) && !user.is_anonymous() {
+                        user.groups.push(AUTHENTICATED_GROUP.to_string());
+                    }
+                    return Ok(user);
+                }
+                Outcome::Invalid => invalid = true,
+                Outcome::NotMine => {}
+            }
+        }
+        // A bearer token no authenticator knows is an invalid credential too.
+        if invalid || req.headers.contains_key(http::header::AUTHORIZATION) || !self.anonymous {
+            return Err(Status::unauthorized());
+        }
+        Ok(UserInfo::anonymous())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed(fn(&Request) -> Outcome);
+
+    impl Authenticator for Fixed {
+        fn authenticate(&self, req: &Request) -> Outcome {
+            (self.0)(req)
+        }
+    }
+
+    fn request(authorization: Option<&str>) -> Request {
+        let mut headers = http::HeaderMap::new();
+        if let Some(a) = authorization {
+            headers.insert(http::header::AUTHORIZATION, a.parse().unwrap());
+        }
+        Request {
+            method: http::Method::GET,
+            uri: crate::transport::RequestTarget::root(),
+            headers,
+            body: bytes::Bytes::new(),
+            peer: crate::transport::Peer::anonymous(),
+            http2: false,
+        }
+    }
+
+    #[test]
+    fn the_first_authenticator_that_knows_the_credential_decides() {
+        let chain = Chain::new(
+            vec![
+                Box::new(Fixed(|_| Outcome::NotMine)),
+                Box::new(Fixed(|_| {
+                    Outcome::User(UserInfo {
+                        name: "alice".into(),
+                        groups: vec!["devs".into()],
+                        ..UserInfo::default()
+                    })
+                })),
+            ],
+            true,
+        );
+        let user = chain.authenticate(&request(None)).unwrap();
+        assert_eq!(user.name, "alice");
+        assert_eq!(user.groups, vec!["devs", AUTHENTICATED_GROUP]);
+    }
+
+    #[test]
+    fn no_credential_is_anonymous_and_an_unknown_one_is_401() {
+        let chain = Chain::new(vec![Box::new(Fixed(|_| Outcome::NotMine))], true);
+        let user = chain.authenticate(&request(None)).unwrap();
+        assert!(user.is_anonymous());
+        assert_eq!(user.groups, vec![UNAUTHENTICATED_GROUP]);
+        let err = chain
+            .authenticate(&request(Some("Bearer nope")))
+            .unwrap_err();
+        assert_eq!(err.code, 401);
+        let closed = Chain::new(vec![], false);
+        assert_eq!(closed.authenticate(&request(None)).unwrap_err().code, 401);
+        let invalid = Chain::new(vec![Box::new(Fixed(|_| Outcome::Invalid))], true);
+        assert_eq!(invalid.authenticate(&request(None)).unwrap_err().code, 401);
+    }
+}
