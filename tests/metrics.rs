@@ -136,6 +136,10 @@ fn metrics_count_requests_watches_and_store_calls_with_upstreams_labels() {
         text.contains("\nkapi_watch_cache_revision "),
         "kapi's own gauges stay:\n{text}"
     );
+    assert!(
+        value(&after, "process_resident_memory_bytes") > 0.0,
+        "{text}"
+    );
     // Upstream's help texts, stability level first.
     assert!(text.contains("# HELP apiserver_request_total [STABLE] Counter of apiserver requests broken out for each verb, dry run value, group, version, resource, scope, component, and HTTP response code.\n# TYPE apiserver_request_total counter\n"), "{text}");
 

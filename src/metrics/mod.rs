@@ -40,6 +40,14 @@ pub(crate) fn help(stability: Stability, deprecated_since: Option<&str>, text: &
 /// Registers every metric this module defines, so that `/metrics` lists each one from the
 /// start (as upstream's registry does), before anything was recorded.
 pub fn init() {
+    // The process's CPU, memory, file descriptors and start time, under the names Go's
+    // client (and so upstream) reports them (`process_resident_memory_bytes`, ...).
+    #[cfg(target_os = "linux")]
+    {
+        let _ = prometheus::register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ));
+    }
     request::init();
     storage::init();
     watch_cache::init();
