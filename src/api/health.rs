@@ -2,10 +2,16 @@
 //! (`?verbose`, `?exclude=<name>`), and each check alone at `/<endpoint>/<name>`. Served
 //! before any resource handler; `/readyz` fails as soon as shutdown starts.
 
+use std::time::Duration;
+
 use http::StatusCode;
 
 use crate::shutdown::{Lifecycle, Phase};
 use crate::storage::StoreClient;
+
+/// How long the store may take to answer a health check before it counts as failed
+/// (upstream's `--etcd-healthcheck-timeout` default): a probe never hangs on a stuck store.
+const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Endpoint {
@@ -163,7 +169,10 @@ async fn run(
             let ok = match *store_ok {
                 Some(ok) => ok,
                 None => {
-                    let ok = store.health().await.is_ok();
+                    let ok = matches!(
+                        monoio::time::timeout(STORE_CHECK_TIMEOUT, store.health()).await,
+                        Ok(Ok(()))
+                    );
                     *store_ok = Some(ok);
                     ok
                 }
