@@ -5,12 +5,14 @@
 // costs nothing on the success path, so clippy's boxing advice does not apply.
 #![allow(clippy::result_large_err)]
 
+pub mod admission;
 pub mod api;
 pub mod authn;
 pub mod authz;
 pub mod convert;
 pub mod fault;
 pub mod ingest;
+pub mod kinds;
 pub mod metrics;
 pub mod pki;
 pub mod serve;

@@ -139,6 +139,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
             Box::new(crate::authz::PrivilegedGroup),
             Box::new(crate::authz::Interim),
         ]),
+        admission: crate::admission::Chain::defaults(),
         registry,
         store,
         cache,

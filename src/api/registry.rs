@@ -143,6 +143,8 @@ pub struct Resource {
     pub storage: Storage,
     /// The served version's message, for transcoding.
     pub msg: Option<MsgId>,
+    /// The kind's behaviour on the write path (`crate::kinds`).
+    pub strategy: &'static dyn crate::kinds::Strategy,
 }
 
 impl Resource {
@@ -245,6 +247,7 @@ impl Registry {
                     namespaced: r["namespaced"].as_bool().unwrap_or(false),
                     verbs: strings(&r["verbs"]),
                     subresources,
+                    strategy: crate::kinds::strategy_for(group, full),
                     key_prefix,
                     storage,
                 });

@@ -20,6 +20,7 @@ use crate::transport::{Body, Request, Response};
 pub struct Api {
     pub authn: crate::authn::Chain,
     pub authz: crate::authz::Chain,
+    pub admission: crate::admission::Chain,
     pub registry: Registry,
     pub store: StoreClient,
     pub cache: Arc<Cache>,
@@ -82,13 +83,51 @@ impl Api {
             Some(Target::Other { path }) => self.other(&req, &path, pretty).await,
             Some(Target::Discovery { path }) => discovery(&req, &path, pretty),
             Some(Target::Resource(rr)) => {
-                match super::rest::serve(&self, &req, rr, query, pretty).await {
+                match super::rest::serve(&self, &req, &user, rr, query, pretty).await {
                     Ok(resp) => resp,
                     Err((status, enc)) => status_response(&status, enc, pretty),
                 }
             }
             None => status_response(&Status::no_such_resource(), Encoding::Json, pretty),
         }
+    }
+
+    /// Whether namespace `ns` exists (`Some`) and is being terminated (`Some(true)`), from the
+    /// watch cache; one not there is looked for again once the cache has caught up with the
+    /// store, so a namespace created a moment ago is found.
+    pub async fn namespace_phase(&self, ns: &str) -> Result<Option<bool>, Status> {
+        let Some(res) = self.registry.get("", "v1", "namespaces") else {
+            return Ok(None);
+        };
+        let key = format!("{}namespaces/{ns}", self.prefix);
+        let Some(rc) = self
+            .cache
+            .resource(format!("{}namespaces/", self.prefix).as_bytes())
+        else {
+            return Ok(None);
+        };
+        let mut found = rc.snapshot().get(key.as_bytes()).map(|o| o.value.clone());
+        if found.is_none() {
+            let target = super::cached::current_revision(&self.store)
+                .await
+                .map_err(|e| Status::service_unavailable(e.to_string()))?;
+            if self.cache.revision() < target {
+                let hub = super::cached::hub(&self.cache);
+                let _ =
+                    monoio::time::timeout(std::time::Duration::from_secs(3), hub.wait_for(target))
+                        .await;
+            }
+            found = rc.snapshot().get(key.as_bytes()).map(|o| o.value.clone());
+        }
+        let Some(stored) = found else {
+            return Ok(None);
+        };
+        let served = objects::served(res, &stored, 0)?;
+        let terminating = res
+            .msg
+            .and_then(|m| kapi_codec::meta::meta_from_pb(m, &served.raw, 0).ok())
+            .is_some_and(|m| m.deletion_timestamp.is_some());
+        Ok(Some(terminating))
     }
 
     async fn other(&self, req: &Request, path: &str, pretty: bool) -> Response {

@@ -66,33 +66,6 @@ const DEFAULT_WATCH_SECONDS: u64 = 1800;
 /// watch's deadline stays a representable instant (upstream's Go duration silently wraps).
 const MAX_WATCH_SECONDS: u64 = 10 * 365 * 24 * 3600;
 
-/// Kinds whose strategy sets metadata.generation (and bumps it when the spec changes).
-const GENERATION_KINDS: &[&str] = &[
-    "pods",
-    "deployments",
-    "replicasets",
-    "statefulsets",
-    "daemonsets",
-    "jobs",
-    "cronjobs",
-    "replicationcontrollers",
-    "poddisruptionbudgets",
-    "customresourcedefinitions",
-    "validatingadmissionpolicies",
-    "mutatingadmissionpolicies",
-    "horizontalpodautoscalers",
-];
-
-/// Kinds whose DELETE answers with the object rather than a Status.
-const RETURNS_DELETED_OBJECT: &[&str] = &[
-    "pods",
-    "services",
-    "namespaces",
-    "nodes",
-    "persistentvolumes",
-    "persistentvolumeclaims",
-];
-
 fn gr(res: &Resource) -> GroupResource<'_> {
     GroupResource {
         group: &res.group,
@@ -117,6 +90,7 @@ fn store_error(res: &Resource, name: &str, e: StoreError) -> Status {
 pub async fn serve(
     api: &Arc<Api>,
     req: &Request,
+    user: &crate::authn::UserInfo,
     rr: ResourceRequest,
     query: Query,
     pretty: bool,
@@ -161,6 +135,7 @@ pub async fn serve(
     let ctx = Ctx {
         api,
         req,
+        user,
         res,
         rr: &rr,
         query: &query,
@@ -187,6 +162,8 @@ pub async fn serve(
 struct Ctx<'a> {
     api: &'a Arc<Api>,
     req: &'a Request,
+    /// Who the request is from (authentication's answer): admission decides on it.
+    user: &'a crate::authn::UserInfo,
     res: &'a Resource,
     rr: &'a ResourceRequest,
     query: &'a Query,
@@ -373,51 +350,6 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    async fn check_namespace(&self, ns: &str) -> Result<(), Status> {
-        let key = format!("{}namespaces/{ns}", self.api.prefix);
-        match self.api.store.get(key.as_bytes()).await {
-            Ok(Some(kv)) => {
-                let terminating = self
-                    .api
-                    .registry
-                    .get("", "v1", "namespaces")
-                    .and_then(|r| objects::served(r, &kv.value, kv.mod_revision).ok())
-                    .and_then(|o| {
-                        meta_from_pb(
-                            kapi_codec::Schema::get().kind("v1", "Namespace")?,
-                            &o.raw,
-                            0,
-                        )
-                        .ok()
-                        .map(|m| m.deletion_timestamp.is_some())
-                    })
-                    .unwrap_or(false);
-                if terminating {
-                    let mut s = Status::new(
-                        403,
-                        "Forbidden",
-                        format!(
-                            "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
-                            self.res.group_resource(),
-                            self.name()
-                        ),
-                    );
-                    s.kind = Some(self.res.resource.clone());
-                    return Err(s);
-                }
-                Ok(())
-            }
-            Ok(None) => Err(Status::not_found(
-                GroupResource {
-                    group: "",
-                    resource: "namespaces",
-                },
-                ns,
-            )),
-            Err(e) => Err(store_error(self.res, "", e)),
-        }
-    }
-
     fn warnings_response(&self, mut resp: Response, warnings: &[String]) -> Response {
         for w in warnings.iter().take(20) {
             let escaped = w.replace('\\', "\\\\").replace('"', "\\\"");
@@ -428,11 +360,24 @@ impl Ctx<'_> {
         resp
     }
 
-    /// The current object from the store (writes read their base from the source of truth).
-    async fn current(&self) -> Result<crate::storage::KeyValue, Status> {
+    /// The current object, from the cache once it has caught up with the store (a consistent
+    /// read, as upstream's GuaranteedUpdate starts from its cached object); from the store when
+    /// the cache could not catch up in time.
+    async fn current(&self) -> Result<write::Current, Status> {
         let key = self.key(self.name());
+        if self.sync(None).await?.is_none()
+            && let Some(obj) = self.rc()?.snapshot().get(key.as_bytes())
+        {
+            return Ok(write::Current {
+                value: obj.value.clone(),
+                mod_revision: obj.mod_revision,
+            });
+        }
         match self.api.store.get(key.as_bytes()).await {
-            Ok(Some(kv)) => Ok(kv),
+            Ok(Some(kv)) => Ok(write::Current {
+                value: kv.value,
+                mod_revision: kv.mod_revision,
+            }),
             Ok(None) => Err(Status::not_found(gr(self.res), self.name())),
             Err(e) => Err(store_error(self.res, self.name(), e)),
         }

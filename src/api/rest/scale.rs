@@ -69,7 +69,10 @@ impl Ctx<'_> {
         if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
             spec.insert("replicas".into(), json!(replicas));
         }
-        let resp = self.write_update(new, &kv.mod_revision.to_string()).await?;
+        let rv = kv.mod_revision.to_string();
+        let resp = self
+            .write_update(false, |_| Ok((new.clone(), rv.clone())))
+            .await?;
         if !resp.status.is_success() {
             return Ok(resp);
         }

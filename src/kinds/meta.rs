@@ -1,0 +1,276 @@
+//! Object metadata rules every kind shares (upstream's `ValidateObjectMeta`): the name by the
+//! kind's rule, generateName, label keys and values, annotation keys and their total size.
+//! Messages and field paths are upstream's, so a 422's causes read the same.
+
+use serde_json::Value;
+
+use super::NameRule;
+use crate::api::status::Cause;
+
+const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+const LABEL1035_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
+const QUALIFIED_NAME_MSG: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+/// Upstream's `TotalAnnotationSizeLimitB`: keys and values of all annotations together.
+pub const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;
+
+fn invalid(field: &str, value: &str, msg: &str) -> Cause {
+    Cause {
+        reason: "FieldValueInvalid".into(),
+        message: format!("Invalid value: {}: {msg}", go_quote(value)),
+        field: field.into(),
+    }
+}
+
+/// A value as Go's `%q` prints it in field errors.
+fn go_quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
+}
+
+fn is_alnum(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit()
+}
+
+fn dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| is_alnum(b) || b == b'-')
+        && s.bytes().next().is_some_and(is_alnum)
+        && s.bytes().last().is_some_and(is_alnum)
+}
+
+/// Upstream's `IsDNS1123Subdomain`: its messages, empty when valid.
+pub fn subdomain_errors(s: &str) -> Vec<&'static str> {
+    let mut errs = Vec::new();
+    if s.len() > 253 {
+        errs.push("must be no more than 253 characters");
+    }
+    if !s.split('.').all(dns_label) {
+        errs.push(SUBDOMAIN_MSG);
+    }
+    errs
+}
+
+fn label_errors(s: &str) -> Vec<&'static str> {
+    let mut errs = Vec::new();
+    if s.len() > 63 {
+        errs.push("must be no more than 63 characters");
+    }
+    if !dns_label(s) {
+        errs.push(LABEL_MSG);
+    }
+    errs
+}
+
+fn label1035_errors(s: &str) -> Vec<&'static str> {
+    let mut errs = Vec::new();
+    if s.len() > 63 {
+        errs.push("must be no more than 63 characters");
+    }
+    if !(dns_label(s) && s.bytes().next().is_some_and(|b| b.is_ascii_lowercase())) {
+        errs.push(LABEL1035_MSG);
+    }
+    errs
+}
+
+fn path_segment_errors(s: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if s == "." || s == ".." {
+        errs.push(format!("may not be '{s}'"));
+    }
+    for bad in ["/", "%"] {
+        if s.contains(bad) {
+            errs.push(format!("may not contain '{bad}'"));
+        }
+    }
+    errs
+}
+
+/// The messages of a name under `rule`; with `prefix` (generateName), a trailing `-` is allowed
+/// as upstream's name functions allow it.
+pub fn name_errors(rule: NameRule, name: &str, prefix: bool) -> Vec<String> {
+    let checked = if prefix {
+        name.strip_suffix('-').unwrap_or(name)
+    } else {
+        name
+    };
+    match rule {
+        NameRule::Subdomain => subdomain_errors(checked)
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+        NameRule::Label => label_errors(checked)
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+        NameRule::Label1035 => label1035_errors(checked)
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+        NameRule::PathSegment => path_segment_errors(checked),
+    }
+}
+
+/// Upstream's `IsQualifiedName`: `[prefix/]name`, the prefix a DNS subdomain.
+fn qualified_name_errors(key: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if let Some(p) = prefix {
+        if p.is_empty() {
+            errs.push("prefix part must be non-empty".to_string());
+        } else {
+            errs.extend(
+                subdomain_errors(p)
+                    .into_iter()
+                    .map(|m| format!("prefix part {m}")),
+            );
+        }
+    }
+    if name.is_empty() {
+        errs.push("name part must be non-empty".to_string());
+    } else {
+        if name.len() > 63 {
+            errs.push("name part must be no more than 63 characters".to_string());
+        }
+        let b = name.as_bytes();
+        let ok = b
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(c))
+            && b.first().is_some_and(u8::is_ascii_alphanumeric)
+            && b.last().is_some_and(u8::is_ascii_alphanumeric);
+        if !ok {
+            errs.push(QUALIFIED_NAME_MSG.to_string());
+        }
+    }
+    errs
+}
+
+fn label_value_errors(v: &str) -> Vec<&'static str> {
+    let mut errs = Vec::new();
+    if v.len() > 63 {
+        errs.push("must be no more than 63 characters");
+    }
+    let b = v.as_bytes();
+    let ok = b.is_empty()
+        || (b
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(c))
+            && b.first().is_some_and(u8::is_ascii_alphanumeric)
+            && b.last().is_some_and(u8::is_ascii_alphanumeric));
+    if !ok {
+        errs.push(LABEL_VALUE_MSG);
+    }
+    errs
+}
+
+/// The causes of an object's metadata under its kind's name rule.
+pub fn validate(obj: &Value, rule: NameRule) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let meta = obj.get("metadata");
+    let name = meta
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    for msg in name_errors(rule, name, false) {
+        causes.push(invalid("metadata.name", name, &msg));
+    }
+    if let Some(generate) = meta
+        .and_then(|m| m.get("generateName"))
+        .and_then(Value::as_str)
+        .filter(|g| !g.is_empty())
+    {
+        for msg in name_errors(rule, generate, true) {
+            causes.push(invalid("metadata.generateName", generate, &msg));
+        }
+    }
+    if let Some(labels) = meta
+        .and_then(|m| m.get("labels"))
+        .and_then(Value::as_object)
+    {
+        for (k, v) in labels {
+            for msg in qualified_name_errors(k) {
+                causes.push(invalid("metadata.labels", k, &msg));
+            }
+            let v = v.as_str().unwrap_or("");
+            for msg in label_value_errors(v) {
+                causes.push(invalid("metadata.labels", v, msg));
+            }
+        }
+    }
+    if let Some(annotations) = meta
+        .and_then(|m| m.get("annotations"))
+        .and_then(Value::as_object)
+    {
+        let mut total = 0;
+        for (k, v) in annotations {
+            for msg in qualified_name_errors(&k.to_ascii_lowercase()) {
+                causes.push(invalid("metadata.annotations", k, &msg));
+            }
+            total += k.len() + v.as_str().map_or(0, str::len);
+        }
+        if total > TOTAL_ANNOTATION_SIZE_LIMIT {
+            causes.push(Cause {
+                reason: "FieldValueTooLong".into(),
+                message: format!(
+                    "Too long: may not be more than {TOTAL_ANNOTATION_SIZE_LIMIT} bytes"
+                ),
+                field: "metadata.annotations".into(),
+            });
+        }
+    }
+    causes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn names_follow_their_kinds_rule() {
+        assert!(name_errors(NameRule::Subdomain, "nginx", false).is_empty());
+        assert!(name_errors(NameRule::Subdomain, "a.b-c", false).is_empty());
+        assert_eq!(
+            name_errors(NameRule::Subdomain, "Bad_Name", false),
+            vec![SUBDOMAIN_MSG]
+        );
+        assert!(!name_errors(NameRule::Label, "a.b", false).is_empty());
+        assert!(!name_errors(NameRule::Label1035, "1abc", false).is_empty());
+        assert!(name_errors(NameRule::Label1035, "abc-1", false).is_empty());
+        assert!(name_errors(NameRule::Subdomain, "web-", true).is_empty());
+        assert_eq!(
+            name_errors(NameRule::PathSegment, "a/b", false),
+            vec!["may not contain '/'"]
+        );
+        assert!(name_errors(NameRule::PathSegment, "system:admin", false).is_empty());
+    }
+
+    #[test]
+    fn labels_and_annotations_are_checked_as_upstream() {
+        let obj = json!({"metadata": {
+            "name": "ok",
+            "labels": {"good/key": "v", "bad key": "v", "k": "-bad"},
+            "annotations": {"a": "x".repeat(TOTAL_ANNOTATION_SIZE_LIMIT)},
+        }});
+        let causes = validate(&obj, NameRule::Subdomain);
+        let fields: Vec<(&str, &str)> = causes
+            .iter()
+            .map(|c| (c.field.as_str(), c.reason.as_str()))
+            .collect();
+        assert_eq!(
+            fields,
+            vec![
+                ("metadata.labels", "FieldValueInvalid"),
+                ("metadata.labels", "FieldValueInvalid"),
+                ("metadata.annotations", "FieldValueTooLong"),
+            ]
+        );
+        assert_eq!(
+            causes[0].message,
+            format!("Invalid value: \"bad key\": {QUALIFIED_NAME_MSG}")
+        );
+    }
+}

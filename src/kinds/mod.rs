@@ -1,0 +1,149 @@
+//! Per-kind behaviour on the write path, as upstream's REST strategies: each registry row names
+//! its `Strategy`; everything a kind does not say is the generic default. A kind with behaviour
+//! of its own has one small file here; adding a kind is adding a row (and, where it needs one, a
+//! file). The write pipeline (`crate::api::rest::write`) calls these stages in order:
+//! prepare → mutating admission → defaults → validation → validating admission → store.
+
+mod events;
+pub mod meta;
+mod namespaces;
+mod pods;
+
+use serde_json::Value;
+
+use crate::api::status::Cause;
+
+/// The rule a kind's object names follow (upstream's `ValidateNameFunc`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameRule {
+    /// DNS-1123 subdomain: most kinds.
+    Subdomain,
+    /// DNS-1123 label: namespaces and the like.
+    Label,
+    /// DNS-1035 label: services.
+    Label1035,
+    /// A path segment only (no `/`, not `.` or `..`): RBAC objects, and the like.
+    PathSegment,
+}
+
+/// A kind's write-path behaviour. Shared by all cores; pure functions of the objects given.
+pub trait Strategy: Send + Sync + std::fmt::Debug {
+    /// Whether `metadata.generation` is set to 1 on create and bumped when the spec changes.
+    fn tracks_generation(&self) -> bool {
+        false
+    }
+
+    /// Whether DELETE answers with the (last) object rather than a success Status.
+    fn returns_deleted_object(&self) -> bool {
+        false
+    }
+
+    /// Keys of this kind are written with a lease of this many seconds (events).
+    fn ttl_seconds(&self) -> Option<i64> {
+        None
+    }
+
+    /// Whether DELETE only marks the object (deletionTimestamp) and something else finishes
+    /// it (namespaces, whose contents go first).
+    fn deletes_gracefully(&self) -> bool {
+        false
+    }
+
+    fn name_rule(&self) -> NameRule {
+        NameRule::Subdomain
+    }
+
+    /// What the server sets on a new object before admission (upstream's PrepareForCreate):
+    /// status reset, fields only the server owns.
+    fn prepare_for_create(&self, _obj: &mut Value) {}
+
+    /// What the server keeps from the old object on an update of the main resource, before
+    /// admission (upstream's PrepareForUpdate), beyond the generic status/spec rules.
+    fn prepare_for_update(&self, _obj: &mut Value, _old: &Value) {}
+
+    /// The kind's defaults (upstream's `SetDefaults_*`).
+    fn default(&self, _obj: &mut Value) {}
+
+    /// The kind's own create rules (upstream's `Validate<Kind>`), beyond object meta.
+    fn validate_create(&self, _obj: &Value) -> Vec<Cause> {
+        Vec::new()
+    }
+
+    /// The kind's own update rules (upstream's `Validate<Kind>Update`), beyond object meta.
+    fn validate_update(&self, obj: &Value, _old: &Value) -> Vec<Cause> {
+        self.validate_create(obj)
+    }
+}
+
+/// The default strategy: nothing of its own.
+#[derive(Debug)]
+pub struct Generic;
+
+impl Strategy for Generic {}
+
+/// Kinds whose only own behaviour is tracking `metadata.generation`.
+#[derive(Debug)]
+pub struct Generational;
+
+impl Strategy for Generational {
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+}
+
+/// Kinds whose DELETE returns the object, with nothing else of their own.
+#[derive(Debug)]
+pub struct ReturnsDeleted;
+
+impl Strategy for ReturnsDeleted {
+    fn returns_deleted_object(&self) -> bool {
+        true
+    }
+}
+
+/// The strategy of a built-in resource (`group`, plural `resource`).
+pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
+    match (group, resource) {
+        ("", "pods") => &pods::Pods,
+        ("", "namespaces") => &namespaces::Namespaces,
+        ("", "events") | ("events.k8s.io", "events") => &events::Events,
+        ("", "services") => &ServicesStrategy,
+        ("", "nodes" | "persistentvolumes" | "persistentvolumeclaims") => &ReturnsDeleted,
+        ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets")
+        | ("batch", "jobs" | "cronjobs")
+        | ("", "replicationcontrollers")
+        | ("policy", "poddisruptionbudgets")
+        | ("apiextensions.k8s.io", "customresourcedefinitions")
+        | (
+            "admissionregistration.k8s.io",
+            "validatingadmissionpolicies" | "mutatingadmissionpolicies",
+        )
+        | ("autoscaling", "horizontalpodautoscalers") => &Generational,
+        ("rbac.authorization.k8s.io", _) => &PathNamed,
+        _ => &Generic,
+    }
+}
+
+/// Services: DNS-1035 names, and DELETE returns the object.
+#[derive(Debug)]
+pub struct ServicesStrategy;
+
+impl Strategy for ServicesStrategy {
+    fn returns_deleted_object(&self) -> bool {
+        true
+    }
+
+    fn name_rule(&self) -> NameRule {
+        NameRule::Label1035
+    }
+}
+
+/// RBAC objects: any name that is a valid path segment.
+#[derive(Debug)]
+pub struct PathNamed;
+
+impl Strategy for PathNamed {
+    fn name_rule(&self) -> NameRule {
+        NameRule::PathSegment
+    }
+}

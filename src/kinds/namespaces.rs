@@ -1,0 +1,48 @@
+//! Namespaces: the `kubernetes.io/metadata.name` label and the `kubernetes` finalizer on create,
+//! phase Active; DELETE marks the namespace Terminating and its contents go before it.
+
+use serde_json::{Value, json};
+
+use super::{NameRule, Strategy};
+
+#[derive(Debug)]
+pub struct Namespaces;
+
+impl Strategy for Namespaces {
+    fn returns_deleted_object(&self) -> bool {
+        true
+    }
+
+    fn deletes_gracefully(&self) -> bool {
+        true
+    }
+
+    fn name_rule(&self) -> NameRule {
+        NameRule::Label
+    }
+
+    fn prepare_for_create(&self, obj: &mut Value) {
+        if let Some(o) = obj.as_object_mut() {
+            o.insert("status".into(), json!({"phase": "Active"}));
+            let spec = o.entry("spec").or_insert_with(|| json!({}));
+            if let Some(s) = spec.as_object_mut() {
+                s.entry("finalizers")
+                    .or_insert_with(|| json!(["kubernetes"]));
+            }
+        }
+    }
+
+    fn default(&self, obj: &mut Value) {
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+            let labels = meta.entry("labels").or_insert_with(|| json!({}));
+            if let Some(l) = labels.as_object_mut() {
+                l.insert("kubernetes.io/metadata.name".into(), json!(name));
+            }
+        }
+    }
+}
