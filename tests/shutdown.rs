@@ -242,3 +242,28 @@ fn health_endpoints_list_upstreams_check_names() {
         "{excluded}"
     );
 }
+
+#[test]
+fn sigint_shuts_down_as_sigterm_does_and_a_second_signal_exits_at_once() {
+    let mut k = Kapi::start(&[], &[]);
+    k.signal("INT");
+    let status = k
+        .wait_exit(EXIT_BOUND)
+        .expect("kapi exits within the bound");
+    assert!(status.success(), "kapi exited with {status}: {}", k.log());
+
+    // A second signal during a long delay ends the process at once, with status 1.
+    let mut k = Kapi::start(&["--shutdown-delay-duration=60s"], &[]);
+    k.signal("TERM");
+    // The first signal's handling has started once /readyz fails.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(&k, "/readyz/shutdown").0 != 500 {
+        assert!(Instant::now() < deadline, "shutdown never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    k.signal("TERM");
+    let status = k
+        .wait_exit(EXIT_BOUND)
+        .expect("a second signal ends kapi at once");
+    assert_eq!(status.code(), Some(1), "{}", k.log());
+}
