@@ -267,3 +267,110 @@ fn sigint_shuts_down_as_sigterm_does_and_a_second_signal_exits_at_once() {
         .expect("a second signal ends kapi at once");
     assert_eq!(status.code(), Some(1), "{}", k.log());
 }
+
+#[test]
+fn a_list_in_flight_at_shutdown_drains_completely_before_kapi_exits() {
+    let mut k = Kapi::start(&[], &[]);
+    // 300 configmaps of 40 KB: a streamed list (256 items or more) of 12 MB, read at about
+    // 3 MB/s through a 16 KiB receive buffer, so that kapi's side of it lasts seconds, not as
+    // long as the kernel takes to buffer it. Were it not counted as in flight, its stream
+    // would be cut at once.
+    let data = "x".repeat(40_000);
+    let items: Vec<serde_json::Value> = (0..300)
+        .map(|i| {
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": format!("big-{i}")}, "data": {"d": data}})
+        })
+        .collect();
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+    let out = k.kubectl_stdin(
+        &["create", "--validate=false", "-f", "-", "-o", "name"],
+        &list.to_string(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut reader = SlowReader::connect(&k, "/api/v1/namespaces/default/configmaps");
+    reader.read_until(|got| got.len() > 64 * 1024);
+    k.signal("TERM");
+    reader.read_until(|_| false);
+    let body = dechunk(&reader.got).expect("the whole chunked body, its last chunk included");
+    let listed: serde_json::Value = serde_json::from_slice(&body).expect("a whole list");
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(300));
+    let status = k
+        .wait_exit(EXIT_BOUND)
+        .expect("kapi exits within the bound");
+    assert!(status.success(), "kapi exited with {status}: {}", k.log());
+}
+
+/// An HTTP/1.1 client that reads its response slowly through a small receive buffer.
+struct SlowReader {
+    tls: rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>,
+    got: Vec<u8>,
+}
+
+/// Receive buffer of the slow reader: small, so that the kernel holds little of the response.
+const SLOW_RECEIVE_BUFFER: usize = 16 * 1024;
+
+impl SlowReader {
+    fn connect(k: &Kapi, path: &str) -> SlowReader {
+        use std::io::Write;
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("a socket");
+        socket
+            .set_recv_buffer_size(SLOW_RECEIVE_BUFFER)
+            .expect("a receive buffer size");
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], k.port).into();
+        socket.connect(&addr.into()).expect("kapi accepts");
+        let tcp: std::net::TcpStream = socket.into();
+        tcp.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("a read timeout");
+        let config = support::kapi::admin_tls(&k.data_dir, &[b"http/1.1"]);
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("a server name");
+        let conn =
+            rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("a TLS client");
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n\r\n");
+        tls.write_all(request.as_bytes())
+            .expect("the request is sent");
+        SlowReader {
+            tls,
+            got: Vec::new(),
+        }
+    }
+
+    /// Reads 32 KiB every 10 ms until `enough` or the end of the connection.
+    fn read_until(&mut self, enough: impl Fn(&[u8]) -> bool) {
+        use std::io::Read;
+        let mut buf = vec![0; 32 * 1024];
+        let deadline = Instant::now() + EXIT_BOUND;
+        while !enough(&self.got) && Instant::now() < deadline {
+            match self.tls.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => self.got.extend_from_slice(&buf[..n]),
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// The body of a chunked HTTP/1.1 response, if it is whole (ends with its last chunk).
+fn dechunk(response: &[u8]) -> Option<Vec<u8>> {
+    let start = response.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let mut rest = &response[start..];
+    let mut body = Vec::new();
+    loop {
+        let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
+        let size = std::str::from_utf8(&rest[..line_end]).ok()?.trim();
+        let size = usize::from_str_radix(size, 16).ok()?;
+        rest = &rest[line_end + 2..];
+        if size == 0 {
+            return Some(body);
+        }
+        body.extend_from_slice(rest.get(..size)?);
+        rest = rest.get(size + 2..)?;
+    }
+}

@@ -93,9 +93,18 @@ pub(super) async fn serve<H: Handler>(
             // Waiting for a next request that may never come: at shutdown, let the client go.
             let stopping = conn.lifecycle.clone();
             let stop = std::pin::pin!(stopping.reached(stopping.stop_listening_phase()));
-            match select(std::pin::pin!(conn.read_request()), stop).await {
-                Either::Left((read, _)) => read,
-                Either::Right(_) => return,
+            let read = match select(std::pin::pin!(conn.read_request()), stop).await {
+                Either::Left((read, _)) => Some(read),
+                Either::Right(_) => None,
+            };
+            match read {
+                Some(read) => read,
+                None => {
+                    // Close gracefully: what the last response left in the socket's buffers
+                    // still reaches the client, then the end of the stream.
+                    conn.linger().await;
+                    return;
+                }
             }
         } else {
             conn.read_request().await
@@ -132,6 +141,10 @@ pub(super) async fn serve<H: Handler>(
             .await
         {
             Ok(true) => {}
+            Ok(false) if conn.lifecycle.phase() >= Phase::NotAcceptingNewRequests => {
+                conn.linger().await;
+                return;
+            }
             Ok(false) | Err(_) => return,
         }
     }
@@ -312,11 +325,12 @@ impl Connection {
         loop {
             let next = {
                 let closed = std::pin::pin!(self.closed());
-                match select(chunks.next(), select(closed, ending.as_mut())).await {
-                    Either::Left((next, _)) => next,
+                // The shutdown is looked at first: a busy stream always has a chunk ready.
+                match select(ending.as_mut(), select(chunks.next(), closed)).await {
+                    Either::Right((Either::Left((next, _)), _)) => next,
                     // The client left: dropping `chunks` tells the producer.
-                    Either::Right((Either::Left(_), _)) => return Ok(false),
-                    Either::Right((Either::Right(_), _)) => {
+                    Either::Right((Either::Right(_), _)) => return Ok(false),
+                    Either::Left(_) => {
                         if !ends_cleanly(observer.as_deref()) {
                             return Ok(false);
                         }

@@ -331,20 +331,23 @@ async fn send_response(
     let mut ending = std::pin::pin!(lifecycle.reached(Phase::EndingStreams));
     loop {
         let reset = poll_fn(|cx| send.poll_reset(cx));
+        // The shutdown is looked at first: a busy stream always has a chunk ready.
         match select(
-            chunks.next(),
-            select(std::pin::pin!(reset), ending.as_mut()),
+            ending.as_mut(),
+            select(chunks.next(), std::pin::pin!(reset)),
         )
         .await
         {
-            Either::Left((Some(chunk), _)) => {
+            Either::Right((Either::Left((Some(chunk), _)), _)) => {
                 if let Some(observer) = &observer {
                     observer.chunk(chunk.len());
                 }
                 send_data(&mut send, chunk, false).await?
             }
-            Either::Left((None, _)) => return send.send_data(Bytes::new(), true),
-            Either::Right((Either::Right(_), _)) => {
+            Either::Right((Either::Left((None, _)), _)) => {
+                return send.send_data(Bytes::new(), true);
+            }
+            Either::Left(_) => {
                 if ends_cleanly(observer.as_deref()) {
                     return send.send_data(Bytes::new(), true);
                 }
@@ -352,7 +355,7 @@ async fn send_response(
                 return Ok(());
             }
             // The client reset the stream: dropping `chunks` tells the producer.
-            Either::Right((Either::Left(_), _)) => return Ok(()),
+            Either::Right((Either::Right(_), _)) => return Ok(()),
         }
     }
 }
