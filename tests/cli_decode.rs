@@ -111,3 +111,21 @@ fn bad_input_fails_with_a_precise_message_and_no_panic() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+#[test]
+fn decode_of_a_bare_watch_event_gives_upstreams_json() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("codec/testdata/roundtrip");
+    let pb = std::fs::read(dir.join("core.v1.WatchEvent.pb")).expect("the fixture");
+    let out = kapi(&["decode"], &pb);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let want: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join("core.v1.WatchEvent.json")).expect("the fixture"),
+    )
+    .expect("JSON");
+    assert_eq!(got, want);
+}

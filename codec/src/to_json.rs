@@ -668,9 +668,17 @@ fn is_zero_message(schema: &Schema, f: &Field, o: &Occ<'_>) -> bool {
 }
 
 /// Transcodes a `k8s\0` envelope (as etcd stores built-in kinds) to the JSON upstream writes.
+/// An envelope with an empty TypeMeta is a bare `WatchEvent` (the one message upstream writes
+/// without one), written as upstream writes it: `type` and `object`, no apiVersion or kind.
 pub fn envelope_to_json(bytes: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
     let env = crate::envelope::Envelope::parse(bytes)?;
     let schema = Schema::get();
+    if env.api_version.is_empty() && env.kind.is_empty() {
+        let id = schema
+            .kind("v1", "WatchEvent")
+            .ok_or_else(|| crate::envelope::unknown_kind("v1", "WatchEvent"))?;
+        return PbToJson::new(schema).message(id, env.raw, env.raw_offset, None, out);
+    }
     let id = schema
         .kind(env.api_version, env.kind)
         .ok_or_else(|| crate::envelope::unknown_kind(env.api_version, env.kind))?;

@@ -112,7 +112,7 @@ pub fn name_errors(rule: NameRule, name: &str, prefix: bool) -> Vec<String> {
 }
 
 /// Upstream's `IsQualifiedName`: `[prefix/]name`, the prefix a DNS subdomain.
-fn qualified_name_errors(key: &str) -> Vec<String> {
+pub fn qualified_name_errors(key: &str) -> Vec<String> {
     let mut errs = Vec::new();
     let (prefix, name) = match key.split_once('/') {
         Some((p, n)) => (Some(p), n),
@@ -148,7 +148,7 @@ fn qualified_name_errors(key: &str) -> Vec<String> {
     errs
 }
 
-fn label_value_errors(v: &str) -> Vec<&'static str> {
+pub fn label_value_errors(v: &str) -> Vec<&'static str> {
     let mut errs = Vec::new();
     if v.len() > 63 {
         errs.push("must be no more than 63 characters");

@@ -8,6 +8,10 @@ mod events;
 pub mod meta;
 mod namespaces;
 mod pods;
+pub mod podspec_rules;
+mod rbac;
+mod services;
+pub mod workload_rules;
 
 use serde_json::Value;
 
@@ -107,43 +111,60 @@ pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
         ("", "pods") => &pods::Pods,
         ("", "namespaces") => &namespaces::Namespaces,
         ("", "events") | ("events.k8s.io", "events") => &events::Events,
-        ("", "services") => &ServicesStrategy,
+        ("", "services") => &services::Services,
         ("", "nodes" | "persistentvolumes" | "persistentvolumeclaims") => &ReturnsDeleted,
-        ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets")
-        | ("batch", "jobs" | "cronjobs")
-        | ("", "replicationcontrollers")
-        | ("policy", "poddisruptionbudgets")
+        ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets") => &APPS,
+        ("batch", "jobs") => &JOBS,
+        ("batch", "cronjobs") => &CRONJOBS,
+        ("", "replicationcontrollers") => &REPLICATION_CONTROLLERS,
+        ("", "podtemplates") => &POD_TEMPLATES,
+        ("policy", "poddisruptionbudgets")
         | ("apiextensions.k8s.io", "customresourcedefinitions")
         | (
             "admissionregistration.k8s.io",
             "validatingadmissionpolicies" | "mutatingadmissionpolicies",
         )
         | ("autoscaling", "horizontalpodautoscalers") => &Generational,
-        ("rbac.authorization.k8s.io", _) => &PathNamed,
+        ("rbac.authorization.k8s.io", "roles" | "clusterroles") => &rbac::ROLES,
+        ("rbac.authorization.k8s.io", "rolebindings") => &rbac::ROLE_BINDINGS,
+        ("rbac.authorization.k8s.io", "clusterrolebindings") => &rbac::CLUSTER_ROLE_BINDINGS,
         _ => &Generic,
     }
 }
 
-/// Services: DNS-1035 names, and DELETE returns the object.
+/// Kinds that carry a pod template: generation tracking (but PodTemplates) and their rules.
 #[derive(Debug)]
-pub struct ServicesStrategy;
+pub struct WorkloadStrategy(workload_rules::Workload);
 
-impl Strategy for ServicesStrategy {
-    fn returns_deleted_object(&self) -> bool {
-        true
+static APPS: WorkloadStrategy = WorkloadStrategy(workload_rules::Workload::Apps);
+static JOBS: WorkloadStrategy = WorkloadStrategy(workload_rules::Workload::Job);
+static CRONJOBS: WorkloadStrategy = WorkloadStrategy(workload_rules::Workload::CronJob);
+static REPLICATION_CONTROLLERS: WorkloadStrategy =
+    WorkloadStrategy(workload_rules::Workload::ReplicationController);
+static POD_TEMPLATES: WorkloadStrategy = WorkloadStrategy(workload_rules::Workload::PodTemplate);
+
+impl Strategy for WorkloadStrategy {
+    fn tracks_generation(&self) -> bool {
+        self.0 != workload_rules::Workload::PodTemplate
     }
 
-    fn name_rule(&self) -> NameRule {
-        NameRule::Label1035
+    fn default(&self, obj: &mut Value) {
+        let template = match self.0 {
+            workload_rules::Workload::CronJob => "/spec/jobTemplate/spec/template/spec",
+            workload_rules::Workload::PodTemplate => "/template/spec",
+            _ => "/spec/template/spec",
+        };
+        if let Some(spec) = obj.pointer_mut(template) {
+            // A job's template must say how its pods restart: no default there.
+            let restart = match self.0 {
+                workload_rules::Workload::Job | workload_rules::Workload::CronJob => None,
+                _ => Some("Always"),
+            };
+            pods::default_pod_spec(spec, restart);
+        }
     }
-}
 
-/// RBAC objects: any name that is a valid path segment.
-#[derive(Debug)]
-pub struct PathNamed;
-
-impl Strategy for PathNamed {
-    fn name_rule(&self) -> NameRule {
-        NameRule::PathSegment
+    fn validate_create(&self, obj: &Value) -> Vec<Cause> {
+        workload_rules::validate(obj, self.0)
     }
 }

@@ -3,9 +3,10 @@
 //!
 //! decode once → (update/patch: the current object from the cache, the patch applied) →
 //! the kind's strategy prepares it (server-owned metadata, status/spec separation,
-//! generation) → mutating admission → defaults → validation (object meta and the kind's
-//! rules; 422 with upstream's causes) → validating admission → encode once → the store's
-//! transaction on the key's mod_revision. A conflict is retried (bounded) for patches and for
+//! generation) → mutating admission → defaults → encode once (what the decoder refuses, such
+//! as unknown fields under Strict, is a 400 before validation, as upstream decodes first) →
+//! validation (object meta and the kind's rules; 422 with upstream's causes) → validating
+//! admission → the store's transaction on the key's mod_revision. A conflict is retried (bounded) for patches and for
 //! updates that named no resourceVersion, as upstream's GuaranteedUpdate; otherwise it is 409.
 
 use super::*;
@@ -86,13 +87,14 @@ impl Ctx<'_> {
             .mutate(self.api, &attrs, Some(&mut obj))
             .await?;
         strategy.default(&mut obj);
+        // Encode once: what upstream's decoder refuses (unknown fields under Strict, wrong
+        // types) is a 400 before any validation.
+        let (value, warnings) = objects::encode_for_storage(self.res, &obj, validation)?;
         self.validate(&obj, None)?;
         self.api
             .admission
             .validate(self.api, &attrs, Some(&obj))
             .await?;
-        // Encode once, then the store.
-        let (value, warnings) = objects::encode_for_storage(self.res, &obj, validation)?;
         let key = self.key(&name);
         if dry_run {
             if self.rc()?.snapshot().get(key.as_bytes()).is_some() {
@@ -236,13 +238,13 @@ impl Ctx<'_> {
                 .mutate(self.api, &attrs, Some(&mut merged))
                 .await?;
             strategy.default(&mut merged);
+            // Encode once (decoding errors are 400s before validation, as upstream).
+            let (value, warnings) = objects::encode_for_storage(self.res, &merged, validation)?;
             self.validate(&merged, Some(&old))?;
             self.api
                 .admission
                 .validate(self.api, &attrs, Some(&merged))
                 .await?;
-            // Encode once, then the store.
-            let (value, warnings) = objects::encode_for_storage(self.res, &merged, validation)?;
             if value == current.value || dry_run {
                 let obj = objects::served(self.res, &value, current.mod_revision)?;
                 return Ok(
