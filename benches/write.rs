@@ -25,7 +25,12 @@ fn pod_body() -> Vec<u8> {
     .unwrap();
     let mut v: serde_json::Value = serde_json::from_slice(&json).unwrap();
     if let Some(m) = v.get_mut("metadata").and_then(|m| m.as_object_mut()) {
-        for k in ["uid", "resourceVersion", "creationTimestamp", "managedFields"] {
+        for k in [
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "managedFields",
+        ] {
             m.remove(k);
         }
     }

@@ -14,8 +14,10 @@ pub mod fault;
 pub mod flowcontrol;
 pub mod ingest;
 pub mod kinds;
+pub mod metrics;
 pub mod pki;
 pub mod serve;
+pub mod shutdown;
 // Compaction and store introspection are used by the storage tests.
 #[cfg_attr(not(test), allow(dead_code))]
 pub mod storage;

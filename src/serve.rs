@@ -65,6 +65,19 @@ pub struct ServeArgs {
     /// the plain max-in-flight limits.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub enable_priority_and_fairness: bool,
+    /// After SIGTERM, how long /readyz fails while everything else is still served, so load
+    /// balancers stop sending traffic here (a Go duration: 0s, 2s, 1m30s).
+    #[arg(long, default_value = "0s", value_parser = crate::shutdown::parse_duration)]
+    pub shutdown_delay_duration: std::time::Duration,
+    /// While shutting down, answer new requests 429 with Retry-After (and keep listening) until
+    /// the requests in flight have drained, instead of closing the listener at once.
+    #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true",
+          action = clap::ArgAction::Set)]
+    pub shutdown_send_retry_after: bool,
+    /// While shutting down, how long open watches may end on their own before they are ended
+    /// (a Go duration).
+    #[arg(long, default_value = "0s", value_parser = crate::shutdown::parse_duration)]
+    pub shutdown_watch_termination_grace_period: std::time::Duration,
 }
 
 /// Namespaces that exist from the start, as upstream's system namespaces controller makes them.
@@ -103,6 +116,26 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
     let store = open_store(args)?;
     let prefix = format!("{}/", args.etcd_prefix.trim_end_matches('/'));
     let registry = Registry::builtin();
+    crate::metrics::init();
+    crate::metrics::storage::set_resources(
+        registry
+            .all()
+            .iter()
+            .filter(|r| !r.key_prefix.is_empty())
+            .map(|r| {
+                (
+                    format!("{prefix}{}", r.key_prefix),
+                    r.group.clone(),
+                    r.resource.clone(),
+                )
+            }),
+    );
+    let lifecycle = crate::shutdown::Lifecycle::new(crate::shutdown::Options {
+        delay: args.shutdown_delay_duration,
+        send_retry_after: args.shutdown_send_retry_after,
+        watch_grace: args.shutdown_watch_termination_grace_period,
+    });
+    crate::shutdown::start(lifecycle.clone()).map_err(|e| format!("signal handlers: {e}"))?;
     let cache = Arc::new(Cache::new(
         crate::api::cached::specs(&registry, &prefix),
         args.cache_encoded_bytes,
@@ -136,6 +169,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         cache,
         prefix,
         flowcontrol,
+        lifecycle: lifecycle.clone(),
     });
     let cores = if args.cores == 0 {
         std::thread::available_parallelism()
@@ -149,10 +183,16 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         "kapi: serving https://{bind} on {cores} cores; kubectl --kubeconfig {}",
         pki.admin_kubeconfig.display()
     );
-    crate::transport::serve(ServerConfig { bind, cores, tls }, move || {
-        ApiHandler(api.clone())
-    })
-    .map_err(|e| format!("serving {bind}: {e}"))
+    let config = ServerConfig {
+        bind,
+        cores,
+        tls,
+        lifecycle,
+    };
+    crate::transport::serve(config, move || ApiHandler(api.clone()))
+        .map_err(|e| format!("serving {bind}: {e}"))?;
+    eprintln!("kapi: shut down");
+    Ok(())
 }
 
 fn open_store(args: &ServeArgs) -> Result<StoreClient, String> {

@@ -4,6 +4,7 @@
 
 pub mod cached;
 pub mod conversion;
+pub mod health;
 pub mod negotiate;
 pub mod objects;
 pub mod openapi;

@@ -28,21 +28,48 @@ pub struct Api {
     pub prefix: String,
     /// API Priority and Fairness (or max-in-flight): every request is admitted there first.
     pub flowcontrol: Arc<crate::flowcontrol::FlowControl>,
+    /// Shutdown's phase: `/readyz`'s `shutdown` check, 429s while draining, the drain's count.
+    pub lifecycle: crate::shutdown::Lifecycle,
 }
 
 impl Api {
+    /// Every request: refused while shutting down (with `--shutdown-send-retry-after`),
+    /// counted for the drain and the metrics until its response has ended (`pipeline`).
+    pub async fn handle(self: Arc<Self>, req: Request) -> Response {
+        if self
+            .lifecycle
+            .refuses(req.uri.path(), header_str(&req.headers, header::USER_AGENT))
+        {
+            return shutting_down();
+        }
+        // Request info, resolved once.
+        let query = Query::parse(req.uri.query());
+        let path = req.uri.path().to_string();
+        let target = request::parse(&req.method, &path, &query);
+        let tracked = track(&req, target.as_ref());
+        let long_running = tracked.as_ref().is_some_and(|(t, _)| t.long_running());
+        let drain = self.lifecycle.request(long_running);
+        let response = self.pipeline(req, query, path, target).await;
+        match tracked {
+            Some((tracker, watch)) => tracker.with_drain(drain).finish(response, watch),
+            None => response,
+        }
+    }
+
     /// The request pipeline: request info → authentication → flow control → authorization →
     /// the handler. Each stage is its own module (`request`, `crate::authn`,
     /// `crate::flowcontrol`, `crate::authz`); a stage that refuses answers with its `Status`.
-    pub async fn handle(self: Arc<Self>, req: Request) -> Response {
-        // Request info, resolved once.
-        let query = Query::parse(req.uri.query());
+    async fn pipeline(
+        self: Arc<Self>,
+        req: Request,
+        query: Query,
+        path: String,
+        target: Option<Target>,
+    ) -> Response {
         let pretty = negotiate::pretty(
             query.get("pretty"),
             header_str(&req.headers, header::USER_AGENT),
         );
-        let path = req.uri.path().to_string();
-        let target = request::parse(&req.method, &path, &query);
         // Authentication: a credential no authenticator accepts is a 401 whatever the path.
         let user = match self.authn.authenticate(&req) {
             Ok(user) => user,
@@ -165,118 +192,19 @@ impl Api {
         Ok(Some(terminating))
     }
 
-    /// The watch cache's gauges, in Prometheus' text format, then every metric registered
-    /// in the prometheus crate's default registry.
-    fn metrics(&self) -> String {
-        use std::fmt::Write;
-        let cache = &self.cache;
-        let mut out = String::new();
-        type Gauge = fn(&kapi_cache::Stats) -> usize;
-        let gauges: [(&str, &str, Gauge); 5] = [
-            ("objects", "Objects in the watch cache.", |s| s.objects),
-            (
-                "stored_bytes",
-                "Stored (protobuf or JSON) bytes of the cached objects.",
-                |s| s.stored_bytes,
-            ),
-            (
-                "object_bytes",
-                "Bytes the cached objects hold: stored bytes, kept encodings, attributes, map entries.",
-                |s| s.object_bytes,
-            ),
-            (
-                "encoded_bytes",
-                "Bytes of encodings kept with the cached objects.",
-                |s| s.encoded_bytes,
-            ),
-            (
-                "history_events",
-                "Events in the watch cache's history.",
-                |s| s.history_events,
-            ),
-        ];
-        let stats: Vec<(String, kapi_cache::Stats)> = cache
-            .resources()
-            .iter()
-            .map(|rc| {
-                let name = String::from_utf8_lossy(&rc.prefix[self.prefix.len()..])
-                    .trim_end_matches('/')
-                    .to_string();
-                (name, rc.stats())
-            })
-            .filter(|(_, s)| s.objects > 0 || s.history_events > 0)
-            .collect();
-        for (name, help, get) in gauges {
-            let _ = writeln!(out, "# HELP kapi_watch_cache_{name} {help}");
-            let _ = writeln!(out, "# TYPE kapi_watch_cache_{name} gauge");
-            for (res, st) in &stats {
-                let _ = writeln!(
-                    out,
-                    "kapi_watch_cache_{name}{{resource=\"{res}\"}} {}",
-                    get(st)
-                );
-            }
-        }
-        let _ = writeln!(out, "# HELP kapi_watch_cache_watchers Watches open.");
-        let _ = writeln!(out, "# TYPE kapi_watch_cache_watchers gauge");
-        let _ = writeln!(out, "kapi_watch_cache_watchers {}", cache.watcher_count());
-        let _ = writeln!(
-            out,
-            "# HELP kapi_watch_cache_revision The revision the watch cache has reached."
-        );
-        let _ = writeln!(out, "# TYPE kapi_watch_cache_revision gauge");
-        let _ = writeln!(out, "kapi_watch_cache_revision {}", cache.revision());
-        let _ = writeln!(
-            out,
-            "# HELP kapi_watch_cache_encoded_budget_bytes Bytes of kept encodings, and the cap (--cache-encoded-bytes)."
-        );
-        let _ = writeln!(out, "# TYPE kapi_watch_cache_encoded_budget_bytes gauge");
-        let _ = writeln!(
-            out,
-            "kapi_watch_cache_encoded_budget_bytes{{kind=\"used\"}} {}",
-            cache.budget.used()
-        );
-        let _ = writeln!(
-            out,
-            "kapi_watch_cache_encoded_budget_bytes{{kind=\"cap\"}} {}",
-            cache.budget.cap()
-        );
-        let mut registered = Vec::new();
-        if prometheus::Encoder::encode(
-            &prometheus::TextEncoder::new(),
-            &prometheus::gather(),
-            &mut registered,
-        )
-        .is_ok()
-        {
-            out.push_str(&String::from_utf8_lossy(&registered));
-        }
-        out
-    }
-
     async fn other(&self, req: &Request, path: &str, pretty: bool) -> Response {
         match path {
             "/version" | "/version/" => raw_json(discovery_doc("version.json"), true),
-            "/healthz" | "/livez" | "/readyz" => {
-                let store_ok = self.store.health().await.is_ok();
-                health(path, req.uri.query(), store_ok)
-            }
-            p if p.starts_with("/healthz/")
-                || p.starts_with("/livez/")
-                || p.starts_with("/readyz/") =>
-            {
-                let store_ok = self.store.health().await.is_ok();
-                let check = p.rsplit('/').next().unwrap_or("");
-                if check == "etcd" && !store_ok {
-                    text(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "[-]etcd failed: reason withheld\n".into(),
-                    )
-                } else {
-                    text(StatusCode::OK, "ok".into())
+            p if super::health::is_health(p) => {
+                match super::health::serve(p, req.uri.query(), &self.store, &self.lifecycle).await {
+                    Some((status, body)) => text(status, body),
+                    None => status_response(&Status::no_such_resource(), Encoding::Json, pretty),
                 }
             }
-            "/metrics" => text(StatusCode::OK, self.metrics()),
+            "/metrics" => {
+                let body = crate::metrics::encode(&self.cache, &self.prefix);
+                respond(StatusCode::OK, crate::metrics::CONTENT_TYPE, body)
+            }
             "/openapi/v2" | "/openapi/v2/" => match super::openapi::v2() {
                 Some(doc) => openapi_doc(req, doc, false),
                 None => status_response(&Status::no_such_resource(), Encoding::Json, pretty),
@@ -345,6 +273,59 @@ fn openapi_doc(req: &Request, doc: &super::openapi::Doc, immutable: bool) -> Res
 
 fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// What the metrics and the drain know of a request: tracked are resource requests and health
+/// checks (as upstream instruments them), with a watch's event counter.
+fn track(
+    req: &Request,
+    target: Option<&Target>,
+) -> Option<(
+    crate::metrics::request::Tracker,
+    Option<crate::metrics::watch::WatchEvents>,
+)> {
+    use crate::metrics::request::{RequestInfo, Target as Labels, Tracker};
+    let labels = match target? {
+        Target::Resource(rr) => Labels::Resource {
+            group: &rr.group,
+            version: &rr.version,
+            resource: &rr.resource,
+            subresource: rr.subresource.as_deref(),
+            namespace: rr.namespace.as_deref(),
+            name: rr.name.as_deref(),
+            watch: rr.verb == request::Verb::Watch,
+            create: rr.verb == request::Verb::Create,
+        },
+        Target::Other { path } if super::health::is_health(path) => Labels::Health { path },
+        _ => return None,
+    };
+    let watch = match target {
+        Some(Target::Resource(rr)) if rr.verb == request::Verb::Watch => Some(
+            crate::metrics::watch::WatchEvents::new(&rr.group, &rr.version, &rr.resource),
+        ),
+        _ => None,
+    };
+    let info = RequestInfo {
+        method: &req.method,
+        query: req.uri.query(),
+        content_type: header_str(&req.headers, header::CONTENT_TYPE),
+        target: labels,
+    };
+    Some((Tracker::begin(&info), watch))
+}
+
+/// Upstream's answer to a request that arrives while it drains with
+/// `--shutdown-send-retry-after`: plain text, 429, `Retry-After: 5`, and the connection closed.
+fn shutting_down() -> Response {
+    let mut resp = text(
+        StatusCode::TOO_MANY_REQUESTS,
+        "The apiserver is shutting down, please try again later.\n".into(),
+    );
+    resp.headers
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    resp.headers
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
 }
 
 pub fn discovery_doc(name: &str) -> &'static [u8] {
@@ -431,42 +412,6 @@ fn raw_json(doc: &[u8], pretty: bool) -> Response {
         doc.to_vec()
     };
     respond(StatusCode::OK, Encoding::Json.content_type(), body)
-}
-
-/// Health endpoints with upstream's verbose listing.
-fn health(path: &str, query: Option<&str>, store_ok: bool) -> Response {
-    let checks: &[(&str, bool)] = &[("ping", true), ("log", true), ("etcd", store_ok)];
-    let ok = checks.iter().all(|(_, ok)| *ok);
-    let verbose = query.is_some_and(|q| {
-        q.split('&')
-            .any(|p| p == "verbose" || p.starts_with("verbose="))
-    });
-    let name = path.trim_start_matches('/');
-    let mut body = String::new();
-    if verbose || !ok {
-        for (check, good) in checks {
-            if *good {
-                body.push_str(&format!("[+]{check} ok\n"));
-            } else {
-                body.push_str(&format!("[-]{check} failed: reason withheld\n"));
-            }
-        }
-        if ok {
-            body.push_str(&format!("{name} check passed\n"));
-        } else {
-            body.push_str(&format!("{name} check failed\n"));
-        }
-    } else {
-        body.push_str("ok");
-    }
-    text(
-        if ok {
-            StatusCode::OK
-        } else {
-            StatusCode::INTERNAL_SERVER_ERROR
-        },
-        body,
-    )
 }
 
 fn text(status: StatusCode, body: String) -> Response {

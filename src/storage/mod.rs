@@ -13,6 +13,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::metrics::storage::Operation;
+
 pub use watch::{WATCH_BUFFER_ITEMS, WatchItem, WatchStream};
 
 /// etcd's revision: a counter of the whole store, one step per write.
@@ -233,6 +235,24 @@ pub struct StoreClient {
 const STOPPED: &str = "the storage thread has stopped";
 
 impl StoreClient {
+    /// A call on `key` timed for `etcd_request_duration_seconds`, by upstream's operation
+    /// names; a refusal the caller asked for (absent, exists, conflict) is not a failure.
+    async fn timed<T>(
+        &self,
+        op: Operation,
+        key: &Bytes,
+        request: impl FnOnce(Reply<T>) -> Request,
+    ) -> Result<T, StoreError> {
+        let started = std::time::Instant::now();
+        let result = self.call(request).await;
+        let failed = matches!(
+            result,
+            Err(StoreError::Unavailable(_) | StoreError::Internal(_))
+        );
+        crate::metrics::storage::observe(op, key, started, !failed);
+        result
+    }
+
     async fn call<T>(&self, request: impl FnOnce(Reply<T>) -> Request) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.requests
@@ -246,7 +266,11 @@ impl StoreClient {
 
     pub async fn get(&self, key: &[u8]) -> Result<Option<KeyValue>, StoreError> {
         let key = Bytes::copy_from_slice(key);
-        self.call(|reply| Request::Get { key, reply }).await
+        self.timed(Operation::Get, &key.clone(), |reply| Request::Get {
+            key,
+            reply,
+        })
+        .await
     }
 
     /// The keys under `prefix`, in key order, from `start` (inclusive; empty = from `prefix`), at
@@ -260,7 +284,7 @@ impl StoreClient {
     ) -> Result<RangeResult, StoreError> {
         let prefix = Bytes::copy_from_slice(prefix);
         let start = Bytes::copy_from_slice(start);
-        self.call(|reply| Request::Range {
+        self.timed(Operation::List, &prefix.clone(), |reply| Request::Range {
             prefix,
             start,
             revision,
@@ -279,7 +303,7 @@ impl StoreClient {
         lease_ttl_seconds: Option<i64>,
     ) -> Result<KeyValue, StoreError> {
         let key = Bytes::copy_from_slice(key);
-        self.call(|reply| Request::Create {
+        self.timed(Operation::Create, &key.clone(), |reply| Request::Create {
             key,
             value,
             lease_ttl_seconds,
@@ -297,7 +321,7 @@ impl StoreClient {
         expected_mod_revision: Revision,
     ) -> Result<KeyValue, StoreError> {
         let key = Bytes::copy_from_slice(key);
-        self.call(|reply| Request::Update {
+        self.timed(Operation::Update, &key.clone(), |reply| Request::Update {
             key,
             value,
             expected_mod_revision,
@@ -316,7 +340,7 @@ impl StoreClient {
         expected_mod_revision: Option<Revision>,
     ) -> Result<KeyValue, StoreError> {
         let key = Bytes::copy_from_slice(key);
-        self.call(|reply| Request::Delete {
+        self.timed(Operation::Delete, &key.clone(), |reply| Request::Delete {
             key,
             expected_mod_revision,
             reply,

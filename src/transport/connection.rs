@@ -15,6 +15,7 @@ pub(super) async fn serve<H: Handler>(
     tcp: TcpStream,
     tls: Arc<rustls::ServerConfig>,
     handler: Rc<H>,
+    lifecycle: crate::shutdown::Lifecycle,
 ) {
     let remote = tcp.peer_addr().ok();
     // Small writes (watch events, HTTP/2 frames) must leave at once, not wait for an ACK.
@@ -29,8 +30,8 @@ pub(super) async fn serve<H: Handler>(
         memo: std::cell::OnceCell::new(),
     });
     if stream.alpn() == Some(b"h2") {
-        http2::serve(stream, peer, handler).await;
+        http2::serve(stream, peer, handler, lifecycle).await;
     } else {
-        http1::serve(stream, peer, handler).await;
+        http1::serve(stream, peer, handler, lifecycle).await;
     }
 }

@@ -1,6 +1,8 @@
 //! HTTP/1.1 over one TLS stream: heads parsed with httparse, Content-Length and chunked request
 //! bodies, keep-alive, and responses written whole or as a chunked stream flushed per chunk
-//! (watches). Requests on a connection are served one after another.
+//! (watches). Requests on a connection are served one after another. At shutdown an idle
+//! connection closes, a busy one closes after its response, and a stream ends with its last
+//! chunk.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -10,11 +12,13 @@ use futures::StreamExt;
 use futures::future::{Either, select};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version, header};
 
+use super::ends_cleanly;
 use super::tls::TlsStream;
 use super::{
-    BODY_READ_TIMEOUT, Body, HEADER_READ_TIMEOUT, Handler, IDLE_TIMEOUT, MAX_BODY_BYTES,
+    BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, Handler, IDLE_TIMEOUT, MAX_BODY_BYTES,
     MAX_HEADER_BYTES, Peer, Refusal, Request, RequestTarget, Response, WRITE_TIMEOUT,
 };
+use crate::shutdown::{Lifecycle, Phase};
 
 /// Plaintext read per call: one TLS record's worth.
 const READ_CHUNK: usize = 16 * 1024;
@@ -69,16 +73,43 @@ struct Connection {
     /// Landing place for each read, copied into `buf` only once the read completes, so a read
     /// cancelled by a timeout leaves `buf` as it was.
     scratch: Box<[u8]>,
+    lifecycle: Lifecycle,
 }
 
-pub(super) async fn serve<H: Handler>(io: TlsStream, peer: Rc<Peer>, handler: Rc<H>) {
+pub(super) async fn serve<H: Handler>(
+    io: TlsStream,
+    peer: Rc<Peer>,
+    handler: Rc<H>,
+    lifecycle: Lifecycle,
+) {
     let mut conn = Connection {
         io,
         buf: BytesMut::with_capacity(READ_CHUNK),
         scratch: vec![0; READ_CHUNK].into_boxed_slice(),
+        lifecycle,
     };
     loop {
-        let (head, body) = match conn.read_request().await {
+        let read = if conn.buf.is_empty() {
+            // Waiting for a next request that may never come: at shutdown, let the client go.
+            let stopping = conn.lifecycle.clone();
+            let stop = std::pin::pin!(stopping.reached(stopping.stop_listening_phase()));
+            let read = match select(std::pin::pin!(conn.read_request()), stop).await {
+                Either::Left((read, _)) => Some(read),
+                Either::Right(_) => None,
+            };
+            match read {
+                Some(read) => read,
+                None => {
+                    // Close gracefully: what the last response left in the socket's buffers
+                    // still reaches the client, then the end of the stream.
+                    conn.linger().await;
+                    return;
+                }
+            }
+        } else {
+            conn.read_request().await
+        };
+        let (head, body) = match read {
             Ok(request) => request,
             Err(Fault::Gone) => return,
             Err(Fault::Refuse(status, text)) => {
@@ -103,11 +134,17 @@ pub(super) async fn serve<H: Handler>(io: TlsStream, peer: Rc<Peer>, handler: Rc
             http2: false,
         };
         let response = handler.handle(request).await;
+        // Once the server takes no new requests, this is the connection's last response.
+        let keep_alive = keep_alive && conn.lifecycle.phase() < Phase::NotAcceptingNewRequests;
         match conn
             .write_response(response, &method, version, keep_alive)
             .await
         {
             Ok(true) => {}
+            Ok(false) if conn.lifecycle.phase() >= Phase::NotAcceptingNewRequests => {
+                conn.linger().await;
+                return;
+            }
             Ok(false) | Err(_) => return,
         }
     }
@@ -243,8 +280,8 @@ impl Connection {
             || status == StatusCode::NOT_MODIFIED);
         let send_body = has_body && method != Method::HEAD;
         let mut head = status_line(status, &response.headers);
-        match response.body {
-            Body::Full(body) => {
+        let (mut chunks, observer) = match response.body.into_stream() {
+            Err(body) => {
                 if has_body {
                     head.extend_from_slice(
                         format!("content-length: {}\r\n", body.len()).as_bytes(),
@@ -260,54 +297,70 @@ impl Connection {
                         self.write_all(&body).await?;
                     }
                 }
-                Ok(keep_alive)
+                return Ok(keep_alive);
             }
-            Body::Stream(mut chunks) => {
-                if !send_body {
-                    finish_head(&mut head, keep_alive);
-                    self.write_all(&head).await?;
-                    return Ok(keep_alive);
-                }
-                // An HTTP/1.0 client knows no chunked encoding: the body ends when the
-                // connection does.
-                let chunked = version == Version::HTTP_11;
-                let keep_alive = keep_alive && chunked;
-                if chunked {
-                    head.extend_from_slice(b"transfer-encoding: chunked\r\n");
-                }
-                finish_head(&mut head, keep_alive);
-                self.write_all(&head).await?;
-                let mut frame = Vec::new();
-                loop {
-                    let next = {
-                        let closed = std::pin::pin!(self.closed());
-                        match select(chunks.next(), closed).await {
-                            Either::Left((next, _)) => next,
-                            // The client left: dropping `chunks` tells the producer.
-                            Either::Right(_) => return Ok(false),
+            Ok(stream) => stream,
+        };
+        if !send_body {
+            finish_head(&mut head, keep_alive);
+            self.write_all(&head).await?;
+            return Ok(keep_alive);
+        }
+        // An HTTP/1.0 client knows no chunked encoding: the body ends when the
+        // connection does.
+        let chunked = version == Version::HTTP_11;
+        let keep_alive = keep_alive && chunked;
+        if chunked {
+            head.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        }
+        finish_head(&mut head, keep_alive);
+        self.write_all(&head).await?;
+        let mut frame = Vec::new();
+        // At shutdown a watch ends cleanly (its last chunk), so the client re-watches
+        // elsewhere instead of seeing a broken connection; any other stream still open then
+        // (the drain gave up on it) is cut, so that it cannot pass for a complete body.
+        let lifecycle = self.lifecycle.clone();
+        let mut ending = std::pin::pin!(lifecycle.reached(Phase::EndingStreams));
+        let mut keep_alive = keep_alive;
+        loop {
+            let next = {
+                let closed = std::pin::pin!(self.closed());
+                // The shutdown is looked at first: a busy stream always has a chunk ready.
+                match select(ending.as_mut(), select(chunks.next(), closed)).await {
+                    Either::Right((Either::Left((next, _)), _)) => next,
+                    // The client left: dropping `chunks` tells the producer.
+                    Either::Right((Either::Right(_), _)) => return Ok(false),
+                    Either::Left(_) => {
+                        if !ends_cleanly(observer.as_deref()) {
+                            return Ok(false);
                         }
-                    };
-                    let Some(chunk) = next else { break };
-                    if chunk.is_empty() {
-                        // An empty chunk would read as the end of the body.
-                        continue;
-                    }
-                    frame.clear();
-                    if chunked {
-                        frame.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-                        frame.extend_from_slice(&chunk);
-                        frame.extend_from_slice(b"\r\n");
-                        self.write_all(&frame).await?;
-                    } else {
-                        self.write_all(&chunk).await?;
+                        keep_alive = false;
+                        None
                     }
                 }
-                if chunked {
-                    self.write_all(b"0\r\n\r\n").await?;
-                }
-                Ok(keep_alive)
+            };
+            let Some(chunk) = next else { break };
+            if let Some(observer) = &observer {
+                observer.chunk(chunk.len());
+            }
+            if chunk.is_empty() {
+                // An empty chunk would read as the end of the body.
+                continue;
+            }
+            frame.clear();
+            if chunked {
+                frame.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                frame.extend_from_slice(&chunk);
+                frame.extend_from_slice(b"\r\n");
+                self.write_all(&frame).await?;
+            } else {
+                self.write_all(&chunk).await?;
             }
         }
+        if chunked {
+            self.write_all(b"0\r\n\r\n").await?;
+        }
+        Ok(keep_alive)
     }
 }
 

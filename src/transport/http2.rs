@@ -1,6 +1,7 @@
 //! HTTP/2 over one TLS stream with the `h2` crate: the connection task drives the frames and
 //! accepts streams; each request stream is served by its own task on the same core, and its
-//! response body is sent as flow control allows.
+//! response body is sent as flow control allows. At shutdown the connection sends GOAWAY (no
+//! new streams; the open ones finish) and each streamed body ends with END_STREAM.
 
 use std::cell::Cell;
 use std::future::poll_fn;
@@ -15,11 +16,13 @@ use h2::server::SendResponse;
 use h2::{RecvStream, SendStream};
 use http::{HeaderMap, StatusCode, header};
 
+use super::ends_cleanly;
 use super::tls::TlsStream;
 use super::{
-    BODY_READ_TIMEOUT, Body, HANDSHAKE_TIMEOUT, Handler, IDLE_TIMEOUT, MAX_BODY_BYTES,
-    MAX_H2_STREAMS, MAX_HEADER_BYTES, Peer, Refusal, Request, RequestTarget, Response,
+    BODY_READ_TIMEOUT, HANDSHAKE_TIMEOUT, Handler, IDLE_TIMEOUT, MAX_BODY_BYTES, MAX_H2_STREAMS,
+    MAX_HEADER_BYTES, Peer, Refusal, Request, RequestTarget, Response,
 };
+use crate::shutdown::{Lifecycle, Phase};
 
 /// Per-stream receive window: a request body of this much may be in flight before the client
 /// waits for us to read it (Go's HTTP/2 server buffers 1 MiB per stream).
@@ -45,7 +48,12 @@ const LINGER_BYTES: usize = 2 * MAX_BODY_BYTES;
 /// What HPACK counts per header field beyond its name and value (RFC 7541 §4.1).
 const HEADER_FIELD_OVERHEAD: usize = 32;
 
-pub(super) async fn serve<H: Handler>(io: TlsStream, peer: Rc<Peer>, handler: Rc<H>) {
+pub(super) async fn serve<H: Handler>(
+    io: TlsStream,
+    peer: Rc<Peer>,
+    handler: Rc<H>,
+    lifecycle: Lifecycle,
+) {
     let handshake = h2::server::Builder::new()
         .max_concurrent_streams(MAX_H2_STREAMS)
         .max_header_list_size(H2_HEADER_LIST_LIMIT)
@@ -64,8 +72,28 @@ pub(super) async fn serve<H: Handler>(io: TlsStream, peer: Rc<Peer>, handler: Rc
     // `accept` also drives the connection's I/O for the streams already running: it returns
     // `None` only once the connection is closed. It is cancel-safe, so it can wake up now and
     // then to see whether the connection has gone idle.
+    let mut stop = std::pin::pin!(lifecycle.reached(lifecycle.stop_listening_phase()));
+    let mut going_away = false;
     loop {
-        let next = match monoio::time::timeout(IDLE_TIMEOUT, connection.accept()).await {
+        let accepted = {
+            let accepted = std::pin::pin!(monoio::time::timeout(IDLE_TIMEOUT, connection.accept()));
+            if going_away {
+                Some(accepted.await)
+            } else {
+                match select(accepted, stop.as_mut()).await {
+                    Either::Left((accepted, _)) => Some(accepted),
+                    Either::Right(_) => None,
+                }
+            }
+        };
+        let Some(accepted) = accepted else {
+            // Shutdown: GOAWAY; the open streams finish (or are ended) and `accept` returns
+            // `None` once they have.
+            connection.graceful_shutdown();
+            going_away = true;
+            continue;
+        };
+        let next = match accepted {
             Ok(Some(next)) => next,
             Ok(None) => return,
             Err(_) => {
@@ -80,7 +108,13 @@ pub(super) async fn serve<H: Handler>(io: TlsStream, peer: Rc<Peer>, handler: Rc
             }
         };
         let Ok((request, respond)) = next else { return };
-        let stream = serve_stream(request, respond, Rc::clone(&peer), Rc::clone(&handler));
+        let stream = serve_stream(
+            request,
+            respond,
+            Rc::clone(&peer),
+            Rc::clone(&handler),
+            lifecycle.clone(),
+        );
         let open = OpenStream::new(&activity);
         monoio::spawn(async move {
             let _open = open;
@@ -119,6 +153,7 @@ async fn serve_stream<H: Handler>(
     mut respond: SendResponse<Bytes>,
     peer: Rc<Peer>,
     handler: Rc<H>,
+    lifecycle: Lifecycle,
 ) {
     let (parts, mut body) = request.into_parts();
     if header_list_size(&parts) > MAX_HEADER_BYTES {
@@ -126,14 +161,14 @@ async fn serve_stream<H: Handler>(
             status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             text: "request header too large\n",
         };
-        refuse(&mut respond, &mut body, handler.refuse(refusal)).await;
+        refuse(&mut respond, &mut body, handler.refuse(refusal), &lifecycle).await;
         return;
     }
     let read = monoio::time::timeout(BODY_READ_TIMEOUT, read_body(&parts.headers, &mut body));
     let body = match read.await {
         Ok(Ok(body)) => body,
         Ok(Err(Some(refusal))) => {
-            refuse(&mut respond, &mut body, handler.refuse(refusal)).await;
+            refuse(&mut respond, &mut body, handler.refuse(refusal), &lifecycle).await;
             return;
         }
         Ok(Err(None)) => return,
@@ -142,7 +177,7 @@ async fn serve_stream<H: Handler>(
                 status: StatusCode::REQUEST_TIMEOUT,
                 text: "request body timed out\n",
             };
-            refuse(&mut respond, &mut body, handler.refuse(refusal)).await;
+            refuse(&mut respond, &mut body, handler.refuse(refusal), &lifecycle).await;
             return;
         }
     };
@@ -157,7 +192,7 @@ async fn serve_stream<H: Handler>(
         http2: true,
     };
     let response = handler.handle(request).await;
-    let _ = send_response(&mut respond, response, head_only).await;
+    let _ = send_response(&mut respond, response, head_only, &lifecycle).await;
 }
 
 /// Answers a refused request while the client may still be sending its body: the response goes
@@ -165,8 +200,16 @@ async fn serve_stream<H: Handler>(
 /// `LINGER_BYTES`), so that a client that reads its response only once its body is sent (hyper,
 /// curl) sees the refusal rather than a reset stream; past those bounds the stream is reset
 /// with NO_ERROR (RFC 9113 §8.1).
-async fn refuse(respond: &mut SendResponse<Bytes>, body: &mut RecvStream, response: Response) {
-    if send_response(respond, response, false).await.is_err() {
+async fn refuse(
+    respond: &mut SendResponse<Bytes>,
+    body: &mut RecvStream,
+    response: Response,
+    lifecycle: &Lifecycle,
+) {
+    if send_response(respond, response, false, lifecycle)
+        .await
+        .is_err()
+    {
         return;
     }
     let drain = async {
@@ -247,6 +290,7 @@ async fn send_response(
     respond: &mut SendResponse<Bytes>,
     response: Response,
     head_only: bool,
+    lifecycle: &Lifecycle,
 ) -> Result<(), h2::Error> {
     let status = response.status;
     let mut head = http::Response::new(());
@@ -258,37 +302,60 @@ async fn send_response(
     let bodyless = status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
-    match response.body {
-        Body::Full(body) if bodyless || head_only || body.is_empty() => {
+    let (mut chunks, observer) = match response.body.into_stream() {
+        Err(body) if bodyless || head_only || body.is_empty() => {
             if !bodyless {
                 head.headers_mut()
                     .insert(header::CONTENT_LENGTH, body.len().into());
             }
             respond.send_response(head, true)?;
-            Ok(())
+            return Ok(());
         }
-        Body::Stream(_) if bodyless || head_only => {
-            respond.send_response(head, true)?;
-            Ok(())
-        }
-        Body::Full(body) => {
+        Err(body) => {
             head.headers_mut()
                 .insert(header::CONTENT_LENGTH, body.len().into());
             let mut send = respond.send_response(head, false)?;
-            send_data(&mut send, body, true).await
+            return send_data(&mut send, body, true).await;
         }
-        Body::Stream(mut chunks) => {
-            head.headers_mut().remove(header::CONTENT_LENGTH);
-            let mut send = respond.send_response(head, false)?;
-            loop {
-                let reset = poll_fn(|cx| send.poll_reset(cx));
-                match select(chunks.next(), std::pin::pin!(reset)).await {
-                    Either::Left((Some(chunk), _)) => send_data(&mut send, chunk, false).await?,
-                    Either::Left((None, _)) => return send.send_data(Bytes::new(), true),
-                    // The client reset the stream: dropping `chunks` tells the producer.
-                    Either::Right(_) => return Ok(()),
+        Ok(_) if bodyless || head_only => {
+            respond.send_response(head, true)?;
+            return Ok(());
+        }
+        Ok(stream) => stream,
+    };
+    head.headers_mut().remove(header::CONTENT_LENGTH);
+    let mut send = respond.send_response(head, false)?;
+    // At shutdown a watch ends cleanly (END_STREAM), so the client re-watches elsewhere
+    // instead of seeing a reset; any other stream still open then (the drain gave up on it)
+    // is reset, so that it cannot pass for a complete body.
+    let mut ending = std::pin::pin!(lifecycle.reached(Phase::EndingStreams));
+    loop {
+        let reset = poll_fn(|cx| send.poll_reset(cx));
+        // The shutdown is looked at first: a busy stream always has a chunk ready.
+        match select(
+            ending.as_mut(),
+            select(chunks.next(), std::pin::pin!(reset)),
+        )
+        .await
+        {
+            Either::Right((Either::Left((Some(chunk), _)), _)) => {
+                if let Some(observer) = &observer {
+                    observer.chunk(chunk.len());
                 }
+                send_data(&mut send, chunk, false).await?
             }
+            Either::Right((Either::Left((None, _)), _)) => {
+                return send.send_data(Bytes::new(), true);
+            }
+            Either::Left(_) => {
+                if ends_cleanly(observer.as_deref()) {
+                    return send.send_data(Bytes::new(), true);
+                }
+                send.send_reset(h2::Reason::CANCEL);
+                return Ok(());
+            }
+            // The client reset the stream: dropping `chunks` tells the producer.
+            Either::Right((Either::Right(_), _)) => return Ok(()),
         }
     }
 }

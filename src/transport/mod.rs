@@ -100,6 +100,43 @@ pub enum Body {
     /// the sender is dropped; if the client goes away, the receiver is dropped (the producer sees
     /// send errors).
     Stream(futures::channel::mpsc::Receiver<bytes::Bytes>),
+    /// A stream as above whose writing someone observes (metrics): each chunk written is
+    /// reported, and the observer is dropped when the transport is done with the stream.
+    Observed(
+        futures::channel::mpsc::Receiver<bytes::Bytes>,
+        Box<dyn StreamObserver>,
+    ),
+}
+
+/// Watches a streamed body being written (see `Body::Observed`); its `Drop` marks the end.
+pub trait StreamObserver {
+    fn chunk(&self, len: usize);
+    /// Whether the stream is long-running (a watch): at shutdown it ends cleanly, where any
+    /// other stream still open is cut.
+    fn long_running(&self) -> bool;
+}
+
+/// Whether a stream open at shutdown ends cleanly: a watch does; so does a stream no one
+/// observes, which the transport cannot tell apart.
+fn ends_cleanly(observer: Option<&dyn StreamObserver>) -> bool {
+    observer.is_none_or(|o| o.long_running())
+}
+
+/// A streamed body as the transport writes it: its chunks, and who observes them.
+type Chunks = (
+    futures::channel::mpsc::Receiver<bytes::Bytes>,
+    Option<Box<dyn StreamObserver>>,
+);
+
+impl Body {
+    /// A streamed body's chunks and its observer, if any; `Err` with a whole body.
+    fn into_stream(self) -> Result<Chunks, bytes::Bytes> {
+        match self {
+            Body::Full(body) => Err(body),
+            Body::Stream(chunks) => Ok((chunks, None)),
+            Body::Observed(chunks, observer) => Ok((chunks, Some(observer))),
+        }
+    }
 }
 
 pub struct Response {
@@ -219,6 +256,8 @@ pub struct ServerConfig {
     pub cores: usize,
     /// Built by `pki::server_tls`; its ALPN list decides which HTTP versions are offered.
     pub tls: Arc<rustls::ServerConfig>,
+    /// When to stop accepting, let idle connections go and end open streams.
+    pub lifecycle: crate::shutdown::Lifecycle,
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Thread-per-core: one monoio runtime (io_uring, epoll where io_uring is missing) per core, each
 //! with its own SO_REUSEPORT listener on the same address, so the kernel spreads connections
-//! over the cores and a connection never leaves the core that accepted it.
+//! over the cores and a connection never leaves the core that accepted it. At shutdown each
+//! core closes its listener, lets its connections end (see `shutdown::Phase`) and stops.
 
 use std::cell::Cell;
 use std::io;
@@ -8,12 +9,14 @@ use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
+use futures::future::{Either, select};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::{Handler, MAX_CONNECTIONS_PER_CORE, ServerConfig, connection};
+use crate::shutdown::{CONNECTIONS_CLOSE_TIMEOUT, Lifecycle, Phase};
 
 /// Pending connections the kernel queues per listener before refusing: a burst of reconnecting
 /// kubelets fits.
@@ -21,9 +24,12 @@ const LISTEN_BACKLOG: i32 = 4096;
 /// Pause after a failed accept (out of file descriptors, mostly), so the loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
-/// Runs the server until the process ends; `factory` is called once on each core thread.
-/// Binding errors are returned before any core starts; a core that stops (it cannot build its
-/// runtime, say) ends `serve` with its error.
+/// Pause between looks at a stopping core's open connections.
+const CLOSE_POLL: Duration = Duration::from_millis(10);
+
+/// Runs the server until it has shut down; `factory` is called once on each core thread.
+/// Binding errors are returned before any core starts; a core that fails (it cannot build its
+/// runtime, say) ends `serve` with its error; `Ok` once every core has shut down.
 pub fn serve<F, H>(cfg: ServerConfig, factory: F) -> io::Result<()>
 where
     F: Fn() -> H + Send + Sync + 'static,
@@ -40,21 +46,27 @@ where
     for (core, listener) in listeners.into_iter().enumerate() {
         let factory = Arc::clone(&factory);
         let tls = Arc::clone(&cfg.tls);
+        let lifecycle = cfg.lifecycle.clone();
         let stopped = stopped_tx.clone();
         std::thread::Builder::new()
             .name(format!("kapi-core-{core}"))
             .spawn(move || {
                 let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    run_core(listener, tls, factory())
+                    run_core(listener, tls, factory(), lifecycle)
                 }))
                 .unwrap_or_else(|_| Err(io::Error::other(format!("core {core} panicked"))));
                 let _ = stopped.send(result);
             })?;
     }
-    match stopped_rx.recv() {
-        Ok(result) => result,
-        Err(_) => Err(io::Error::other("every core stopped without a word")),
+    drop(stopped_tx);
+    for _ in 0..cores {
+        match stopped_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(io::Error::other("every core stopped without a word")),
+        }
     }
+    Ok(())
 }
 
 /// Checks that no one listens on `addr` yet, and picks the port if it is 0. SO_REUSEPORT would
@@ -85,6 +97,7 @@ fn run_core<H: Handler>(
     listener: std::net::TcpListener,
     tls: Arc<rustls::ServerConfig>,
     handler: H,
+    lifecycle: Lifecycle,
 ) -> io::Result<()> {
     let mut runtime = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
         .enable_timer()
@@ -93,8 +106,15 @@ fn run_core<H: Handler>(
         let listener = monoio::net::TcpListener::from_std(listener)?;
         let handler = Rc::new(handler);
         let open = Rc::new(Cell::new(0usize));
+        let mut stop_listening =
+            std::pin::pin!(lifecycle.reached(lifecycle.stop_listening_phase()));
         loop {
-            let tcp = match listener.accept().await {
+            let accepted = std::pin::pin!(listener.accept());
+            let accepted = match select(accepted, stop_listening.as_mut()).await {
+                Either::Left((accepted, _)) => accepted,
+                Either::Right(_) => break,
+            };
+            let tcp = match accepted {
                 Ok((tcp, _)) => tcp,
                 Err(_) => {
                     monoio::time::sleep(ACCEPT_ERROR_PAUSE).await;
@@ -106,7 +126,12 @@ fn run_core<H: Handler>(
                 continue;
             }
             let slot = OpenConnection::new(&open);
-            let serve = connection::serve(tcp, Arc::clone(&tls), Rc::clone(&handler));
+            let serve = connection::serve(
+                tcp,
+                Arc::clone(&tls),
+                Rc::clone(&handler),
+                lifecycle.clone(),
+            );
             monoio::spawn(async move {
                 let _slot = slot;
                 // A panic is a bug, but it must end only this connection, not the core: the
@@ -114,6 +139,15 @@ fn run_core<H: Handler>(
                 let _ = AssertUnwindSafe(serve).catch_unwind().await;
             });
         }
+        // No new connections; the open ones end on their own (idle ones now, the others once
+        // their requests have drained and their streams were ended), within a bound.
+        drop(listener);
+        lifecycle.reached(Phase::EndingStreams).await;
+        let deadline = Instant::now() + CONNECTIONS_CLOSE_TIMEOUT;
+        while open.get() > 0 && Instant::now() < deadline {
+            monoio::time::sleep(CLOSE_POLL).await;
+        }
+        Ok(())
     })
 }
 

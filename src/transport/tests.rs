@@ -151,6 +151,7 @@ fn start() -> TestServer {
             bind: addr,
             cores: 2,
             tls,
+            lifecycle: crate::shutdown::Lifecycle::new(Default::default()),
         };
         serve_or_panic(cfg, move || TestHandler {
             left: Arc::clone(&factory_left),
@@ -628,6 +629,7 @@ fn a_port_another_server_listens_on_is_refused() {
         bind: other.addr,
         cores: 2,
         tls,
+        lifecycle: crate::shutdown::Lifecycle::new(Default::default()),
     };
     // Run in a thread: a server that wrongly shares the port would serve forever.
     let (result_tx, result_rx) = std::sync::mpsc::channel();

@@ -96,6 +96,47 @@ impl Kapi {
         self.spawn();
     }
 
+    /// Sends `signal` (`TERM`, `INT`) to kapi.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("kapi runs").id();
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} {pid} failed");
+    }
+
+    /// Waits up to `bound` for kapi to exit; its exit status, or `None` if it still runs.
+    pub fn wait_exit(&mut self, bound: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + bound;
+        loop {
+            let child = self.child.as_mut()?;
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `curl` with the admin client certificate against `path` (the server's certificate is
+    /// not checked: loopback only), with `extra` arguments first.
+    pub fn curl(&self, extra: &[&str], path: &str) -> Command {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "-k", "--max-time", "60"])
+            .arg("--cert")
+            .arg(self.data_dir.join("admin.crt"))
+            .arg("--key")
+            .arg(self.data_dir.join("admin.key"))
+            .args(extra)
+            .arg(format!("https://127.0.0.1:{}{path}", self.port));
+        cmd
+    }
+
     pub fn kubectl(&self, args: &[&str]) -> Output {
         kubectl_at(&self.kubeconfig(), args, None)
     }
