@@ -4,10 +4,18 @@
 //! file). The write pipeline (`crate::api::rest::write`) calls these stages in order:
 //! prepare → mutating admission → defaults → validation → validating admission → store.
 
+mod admissionregistration;
+mod batch;
 mod events;
 pub mod meta;
 mod namespaces;
+mod networking;
+mod nodes;
 mod pods;
+pub mod podspec;
+mod services;
+mod simple_defaults;
+mod workloads;
 
 use serde_json::Value;
 
@@ -107,34 +115,60 @@ pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
         ("", "pods") => &pods::Pods,
         ("", "namespaces") => &namespaces::Namespaces,
         ("", "events") | ("events.k8s.io", "events") => &events::Events,
-        ("", "services") => &ServicesStrategy,
-        ("", "nodes" | "persistentvolumes" | "persistentvolumeclaims") => &ReturnsDeleted,
-        ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets")
-        | ("batch", "jobs" | "cronjobs")
-        | ("", "replicationcontrollers")
-        | ("policy", "poddisruptionbudgets")
-        | ("apiextensions.k8s.io", "customresourcedefinitions")
-        | (
+        ("", "services") => &services::Services,
+        ("", "nodes") => &nodes::Nodes,
+        ("resource.k8s.io", "resourceclaims") => {
+            &simple_defaults::ResourceClaims { template: false }
+        }
+        ("resource.k8s.io", "resourceclaimtemplates") => {
+            &simple_defaults::ResourceClaims { template: true }
+        }
+        ("", "persistentvolumes") => &simple_defaults::PersistentVolumes,
+        ("", "persistentvolumeclaims") => &simple_defaults::PersistentVolumeClaims,
+        ("", "secrets") => &simple_defaults::Secrets,
+        ("", "limitranges") => &simple_defaults::LimitRanges,
+        ("", "endpoints") => &networking::EndpointsStrategy,
+        ("apps", "deployments") => &workloads::Deployments,
+        ("apps", "statefulsets") => &workloads::StatefulSets,
+        ("apps", "daemonsets") => &workloads::DaemonSets,
+        ("apps", "replicasets") => &workloads::ReplicaSets,
+        ("", "replicationcontrollers") => &workloads::ReplicationControllers,
+        ("", "podtemplates") => &workloads::PodTemplates,
+        ("batch", "jobs") => &batch::Jobs,
+        ("batch", "cronjobs") => &batch::CronJobs,
+        ("networking.k8s.io", "networkpolicies") => &networking::NetworkPolicies,
+        ("discovery.k8s.io", "endpointslices") => &networking::EndpointSlices,
+        ("admissionregistration.k8s.io", "mutatingwebhookconfigurations") => {
+            &admissionregistration::WebhookConfigurations { mutating: true }
+        }
+        ("admissionregistration.k8s.io", "validatingwebhookconfigurations") => {
+            &admissionregistration::WebhookConfigurations { mutating: false }
+        }
+        (
             "admissionregistration.k8s.io",
             "validatingadmissionpolicies" | "mutatingadmissionpolicies",
-        )
-        | ("autoscaling", "horizontalpodautoscalers") => &Generational,
+        ) => &admissionregistration::AdmissionPolicies,
+        (
+            "admissionregistration.k8s.io",
+            "validatingadmissionpolicybindings" | "mutatingadmissionpolicybindings",
+        ) => &admissionregistration::PolicyBindings,
+        ("autoscaling", "horizontalpodautoscalers") => &simple_defaults::HorizontalPodAutoscalers,
+        ("flowcontrol.apiserver.k8s.io", "flowschemas") => &simple_defaults::FlowSchemas,
+        ("flowcontrol.apiserver.k8s.io", "prioritylevelconfigurations") => {
+            &simple_defaults::PriorityLevels
+        }
+        ("scheduling.k8s.io", "priorityclasses") => &simple_defaults::PriorityClasses,
+        ("storage.k8s.io", "storageclasses") => &simple_defaults::StorageClasses,
+        ("storage.k8s.io", "csidrivers") => &simple_defaults::CsiDrivers,
+        ("rbac.authorization.k8s.io", "rolebindings" | "clusterrolebindings") => {
+            &simple_defaults::RoleBindings
+        }
+        ("policy", "poddisruptionbudgets")
+        | ("apiextensions.k8s.io", "customresourcedefinitions")
+        | ("networking.k8s.io", "ingresses" | "ingressclasses")
+        | ("resource.k8s.io", "resourceslices" | "deviceclasses") => &Generational,
         ("rbac.authorization.k8s.io", _) => &PathNamed,
         _ => &Generic,
-    }
-}
-
-/// Services: DNS-1035 names, and DELETE returns the object.
-#[derive(Debug)]
-pub struct ServicesStrategy;
-
-impl Strategy for ServicesStrategy {
-    fn returns_deleted_object(&self) -> bool {
-        true
-    }
-
-    fn name_rule(&self) -> NameRule {
-        NameRule::Label1035
     }
 }
 

@@ -1,0 +1,167 @@
+//! Services: DNS-1035 names, DELETE answering with the object, and the defaults of upstream's
+//! `SetDefaults_Service` plus the IP family fields its REST storage fills in before allocating
+//! (cluster IPs and node ports themselves are allocated elsewhere).
+
+use serde_json::{Map, Value, json};
+
+use super::podspec::{child, items, or_set, or_zero};
+use super::{NameRule, Strategy};
+
+/// Seconds a ClientIP session sticks when the client names no timeout (upstream's
+/// `DefaultClientIPServiceAffinitySeconds`, three hours).
+const CLIENT_IP_TIMEOUT_SECONDS: i64 = 10800;
+
+#[derive(Debug)]
+pub struct Services;
+
+impl Strategy for Services {
+    fn returns_deleted_object(&self) -> bool {
+        true
+    }
+
+    fn name_rule(&self) -> NameRule {
+        NameRule::Label1035
+    }
+
+    fn default(&self, obj: &mut Value) {
+        let Some(s) = obj.as_object_mut().and_then(|o| child(o, "spec")) else {
+            return;
+        };
+        default_service_spec(s);
+    }
+}
+
+fn default_service_spec(s: &mut Map<String, Value>) {
+    or_zero(s, "sessionAffinity", json!("None"));
+    match s.get("sessionAffinity").and_then(Value::as_str) {
+        Some("None") => {
+            s.remove("sessionAffinityConfig");
+        }
+        Some("ClientIP") => {
+            let timeout = s
+                .get("sessionAffinityConfig")
+                .and_then(|c| c.pointer("/clientIP/timeoutSeconds"));
+            if matches!(timeout, None | Some(Value::Null)) {
+                s.insert(
+                    "sessionAffinityConfig".into(),
+                    json!({"clientIP": {"timeoutSeconds": CLIENT_IP_TIMEOUT_SECONDS}}),
+                );
+            }
+        }
+        _ => {}
+    }
+    or_zero(s, "type", json!("ClusterIP"));
+    let ty = s
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    for p in items(s, "ports") {
+        or_zero(p, "protocol", json!("TCP"));
+        let target_unset = match p.get("targetPort") {
+            None | Some(Value::Null) => true,
+            Some(Value::Number(n)) => n.as_i64() == Some(0),
+            Some(Value::String(t)) => t.is_empty(),
+            _ => false,
+        };
+        if target_unset && let Some(port) = p.get("port").cloned() {
+            p.insert("targetPort".into(), port);
+        }
+    }
+    let has_external_ips = s
+        .get("externalIPs")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
+    let externally_accessible =
+        ty == "LoadBalancer" || ty == "NodePort" || (ty == "ClusterIP" && has_external_ips);
+    if externally_accessible {
+        or_zero(s, "externalTrafficPolicy", json!("Cluster"));
+    }
+    if matches!(ty.as_str(), "ClusterIP" | "NodePort" | "LoadBalancer") {
+        or_set(s, "internalTrafficPolicy", json!("Cluster"));
+    }
+    if ty == "LoadBalancer" {
+        or_set(s, "allocateLoadBalancerNodePorts", json!(true));
+    }
+    if ty == "ExternalName" {
+        return;
+    }
+    // IP families, as the REST storage settles them before allocating.
+    let cluster_ip = s
+        .get("clusterIP")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if !cluster_ip.is_empty() {
+        or_set(s, "clusterIPs", json!([cluster_ip]));
+    }
+    let headless = cluster_ip == "None";
+    let selectorless = s
+        .get("selector")
+        .and_then(Value::as_object)
+        .is_none_or(Map::is_empty);
+    if headless && selectorless {
+        or_set(s, "ipFamilyPolicy", json!("RequireDualStack"));
+    } else {
+        or_set(s, "ipFamilyPolicy", json!("SingleStack"));
+    }
+    let families_empty = s
+        .get("ipFamilies")
+        .and_then(Value::as_array)
+        .is_none_or(Vec::is_empty);
+    if families_empty {
+        let dual = s.get("ipFamilyPolicy") != Some(&json!("SingleStack"));
+        let families = if dual {
+            json!(["IPv4", "IPv6"])
+        } else {
+            json!(["IPv4"])
+        };
+        s.insert("ipFamilies".into(), families);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaulted(spec: Value) -> Value {
+        let mut s = json!({"spec": spec});
+        Services.default(&mut s);
+        s["spec"].take()
+    }
+
+    #[test]
+    fn a_bare_service_gets_type_affinity_protocol_target_port_and_families() {
+        let s = defaulted(json!({"selector": {"app": "x"}, "ports": [{"port": 80}]}));
+        assert_eq!(s["type"], "ClusterIP");
+        assert_eq!(s["sessionAffinity"], "None");
+        assert_eq!(
+            s["ports"][0],
+            json!({"port": 80, "protocol": "TCP", "targetPort": 80})
+        );
+        assert_eq!(s["internalTrafficPolicy"], "Cluster");
+        assert_eq!(s["ipFamilyPolicy"], "SingleStack");
+        assert_eq!(s["ipFamilies"], json!(["IPv4"]));
+        assert!(s.get("clusterIP").is_none(), "allocation is not a default");
+    }
+
+    #[test]
+    fn client_ip_affinity_gets_its_timeout_and_node_ports_their_traffic_policy() {
+        let s = defaulted(json!({"type": "NodePort", "sessionAffinity": "ClientIP",
+                                 "ports": [{"port": 80, "targetPort": "http"}]}));
+        assert_eq!(
+            s["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"],
+            10800
+        );
+        assert_eq!(s["externalTrafficPolicy"], "Cluster");
+        assert_eq!(s["ports"][0]["targetPort"], "http");
+    }
+
+    #[test]
+    fn a_selectorless_headless_service_requires_dual_stack() {
+        let s = defaulted(json!({"clusterIP": "None", "ports": [{"port": 1}]}));
+        assert_eq!(s["clusterIPs"], json!(["None"]));
+        assert_eq!(s["ipFamilyPolicy"], "RequireDualStack");
+        assert_eq!(s["ipFamilies"], json!(["IPv4", "IPv6"]));
+    }
+}
