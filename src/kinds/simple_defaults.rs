@@ -34,17 +34,23 @@ impl Strategy for RoleBindings {
     }
 }
 
-/// autoscaling/v2 HorizontalPodAutoscalers: one replica at least, and 80% CPU when no metric
-/// is named. No generation (upstream's HPA strategy does not track one).
+/// HorizontalPodAutoscalers: one replica at least, and (autoscaling/v2) 80% CPU when no metric
+/// is named; an autoscaling/v1 object keeps its `targetCPUUtilizationPercentage` for the
+/// conversion. No generation (upstream's HPA strategy does not track one).
 #[derive(Debug)]
 pub struct HorizontalPodAutoscalers;
 
 impl Strategy for HorizontalPodAutoscalers {
     fn default(&self, obj: &mut Value) {
+        // The strategy serves both versions; only a body that says it is v2 has `metrics`.
+        let v2 = obj.get("apiVersion") == Some(&json!("autoscaling/v2"));
         let Some(s) = obj.as_object_mut().and_then(|o| child(o, "spec")) else {
             return;
         };
         or_set(s, "minReplicas", json!(1));
+        if !v2 {
+            return;
+        }
         let no_metrics = s
             .get("metrics")
             .and_then(Value::as_array)
@@ -309,7 +315,7 @@ mod tests {
 
     #[test]
     fn an_hpa_without_metrics_targets_80_percent_cpu() {
-        let mut h = json!({"spec": {"maxReplicas": 3}});
+        let mut h = json!({"apiVersion": "autoscaling/v2", "spec": {"maxReplicas": 3}});
         HorizontalPodAutoscalers.default(&mut h);
         assert_eq!(h["spec"]["minReplicas"], 1);
         assert_eq!(
