@@ -49,6 +49,14 @@ impl Strategy for Pods {
         };
         podspec::default_pod_spec(s);
         podspec::default_pod_extras(s);
+        // A negative grace period means "now", which the pod strategy turns into one second
+        // (templates keep theirs).
+        if s.get("terminationGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .is_some_and(|g| g < 0)
+        {
+            s.insert("terminationGracePeriodSeconds".into(), json!(1));
+        }
         // What the Priority admission plugin sets when no class is named.
         podspec::or_set(s, "preemptionPolicy", json!("PreemptLowerPriority"));
         podspec::or_set(s, "priority", json!(0));
@@ -149,5 +157,31 @@ fn validate_containers(containers: &[Value], path: &str, causes: &mut Vec<Cause>
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pod_gets_its_own_defaults_and_qos_class() {
+        let mut p = json!({"spec": {"terminationGracePeriodSeconds": -1, "containers": [
+            {"name": "c", "image": "x", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}});
+        Pods.prepare_for_create(&mut p);
+        Pods.default(&mut p);
+        assert_eq!(p["spec"]["terminationGracePeriodSeconds"], 1);
+        assert_eq!(p["spec"]["enableServiceLinks"], true);
+        assert_eq!(
+            p["status"],
+            json!({"phase": "Pending", "qosClass": "Guaranteed"})
+        );
+        let mut b = json!({"spec": {"containers": [{"name": "c", "image": "x",
+            "resources": {"requests": {"cpu": "1"}}}]}});
+        Pods.default(&mut b);
+        assert_eq!(b["status"]["qosClass"], "Burstable");
+        let mut e = json!({"spec": {"containers": [{"name": "c", "image": "x"}]}});
+        Pods.default(&mut e);
+        assert_eq!(e["status"]["qosClass"], "BestEffort");
     }
 }
