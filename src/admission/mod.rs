@@ -4,6 +4,8 @@
 //! `Status`; the first refusal ends the write.
 
 pub mod namespace_lifecycle;
+pub mod storage_protection;
+pub mod taint_nodes;
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -69,7 +71,11 @@ impl Chain {
     /// Upstream's default-enabled plugins that kapi has so far.
     pub fn defaults() -> Chain {
         Chain {
-            mutating: vec![Box::new(namespace_lifecycle::NamespaceLifecycle)],
+            mutating: vec![
+                Box::new(namespace_lifecycle::NamespaceLifecycle),
+                Box::new(taint_nodes::TaintNodesByCondition),
+                Box::new(storage_protection::StorageObjectInUseProtection),
+            ],
             validating: Vec::new(),
         }
     }

@@ -4,14 +4,22 @@
 //! file). The write pipeline (`crate::api::rest::write`) calls these stages in order:
 //! prepare → mutating admission → defaults → validation → validating admission → store.
 
+mod admissionregistration;
+mod batch;
 mod events;
 pub mod meta;
 mod namespaces;
+mod networking;
+mod nodes;
 mod pods;
+pub mod podspec;
 pub mod podspec_rules;
 mod rbac;
+mod service_rules;
 mod services;
+mod simple_defaults;
 pub mod workload_rules;
+mod workloads;
 
 use serde_json::Value;
 
@@ -112,59 +120,68 @@ pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
         ("", "namespaces") => &namespaces::Namespaces,
         ("", "events") | ("events.k8s.io", "events") => &events::Events,
         ("", "services") => &services::Services,
-        ("", "nodes" | "persistentvolumes" | "persistentvolumeclaims") => &ReturnsDeleted,
-        ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets") => &APPS,
-        ("batch", "jobs") => &JOBS,
-        ("batch", "cronjobs") => &CRONJOBS,
-        ("", "replicationcontrollers") => &REPLICATION_CONTROLLERS,
-        ("", "podtemplates") => &POD_TEMPLATES,
-        ("policy", "poddisruptionbudgets")
-        | ("apiextensions.k8s.io", "customresourcedefinitions")
-        | (
+        ("", "nodes") => &nodes::Nodes,
+        ("resource.k8s.io", "resourceclaims") => {
+            &simple_defaults::ResourceClaims { template: false }
+        }
+        ("resource.k8s.io", "resourceclaimtemplates") => {
+            &simple_defaults::ResourceClaims { template: true }
+        }
+        ("", "persistentvolumes") => &simple_defaults::PersistentVolumes,
+        ("", "persistentvolumeclaims") => &simple_defaults::PersistentVolumeClaims,
+        ("", "secrets") => &simple_defaults::Secrets,
+        ("", "limitranges") => &simple_defaults::LimitRanges,
+        ("", "endpoints") => &networking::EndpointsStrategy,
+        ("apps", "deployments") => &workloads::Deployments,
+        ("apps", "statefulsets") => &workloads::StatefulSets,
+        ("apps", "daemonsets") => &workloads::DaemonSets,
+        ("apps", "replicasets") => &workloads::ReplicaSets,
+        ("", "replicationcontrollers") => &workloads::ReplicationControllers,
+        ("", "podtemplates") => &workloads::PodTemplates,
+        ("batch", "jobs") => &batch::Jobs,
+        ("batch", "cronjobs") => &batch::CronJobs,
+        ("networking.k8s.io", "networkpolicies") => &networking::NetworkPolicies,
+        ("discovery.k8s.io", "endpointslices") => &networking::EndpointSlices,
+        ("admissionregistration.k8s.io", "mutatingwebhookconfigurations") => {
+            &admissionregistration::WebhookConfigurations { mutating: true }
+        }
+        ("admissionregistration.k8s.io", "validatingwebhookconfigurations") => {
+            &admissionregistration::WebhookConfigurations { mutating: false }
+        }
+        (
             "admissionregistration.k8s.io",
             "validatingadmissionpolicies" | "mutatingadmissionpolicies",
-        )
-        | ("autoscaling", "horizontalpodautoscalers") => &Generational,
+        ) => &admissionregistration::AdmissionPolicies,
+        (
+            "admissionregistration.k8s.io",
+            "validatingadmissionpolicybindings" | "mutatingadmissionpolicybindings",
+        ) => &admissionregistration::PolicyBindings,
+        ("autoscaling", "horizontalpodautoscalers") => &simple_defaults::HorizontalPodAutoscalers,
+        ("flowcontrol.apiserver.k8s.io", "flowschemas") => &simple_defaults::FlowSchemas,
+        ("flowcontrol.apiserver.k8s.io", "prioritylevelconfigurations") => {
+            &simple_defaults::PriorityLevels
+        }
+        ("scheduling.k8s.io", "priorityclasses") => &simple_defaults::PriorityClasses,
+        ("storage.k8s.io", "storageclasses") => &simple_defaults::StorageClasses,
+        ("storage.k8s.io", "csidrivers") => &simple_defaults::CsiDrivers,
         ("rbac.authorization.k8s.io", "roles" | "clusterroles") => &rbac::ROLES,
         ("rbac.authorization.k8s.io", "rolebindings") => &rbac::ROLE_BINDINGS,
         ("rbac.authorization.k8s.io", "clusterrolebindings") => &rbac::CLUSTER_ROLE_BINDINGS,
+        ("policy", "poddisruptionbudgets")
+        | ("apiextensions.k8s.io", "customresourcedefinitions")
+        | ("networking.k8s.io", "ingresses" | "ingressclasses")
+        | ("resource.k8s.io", "resourceslices" | "deviceclasses") => &Generational,
+        ("rbac.authorization.k8s.io", _) => &PathNamed,
         _ => &Generic,
     }
 }
 
-/// Kinds that carry a pod template: generation tracking (but PodTemplates) and their rules.
+/// RBAC objects: any name that is a valid path segment.
 #[derive(Debug)]
-pub struct WorkloadStrategy(workload_rules::Workload);
+pub struct PathNamed;
 
-static APPS: WorkloadStrategy = WorkloadStrategy(workload_rules::Workload::Apps);
-static JOBS: WorkloadStrategy = WorkloadStrategy(workload_rules::Workload::Job);
-static CRONJOBS: WorkloadStrategy = WorkloadStrategy(workload_rules::Workload::CronJob);
-static REPLICATION_CONTROLLERS: WorkloadStrategy =
-    WorkloadStrategy(workload_rules::Workload::ReplicationController);
-static POD_TEMPLATES: WorkloadStrategy = WorkloadStrategy(workload_rules::Workload::PodTemplate);
-
-impl Strategy for WorkloadStrategy {
-    fn tracks_generation(&self) -> bool {
-        self.0 != workload_rules::Workload::PodTemplate
-    }
-
-    fn default(&self, obj: &mut Value) {
-        let template = match self.0 {
-            workload_rules::Workload::CronJob => "/spec/jobTemplate/spec/template/spec",
-            workload_rules::Workload::PodTemplate => "/template/spec",
-            _ => "/spec/template/spec",
-        };
-        if let Some(spec) = obj.pointer_mut(template) {
-            // A job's template must say how its pods restart: no default there.
-            let restart = match self.0 {
-                workload_rules::Workload::Job | workload_rules::Workload::CronJob => None,
-                _ => Some("Always"),
-            };
-            pods::default_pod_spec(spec, restart);
-        }
-    }
-
-    fn validate_create(&self, obj: &Value) -> Vec<Cause> {
-        workload_rules::validate(obj, self.0)
+impl Strategy for PathNamed {
+    fn name_rule(&self) -> NameRule {
+        NameRule::PathSegment
     }
 }

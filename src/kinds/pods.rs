@@ -1,10 +1,10 @@
-//! Pods: generation tracking, a new pod's status (Pending, its QoS class), the defaults of
-//! upstream's `SetDefaults_PodSpec`/`SetDefaults_Container` that kapi fills in so far, and
-//! DELETE answering with the pod.
+//! Pods: generation tracking, a new pod's status (Pending, its QoS class), upstream's pod
+//! defaults (the shared pod spec ones in `podspec`, and `SetDefaults_Pod`'s own), and DELETE
+//! answering with the pod.
 
 use serde_json::{Value, json};
 
-use super::Strategy;
+use super::{Strategy, podspec};
 use crate::api::status::Cause;
 
 #[derive(Debug)]
@@ -21,10 +21,7 @@ impl Strategy for Pods {
 
     fn prepare_for_create(&self, obj: &mut Value) {
         if let Some(o) = obj.as_object_mut() {
-            o.insert(
-                "status".into(),
-                json!({"phase": "Pending", "qosClass": "BestEffort"}),
-            );
+            o.insert("status".into(), json!({"phase": "Pending"}));
         }
     }
 
@@ -34,54 +31,88 @@ impl Strategy for Pods {
 
     fn default(&self, obj: &mut Value) {
         let Some(o) = obj.as_object_mut() else { return };
-        let spec = o.entry("spec").or_insert_with(|| json!({}));
-        default_pod_spec(spec, Some("Always"));
-        // A pod's own (SetDefaults_Pod), and what the Priority plugin sets.
-        if let Some(s) = spec.as_object_mut() {
-            s.entry("enableServiceLinks").or_insert_with(|| json!(true));
-            s.entry("preemptionPolicy")
-                .or_insert_with(|| json!("PreemptLowerPriority"));
-            s.entry("priority").or_insert_with(|| json!(0));
+        let Some(s) = podspec::child(o, "spec") else {
+            return;
+        };
+        podspec::default_pod_spec(s);
+        podspec::default_pod_extras(s);
+        // A negative grace period means "now", which the pod strategy turns into one second
+        // (templates keep theirs).
+        if s.get("terminationGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .is_some_and(|g| g < 0)
+        {
+            s.insert("terminationGracePeriodSeconds".into(), json!(1));
+        }
+        // What the Priority admission plugin sets when no class is named.
+        podspec::or_set(s, "preemptionPolicy", json!("PreemptLowerPriority"));
+        podspec::or_set(s, "priority", json!(0));
+        let qos = qos_class(s);
+        if let Some(status) = podspec::child(o, "status") {
+            podspec::or_set(status, "qosClass", json!(qos));
         }
     }
 }
 
-/// The pod spec defaults kapi fills in so far (upstream's `SetDefaults_PodSpec` and
-/// `SetDefaults_Container`, in part): for pods and every pod template. `restart` is the
-/// restartPolicy default (none for jobs' templates, which must say).
-pub fn default_pod_spec(spec: &mut Value, restart: Option<&str>) {
-    let Some(s) = spec.as_object_mut() else {
-        return;
-    };
-    if let Some(r) = restart {
-        s.entry("restartPolicy").or_insert_with(|| json!(r));
-    }
-    s.entry("terminationGracePeriodSeconds")
-        .or_insert_with(|| json!(30));
-    s.entry("dnsPolicy")
-        .or_insert_with(|| json!("ClusterFirst"));
-    s.entry("securityContext").or_insert_with(|| json!({}));
-    s.entry("schedulerName")
-        .or_insert_with(|| json!("default-scheduler"));
+/// The pod's QoS class (upstream's `ComputePodQOS`, from the defaulted requests and limits):
+/// Guaranteed when every container limits cpu and memory at its requests, BestEffort when none
+/// asks for either, Burstable otherwise.
+fn qos_class(spec: &serde_json::Map<String, Value>) -> &'static str {
+    const COMPUTE: [&str; 2] = ["cpu", "memory"];
+    let mut any = false;
+    let mut guaranteed = true;
     for list in ["containers", "initContainers"] {
-        let Some(cs) = s.get_mut(list).and_then(Value::as_array_mut) else {
-            continue;
-        };
-        for c in cs.iter_mut().filter_map(Value::as_object_mut) {
-            let image = c
-                .get("image")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            let tag = image.rsplit('/').next().unwrap_or("");
-            let latest = !tag.contains(':') || tag.ends_with(":latest");
-            c.entry("imagePullPolicy")
-                .or_insert_with(|| json!(if latest { "Always" } else { "IfNotPresent" }));
-            c.entry("terminationMessagePath")
-                .or_insert_with(|| json!("/dev/termination-log"));
-            c.entry("terminationMessagePolicy")
-                .or_insert_with(|| json!("File"));
-            c.entry("resources").or_insert_with(|| json!({}));
+        let cs = spec.get(list).and_then(Value::as_array);
+        for c in cs.into_iter().flatten() {
+            let req = c.pointer("/resources/requests").and_then(Value::as_object);
+            let lim = c.pointer("/resources/limits").and_then(Value::as_object);
+            let has = |m: Option<&serde_json::Map<String, Value>>, k: &str| {
+                m.and_then(|m| m.get(k)).is_some_and(|q| q != "0")
+            };
+            for k in COMPUTE {
+                if has(req, k) || has(lim, k) {
+                    any = true;
+                }
+                let equal = match (req.and_then(|m| m.get(k)), lim.and_then(|m| m.get(k))) {
+                    (Some(r), Some(l)) => r == l,
+                    (None, Some(_)) => true,
+                    _ => false,
+                };
+                if !has(lim, k) || !equal {
+                    guaranteed = false;
+                }
+            }
         }
+    }
+    match (any, guaranteed) {
+        (false, _) => "BestEffort",
+        (true, true) => "Guaranteed",
+        (true, false) => "Burstable",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pod_gets_its_own_defaults_and_qos_class() {
+        let mut p = json!({"spec": {"terminationGracePeriodSeconds": -1, "containers": [
+            {"name": "c", "image": "x", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}});
+        Pods.prepare_for_create(&mut p);
+        Pods.default(&mut p);
+        assert_eq!(p["spec"]["terminationGracePeriodSeconds"], 1);
+        assert_eq!(p["spec"]["enableServiceLinks"], true);
+        assert_eq!(
+            p["status"],
+            json!({"phase": "Pending", "qosClass": "Guaranteed"})
+        );
+        let mut b = json!({"spec": {"containers": [{"name": "c", "image": "x",
+            "resources": {"requests": {"cpu": "1"}}}]}});
+        Pods.default(&mut b);
+        assert_eq!(b["status"]["qosClass"], "Burstable");
+        let mut e = json!({"spec": {"containers": [{"name": "c", "image": "x"}]}});
+        Pods.default(&mut e);
+        assert_eq!(e["status"]["qosClass"], "BestEffort");
     }
 }

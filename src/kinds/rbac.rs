@@ -141,6 +141,12 @@ impl Strategy for Rbac {
         NameRule::PathSegment
     }
 
+    fn default(&self, obj: &mut Value) {
+        if matches!(self, Rbac::Binding { .. }) {
+            super::simple_defaults::RoleBindings.default(obj);
+        }
+    }
+
     fn validate_create(&self, obj: &Value) -> Vec<Cause> {
         let mut causes = Vec::new();
         match self {

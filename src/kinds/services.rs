@@ -1,150 +1,126 @@
-//! Services (`ValidateService` in `pkg/apis/core/validation`, the part kapi checks so far):
-//! DNS-1035 names, ports (names, numbers, protocols, duplicates), type, session affinity,
-//! traffic policies, selector values and requested cluster IPs; DELETE returns the object.
+//! Services: DNS-1035 names, DELETE answering with the object, and the defaults of upstream's
+//! `SetDefaults_Service` plus the IP family fields its REST storage fills in before allocating
+//! (cluster IPs and node ports themselves are allocated elsewhere).
 
-use std::collections::HashSet;
-use std::net::IpAddr;
+use serde_json::{Map, Value, json};
 
-use serde_json::{Value, json};
-
-use super::podspec_rules::{duplicate, invalid, not_supported, required};
+use super::podspec::{child, items, or_set, or_zero};
 use super::{NameRule, Strategy};
-use crate::api::status::Cause;
+
+/// Seconds a ClientIP session sticks when the client names no timeout (upstream's
+/// `DefaultClientIPServiceAffinitySeconds`, three hours).
+const CLIENT_IP_TIMEOUT_SECONDS: i64 = 10800;
 
 #[derive(Debug)]
 pub struct Services;
-
-const TYPES: &[&str] = &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"];
-const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
-const IP_MSG: &str = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)";
-
-fn port_number(v: &Value, field: String, causes: &mut Vec<Cause>) {
-    if let Some(n) = v.as_i64()
-        && !(1..=65535).contains(&n)
-    {
-        causes.push(invalid(field, v, "must be between 1 and 65535, inclusive"));
-    }
-}
 
 impl Strategy for Services {
     fn returns_deleted_object(&self) -> bool {
         true
     }
 
+    fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
+        super::service_rules::validate(obj)
+    }
+
     fn name_rule(&self) -> NameRule {
         NameRule::Label1035
     }
 
-    fn validate_create(&self, obj: &Value) -> Vec<Cause> {
-        let mut causes = Vec::new();
-        let empty = json!({});
-        let spec = obj.get("spec").unwrap_or(&empty);
-        let s = |k: &str| spec.get(k).and_then(Value::as_str).unwrap_or("");
-        let ty = match s("type") {
-            "" => "ClusterIP",
-            t => t,
+    fn default(&self, obj: &mut Value) {
+        let Some(s) = obj.as_object_mut().and_then(|o| child(o, "spec")) else {
+            return;
         };
-        let ports = spec.get("ports").and_then(Value::as_array);
-        let ports: &[Value] = ports.map(Vec::as_slice).unwrap_or(&[]);
-        if ports.is_empty() && ty != "ExternalName" && s("clusterIP") != "None" {
-            causes.push(required("spec.ports".into()));
+        default_service_spec(s);
+    }
+}
+
+fn default_service_spec(s: &mut Map<String, Value>) {
+    or_zero(s, "sessionAffinity", json!("None"));
+    match s.get("sessionAffinity").and_then(Value::as_str) {
+        Some("None") => {
+            s.remove("sessionAffinityConfig");
         }
-        let mut names = HashSet::new();
-        let mut node_ports = HashSet::new();
-        let mut seen = HashSet::new();
-        for (i, p) in ports.iter().enumerate() {
-            let f = format!("spec.ports[{i}]");
-            let name = p.get("name").and_then(Value::as_str).unwrap_or("");
-            if name.is_empty() {
-                if ports.len() > 1 {
-                    causes.push(required(format!("{f}.name")));
-                }
-            } else if !names.insert(name) {
-                causes.push(duplicate(format!("{f}.name"), &json!(name)));
-            } else {
-                for msg in super::meta::name_errors(NameRule::Label, name, false) {
-                    causes.push(invalid(format!("{f}.name"), &json!(name), &msg));
-                }
-            }
-            if let Some(port) = p.get("port") {
-                port_number(port, format!("{f}.port"), &mut causes);
-            }
-            let proto = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
-            if !PROTOCOLS.contains(&proto) {
-                causes.push(not_supported(
-                    format!("{f}.protocol"),
-                    &json!(proto),
-                    PROTOCOLS,
-                ));
-            }
-            if let Some(target) = p.get("targetPort")
-                && target.is_number()
-            {
-                port_number(target, format!("{f}.targetPort"), &mut causes);
-            }
-            if let Some(np) = p.get("nodePort").and_then(Value::as_i64)
-                && np != 0
-                && !node_ports.insert((np, proto))
-            {
-                causes.push(duplicate(format!("{f}.nodePort"), &json!(np)));
-            }
-            let key = (p.get("port").and_then(Value::as_i64).unwrap_or(0), proto);
-            if !seen.insert(key) {
-                causes.push(duplicate(f, &json!(format!("{}/{}", key.0, key.1))));
+        Some("ClientIP") => {
+            let timeout = s
+                .get("sessionAffinityConfig")
+                .and_then(|c| c.pointer("/clientIP/timeoutSeconds"));
+            if matches!(timeout, None | Some(Value::Null)) {
+                s.insert(
+                    "sessionAffinityConfig".into(),
+                    json!({"clientIP": {"timeoutSeconds": CLIENT_IP_TIMEOUT_SECONDS}}),
+                );
             }
         }
-        if !TYPES.contains(&ty) {
-            causes.push(not_supported("spec.type".into(), &json!(ty), TYPES));
+        _ => {}
+    }
+    or_zero(s, "type", json!("ClusterIP"));
+    let ty = s
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    for p in items(s, "ports") {
+        or_zero(p, "protocol", json!("TCP"));
+        let target_unset = match p.get("targetPort") {
+            None | Some(Value::Null) => true,
+            Some(Value::Number(n)) => n.as_i64() == Some(0),
+            Some(Value::String(t)) => t.is_empty(),
+            _ => false,
+        };
+        if target_unset && let Some(port) = p.get("port").cloned() {
+            p.insert("targetPort".into(), port);
         }
-        if let Some(a) = spec.get("sessionAffinity").and_then(Value::as_str)
-            && !["ClientIP", "None"].contains(&a)
-        {
-            causes.push(not_supported(
-                "spec.sessionAffinity".into(),
-                &json!(a),
-                &["ClientIP", "None"],
-            ));
-        }
-        if let Some(p) = spec.get("externalTrafficPolicy").and_then(Value::as_str) {
-            if !["Cluster", "Local"].contains(&p) {
-                causes.push(not_supported(
-                    "spec.externalTrafficPolicy".into(),
-                    &json!(p),
-                    &["Cluster", "Local"],
-                ));
-            } else if !matches!(ty, "NodePort" | "LoadBalancer") {
-                causes.push(invalid(
-                    "spec.externalTrafficPolicy".into(),
-                    &json!(p),
-                    "may only be set for externally-accessible services",
-                ));
-            }
-        }
-        if let Some(sel) = spec.get("selector").and_then(Value::as_object) {
-            for (k, v) in sel {
-                for msg in super::meta::qualified_name_errors(k) {
-                    causes.push(invalid("spec.selector".into(), &json!(k), &msg));
-                }
-                let v = v.as_str().unwrap_or("");
-                for msg in super::meta::label_value_errors(v) {
-                    causes.push(invalid("spec.selector".into(), &json!(v), msg));
-                }
-            }
-        }
-        let mut ips: Vec<&str> = spec
-            .get("clusterIPs")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        if ips.is_empty() && !s("clusterIP").is_empty() {
-            ips.push(s("clusterIP"));
-        }
-        for (i, ip) in ips.iter().enumerate() {
-            if *ip != "None" && !ip.is_empty() && ip.parse::<IpAddr>().is_err() {
-                causes.push(invalid(format!("spec.clusterIPs[{i}]"), &json!(ip), IP_MSG));
-            }
-        }
-        causes
+    }
+    let has_external_ips = s
+        .get("externalIPs")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
+    let externally_accessible =
+        ty == "LoadBalancer" || ty == "NodePort" || (ty == "ClusterIP" && has_external_ips);
+    if externally_accessible {
+        or_zero(s, "externalTrafficPolicy", json!("Cluster"));
+    }
+    if matches!(ty.as_str(), "ClusterIP" | "NodePort" | "LoadBalancer") {
+        or_set(s, "internalTrafficPolicy", json!("Cluster"));
+    }
+    if ty == "LoadBalancer" {
+        or_set(s, "allocateLoadBalancerNodePorts", json!(true));
+    }
+    if ty == "ExternalName" {
+        return;
+    }
+    // IP families, as the REST storage settles them before allocating.
+    let cluster_ip = s
+        .get("clusterIP")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if !cluster_ip.is_empty() {
+        or_set(s, "clusterIPs", json!([cluster_ip]));
+    }
+    let headless = cluster_ip == "None";
+    let selectorless = s
+        .get("selector")
+        .and_then(Value::as_object)
+        .is_none_or(Map::is_empty);
+    if headless && selectorless {
+        or_set(s, "ipFamilyPolicy", json!("RequireDualStack"));
+    } else {
+        or_set(s, "ipFamilyPolicy", json!("SingleStack"));
+    }
+    let families_empty = s
+        .get("ipFamilies")
+        .and_then(Value::as_array)
+        .is_none_or(Vec::is_empty);
+    if families_empty {
+        let dual = s.get("ipFamilyPolicy") != Some(&json!("SingleStack"));
+        let families = if dual {
+            json!(["IPv4", "IPv6"])
+        } else {
+            json!(["IPv4"])
+        };
+        s.insert("ipFamilies".into(), families);
     }
 }
 
@@ -152,31 +128,44 @@ impl Strategy for Services {
 mod tests {
     use super::*;
 
+    fn defaulted(spec: Value) -> Value {
+        let mut s = json!({"spec": spec});
+        Services.default(&mut s);
+        s["spec"].take()
+    }
+
     #[test]
-    fn ports_type_and_policies_are_checked_as_upstream() {
-        let svc = json!({"spec": {
-            "type": "Weird",
-            "ports": [{"name": "http", "port": 99999}, {"name": "http", "port": 80, "protocol": "HTTP"}],
-            "externalTrafficPolicy": "Local",
-            "clusterIP": "not-an-ip",
-        }});
-        let causes = Services.validate_create(&svc);
-        let fields: Vec<(&str, &str)> = causes
-            .iter()
-            .map(|c| (c.field.as_str(), c.reason.as_str()))
-            .collect();
+    fn a_bare_service_gets_type_affinity_protocol_target_port_and_families() {
+        let s = defaulted(json!({"selector": {"app": "x"}, "ports": [{"port": 80}]}));
+        assert_eq!(s["type"], "ClusterIP");
+        assert_eq!(s["sessionAffinity"], "None");
         assert_eq!(
-            fields,
-            [
-                ("spec.ports[0].port", "FieldValueInvalid"),
-                ("spec.ports[1].name", "FieldValueDuplicate"),
-                ("spec.ports[1].protocol", "FieldValueNotSupported"),
-                ("spec.type", "FieldValueNotSupported"),
-                ("spec.externalTrafficPolicy", "FieldValueInvalid"),
-                ("spec.clusterIPs[0]", "FieldValueInvalid"),
-            ]
+            s["ports"][0],
+            json!({"port": 80, "protocol": "TCP", "targetPort": 80})
         );
-        let ok = json!({"spec": {"ports": [{"port": 80, "targetPort": 8080}], "selector": {"app": "web"}}});
-        assert!(Services.validate_create(&ok).is_empty());
+        assert_eq!(s["internalTrafficPolicy"], "Cluster");
+        assert_eq!(s["ipFamilyPolicy"], "SingleStack");
+        assert_eq!(s["ipFamilies"], json!(["IPv4"]));
+        assert!(s.get("clusterIP").is_none(), "allocation is not a default");
+    }
+
+    #[test]
+    fn client_ip_affinity_gets_its_timeout_and_node_ports_their_traffic_policy() {
+        let s = defaulted(json!({"type": "NodePort", "sessionAffinity": "ClientIP",
+                                 "ports": [{"port": 80, "targetPort": "http"}]}));
+        assert_eq!(
+            s["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"],
+            10800
+        );
+        assert_eq!(s["externalTrafficPolicy"], "Cluster");
+        assert_eq!(s["ports"][0]["targetPort"], "http");
+    }
+
+    #[test]
+    fn a_selectorless_headless_service_requires_dual_stack() {
+        let s = defaulted(json!({"clusterIP": "None", "ports": [{"port": 1}]}));
+        assert_eq!(s["clusterIPs"], json!(["None"]));
+        assert_eq!(s["ipFamilyPolicy"], "RequireDualStack");
+        assert_eq!(s["ipFamilies"], json!(["IPv4", "IPv6"]));
     }
 }

@@ -1,0 +1,104 @@
+//! Network kinds: NetworkPolicies (port protocol, policy types), EndpointSlices and Endpoints
+//! (port name and protocol), and the generation Ingresses and IngressClasses track. Upstream's
+//! `SetDefaults_*` of `pkg/apis/networking/v1`, `discovery/v1` and `core/v1`.
+
+use serde_json::{Value, json};
+
+use super::Strategy;
+use super::podspec::{child, items, or_set, or_zero};
+
+#[derive(Debug)]
+pub struct NetworkPolicies;
+
+impl Strategy for NetworkPolicies {
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+
+    fn default(&self, obj: &mut Value) {
+        let Some(s) = obj.as_object_mut().and_then(|o| child(o, "spec")) else {
+            return;
+        };
+        for dir in ["ingress", "egress"] {
+            for rule in items(s, dir) {
+                for p in items(rule, "ports") {
+                    or_zero(p, "protocol", json!("TCP"));
+                }
+            }
+        }
+        let no_types = s
+            .get("policyTypes")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty);
+        if no_types {
+            let egress = s
+                .get("egress")
+                .and_then(Value::as_array)
+                .is_some_and(|e| !e.is_empty());
+            let types = if egress {
+                json!(["Ingress", "Egress"])
+            } else {
+                json!(["Ingress"])
+            };
+            s.insert("policyTypes".into(), types);
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct EndpointSlices;
+
+impl Strategy for EndpointSlices {
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+
+    fn default(&self, obj: &mut Value) {
+        let Some(o) = obj.as_object_mut() else { return };
+        for p in items(o, "ports") {
+            or_set(p, "name", json!(""));
+            or_set(p, "protocol", json!("TCP"));
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct EndpointsStrategy;
+
+impl Strategy for EndpointsStrategy {
+    fn default(&self, obj: &mut Value) {
+        let Some(o) = obj.as_object_mut() else { return };
+        for subset in items(o, "subsets") {
+            for p in items(subset, "ports") {
+                or_zero(p, "protocol", json!("TCP"));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_policy_with_egress_rules_covers_both_directions() {
+        let mut p = json!({"spec": {"podSelector": {},
+            "egress": [{"ports": [{"port": 53}]}]}});
+        NetworkPolicies.default(&mut p);
+        assert_eq!(p["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+        assert_eq!(p["spec"]["egress"][0]["ports"][0]["protocol"], "TCP");
+        let mut q = json!({"spec": {"podSelector": {}}});
+        NetworkPolicies.default(&mut q);
+        assert_eq!(q["spec"]["policyTypes"], json!(["Ingress"]));
+    }
+
+    #[test]
+    fn endpoint_slice_ports_get_a_name_and_protocol() {
+        let mut e = json!({"addressType": "IPv4", "endpoints": [], "ports": [{"port": 80}]});
+        EndpointSlices.default(&mut e);
+        assert_eq!(
+            e["ports"][0],
+            json!({"port": 80, "name": "", "protocol": "TCP"})
+        );
+    }
+}
