@@ -1,14 +1,17 @@
 //! Writes: create, update (with the status subresource), patch, delete (graceful with
-//! finalizers) and deletecollection, as transactions on the key's mod_revision.
+//! finalizers) and deletecollection, as transactions on the key's mod_revision. Large
+//! bodies and objects are decoded, patched, validated and encoded on the worker pool
+//! (`api::offload`), so that the core keeps serving its other connections meanwhile.
 
 use super::*;
+use crate::api::{offload, validation};
 
 impl Ctx<'_> {
     pub(super) async fn create(&self) -> Result<Response, Status> {
         if self.rr.subresource.is_some() {
             return Err(Status::method_not_supported(gr(self.res), "create"));
         }
-        let (mut obj, _) = self.body()?;
+        let mut obj = self.body_offloaded().await?;
         self.check_type(&obj)?;
         let validation = self.validation()?;
         let dry_run = self.dry_run()?;
@@ -94,7 +97,13 @@ impl Ctx<'_> {
             self.check_namespace(self.rr.namespace.as_deref().unwrap_or(""))
                 .await?;
         }
-        let (value, warnings) = objects::encode_for_storage(self.res, &obj, validation)?;
+        validation::validate(self.res, &obj)?;
+        let res = self.res.clone();
+        let size = self.req.body.len();
+        let (value, warnings) = offload::run(size, move || {
+            objects::encode_for_storage(&res, &obj, validation)
+        })
+        .await??;
         let key = self.key(&name);
         if dry_run {
             if self.rc()?.snapshot().get(key.as_bytes()).is_some() {
@@ -114,11 +123,15 @@ impl Ctx<'_> {
             .await
             .map_err(|e| store_error(self.res, &name, e))?;
         let obj = objects::served(self.res, &kv.value, kv.mod_revision)?;
-        Ok(self.warnings_response(self.object_response(StatusCode::CREATED, &obj)?, &warnings))
+        Ok(self.warnings_response(
+            self.object_response_offloaded(StatusCode::CREATED, obj)
+                .await?,
+            &warnings,
+        ))
     }
 
     pub(super) async fn update(&self) -> Result<Response, Status> {
-        let (obj, _) = self.body()?;
+        let obj = self.body_offloaded().await?;
         self.check_type(&obj)?;
         let body_name = obj
             .pointer("/metadata/name")
@@ -145,23 +158,41 @@ impl Ctx<'_> {
         new: Value,
         expected_rv: &str,
     ) -> Result<Response, Status> {
+        self.write_change(Change::Replace(new), expected_rv).await
+    }
+
+    /// The update path of PUT, status, scale and PATCH: the current object from the store,
+    /// the change applied, validated and encoded (off the core when large), then stored.
+    async fn write_change(&self, change: Change, expected_rv: &str) -> Result<Response, Status> {
         let validation = self.validation()?;
         let dry_run = self.dry_run()?;
         let kv = self.current().await?;
         if !expected_rv.is_empty() && expected_rv != kv.mod_revision.to_string() {
             return Err(Status::modified_conflict(gr(self.res), self.name()));
         }
-        let old = objects::to_value(
-            self.res,
-            &objects::served(self.res, &kv.value, kv.mod_revision)?,
-        )?;
-        let merged = self.merge_update(&old, new)?;
-        let (value, warnings) = objects::encode_for_storage(self.res, &merged, validation)?;
+        let size = kv.value.len() + change.len();
+        let res = self.res.clone();
+        let status_only = self.rr.subresource.as_deref() == Some("status");
+        let (stored, revision) = (kv.value.clone(), kv.mod_revision);
+        let prepared = offload::run(size, move || {
+            prepare_update(&res, status_only, &stored, revision, change, validation)
+        })
+        .await??;
+        if !prepared.expected_rv.is_empty() {
+            return Err(Status::modified_conflict(gr(self.res), self.name()));
+        }
+        let Prepared {
+            merged,
+            value,
+            warnings,
+            ..
+        } = prepared;
         if value == kv.value || dry_run {
             let obj = objects::served(self.res, &value, kv.mod_revision)?;
-            return Ok(
-                self.warnings_response(self.object_response(StatusCode::OK, &obj)?, &warnings)
-            );
+            return Ok(self.warnings_response(
+                self.object_response_offloaded(StatusCode::OK, obj).await?,
+                &warnings,
+            ));
         }
         let key = self.key(self.name());
         let stored = self
@@ -179,65 +210,39 @@ impl Ctx<'_> {
                 .await;
         }
         let obj = objects::served(self.res, &stored.value, stored.mod_revision)?;
-        Ok(self.warnings_response(self.object_response(StatusCode::OK, &obj)?, &warnings))
+        Ok(self.warnings_response(
+            self.object_response_offloaded(StatusCode::OK, obj).await?,
+            &warnings,
+        ))
     }
 
-    /// The object to store for an update: immutable metadata from the old object; for the
-    /// status subresource only the status changes, for the main resource the status is kept
-    /// (kinds with a status subresource); generation bumps when the spec changes.
-    pub(super) fn merge_update(&self, old: &Value, mut new: Value) -> Result<Value, Status> {
-        let has_status_sub = self.res.subresources.iter().any(|s| s == "status");
-        if self.rr.subresource.as_deref() == Some("status") {
-            let mut out = old.clone();
-            if let (Some(o), Some(s)) = (out.as_object_mut(), new.get("status")) {
-                o.insert("status".into(), s.clone());
-            }
-            return Ok(out);
+    /// The request body decoded, off the core when it is large.
+    async fn body_offloaded(&self) -> Result<Value, Status> {
+        let ct = self
+            .req
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let ty = negotiate::content_type(ct)?;
+        let body = self.req.body.clone();
+        offload::run(body.len(), move || objects::decode_body(&body, ty)).await?
+    }
+
+    /// `object_response`, with large objects encoded off the core.
+    async fn object_response_offloaded(
+        &self,
+        status: StatusCode,
+        obj: Served,
+    ) -> Result<Response, Status> {
+        if self.shape != Shape::Object || obj.raw.len() < offload::OFFLOAD_MIN_BYTES {
+            return self.object_response(status, &obj);
         }
-        let nm = new
-            .as_object_mut()
-            .ok_or_else(|| Status::bad_request("the body is not an object"))?;
-        if has_status_sub {
-            match old.get("status") {
-                Some(s) => {
-                    nm.insert("status".into(), s.clone());
-                }
-                None => {
-                    nm.remove("status");
-                }
-            }
-        }
-        let spec_changed = old.get("spec") != nm.get("spec");
-        let meta = nm.entry("metadata").or_insert_with(|| json!({}));
-        let meta = meta
-            .as_object_mut()
-            .ok_or_else(|| Status::bad_request("metadata is not an object"))?;
-        for k in [
-            "uid",
-            "creationTimestamp",
-            "namespace",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "generation",
-            "name",
-        ] {
-            match old.pointer(&format!("/metadata/{k}")) {
-                Some(v) => {
-                    meta.insert(k.into(), v.clone());
-                }
-                None => {
-                    meta.remove(k);
-                }
-            }
-        }
-        if GENERATION_KINDS.contains(&self.res.resource.as_str()) && spec_changed {
-            let g = old
-                .pointer("/metadata/generation")
-                .and_then(Value::as_i64)
-                .unwrap_or(0);
-            meta.insert("generation".into(), json!(g + 1));
-        }
-        Ok(new)
+        let (res, enc, pretty) = (self.res.clone(), self.enc, self.pretty);
+        let body = offload::run(obj.raw.len(), move || {
+            objects::encode_object(&res, &obj, enc, pretty)
+        })
+        .await??;
+        Ok(self.ok(status, body))
     }
 
     pub(super) async fn patch(&self) -> Result<Response, Status> {
@@ -247,27 +252,8 @@ impl Ctx<'_> {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
         let ty = negotiate::content_type(ct)?;
-        let kv = self.current().await?;
-        let old = objects::to_value(
-            self.res,
-            &objects::served(self.res, &kv.value, kv.mod_revision)?,
-        )?;
-        let patched = match ty {
-            BodyType::JsonPatch => {
-                let ops: Value = serde_json::from_slice(&self.req.body)
-                    .map_err(|e| Status::bad_request(format!("error decoding patch: {e}")))?;
-                crate::api::patch::json_patch(&old, &ops)?
-            }
-            BodyType::MergePatch => {
-                let p: Value = serde_json::from_slice(&self.req.body)
-                    .map_err(|e| Status::bad_request(format!("error decoding patch: {e}")))?;
-                crate::api::patch::merge_patch(&old, &p)
-            }
-            BodyType::StrategicMergePatch => {
-                let p: Value = serde_json::from_slice(&self.req.body)
-                    .map_err(|e| Status::bad_request(format!("error decoding patch: {e}")))?;
-                crate::api::patch::strategic_merge_patch(&old, &p)?
-            }
+        match ty {
+            BodyType::JsonPatch | BodyType::MergePatch | BodyType::StrategicMergePatch => {}
             BodyType::ApplyYaml | BodyType::ApplyCbor => {
                 return Err(Status::new(
                     415,
@@ -276,18 +262,9 @@ impl Ctx<'_> {
                 ));
             }
             _ => return Err(Status::unsupported_media_type()),
-        };
-        let expected = patched
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let expected = if expected == kv.mod_revision.to_string() {
-            String::new()
-        } else {
-            expected
-        };
-        self.write_update(patched, &expected).await
+        }
+        self.write_change(Change::Patch(ty, self.req.body.clone()), "")
+            .await
     }
 
     pub(super) async fn delete(&self) -> Result<Response, Status> {
@@ -461,6 +438,157 @@ impl Ctx<'_> {
             objects::encode_list(self.res, &deleted, &meta, self.enc, self.pretty)?,
         ))
     }
+}
+
+/// How an update makes the new object from the stored one.
+enum Change {
+    /// A full object (PUT, the status and scale subresources).
+    Replace(Value),
+    /// A patch body of this type, applied to the stored object.
+    Patch(BodyType, Bytes),
+}
+
+impl Change {
+    /// Bytes of input the change brings (to decide whether it is large work).
+    fn len(&self) -> usize {
+        match self {
+            Change::Replace(_) => 0,
+            Change::Patch(_, body) => body.len(),
+        }
+    }
+}
+
+/// What an update will store.
+struct Prepared {
+    merged: Value,
+    value: Bytes,
+    warnings: Vec<String>,
+    /// Set when a patch names a resourceVersion other than the stored one (a conflict).
+    expected_rv: String,
+}
+
+/// The CPU part of an update, run inline or on a worker: decode the stored object, apply the
+/// change, keep what the client may not change, validate, encode for storage.
+fn prepare_update(
+    res: &Resource,
+    status_only: bool,
+    stored: &[u8],
+    revision: i64,
+    change: Change,
+    validation: FieldValidation,
+) -> Result<Prepared, Status> {
+    let old = objects::to_value(res, &objects::served(res, stored, revision)?)?;
+    let (new, expected_rv) = match change {
+        Change::Replace(new) => (new, String::new()),
+        Change::Patch(ty, body) => {
+            let patched = apply_patch(ty, &body, old.clone())?;
+            crate::api::patch::check_patched_size(&patched)?;
+            let rv = patched
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let rv = if rv == revision.to_string() {
+                String::new()
+            } else {
+                rv.to_string()
+            };
+            (patched, rv)
+        }
+    };
+    let merged = merge_update(res, status_only, &old, new)?;
+    validation::validate(res, &merged)?;
+    let (value, warnings) = objects::encode_for_storage(res, &merged, validation)?;
+    Ok(Prepared {
+        merged,
+        value,
+        warnings,
+        expected_rv,
+    })
+}
+
+/// A JSON, merge or strategic merge patch applied to `current` (consumed, patched in place).
+fn apply_patch(ty: BodyType, body: &[u8], current: Value) -> Result<Value, Status> {
+    use crate::api::patch;
+    let p: Value = serde_json::from_slice(body)
+        .map_err(|e| Status::bad_request(format!("error decoding patch: {e}")))?;
+    match ty {
+        BodyType::JsonPatch => {
+            patch::apply_json_patch(current, &p).map_err(patch::JsonPatchError::into_status)
+        }
+        BodyType::MergePatch => {
+            let mut out = current;
+            patch::merge_patch_into(&mut out, &p);
+            Ok(out)
+        }
+        _ => {
+            let mut out = current;
+            patch::strategic_merge_patch_into(&mut out, &p)?;
+            Ok(out)
+        }
+    }
+}
+
+/// The object to store for an update: immutable metadata from the old object; for the
+/// status subresource only the status changes, for the main resource the status is kept
+/// (kinds with a status subresource); generation bumps when the spec changes.
+fn merge_update(
+    res: &Resource,
+    status_only: bool,
+    old: &Value,
+    mut new: Value,
+) -> Result<Value, Status> {
+    let has_status_sub = res.subresources.iter().any(|s| s == "status");
+    if status_only {
+        let mut out = old.clone();
+        if let (Some(o), Some(s)) = (out.as_object_mut(), new.get("status")) {
+            o.insert("status".into(), s.clone());
+        }
+        return Ok(out);
+    }
+    let nm = new
+        .as_object_mut()
+        .ok_or_else(|| Status::bad_request("the body is not an object"))?;
+    if has_status_sub {
+        match old.get("status") {
+            Some(s) => {
+                nm.insert("status".into(), s.clone());
+            }
+            None => {
+                nm.remove("status");
+            }
+        }
+    }
+    let spec_changed = old.get("spec") != nm.get("spec");
+    let meta = nm.entry("metadata").or_insert_with(|| json!({}));
+    let meta = meta
+        .as_object_mut()
+        .ok_or_else(|| Status::bad_request("metadata is not an object"))?;
+    for k in [
+        "uid",
+        "creationTimestamp",
+        "namespace",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "name",
+    ] {
+        match old.pointer(&format!("/metadata/{k}")) {
+            Some(v) => {
+                meta.insert(k.into(), v.clone());
+            }
+            None => {
+                meta.remove(k);
+            }
+        }
+    }
+    if GENERATION_KINDS.contains(&res.resource.as_str()) && spec_changed {
+        let g = old
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        meta.insert("generation".into(), json!(g + 1));
+    }
+    Ok(new)
 }
 
 /// TTL of Event keys: --event-ttl (1 h) plus upstream's 60 s lease reuse window.
