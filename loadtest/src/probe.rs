@@ -19,7 +19,8 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Default, Clone)]
 pub struct Latencies {
     samples: Vec<Duration>,
-    /// Calls that got no 2xx (or no answer) — counted, not in the percentiles.
+    /// Calls that got no 2xx (or no answer): counted here, and their time to failure is in
+    /// the percentiles too (a probe that timed out waited at least that long).
     pub failed: usize,
     /// Samples beyond MAX_SAMPLES (counted only).
     pub dropped: usize,
@@ -88,9 +89,8 @@ pub async fn livez(target: Target, interval: Duration, deadline: Instant) -> Lat
             Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
             Err(_) => false,
         };
-        if ok {
-            lat.record(start.elapsed());
-        } else {
+        lat.record(start.elapsed());
+        if !ok {
             lat.failed += 1;
         }
     }
