@@ -174,3 +174,56 @@ fn objects_over_their_size_limits_are_refused_as_upstream() {
         "Secret \"s\" is invalid: data: Too long: must have at most 1048576 bytes"
     );
 }
+
+#[test]
+fn concurrent_patches_of_one_object_all_apply() {
+    // A patch without a resourceVersion is applied again when another write got there first
+    // (upstream retries it): none of these answers 409, and every annotation lands.
+    let k = Kapi::start(&[], &[]);
+    let c = Client::new(&k);
+    let (s, _) = c.json(
+        "POST",
+        CMS,
+        "application/json",
+        &cm("hot", json!({"k": "v"})),
+    );
+    assert_eq!(s, 201);
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                let k = &k;
+                scope.spawn(move || {
+                    let c = Client::new(k);
+                    (0..10)
+                        .map(|i| {
+                            let p =
+                                json!({"metadata": {"annotations": {format!("a{t}-{i}"): "x"}}});
+                            c.json(
+                                "PATCH",
+                                &format!("{CMS}/hot"),
+                                "application/merge-patch+json",
+                                &p,
+                            )
+                            .0
+                        })
+                        .collect::<Vec<u16>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
+    let (_, obj) = c.json(
+        "GET",
+        &format!("{CMS}/hot"),
+        "application/json",
+        &Value::Null,
+    );
+    assert_eq!(
+        obj["metadata"]["annotations"].as_object().unwrap().len(),
+        80
+    );
+}

@@ -161,59 +161,96 @@ impl Ctx<'_> {
         self.write_change(Change::Replace(new), expected_rv).await
     }
 
-    /// The update path of PUT, status, scale and PATCH: the current object from the store,
-    /// the change applied, validated and encoded (off the core when large), then stored.
+    /// The update path of PUT, status, scale and PATCH. A patch that names no
+    /// resourceVersion is applied again to the new current object when another write got
+    /// there first (upstream's GuaranteedUpdate), at most `MAX_PATCH_ATTEMPTS` times.
     async fn write_change(&self, change: Change, expected_rv: &str) -> Result<Response, Status> {
-        let validation = self.validation()?;
-        let dry_run = self.dry_run()?;
-        let kv = self.current().await?;
-        if !expected_rv.is_empty() && expected_rv != kv.mod_revision.to_string() {
-            return Err(Status::modified_conflict(gr(self.res), self.name()));
+        let retry = match &change {
+            Change::Patch(ty, body) => Some((*ty, body.clone())),
+            Change::Replace(_) => None,
+        };
+        let mut next = Some(change);
+        for attempt in 1..=MAX_PATCH_ATTEMPTS {
+            let change = match (next.take(), &retry) {
+                (Some(c), _) => c,
+                (None, Some((ty, body))) => Change::Patch(*ty, body.clone()),
+                (None, None) => break,
+            };
+            let retryable = retry.is_some() && attempt < MAX_PATCH_ATTEMPTS;
+            match self.try_write(change, expected_rv, retryable).await {
+                Attempt::Done(r) => return r,
+                Attempt::Raced => continue,
+            }
         }
-        let size = kv.value.len() + change.len();
-        let res = self.res.clone();
-        let status_only = self.rr.subresource.as_deref() == Some("status");
-        let (stored, revision) = (kv.value.clone(), kv.mod_revision);
-        let prepared = offload::run(size, move || {
-            prepare_update(&res, status_only, &stored, revision, change, validation)
-        })
-        .await??;
-        if !prepared.expected_rv.is_empty() {
-            return Err(Status::modified_conflict(gr(self.res), self.name()));
-        }
-        let Prepared {
-            merged,
-            value,
-            warnings,
-            ..
-        } = prepared;
-        if value == kv.value || dry_run {
-            let obj = objects::served(self.res, &value, kv.mod_revision)?;
-            return Ok(self.warnings_response(
-                self.object_response_offloaded(StatusCode::OK, obj).await?,
-                &warnings,
-            ));
-        }
-        let key = self.key(self.name());
-        let stored = self
-            .api
-            .store
-            .update(key.as_bytes(), value, kv.mod_revision)
-            .await
-            .map_err(|e| store_error(self.res, self.name(), e))?;
-        // An object whose finalizers are gone while it is being deleted goes now.
-        if deleting_without_finalizers(&merged) {
-            let _ = self
+        Err(Status::modified_conflict(gr(self.res), self.name()))
+    }
+
+    /// One attempt at an update: the current object from the store, the change applied,
+    /// validated and encoded (off the core when large), then stored if the object is still
+    /// the one read (`Raced` when it is not and `retryable`).
+    async fn try_write(&self, change: Change, expected_rv: &str, retryable: bool) -> Attempt {
+        let r = async {
+            let validation = self.validation()?;
+            let dry_run = self.dry_run()?;
+            let kv = self.current().await?;
+            if !expected_rv.is_empty() && expected_rv != kv.mod_revision.to_string() {
+                return Err(Status::modified_conflict(gr(self.res), self.name()));
+            }
+            let size = kv.value.len() + change.len();
+            let res = self.res.clone();
+            let status_only = self.rr.subresource.as_deref() == Some("status");
+            let (stored, revision) = (kv.value.clone(), kv.mod_revision);
+            let prepared = offload::run(size, move || {
+                prepare_update(&res, status_only, &stored, revision, change, validation)
+            })
+            .await??;
+            if !prepared.expected_rv.is_empty() {
+                return Err(Status::modified_conflict(gr(self.res), self.name()));
+            }
+            let Prepared {
+                merged,
+                value,
+                warnings,
+                ..
+            } = prepared;
+            if value == kv.value || dry_run {
+                let obj = objects::served(self.res, &value, kv.mod_revision)?;
+                return Ok(Some(self.warnings_response(
+                    self.object_response_offloaded(StatusCode::OK, obj).await?,
+                    &warnings,
+                )));
+            }
+            let key = self.key(self.name());
+            let stored = match self
                 .api
                 .store
-                .delete(key.as_bytes(), Some(stored.mod_revision))
-                .await;
+                .update(key.as_bytes(), value, kv.mod_revision)
+                .await
+            {
+                Ok(kv) => kv,
+                Err(StoreError::Conflict { .. }) if retryable => return Ok(None),
+                Err(e) => return Err(store_error(self.res, self.name(), e)),
+            };
+            // An object whose finalizers are gone while it is being deleted goes now.
+            if deleting_without_finalizers(&merged) {
+                let _ = self
+                    .api
+                    .store
+                    .delete(key.as_bytes(), Some(stored.mod_revision))
+                    .await;
+            }
+            let obj = objects::served(self.res, &stored.value, stored.mod_revision)?;
+            Ok(Some(self.warnings_response(
+                self.object_response_offloaded(StatusCode::OK, obj).await?,
+                &warnings,
+            )))
         }
-        let obj = objects::served(self.res, &stored.value, stored.mod_revision)?;
-        Ok(self.warnings_response(
-            self.object_response_offloaded(StatusCode::OK, obj).await?,
-            &warnings,
-        ))
+        .await;
+        match r {
+            Ok(Some(resp)) => Attempt::Done(Ok(resp)),
+            Ok(None) => Attempt::Raced,
+            Err(e) => Attempt::Done(Err(e)),
+        }
     }
 
     /// The request body decoded, off the core when it is large.
@@ -438,6 +475,17 @@ impl Ctx<'_> {
             objects::encode_list(self.res, &deleted, &meta, self.enc, self.pretty)?,
         ))
     }
+}
+
+/// Times a patch is applied when other writes keep changing the object under it: enough for
+/// a hot object under many writers, bounded so one request cannot loop.
+const MAX_PATCH_ATTEMPTS: usize = 32;
+
+/// The end of one update attempt.
+enum Attempt {
+    Done(Result<Response, Status>),
+    /// The object changed between read and write; the patch may be applied again.
+    Raced,
 }
 
 /// How an update makes the new object from the stored one.
