@@ -7,8 +7,10 @@
 //! Why a pool and not slices that yield: serde_json's parser and serializer and the protobuf
 //! transcoder run to completion; slicing them would mean rewriting them as resumable state
 //! machines. A pool costs one thread hand-off (tens of µs) per large request, nothing for small
-//! ones, which stay inline below the threshold. Reads need neither: lists and watches are sent
-//! from pre-encoded bytes, in bounded chunks through channels whose waits are yield points.
+//! ones, which stay inline below the threshold. Streamed reads (JSON and protobuf lists of 256
+//! items or more, watches) need neither: they copy pre-encoded bytes in 1 MiB chunks through
+//! bounded channels whose waits are yield points. Lists written whole (YAML, Table,
+//! metadata-only) still encode on the core.
 //!
 //! A full queue answers 429 with `Retry-After` at once rather than waiting: each queued job
 //! holds its request's body and object (megabytes), and a client told to come back is cheaper
