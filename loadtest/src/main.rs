@@ -7,6 +7,7 @@ mod listbench;
 mod metrics;
 mod null_server;
 mod objects;
+mod probe;
 mod procstat;
 mod report;
 mod scenario;
@@ -58,6 +59,71 @@ enum Command {
     Listbench(ListBenchArgs),
     /// Prints two reports side by side with ratios (B/A).
     Compare { a: PathBuf, b: PathBuf },
+    /// Heavy strategic merge patches beside /livez probes: does one slow request stall others?
+    Stall(StallArgs),
+    /// GETs, LISTs and PATCHes at a rate and 10× it, beside /livez probes: 429s, timeouts, RSS.
+    Overload(OverloadArgs),
+}
+
+#[derive(Args)]
+struct StallArgs {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    /// Clients patching their own wide pod back to back.
+    #[arg(long, default_value_t = 3)]
+    patchers: usize,
+    /// Containers of each wide pod (and items of each patch).
+    #[arg(long, default_value_t = 10_000)]
+    containers: usize,
+    /// Length of each phase (baseline, then with the patchers).
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    phase: Duration,
+    /// Connections probing /livez (the server spreads connections over its cores).
+    #[arg(long, default_value_t = 4)]
+    probers: usize,
+    #[arg(long, default_value_t = 20)]
+    probe_interval_ms: u64,
+    /// Where to write the JSON report (the Markdown is printed).
+    #[arg(long, default_value = "stall.json")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct OverloadArgs {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    /// Clients, each on its own connection.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Requests per second at multiplier 1, over all clients ("500" or "500/s").
+    #[arg(long, default_value = "500", value_parser = parse_rate)]
+    rate: f64,
+    /// One phase per multiplier of --rate, in order.
+    #[arg(long, default_value = "1,10", value_delimiter = ',')]
+    multipliers: Vec<f64>,
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    phase: Duration,
+    /// Requests one client may have outstanding; more due are counted as skipped.
+    #[arg(long, default_value_t = 4)]
+    in_flight: usize,
+    /// ConfigMaps the GETs and PATCHes spread over.
+    #[arg(long, default_value_t = 20)]
+    objects: usize,
+    #[arg(long, default_value_t = 2)]
+    probers: usize,
+    #[arg(long, default_value_t = 50)]
+    probe_interval_ms: u64,
+    /// A request unanswered after this long counts as a timeout (status 0).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    request_timeout: Duration,
+    /// The server's process id on this machine: sample its RSS.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    #[arg(long, default_value = "overload.json")]
+    out: PathBuf,
+    /// Tokio worker threads for the client (default: the machine's cores).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 /// Which server, with which credentials.
@@ -382,6 +448,8 @@ fn main() {
         Command::NullServer(n) => null(n),
         Command::Listbench(l) => listbench(l),
         Command::Compare { a, b } => compare(&a, &b),
+        Command::Stall(s) => stall(s),
+        Command::Overload(o) => overload(o),
     };
     if let Err(e) = result {
         eprintln!("kapi-load: {e}");
@@ -457,4 +525,68 @@ fn compare(a: &std::path::Path, b: &std::path::Path) -> Result<(), String> {
     };
     print!("{}", report::compare(&read(a)?, &read(b)?));
     Ok(())
+}
+
+/// Runs a scenario with its own report on a multi-thread runtime; writes the JSON, prints the
+/// Markdown.
+fn standalone<R: serde::Serialize>(
+    threads: Option<usize>,
+    out: &std::path::Path,
+    fut: impl std::future::Future<Output = Result<R, String>>,
+    markdown: impl Fn(&R) -> String,
+) -> Result<(), String> {
+    let threads = threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let report = rt.block_on(fut)?;
+    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    std::fs::write(out, json).map_err(|e| format!("{}: {e}", out.display()))?;
+    print!("{}", markdown(&report));
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
+fn stall(a: StallArgs) -> Result<(), String> {
+    let target = a.cluster.target()?;
+    let plan = scenario::stall::Plan {
+        patchers: a.patchers,
+        containers: a.containers.max(1),
+        phase_s: a.phase.as_secs_f64(),
+        probers: a.probers.max(1),
+        probe_interval_ms: a.probe_interval_ms,
+    };
+    standalone(
+        None,
+        &a.out,
+        scenario::stall::run(target, plan),
+        scenario::stall::Report::markdown,
+    )
+}
+
+fn overload(a: OverloadArgs) -> Result<(), String> {
+    let target = a.cluster.target()?;
+    let plan = scenario::overload::Plan {
+        clients: a.clients.max(1),
+        rate: a.rate,
+        multipliers: a.multipliers.clone(),
+        phase_s: a.phase.as_secs_f64(),
+        in_flight: a.in_flight.max(1),
+        objects: a.objects.max(1),
+        probers: a.probers.max(1),
+        probe_interval_ms: a.probe_interval_ms,
+        request_timeout_s: a.request_timeout.as_secs_f64(),
+    };
+    standalone(
+        a.threads,
+        &a.out,
+        scenario::overload::run(target, plan, a.server_pid),
+        scenario::overload::Report::markdown,
+    )
 }

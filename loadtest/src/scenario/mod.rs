@@ -4,7 +4,9 @@
 pub mod churn;
 pub mod kubelet;
 pub mod list;
+pub mod overload;
 pub mod populate;
+pub mod stall;
 pub mod updates;
 
 use std::sync::Arc;

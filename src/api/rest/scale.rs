@@ -71,7 +71,7 @@ impl Ctx<'_> {
         }
         let rv = kv.mod_revision.to_string();
         let resp = self
-            .write_update(false, |_| Ok((new.clone(), rv.clone())))
+            .write_update(false, super::write::Change::Replace(new, rv))
             .await?;
         if !resp.status.is_success() {
             return Ok(resp);

@@ -9,8 +9,13 @@
 //! admission → the store's transaction on the key's mod_revision. A conflict is retried (bounded) for patches and for
 //! updates that named no resourceVersion, as upstream's GuaranteedUpdate; otherwise it is 409.
 
+//!
+//! Large bodies and objects (≥ `offload::OFFLOAD_MIN_BYTES`) are decoded, patched and encoded on
+//! the worker pool (`api::offload`), so that the core keeps serving its other connections.
+
 use super::*;
 use crate::admission::{Attributes, Operation};
+use crate::api::{offload, validation};
 use crate::kinds::meta;
 
 /// Attempts of an update or patch that lost a race with another writer before it answers 409.
@@ -18,6 +23,13 @@ use crate::kinds::meta;
 /// hot key from holding a request for ever, and is high because with N writers on one key each
 /// attempt wins about 1 in N (six writers lose eight attempts in a row 23 % of the time).
 const MAX_UPDATE_ATTEMPTS: usize = 64;
+
+/// What an update makes of the current object: the object the client sent (PUT, scale), or
+/// a patch applied to the current object (again on every attempt).
+pub(super) enum Change {
+    Replace(Value, String),
+    Patch(BodyType, Bytes),
+}
 
 /// What a write starts from: the stored bytes of the current object and their revision.
 pub(super) struct Current {
@@ -54,7 +66,8 @@ impl Ctx<'_> {
             Some(old) => strategy.validate_update(obj, old),
         });
         if causes.is_empty() {
-            return Ok(());
+            // Size limits of ConfigMap and Secret data.
+            return validation::validate(self.res, obj);
         }
         let name = obj
             .pointer("/metadata/name")
@@ -72,8 +85,8 @@ impl Ctx<'_> {
         if self.rr.subresource.is_some() {
             return Err(Status::method_not_supported(gr(self.res), "create"));
         }
-        // Decode once.
-        let (mut obj, _) = self.body()?;
+        // Decode once (off the core when large).
+        let mut obj = self.body_offloaded().await?;
         self.check_type(&obj)?;
         let validation = self.validation()?;
         let dry_run = self.dry_run()?;
@@ -89,7 +102,7 @@ impl Ctx<'_> {
         strategy.default(&mut obj);
         // Encode once: what upstream's decoder refuses (unknown fields under Strict, wrong
         // types) is a 400 before any validation.
-        let (value, warnings) = objects::encode_for_storage(self.res, &obj, validation)?;
+        let (value, warnings, obj) = self.encode_offloaded(obj, validation).await?;
         self.validate(&obj, None)?;
         self.api
             .admission
@@ -183,8 +196,8 @@ impl Ctx<'_> {
     }
 
     pub(super) async fn update(&self) -> Result<Response, Status> {
-        // Decode once.
-        let (obj, _) = self.body()?;
+        // Decode once (off the core when large).
+        let obj = self.body_offloaded().await?;
         self.check_type(&obj)?;
         let body_name = obj
             .pointer("/metadata/name")
@@ -203,27 +216,24 @@ impl Ctx<'_> {
             .to_string();
         // An update that names no resourceVersion is unconditional: retried on conflict.
         let retry = body_rv.is_empty();
-        self.write_update(retry, |_| Ok((obj.clone(), body_rv.clone())))
+        self.write_update(retry, Change::Replace(obj, body_rv))
             .await
     }
 
-    /// The update pipeline: `next` makes the object the client wants (and the resourceVersion
-    /// it requires, or "") from the current one; with `retry`, a lost race runs it again on the
-    /// newer object (bounded), as upstream's GuaranteedUpdate.
-    pub(super) async fn write_update<F>(&self, retry: bool, mut next: F) -> Result<Response, Status>
-    where
-        F: FnMut(&Value) -> Result<(Value, String), Status>,
-    {
+    /// The update pipeline: `change` makes the object the client wants (and the
+    /// resourceVersion it requires, or "") from the current one; with `retry`, a lost race runs
+    /// it again on the newer object (bounded), as upstream's GuaranteedUpdate.
+    pub(super) async fn write_update(
+        &self,
+        retry: bool,
+        change: Change,
+    ) -> Result<Response, Status> {
         let validation = self.validation()?;
         let dry_run = self.dry_run()?;
         let strategy = self.res.strategy;
         let mut current = self.current().await?;
         for _ in 0..MAX_UPDATE_ATTEMPTS {
-            let old = objects::to_value(
-                self.res,
-                &objects::served(self.res, &current.value, current.mod_revision)?,
-            )?;
-            let (new, expected_rv) = next(&old)?;
+            let (old, new, expected_rv) = self.apply_change(&change, &current).await?;
             if !expected_rv.is_empty() && expected_rv != current.mod_revision.to_string() {
                 return Err(Status::modified_conflict(gr(self.res), self.name()));
             }
@@ -239,7 +249,7 @@ impl Ctx<'_> {
                 .await?;
             strategy.default(&mut merged);
             // Encode once (decoding errors are 400s before validation, as upstream).
-            let (value, warnings) = objects::encode_for_storage(self.res, &merged, validation)?;
+            let (value, warnings, merged) = self.encode_offloaded(merged, validation).await?;
             self.validate(&merged, Some(&old))?;
             self.api
                 .admission
@@ -353,12 +363,9 @@ impl Ctx<'_> {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
         let ty = negotiate::content_type(ct)?;
-        // Decode once; the patch is applied to the current object on every attempt.
-        let patch: Value = match ty {
-            BodyType::JsonPatch | BodyType::MergePatch | BodyType::StrategicMergePatch => {
-                serde_json::from_slice(&self.req.body)
-                    .map_err(|e| Status::bad_request(format!("error decoding patch: {e}")))?
-            }
+        // The patch is decoded where it is applied (on the worker pool when large).
+        match ty {
+            BodyType::JsonPatch | BodyType::MergePatch | BodyType::StrategicMergePatch => {}
             BodyType::ApplyYaml | BodyType::ApplyCbor => {
                 return Err(Status::new(
                     415,
@@ -367,27 +374,81 @@ impl Ctx<'_> {
                 ));
             }
             _ => return Err(Status::unsupported_media_type()),
+        }
+        self.write_update(true, Change::Patch(ty, self.req.body.clone()))
+            .await
+    }
+
+    /// The current object as a value, and what the change makes of it (with the
+    /// resourceVersion it requires, or ""): on the worker pool when the object or the patch is
+    /// large. A patched object over the body limit is a 413.
+    async fn apply_change(
+        &self,
+        change: &Change,
+        current: &Current,
+    ) -> Result<(Value, Value, String), Status> {
+        let res = self.res.clone();
+        let (stored, revision) = (current.value.clone(), current.mod_revision);
+        let (size, patch) = match change {
+            Change::Replace(_, _) => (stored.len(), None),
+            Change::Patch(ty, body) => (stored.len() + body.len(), Some((*ty, body.clone()))),
         };
-        self.write_update(true, |old| {
-            let patched = match ty {
-                BodyType::JsonPatch => crate::api::patch::json_patch(old, &patch)?,
-                BodyType::MergePatch => crate::api::patch::merge_patch(old, &patch),
-                _ => crate::api::patch::strategic_merge_patch(old, &patch)?,
+        let (old, patched) = offload::run(size, move || -> Result<_, Status> {
+            let old = objects::to_value(&res, &objects::served(&res, &stored, revision)?)?;
+            let patched = match patch {
+                Some((ty, body)) => {
+                    let p = apply_patch(ty, &body, old.clone())?;
+                    crate::api::patch::check_patched_size(&p)?;
+                    Some(p)
+                }
+                None => None,
             };
-            // A resourceVersion the patch sets is a precondition; the one it kept is not.
-            let old_rv = old
-                .pointer("/metadata/resourceVersion")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let expected = patched
-                .pointer("/metadata/resourceVersion")
-                .and_then(Value::as_str)
-                .filter(|rv| *rv != old_rv)
-                .unwrap_or("")
-                .to_string();
-            Ok((patched, expected))
+            Ok((old, patched))
         })
-        .await
+        .await??;
+        match (change, patched) {
+            (Change::Replace(obj, rv), _) => Ok((old, obj.clone(), rv.clone())),
+            (Change::Patch(..), Some(patched)) => {
+                // A resourceVersion the patch sets is a precondition; the one it kept is not.
+                let expected = patched
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .filter(|rv| *rv != revision.to_string())
+                    .unwrap_or("")
+                    .to_string();
+                Ok((old, patched, expected))
+            }
+            (Change::Patch(..), None) => Err(Status::internal("a patch was not applied")),
+        }
+    }
+
+    /// The request body decoded, off the core when it is large.
+    async fn body_offloaded(&self) -> Result<Value, Status> {
+        let ct = self
+            .req
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let ty = negotiate::content_type(ct)?;
+        let body = self.req.body.clone();
+        offload::run(body.len(), move || objects::decode_body(&body, ty)).await?
+    }
+
+    /// `encode_for_storage`, off the core when the object is large; gives the object back.
+    async fn encode_offloaded(
+        &self,
+        obj: Value,
+        validation: FieldValidation,
+    ) -> Result<(Bytes, Vec<String>, Value), Status> {
+        let res = self.res.clone();
+        let size = self.req.body.len().max(
+            crate::api::patch::json_len_within(&obj, offload::OFFLOAD_MIN_BYTES)
+                .unwrap_or(offload::OFFLOAD_MIN_BYTES),
+        );
+        offload::run(size, move || {
+            objects::encode_for_storage(&res, &obj, validation).map(|(v, w)| (v, w, obj))
+        })
+        .await?
     }
 
     pub(super) async fn delete(&self) -> Result<Response, Status> {
@@ -621,6 +682,28 @@ impl Ctx<'_> {
             StatusCode::OK,
             objects::encode_list(self.res, &deleted, &meta, self.enc, self.pretty)?,
         ))
+    }
+}
+
+/// A JSON, merge or strategic merge patch applied to `current` (consumed, patched in place).
+fn apply_patch(ty: BodyType, body: &[u8], current: Value) -> Result<Value, Status> {
+    use crate::api::patch;
+    let p: Value = serde_json::from_slice(body)
+        .map_err(|e| Status::bad_request(format!("error decoding patch: {e}")))?;
+    match ty {
+        BodyType::JsonPatch => {
+            patch::apply_json_patch(current, &p).map_err(patch::JsonPatchError::into_status)
+        }
+        BodyType::MergePatch => {
+            let mut out = current;
+            patch::merge_patch_into(&mut out, &p);
+            Ok(out)
+        }
+        _ => {
+            let mut out = current;
+            patch::strategic_merge_patch_into(&mut out, &p)?;
+            Ok(out)
+        }
     }
 }
 
