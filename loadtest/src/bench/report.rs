@@ -104,7 +104,20 @@ pub struct BenchReport {
     pub seed: u64,
     pub sizes: Sizes,
     pub servers: Vec<ServerRun>,
+    /// The side-by-side table, as in the Markdown.
+    pub table: Vec<Row>,
     pub warnings: Vec<String>,
+}
+
+/// One figure of one phase for every server, and each server's ratio to the first.
+#[derive(Serialize, Deserialize, Clone)]
+pub struct Row {
+    pub phase: String,
+    pub figure: String,
+    pub unit: String,
+    pub values: Vec<Option<f64>>,
+    /// values[i + 1] / values[0].
+    pub ratios: Vec<Option<f64>>,
 }
 
 fn pct(a: f64, b: f64) -> f64 {
@@ -182,18 +195,22 @@ impl BenchReport {
                     .join(", ")
             ));
         }
-        BenchReport {
+        let mut report = BenchReport {
             tool: format!("kapi-load {}", env!("CARGO_PKG_VERSION")),
             seed,
             sizes,
             servers,
+            table: Vec::new(),
             warnings,
-        }
+        };
+        report.table = report.rows();
+        report
     }
 
-    /// The table: (phase, figure, unit) rows in the order first seen, a value per server.
-    pub fn rows(&self) -> Vec<(String, String, String, Vec<Option<f64>>)> {
-        let mut rows: Vec<(String, String, String, Vec<Option<f64>>)> = Vec::new();
+    /// The table: (phase, figure) rows in the order first seen, a value per server and each
+    /// server's ratio to the first.
+    pub fn rows(&self) -> Vec<Row> {
+        let mut rows: Vec<Row> = Vec::new();
         let n = self.servers.len();
         for (i, s) in self.servers.iter().enumerate() {
             for p in &s.phases {
@@ -217,17 +234,34 @@ impl BenchReport {
                     ));
                     figures.push(("phase time".into(), "s".into(), p.elapsed_s));
                 }
-                for (name, unit, v) in figures {
-                    let row = match rows.iter_mut().find(|r| r.0 == p.name && r.1 == name) {
-                        Some(r) => r,
+                for (figure, unit, v) in figures {
+                    let at = match rows
+                        .iter()
+                        .position(|r| r.phase == p.name && r.figure == figure)
+                    {
+                        Some(at) => at,
                         None => {
-                            rows.push((p.name.clone(), name, unit, vec![None; n]));
-                            rows.last_mut().expect("just pushed")
+                            rows.push(Row {
+                                phase: p.name.clone(),
+                                figure,
+                                unit,
+                                values: vec![None; n],
+                                ratios: Vec::new(),
+                            });
+                            rows.len() - 1
                         }
                     };
-                    row.3[i] = Some(v);
+                    rows[at].values[i] = Some(v);
                 }
             }
+        }
+        for r in &mut rows {
+            r.ratios = r
+                .values
+                .iter()
+                .skip(1)
+                .map(|v| ratio_of(r.values[0], *v))
+                .collect();
         }
         rows
     }
@@ -278,13 +312,13 @@ impl BenchReport {
             let _ = write!(m, "--:|");
         }
         let _ = writeln!(m);
-        for (phase, name, unit, values) in self.rows() {
-            let _ = write!(m, "| {phase} | {name} | {unit} |");
-            for v in &values {
+        for r in &self.table {
+            let _ = write!(m, "| {} | {} | {} |", r.phase, r.figure, r.unit);
+            for v in &r.values {
                 let _ = write!(m, " {} |", v.map(fmt_value).unwrap_or_else(|| "–".into()));
             }
-            for v in values.iter().skip(1) {
-                let _ = write!(m, " {} |", ratio(values[0], *v));
+            for x in &r.ratios {
+                let _ = write!(m, " {} |", fmt_ratio(*x));
             }
             let _ = writeln!(m);
         }
@@ -459,17 +493,19 @@ fn fmt_value(v: f64) -> String {
     }
 }
 
-fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+/// b / a, when both are known and a is not zero.
+fn ratio_of(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     match (a, b) {
-        (Some(a), Some(b)) if a != 0.0 => {
-            let r = b / a;
-            if r.abs() < 0.1 {
-                format!("{r:.3}×")
-            } else {
-                format!("{r:.2}×")
-            }
-        }
-        _ => "–".into(),
+        (Some(a), Some(b)) if a != 0.0 => Some(b / a),
+        _ => None,
+    }
+}
+
+fn fmt_ratio(r: Option<f64>) -> String {
+    match r {
+        Some(r) if r.abs() < 0.1 => format!("{r:.3}×"),
+        Some(r) => format!("{r:.2}×"),
+        None => "–".into(),
     }
 }
 
@@ -498,7 +534,7 @@ pub fn compare(a: &BenchReport, b: &BenchReport) -> String {
             Some((i, j))
         })
         .collect();
-    let (ra, rb) = (a.rows(), b.rows());
+    let (ra, rb) = (&a.table, &b.table);
     let _ = write!(m, "| phase | figure | unit |");
     for (i, j) in &pairs {
         let _ = write!(
@@ -513,18 +549,18 @@ pub fn compare(a: &BenchReport, b: &BenchReport) -> String {
     }
     let _ = writeln!(m);
     let mut keys: Vec<(String, String, String)> = Vec::new();
-    for r in ra.iter().chain(&rb) {
-        let k = (r.0.clone(), r.1.clone(), r.2.clone());
+    for r in ra.iter().chain(rb) {
+        let k = (r.phase.clone(), r.figure.clone(), r.unit.clone());
         if !keys.contains(&k) {
             keys.push(k);
         }
     }
     let lookup: BTreeMap<(bool, String, String), Vec<Option<f64>>> = ra
         .iter()
-        .map(|r| ((false, r.0.clone(), r.1.clone()), r.3.clone()))
+        .map(|r| ((false, r.phase.clone(), r.figure.clone()), r.values.clone()))
         .chain(
             rb.iter()
-                .map(|r| ((true, r.0.clone(), r.1.clone()), r.3.clone())),
+                .map(|r| ((true, r.phase.clone(), r.figure.clone()), r.values.clone())),
         )
         .collect();
     for (phase, name, unit) in keys {
@@ -537,7 +573,13 @@ pub fn compare(a: &BenchReport, b: &BenchReport) -> String {
                 .get(&(true, phase.clone(), name.clone()))
                 .and_then(|v| v[*j]);
             let f = |v: Option<f64>| v.map(fmt_value).unwrap_or_else(|| "–".into());
-            let _ = write!(m, " {} | {} | {} |", f(va), f(vb), ratio(va, vb));
+            let _ = write!(
+                m,
+                " {} | {} | {} |",
+                f(va),
+                f(vb),
+                fmt_ratio(ratio_of(va, vb))
+            );
         }
         let _ = writeln!(m);
     }
