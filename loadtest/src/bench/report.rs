@@ -232,6 +232,11 @@ impl BenchReport {
                         "cores".into(),
                         p.tool_cpu_s / p.elapsed_s.max(1e-3),
                     ));
+                    figures.push((
+                        "kapi-load busiest thread".into(),
+                        "cores".into(),
+                        p.tool_busiest_thread_cores,
+                    ));
                     figures.push(("phase time".into(), "s".into(), p.elapsed_s));
                 }
                 for (figure, unit, v) in figures {
@@ -589,4 +594,128 @@ pub fn compare(a: &BenchReport, b: &BenchReport) -> String {
         }
     }
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phase(name: &str, metrics: &[(&str, f64)]) -> Phase {
+        let mut p = Phase {
+            name: name.into(),
+            elapsed_s: 10.0,
+            tool_cpu_s: 1.0,
+            ..Phase::default()
+        };
+        for (n, v) in metrics {
+            p.metric(n, "", *v);
+        }
+        p
+    }
+
+    fn server(name: &str, pod_bytes: f64, achieved: f64) -> ServerRun {
+        let mut watch = phase("watch", &[("delivery p99", 2.0)]);
+        watch.asked_rate = Some(100.0);
+        watch.achieved_rate = Some(achieved);
+        ServerRun {
+            name: name.into(),
+            server: "https://127.0.0.1:1".into(),
+            pid: None,
+            phases: vec![
+                phase(
+                    "populate",
+                    &[
+                        ("creates/s", 1000.0),
+                        ("server RSS growth per object", 7000.0),
+                    ],
+                ),
+                phase(
+                    "list",
+                    &[
+                        ("LIST protobuf items", 100.0),
+                        ("LIST protobuf bytes per item", pod_bytes),
+                    ],
+                ),
+                watch,
+            ],
+            server_samples: Vec::new(),
+        }
+    }
+
+    fn sizes() -> Sizes {
+        let mut s = Sizes::suite("smoke").expect("smoke suite");
+        s.nodes = 10;
+        s.pods_per_node = 10;
+        s
+    }
+
+    #[test]
+    fn ratios_are_each_server_over_the_first() {
+        let r = BenchReport::build(
+            sizes(),
+            1,
+            vec![server("a", 3500.0, 100.0), server("b", 3500.0, 95.0)],
+        );
+        let row = r
+            .table
+            .iter()
+            .find(|r| r.phase == "watch" && r.figure == "rate achieved")
+            .expect("row");
+        assert_eq!(row.values, vec![Some(100.0), Some(95.0)]);
+        assert_eq!(row.ratios, vec![Some(0.95)]);
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+        assert!(
+            r.markdown("x")
+                .contains("| watch | rate achieved | /s | 100 | 95 | 0.95× |")
+        );
+    }
+
+    #[test]
+    fn a_rate_more_than_a_tenth_short_of_the_asked_warns_and_names_the_server() {
+        let r = BenchReport::build(
+            sizes(),
+            1,
+            vec![server("a", 3500.0, 100.0), server("b", 3500.0, 85.0)],
+        );
+        assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+        assert!(r.warnings[0].starts_with("b: watch achieved 85.0/s of the 100.0/s asked"));
+    }
+
+    #[test]
+    fn pods_of_different_sizes_warn_and_get_per_byte_figures() {
+        let r = BenchReport::build(
+            sizes(),
+            1,
+            vec![server("a", 3500.0, 100.0), server("b", 9900.0, 100.0)],
+        );
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.contains("different sizes") && w.contains("b 9900 B")),
+            "{:?}",
+            r.warnings
+        );
+        let per_byte = r
+            .table
+            .iter()
+            .find(|r| r.figure == "server RSS growth per stored byte")
+            .expect("per-byte row");
+        assert_eq!(per_byte.values, vec![Some(2.0), Some(7000.0 / 9900.0)]);
+        let mb = r
+            .table
+            .iter()
+            .find(|r| r.figure == "MB stored/s")
+            .expect("MB/s row");
+        assert_eq!(mb.values[0], Some(3.5));
+    }
+
+    #[test]
+    fn a_saturated_tool_is_flagged_per_phase() {
+        let mut a = server("a", 3500.0, 100.0);
+        a.phases[0].tool_saturated = true;
+        a.phases[0].tool_busiest_thread_cores = 0.97;
+        let r = BenchReport::build(sizes(), 1, vec![a]);
+        assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+        assert!(r.warnings[0].starts_with("a: populate: kapi-load itself saturated"));
+    }
 }
