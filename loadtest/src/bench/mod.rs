@@ -593,10 +593,33 @@ async fn cold_start(
         }
         tokio::time::sleep(READY_POLL).await;
     };
+    // The first page of pods, as a client's first LIST after the restart: /readyz may come
+    // before the server can answer from its cache.
+    let page = format!("/api/v1/pods?limit={}", crate::watch::LIST_PAGE);
+    let listed_s = loop {
+        let ok = api
+            .request(reqwest::Method::GET, &page)
+            .header("Accept", "application/vnd.kubernetes.protobuf")
+            .timeout(timeout)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ok {
+            break start.elapsed().as_secs_f64();
+        }
+        if start.elapsed() > timeout {
+            return Err(format!(
+                "{}: no pod LIST {timeout:?} after the restart hook",
+                c.name
+            ));
+        }
+        tokio::time::sleep(READY_POLL).await;
+    };
     probe.server_pid = new_pid;
     let mut p = probe.finish("cold-start");
     p.metric("restart hook", "s", hook_s);
     p.metric("hook start → /readyz", "s", ready_s);
+    p.metric("hook start → first page of pods", "s", listed_s);
     if let Some(rss) = p.server_rss_bytes {
         p.metric(
             "server RSS when ready",

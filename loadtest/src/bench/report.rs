@@ -142,6 +142,16 @@ impl BenchReport {
                         pct(got, asked)
                     ));
                 }
+                for mode in ["list-watch", "watch-list"] {
+                    if let Some(n) = p.value(&format!("{mode} informers synced"))
+                        && n < sizes.informers as f64
+                    {
+                        warnings.push(format!(
+                            "{}: only {n:.0} of {} {mode} informers synced within {} s: their sync time is longer than the phase",
+                            s.name, sizes.informers, sizes.informer_duration_s
+                        ));
+                    }
+                }
                 if p.tool_saturated {
                     warnings.push(format!(
                         "{}: {}: kapi-load itself saturated (busiest thread {:.2} cores, {:.2} cores in all): the figures may describe the tool",
