@@ -193,13 +193,14 @@ impl Probe {
         let tool_cpu_s = procstat::cpu_seconds(std::process::id()).unwrap_or(0.0) - self.own_cpu;
         let busiest = procstat::own_thread_cpu_seconds()
             .iter()
-            .filter_map(|(tid, now)| {
+            .map(|(tid, now)| {
+                // A thread started during the phase spent all of its CPU in it.
                 let before = self
                     .own_threads
                     .iter()
                     .find(|(t, _)| t == tid)
                     .map_or(0.0, |(_, c)| *c);
-                Some(now - before)
+                now - before
             })
             .fold(0.0, f64::max)
             / elapsed_s;

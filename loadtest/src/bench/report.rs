@@ -495,9 +495,7 @@ fn per_byte(s: &mut ServerRun, pods: f64) {
 
 fn fmt_value(v: f64) -> String {
     let a = v.abs();
-    if v.fract() == 0.0 && a < 1e15 {
-        format!("{v:.0}")
-    } else if a >= 1000.0 {
+    if (v.fract() == 0.0 && a < 1e15) || a >= 1000.0 {
         format!("{v:.0}")
     } else if a >= 10.0 {
         format!("{v:.1}")
