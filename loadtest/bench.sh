@@ -2,7 +2,8 @@
 # kapi on a real etcd beside kapi on its embedded store, compared by one `kapi-load bench` run:
 # starts Debian's etcd and both kapi servers (release builds of this repository) on free loopback
 # ports in a temporary directory, gives kapi-load a restart hook for each (the cold-start phase),
-# and writes the side-by-side report to $OUT. Every process it starts is killed on exit.
+# and writes the side-by-side report to $OUT. kapi on etcd's CPU and RSS are kapi's plus etcd's,
+# as the embedded store's are inside kapi. Every process it starts is killed on exit.
 #
 # Extra arguments go to `kapi-load bench` (sizes, --suite, --phases). Try it small first:
 #   bash loadtest/bench.sh --suite smoke
@@ -85,16 +86,16 @@ etcd --name=default --data-dir="$WORK/etcd" \
     --listen-metrics-urls="http://127.0.0.1:$METRICS_PORT" \
     --experimental-watch-progress-notify-interval=5s \
     --quota-backend-bytes=$((8 << 30)) >"$WORK/etcd.log" 2>&1 &
-echo $! >"$WORK/etcd.pid"
+echo $! >"$WORK/etcd-server.pid"
 wait_for etcd 30 sh -c "curl -sf http://127.0.0.1:$METRICS_PORT/health | grep -q '\"health\":\"true\"'"
 
 # start_kapi NAME PORT [flags]: starts kapi in the background, records its pid, prints it.
 start_kapi() {
     local name=$1 port=$2
     shift 2
-    "$KAPI" --data-dir "$WORK/$name" --bind-address 127.0.0.1 --secure-port "$port" "$@" \
+    "$KAPI" --data-dir "$WORK/kapi-$name" --bind-address 127.0.0.1 --secure-port "$port" "$@" \
         >>"$WORK/kapi-$name.log" 2>&1 </dev/null &
-    echo $! >"$WORK/$name.pid"
+    echo $! >"$WORK/kapi-$name.pid"
     echo $!
 }
 # The restart hook of a server: stop it, wait for it to exit, start it again, print its pid.
@@ -103,7 +104,7 @@ hook() { # NAME PORT [flags]
     cat >"$WORK/restart-$name.sh" <<EOF
 #!/usr/bin/env bash
 set -e
-old=\$(cat "$WORK/$name.pid")
+old=\$(cat "$WORK/kapi-$name.pid")
 kill "\$old"
 # A killed child stays a zombie until its parent reaps it: wait for it to stop running.
 while [ "\$(cut -d" " -f3 /proc/\$old/stat 2>/dev/null || echo Z)" != Z ]; do sleep 0.05; done
@@ -118,14 +119,15 @@ EMBEDDED_PID=$(start_kapi embedded "$EMBEDDED_PORT")
 ETCD_KAPI_PID=$(start_kapi etcd "$ETCD_KAPI_PORT" --etcd-servers "$ETCD")
 for s in "embedded $EMBEDDED_PORT" "etcd $ETCD_KAPI_PORT"; do
     set -- $s
-    wait_for "kapi ($1)" 60 sh -c "test -f $WORK/$1/admin.kubeconfig && curl -skf https://127.0.0.1:$2/readyz"
+    wait_for "kapi ($1)" 60 sh -c "test -f $WORK/kapi-$1/admin.kubeconfig && curl -skf https://127.0.0.1:$2/readyz"
 done
 echo "bench.sh: etcd $ETCD; kapi embedded :$EMBEDDED_PORT (pid $EMBEDDED_PID), kapi on etcd :$ETCD_KAPI_PORT (pid $ETCD_KAPI_PID); report in $OUT" >&2
 
 "$KAPI_LOAD" bench \
-    --cluster "etcd=$WORK/etcd/admin.kubeconfig" \
-    --cluster "embedded=$WORK/embedded/admin.kubeconfig" \
-    --server-pid "etcd=$ETCD_KAPI_PID" --server-pid "embedded=$EMBEDDED_PID" \
+    --cluster "etcd=$WORK/kapi-etcd/admin.kubeconfig" \
+    --cluster "embedded=$WORK/kapi-embedded/admin.kubeconfig" \
+    --server-pid "etcd=$ETCD_KAPI_PID,$(cat "$WORK/etcd-server.pid")" \
+    --server-pid "embedded=$EMBEDDED_PID" \
     --restart-hook "etcd=$(hook etcd "$ETCD_KAPI_PORT" --etcd-servers "$ETCD")" \
     --restart-hook "embedded=$(hook embedded "$EMBEDDED_PORT")" \
     --out "$OUT/bench.json" "$@" 2> >(tee "$OUT/bench.log" >&2)

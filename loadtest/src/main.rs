@@ -128,7 +128,8 @@ struct BenchArgs {
     /// NAME=CONTEXT in that cluster's kubeconfig (default: its current-context).
     #[arg(long = "context")]
     contexts: Vec<String>,
-    /// NAME=PID of that server's process on this machine: its CPU and RSS are measured.
+    /// NAME=PID[,PID…]: that server's process on this machine, then any it stores in (its
+    /// etcd): CPU and RSS are measured as their sum.
     #[arg(long = "server-pid")]
     server_pids: Vec<String>,
     /// NAME=COMMAND that restarts that server (run by `sh -c`; its last output line, if a
@@ -625,12 +626,15 @@ fn bench(b: BenchArgs) -> Result<(), String> {
         } else {
             client::Target::from_kubeconfig(place, named(&b.contexts, name))?
         };
-        let pid = named(&b.server_pids, name)
+        let pids = named(&b.server_pids, name)
             .map(|p| {
-                p.parse::<u32>()
-                    .map_err(|_| format!("--server-pid {name}={p}: not a pid"))
+                p.split(',')
+                    .map(|x| x.trim().parse::<u32>())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| format!("--server-pid {name}={p}: not a list of pids"))
             })
-            .transpose()?;
+            .transpose()?
+            .unwrap_or_default();
         let pod_padding = named(&b.pod_padding, name)
             .map(|p| {
                 p.parse::<usize>()
@@ -642,7 +646,7 @@ fn bench(b: BenchArgs) -> Result<(), String> {
         clusters.push(bench::Cluster {
             name: name.to_string(),
             target,
-            pid,
+            pids,
             restart_hook: named(&b.restart_hooks, name).map(str::to_string),
             pod_padding,
             update_rate: named(&b.cluster_update_rate, name)

@@ -70,7 +70,7 @@ fn bench_compares_kapi_on_etcd_with_kapi_embedded_and_warns_when_unfair() {
         "--server-pid".into(),
         format!("embedded={}", embedded.child.id()),
         "--server-pid".into(),
-        format!("etcd={}", on_etcd.child.id()),
+        format!("etcd={},{}", on_etcd.child.id(), etcd.pid()),
         "--restart-hook".into(),
         format!("embedded={}", embedded.restart_hook(&pid_files[0])),
         "--restart-hook".into(),
@@ -130,6 +130,7 @@ fn bench_compares_kapi_on_etcd_with_kapi_embedded_and_warns_when_unfair() {
         ("leases", "heartbeats done"),
         ("informers", "watch-list sync max"),
         ("cold-start", "hook start → /readyz"),
+        ("cold-start", "server RSS when ready"),
     ] {
         let r = row(&fair, phase, figure);
         let ratio = r["ratios"][0].as_f64();
@@ -174,7 +175,7 @@ fn bench_compares_kapi_on_etcd_with_kapi_embedded_and_warns_when_unfair() {
         "--server-pid".into(),
         format!("embedded={}", pids[0]),
         "--server-pid".into(),
-        format!("etcd={}", pids[1]),
+        format!("etcd={},{}", pids[1], etcd.pid()),
         "--phases".into(),
         "populate,list,watch".into(),
         "--pod-padding".into(),

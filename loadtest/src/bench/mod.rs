@@ -143,7 +143,9 @@ impl Sizes {
 pub struct Cluster {
     pub name: String,
     pub target: Target,
-    pub pid: Option<u32>,
+    /// The server's process first, then any it stores in (its etcd): CPU and RSS are their sum,
+    /// so that a server with its store inside compares with one whose store is outside.
+    pub pids: Vec<u32>,
     /// A shell command that restarts the server (prints the new pid as its last line, if known).
     pub restart_hook: Option<String>,
     /// Test knobs: padding on this cluster's pods, and its own update rate.
@@ -164,7 +166,7 @@ pub async fn run(clusters: Vec<Cluster>, sizes: Sizes, seed: u64) -> Result<Benc
 /// CPU before a phase, to be read again after it.
 struct Probe {
     start: Instant,
-    server_pid: Option<u32>,
+    server_pids: Vec<u32>,
     server_cpu: Option<f64>,
     own_cpu: f64,
     own_threads: Vec<(u32, f64)>,
@@ -172,11 +174,11 @@ struct Probe {
 }
 
 impl Probe {
-    fn start(server_pid: Option<u32>, threads: usize) -> Probe {
+    fn start(server_pids: &[u32], threads: usize) -> Probe {
         Probe {
             start: Instant::now(),
-            server_pid,
-            server_cpu: server_pid.and_then(procstat::cpu_seconds),
+            server_pids: server_pids.to_vec(),
+            server_cpu: known(server_pids).and_then(procstat::cpu_seconds_of),
             own_cpu: procstat::cpu_seconds(std::process::id()).unwrap_or(0.0),
             own_threads: procstat::own_thread_cpu_seconds(),
             threads,
@@ -186,8 +188,8 @@ impl Probe {
     /// The phase record with its CPU figures, the metrics to be added by the caller.
     fn finish(self, name: &str) -> Phase {
         let elapsed_s = self.start.elapsed().as_secs_f64().max(1e-3);
-        let server_cpu_s = match (self.server_pid, self.server_cpu) {
-            (Some(pid), Some(before)) => procstat::cpu_seconds(pid).map(|now| now - before),
+        let server_cpu_s = match (known(&self.server_pids), self.server_cpu) {
+            (Some(pids), Some(before)) => procstat::cpu_seconds_of(pids).map(|now| now - before),
             _ => None,
         };
         let tool_cpu_s = procstat::cpu_seconds(std::process::id()).unwrap_or(0.0) - self.own_cpu;
@@ -211,7 +213,7 @@ impl Probe {
             asked_rate: None,
             achieved_rate: None,
             server_cpu_s,
-            server_rss_bytes: self.server_pid.and_then(procstat::rss_bytes),
+            server_rss_bytes: known(&self.server_pids).and_then(procstat::rss_bytes_of),
             tool_cpu_s,
             tool_busiest_thread_cores: busiest,
             tool_saturated: busiest > SATURATED_SHARE
@@ -221,6 +223,11 @@ impl Probe {
             skipped: None,
         }
     }
+}
+
+/// The pids, when there are any to measure.
+fn known(pids: &[u32]) -> Option<&[u32]> {
+    (!pids.is_empty()).then_some(pids)
 }
 
 /// A plan with nothing in it, for a phase to switch on what it runs.
@@ -263,7 +270,12 @@ async fn scenario(
     let bound = Duration::from_secs(plan.duration_s) + PHASE_GRACE;
     let outcome = tokio::time::timeout(
         bound,
-        scenario::run(c.target.clone(), plan.clone(), rec.clone(), c.pid),
+        scenario::run(
+            c.target.clone(),
+            plan.clone(),
+            rec.clone(),
+            c.pids.first().copied(),
+        ),
     )
     .await
     .map_err(|_| format!("{}: a phase ran past its bound of {bound:?}", c.name))??;
@@ -314,16 +326,15 @@ fn latency_metrics(p: &mut Phase, what: &str, o: Option<&OpReport>) {
 
 async fn run_cluster(c: Cluster, s: &Sizes, seed: u64) -> Result<ServerRun, String> {
     let threads = s.threads.max(1);
-    let sampler = c
-        .pid
-        .map(|pid| Sampler::start(pid, Instant::now() + SAMPLER_HORIZON));
+    let sampler = known(&c.pids)
+        .map(|pids| Sampler::start_many(pids.to_vec(), Instant::now() + SAMPLER_HORIZON));
     let mut phases = Vec::new();
-    let mut pid = c.pid;
+    let mut pids = c.pids.clone();
     let pods = s.pods();
 
     if s.has("populate") {
-        let rss_before = c.pid.and_then(procstat::rss_bytes);
-        let probe = Probe::start(c.pid, threads);
+        let rss_before = known(&pids).and_then(procstat::rss_bytes_of);
+        let probe = Probe::start(&pids, threads);
         let mut plan = base_plan(s, seed, s.populate_timeout_s);
         plan.populate = true;
         plan.pods = pods;
@@ -359,7 +370,7 @@ async fn run_cluster(c: Cluster, s: &Sizes, seed: u64) -> Result<ServerRun, Stri
     }
 
     if s.has("list") {
-        let probe = Probe::start(c.pid, threads);
+        let probe = Probe::start(&pids, threads);
         let bench = listbench::Bench {
             path: "/api/v1/pods".into(),
             count: s.list_count.max(1),
@@ -408,7 +419,7 @@ async fn run_cluster(c: Cluster, s: &Sizes, seed: u64) -> Result<ServerRun, Stri
     }
 
     if s.has("watch") {
-        let probe = Probe::start(c.pid, threads);
+        let probe = Probe::start(&pids, threads);
         let mut plan = base_plan(s, seed, s.watch_duration_s);
         plan.kubelets = true;
         plan.watch_only = true;
@@ -451,7 +462,7 @@ async fn run_cluster(c: Cluster, s: &Sizes, seed: u64) -> Result<ServerRun, Stri
     }
 
     if s.has("leases") {
-        let probe = Probe::start(c.pid, threads);
+        let probe = Probe::start(&pids, threads);
         let mut plan = base_plan(s, seed, s.lease_duration_s);
         plan.nodes = s.lease_nodes.max(1);
         plan.kubelets = true;
@@ -482,7 +493,7 @@ async fn run_cluster(c: Cluster, s: &Sizes, seed: u64) -> Result<ServerRun, Stri
     }
 
     if s.has("informers") {
-        let probe = Probe::start(c.pid, threads);
+        let probe = Probe::start(&pids, threads);
         let mut p = Phase::default();
         for (mode, label) in [("list-watch", "list-watch"), ("watch-list", "watch-list")] {
             let mut plan = base_plan(s, seed, s.informer_duration_s);
@@ -523,7 +534,19 @@ async fn run_cluster(c: Cluster, s: &Sizes, seed: u64) -> Result<ServerRun, Stri
             )),
             Some(hook) => {
                 let (p, new_pid) = cold_start(&c, hook, s, threads).await?;
-                pid = new_pid.or(pid);
+                // The restarted server replaces the first pid; unknown, nothing is measured.
+                match new_pid {
+                    Some(new) if !pids.is_empty() => pids[0] = new,
+                    _ => pids.clear(),
+                }
+                let mut p = p;
+                if let Some(rss) = known(&pids).and_then(procstat::rss_bytes_of) {
+                    p.metric(
+                        "server RSS when ready",
+                        "MiB",
+                        rss as f64 / (1 << 20) as f64,
+                    );
+                }
                 phases.push(p);
             }
         }
@@ -536,7 +559,7 @@ async fn run_cluster(c: Cluster, s: &Sizes, seed: u64) -> Result<ServerRun, Stri
     Ok(ServerRun {
         name: c.name.clone(),
         server: c.target.server.clone(),
-        pid,
+        pids,
         phases,
         server_samples: samples,
     })
@@ -551,7 +574,7 @@ async fn cold_start(
 ) -> Result<(Phase, Option<u32>), String> {
     let timeout = Duration::from_secs(s.cold_start_timeout_s.max(1));
     let start = Instant::now();
-    let mut probe = Probe::start(None, threads);
+    let probe = Probe::start(&[], threads);
     eprintln!("bench: {}: restarting with `{hook}`", c.name);
     let child = tokio::process::Command::new("sh")
         .arg("-c")
@@ -616,7 +639,6 @@ async fn cold_start(
         }
         tokio::time::sleep(READY_POLL).await;
     };
-    probe.server_pid = new_pid;
     let mut p = probe.finish("cold-start");
     p.metric("restart hook", "s", hook_s);
     p.metric("hook start → /readyz", "s", ready_s);

@@ -76,8 +76,8 @@ impl Phase {
 pub struct ServerRun {
     pub name: String,
     pub server: String,
-    /// The server's pid at the end (a restart hook may have printed a new one).
-    pub pid: Option<u32>,
+    /// The server's pids at the end (a restart hook may have printed a new one).
+    pub pids: Vec<u32>,
     pub phases: Vec<Phase>,
     /// CPU and RSS once a second over the whole suite.
     pub server_samples: Vec<ProcSample>,
@@ -628,7 +628,7 @@ mod tests {
         ServerRun {
             name: name.into(),
             server: "https://127.0.0.1:1".into(),
-            pid: None,
+            pids: Vec::new(),
             phases: vec![
                 phase(
                     "populate",

@@ -183,6 +183,10 @@ impl Etcd {
         e
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     fn healthy(&self) -> bool {
         use std::io::{Read, Write};
         let addr = self.endpoint.trim_start_matches("http://");
