@@ -430,11 +430,9 @@ async fn run_cluster(c: Cluster, s: &Sizes, seed: u64) -> Result<ServerRun, Stri
         let (r, rec) = scenario(&c, plan, threads).await?;
         let mut p = probe.finish("watch");
         let started_s = rec.updates_started_ms.load(Ordering::Relaxed) as f64 / 1e3;
-        let window = if started_s > 0.0 {
-            (r.elapsed_s - started_s).max(1e-3)
-        } else {
-            r.elapsed_s.max(1e-3)
-        };
+        // From the first update to the deadline (in-flight ones finish after it).
+        let end_s = r.elapsed_s.min(s.watch_duration_s.max(1) as f64);
+        let window = (end_s - started_s).max(1e-3);
         let sent = all_count(&r, "PATCH", "pods");
         let acked = ok_count(&r, "PATCH", "pods");
         p.asked_rate = Some(asked);
