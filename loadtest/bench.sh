@@ -117,10 +117,8 @@ EOF
 
 EMBEDDED_PID=$(start_kapi embedded "$EMBEDDED_PORT")
 ETCD_KAPI_PID=$(start_kapi etcd "$ETCD_KAPI_PORT" --etcd-servers "$ETCD")
-for s in "embedded $EMBEDDED_PORT" "etcd $ETCD_KAPI_PORT"; do
-    set -- $s
-    wait_for "kapi ($1)" 60 sh -c "test -f $WORK/kapi-$1/admin.kubeconfig && curl -skf https://127.0.0.1:$2/readyz"
-done
+wait_for "kapi (embedded)" 60 sh -c "test -f $WORK/kapi-embedded/admin.kubeconfig && curl -skf https://127.0.0.1:$EMBEDDED_PORT/readyz"
+wait_for "kapi (etcd)" 60 sh -c "test -f $WORK/kapi-etcd/admin.kubeconfig && curl -skf https://127.0.0.1:$ETCD_KAPI_PORT/readyz"
 echo "bench.sh: etcd $ETCD; kapi embedded :$EMBEDDED_PORT (pid $EMBEDDED_PID), kapi on etcd :$ETCD_KAPI_PORT (pid $ETCD_KAPI_PID); report in $OUT" >&2
 
 "$KAPI_LOAD" bench \
