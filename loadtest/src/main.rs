@@ -660,7 +660,7 @@ fn bench(b: BenchArgs) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let report = rt.block_on(bench::run(clusters, sizes, seed))?;
+    let report = rt.block_on(bench::run(clusters, sizes, seed, &b.out))?;
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }

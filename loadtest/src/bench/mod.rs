@@ -154,11 +154,22 @@ pub struct Cluster {
 }
 
 /// Runs the suite against every cluster, one after the other, and builds the report.
-pub async fn run(clusters: Vec<Cluster>, sizes: Sizes, seed: u64) -> Result<BenchReport, String> {
+/// After each cluster, the report so far is written to `out`: a long suite cut short keeps the
+/// servers it finished.
+pub async fn run(
+    clusters: Vec<Cluster>,
+    sizes: Sizes,
+    seed: u64,
+    out: &std::path::Path,
+) -> Result<BenchReport, String> {
     let mut servers = Vec::new();
-    for c in clusters {
+    let last = clusters.len();
+    for (i, c) in clusters.into_iter().enumerate() {
         eprintln!("bench: {} ({}), seed {seed}", c.name, c.target.server);
         servers.push(run_cluster(c, &sizes, seed).await?);
+        if i + 1 < last {
+            BenchReport::build(sizes.clone(), seed, servers.clone()).write(out)?;
+        }
     }
     Ok(BenchReport::build(sizes, seed, servers))
 }
