@@ -32,6 +32,12 @@ const READY_POLL: Duration = Duration::from_millis(50);
 /// Slack after a phase's planned duration before its scenario is considered hung (the scenario
 /// run itself aborts its tasks 10 s after its deadline).
 const PHASE_GRACE: Duration = Duration::from_secs(60);
+/// A phase starts once the server answers a small GET within `SETTLED_LATENCY`, waiting at most
+/// `SETTLE_TIMEOUT`: the backlog the previous phase left (requests the server still works
+/// through after the tool gave up on them) must not count against the next one.
+const SETTLED_LATENCY: Duration = Duration::from_millis(500);
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(180);
+const SETTLE_POLL: Duration = Duration::from_millis(200);
 /// The most padding a pod may carry (a test knob; far below the 1.5 MiB object limit).
 pub const MAX_POD_PADDING: usize = 256 << 10;
 
@@ -335,204 +341,266 @@ fn latency_metrics(p: &mut Phase, what: &str, o: Option<&OpReport>) {
     }
 }
 
+async fn populate_phase(
+    c: &Cluster,
+    s: &Sizes,
+    seed: u64,
+    pids: &[u32],
+    threads: usize,
+) -> Result<Phase, String> {
+    let pods = s.pods();
+    let rss_before = known(pids).and_then(procstat::rss_bytes_of);
+    let probe = Probe::start(pids, threads);
+    let mut plan = base_plan(s, seed, s.populate_timeout_s);
+    plan.populate = true;
+    plan.pods = pods;
+    plan.pod_padding = c.pod_padding;
+    let (r, _) = scenario(c, plan, threads).await?;
+    let mut p = probe.finish("populate");
+    let creates = ok_count(&r, "POST", "pods") + ok_count(&r, "POST", "nodes");
+    let rate = creates as f64 / p.elapsed_s;
+    if s.populate_rate > 0.0 {
+        p.asked_rate = Some(s.populate_rate);
+    }
+    p.achieved_rate = Some(rate);
+    p.metric("objects created", "", creates as f64);
+    p.metric("errors", "", r.totals.errors as f64);
+    p.metric("creates/s", "/s", rate);
+    latency_metrics(&mut p, "POST pod", main_call(&r, "POST", "pods"));
+    if let Some(cpu) = p.server_cpu_s {
+        p.metric(
+            "server CPU-s per 1,000 creates",
+            "s",
+            cpu / creates.max(1) as f64 * 1e3,
+        );
+    }
+    if let (Some(before), Some(after)) = (rss_before, p.server_rss_bytes) {
+        p.metric(
+            "server RSS growth per object",
+            "B",
+            after.saturating_sub(before) as f64 / creates.max(1) as f64,
+        );
+    }
+    p.report = Some(r);
+    Ok(p)
+}
+
+async fn list_phase(
+    c: &Cluster,
+    s: &Sizes,
+    _seed: u64,
+    pids: &[u32],
+    threads: usize,
+) -> Result<Phase, String> {
+    let probe = Probe::start(pids, threads);
+    let bench = listbench::Bench {
+        path: "/api/v1/pods".into(),
+        count: s.list_count.max(1),
+        warmup: 0,
+        formats: vec![listbench::Format::Protobuf, listbench::Format::Json],
+        etcd_endpoint: None,
+        etcd_prefix: String::new(),
+        etcdctl: String::new(),
+        etcdctl_flags: Vec::new(),
+        timeout: Duration::from_secs(s.list_timeout_s.max(1)),
+    };
+    let lb = listbench::run(&c.target, &bench).await?;
+    let mut p = probe.finish("list");
+    for series in &lb.lists {
+        let f = if series.what.contains("protobuf") {
+            "protobuf"
+        } else {
+            "JSON"
+        };
+        let items = series.items.max(1) as f64;
+        p.metric(&format!("LIST {f} items"), "", series.items as f64);
+        p.metric(&format!("LIST {f} median"), "s", series.median_s);
+        p.metric(
+            &format!("LIST {f} per item"),
+            "µs",
+            series.median_s / items * 1e6,
+        );
+        p.metric(&format!("LIST {f} MB/s"), "MB/s", series.mb_per_s);
+        p.metric(
+            &format!("LIST {f} bytes per item"),
+            "B",
+            series.bytes as f64 / items,
+        );
+    }
+    if let Some(cpu) = p.server_cpu_s {
+        p.metric("server CPU-s, all LISTs", "s", cpu);
+    }
+    if let Some(rss) = p.server_rss_bytes {
+        p.metric(
+            "server RSS after the LISTs",
+            "MiB",
+            rss as f64 / (1 << 20) as f64,
+        );
+    }
+    Ok(p)
+}
+
+async fn watch_phase(
+    c: &Cluster,
+    s: &Sizes,
+    seed: u64,
+    pids: &[u32],
+    threads: usize,
+) -> Result<Phase, String> {
+    let pods = s.pods();
+    let probe = Probe::start(pids, threads);
+    let mut plan = base_plan(s, seed, s.watch_duration_s);
+    plan.kubelets = true;
+    plan.watch_only = true;
+    plan.skip_list = true;
+    plan.update_rate = c.update_rate.unwrap_or(s.update_rate);
+    plan.known_pods = pods;
+    let asked = plan.update_rate;
+    let (r, rec) = scenario(c, plan, threads).await?;
+    let mut p = probe.finish("watch");
+    let started_s = rec.updates_started_ms.load(Ordering::Relaxed) as f64 / 1e3;
+    // From the first update to the deadline (in-flight ones finish after it).
+    let end_s = r.elapsed_s.min(s.watch_duration_s.max(1) as f64);
+    let window = (end_s - started_s).max(1e-3);
+    let sent = all_count(&r, "PATCH", "pods");
+    let acked = ok_count(&r, "PATCH", "pods");
+    p.asked_rate = Some(asked);
+    p.achieved_rate = Some(sent as f64 / window);
+    let d = &r.watch_delivery;
+    p.metric("kubelet watches", "", s.nodes as f64);
+    p.metric("updates/s", "/s", sent as f64 / window);
+    p.metric("updates acknowledged", "", acked as f64);
+    p.metric("events delivered", "", d.count as f64);
+    p.metric("events missing", "", acked.saturating_sub(d.count) as f64);
+    p.metric("delivery p50", "ms", d.p50_ms);
+    p.metric("delivery p99", "ms", d.p99_ms);
+    p.metric("delivery max", "ms", d.max_ms);
+    latency_metrics(&mut p, "PATCH pod", main_call(&r, "PATCH", "pods"));
+    if let Some(cpu) = p.server_cpu_s {
+        p.metric("server CPU", "cores", cpu / p.elapsed_s);
+        p.metric(
+            "server CPU-ms per update",
+            "ms",
+            cpu / sent.max(1) as f64 * 1e3,
+        );
+    }
+    p.report = Some(r);
+    Ok(p)
+}
+
+async fn leases_phase(
+    c: &Cluster,
+    s: &Sizes,
+    seed: u64,
+    pids: &[u32],
+    threads: usize,
+) -> Result<Phase, String> {
+    let probe = Probe::start(pids, threads);
+    let mut plan = base_plan(s, seed, s.lease_duration_s);
+    plan.nodes = s.lease_nodes.max(1);
+    plan.kubelets = true;
+    plan.heartbeat_only = true;
+    let (r, rec) = scenario(c, plan, threads).await?;
+    let mut p = probe.finish("leases");
+    let due = rec.lease_renewals_due.load(Ordering::Relaxed)
+        + rec.node_status_due.load(Ordering::Relaxed);
+    let done = ok_count(&r, "PUT", "leases") + ok_count(&r, "PATCH", "nodes/status");
+    let window = r.elapsed_s.max(1e-3);
+    p.asked_rate = Some(due as f64 / window);
+    p.achieved_rate = Some(done as f64 / window);
+    p.metric("kubelets", "", s.lease_nodes as f64);
+    p.metric("heartbeats due", "", due as f64);
+    p.metric("heartbeats done", "", done as f64);
+    p.metric("errors", "", r.totals.errors as f64);
+    latency_metrics(&mut p, "PUT lease", main_call(&r, "PUT", "leases"));
+    latency_metrics(
+        &mut p,
+        "PATCH node status",
+        main_call(&r, "PATCH", "nodes/status"),
+    );
+    if let Some(cpu) = p.server_cpu_s {
+        p.metric("server CPU", "cores", cpu / p.elapsed_s);
+    }
+    p.report = Some(r);
+    Ok(p)
+}
+
+async fn informers_phase(
+    c: &Cluster,
+    s: &Sizes,
+    seed: u64,
+    pids: &[u32],
+    threads: usize,
+) -> Result<Phase, String> {
+    let pods = s.pods();
+    let probe = Probe::start(pids, threads);
+    let mut p = Phase::default();
+    for (mode, label) in [("list-watch", "list-watch"), ("watch-list", "watch-list")] {
+        let mut plan = base_plan(s, seed, s.informer_duration_s);
+        plan.controllers = s.informers.max(1);
+        plan.informer_mode = mode.into();
+        plan.informer_resource = Some("pods".into());
+        let (r, _) = scenario(c, plan, threads).await?;
+        let sync = &r.informer_sync;
+        p.metric(
+            &format!("{label} informers synced"),
+            "",
+            sync.informers as f64,
+        );
+        p.metric(&format!("{label} sync p50"), "s", sync.p50_s);
+        p.metric(&format!("{label} sync max"), "s", sync.max_s);
+        p.metric(
+            &format!("{label} sync per pod"),
+            "µs",
+            sync.max_s / pods.max(1) as f64 * 1e6,
+        );
+        if mode == "list-watch" {
+            latency_metrics(&mut p, "LIST pods page", main_call(&r, "LIST", "pods"));
+        }
+    }
+    let mut done = probe.finish("informers");
+    done.metrics = p.metrics;
+    if let Some(cpu) = done.server_cpu_s {
+        done.metric("server CPU-s", "s", cpu);
+    }
+    Ok(done)
+}
+
 async fn run_cluster(c: Cluster, s: &Sizes, seed: u64) -> Result<ServerRun, String> {
     let threads = s.threads.max(1);
     let sampler = known(&c.pids)
         .map(|pids| Sampler::start_many(pids.to_vec(), Instant::now() + SAMPLER_HORIZON));
     let mut phases = Vec::new();
     let mut pids = c.pids.clone();
-    let pods = s.pods();
 
-    if s.has("populate") {
-        let rss_before = known(&pids).and_then(procstat::rss_bytes_of);
-        let probe = Probe::start(&pids, threads);
-        let mut plan = base_plan(s, seed, s.populate_timeout_s);
-        plan.populate = true;
-        plan.pods = pods;
-        plan.pod_padding = c.pod_padding;
-        let (r, _) = scenario(&c, plan, threads).await?;
-        let mut p = probe.finish("populate");
-        let creates = ok_count(&r, "POST", "pods") + ok_count(&r, "POST", "nodes");
-        let rate = creates as f64 / p.elapsed_s;
-        if s.populate_rate > 0.0 {
-            p.asked_rate = Some(s.populate_rate);
+    for (name, run) in [
+        ("populate", 0),
+        ("list", 1),
+        ("watch", 2),
+        ("leases", 3),
+        ("informers", 4),
+    ] {
+        if !s.has(name) {
+            continue;
         }
-        p.achieved_rate = Some(rate);
-        p.metric("objects created", "", creates as f64);
-        p.metric("errors", "", r.totals.errors as f64);
-        p.metric("creates/s", "/s", rate);
-        latency_metrics(&mut p, "POST pod", main_call(&r, "POST", "pods"));
-        if let Some(cpu) = p.server_cpu_s {
-            p.metric(
-                "server CPU-s per 1,000 creates",
-                "s",
-                cpu / creates.max(1) as f64 * 1e3,
-            );
-        }
-        if let (Some(before), Some(after)) = (rss_before, p.server_rss_bytes) {
-            p.metric(
-                "server RSS growth per object",
-                "B",
-                after.saturating_sub(before) as f64 / creates.max(1) as f64,
-            );
-        }
-        p.report = Some(r);
-        phases.push(p);
-    }
-
-    if s.has("list") {
-        let probe = Probe::start(&pids, threads);
-        let bench = listbench::Bench {
-            path: "/api/v1/pods".into(),
-            count: s.list_count.max(1),
-            warmup: 0,
-            formats: vec![listbench::Format::Protobuf, listbench::Format::Json],
-            etcd_endpoint: None,
-            etcd_prefix: String::new(),
-            etcdctl: String::new(),
-            etcdctl_flags: Vec::new(),
-            timeout: Duration::from_secs(s.list_timeout_s.max(1)),
+        let settled_s = settle(&c).await;
+        let result = match run {
+            0 => populate_phase(&c, s, seed, &pids, threads).await,
+            1 => list_phase(&c, s, seed, &pids, threads).await,
+            2 => watch_phase(&c, s, seed, &pids, threads).await,
+            3 => leases_phase(&c, s, seed, &pids, threads).await,
+            _ => informers_phase(&c, s, seed, &pids, threads).await,
         };
-        let lb = listbench::run(&c.target, &bench).await?;
-        let mut p = probe.finish("list");
-        for series in &lb.lists {
-            let f = if series.what.contains("protobuf") {
-                "protobuf"
-            } else {
-                "JSON"
-            };
-            let items = series.items.max(1) as f64;
-            p.metric(&format!("LIST {f} items"), "", series.items as f64);
-            p.metric(&format!("LIST {f} median"), "s", series.median_s);
-            p.metric(
-                &format!("LIST {f} per item"),
-                "µs",
-                series.median_s / items * 1e6,
-            );
-            p.metric(&format!("LIST {f} MB/s"), "MB/s", series.mb_per_s);
-            p.metric(
-                &format!("LIST {f} bytes per item"),
-                "B",
-                series.bytes as f64 / items,
-            );
-        }
-        if let Some(cpu) = p.server_cpu_s {
-            p.metric("server CPU-s, all LISTs", "s", cpu);
-        }
-        if let Some(rss) = p.server_rss_bytes {
-            p.metric(
-                "server RSS after the LISTs",
-                "MiB",
-                rss as f64 / (1 << 20) as f64,
-            );
-        }
-        phases.push(p);
-    }
-
-    if s.has("watch") {
-        let probe = Probe::start(&pids, threads);
-        let mut plan = base_plan(s, seed, s.watch_duration_s);
-        plan.kubelets = true;
-        plan.watch_only = true;
-        plan.skip_list = true;
-        plan.update_rate = c.update_rate.unwrap_or(s.update_rate);
-        plan.known_pods = pods;
-        let asked = plan.update_rate;
-        let (r, rec) = scenario(&c, plan, threads).await?;
-        let mut p = probe.finish("watch");
-        let started_s = rec.updates_started_ms.load(Ordering::Relaxed) as f64 / 1e3;
-        // From the first update to the deadline (in-flight ones finish after it).
-        let end_s = r.elapsed_s.min(s.watch_duration_s.max(1) as f64);
-        let window = (end_s - started_s).max(1e-3);
-        let sent = all_count(&r, "PATCH", "pods");
-        let acked = ok_count(&r, "PATCH", "pods");
-        p.asked_rate = Some(asked);
-        p.achieved_rate = Some(sent as f64 / window);
-        let d = &r.watch_delivery;
-        p.metric("kubelet watches", "", s.nodes as f64);
-        p.metric("updates/s", "/s", sent as f64 / window);
-        p.metric("updates acknowledged", "", acked as f64);
-        p.metric("events delivered", "", d.count as f64);
-        p.metric("events missing", "", acked.saturating_sub(d.count) as f64);
-        p.metric("delivery p50", "ms", d.p50_ms);
-        p.metric("delivery p99", "ms", d.p99_ms);
-        p.metric("delivery max", "ms", d.max_ms);
-        latency_metrics(&mut p, "PATCH pod", main_call(&r, "PATCH", "pods"));
-        if let Some(cpu) = p.server_cpu_s {
-            p.metric("server CPU", "cores", cpu / p.elapsed_s);
-            p.metric(
-                "server CPU-ms per update",
-                "ms",
-                cpu / sent.max(1) as f64 * 1e3,
-            );
-        }
-        p.report = Some(r);
-        phases.push(p);
-    }
-
-    if s.has("leases") {
-        let probe = Probe::start(&pids, threads);
-        let mut plan = base_plan(s, seed, s.lease_duration_s);
-        plan.nodes = s.lease_nodes.max(1);
-        plan.kubelets = true;
-        plan.heartbeat_only = true;
-        let (r, rec) = scenario(&c, plan, threads).await?;
-        let mut p = probe.finish("leases");
-        let due = rec.lease_renewals_due.load(Ordering::Relaxed)
-            + rec.node_status_due.load(Ordering::Relaxed);
-        let done = ok_count(&r, "PUT", "leases") + ok_count(&r, "PATCH", "nodes/status");
-        let window = r.elapsed_s.max(1e-3);
-        p.asked_rate = Some(due as f64 / window);
-        p.achieved_rate = Some(done as f64 / window);
-        p.metric("kubelets", "", s.lease_nodes as f64);
-        p.metric("heartbeats due", "", due as f64);
-        p.metric("heartbeats done", "", done as f64);
-        p.metric("errors", "", r.totals.errors as f64);
-        latency_metrics(&mut p, "PUT lease", main_call(&r, "PUT", "leases"));
-        latency_metrics(
-            &mut p,
-            "PATCH node status",
-            main_call(&r, "PATCH", "nodes/status"),
-        );
-        if let Some(cpu) = p.server_cpu_s {
-            p.metric("server CPU", "cores", cpu / p.elapsed_s);
-        }
-        p.report = Some(r);
-        phases.push(p);
-    }
-
-    if s.has("informers") {
-        let probe = Probe::start(&pids, threads);
-        let mut p = Phase::default();
-        for (mode, label) in [("list-watch", "list-watch"), ("watch-list", "watch-list")] {
-            let mut plan = base_plan(s, seed, s.informer_duration_s);
-            plan.controllers = s.informers.max(1);
-            plan.informer_mode = mode.into();
-            plan.informer_resource = Some("pods".into());
-            let (r, _) = scenario(&c, plan, threads).await?;
-            let sync = &r.informer_sync;
-            p.metric(
-                &format!("{label} informers synced"),
-                "",
-                sync.informers as f64,
-            );
-            p.metric(&format!("{label} sync p50"), "s", sync.p50_s);
-            p.metric(&format!("{label} sync max"), "s", sync.max_s);
-            p.metric(
-                &format!("{label} sync per pod"),
-                "µs",
-                sync.max_s / pods.max(1) as f64 * 1e6,
-            );
-            if mode == "list-watch" {
-                latency_metrics(&mut p, "LIST pods page", main_call(&r, "LIST", "pods"));
+        phases.push(match result {
+            Ok(mut p) => {
+                p.metric("server settled before the phase", "s", settled_s);
+                p
             }
-        }
-        let mut done = probe.finish("informers");
-        done.metrics = p.metrics;
-        if let Some(cpu) = done.server_cpu_s {
-            done.metric("server CPU-s", "s", cpu);
-        }
-        phases.push(done);
+            Err(e) => {
+                eprintln!("bench: {}: {name} failed: {e}", c.name);
+                Phase::skipped(name, &format!("failed: {e}"))
+            }
+        });
     }
 
     if s.has("cold-start") {
@@ -572,6 +640,28 @@ async fn run_cluster(c: Cluster, s: &Sizes, seed: u64) -> Result<ServerRun, Stri
         phases,
         server_samples: samples,
     })
+}
+
+/// Waits until the server answers promptly again; returns the seconds waited.
+async fn settle(c: &Cluster) -> f64 {
+    let start = Instant::now();
+    let Ok(api) = Api::new(&c.target, Arc::new(Recorder::new(SETTLE_TIMEOUT))) else {
+        return 0.0;
+    };
+    while start.elapsed() < SETTLE_TIMEOUT {
+        let sent = Instant::now();
+        let ok = api
+            .request(reqwest::Method::GET, "/api/v1/namespaces/default")
+            .timeout(SETTLE_TIMEOUT)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ok && sent.elapsed() < SETTLED_LATENCY {
+            break;
+        }
+        tokio::time::sleep(SETTLE_POLL).await;
+    }
+    start.elapsed().as_secs_f64()
 }
 
 /// Runs the restart hook and times the server's way back to /readyz from the hook's start.

@@ -131,6 +131,9 @@ impl BenchReport {
         for s in &mut servers {
             per_byte(s, sizes.pods() as f64);
             for p in &s.phases {
+                if let Some(why) = p.skipped.as_deref().filter(|w| w.starts_with("failed")) {
+                    warnings.push(format!("{}: {} {why}", s.name, p.name));
+                }
                 if let (Some(asked), Some(got)) = (p.asked_rate, p.achieved_rate)
                     && asked > 0.0
                     && (got / asked - 1.0).abs() > FAIRNESS_TOLERANCE
