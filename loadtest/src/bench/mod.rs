@@ -609,23 +609,28 @@ async fn run_cluster(c: Cluster, s: &Sizes, seed: u64) -> Result<ServerRun, Stri
                 "cold-start",
                 "no --restart-hook for this cluster",
             )),
-            Some(hook) => {
-                let (p, new_pid) = cold_start(&c, hook, s, threads).await?;
-                // The restarted server replaces the first pid; unknown, nothing is measured.
-                match new_pid {
-                    Some(new) if !pids.is_empty() => pids[0] = new,
-                    _ => pids.clear(),
+            Some(hook) => match cold_start(&c, hook, s, threads).await {
+                Ok((mut p, new_pid)) => {
+                    // The restarted server replaces the first pid; unknown, nothing is measured.
+                    match new_pid {
+                        Some(new) if !pids.is_empty() => pids[0] = new,
+                        _ => pids.clear(),
+                    }
+                    if let Some(rss) = known(&pids).and_then(procstat::rss_bytes_of) {
+                        p.metric(
+                            "server RSS when ready",
+                            "MiB",
+                            rss as f64 / (1 << 20) as f64,
+                        );
+                    }
+                    phases.push(p);
                 }
-                let mut p = p;
-                if let Some(rss) = known(&pids).and_then(procstat::rss_bytes_of) {
-                    p.metric(
-                        "server RSS when ready",
-                        "MiB",
-                        rss as f64 / (1 << 20) as f64,
-                    );
+                Err(e) => {
+                    eprintln!("bench: {}: cold-start failed: {e}", c.name);
+                    pids.clear();
+                    phases.push(Phase::skipped("cold-start", &format!("failed: {e}")));
                 }
-                phases.push(p);
-            }
+            },
         }
     }
 
