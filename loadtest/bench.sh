@@ -106,8 +106,10 @@ hook() { # NAME PORT [flags]
 set -e
 old=\$(cat "$WORK/kapi-$name.pid")
 kill "\$old"
-# A killed child stays a zombie until its parent reaps it: wait for it to stop running.
-while [ "\$(cut -d" " -f3 /proc/\$old/stat 2>/dev/null || echo Z)" != Z ]; do sleep 0.05; done
+# Wait until it has exited: gone, or a zombie (its parent has not reaped it) whose other
+# threads are gone too (the leader turns zombie before they release its files and store lock).
+while [ -d /proc/\$old ] && { [ "\$(cut -d" " -f3 /proc/\$old/stat 2>/dev/null || echo Z)" != Z ] ||
+    [ "\$(ls /proc/\$old/task 2>/dev/null | wc -l)" -gt 1 ]; }; do sleep 0.05; done
 $(declare -f start_kapi)
 KAPI="$KAPI" WORK="$WORK" start_kapi $(printf '%q ' "$@")
 EOF

@@ -100,13 +100,15 @@ impl Kapi {
     /// A shell command that stops this kapi (the pid in `pid_file`, else its first process),
     /// starts it again with the same flags, records the new pid in `pid_file` and prints it.
     /// The first process is this test's child: once killed it stays a zombie until reaped, so
-    /// the hook waits for it to leave the running states, not to disappear.
+    /// the hook waits for it to be gone or a zombie without other threads (the leader turns
+    /// zombie before its threads release the store's lock).
     pub fn restart_hook(&self, pid_file: &Path) -> String {
         let kapi = kapi_binary();
         let args: Vec<String> = self.args.iter().map(|a| format!("'{a}'")).collect();
         format!(
             "old=$(cat '{pf}' 2>/dev/null || echo {first}); kill $old; \
-             while [ \"$(cut -d' ' -f3 /proc/$old/stat 2>/dev/null || echo Z)\" != Z ]; do sleep 0.05; done; \
+             while [ -d /proc/$old ] && {{ [ \"$(cut -d' ' -f3 /proc/$old/stat 2>/dev/null || echo Z)\" != Z ] || \
+             [ \"$(ls /proc/$old/task 2>/dev/null | wc -l)\" -gt 1 ]; }}; do sleep 0.05; done; \
              '{kapi}' {args} >>'{log}' 2>&1 </dev/null & echo $! >'{pf}'; echo $!",
             pf = pid_file.display(),
             first = self.child.id(),
