@@ -2,6 +2,7 @@
 //! traffic of a large cluster — kubelets, controllers, churn, lists — and reports latency per
 //! call, watch delivery, informer sync and the server's CPU and memory.
 
+mod bench;
 mod client;
 mod listbench;
 mod metrics;
@@ -57,7 +58,9 @@ enum Command {
     NullServer(NullArgs),
     /// Times N sequential full LISTs (protobuf and JSON), optionally against `etcdctl get --prefix`.
     Listbench(ListBenchArgs),
-    /// Prints two reports side by side with ratios (B/A).
+    /// Runs a suite against several clusters in turn, with one side-by-side report.
+    Bench(Box<BenchArgs>),
+    /// Prints two reports (of `run` or of `bench`) side by side with ratios (B/A).
     Compare { a: PathBuf, b: PathBuf },
     /// Heavy strategic merge patches beside /livez probes: does one slow request stall others?
     Stall(StallArgs),
@@ -180,6 +183,111 @@ struct ListBenchArgs {
     /// Also write the results as JSON here.
     #[arg(long)]
     out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// A cluster as NAME=KUBECONFIG (or NAME=URL of a bare server); repeatable, run in order,
+    /// and the first is the base of the ratio columns.
+    #[arg(long = "cluster", required = true)]
+    clusters: Vec<String>,
+    /// NAME=CONTEXT in that cluster's kubeconfig (default: its current-context).
+    #[arg(long = "context")]
+    contexts: Vec<String>,
+    /// NAME=PID[,PID…]: that server's process on this machine, then any it stores in (its
+    /// etcd): CPU and RSS are measured as their sum.
+    #[arg(long = "server-pid")]
+    server_pids: Vec<String>,
+    /// NAME=COMMAND that restarts that server (run by `sh -c`; its last output line, if a
+    /// number, is the new pid): the cold-start phase times it to /readyz. Skipped without one.
+    #[arg(long = "restart-hook")]
+    restart_hooks: Vec<String>,
+    /// The suite of sizes: default (a 2-core machine, under 20 minutes for two servers) or
+    /// smoke (seconds); every size below overrides it.
+    #[arg(long, default_value = "default")]
+    suite: String,
+    /// Part of every pod name, the same for every cluster (default: from the clock).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Phases to run, comma-separated: populate, list, watch, leases, informers, cold-start.
+    #[arg(long, value_delimiter = ',')]
+    phases: Option<Vec<String>>,
+    #[arg(long)]
+    namespaces: Option<usize>,
+    /// Nodes: populate binds pods to them and the watch phase has one kubelet watch per node.
+    #[arg(long)]
+    nodes: Option<usize>,
+    #[arg(long)]
+    pods_per_node: Option<usize>,
+    /// Populate's creations per second (0: as fast as its clients go).
+    #[arg(long, value_parser = parse_rate)]
+    populate_rate: Option<f64>,
+    #[arg(long)]
+    populate_clients: Option<usize>,
+    #[arg(long, value_parser = parse_duration)]
+    populate_timeout: Option<Duration>,
+    /// Timed full LISTs per encoding (the median is reported).
+    #[arg(long)]
+    list_count: Option<usize>,
+    #[arg(long, value_parser = parse_duration)]
+    list_timeout: Option<Duration>,
+    /// Pod updates per second in the watch phase.
+    #[arg(long, value_parser = parse_rate)]
+    update_rate: Option<f64>,
+    #[arg(long)]
+    update_clients: Option<usize>,
+    #[arg(long, value_parser = parse_duration)]
+    watch_duration: Option<Duration>,
+    #[arg(long)]
+    kubelets_per_connection: Option<usize>,
+    /// Kubelets renewing their Lease every 10 s and patching Node status every minute.
+    #[arg(long)]
+    lease_nodes: Option<usize>,
+    #[arg(long, value_parser = parse_duration)]
+    lease_duration: Option<Duration>,
+    /// Pod informers per mode (list-watch, then watch-list).
+    #[arg(long)]
+    informers: Option<usize>,
+    #[arg(long, value_parser = parse_duration)]
+    informer_duration: Option<Duration>,
+    #[arg(long, value_parser = parse_duration)]
+    cold_start_timeout: Option<Duration>,
+    /// kapi-load's worker threads (default: the machine's cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Where the JSON report goes; the Markdown and SVG charts go beside it.
+    #[arg(long, default_value = "bench.json")]
+    out: PathBuf,
+    /// Test knob: NAME=BYTES of padding annotation on that cluster's pods (a server that stores
+    /// bigger objects), to check the size warning.
+    #[arg(long = "pod-padding", hide = true)]
+    pod_padding: Vec<String>,
+    /// Test knob: NAME=RATE, that cluster's own update rate (a rate it cannot reach).
+    #[arg(long = "cluster-update-rate", hide = true)]
+    cluster_update_rate: Vec<String>,
+}
+
+/// The value given for `name` in a list of NAME=VALUE flags.
+fn named<'a>(flags: &'a [String], name: &str) -> Option<&'a str> {
+    flags
+        .iter()
+        .filter_map(|f| f.split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+}
+
+fn check_names(flags: &[String], names: &[&str], what: &str) -> Result<(), String> {
+    for f in flags {
+        match f.split_once('=') {
+            Some((n, _)) if names.contains(&n) => {}
+            _ => {
+                return Err(format!(
+                    "{what} {f}: expected NAME=VALUE for a --cluster NAME"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[derive(Args, Clone)]
@@ -325,6 +433,11 @@ fn plan(a: &RunArgs, scenarios: &[&str], density: bool) -> Plan {
             0.0
         },
         update_clients: a.update_clients.max(1),
+        run_id: None,
+        known_pods: 0,
+        heartbeat_only: false,
+        informer_resource: None,
+        pod_padding: 0,
     }
 }
 
@@ -447,6 +560,7 @@ fn main() {
         }
         Command::NullServer(n) => null(n),
         Command::Listbench(l) => listbench(l),
+        Command::Bench(b) => bench(*b),
         Command::Compare { a, b } => compare(&a, &b),
         Command::Stall(s) => stall(s),
         Command::Overload(o) => overload(o),
@@ -517,13 +631,154 @@ fn listbench(l: ListBenchArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn compare(a: &std::path::Path, b: &std::path::Path) -> Result<(), String> {
-    let read = |p: &std::path::Path| -> Result<report::Report, String> {
-        let t = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
-        serde_json::from_str(&t)
-            .map_err(|e| format!("{}: not a kapi-load report: {e}", p.display()))
+fn bench(b: BenchArgs) -> Result<(), String> {
+    let mut sizes = bench::Sizes::suite(&b.suite)?;
+    let secs = |d: Option<Duration>, v: &mut u64| {
+        if let Some(d) = d {
+            *v = d.as_secs().max(1);
+        }
     };
-    print!("{}", report::compare(&read(a)?, &read(b)?));
+    macro_rules! set {
+        ($($field:ident),*) => { $(if let Some(v) = b.$field { sizes.$field = v; })* };
+    }
+    set!(
+        namespaces,
+        nodes,
+        pods_per_node,
+        populate_rate,
+        populate_clients,
+        list_count,
+        update_rate,
+        update_clients,
+        kubelets_per_connection,
+        lease_nodes,
+        informers,
+        threads
+    );
+    secs(b.populate_timeout, &mut sizes.populate_timeout_s);
+    secs(b.list_timeout, &mut sizes.list_timeout_s);
+    secs(b.watch_duration, &mut sizes.watch_duration_s);
+    secs(b.lease_duration, &mut sizes.lease_duration_s);
+    secs(b.informer_duration, &mut sizes.informer_duration_s);
+    secs(b.cold_start_timeout, &mut sizes.cold_start_timeout_s);
+    if let Some(p) = &b.phases {
+        if let Some(bad) = p.iter().find(|p| !bench::PHASES.contains(&p.as_str())) {
+            return Err(format!(
+                "unknown phase {bad}; known: {}",
+                bench::PHASES.join(", ")
+            ));
+        }
+        sizes.phases = p.clone();
+    }
+    let names: Vec<&str> = b
+        .clusters
+        .iter()
+        .map(|c| c.split_once('=').map(|(n, _)| n).unwrap_or(""))
+        .collect();
+    if names.iter().any(|n| n.is_empty()) {
+        return Err("--cluster takes NAME=KUBECONFIG (or NAME=URL)".into());
+    }
+    if (1..names.len()).any(|i| names[..i].contains(&names[i])) {
+        return Err("two clusters have the same name".into());
+    }
+    check_names(&b.contexts, &names, "--context")?;
+    check_names(&b.server_pids, &names, "--server-pid")?;
+    check_names(&b.restart_hooks, &names, "--restart-hook")?;
+    check_names(&b.pod_padding, &names, "--pod-padding")?;
+    check_names(&b.cluster_update_rate, &names, "--cluster-update-rate")?;
+    let mut clusters = Vec::new();
+    for (c, name) in b.clusters.iter().zip(&names) {
+        let place = &c[name.len() + 1..];
+        let target = if place.starts_with("http://") || place.starts_with("https://") {
+            client::Target::from_server(place)
+        } else {
+            client::Target::from_kubeconfig(place, named(&b.contexts, name))?
+        };
+        let pids = named(&b.server_pids, name)
+            .map(|p| {
+                p.split(',')
+                    .map(|x| x.trim().parse::<u32>())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| format!("--server-pid {name}={p}: not a list of pids"))
+            })
+            .transpose()?
+            .unwrap_or_default();
+        let pod_padding = named(&b.pod_padding, name)
+            .map(|p| {
+                p.parse::<usize>()
+                    .map_err(|_| format!("--pod-padding {name}={p}"))
+            })
+            .transpose()?
+            .unwrap_or(0)
+            .min(bench::MAX_POD_PADDING);
+        clusters.push(bench::Cluster {
+            name: name.to_string(),
+            target,
+            pids,
+            restart_hook: named(&b.restart_hooks, name).map(str::to_string),
+            pod_padding,
+            update_rate: named(&b.cluster_update_rate, name)
+                .map(parse_rate)
+                .transpose()?,
+        });
+    }
+    let seed = b.seed.unwrap_or_else(scenario::fresh_run_id);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(sizes.threads.max(1))
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let report = rt.block_on(bench::run(clusters, sizes, seed, &b.out))?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    let files = report.write(&b.out)?;
+    let stem = b.out.with_extension("");
+    print!(
+        "{}",
+        report.markdown(
+            &stem
+                .file_name()
+                .map(|s| s.to_string_lossy())
+                .unwrap_or_default()
+        )
+    );
+    eprintln!(
+        "wrote {}",
+        files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
+
+fn compare(a: &std::path::Path, b: &std::path::Path) -> Result<(), String> {
+    let read = |p: &std::path::Path| -> Result<serde_json::Value, String> {
+        let t = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        serde_json::from_str(&t).map_err(|e| format!("{}: not JSON: {e}", p.display()))
+    };
+    let (va, vb) = (read(a)?, read(b)?);
+    let is_bench = |v: &serde_json::Value| v.get("servers").is_some();
+    let table = match (is_bench(&va), is_bench(&vb)) {
+        (true, true) => {
+            let parse = |v, p: &std::path::Path| -> Result<bench::BenchReport, String> {
+                serde_json::from_value(v)
+                    .map_err(|e| format!("{}: not a kapi-load bench report: {e}", p.display()))
+            };
+            bench::report::compare(&parse(va, a)?, &parse(vb, b)?)
+        }
+        (false, false) => {
+            let parse = |v, p: &std::path::Path| -> Result<report::Report, String> {
+                serde_json::from_value(v)
+                    .map_err(|e| format!("{}: not a kapi-load report: {e}", p.display()))
+            };
+            report::compare(&parse(va, a)?, &parse(vb, b)?)
+        }
+        _ => return Err("compare takes two run reports or two bench reports".into()),
+    };
+    print!("{table}");
     Ok(())
 }
 

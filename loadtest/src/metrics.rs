@@ -162,6 +162,13 @@ pub struct Recorder {
     pub events: AtomicU64,
     /// Delivery samples of events that arrived before their write's acknowledgement.
     pub early_deliveries: AtomicU64,
+    /// Milliseconds into the run when `updates` started sending (0: not started): its achieved
+    /// rate is over the time it sent, not the kubelets' set-up before.
+    pub updates_started_ms: AtomicU64,
+    /// Heartbeats (Lease renewals, Node status patches) that fell due before the deadline, from
+    /// each kubelet's start and period: the rate asked, to set beside the rate achieved.
+    pub lease_renewals_due: AtomicU64,
+    pub node_status_due: AtomicU64,
 }
 
 impl Recorder {
@@ -177,6 +184,9 @@ impl Recorder {
             failures: AtomicU64::new(0),
             events: AtomicU64::new(0),
             early_deliveries: AtomicU64::new(0),
+            updates_started_ms: AtomicU64::new(0),
+            lease_renewals_due: AtomicU64::new(0),
+            node_status_due: AtomicU64::new(0),
         }
     }
 
@@ -237,6 +247,11 @@ impl Recorder {
                 .or_insert_with(Series::new)
                 .record(window, d);
         }
+    }
+
+    pub fn updates_started(&self) {
+        let ms = self.start.elapsed().as_millis().min(u64::MAX as u128) as u64;
+        self.updates_started_ms.store(ms.max(1), Ordering::Relaxed);
     }
 
     pub fn synced(&self, took: Duration) {

@@ -16,6 +16,11 @@ pub fn node_name(i: usize) -> String {
     format!("{PREFIX}-node-{i}")
 }
 
+/// The name of populate's pod `i` in the run `run_id`.
+pub fn pod_name(run_id: u64, i: usize) -> String {
+    format!("pod-{run_id}-{i}")
+}
+
 pub fn namespace(name: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": PREFIX}}})
 }

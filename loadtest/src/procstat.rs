@@ -20,8 +20,39 @@ pub struct ProcSample {
 }
 
 /// Total user+system CPU seconds of `pid`.
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    stat_cpu_seconds(&format!("/proc/{pid}/stat"))
+}
+
+/// The summed CPU seconds of several processes (a server and its etcd), if all are running.
+pub fn cpu_seconds_of(pids: &[u32]) -> Option<f64> {
+    pids.iter().map(|p| cpu_seconds(*p)).sum()
+}
+
+/// The summed RSS of several processes, if all are running.
+pub fn rss_bytes_of(pids: &[u32]) -> Option<u64> {
+    pids.iter().map(|p| rss_bytes(*p)).sum()
+}
+
+/// CPU seconds of each of this process's threads, by thread id: the busiest one shows a client
+/// that saturated one core while the process as a whole looked idle.
+pub fn own_thread_cpu_seconds() -> Vec<(u32, f64)> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let e = e.ok()?;
+        let tid: u32 = e.file_name().to_str()?.parse().ok()?;
+        Some((
+            tid,
+            stat_cpu_seconds(&format!("/proc/self/task/{tid}/stat"))?,
+        ))
+    })
+    .collect()
+}
+
+fn stat_cpu_seconds(path: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(path).ok()?;
     // The command name may contain spaces: fields are counted after its closing parenthesis.
     let rest = &stat[stat.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
@@ -30,7 +61,7 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) / USER_HZ)
 }
 
-fn rss_bytes(pid: u32) -> Option<u64> {
+pub fn rss_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -45,11 +76,16 @@ pub struct Sampler {
 impl Sampler {
     /// Samples `pid` once a second until `deadline` or `finish`.
     pub fn start(pid: u32, deadline: Instant) -> Sampler {
+        Sampler::start_many(vec![pid], deadline)
+    }
+
+    /// Samples the sum of several processes (a server and its etcd) until one of them exits.
+    pub fn start_many(pids: Vec<u32>, deadline: Instant) -> Sampler {
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let start = Instant::now();
             let mut samples = Vec::new();
-            let mut last = (Instant::now(), cpu_seconds(pid).unwrap_or(0.0));
+            let mut last = (Instant::now(), cpu_seconds_of(&pids).unwrap_or(0.0));
             let mut tick = tokio::time::interval(SAMPLE_EVERY);
             tick.tick().await;
             while Instant::now() < deadline {
@@ -57,7 +93,7 @@ impl Sampler {
                     _ = tick.tick() => {}
                     _ = &mut stopped => break,
                 }
-                let (Some(cpu), Some(rss)) = (cpu_seconds(pid), rss_bytes(pid)) else {
+                let (Some(cpu), Some(rss)) = (cpu_seconds_of(&pids), rss_bytes_of(&pids)) else {
                     break;
                 };
                 let now = Instant::now();
@@ -90,5 +126,6 @@ mod tests {
         let pid = std::process::id();
         assert!(cpu_seconds(pid).is_some());
         assert!(rss_bytes(pid).unwrap_or(0) > 0);
+        assert!(!own_thread_cpu_seconds().is_empty());
     }
 }

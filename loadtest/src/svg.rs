@@ -168,3 +168,86 @@ pub fn histogram(title: &str, bars: &[(f64, u64)]) -> String {
     s.push_str("</svg>");
     s
 }
+
+/// Several histograms of (bucket upper bound in ms, count) on one logarithmic latency axis, a
+/// line per series (one per server), each as a share of its own samples so sizes compare.
+pub fn histograms(title: &str, series: &[(String, Vec<(f64, u64)>)]) -> String {
+    let all = series.iter().flat_map(|(_, b)| b.iter());
+    let lo = all
+        .clone()
+        .map(|b| b.0)
+        .fold(f64::INFINITY, f64::min)
+        .max(1e-3)
+        .log10()
+        .floor();
+    let lo = if lo.is_finite() { lo } else { -3.0 };
+    let hi = all
+        .map(|b| b.0)
+        .fold(1e-3, f64::max)
+        .log10()
+        .ceil()
+        .max(lo + 1.0);
+    let share = |bars: &Vec<(f64, u64)>| -> Vec<(f64, f64)> {
+        let total = bars.iter().map(|b| b.1).sum::<u64>().max(1) as f64;
+        bars.iter()
+            .map(|(ub, c)| (*ub, *c as f64 / total * 100.0))
+            .collect()
+    };
+    let shares: Vec<Vec<(f64, f64)>> = series.iter().map(|(_, b)| share(b)).collect();
+    let y_max = shares
+        .iter()
+        .flatten()
+        .map(|p| p.1)
+        .fold(0.0, f64::max)
+        .max(1e-3)
+        * 1.1;
+    let mut s = frame(
+        title,
+        "latency (ms, log scale)",
+        "% of samples",
+        None,
+        y_max,
+    );
+    let (x0, y0, x1, y1) = (LEFT, H - BOTTOM, W - RIGHT, TOP);
+    let mut d = lo;
+    while d <= hi {
+        let x = x0 + (d - lo) / (hi - lo) * (x1 - x0);
+        let _ = write!(
+            s,
+            r#"<text x="{x}" y="{}" text-anchor="middle">{}</text>"#,
+            y0 + 16.0,
+            10f64.powf(d)
+        );
+        d += 1.0;
+    }
+    for (i, ((name, _), points)) in series.iter().zip(&shares).enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        let path: Vec<String> = points
+            .iter()
+            .map(|(ub, pct)| {
+                format!(
+                    "{:.1},{:.1}",
+                    x0 + (ub.max(1e-3).log10() - lo) / (hi - lo) * (x1 - x0),
+                    y0 - pct / y_max * (y0 - y1)
+                )
+            })
+            .collect();
+        let _ = write!(
+            s,
+            r#"<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{}"/>"#,
+            path.join(" ")
+        );
+        let ly = TOP + 14.0 * i as f64;
+        let _ = write!(
+            s,
+            r#"<rect x="{}" y="{}" width="10" height="10" fill="{color}"/><text x="{}" y="{}">{}</text>"#,
+            x1 + 10.0,
+            ly,
+            x1 + 24.0,
+            ly + 9.0,
+            esc(name)
+        );
+    }
+    s.push_str("</svg>");
+    s
+}

@@ -3,10 +3,10 @@
 
 mod support;
 
-use support::Kapi;
-
 use std::path::Path;
 use std::process::Command;
+
+use support::Kapi;
 
 fn density(kapi: &Kapi, out: &Path) -> serde_json::Value {
     let o = Command::new(env!("CARGO_BIN_EXE_kapi-load"))

@@ -1,6 +1,7 @@
 //! `kubelets`: one simulated kubelet per node, each on its own HTTP/2 connection like a real
-//! kubelet: register the Node, renew its Lease every `LEASE_RENEW`, watch its own pods
-//! (`fieldSelector=spec.nodeName=<node>`) and patch a newly bound pod's status to Running.
+//! kubelet: register the Node, renew its Lease every `LEASE_RENEW`, patch its Node's status every
+//! `NODE_STATUS_REPORT`, watch its own pods (`fieldSelector=spec.nodeName=<node>`) and patch a
+//! newly bound pod's status to Running. `heartbeat_only` kubelets only renew and patch.
 //!
 //! For many thousands of watches on a small machine: `watch_only` kubelets only LIST+WATCH their
 //! pods, and `kubelets_per_connection` multiplexes that many kubelets on one HTTP/2 connection
@@ -23,6 +24,8 @@ use crate::watch::{WatchEnd, watch_with};
 
 /// The kubelet's default node-lease renew interval.
 const LEASE_RENEW: Duration = Duration::from_secs(10);
+/// How often a kubelet patches its Node's status (heartbeat conditions) without a change.
+const NODE_STATUS_REPORT: Duration = Duration::from_secs(60);
 /// Pods waiting for their status patch per kubelet: a node runs at most 110 pods, and churn adds
 /// a few more; beyond this, a pod's patch is dropped (and counted as an event only).
 const PENDING_PODS: usize = 256;
@@ -121,8 +124,14 @@ async fn kubelet(ctx: Ctx, api: Api, node: String, index: usize, first_rv: Start
             ctx.acknowledged(&body);
         }
     }
-    let (tx, rx) = mpsc::channel::<(String, String)>(PENDING_PODS);
     let lease = tokio::spawn(renew_lease(ctx.clone(), api.clone(), node.clone()));
+    let status = tokio::spawn(report_node_status(ctx.clone(), api.clone(), node.clone()));
+    if ctx.plan.heartbeat_only {
+        let _ = lease.await;
+        let _ = status.await;
+        return;
+    }
+    let (tx, rx) = mpsc::channel::<(String, String)>(PENDING_PODS);
     let patcher = tokio::spawn(run_pods(ctx.clone(), api.clone(), rx, index));
     watch_pods(&ctx, &api, &node, &first_rv, |ev| {
         let o = &ev.object;
@@ -137,6 +146,7 @@ async fn kubelet(ctx: Ctx, api: Api, node: String, index: usize, first_rv: Start
     .await;
     drop(tx);
     let _ = lease.await;
+    let _ = status.await;
     let _ = patcher.await;
 }
 
@@ -231,6 +241,7 @@ async fn renew_lease(ctx: Ctx, api: Api, node: String) {
     };
     let mut tick = tokio::time::interval(LEASE_RENEW);
     tick.tick().await;
+    count_due(&ctx.rec.lease_renewals_due, ctx.deadline, LEASE_RENEW);
     loop {
         if tokio::time::timeout_at(ctx.deadline.into(), tick.tick())
             .await
@@ -256,6 +267,47 @@ async fn renew_lease(ctx: Ctx, api: Api, node: String) {
                 ctx.acknowledged(&body);
                 current = serde_json::from_slice(&body).ok();
             }
+        }
+    }
+}
+
+/// Adds the renewals every `period` from now that fall before `deadline` to `due`.
+fn count_due(due: &std::sync::atomic::AtomicU64, deadline: Instant, period: Duration) {
+    let left = deadline.saturating_duration_since(Instant::now());
+    due.fetch_add(
+        (left.as_secs_f64() / period.as_secs_f64()) as u64,
+        Ordering::Relaxed,
+    );
+}
+
+/// Patches the Node's status every `NODE_STATUS_REPORT` (its Ready condition's heartbeat), as a
+/// kubelet reports its status even when nothing changed.
+async fn report_node_status(ctx: Ctx, api: Api, node: String) {
+    let path = format!("/api/v1/nodes/{node}/status");
+    let mut tick = tokio::time::interval(NODE_STATUS_REPORT);
+    tick.tick().await;
+    count_due(&ctx.rec.node_status_due, ctx.deadline, NODE_STATUS_REPORT);
+    loop {
+        if tokio::time::timeout_at(ctx.deadline.into(), tick.tick())
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let now = objects::micro_time_now();
+        let heartbeat = format!("{}Z", now.split('.').next().unwrap_or_default());
+        let patch = json!({"status": {"conditions": [{
+            "type": "Ready",
+            "status": "True",
+            "reason": "KubeletReady",
+            "message": "kubelet is posting ready status",
+            "lastHeartbeatTime": heartbeat,
+        }]}});
+        let (status, body) = api
+            .call(Call::new("PATCH", "nodes/status", Scope::Resource, &path).merge_patch(&patch))
+            .await;
+        if status == 200 {
+            ctx.acknowledged(&body);
         }
     }
 }

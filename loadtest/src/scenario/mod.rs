@@ -65,6 +65,26 @@ pub struct Plan {
     pub update_rate: f64,
     #[serde(default = "one")]
     pub update_clients: usize,
+    /// The run id in pod names (`pod-<run id>-<i>`); a fresh one per run when absent. `bench`
+    /// gives every cluster the same one, so that every server holds the same objects.
+    #[serde(default)]
+    pub run_id: Option<u64>,
+    /// `updates` addresses the `known_pods` pods an earlier populate of `run_id` created by
+    /// name (pod i: namespace i mod namespaces, node i mod nodes) instead of LISTing them: a full
+    /// LIST would take most of a short run against a slow server and skew what is compared.
+    #[serde(default)]
+    pub known_pods: usize,
+    /// Kubelets only heartbeat: Lease renewals and Node status patches, no pod watch.
+    #[serde(default)]
+    pub heartbeat_only: bool,
+    /// Informers all watch this resource (e.g. `pods`) instead of pods, nodes, leases and
+    /// namespaces in rotation.
+    #[serde(default)]
+    pub informer_resource: Option<String>,
+    /// Bytes of padding annotation on every created pod: makes one server's objects bigger
+    /// (what a server that stores more per object looks like), to test the size warning.
+    #[serde(default)]
+    pub pod_padding: usize,
 }
 
 fn one() -> usize {
@@ -214,10 +234,7 @@ pub async fn run(
         acks: Arc::new(AckBook::default()),
         plan: plan.clone(),
         deadline,
-        run_id: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64 % 1_000_000_000)
-            .unwrap_or(0),
+        run_id: plan.run_id.unwrap_or_else(fresh_run_id),
         watching: Arc::new(AtomicUsize::new(0)),
     };
     setup(&ctx).await?;
@@ -230,7 +247,13 @@ pub async fn run(
         kubelet::spawn(&ctx, &mut tasks)?;
     }
     for i in 0..plan.controllers {
-        let (path, resource) = INFORMED[i % INFORMED.len()];
+        let (path, resource) = match &plan.informer_resource {
+            Some(r) => *INFORMED
+                .iter()
+                .find(|(_, name)| name == r)
+                .ok_or_else(|| format!("informers cannot watch {r}"))?,
+            None => INFORMED[i % INFORMED.len()],
+        };
         let mode = match plan.informer_mode.as_str() {
             "list-watch" => InformerMode::ListWatch,
             "watch-list" => InformerMode::WatchList,
@@ -280,6 +303,14 @@ pub async fn run(
         client: own.finish().await,
         elapsed: start.elapsed(),
     })
+}
+
+/// A run id from the clock: runs against the same cluster a millisecond apart do not collide.
+pub fn fresh_run_id() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64 % 1_000_000_000)
+        .unwrap_or(0)
 }
 
 /// The resources informers watch, in rotation, like a controller manager's shared informers.

@@ -45,7 +45,11 @@ pub fn spawn(ctx: &Ctx, tasks: &mut JoinSet<()>) -> Result<(), String> {
                 }
                 let ns = objects::namespace_name(i % plan.namespaces.max(1));
                 let node = objects::node_name(i % plan.nodes.max(1));
-                let body = objects::pod(&format!("pod-{}-{i}", ctx.run_id), &ns, &node);
+                let mut body = objects::pod(&objects::pod_name(ctx.run_id, i), &ns, &node);
+                if plan.pod_padding > 0 {
+                    body["metadata"]["annotations"]["kapi-load/padding"] =
+                        "x".repeat(plan.pod_padding).into();
+                }
                 let path = format!("/api/v1/namespaces/{ns}/pods");
                 let (status, b) = api
                     .call(Call::new("POST", "pods", Scope::Namespace, &path).json(&body))

@@ -2,7 +2,9 @@
 //! `update_rate` per second, spread round-robin over the nodes, so that each acknowledged write
 //! is one event for that node's kubelet watch and feeds the watch delivery latency.
 //!
-//! The pods are found by a paginated LIST (label `app=load`, as populate creates them); with
+//! With `known_pods`, the pods are the ones an earlier populate of the same run id created,
+//! addressed by name (no LIST: fair to a server whose full LIST is slow); otherwise they are
+//! found by a paginated LIST (label `app=load`, as populate creates them). With
 //! kubelets in the run, the updates start once every kubelet's watch is open (or half the run
 //! has passed).
 
@@ -77,6 +79,25 @@ fn node_index(name: &str, nodes: usize) -> Option<usize> {
     (i < nodes).then_some(i)
 }
 
+/// The pods populate created in run `run_id`, grouped by node as it bound them (pod i on node
+/// i mod nodes, in namespace i mod namespaces); only nodes that have pods.
+fn known_pods(
+    run_id: u64,
+    pods: usize,
+    nodes: usize,
+    namespaces: usize,
+) -> Vec<Vec<(String, String)>> {
+    let mut by_node: Vec<Vec<(String, String)>> = vec![Vec::new(); nodes.max(1)];
+    for i in 0..pods {
+        by_node[i % nodes.max(1)].push((
+            objects::namespace_name(i % namespaces.max(1)),
+            objects::pod_name(run_id, i),
+        ));
+    }
+    by_node.retain(|pods| !pods.is_empty());
+    by_node
+}
+
 /// Pods to update, grouped by node; only nodes that have pods.
 async fn find_pods(api: &Api, nodes: usize, deadline: Instant) -> Vec<Vec<(String, String)>> {
     let mut by_node: Vec<Vec<(String, String)>> = vec![Vec::new(); nodes];
@@ -133,7 +154,12 @@ pub fn spawn(ctx: &Ctx, tasks: &mut JoinSet<()>) -> Result<(), String> {
         .map(|_| ctx.api())
         .collect::<Result<Vec<_>, _>>()?;
     tasks.spawn(async move {
-        let nodes = find_pods(&apis[0], ctx.plan.nodes, ctx.deadline).await;
+        let plan = &ctx.plan;
+        let nodes = if plan.known_pods > 0 {
+            known_pods(ctx.run_id, plan.known_pods, plan.nodes, plan.namespaces)
+        } else {
+            find_pods(&apis[0], plan.nodes, ctx.deadline).await
+        };
         let pods: usize = nodes.iter().map(Vec::len).sum();
         if pods == 0 {
             eprintln!(
@@ -159,6 +185,7 @@ pub fn spawn(ctx: &Ctx, tasks: &mut JoinSet<()>) -> Result<(), String> {
             ctx.plan.update_rate,
             ctx.rec.start.elapsed().as_secs_f64()
         );
+        ctx.rec.updates_started();
         let nodes = Arc::new(nodes);
         let pacer = Pacer::new(ctx.plan.update_rate);
         let next = Arc::new(AtomicUsize::new(0));
@@ -214,5 +241,18 @@ mod tests {
         assert_eq!(node_index(&objects::node_name(17), 17), None);
         assert_eq!(node_index("other-node-1", 20), None);
         assert_eq!(node_index(&format!("{}x", objects::node_name(1)), 20), None);
+    }
+
+    #[test]
+    fn known_pods_are_grouped_as_populate_bound_them() {
+        let by_node = known_pods(7, 5, 2, 3);
+        assert_eq!(by_node.len(), 2);
+        assert_eq!(by_node[0].len(), 3);
+        assert_eq!(
+            by_node[1][1],
+            (objects::namespace_name(0), objects::pod_name(7, 3))
+        );
+        // More nodes than pods: only nodes with pods.
+        assert_eq!(known_pods(7, 2, 10, 1).len(), 2);
     }
 }
