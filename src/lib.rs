@@ -3,6 +3,8 @@
 
 pub mod api;
 pub mod convert;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod ingest;
 pub mod pki;
 pub mod serve;

@@ -87,21 +87,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
 
     let store = open_store(args)?;
     let prefix = format!("{}/", args.etcd_prefix.trim_end_matches('/'));
-    let registry = Registry::builtin();
-    let cache = Arc::new(Cache::new(
-        crate::api::cached::specs(&registry, &prefix),
-        args.cache_encoded_bytes,
-    ));
-    crate::ingest::start(store.clone(), cache.clone(), prefix.clone())
-        .map_err(|e| format!("cache: {e}"))?;
-    bootstrap(&store, &prefix)?;
-
-    let api = Arc::new(Api {
-        registry,
-        store,
-        cache,
-        prefix,
-    });
+    let api = Arc::new(assemble(store, prefix, args.cache_encoded_bytes)?);
     let cores = if args.cores == 0 {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -118,6 +104,29 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         ApiHandler(api.clone())
     })
     .map_err(|e| format!("serving {bind}: {e}"))
+}
+
+/// The API over an open store: the registry, the cache loaded by the ingest, and the system
+/// namespaces. Shared with the in-process harness (`crate::fuzzing`), so both serve alike.
+pub fn assemble(
+    store: StoreClient,
+    prefix: String,
+    cache_encoded_bytes: usize,
+) -> Result<Api, String> {
+    let registry = Registry::builtin();
+    let cache = Arc::new(Cache::new(
+        crate::api::cached::specs(&registry, &prefix),
+        cache_encoded_bytes,
+    ));
+    crate::ingest::start(store.clone(), cache.clone(), prefix.clone())
+        .map_err(|e| format!("cache: {e}"))?;
+    bootstrap(&store, &prefix)?;
+    Ok(Api {
+        registry,
+        store,
+        cache,
+        prefix,
+    })
 }
 
 fn open_store(args: &ServeArgs) -> Result<StoreClient, String> {
