@@ -3,6 +3,7 @@
 //! parameter, media type and body shape kapi reads, so mutations land past the first checks.
 
 use std::fmt::Write as _;
+use std::ops::{Deref, DerefMut};
 
 use arbitrary::{Result, Unstructured};
 use serde_json::{Map, Value, json};
@@ -454,7 +455,10 @@ impl Model {
         if data.first().is_some_and(u8::is_ascii_uppercase) {
             return RawRequest::parse_text(data);
         }
-        let mut u = Unstructured::new(data.get(1..).unwrap_or(&[]));
+        let mut u = Gen {
+            u: Unstructured::new(data.get(1..).unwrap_or(&[])),
+            wild: data.first().is_some_and(|b| b % 3 == 0),
+        };
         self.generate(&mut u).unwrap_or_else(|_| RawRequest {
             method: "GET".into(),
             target: "/".into(),
@@ -465,8 +469,8 @@ impl Model {
         })
     }
 
-    pub fn generate(&self, u: &mut Unstructured<'_>) -> Result<RawRequest> {
-        let method = if u.ratio(1, 16)? {
+    pub fn generate(&self, u: &mut Gen<'_>) -> Result<RawRequest> {
+        let method = if wild(u, 1, 16)? {
             token(u)?
         } else {
             u.choose(METHODS)?.to_string()
@@ -479,7 +483,7 @@ impl Model {
             1 => u.choose(OTHER_PATHS)?.to_string(),
             2 => format!("/{}", segments(u)?),
             _ => {
-                let version = if u.ratio(1, 16)? {
+                let version = if wild(u, 1, 16)? {
                     segment(u)?
                 } else {
                     version.clone()
@@ -522,8 +526,9 @@ impl Model {
             }
         };
         let mut query = form_urlencoded::Serializer::new(String::new());
-        for _ in 0..u.int_in_range(0..=MAX_PARAMS)? {
-            let key = if u.ratio(1, 12)? {
+        let params = if u.wild { MAX_PARAMS } else { 3 };
+        for _ in 0..u.int_in_range(0..=params)? {
+            let key = if wild(u, 1, 12)? {
                 text(u)?
             } else {
                 u.choose(PARAMS)?.to_string()
@@ -539,7 +544,7 @@ impl Model {
 
         let mut headers = Vec::new();
         if u.ratio(3, 4)? {
-            let accept = if u.ratio(1, 10)? {
+            let accept = if wild(u, 1, 10)? {
                 text(u)?
             } else if u.ratio(1, 8)? {
                 format!("{}, {}", u.choose(ACCEPTS)?, u.choose(ACCEPTS)?)
@@ -548,17 +553,25 @@ impl Model {
             };
             headers.push(("accept".to_string(), accept));
         }
-        let content_type = if u.ratio(1, 12)? {
+        let content_type = if wild(u, 1, 12)? {
             None
-        } else if u.ratio(1, 12)? {
+        } else if wild(u, 1, 12)? {
             Some(text(u)?)
-        } else {
+        } else if u.wild {
             Some(u.choose(CONTENT_TYPES)?.to_string())
+        } else {
+            // The types a clean request's verb takes.
+            let fits: &[&str] = match method.as_str() {
+                "PATCH" => &CONTENT_TYPES[4..9],
+                _ => &CONTENT_TYPES[..4],
+            };
+            Some(u.choose(fits)?.to_string())
         };
         if let Some(ct) = &content_type {
             headers.push(("content-type".to_string(), ct.clone()));
         }
-        for _ in 0..u.int_in_range(0..=2)? {
+        let extra = if u.wild { 2 } else { 0 };
+        for _ in 0..u.int_in_range(0..=extra)? {
             let value = if u.ratio(1, 3)? {
                 text(u)?
             } else {
@@ -578,7 +591,8 @@ impl Model {
             name: name.as_deref(),
         };
         let body = body(u, content_type.as_deref().unwrap_or(""), &doc)?;
-        let user = match u.int_in_range(0..=15)? {
+        let first = if u.wild { 0 } else { 2 };
+        let user = match u.int_in_range(first..=15)? {
             0 => User::Anonymous,
             1 => User::Named {
                 name: pick_or(u, &["system:node:node-1", "alice", ""])?,
@@ -597,6 +611,32 @@ impl Model {
     }
 }
 
+/// The bytes a request is built from, and whether it is a wild one: arbitrary text in any
+/// place and many parameters, or a clean one (the vocabulary only, a content type that fits
+/// its verb, the admin) that gets past the first checks to the handlers' depths.
+pub struct Gen<'a> {
+    u: Unstructured<'a>,
+    wild: bool,
+}
+
+impl<'a> Deref for Gen<'a> {
+    type Target = Unstructured<'a>;
+    fn deref(&self) -> &Unstructured<'a> {
+        &self.u
+    }
+}
+
+impl DerefMut for Gen<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.u
+    }
+}
+
+/// `ratio(n, d)` for a wild request; never for a clean one.
+fn wild(u: &mut Gen<'_>, n: u8, d: u8) -> Result<bool> {
+    Ok(u.wild && u.ratio(n, d)?)
+}
+
 /// What a generated object claims to be.
 struct DocShape<'a> {
     api_version: &'a str,
@@ -606,8 +646,9 @@ struct DocShape<'a> {
 
 /// A body for the request's content type: most often the shape that type promises (an
 /// object, a patch of its kind, DeleteOptions), sometimes another shape or raw bytes.
-fn body(u: &mut Unstructured<'_>, content_type: &str, doc: &DocShape<'_>) -> Result<Vec<u8>> {
-    match u.int_in_range(0..=9)? {
+fn body(u: &mut Gen<'_>, content_type: &str, doc: &DocShape<'_>) -> Result<Vec<u8>> {
+    let first = if u.wild { 0 } else { 3 };
+    match u.int_in_range(first..=9)? {
         0 => return Ok(Vec::new()),
         1 => return Ok(u.arbitrary::<&[u8]>()?.to_vec()),
         2 => {
@@ -666,10 +707,10 @@ fn body(u: &mut Unstructured<'_>, content_type: &str, doc: &DocShape<'_>) -> Res
 
 /// An object of the addressed kind (or, sometimes, of another), with metadata whose every
 /// field kapi reads takes edge values, and arbitrary spec, status and data.
-fn object(u: &mut Unstructured<'_>, doc: &DocShape<'_>) -> Result<Value> {
+fn object(u: &mut Gen<'_>, doc: &DocShape<'_>) -> Result<Value> {
     let mut o = Map::new();
     if !u.ratio(1, 10)? {
-        let av = if u.ratio(1, 10)? {
+        let av = if wild(u, 1, 10)? {
             text(u)?
         } else {
             doc.api_version.to_string()
@@ -738,7 +779,7 @@ fn object(u: &mut Unstructured<'_>, doc: &DocShape<'_>) -> Result<Value> {
 }
 
 /// A pod spec that passes the first checks, so that defaulting and validation run.
-fn pod_spec(u: &mut Unstructured<'_>) -> Result<Value> {
+fn pod_spec(u: &mut Gen<'_>) -> Result<Value> {
     let mut containers = Vec::new();
     for _ in 0..u.int_in_range(0..=3)? {
         containers.push(json!({
@@ -756,7 +797,7 @@ fn pod_spec(u: &mut Unstructured<'_>) -> Result<Value> {
 }
 
 /// Strategic merge patch directives scattered into a patch.
-fn directives(u: &mut Unstructured<'_>, v: &mut Value) -> Result<()> {
+fn directives(u: &mut Gen<'_>, v: &mut Value) -> Result<()> {
     let Some(o) = v.as_object_mut() else {
         return Ok(());
     };
@@ -777,7 +818,7 @@ fn directives(u: &mut Unstructured<'_>, v: &mut Value) -> Result<()> {
     Ok(())
 }
 
-fn json_patch(u: &mut Unstructured<'_>) -> Result<Value> {
+fn json_patch(u: &mut Gen<'_>) -> Result<Value> {
     let mut ops = Vec::new();
     for _ in 0..u.int_in_range(0..=MAX_PATCH_OPS)? {
         let mut op = Map::new();
@@ -807,7 +848,7 @@ fn json_patch(u: &mut Unstructured<'_>) -> Result<Value> {
     })
 }
 
-fn delete_options(u: &mut Unstructured<'_>) -> Result<Value> {
+fn delete_options(u: &mut Gen<'_>) -> Result<Value> {
     let mut o = Map::new();
     o.insert("kind".into(), "DeleteOptions".into());
     o.insert(
@@ -838,7 +879,7 @@ fn delete_options(u: &mut Unstructured<'_>) -> Result<Value> {
     Ok(o.into())
 }
 
-fn json_value(u: &mut Unstructured<'_>, depth: u32) -> Result<Value> {
+fn json_value(u: &mut Gen<'_>, depth: u32) -> Result<Value> {
     let top = if depth == 0 { 3 } else { 5 };
     Ok(match u.int_in_range(0..=top)? {
         0 => Value::Null,
@@ -865,7 +906,7 @@ fn json_value(u: &mut Unstructured<'_>, depth: u32) -> Result<Value> {
     })
 }
 
-fn number(u: &mut Unstructured<'_>) -> Result<Value> {
+fn number(u: &mut Gen<'_>) -> Result<Value> {
     Ok(match u.int_in_range(0..=5)? {
         0 => json!(u.arbitrary::<i64>()?),
         1 => json!(u.arbitrary::<u64>()?),
@@ -877,8 +918,9 @@ fn number(u: &mut Unstructured<'_>) -> Result<Value> {
 }
 
 /// A query value: an edge value, an arbitrary number, or arbitrary text.
-fn value(u: &mut Unstructured<'_>) -> Result<String> {
-    Ok(match u.int_in_range(0..=7)? {
+fn value(u: &mut Gen<'_>) -> Result<String> {
+    let first = if u.wild { 0 } else { 3 };
+    Ok(match u.int_in_range(first..=7)? {
         0 => u.arbitrary::<i64>()?.to_string(),
         1 => u.arbitrary::<u64>()?.to_string(),
         2 => text(u)?,
@@ -888,21 +930,21 @@ fn value(u: &mut Unstructured<'_>) -> Result<String> {
 }
 
 /// One of `pool`, or (rarely) arbitrary text.
-fn pick_or(u: &mut Unstructured<'_>, pool: &[&str]) -> Result<String> {
-    if u.ratio(1, 12)? {
+fn pick_or(u: &mut Gen<'_>, pool: &[&str]) -> Result<String> {
+    if wild(u, 1, 12)? {
         text(u)
     } else {
         Ok(u.choose(pool)?.to_string())
     }
 }
 
-fn text(u: &mut Unstructured<'_>) -> Result<String> {
+fn text(u: &mut Gen<'_>) -> Result<String> {
     let s: &str = u.arbitrary()?;
     Ok(s.chars().take(256).collect())
 }
 
 /// A method-like word of arbitrary letters.
-fn token(u: &mut Unstructured<'_>) -> Result<String> {
+fn token(u: &mut Gen<'_>) -> Result<String> {
     let s: String = text(u)?
         .chars()
         .filter(|c| c.is_ascii_alphabetic())
@@ -911,12 +953,12 @@ fn token(u: &mut Unstructured<'_>) -> Result<String> {
 }
 
 /// A path segment of arbitrary bytes, percent-encoded so that it reaches the router.
-fn segment(u: &mut Unstructured<'_>) -> Result<String> {
+fn segment(u: &mut Gen<'_>) -> Result<String> {
     let raw: &[u8] = u.arbitrary()?;
     Ok(percent(&raw[..raw.len().min(64)]))
 }
 
-fn segments(u: &mut Unstructured<'_>) -> Result<String> {
+fn segments(u: &mut Gen<'_>) -> Result<String> {
     let mut out = Vec::new();
     for _ in 0..u.int_in_range(0..=6)? {
         out.push(if u.ratio(1, 2)? {
