@@ -52,6 +52,8 @@ pub struct Outcome {
     /// The body, or its first `MAX_DRAINED_BYTES` when streamed.
     pub body: Vec<u8>,
     pub streamed: bool,
+    /// The whole body was read (a streamed one ended within `MAX_DRAINED_BYTES`).
+    pub complete: bool,
 }
 
 impl Harness {
@@ -103,15 +105,19 @@ impl Harness {
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .map(String::from);
-            let (body, streamed) = match resp.body {
-                Body::Full(b) => (b.to_vec(), false),
-                Body::Stream(rx) => (drain(rx).await, true),
+            let (body, streamed, complete) = match resp.body {
+                Body::Full(b) => (b.to_vec(), false, true),
+                Body::Stream(rx) => {
+                    let (body, complete) = drain(rx).await;
+                    (body, true, complete)
+                }
             };
             Outcome {
                 status: resp.status,
                 content_type,
                 body,
                 streamed,
+                complete,
             }
         });
         Some(outcome)
@@ -196,21 +202,22 @@ pub fn to_request(raw: &RawRequest) -> Option<Request> {
     })
 }
 
-/// Reads a streamed body while its producer keeps up, up to `MAX_DRAINED_BYTES`.
-async fn drain(mut rx: futures::channel::mpsc::Receiver<Bytes>) -> Vec<u8> {
+/// Reads a streamed body while its producer keeps up, up to `MAX_DRAINED_BYTES`; and whether
+/// it ended.
+async fn drain(mut rx: futures::channel::mpsc::Receiver<Bytes>) -> (Vec<u8>, bool) {
     let mut out = Vec::new();
     let mut idle = 0;
     while out.len() < MAX_DRAINED_BYTES && idle < MAX_IDLE_POLLS {
         match futures::FutureExt::now_or_never(rx.next()) {
             Some(Some(chunk)) => out.extend_from_slice(&chunk),
-            Some(None) => break,
+            Some(None) => return (out, true),
             None => {
                 idle += 1;
                 YieldNow(false).await;
             }
         }
     }
-    out
+    (out, false)
 }
 
 /// Gives the runtime one turn, so spawned producers run.
@@ -228,13 +235,16 @@ impl Future for YieldNow {
     }
 }
 
-/// What every response must be, whatever the request: a status a client can read, and on the
-/// API's paths (`/api`, `/apis`) every error a `Status` object in the negotiated encoding, as
-/// upstream answers. Returns what is wrong.
+/// What every response must be, whatever the request: a status a client can read, a body that
+/// parses as its Content-Type says, and on the API's paths (`/api`, `/apis`) every error a
+/// `Status` object in the negotiated encoding, as upstream answers. Returns what is wrong.
 pub fn check(raw: &RawRequest, out: &Outcome) -> Result<(), String> {
     let code = out.status.as_u16();
     if !(100..600).contains(&code) {
         return Err(format!("status {code} is outside 100-599"));
+    }
+    if out.complete && !out.body.is_empty() {
+        parses(out).map_err(|e| format!("{code}: the body does not parse: {e}"))?;
     }
     let path = raw.target.split('?').next().unwrap_or("");
     let api_path = path == "/api"
@@ -267,4 +277,36 @@ pub fn check(raw: &RawRequest, out: &Outcome) -> Result<(), String> {
         return Err(format!("{code}: Status is not a Failure: {status}"));
     }
     Ok(())
+}
+
+/// Whether a whole body is what its Content-Type says: one JSON or YAML document, or a
+/// protobuf object in the `k8s\0` envelope (a watch stream is frames, not checked here).
+fn parses(out: &Outcome) -> Result<(), String> {
+    let ct = out.content_type.as_deref().unwrap_or("");
+    let mime = ct.split(';').next().unwrap_or("").trim();
+    if ct.contains("stream=watch") || out.streamed && mime != "application/json" {
+        return Ok(());
+    }
+    match mime {
+        "application/json" if out.streamed => {
+            // A watch in JSON is a sequence of objects; a list, one.
+            for v in
+                serde_json::Deserializer::from_slice(&out.body).into_iter::<serde_json::Value>()
+            {
+                v.map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        }
+        "application/json" => serde_json::from_slice::<serde_json::Value>(&out.body)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        "application/yaml" => kapi_codec::yaml::from_yaml(&out.body)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        "application/vnd.kubernetes.protobuf" => {
+            let mut json = Vec::new();
+            kapi_codec::to_json::envelope_to_json(&out.body, &mut json).map_err(|e| e.to_string())
+        }
+        _ => Ok(()),
+    }
 }

@@ -274,3 +274,31 @@ fn deeply_nested_bodies_do_not_overflow_a_cores_stack() {
         .join()
         .expect("every deep body answered");
 }
+
+#[test]
+fn check_refuses_what_upstream_would_not_send() {
+    let raw = RawRequest::parse_text(b"GET /api/v1/namespaces/default/pods/x HTTP/2\n\n");
+    let outcome = |status: u16, ct: &str, body: &[u8]| Outcome {
+        status: StatusCode::from_u16(status).expect("status"),
+        content_type: Some(ct.into()),
+        body: body.to_vec(),
+        streamed: false,
+        complete: true,
+    };
+    let status =
+        br#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","code":404}"#;
+    assert_eq!(
+        check(&raw, &outcome(404, "application/json", status)),
+        Ok(())
+    );
+    assert!(check(&raw, &outcome(404, "text/plain", b"404 page not found")).is_err());
+    assert!(check(&raw, &outcome(500, "application/json", status)).is_err());
+    assert!(check(&raw, &outcome(200, "application/json", b"{\"a\":")).is_err());
+    assert!(
+        check(
+            &raw,
+            &outcome(200, "application/vnd.kubernetes.protobuf", b"k8s")
+        )
+        .is_err()
+    );
+}
