@@ -12,6 +12,8 @@ pub mod authz;
 pub mod convert;
 pub mod fault;
 pub mod flowcontrol;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod ingest;
 pub mod kinds;
 pub mod metrics;

@@ -115,62 +115,25 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
 
     let store = open_store(args)?;
     let prefix = format!("{}/", args.etcd_prefix.trim_end_matches('/'));
-    let registry = Registry::builtin();
-    crate::metrics::init();
-    crate::metrics::storage::set_resources(
-        registry
-            .all()
-            .iter()
-            .filter(|r| !r.key_prefix.is_empty())
-            .map(|r| {
-                (
-                    format!("{prefix}{}", r.key_prefix),
-                    r.group.clone(),
-                    r.resource.clone(),
-                )
-            }),
-    );
     let lifecycle = crate::shutdown::Lifecycle::new(crate::shutdown::Options {
         delay: args.shutdown_delay_duration,
         send_retry_after: args.shutdown_send_retry_after,
         watch_grace: args.shutdown_watch_termination_grace_period,
     });
     crate::shutdown::start(lifecycle.clone()).map_err(|e| format!("signal handlers: {e}"))?;
-    let cache = Arc::new(Cache::new(
-        crate::api::cached::specs(&registry, &prefix),
-        args.cache_encoded_bytes,
-    ));
-    crate::ingest::start(store.clone(), cache.clone(), prefix.clone())
-        .map_err(|e| format!("cache: {e}"))?;
-    bootstrap(&store, &prefix, args.enable_priority_and_fairness)?;
-    let flowcontrol = crate::flowcontrol::FlowControl::new(
-        crate::flowcontrol::Options {
-            max_requests_inflight: args.max_requests_inflight,
-            max_mutating_requests_inflight: args.max_mutating_requests_inflight,
-            enable_priority_and_fairness: args.enable_priority_and_fairness,
-        },
-        cache.clone(),
-        &prefix,
-        cached_prefixes(&registry, &prefix),
-    );
-    flowcontrol
-        .follow_configuration(store.clone())
-        .map_err(|e| format!("flow control: {e}"))?;
-
-    let api = Arc::new(Api {
-        authn: crate::authn::Chain::new(vec![Box::new(crate::authn::x509::X509)], true),
-        authz: crate::authz::Chain::new(vec![
-            Box::new(crate::authz::PrivilegedGroup),
-            Box::new(crate::authz::Interim),
-        ]),
-        admission: crate::admission::Chain::defaults(),
-        registry,
+    let api = Arc::new(assemble(
         store,
-        cache,
         prefix,
-        flowcontrol,
-        lifecycle: lifecycle.clone(),
-    });
+        Assembly {
+            cache_encoded_bytes: args.cache_encoded_bytes,
+            flowcontrol: crate::flowcontrol::Options {
+                max_requests_inflight: args.max_requests_inflight,
+                max_mutating_requests_inflight: args.max_mutating_requests_inflight,
+                enable_priority_and_fairness: args.enable_priority_and_fairness,
+            },
+            lifecycle: lifecycle.clone(),
+        },
+    )?);
     let cores = if args.cores == 0 {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -193,6 +156,68 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("serving {bind}: {e}"))?;
     eprintln!("kapi: shut down");
     Ok(())
+}
+
+/// What `assemble` takes besides the store: the flags' settings that shape the API.
+pub struct Assembly {
+    pub cache_encoded_bytes: usize,
+    pub flowcontrol: crate::flowcontrol::Options,
+    pub lifecycle: crate::shutdown::Lifecycle,
+}
+
+/// The API over an open store: the registry, the cache loaded by the ingest, the start-up
+/// objects (system namespaces, flow-control configuration), the request pipeline's stages.
+/// Shared with the in-process harness (`crate::fuzzing`), so both serve alike.
+pub fn assemble(store: StoreClient, prefix: String, opts: Assembly) -> Result<Api, String> {
+    let registry = Registry::builtin();
+    crate::metrics::init();
+    crate::metrics::storage::set_resources(
+        registry
+            .all()
+            .iter()
+            .filter(|r| !r.key_prefix.is_empty())
+            .map(|r| {
+                (
+                    format!("{prefix}{}", r.key_prefix),
+                    r.group.clone(),
+                    r.resource.clone(),
+                )
+            }),
+    );
+    let cache = Arc::new(Cache::new(
+        crate::api::cached::specs(&registry, &prefix),
+        opts.cache_encoded_bytes,
+    ));
+    crate::ingest::start(store.clone(), cache.clone(), prefix.clone())
+        .map_err(|e| format!("cache: {e}"))?;
+    bootstrap(
+        &store,
+        &prefix,
+        opts.flowcontrol.enable_priority_and_fairness,
+    )?;
+    let flowcontrol = crate::flowcontrol::FlowControl::new(
+        opts.flowcontrol,
+        cache.clone(),
+        &prefix,
+        cached_prefixes(&registry, &prefix),
+    );
+    flowcontrol
+        .follow_configuration(store.clone())
+        .map_err(|e| format!("flow control: {e}"))?;
+    Ok(Api {
+        authn: crate::authn::Chain::new(vec![Box::new(crate::authn::x509::X509)], true),
+        authz: crate::authz::Chain::new(vec![
+            Box::new(crate::authz::PrivilegedGroup),
+            Box::new(crate::authz::Interim),
+        ]),
+        admission: crate::admission::Chain::defaults(),
+        registry,
+        store,
+        cache,
+        prefix,
+        flowcontrol,
+        lifecycle: opts.lifecycle,
+    })
 }
 
 fn open_store(args: &ServeArgs) -> Result<StoreClient, String> {

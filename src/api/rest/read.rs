@@ -734,8 +734,18 @@ pub(super) fn decode_continue(token: &str) -> Result<(i64, String), Status> {
         return Err(bad());
     }
     let rv = v["rv"].as_i64().ok_or_else(bad)?;
-    let start = v["start"].as_str().ok_or_else(bad)?.to_string();
-    if rv <= 0 || start.contains("..") {
+    let start = v["start"].as_str().ok_or_else(bad)?;
+    // As upstream: the key is made absolute, and must be clean (no `..`, `.`, `//`), so it
+    // cannot start before the listed collection.
+    let start = if start.starts_with('/') {
+        start.to_string()
+    } else {
+        format!("/{start}")
+    };
+    let unclean = start.contains("//")
+        || start.split('/').any(|p| p == "." || p == "..")
+        || (start.len() > 1 && start.ends_with('/'));
+    if rv <= 0 || unclean {
         return Err(bad());
     }
     Ok((rv, start))
