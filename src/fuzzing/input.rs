@@ -45,8 +45,8 @@ impl User {
             User::Anonymous => return crate::transport::Peer::anonymous(),
         };
         thread_local! {
-            static CERTS: std::cell::RefCell<std::collections::HashMap<(String, Vec<String>), Vec<u8>>> =
-                std::cell::RefCell::new(std::collections::HashMap::new());
+            static CERTS: std::cell::RefCell<KeptCertificates> =
+                std::cell::RefCell::new(KeptCertificates::new());
         }
         /// Distinct users whose certificates are kept; past it the oldest are forgotten.
         const MAX_KEPT_CERTIFICATES: usize = 64;
@@ -73,6 +73,9 @@ impl User {
         })
     }
 }
+
+/// Certificates made for fuzzed users, by (name, groups).
+type KeptCertificates = std::collections::HashMap<(String, Vec<String>), Vec<u8>>;
 
 /// A self-signed certificate with CN `name` and an O per group (empty if rcgen refuses the
 /// names: the client is then anonymous).
