@@ -316,6 +316,13 @@ fn continue_tokens_start_where_upstream_starts() {
         let out = h.serve(&RawRequest::parse_text(r)).expect("served");
         assert_eq!(out.status, StatusCode::CREATED);
     }
+    // The ingest applies writes asynchronously: wait until the cache holds the last create, so
+    // the token's revision includes it.
+    let written = h.api().store.local_revision().unwrap_or(0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while h.api().cache.revision() < written && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     let rv = h.api().cache.revision();
     let list = |h: &mut Harness, start: &str| {
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(

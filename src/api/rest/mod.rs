@@ -327,17 +327,6 @@ impl Ctx<'_> {
         }
     }
 
-    fn body(&self) -> Result<(Value, BodyType), Status> {
-        let ct = self
-            .req
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
-        let ty = negotiate::content_type(ct)?;
-        let v = objects::decode_body(&self.req.body, ty)?;
-        Ok((v, ty))
-    }
-
     /// Checks the body's apiVersion/kind against the URL.
     fn check_type(&self, obj: &Value) -> Result<(), Status> {
         let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");

@@ -15,7 +15,7 @@ impl Ctx<'_> {
         let replicas = match self.rr.verb {
             Verb::Get => return self.scale_response(&current),
             Verb::Update => {
-                let (body, _) = self.body()?;
+                let body = self.body_offloaded().await?;
                 let rv = body
                     .pointer("/metadata/resourceVersion")
                     .and_then(Value::as_str)

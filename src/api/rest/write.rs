@@ -81,6 +81,30 @@ impl Ctx<'_> {
         ))
     }
 
+    /// The stages every write passes once its kind has prepared the object: mutating
+    /// admission → defaults → encode once (what upstream's decoder refuses, such as unknown
+    /// fields under Strict, is a 400 before any validation) → validation → validating
+    /// admission. Gives back the stored bytes, the warnings and the object.
+    async fn admit_and_encode(
+        &self,
+        attrs: &Attributes<'_>,
+        mut obj: Value,
+        validation: FieldValidation,
+    ) -> Result<(Bytes, Vec<String>, Value), Status> {
+        self.api
+            .admission
+            .mutate(self.api, attrs, Some(&mut obj))
+            .await?;
+        self.res.strategy.default(&mut obj);
+        let (value, warnings, obj) = self.encode_offloaded(obj, validation).await?;
+        self.validate(&obj, attrs.old)?;
+        self.api
+            .admission
+            .validate(self.api, attrs, Some(&obj))
+            .await?;
+        Ok((value, warnings, obj))
+    }
+
     pub(super) async fn create(&self) -> Result<Response, Status> {
         if self.rr.subresource.is_some() {
             return Err(Status::method_not_supported(gr(self.res), "create"));
@@ -95,19 +119,7 @@ impl Ctx<'_> {
         // Prepare, mutating admission, defaults, validation, validating admission.
         strategy.prepare_for_create(&mut obj);
         let attrs = self.admission_attrs(Operation::Create, &name, None, dry_run);
-        self.api
-            .admission
-            .mutate(self.api, &attrs, Some(&mut obj))
-            .await?;
-        strategy.default(&mut obj);
-        // Encode once: what upstream's decoder refuses (unknown fields under Strict, wrong
-        // types) is a 400 before any validation.
-        let (value, warnings, obj) = self.encode_offloaded(obj, validation).await?;
-        self.validate(&obj, None)?;
-        self.api
-            .admission
-            .validate(self.api, &attrs, Some(&obj))
-            .await?;
+        let (value, warnings, _) = self.admit_and_encode(&attrs, obj, validation).await?;
         let key = self.key(&name);
         if dry_run {
             if self.rc()?.snapshot().get(key.as_bytes()).is_some() {
@@ -243,18 +255,8 @@ impl Ctx<'_> {
                 strategy.prepare_for_update(&mut merged, &old);
             }
             let attrs = self.admission_attrs(Operation::Update, self.name(), Some(&old), dry_run);
-            self.api
-                .admission
-                .mutate(self.api, &attrs, Some(&mut merged))
-                .await?;
-            strategy.default(&mut merged);
-            // Encode once (decoding errors are 400s before validation, as upstream).
-            let (value, warnings, merged) = self.encode_offloaded(merged, validation).await?;
-            self.validate(&merged, Some(&old))?;
-            self.api
-                .admission
-                .validate(self.api, &attrs, Some(&merged))
-                .await?;
+            let (value, warnings, merged) =
+                self.admit_and_encode(&attrs, merged, validation).await?;
             if value == current.value || dry_run {
                 let obj = objects::served(self.res, &value, current.mod_revision)?;
                 return Ok(
@@ -423,7 +425,7 @@ impl Ctx<'_> {
     }
 
     /// The request body decoded, off the core when it is large.
-    async fn body_offloaded(&self) -> Result<Value, Status> {
+    pub(super) async fn body_offloaded(&self) -> Result<Value, Status> {
         let ct = self
             .req
             .headers
