@@ -5,47 +5,9 @@
 
 mod support;
 
-use std::time::Duration;
-
-use serde_json::{Value, json};
+use serde_json::json;
+use support::client::Client;
 use support::kapi::Kapi;
-
-struct Client {
-    http: reqwest::blocking::Client,
-    base: String,
-}
-
-impl Client {
-    fn new(k: &Kapi) -> Client {
-        let tls = support::kapi::admin_tls(&k.data_dir, &[b"h2", b"http/1.1"]);
-        Client {
-            http: reqwest::blocking::Client::builder()
-                .no_proxy()
-                .timeout(Duration::from_secs(30))
-                .tls_backend_preconfigured(tls)
-                .build()
-                .expect("an HTTP client"),
-            base: format!("https://127.0.0.1:{}", k.port),
-        }
-    }
-
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
-        let mut req = self
-            .http
-            .request(m, format!("{}{path}", self.base))
-            .header("Accept", "application/json");
-        if let Some(b) = body {
-            req = req
-                .header("Content-Type", "application/json")
-                .body(serde_json::to_vec(&b).expect("JSON"));
-        }
-        let resp = req.send().expect("a response");
-        let code = resp.status().as_u16();
-        let bytes = resp.bytes().expect("a body");
-        (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-    }
-}
 
 const TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
 
@@ -58,7 +20,7 @@ fn a_daemonset_template_change_bumps_its_template_generation() {
         "spec": {"selector": {"matchLabels": {"app": "d"}},
                  "template": {"metadata": {"labels": {"app": "d"}},
                               "spec": {"containers": [{"name": "c", "image": "nginx:1"}]}}}});
-    let (code, created) = c.call("POST", path, Some(ds));
+    let (code, created) = c.call("POST", path, "application/json", Some(ds));
     assert_eq!(code, 201, "{created}");
     assert_eq!(created["metadata"]["annotations"][TEMPLATE_GENERATION], "1");
     assert_eq!(
@@ -67,13 +29,23 @@ fn a_daemonset_template_change_bumps_its_template_generation() {
     );
     let mut changed = created.clone();
     changed["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:2");
-    let (code, updated) = c.call("PUT", &format!("{path}/d"), Some(changed));
+    let (code, updated) = c.call(
+        "PUT",
+        &format!("{path}/d"),
+        "application/json",
+        Some(changed),
+    );
     assert_eq!(code, 200, "{updated}");
     assert_eq!(updated["metadata"]["annotations"][TEMPLATE_GENERATION], "2");
     assert_eq!(updated["metadata"]["generation"], 2);
     let mut relabelled = updated.clone();
     relabelled["metadata"]["labels"] = json!({"tier": "x"});
-    let (code, same) = c.call("PUT", &format!("{path}/d"), Some(relabelled));
+    let (code, same) = c.call(
+        "PUT",
+        &format!("{path}/d"),
+        "application/json",
+        Some(relabelled),
+    );
     assert_eq!(code, 200, "{same}");
     assert_eq!(same["metadata"]["annotations"][TEMPLATE_GENERATION], "2");
 }
@@ -85,7 +57,12 @@ fn a_job_selects_its_own_uid_and_labels_its_pods_with_its_name() {
     let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
         "spec": {"template": {"spec": {"restartPolicy": "Never",
                  "containers": [{"name": "c", "image": "busybox"}]}}}});
-    let (code, j) = c.call("POST", "/apis/batch/v1/namespaces/default/jobs", Some(job));
+    let (code, j) = c.call(
+        "POST",
+        "/apis/batch/v1/namespaces/default/jobs",
+        "application/json",
+        Some(job),
+    );
     assert_eq!(code, 201, "{j}");
     let uid = j["metadata"]["uid"].as_str().expect("a uid");
     assert_eq!(
@@ -113,6 +90,7 @@ fn new_nodes_are_tainted_and_claims_protected_on_create_only() {
     let (code, node) = c.call(
         "POST",
         "/api/v1/nodes",
+        "application/json",
         Some(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}})),
     );
     assert_eq!(code, 201, "{node}");
@@ -123,7 +101,7 @@ fn new_nodes_are_tainted_and_claims_protected_on_create_only() {
     // The node lifecycle controller lifts the taint; an update does not bring it back.
     let mut ready = node.clone();
     ready["spec"]["taints"] = json!([]);
-    let (code, updated) = c.call("PUT", "/api/v1/nodes/n1", Some(ready));
+    let (code, updated) = c.call("PUT", "/api/v1/nodes/n1", "application/json", Some(ready));
     assert_eq!(code, 200, "{updated}");
     assert!(updated["spec"].get("taints").is_none(), "{updated}");
 
@@ -131,7 +109,7 @@ fn new_nodes_are_tainted_and_claims_protected_on_create_only() {
         "metadata": {"name": "data"},
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
     let path = "/api/v1/namespaces/default/persistentvolumeclaims";
-    let (code, claim) = c.call("POST", path, Some(pvc));
+    let (code, claim) = c.call("POST", path, "application/json", Some(pvc));
     assert_eq!(code, 201, "{claim}");
     assert_eq!(
         claim["metadata"]["finalizers"],

@@ -5,50 +5,9 @@
 
 mod support;
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
+use support::client::Client;
 use support::kapi::Kapi;
-
-struct Client {
-    http: reqwest::blocking::Client,
-    base: String,
-}
-
-impl Client {
-    fn new(k: &Kapi) -> Client {
-        let tls = support::kapi::admin_tls(&k.data_dir, &[b"h2", b"http/1.1"]);
-        let http = reqwest::blocking::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(60))
-            .tls_backend_preconfigured(tls)
-            .build()
-            .unwrap();
-        Client {
-            http,
-            base: format!("https://127.0.0.1:{}", k.port),
-        }
-    }
-
-    fn send(&self, method: &str, path: &str, ctype: &str, body: Vec<u8>) -> (u16, Value) {
-        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let resp = self
-            .http
-            .request(m, format!("{}{path}", self.base))
-            .header("Accept", "application/json")
-            .header("Content-Type", ctype)
-            .body(body)
-            .send()
-            .unwrap();
-        let status = resp.status().as_u16();
-        let body = resp.bytes().unwrap();
-        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-    }
-
-    fn json(&self, method: &str, path: &str, ctype: &str, body: &Value) -> (u16, Value) {
-        self.send(method, path, ctype, serde_json::to_vec(body).unwrap())
-    }
-}
 
 const CMS: &str = "/api/v1/namespaces/default/configmaps";
 

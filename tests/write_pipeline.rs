@@ -5,47 +5,9 @@
 
 mod support;
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
+use support::client::Client;
 use support::kapi::Kapi;
-
-struct Client {
-    http: reqwest::blocking::Client,
-    base: String,
-}
-
-impl Client {
-    fn new(k: &Kapi) -> Client {
-        let tls = support::kapi::admin_tls(&k.data_dir, &[b"h2", b"http/1.1"]);
-        Client {
-            http: reqwest::blocking::Client::builder()
-                .no_proxy()
-                .timeout(Duration::from_secs(30))
-                .tls_backend_preconfigured(tls)
-                .build()
-                .expect("an HTTP client"),
-            base: format!("https://127.0.0.1:{}", k.port),
-        }
-    }
-
-    fn call(&self, method: &str, path: &str, ctype: &str, body: Option<Value>) -> (u16, Value) {
-        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self
-            .http
-            .request(m, format!("{}{path}", self.base))
-            .header("Accept", "application/json");
-        if let Some(b) = body {
-            req = req
-                .header("Content-Type", ctype)
-                .body(serde_json::to_vec(&b).unwrap());
-        }
-        let resp = req.send().expect("a response");
-        let code = resp.status().as_u16();
-        let bytes = resp.bytes().unwrap();
-        (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-    }
-}
 
 #[test]
 fn an_invalid_pod_gets_upstreams_422() {

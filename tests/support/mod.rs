@@ -1,4 +1,6 @@
 //! Shared helpers of the end-to-end tests.
+#[allow(dead_code)]
+pub mod client;
 pub mod etcd;
 pub mod kapi;
 #[allow(dead_code)]
