@@ -6,6 +6,7 @@
 //! credential decides; a credential that no authenticator accepts is a 401, whatever the path;
 //! a request with no credential at all is `system:anonymous` when anonymous requests are allowed.
 
+pub mod review;
 pub mod x509;
 
 use std::collections::BTreeMap;

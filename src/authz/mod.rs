@@ -3,6 +3,8 @@
 //! request's verb on its resource or path; the first that allows or denies decides, and a
 //! request no authorizer allows is a 403 with upstream's message.
 
+pub mod review;
+
 use crate::api::request::{ResourceRequest, Target};
 use crate::api::status::Status;
 use crate::authn::UserInfo;

@@ -2,11 +2,13 @@
 //! are answered from the cache; writes go to the store as transactions on the key's
 //! mod_revision. Per-kind behaviour comes from the registry row, not from code per kind.
 
+mod computed;
 mod defaults;
 mod read;
 mod scale;
 mod write;
 
+pub use computed::ComputedRequest;
 pub use defaults::now_rfc3339;
 use defaults::*;
 
@@ -114,7 +116,9 @@ pub async fn serve(
             return Err(fail(Status::no_such_resource()));
         }
     };
+    let computed = computed::is_computed(&rr);
     if let Some(sub) = &rr.subresource
+        && !computed
         && (!res.subresources.iter().any(|s| s == sub)
             || !matches!(sub.as_str(), "status" | "scale"))
     {
@@ -124,7 +128,7 @@ pub async fn serve(
     if rr.subresource.is_none() && !res.has_verb(verb_name) {
         return Err(fail(Status::method_not_supported(gr(res), verb_name)));
     }
-    if res.storage == Storage::None {
+    if res.storage == Storage::None && !computed {
         return Err(fail(Status::method_not_supported(gr(res), verb_name)));
     }
     if !res.namespaced && rr.namespace.is_some() {
@@ -145,6 +149,9 @@ pub async fn serve(
         pretty,
         seat: std::cell::Cell::new(seat),
     };
+    if computed {
+        return ctx.computed().await.map_err(fail);
+    }
     if rr.subresource.as_deref() == Some("scale") {
         return ctx.scale().await.map_err(fail);
     }
