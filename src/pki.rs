@@ -14,7 +14,6 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
-use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use time::{Duration, OffsetDateTime};
@@ -157,12 +156,14 @@ current-context: kapi
 }
 
 /// The rustls configuration the transport serves with: the serving certificate chain and key,
-/// ALPN `h2` then `http/1.1`, and, with `client_ca`, client certificates verified against it
-/// but not required (a client without one is anonymous; one with a bad one is refused).
+/// ALPN `h2` then `http/1.1`, and, with client CA bundles, a request for a client certificate
+/// naming them, not required (a client without one is anonymous). The handshake proves the
+/// client holds the certificate's key; the authenticators verify the chain
+/// (`crate::authn::x509`), as upstream does.
 pub fn server_tls(
     cert: &Path,
     key: &Path,
-    client_ca: Option<&Path>,
+    client_cas: &[&crate::authn::x509::CaBundle],
 ) -> io::Result<Arc<rustls::ServerConfig>> {
     // The provider is named, not taken from the process default, so that no other crate's
     // choice of provider can change (or break) it.
@@ -172,22 +173,16 @@ pub fn server_tls(
         .collect::<Result<Vec<_>, _>>()
         .map_err(invalid)?;
     let key = PrivateKeyDer::from_pem_file(key).map_err(invalid)?;
-    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+    let algorithms = provider.signature_verification_algorithms;
+    let builder = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(invalid)?;
-    let builder = match client_ca {
-        None => builder.with_no_client_auth(),
-        Some(path) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for ca in CertificateDer::pem_file_iter(path).map_err(invalid)? {
-                roots.add(ca.map_err(invalid)?).map_err(invalid)?;
-            }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .allow_unauthenticated()
-                .build()
-                .map_err(invalid)?;
-            builder.with_client_cert_verifier(verifier)
-        }
+    let builder = if client_cas.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        builder.with_client_cert_verifier(Arc::new(crate::authn::x509::HandshakeVerifier::new(
+            client_cas, algorithms,
+        )))
     };
     let mut config = builder.with_single_cert(chain, key).map_err(invalid)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -368,7 +363,8 @@ mod tests {
     fn server_tls_offers_h2_then_http1() {
         let dir = tempfile::tempdir().unwrap();
         let pki = ensure(dir.path(), &[]).unwrap();
-        let config = server_tls(&pki.serving_cert, &pki.serving_key, Some(&pki.ca_cert)).unwrap();
+        let ca = crate::authn::x509::CaBundle::from_pem_file(&pki.ca_cert).unwrap();
+        let config = server_tls(&pki.serving_cert, &pki.serving_key, &[&ca]).unwrap();
         assert_eq!(
             config.alpn_protocols,
             vec![b"h2".to_vec(), b"http/1.1".to_vec()]

@@ -32,9 +32,6 @@ pub struct ServeArgs {
     /// Serving key (PEM).
     #[arg(long)]
     pub tls_private_key_file: Option<PathBuf>,
-    /// CA that client certificates are verified against; the generated CA when absent.
-    #[arg(long)]
-    pub client_ca_file: Option<PathBuf>,
     /// etcd endpoints (comma-separated); the embedded store when absent.
     #[arg(long, value_delimiter = ',')]
     pub etcd_servers: Vec<String>,
@@ -78,6 +75,8 @@ pub struct ServeArgs {
     /// (a Go duration).
     #[arg(long, default_value = "0s", value_parser = crate::shutdown::parse_duration)]
     pub shutdown_watch_termination_grace_period: std::time::Duration,
+    #[command(flatten)]
+    pub authn: crate::authn::options::Flags,
 }
 
 /// Namespaces that exist from the start, as upstream's system namespaces controller makes them.
@@ -109,9 +108,9 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         (None, None) => (pki.serving_cert.clone(), pki.serving_key.clone()),
         _ => return Err("--tls-cert-file and --tls-private-key-file go together".into()),
     };
-    let client_ca = args.client_ca_file.clone().unwrap_or(pki.ca_cert.clone());
-    let tls =
-        crate::pki::server_tls(&cert, &key, Some(&client_ca)).map_err(|e| format!("TLS: {e}"))?;
+    let authentication = crate::authn::options::Authentication::load(&args.authn, &pki.ca_cert)?;
+    let tls = crate::pki::server_tls(&cert, &key, &authentication.handshake_bundles())
+        .map_err(|e| format!("TLS: {e}"))?;
 
     let store = open_store(args)?;
     let prefix = format!("{}/", args.etcd_prefix.trim_end_matches('/'));
@@ -132,6 +131,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
                 enable_priority_and_fairness: args.enable_priority_and_fairness,
             },
             lifecycle: lifecycle.clone(),
+            authentication,
         },
     )?);
     let cores = if args.cores == 0 {
@@ -163,6 +163,7 @@ pub struct Assembly {
     pub cache_encoded_bytes: usize,
     pub flowcontrol: crate::flowcontrol::Options,
     pub lifecycle: crate::shutdown::Lifecycle,
+    pub authentication: crate::authn::options::Authentication,
 }
 
 /// The API over an open store: the registry, the cache loaded by the ingest, the start-up
@@ -205,7 +206,7 @@ pub fn assemble(store: StoreClient, prefix: String, opts: Assembly) -> Result<Ap
         .follow_configuration(store.clone())
         .map_err(|e| format!("flow control: {e}"))?;
     Ok(Api {
-        authn: crate::authn::Chain::new(vec![Box::new(crate::authn::x509::X509)], true),
+        authn: opts.authentication.chain(Vec::new()),
         authz: crate::authz::Chain::new(vec![
             Box::new(crate::authz::PrivilegedGroup),
             Box::new(crate::authz::Interim),

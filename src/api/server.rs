@@ -75,6 +75,15 @@ impl Api {
             Ok(user) => user,
             Err(status) => return status_response(&status, Encoding::Json, pretty),
         };
+        // Impersonation: the request runs as the impersonated user, if it may be impersonated.
+        let user = if crate::authn::impersonation::requested(&req) {
+            match crate::authn::impersonation::impersonate(&req, user, &self.authz) {
+                Ok(user) => user,
+                Err(status) => return status_response(&status, Encoding::Json, pretty),
+            }
+        } else {
+            user
+        };
         // Flow control: a seat (held until the response is produced; a watch's until it is
         // set up), or upstream's 429.
         let seat = match self.admit(&req, &user, target.as_ref(), &path).await {

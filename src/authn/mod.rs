@@ -6,7 +6,10 @@
 //! credential decides; a credential that no authenticator accepts is a 401, whatever the path;
 //! a request with no credential at all is `system:anonymous` when anonymous requests are allowed.
 
+pub mod impersonation;
+pub mod options;
 pub mod review;
+pub mod token_file;
 pub mod x509;
 
 use std::collections::BTreeMap;
@@ -44,6 +47,21 @@ impl UserInfo {
     pub fn in_group(&self, group: &str) -> bool {
         self.groups.iter().any(|g| g == group)
     }
+}
+
+/// The request's bearer token (`Authorization: Bearer <token>`, the scheme in any case), as
+/// upstream's bearertoken authenticator reads it.
+pub fn bearer_token(req: &Request) -> Option<&str> {
+    let value = req
+        .headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim();
+    let mut parts = value.splitn(3, ' ');
+    let scheme = parts.next()?;
+    let token = parts.next()?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// What one authenticator makes of a request.

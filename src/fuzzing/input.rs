@@ -91,10 +91,33 @@ fn certificate(name: &str, groups: &[String]) -> Vec<u8> {
             .distinguished_name
             .push(rcgen::DnType::OrganizationName, g.as_str());
     }
-    match rcgen::KeyPair::generate().and_then(|key| params.self_signed(&key)) {
+    let Some((ca_der, ca_key, _)) = harness_ca() else {
+        return Vec::new();
+    };
+    let Ok(issuer) = rcgen::Issuer::from_ca_cert_der(&ca_der.as_slice().into(), ca_key) else {
+        return Vec::new();
+    };
+    match rcgen::KeyPair::generate().and_then(|key| params.signed_by(&key, &issuer)) {
         Ok(cert) => cert.der().to_vec(),
         Err(_) => Vec::new(),
     }
+}
+
+/// The CA the harness's client certificates are signed by (DER, key, PEM), made once.
+pub(crate) fn harness_ca() -> Option<&'static (Vec<u8>, rcgen::KeyPair, String)> {
+    static CA: std::sync::OnceLock<Option<(Vec<u8>, rcgen::KeyPair, String)>> =
+        std::sync::OnceLock::new();
+    CA.get_or_init(|| {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).ok()?;
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "kapi-fuzz-ca");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().ok()?;
+        let cert = params.self_signed(&key).ok()?;
+        Some((cert.der().to_vec(), key, cert.pem()))
+    })
+    .as_ref()
 }
 
 /// The pseudo-header of the text form that names the client (absent: the admin; `-`: anonymous;

@@ -79,6 +79,13 @@ impl Harness {
                     send_retry_after: false,
                     watch_grace: std::time::Duration::ZERO,
                 }),
+                authentication: crate::authn::options::Authentication::client_certificates(
+                    input::harness_ca()
+                        .and_then(|(_, _, pem)| {
+                            crate::authn::x509::CaBundle::from_pem(pem.as_bytes()).ok()
+                        })
+                        .ok_or("the harness's CA")?,
+                ),
             },
         )?;
         let model = Model::new(&api.registry);

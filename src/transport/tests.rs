@@ -39,11 +39,16 @@ fn big_body(n: usize) -> Bytes {
 /// `WAIT`; `/panic` panics.
 struct TestHandler {
     left: Arc<AtomicUsize>,
+    /// The client CA: `/echo` names the certificate's user.
+    ca: crate::authn::x509::CaBundle,
 }
 
 impl Handler for TestHandler {
     fn handle(&self, req: Request) -> Pin<Box<dyn Future<Output = Response>>> {
         let left = Arc::clone(&self.left);
+        let x509 = crate::authn::x509::X509 {
+            ca: self.ca.clone(),
+        };
         Box::pin(async move {
             let n = req
                 .uri
@@ -55,7 +60,7 @@ impl Handler for TestHandler {
                 "/echo" => {
                     let mut headers = HeaderMap::new();
                     use crate::authn::{Authenticator, Outcome};
-                    let (user, groups) = match crate::authn::x509::X509.authenticate(&req) {
+                    let (user, groups) = match x509.authenticate(&req) {
                         Outcome::User(u) => (u.name.clone(), u.groups.join(",")),
                         _ => ("system:anonymous".to_string(), String::new()),
                     };
@@ -139,7 +144,9 @@ struct TestServer {
 fn start() -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki::ensure(dir.path(), &[]).unwrap();
-    let tls = pki::server_tls(&pki.serving_cert, &pki.serving_key, Some(&pki.ca_cert)).unwrap();
+    let ca = crate::authn::x509::CaBundle::from_pem_file(&pki.ca_cert).unwrap();
+    let tls = pki::server_tls(&pki.serving_cert, &pki.serving_key, &[&ca]).unwrap();
+    let handler_ca = ca.clone();
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -155,6 +162,7 @@ fn start() -> TestServer {
         };
         serve_or_panic(cfg, move || TestHandler {
             left: Arc::clone(&factory_left),
+            ca: handler_ca.clone(),
         });
     });
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -624,7 +632,7 @@ fn garbage_and_panics_do_not_stop_the_server() {
 fn a_port_another_server_listens_on_is_refused() {
     // The other server's listeners have SO_REUSEPORT too, yet the port is not shared.
     let other = start();
-    let tls = pki::server_tls(&other.pki.serving_cert, &other.pki.serving_key, None).unwrap();
+    let tls = pki::server_tls(&other.pki.serving_cert, &other.pki.serving_key, &[]).unwrap();
     let cfg = ServerConfig {
         bind: other.addr,
         cores: 2,
@@ -636,6 +644,7 @@ fn a_port_another_server_listens_on_is_refused() {
     std::thread::spawn(move || {
         let result = super::serve(cfg, || TestHandler {
             left: Arc::new(AtomicUsize::new(0)),
+            ca: crate::authn::x509::CaBundle::default(),
         });
         let _ = result_tx.send(result);
     });
