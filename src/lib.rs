@@ -11,6 +11,7 @@ pub mod authn;
 pub mod authz;
 pub mod convert;
 pub mod fault;
+pub mod flags;
 pub mod flowcontrol;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;

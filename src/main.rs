@@ -1,7 +1,7 @@
 //! The `kapi` command: the Kubernetes API server (no subcommand), and the `decode` and
 //! `encode` tools that read and write objects in the forms etcd stores.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use kapi::{convert, serve};
 
 /// mimalloc: the cache's churn of object versions (kilobytes each, freed on other threads than
@@ -34,7 +34,17 @@ enum Command {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    // Every other upstream flag is accepted with a warning naming it (`kapi::flags`).
+    let matches = kapi::flags::add_compat(Cli::command()).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    if cli.command.is_none() {
+        for warning in kapi::flags::compat_warnings(&matches) {
+            eprintln!("kapi: warning: {warning}");
+        }
+    }
     let result = match &cli.command {
         Some(Command::Decode(args)) => convert::run(args, convert::Format::Json),
         Some(Command::Encode(args)) => convert::run(args, convert::Format::Pb),

@@ -165,17 +165,50 @@ pub fn server_tls(
     key: &Path,
     client_cas: &[&crate::authn::x509::CaBundle],
 ) -> io::Result<Arc<rustls::ServerConfig>> {
+    server_tls_with(cert, key, client_cas, &TlsSettings::default())
+}
+
+/// `--tls-min-version` and `--tls-cipher-suites`.
+#[derive(Debug, Clone, Default)]
+pub struct TlsSettings {
+    pub tls13_only: bool,
+    /// The suites to offer (TLS 1.3 ones are always kept, as Go keeps them); all when empty.
+    pub cipher_suites: Vec<rustls::SupportedCipherSuite>,
+}
+
+/// `server_tls` with the TLS flags' settings.
+pub fn server_tls_with(
+    cert: &Path,
+    key: &Path,
+    client_cas: &[&crate::authn::x509::CaBundle],
+    settings: &TlsSettings,
+) -> io::Result<Arc<rustls::ServerConfig>> {
     // The provider is named, not taken from the process default, so that no other crate's
     // choice of provider can change (or break) it.
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut provider = rustls::crypto::ring::default_provider();
+    if !settings.cipher_suites.is_empty() {
+        provider.cipher_suites.retain(|s| {
+            s.version() == &rustls::version::TLS13
+                || settings
+                    .cipher_suites
+                    .iter()
+                    .any(|c| c.suite() == s.suite())
+        });
+    }
+    let provider = Arc::new(provider);
     let chain = CertificateDer::pem_file_iter(cert)
         .map_err(invalid)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(invalid)?;
     let key = PrivateKeyDer::from_pem_file(key).map_err(invalid)?;
     let algorithms = provider.signature_verification_algorithms;
+    let versions: &[&rustls::SupportedProtocolVersion] = if settings.tls13_only {
+        &[&rustls::version::TLS13]
+    } else {
+        rustls::DEFAULT_VERSIONS
+    };
     let builder = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .map_err(invalid)?;
     let builder = if client_cas.is_empty() {
         builder.with_no_client_auth()

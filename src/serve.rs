@@ -18,65 +18,67 @@ use crate::transport::{Handler, Request, Response, ServerConfig};
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
+    #[arg(long, default_value = "127.0.0.1", help_heading = crate::flags::SECURE_SERVING)]
     pub bind_address: IpAddr,
     /// HTTPS port.
-    #[arg(long, default_value_t = 6443)]
+    #[arg(long, default_value_t = 6443, help_heading = crate::flags::SECURE_SERVING)]
     pub secure_port: u16,
     /// Where the embedded store, the generated certificates and admin.kubeconfig live.
-    #[arg(long, default_value = "kapi-data")]
+    #[arg(long, default_value = "kapi-data", help_heading = crate::flags::KAPI)]
     pub data_dir: PathBuf,
     /// Serving certificate (PEM); generated in --data-dir when absent.
-    #[arg(long)]
+    #[arg(long, help_heading = crate::flags::SECURE_SERVING)]
     pub tls_cert_file: Option<PathBuf>,
     /// Serving key (PEM).
-    #[arg(long)]
+    #[arg(long, help_heading = crate::flags::SECURE_SERVING)]
     pub tls_private_key_file: Option<PathBuf>,
     /// etcd endpoints (comma-separated); the embedded store when absent.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', help_heading = crate::flags::ETCD)]
     pub etcd_servers: Vec<String>,
-    #[arg(long)]
+    #[arg(long, help_heading = crate::flags::ETCD)]
     pub etcd_cafile: Option<PathBuf>,
-    #[arg(long)]
+    #[arg(long, help_heading = crate::flags::ETCD)]
     pub etcd_certfile: Option<PathBuf>,
-    #[arg(long)]
+    #[arg(long, help_heading = crate::flags::ETCD)]
     pub etcd_keyfile: Option<PathBuf>,
     /// Key prefix of every object in the store.
-    #[arg(long, default_value = "/registry")]
+    #[arg(long, default_value = "/registry", help_heading = crate::flags::ETCD)]
     pub etcd_prefix: String,
     /// Cores (runtimes) to serve on; all available when 0.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, help_heading = crate::flags::KAPI)]
     pub cores: usize,
     /// Bytes of encodings (served JSON, converted protobuf, watch frames) the watch cache may
     /// keep with its objects; past it they are made per request. Stored bytes do not count.
-    #[arg(long, default_value_t = 1 << 30)]
+    #[arg(long, default_value_t = 1 << 30, help_heading = crate::flags::KAPI)]
     pub cache_encoded_bytes: usize,
     /// Non-mutating requests in flight at once; with priority and fairness, added to
     /// --max-mutating-requests-inflight to make the seats shared out to priority levels.
-    #[arg(long, default_value_t = 400)]
+    #[arg(long, default_value_t = 400, help_heading = crate::flags::GENERIC)]
     pub max_requests_inflight: u32,
     /// Mutating requests in flight at once (see --max-requests-inflight).
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, help_heading = crate::flags::GENERIC)]
     pub max_mutating_requests_inflight: u32,
     /// API Priority and Fairness (FlowSchemas, priority levels, fair queuing); when false,
     /// the plain max-in-flight limits.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", help_heading = crate::flags::GENERIC)]
     pub enable_priority_and_fairness: bool,
     /// After SIGTERM, how long /readyz fails while everything else is still served, so load
     /// balancers stop sending traffic here (a Go duration: 0s, 2s, 1m30s).
-    #[arg(long, default_value = "0s", value_parser = crate::shutdown::parse_duration)]
+    #[arg(long, default_value = "0s", value_parser = crate::shutdown::parse_duration, help_heading = crate::flags::GENERIC)]
     pub shutdown_delay_duration: std::time::Duration,
     /// While shutting down, answer new requests 429 with Retry-After (and keep listening) until
     /// the requests in flight have drained, instead of closing the listener at once.
     #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true",
-          action = clap::ArgAction::Set)]
+          action = clap::ArgAction::Set, help_heading = crate::flags::GENERIC)]
     pub shutdown_send_retry_after: bool,
     /// While shutting down, how long open watches may end on their own before they are ended
     /// (a Go duration).
-    #[arg(long, default_value = "0s", value_parser = crate::shutdown::parse_duration)]
+    #[arg(long, default_value = "0s", value_parser = crate::shutdown::parse_duration, help_heading = crate::flags::GENERIC)]
     pub shutdown_watch_termination_grace_period: std::time::Duration,
     #[command(flatten)]
     pub authn: crate::authn::options::Flags,
+    #[command(flatten)]
+    pub flags: crate::flags::Flags,
 }
 
 /// Namespaces that exist from the start, as upstream's system namespaces controller makes them.
@@ -98,6 +100,11 @@ impl Handler for ApiHandler {
 }
 
 pub fn run(args: &ServeArgs) -> Result<(), String> {
+    for warning in args.flags.check()? {
+        eprintln!("kapi: warning: {warning}");
+    }
+    crate::flags::init(&args.flags);
+    crate::api::runtime_config::init(&args.flags.runtime_config)?;
     let hosts = vec![args.bind_address.to_string()];
     let pki =
         crate::pki::ensure(&args.data_dir, &hosts).map_err(|e| format!("certificates: {e}"))?;
@@ -109,8 +116,13 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         _ => return Err("--tls-cert-file and --tls-private-key-file go together".into()),
     };
     let authentication = crate::authn::options::Authentication::load(&args.authn, &pki.ca_cert)?;
-    let tls = crate::pki::server_tls(&cert, &key, &authentication.handshake_bundles())
-        .map_err(|e| format!("TLS: {e}"))?;
+    let tls = crate::pki::server_tls_with(
+        &cert,
+        &key,
+        &authentication.handshake_bundles(),
+        &args.flags.tls_settings(),
+    )
+    .map_err(|e| format!("TLS: {e}"))?;
 
     let store = open_store(args)?;
     let prefix = format!("{}/", args.etcd_prefix.trim_end_matches('/'));
@@ -132,6 +144,10 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
             },
             lifecycle: lifecycle.clone(),
             authentication,
+            admission: crate::admission::Chain::enabled(
+                &args.flags.enable_admission_plugins,
+                &args.flags.disable_admission_plugins,
+            ),
         },
     )?);
     let cores = if args.cores == 0 {
@@ -164,6 +180,8 @@ pub struct Assembly {
     pub flowcontrol: crate::flowcontrol::Options,
     pub lifecycle: crate::shutdown::Lifecycle,
     pub authentication: crate::authn::options::Authentication,
+    /// `--enable-admission-plugins`/`--disable-admission-plugins`.
+    pub admission: crate::admission::Chain,
 }
 
 /// The API over an open store: the registry, the cache loaded by the ingest, the start-up
@@ -211,7 +229,7 @@ pub fn assemble(store: StoreClient, prefix: String, opts: Assembly) -> Result<Ap
             Box::new(crate::authz::PrivilegedGroup),
             Box::new(crate::authz::Interim),
         ]),
-        admission: crate::admission::Chain::defaults(),
+        admission: opts.admission,
         registry,
         store,
         cache,

@@ -67,17 +67,158 @@ pub struct Chain {
     pub validating: Vec<Box<dyn Validating>>,
 }
 
+/// Every admission plugin upstream 1.36 knows, in its order (`AllOrderedPlugins`).
+pub const ALL_PLUGINS: &[&str] = &[
+    "AlwaysAdmit",
+    "NamespaceAutoProvision",
+    "NamespaceLifecycle",
+    "NamespaceExists",
+    "LimitPodHardAntiAffinityTopology",
+    "LimitRanger",
+    "ServiceAccount",
+    "NodeRestriction",
+    "TaintNodesByCondition",
+    "AlwaysPullImages",
+    "ImagePolicyWebhook",
+    "PodSecurity",
+    "PodNodeSelector",
+    "Priority",
+    "DefaultTolerationSeconds",
+    "PodTolerationRestriction",
+    "EventRateLimit",
+    "ExtendedResourceToleration",
+    "DefaultStorageClass",
+    "StorageObjectInUseProtection",
+    "OwnerReferencesPermissionEnforcement",
+    "PersistentVolumeClaimResize",
+    "RuntimeClass",
+    "CertificateApproval",
+    "CertificateSigning",
+    "ClusterTrustBundleAttest",
+    "CertificateSubjectRestriction",
+    "DefaultIngressClass",
+    "PodTopologyLabels",
+    "DenyServiceExternalIPs",
+    "MutatingAdmissionPolicy",
+    "MutatingAdmissionWebhook",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionWebhook",
+    "ResourceQuota",
+    "AlwaysDeny",
+];
+
+/// The plugins upstream enables when no flag says otherwise.
+pub const DEFAULT_ON: &[&str] = &[
+    "NamespaceLifecycle",
+    "LimitRanger",
+    "ServiceAccount",
+    "TaintNodesByCondition",
+    "PodSecurity",
+    "Priority",
+    "DefaultTolerationSeconds",
+    "DefaultStorageClass",
+    "StorageObjectInUseProtection",
+    "PersistentVolumeClaimResize",
+    "RuntimeClass",
+    "CertificateApproval",
+    "CertificateSigning",
+    "ClusterTrustBundleAttest",
+    "CertificateSubjectRestriction",
+    "DefaultIngressClass",
+    "PodTopologyLabels",
+    "MutatingAdmissionPolicy",
+    "MutatingAdmissionWebhook",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionWebhook",
+    "ResourceQuota",
+];
+
+/// The plugins kapi has.
+const IMPLEMENTED: &[&str] = &[
+    "NamespaceLifecycle",
+    "TaintNodesByCondition",
+    "StorageObjectInUseProtection",
+];
+
+/// The enabled plugins' names in upstream's order: the defaults, plus `enable`, minus `disable`.
+pub fn enabled_plugins(enable: &[String], disable: &[String]) -> Vec<&'static str> {
+    ALL_PLUGINS
+        .iter()
+        .copied()
+        .filter(|p| {
+            (DEFAULT_ON.contains(p) || enable.iter().any(|e| e == p))
+                && !disable.iter().any(|d| d == p)
+        })
+        .collect()
+}
+
+/// Checks the flags as upstream does (an unknown plugin is an error, as is one both enabled and
+/// disabled); warnings for the enabled plugins kapi does not have yet.
+pub fn check_plugins(enable: &[String], disable: &[String]) -> Result<Vec<String>, String> {
+    for (flag, names) in [
+        ("enable-admission-plugins", enable),
+        ("disable-admission-plugins", disable),
+    ] {
+        if let Some(unknown) = names.iter().find(|n| !ALL_PLUGINS.contains(&n.as_str())) {
+            return Err(format!("{flag} plugin \"{unknown}\" is unknown"));
+        }
+    }
+    if let Some(both) = enable.iter().find(|e| disable.contains(e)) {
+        return Err(format!(
+            "{both} plugins specified in both enable-admission-plugins and disable-admission-plugins"
+        ));
+    }
+    let missing: Vec<&str> = enabled_plugins(enable, disable)
+        .into_iter()
+        .filter(|p| !IMPLEMENTED.contains(p))
+        .collect();
+    let mut warnings = Vec::new();
+    let asked: Vec<&str> = missing
+        .iter()
+        .copied()
+        .filter(|p| enable.iter().any(|e| e == p))
+        .collect();
+    if !asked.is_empty() {
+        warnings.push(format!(
+            "--enable-admission-plugins: kapi does not have these plugins yet: {}",
+            asked.join(",")
+        ));
+    }
+    let defaults: Vec<&str> = missing.into_iter().filter(|p| !asked.contains(p)).collect();
+    if !defaults.is_empty() {
+        warnings.push(format!(
+            "admission plugins enabled by default upstream that kapi does not have yet: {}",
+            defaults.join(",")
+        ));
+    }
+    Ok(warnings)
+}
+
 impl Chain {
     /// Upstream's default-enabled plugins that kapi has so far.
     pub fn defaults() -> Chain {
-        Chain {
-            mutating: vec![
-                Box::new(namespace_lifecycle::NamespaceLifecycle),
-                Box::new(taint_nodes::TaintNodesByCondition),
-                Box::new(storage_protection::StorageObjectInUseProtection),
-            ],
-            validating: Vec::new(),
+        Chain::enabled(&[], &[])
+    }
+
+    /// The plugins `--enable-admission-plugins`/`--disable-admission-plugins` leave on that
+    /// kapi has, in upstream's order.
+    pub fn enabled(enable: &[String], disable: &[String]) -> Chain {
+        let mut chain = Chain::default();
+        for name in enabled_plugins(enable, disable) {
+            match name {
+                "NamespaceLifecycle" => chain
+                    .mutating
+                    .push(Box::new(namespace_lifecycle::NamespaceLifecycle)),
+                "TaintNodesByCondition" => chain
+                    .mutating
+                    .push(Box::new(taint_nodes::TaintNodesByCondition)),
+                "StorageObjectInUseProtection" => chain
+                    .mutating
+                    .push(Box::new(storage_protection::StorageObjectInUseProtection)),
+                _ => {}
+            }
         }
+        chain
     }
 
     pub async fn mutate(

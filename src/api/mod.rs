@@ -13,6 +13,7 @@ pub mod patch;
 pub mod registry;
 pub mod request;
 pub mod rest;
+pub mod runtime_config;
 pub mod selector;
 pub mod server;
 pub mod status;

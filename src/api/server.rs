@@ -371,6 +371,18 @@ fn discovery(req: &Request, path: &str, pretty: bool) -> Response {
     let Some((_, doc)) = DISCOVERY.iter().find(|(n, _)| *n == name) else {
         return status_response(&Status::no_such_resource(), Encoding::Json, pretty);
     };
+    let filtered;
+    let doc: &[u8] = if super::runtime_config::any_disabled() {
+        match super::runtime_config::filter_discovery(&name, doc) {
+            Some(d) => {
+                filtered = d;
+                &filtered
+            }
+            None => return status_response(&Status::no_such_resource(), Encoding::Json, pretty),
+        }
+    } else {
+        doc
+    };
     let mut resp = raw_json(doc, pretty);
     if aggregated {
         resp.headers.insert(
@@ -387,8 +399,12 @@ fn discovery(req: &Request, path: &str, pretty: bool) -> Response {
 
 /// `/apis/<group>`: the APIGroup entry of `/apis`.
 fn group_doc(group: &str, pretty: bool) -> Response {
+    let doc = discovery_doc("apis.json");
+    let filtered = super::runtime_config::any_disabled()
+        .then(|| super::runtime_config::filter_discovery("apis.json", doc))
+        .flatten();
     let apis: serde_json::Value =
-        serde_json::from_slice(discovery_doc("apis.json")).unwrap_or_default();
+        serde_json::from_slice(filtered.as_deref().unwrap_or(doc)).unwrap_or_default();
     let found = apis["groups"]
         .as_array()
         .and_then(|gs| gs.iter().find(|g| g["name"] == group))

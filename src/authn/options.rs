@@ -9,6 +9,7 @@ use super::x509::{CaBundle, RequestHeader, X509};
 use super::{Authenticator, Chain};
 
 #[derive(Debug, Clone, clap::Args)]
+#[group(id = "authentication-flags")]
 #[command(next_help_heading = "Authentication flags")]
 pub struct Flags {
     /// Enables anonymous requests to the secure port. Requests that are not rejected by

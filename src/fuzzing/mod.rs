@@ -86,6 +86,7 @@ impl Harness {
                         })
                         .ok_or("the harness's CA")?,
                 ),
+                admission: crate::admission::Chain::defaults(),
             },
         )?;
         let model = Model::new(&api.registry);

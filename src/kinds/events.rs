@@ -3,14 +3,18 @@
 
 use super::Strategy;
 
-/// --event-ttl (1 h) plus the 60 s upstream adds when it attaches keys to a shared lease.
-pub const EVENT_TTL_SECONDS: i64 = 3660;
+/// What upstream adds to --event-ttl when it attaches keys to a shared lease.
+const LEASE_REUSE_SECONDS: i64 = 60;
 
 #[derive(Debug)]
 pub struct Events;
 
 impl Strategy for Events {
     fn ttl_seconds(&self) -> Option<i64> {
-        Some(EVENT_TTL_SECONDS)
+        Some(
+            crate::flags::settings()
+                .event_ttl_seconds
+                .saturating_add(LEASE_REUSE_SECONDS),
+        )
     }
 }

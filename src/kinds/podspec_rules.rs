@@ -212,6 +212,16 @@ fn containers(
         for p in ["livenessProbe", "readinessProbe", "startupProbe"] {
             probe(c.get(p), &format!("{f}.{p}"), causes);
         }
+        // --allow-privileged=false (upstream's default) refuses privileged containers.
+        if c.pointer("/securityContext/privileged") == Some(&Value::Bool(true))
+            && !crate::flags::settings().allow_privileged
+        {
+            causes.push(Cause {
+                reason: "FieldValueForbidden".into(),
+                message: "Forbidden: disallowed by cluster policy".into(),
+                field: format!("{f}.securityContext.privileged"),
+            });
+        }
     }
 }
 

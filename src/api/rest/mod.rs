@@ -60,10 +60,6 @@ const IDLE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(
 /// only elapses when the revision moved without an event for us.
 const CACHE_SYNC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// Default watch length when the client sets no timeoutSeconds (upstream: a random
-/// 30–60 minutes from --min-request-timeout).
-const DEFAULT_WATCH_SECONDS: u64 = 1800;
-
 /// Longest watch served (ten years): a larger `timeoutSeconds` is served as this, so that the
 /// watch's deadline stays a representable instant (upstream's Go duration silently wraps).
 const MAX_WATCH_SECONDS: u64 = 10 * 365 * 24 * 3600;
@@ -110,7 +106,11 @@ pub async fn serve(
     let accepted = negotiate::accept(accept_header, shapes).map_err(|s| (s, Encoding::Json))?;
     let enc = accepted.encoding;
     let fail = |s: Status| (s, enc);
-    let res = match api.registry.get(&rr.group, &rr.version, &rr.resource) {
+    let res = match api
+        .registry
+        .get(&rr.group, &rr.version, &rr.resource)
+        .filter(|_| super::runtime_config::enabled(&rr.group, &rr.version))
+    {
         Some(r) => r,
         None => {
             return Err(fail(Status::no_such_resource()));

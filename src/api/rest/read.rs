@@ -714,7 +714,13 @@ pub(super) fn encode_continue(rv: i64, start: &str) -> String {
 /// the clock can represent.
 fn watch_duration(timeout_seconds: Option<i64>) -> std::time::Duration {
     let seconds = match timeout_seconds {
-        None | Some(0) => DEFAULT_WATCH_SECONDS,
+        // Upstream: a random time between --min-request-timeout and twice it, so that
+        // watches started together do not all end together.
+        None | Some(0) => {
+            let min = crate::flags::settings().min_request_timeout_seconds;
+            min.saturating_add(fastrand::u64(0..=min))
+                .min(MAX_WATCH_SECONDS)
+        }
         Some(n) => u64::try_from(n).unwrap_or(0).min(MAX_WATCH_SECONDS),
     };
     std::time::Duration::from_secs(seconds)
@@ -764,14 +770,11 @@ mod tests {
             assert!(Instant::now().checked_add(d).is_some());
         }
         assert_eq!(watch_duration(Some(-5)), Duration::ZERO);
-        assert_eq!(
-            watch_duration(None),
-            Duration::from_secs(DEFAULT_WATCH_SECONDS)
-        );
-        assert_eq!(
-            watch_duration(Some(0)),
-            Duration::from_secs(DEFAULT_WATCH_SECONDS)
-        );
+        let min = crate::flags::settings().min_request_timeout_seconds;
+        for asked in [None, Some(0)] {
+            let d = watch_duration(asked).as_secs();
+            assert!((min..=2 * min).contains(&d), "{d}");
+        }
         assert_eq!(watch_duration(Some(7)), Duration::from_secs(7));
     }
 
