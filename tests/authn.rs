@@ -8,78 +8,11 @@ use std::path::Path;
 use std::process::Command;
 
 use support::kapi::Kapi;
+use support::openssl::{make_ca, sign};
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA made the way guides make one (`openssl req -x509`): `<name>.crt`, `<name>.key`.
-fn make_ca(dir: &Path, name: &str) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={name}"),
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.crt"),
-        ],
-    );
-}
-
-/// A client certificate signed by `ca_crt`/`ca_key` with `openssl x509 -req` and no extension
-/// file: a v1 certificate, as Go accepts.
+/// A v1 client certificate (`openssl x509 -req` with no extension file), as Go accepts.
 fn make_v1_client(dir: &Path, name: &str, subject: &str, ca_crt: &Path, ca_key: &Path) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            subject,
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            ca_crt.to_str().unwrap(),
-            "-CAkey",
-            ca_key.to_str().unwrap(),
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-out",
-            &format!("{name}.crt"),
-        ],
-    );
+    sign(dir, name, subject, ca_crt, ca_key, None);
     let text = Command::new("openssl")
         .current_dir(dir)
         .args(["x509", "-noout", "-text", "-in", &format!("{name}.crt")])

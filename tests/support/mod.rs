@@ -4,4 +4,6 @@ pub mod client;
 pub mod etcd;
 pub mod kapi;
 #[allow(dead_code)]
+pub mod openssl;
+#[allow(dead_code)]
 pub mod workflow;
