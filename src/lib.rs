@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod pki;
 pub mod serve;
 pub mod shutdown;
+pub mod startup;
 // Compaction and store introspection are used by the storage tests.
 #[cfg_attr(not(test), allow(dead_code))]
 pub mod storage;

@@ -150,6 +150,8 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
             ),
         },
     )?);
+    crate::startup::start(api.clone(), startup_info(args, &pki.ca_cert)?)
+        .map_err(|e| format!("start-up objects: {e}"))?;
     let cores = if args.cores == 0 {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -172,6 +174,51 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("serving {bind}: {e}"))?;
     eprintln!("kapi: shut down");
     Ok(())
+}
+
+/// The flags and files the start-up objects are made from.
+fn startup_info(
+    args: &ServeArgs,
+    generated_ca: &std::path::Path,
+) -> Result<crate::startup::Info, String> {
+    let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let client_ca = args.authn.client_ca_file.as_deref().unwrap_or(generated_ca);
+    let requestheader = match &args.authn.requestheader_client_ca_file {
+        Some(p) => Some(crate::startup::RequestHeaderInfo {
+            ca_pem: read(p)?,
+            username_headers: args.authn.requestheader_username_headers.clone(),
+            uid_headers: args.authn.requestheader_uid_headers.clone(),
+            group_headers: args.authn.requestheader_group_headers.clone(),
+            extra_headers_prefix: args.authn.requestheader_extra_headers_prefix.clone(),
+            allowed_names: args.authn.requestheader_allowed_names.clone(),
+        }),
+        None => None,
+    };
+    let advertise = args.flags.advertise_address.unwrap_or(args.bind_address);
+    let advertise = if advertise.is_unspecified() {
+        primary_address().unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+    } else {
+        advertise
+    };
+    Ok(crate::startup::Info {
+        client_ca_pem: read(client_ca)?,
+        requestheader,
+        service_cidrs: args.flags.service_cluster_ip_range.clone(),
+        advertise,
+        secure_port: args.secure_port,
+        hostname: hostname::get()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "localhost".into()),
+    })
+}
+
+/// The host's address toward the default route (upstream's choice for an unspecified bind
+/// address): a UDP socket "connected" to a public address sends nothing.
+fn primary_address() -> Option<IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_unspecified()).then_some(ip)
 }
 
 /// What `assemble` takes besides the store: the flags' settings that shape the API.
@@ -223,8 +270,10 @@ pub fn assemble(store: StoreClient, prefix: String, opts: Assembly) -> Result<Ap
     flowcontrol
         .follow_configuration(store.clone())
         .map_err(|e| format!("flow control: {e}"))?;
+    let loopback_token = crate::authn::loopback::new_token();
     Ok(Api {
-        authn: opts.authentication.chain(Vec::new()),
+        authn: opts.authentication.chain(Vec::new(), &loopback_token),
+        loopback_token,
         authz: crate::authz::Chain::new(vec![
             Box::new(crate::authz::PrivilegedGroup),
             Box::new(crate::authz::Interim),

@@ -448,7 +448,8 @@ fn watches_resume_from_a_revision_even_across_a_restart() {
     let text = String::from_utf8(body).unwrap();
     assert_eq!(status, 200, "{text}");
     assert!(
-        text.contains("kapi_watch_cache_objects{resource=\"configmaps\"} 1\n"),
+        // w2, and kube-system's two start-up ConfigMaps.
+        text.contains("kapi_watch_cache_objects{resource=\"configmaps\"} 3\n"),
         "{text}"
     );
 }

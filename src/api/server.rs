@@ -30,6 +30,8 @@ pub struct Api {
     pub flowcontrol: Arc<crate::flowcontrol::FlowControl>,
     /// Shutdown's phase: `/readyz`'s `shutdown` check, 429s while draining, the drain's count.
     pub lifecycle: crate::shutdown::Lifecycle,
+    /// The loopback bearer token (`crate::authn::loopback`): kapi's own calls to its API.
+    pub loopback_token: String,
 }
 
 impl Api {

@@ -7,6 +7,7 @@
 //! a request with no credential at all is `system:anonymous` when anonymous requests are allowed.
 
 pub mod impersonation;
+pub mod loopback;
 pub mod options;
 pub mod review;
 pub mod token_file;

@@ -138,8 +138,11 @@ impl Authentication {
 
     /// The chain in upstream's order, with `tokens` (bootstrap and service-account token
     /// authenticators) after the static token file.
-    pub fn chain(self, tokens: Vec<Box<dyn Authenticator>>) -> Chain {
+    pub fn chain(self, tokens: Vec<Box<dyn Authenticator>>, loopback_token: &str) -> Chain {
         let mut authenticators: Vec<Box<dyn Authenticator>> = Vec::new();
+        authenticators.push(Box::new(super::loopback::Loopback::with_token(
+            loopback_token,
+        )));
         if let Some(rh) = self.request_header {
             authenticators.push(Box::new(rh));
         }

@@ -172,7 +172,45 @@ pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
         | ("networking.k8s.io", "ingresses" | "ingressclasses")
         | ("resource.k8s.io", "resourceslices" | "deviceclasses") => &Generational,
         ("rbac.authorization.k8s.io", _) => &PathNamed,
+        ("apiregistration.k8s.io", "apiservices") => &ApiServices,
         _ => &Generic,
+    }
+}
+
+/// APIServices: named `<version>.<group>` (`v1.` for the core group), a valid path segment.
+#[derive(Debug)]
+pub struct ApiServices;
+
+impl Strategy for ApiServices {
+    fn name_rule(&self) -> NameRule {
+        NameRule::PathSegment
+    }
+
+    fn validate_create(&self, obj: &Value) -> Vec<Cause> {
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let spec = |f: &str| {
+            obj.pointer(&format!("/spec/{f}"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        };
+        if name.is_empty() || name == format!("{}.{}", spec("version"), spec("group")) {
+            return Vec::new();
+        }
+        vec![Cause {
+            reason: "FieldValueInvalid".into(),
+            message: format!(
+                "Invalid value: {}: must be `spec.version+\".\"+spec.group`",
+                serde_json::Value::from(name)
+            ),
+            field: "metadata.name".into(),
+        }]
+    }
+
+    fn validate_update(&self, obj: &Value, _old: &Value) -> Vec<Cause> {
+        self.validate_create(obj)
     }
 }
 
