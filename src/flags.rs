@@ -86,13 +86,16 @@ pub struct Settings {
     pub allow_privileged: bool,
     pub event_ttl_seconds: i64,
     pub min_request_timeout_seconds: u64,
+    /// `--service-cluster-ip-range` (empty: upstream's default range).
+    pub service_cidrs: Vec<String>,
 }
 
 /// Upstream's defaults: what the in-process harness and unit tests run with.
-const DEFAULT_SETTINGS: Settings = Settings {
+static DEFAULT_SETTINGS: Settings = Settings {
     allow_privileged: false,
     event_ttl_seconds: 3600,
     min_request_timeout_seconds: 1800,
+    service_cidrs: Vec::new(),
 };
 
 static SETTINGS: OnceLock<Settings> = OnceLock::new();
@@ -108,6 +111,7 @@ pub fn init(flags: &Flags) {
         allow_privileged: flags.allow_privileged,
         event_ttl_seconds: i64::try_from(flags.event_ttl.as_secs()).unwrap_or(i64::MAX),
         min_request_timeout_seconds: flags.min_request_timeout,
+        service_cidrs: flags.service_cluster_ip_range.clone(),
     });
 }
 
@@ -130,13 +134,10 @@ impl Flags {
         }
         parse_port_range(&self.service_node_port_range)
             .map_err(|e| format!("--service-node-port-range: {e}"))?;
-        if !self.service_cluster_ip_range.is_empty() {
-            warnings.push(
-                "--service-cluster-ip-range and --service-node-port-range are checked, but kapi \
-                 does not allocate Service IPs or node ports yet"
-                    .into(),
-            );
-        }
+        warnings.push(
+            "--service-node-port-range is checked, but kapi does not allocate node ports yet"
+                .into(),
+        );
         if let Some(v) = &self.tls_min_version {
             match v.as_str() {
                 "VersionTLS12" | "VersionTLS13" => {}

@@ -20,6 +20,8 @@ use crate::transport::{Body, Peer, Request, RequestTarget};
 /// How often the identity Lease is renewed and the `kubernetes` endpoints checked (upstream:
 /// 10 s for both).
 const RENEW_INTERVAL: Duration = Duration::from_secs(10);
+/// Renewal rounds between two sweeps of orphaned Service addresses (one a minute).
+const REPAIR_EVERY: u64 = 6;
 /// The identity Lease's duration (upstream: 3600 s).
 const IDENTITY_LEASE_SECONDS: i64 = 3600;
 /// Attempts per start-up object (the cache may not yet hold the namespace a create needs).
@@ -82,7 +84,7 @@ const API_SERVICE_PRIORITIES: &[(&str, &str, i64, i64)] = &[
 
 /// A loopback client of kapi's own API.
 pub struct Client {
-    api: Arc<Api>,
+    pub(crate) api: Arc<Api>,
 }
 
 impl Client {
@@ -128,7 +130,12 @@ impl Client {
             peer: Peer::anonymous(),
             http2: false,
         };
-        let resp = self.api.clone().handle(req).await;
+        // Boxed: a loopback call may come from a request (a Service create claiming its
+        // address), so the future type would otherwise contain itself.
+        let handled: std::pin::Pin<
+            Box<dyn std::future::Future<Output = crate::transport::Response>>,
+        > = Box::pin(self.api.clone().handle(req));
+        let resp = handled.await;
         let bytes = match resp.body {
             Body::Full(b) => b.to_vec(),
             Body::Stream(mut rx) | Body::Observed(mut rx, _) => {
@@ -149,10 +156,21 @@ impl Client {
         )
     }
 
-    /// Creates `obj` at `collection` unless it exists; retried while the server is settling.
+    /// Creates `obj` at `collection` unless it exists (read first, as upstream's reconcilers
+    /// do: a create may have side effects, such as a Service's address claim); retried while
+    /// the server is settling.
     async fn ensure(&self, collection: &str, obj: &Value) -> Result<(), String> {
         let mut last = (0, Value::Null);
+        let name = obj["metadata"]["name"].as_str().unwrap_or("");
         for _ in 0..ATTEMPTS {
+            if self
+                .call(Method::GET, &format!("{collection}/{name}"), None)
+                .await
+                .0
+                == 200
+            {
+                return Ok(());
+            }
             last = self.call(Method::POST, collection, Some(obj)).await;
             match last.0 {
                 201 | 409 => return Ok(()),
@@ -188,6 +206,7 @@ pub fn start(api: Arc<Api>, info: Info) -> Result<(), String> {
                 let identity = Identity::new(&info.hostname);
                 let result = ensure_all(&client, &info, &identity).await;
                 let _ = done_tx.send(result);
+                let mut repairs = 0u64;
                 loop {
                     monoio::time::sleep(RENEW_INTERVAL).await;
                     if let Err(e) = identity.renew(&client).await {
@@ -195,6 +214,10 @@ pub fn start(api: Arc<Api>, info: Info) -> Result<(), String> {
                     }
                     if let Err(e) = ensure_endpoints(&client, &info).await {
                         eprintln!("kapi: kubernetes endpoints: {e}");
+                    }
+                    repairs += 1;
+                    if repairs.is_multiple_of(REPAIR_EVERY) {
+                        crate::api::rest::repair_service_addresses(&client.api).await;
                     }
                 }
             });

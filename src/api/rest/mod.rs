@@ -2,12 +2,14 @@
 //! are answered from the cache; writes go to the store as transactions on the key's
 //! mod_revision. Per-kind behaviour comes from the registry row, not from code per kind.
 
+mod allocation;
 mod computed;
 mod defaults;
 mod read;
 mod scale;
 mod write;
 
+pub use allocation::repair as repair_service_addresses;
 pub use computed::ComputedRequest;
 pub use defaults::now_rfc3339;
 use defaults::*;

@@ -118,6 +118,34 @@ impl Ctx<'_> {
         let name = self.prepare_create_meta(&mut obj)?;
         // Prepare, mutating admission, defaults, validation, validating admission.
         strategy.prepare_for_create(&mut obj);
+        if self.is_service() {
+            // A Service's cluster IP is claimed first, and let go if the create fails.
+            let ns = self.rr.namespace.clone().unwrap_or_default();
+            let claimed =
+                super::allocation::allocate(self.api, &mut obj, &ns, &name, dry_run).await?;
+            let created = self.create_prepared(obj, &name, validation, dry_run).await;
+            if created.is_err() {
+                claimed.release(self.api).await;
+            }
+            return created;
+        }
+        self.create_prepared(obj, &name, validation, dry_run).await
+    }
+
+    fn is_service(&self) -> bool {
+        self.res.group.is_empty() && self.res.resource == "services"
+    }
+
+    /// A create after its kind's preparation: admission, defaults, validation, the store.
+    async fn create_prepared(
+        &self,
+        obj: Value,
+        name: &str,
+        validation: FieldValidation,
+        dry_run: bool,
+    ) -> Result<Response, Status> {
+        let strategy = self.res.strategy;
+        let name = name.to_owned();
         let attrs = self.admission_attrs(Operation::Create, &name, None, dry_run);
         let (value, warnings, _) = self.admit_and_encode(&attrs, obj, validation).await?;
         let key = self.key(&name);
@@ -547,6 +575,9 @@ impl Ctx<'_> {
                 .delete(key.as_bytes(), Some(kv.mod_revision))
                 .await
                 .map_err(|e| store_error(self.res, self.name(), e))?;
+            if self.is_service() {
+                super::allocation::release_deleted(self.api, &current).await;
+            }
         }
         if self.res.strategy.returns_deleted_object() {
             if let Some(m) = current.get_mut("metadata").and_then(Value::as_object_mut) {
