@@ -183,6 +183,19 @@ fn ip_address(ip: &IpAddr, ns: &str, name: &str) -> Value {
     })
 }
 
+/// Creates the IPAddress that holds `ip` for Service `ns/name`; the HTTP status (201 claimed,
+/// 409 held by someone else).
+async fn claim(client: &Client, ip: &IpAddr, ns: &str, name: &str) -> u16 {
+    client
+        .call(
+            Method::POST,
+            "/apis/networking.k8s.io/v1/ipaddresses",
+            Some(&ip_address(ip, ns, name)),
+        )
+        .await
+        .0
+}
+
 fn taken(api: &Api, ip: &IpAddr) -> bool {
     let prefix = format!("{}ipaddresses/", api.prefix);
     let key = format!("{prefix}{ip}");
@@ -225,13 +238,7 @@ pub async fn allocate(
             ));
         }
         if !dry_run {
-            let (code, _) = client
-                .call(
-                    Method::POST,
-                    "/apis/networking.k8s.io/v1/ipaddresses",
-                    Some(&ip_address(&ip, ns, name)),
-                )
-                .await;
+            let code = claim(&client, &ip, ns, name).await;
             match code {
                 201 => claimed.0.push(ip.to_string()),
                 409 => {
@@ -275,13 +282,7 @@ pub async fn allocate(
                 set_ip(svc, &ip);
                 return Ok(claimed);
             }
-            let (code, _) = client
-                .call(
-                    Method::POST,
-                    "/apis/networking.k8s.io/v1/ipaddresses",
-                    Some(&ip_address(&ip, ns, name)),
-                )
-                .await;
+            let code = claim(&client, &ip, ns, name).await;
             match code {
                 201 => {
                     set_ip(svc, &ip);
