@@ -259,7 +259,8 @@ impl Status {
         if !details.is_empty() || self.empty_details {
             obj.insert("details".into(), Value::Object(details));
         }
-        if !self.is_success() {
+        // A deletion's Success carries no code (upstream's); a binding's carries its 201.
+        if !self.is_success() || self.code != 200 {
             obj.insert("code".into(), json!(self.code));
         }
         Value::Object(obj)

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use http::StatusCode;
-use serde_json::Value;
+use kapi_codec::FieldValidation;
+use serde_json::{Value, json};
 
 use super::Ctx;
 use crate::api::request::{Query, ResourceRequest, Verb};
@@ -40,6 +41,8 @@ enum Route {
     LocalSubjectAccessReview,
     SelfSubjectAccessReview,
     SelfSubjectRulesReview,
+    /// `pods/binding` and the older `bindings` resource: the scheduler's placement.
+    Binding,
 }
 
 fn route(rr: &ResourceRequest) -> Option<Route> {
@@ -54,6 +57,7 @@ fn route(rr: &ResourceRequest) -> Option<Route> {
         ("authentication.k8s.io", "tokenreviews", None) => Route::TokenReview,
         ("authentication.k8s.io", "selfsubjectreviews", None) => Route::SelfSubjectReview,
         ("", "serviceaccounts", Some("token")) => Route::TokenRequest,
+        ("", "pods", Some("binding")) | ("", "bindings", None) => Route::Binding,
         ("authorization.k8s.io", "subjectaccessreviews", None) => Route::SubjectAccessReview,
         ("authorization.k8s.io", "localsubjectaccessreviews", None) => {
             Route::LocalSubjectAccessReview
@@ -84,6 +88,9 @@ impl Ctx<'_> {
             body,
             dry_run: self.dry_run()?,
         };
+        if let Route::Binding = route {
+            return self.bind(creq.body).await;
+        }
         let answer = match route {
             Route::TokenReview => crate::authn::review::token_review(&creq).await?,
             Route::SelfSubjectReview => crate::authn::review::self_subject_review(&creq).await?,
@@ -100,6 +107,7 @@ impl Ctx<'_> {
             Route::SelfSubjectRulesReview => {
                 crate::authz::review::self_subject_rules_review(&creq).await?
             }
+            Route::Binding => unreachable!("answered above"),
         };
         let body = match self.enc {
             crate::api::negotiate::Encoding::Protobuf => {
@@ -112,5 +120,178 @@ impl Ctx<'_> {
             }
         };
         Ok(self.ok(StatusCode::CREATED, body))
+    }
+}
+
+/// Attempts of a binding against concurrent writers of the pod (upstream's GuaranteedUpdate
+/// retries likewise).
+const BINDING_ATTEMPTS: usize = 64;
+
+impl Ctx<'_> {
+    /// Assigns a pod to a node (upstream's `BindingREST`): `spec.nodeName` set once, the
+    /// binding's annotations copied, the `PodScheduled` condition true; 201 with a Success
+    /// Status. A pod already bound or being deleted is 409.
+    async fn bind(&self, body: Value) -> Result<Response, Status> {
+        if body["kind"].as_str().is_some_and(|k| k != "Binding")
+            || body["apiVersion"].as_str().is_some_and(|v| v != "v1")
+        {
+            return Err(Status::bad_request(format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf; expected v1 Binding, got {}/{}",
+                body["apiVersion"].as_str().unwrap_or(""),
+                body["kind"].as_str().unwrap_or("")
+            )));
+        }
+        let binding_name = body["metadata"]["name"].as_str().unwrap_or("");
+        let pod_name = match self.rr.subresource.as_deref() {
+            Some(_) => {
+                let name = self.rr.name.clone().unwrap_or_default();
+                if !binding_name.is_empty() && binding_name != name {
+                    return Err(Status::bad_request(
+                        "name in URL does not match name in Binding object",
+                    ));
+                }
+                name
+            }
+            None => binding_name.to_owned(),
+        };
+        let target = &body["target"];
+        let node = target["name"].as_str().unwrap_or("");
+        let mut causes = Vec::new();
+        if pod_name.is_empty() {
+            causes.push(crate::kinds::podspec_rules::required(
+                "metadata.name".into(),
+            ));
+        }
+        if node.is_empty() {
+            causes.push(crate::kinds::podspec_rules::required("target.name".into()));
+        }
+        if let Some(kind) = target["kind"].as_str()
+            && !kind.is_empty()
+            && kind != "Node"
+        {
+            causes.push(crate::kinds::podspec_rules::not_supported(
+                "target.kind".into(),
+                &json!(kind),
+                &["Node"],
+            ));
+        }
+        if !causes.is_empty() {
+            return Err(Status::invalid("", "Binding", &pod_name, causes));
+        }
+        let pods = self
+            .api
+            .registry
+            .get("", "v1", "pods")
+            .ok_or_else(|| Status::internal("no pods resource"))?;
+        let rr = ResourceRequest {
+            verb: Verb::Update,
+            group: String::new(),
+            version: "v1".into(),
+            resource: "pods".into(),
+            namespace: self.rr.namespace.clone(),
+            name: Some(pod_name.clone()),
+            subresource: None,
+        };
+        let pod_ctx = Ctx {
+            api: self.api,
+            req: self.req,
+            user: self.user,
+            res: pods,
+            rr: &rr,
+            query: self.query,
+            enc: self.enc,
+            shape: self.shape,
+            pretty: self.pretty,
+            seat: std::cell::Cell::new(None),
+        };
+        let gr = crate::api::status::GroupResource {
+            group: "",
+            resource: "pods/binding",
+        };
+        let dry_run = self.dry_run()?;
+        for _ in 0..BINDING_ATTEMPTS {
+            let current = pod_ctx.current().await?;
+            let served = crate::api::objects::served(pods, &current.value, current.mod_revision)?;
+            let mut pod = crate::api::objects::to_value(pods, &served)?;
+            if pod.pointer("/metadata/deletionTimestamp").is_some() {
+                return Err(Status::conflict(
+                    gr,
+                    &pod_name,
+                    "pod is being deleted, cannot be assigned to a host",
+                ));
+            }
+            if let Some(bound) = pod.pointer("/spec/nodeName").and_then(Value::as_str)
+                && !bound.is_empty()
+            {
+                return Err(Status::conflict(
+                    gr,
+                    &pod_name,
+                    &format!("pod {pod_name} is already assigned to node {bound:?}"),
+                ));
+            }
+            pod["spec"]["nodeName"] = json!(node);
+            if let Some(annotations) = body["metadata"]["annotations"].as_object()
+                && let Some(meta) = pod["metadata"].as_object_mut()
+            {
+                let target = meta.entry("annotations").or_insert_with(|| json!({}));
+                if let Some(t) = target.as_object_mut() {
+                    for (k, v) in annotations {
+                        t.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            set_scheduled(&mut pod);
+            if dry_run {
+                break;
+            }
+            let (value, _) =
+                crate::api::objects::encode_for_storage(pods, &pod, FieldValidation::Ignore)?;
+            let key = pod_ctx.key(&pod_name);
+            match self
+                .api
+                .store
+                .update(key.as_bytes(), value, current.mod_revision)
+                .await
+            {
+                Ok(_) => break,
+                Err(crate::storage::StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(super::store_error(pods, &pod_name, e)),
+            }
+        }
+        let status = Status::new(201, "", "");
+        let body = crate::api::objects::encode_status(&status, self.enc, self.pretty);
+        Ok(self.ok(StatusCode::CREATED, body))
+    }
+}
+
+/// `PodScheduled` true, as upstream's binding sets it (a condition already there is updated).
+fn set_scheduled(pod: &mut Value) {
+    let now = crate::api::rest::now_rfc3339();
+    let Some(status) = pod
+        .as_object_mut()
+        .map(|o| o.entry("status").or_insert_with(|| json!({})))
+    else {
+        return;
+    };
+    let Some(status) = status.as_object_mut() else {
+        return;
+    };
+    let conditions = status.entry("conditions").or_insert_with(|| json!([]));
+    let Some(list) = conditions.as_array_mut() else {
+        return;
+    };
+    match list.iter_mut().find(|c| c["type"] == "PodScheduled") {
+        Some(c) => {
+            if c["status"] != "True" {
+                c["status"] = json!("True");
+                c["lastTransitionTime"] = json!(now);
+            }
+        }
+        None => list.push(json!({
+            "type": "PodScheduled",
+            "status": "True",
+            "lastProbeTime": null,
+            "lastTransitionTime": now,
+        })),
     }
 }
