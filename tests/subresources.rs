@@ -99,3 +99,41 @@ fn pods_are_bound_once_to_a_node() {
     let (_, p3) = c.call("GET", &format!("{PODS}/p3"), ct, None);
     assert!(p3["spec"].get("nodeName").is_none(), "{p3}");
 }
+
+#[test]
+fn namespaces_finalize_changes_only_spec_finalizers() {
+    let k = Kapi::start(&[], &[]);
+    let c = Client::new(&k);
+    let ct = "application/json";
+    let (code, ns) = c.json(
+        "POST",
+        "/api/v1/namespaces",
+        ct,
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "fin"}}),
+    );
+    assert_eq!(code, 201, "{ns}");
+    assert_eq!(ns["spec"]["finalizers"], json!(["kubernetes"]));
+    let mut body = ns.clone();
+    body["spec"]["finalizers"] = json!([]);
+    body["metadata"]["labels"]["sneaky"] = json!("yes");
+    let (code, after) = c.json("PUT", "/api/v1/namespaces/fin/finalize", ct, &body);
+    assert_eq!(code, 200, "{after}");
+    assert!(
+        after["spec"]
+            .get("finalizers")
+            .is_none_or(|f| f == &json!([])),
+        "{after}"
+    );
+    assert!(
+        after["metadata"]["labels"].get("sneaky").is_none(),
+        "{after}"
+    );
+    // Only update: a patch of finalize is not served.
+    let (code, _) = c.json(
+        "PATCH",
+        "/api/v1/namespaces/fin/finalize",
+        "application/merge-patch+json",
+        &json!({"spec": {"finalizers": ["x"]}}),
+    );
+    assert_ne!(code, 200);
+}

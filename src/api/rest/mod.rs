@@ -122,7 +122,8 @@ pub async fn serve(
     if let Some(sub) = &rr.subresource
         && !computed
         && (!res.subresources.iter().any(|s| s == sub)
-            || !matches!(sub.as_str(), "status" | "scale"))
+            || !matches!(sub.as_str(), "status" | "scale" | "finalize")
+            || (sub == "finalize" && rr.verb != Verb::Update))
     {
         return Err(fail(Status::no_such_resource()));
     }

@@ -340,6 +340,23 @@ impl Ctx<'_> {
             }
             return Ok(out);
         }
+        if self.rr.subresource.as_deref() == Some("finalize") {
+            // `namespaces/finalize`: only spec.finalizers changes (the namespace controller's
+            // last step before it deletes the namespace).
+            let mut out = old.clone();
+            let finalizers = new.pointer("/spec/finalizers").cloned();
+            if let Some(spec) = out
+                .as_object_mut()
+                .map(|o| o.entry("spec").or_insert_with(|| json!({})))
+                .and_then(Value::as_object_mut)
+            {
+                match finalizers {
+                    Some(f) => spec.insert("finalizers".into(), f),
+                    None => spec.remove("finalizers"),
+                };
+            }
+            return Ok(out);
+        }
         let nm = new
             .as_object_mut()
             .ok_or_else(|| Status::bad_request("the body is not an object"))?;
