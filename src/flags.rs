@@ -88,6 +88,8 @@ pub struct Settings {
     pub min_request_timeout_seconds: u64,
     /// `--service-cluster-ip-range` (empty: upstream's default range).
     pub service_cidrs: Vec<String>,
+    /// `--service-node-port-range`.
+    pub node_port_range: std::borrow::Cow<'static, str>,
 }
 
 /// Upstream's defaults: what the in-process harness and unit tests run with.
@@ -96,6 +98,7 @@ static DEFAULT_SETTINGS: Settings = Settings {
     event_ttl_seconds: 3600,
     min_request_timeout_seconds: 1800,
     service_cidrs: Vec::new(),
+    node_port_range: std::borrow::Cow::Borrowed("30000-32767"),
 };
 
 static SETTINGS: OnceLock<Settings> = OnceLock::new();
@@ -112,6 +115,7 @@ pub fn init(flags: &Flags) {
         event_ttl_seconds: i64::try_from(flags.event_ttl.as_secs()).unwrap_or(i64::MAX),
         min_request_timeout_seconds: flags.min_request_timeout,
         service_cidrs: flags.service_cluster_ip_range.clone(),
+        node_port_range: flags.service_node_port_range.clone().into(),
     });
 }
 
@@ -134,10 +138,6 @@ impl Flags {
         }
         parse_port_range(&self.service_node_port_range)
             .map_err(|e| format!("--service-node-port-range: {e}"))?;
-        warnings.push(
-            "--service-node-port-range is checked, but kapi does not allocate node ports yet"
-                .into(),
-        );
         if let Some(v) = &self.tls_min_version {
             match v.as_str() {
                 "VersionTLS12" | "VersionTLS13" => {}

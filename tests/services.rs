@@ -102,3 +102,84 @@ fn cluster_ips_are_claimed_as_ip_addresses_and_released() {
     ]);
     assert!(got.starts_with("10.32.0."), "{got}");
 }
+
+fn node_port_service(name: &str, node_port: Option<i64>) -> Value {
+    let mut port = json!({"port": 80});
+    if let Some(p) = node_port {
+        port["nodePort"] = json!(p);
+    }
+    json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+           "spec": {"type": "NodePort", "ports": [port], "selector": {"app": name}}})
+}
+
+#[test]
+fn node_ports_are_claimed_on_upstreams_shared_bitmap() {
+    let etcd = support::etcd::Etcd::start();
+    let k = Kapi::start(
+        &[
+            "--etcd-servers",
+            &etcd.endpoint,
+            "--service-node-port-range=30000-30100",
+        ],
+        &[],
+    );
+    let c = Client::new(&k);
+    let ct = "application/json";
+    let (code, svc) = c.json("POST", SERVICES, ct, &node_port_service("np", None));
+    assert_eq!(code, 201, "{svc}");
+    let port = svc["spec"]["ports"][0]["nodePort"].as_i64().unwrap();
+    assert!((30000..=30100).contains(&port), "{port}");
+    let (code, svc) = c.json(
+        "POST",
+        SERVICES,
+        ct,
+        &node_port_service("fixed", Some(30050)),
+    );
+    assert_eq!(code, 201, "{svc}");
+    assert_eq!(svc["spec"]["ports"][0]["nodePort"], 30050);
+    let (code, st) = c.json(
+        "POST",
+        SERVICES,
+        ct,
+        &node_port_service("twice", Some(30050)),
+    );
+    assert_eq!(code, 422, "{st}");
+    assert_eq!(
+        st["details"]["causes"][0]["field"],
+        "spec.ports[0].nodePort"
+    );
+    assert!(
+        st["message"]
+            .as_str()
+            .unwrap()
+            .contains("Invalid value: 30050: provided port is already allocated"),
+        "{st}"
+    );
+    let (code, st) = c.json("POST", SERVICES, ct, &node_port_service("far", Some(32000)));
+    assert_eq!(code, 422, "{st}");
+    assert!(
+        st["message"]
+            .as_str()
+            .unwrap()
+            .contains("The range of valid ports is 30000-30100"),
+        "{st}"
+    );
+    // The bitmap is upstream's key and encoding.
+    let out = etcd.etcdctl(&[
+        "get",
+        "/registry/ranges/servicenodeports",
+        "--print-value-only",
+    ]);
+    let value = out.stdout;
+    assert!(value.starts_with(b"k8s\0"), "{value:?}");
+    assert!(value.windows(11).any(|w| w == b"30000-30100"), "{value:?}");
+    // Deleting the Service lets the port go.
+    k.ok(&["delete", "service", "fixed"]);
+    let (code, svc) = c.json(
+        "POST",
+        SERVICES,
+        ct,
+        &node_port_service("again", Some(30050)),
+    );
+    assert_eq!(code, 201, "{svc}");
+}

@@ -5,6 +5,7 @@
 mod allocation;
 mod computed;
 mod defaults;
+mod node_ports;
 mod read;
 mod scale;
 mod write;

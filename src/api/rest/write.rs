@@ -123,9 +123,18 @@ impl Ctx<'_> {
             let ns = self.rr.namespace.clone().unwrap_or_default();
             let claimed =
                 super::allocation::allocate(self.api, &mut obj, &ns, &name, dry_run).await?;
+            let ports = match super::node_ports::allocate(self.api, &mut obj, &name, dry_run).await
+            {
+                Ok(ports) => ports,
+                Err(e) => {
+                    claimed.release(self.api).await;
+                    return Err(e);
+                }
+            };
             let created = self.create_prepared(obj, &name, validation, dry_run).await;
             if created.is_err() {
                 claimed.release(self.api).await;
+                super::node_ports::release(self.api, &ports).await;
             }
             return created;
         }
@@ -594,6 +603,7 @@ impl Ctx<'_> {
                 .map_err(|e| store_error(self.res, self.name(), e))?;
             if self.is_service() {
                 super::allocation::release_deleted(self.api, &current).await;
+                super::node_ports::release(self.api, &super::node_ports::held(&current)).await;
             }
         }
         if self.res.strategy.returns_deleted_object() {

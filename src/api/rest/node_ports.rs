@@ -1,0 +1,339 @@
+//! NodePort allocation on upstream's shared bitmap: the RangeAllocation at
+//! `<prefix>ranges/servicenodeports` (protobuf, the range and a big-endian bit set, bit i for
+//! port base+i), claimed and released by compare-and-swap on the key, so kapi and upstream
+//! apiservers sharing one etcd never hand out the same port. Hand-encoded: the message is
+//! three fields and not served through the API.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use crate::api::server::Api;
+use crate::api::status::{Cause, Status};
+use crate::storage::StoreError;
+
+/// Compare-and-swap attempts against concurrent allocators.
+const ATTEMPTS: usize = 64;
+
+/// The bitmap as upstream stores it, with the range it covers.
+struct Bitmap {
+    base: u32,
+    size: u32,
+    /// Little-endian bit order over bytes: bit i is `bits[i / 8] >> (i % 8)`.
+    bits: Vec<u8>,
+}
+
+impl Bitmap {
+    fn new(base: u32, size: u32) -> Bitmap {
+        Bitmap {
+            base,
+            size,
+            bits: vec![0; size.div_ceil(8) as usize],
+        }
+    }
+
+    fn has(&self, port: u32) -> bool {
+        let i = port.wrapping_sub(self.base);
+        i < self.size && self.bits[(i / 8) as usize] & (1 << (i % 8)) != 0
+    }
+
+    fn set(&mut self, port: u32, on: bool) {
+        let i = port.wrapping_sub(self.base);
+        if i < self.size {
+            let b = &mut self.bits[(i / 8) as usize];
+            if on {
+                *b |= 1 << (i % 8);
+            } else {
+                *b &= !(1 << (i % 8));
+            }
+        }
+    }
+
+    /// Upstream's data: big.Int bytes (big-endian, no leading zero bytes).
+    fn data(&self) -> Vec<u8> {
+        let mut be: Vec<u8> = self.bits.iter().rev().copied().collect();
+        let zeros = be.iter().take_while(|b| **b == 0).count();
+        be.drain(..zeros);
+        be
+    }
+
+    fn from_data(base: u32, size: u32, data: &[u8]) -> Bitmap {
+        let mut b = Bitmap::new(base, size);
+        for (i, byte) in data.iter().rev().enumerate() {
+            if let Some(slot) = b.bits.get_mut(i) {
+                *slot = *byte;
+            }
+        }
+        b
+    }
+}
+
+fn varint(mut n: u64, out: &mut Vec<u8>) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn field(tag: u8, bytes: &[u8], out: &mut Vec<u8>) {
+    out.push(tag);
+    varint(bytes.len() as u64, out);
+    out.extend_from_slice(bytes);
+}
+
+/// The stored value: a `k8s\0` envelope around RangeAllocation{metadata, range, data}, with
+/// the empty ObjectMeta fields upstream's encoder writes.
+fn encode(range: &str, bitmap: &Bitmap) -> Vec<u8> {
+    let meta = [
+        0x0a, 0, 0x12, 0, 0x1a, 0, 0x22, 0, 0x2a, 0, 0x32, 0, 0x38, 0, 0x42, 0,
+    ];
+    let mut raw = Vec::new();
+    field(0x0a, &meta, &mut raw);
+    field(0x12, range.as_bytes(), &mut raw);
+    field(0x1a, &bitmap.data(), &mut raw);
+    let mut out = Vec::new();
+    kapi_codec::envelope::write_envelope("v1", "RangeAllocation", &raw, &mut out);
+    out
+}
+
+/// Reads (range, data) from a stored RangeAllocation.
+fn decode(value: &[u8]) -> Option<(String, Vec<u8>)> {
+    let env = kapi_codec::envelope::Envelope::parse(value).ok()?;
+    let raw = env.raw;
+    let (mut range, mut data) = (String::new(), Vec::new());
+    let mut i = 0;
+    while i < raw.len() {
+        let tag = raw[i];
+        i += 1;
+        if tag & 7 != 2 {
+            return None;
+        }
+        let mut len: u64 = 0;
+        let mut shift = 0;
+        loop {
+            let b = *raw.get(i)?;
+            i += 1;
+            len |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                break;
+            }
+            shift += 7;
+            if shift > 63 {
+                return None;
+            }
+        }
+        let end = i.checked_add(usize::try_from(len).ok()?)?;
+        let bytes = raw.get(i..end)?;
+        match tag >> 3 {
+            2 => range = String::from_utf8(bytes.to_vec()).ok()?,
+            3 => data = bytes.to_vec(),
+            _ => {}
+        }
+        i = end;
+    }
+    Some((range, data))
+}
+
+fn key(api: &Api) -> String {
+    format!("{}ranges/servicenodeports", api.prefix)
+}
+
+/// Whether the Service gets node ports: NodePort Services, and LoadBalancer ones unless
+/// `allocateLoadBalancerNodePorts` is false.
+fn wants_node_ports(svc: &Value) -> bool {
+    match svc["spec"]["type"].as_str() {
+        Some("NodePort") => true,
+        Some("LoadBalancer") => svc["spec"]["allocateLoadBalancerNodePorts"] != json!(false),
+        _ => false,
+    }
+}
+
+fn invalid(name: &str, field: String, port: i64, why: &str) -> Status {
+    Status::invalid(
+        "",
+        "Service",
+        name,
+        vec![Cause {
+            reason: "FieldValueInvalid".into(),
+            message: format!("Invalid value: {port}: {why}"),
+            field,
+        }],
+    )
+}
+
+/// Applies `change` to the bitmap by compare-and-swap (creating the key when absent).
+async fn update<T>(
+    api: &Arc<Api>,
+    mut change: impl FnMut(&mut Bitmap) -> Result<T, Status>,
+) -> Result<T, Status> {
+    let (base, size) = crate::flags::parse_port_range(&crate::flags::settings().node_port_range)
+        .map_err(Status::internal)?;
+    let range = crate::flags::settings().node_port_range.to_string();
+    let key = key(api);
+    for _ in 0..ATTEMPTS {
+        let current = api
+            .store
+            .get(key.as_bytes())
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let mut bitmap = match &current {
+            Some(kv) => {
+                let (_, data) = decode(&kv.value).unwrap_or_default();
+                Bitmap::from_data(u32::from(base), u32::from(size), &data)
+            }
+            None => Bitmap::new(u32::from(base), u32::from(size)),
+        };
+        let out = change(&mut bitmap)?;
+        let value = Bytes::from(encode(&range, &bitmap));
+        let written = match &current {
+            Some(kv) if kv.value == value => return Ok(out),
+            Some(kv) => api
+                .store
+                .update(key.as_bytes(), value, kv.mod_revision)
+                .await
+                .map(|_| ()),
+            None => api
+                .store
+                .create(key.as_bytes(), value, None)
+                .await
+                .map(|_| ()),
+        };
+        match written {
+            Ok(()) => return Ok(out),
+            Err(StoreError::Conflict { .. } | StoreError::AlreadyExists) => continue,
+            Err(e) => return Err(Status::internal(e.to_string())),
+        }
+    }
+    Err(Status::internal(
+        "failed to allocate a nodePort: too much contention",
+    ))
+}
+
+/// Claims the node ports of a new Service (the ones it names, and a free one for each port
+/// without); writes them into `svc`. Returns the ports claimed (to release if the create fails).
+pub async fn allocate(
+    api: &Arc<Api>,
+    svc: &mut Value,
+    name: &str,
+    dry_run: bool,
+) -> Result<Vec<u32>, Status> {
+    if !wants_node_ports(svc) {
+        return Ok(Vec::new());
+    }
+    let range = crate::flags::settings().node_port_range.to_string();
+    let ports: Vec<Option<i64>> = svc["spec"]["ports"]
+        .as_array()
+        .map(|ps| ps.iter().map(|p| p["nodePort"].as_i64()).collect())
+        .unwrap_or_default();
+    let name = name.to_owned();
+    let chosen = update(api, |bitmap| {
+        let mut chosen = Vec::new();
+        for (i, asked) in ports.iter().enumerate() {
+            let field = format!("spec.ports[{i}].nodePort");
+            let port = match asked {
+                Some(p) if *p != 0 => {
+                    let p32 = u32::try_from(*p).unwrap_or(0);
+                    if p32 < bitmap.base || p32 - bitmap.base >= bitmap.size {
+                        return Err(invalid(
+                            &name,
+                            field,
+                            *p,
+                            &format!(
+                                "provided port is not in the valid range. The range of valid ports is {range}"
+                            ),
+                        ));
+                    }
+                    if bitmap.has(p32) || chosen.contains(&p32) {
+                        return Err(invalid(&name, field, *p, "provided port is already allocated"));
+                    }
+                    p32
+                }
+                _ => {
+                    let start = fastrand::u32(..bitmap.size);
+                    let free = (0..bitmap.size)
+                        .map(|k| bitmap.base + (start + k) % bitmap.size)
+                        .find(|p| !bitmap.has(*p) && !chosen.contains(p));
+                    match free {
+                        Some(p) => p,
+                        None => {
+                            return Err(Status::internal(
+                                "failed to allocate a nodePort: range is full",
+                            ));
+                        }
+                    }
+                }
+            };
+            chosen.push(port);
+        }
+        if !dry_run {
+            for p in &chosen {
+                bitmap.set(*p, true);
+            }
+        }
+        Ok(chosen)
+    })
+    .await?;
+    if let Some(ps) = svc["spec"]["ports"].as_array_mut() {
+        for (p, port) in ps.iter_mut().zip(&chosen) {
+            p["nodePort"] = json!(port);
+        }
+    }
+    Ok(if dry_run { Vec::new() } else { chosen })
+}
+
+/// Lets `ports` go.
+pub async fn release(api: &Arc<Api>, ports: &[u32]) {
+    if ports.is_empty() {
+        return;
+    }
+    let _ = update(api, |bitmap| {
+        for p in ports {
+            bitmap.set(*p, false);
+        }
+        Ok(())
+    })
+    .await;
+}
+
+/// The node ports a stored Service holds.
+pub fn held(svc: &Value) -> Vec<u32> {
+    svc["spec"]["ports"]
+        .as_array()
+        .map(|ps| {
+            ps.iter()
+                .filter_map(|p| p["nodePort"].as_u64())
+                .filter_map(|p| u32::try_from(p).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_and_writes_upstreams_stored_bitmap() {
+        // The value a v1.36 kube-apiserver stored with port 31196 taken (shared/upstream
+        // etcd-values/ranges_servicenodeports.bin): 150 data bytes, 0x10 first.
+        let mut data = vec![0u8; 150];
+        data[0] = 0x10;
+        let b = Bitmap::from_data(30000, 2768, &data);
+        assert!(b.has(31196));
+        assert!(!b.has(31195) && !b.has(30000));
+        assert_eq!(b.data(), data);
+        let value = encode("30000-32767", &b);
+        assert_eq!(value.len(), 218, "upstream's stored size");
+        assert_eq!(&value[..4], b"k8s\0");
+        let (range, back) = decode(&value).unwrap();
+        assert_eq!(range, "30000-32767");
+        assert_eq!(back, data);
+        let mut empty = Bitmap::new(30000, 2768);
+        empty.set(30000, true);
+        assert_eq!(empty.data(), vec![1]);
+        empty.set(30000, false);
+        assert!(empty.data().is_empty());
+    }
+}
