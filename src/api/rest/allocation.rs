@@ -128,14 +128,19 @@ fn held(svc: &Value) -> Vec<String> {
 }
 
 fn invalid(name: &str, ips: &[String], why: String) -> Status {
+    service_invalid(name, "spec.clusterIPs".into(), &json!(ips).to_string(), &why)
+}
+
+/// Upstream's 422 for an allocation a Service's field asks for and cannot get.
+pub(super) fn service_invalid(name: &str, field: String, value: &str, why: &str) -> Status {
     Status::invalid(
         "",
         "Service",
         name,
         vec![Cause {
             reason: "FieldValueInvalid".into(),
-            message: format!("Invalid value: {}: {why}", json!(ips)),
-            field: "spec.clusterIPs".into(),
+            message: format!("Invalid value: {value}: {why}"),
+            field,
         }],
     )
 }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::api::server::Api;
-use crate::api::status::{Cause, Status};
+use crate::api::status::Status;
 use crate::storage::StoreError;
 
 /// Compare-and-swap attempts against concurrent allocators.
@@ -151,16 +151,7 @@ fn wants_node_ports(svc: &Value) -> bool {
 }
 
 fn invalid(name: &str, field: String, port: i64, why: &str) -> Status {
-    Status::invalid(
-        "",
-        "Service",
-        name,
-        vec![Cause {
-            reason: "FieldValueInvalid".into(),
-            message: format!("Invalid value: {port}: {why}"),
-            field,
-        }],
-    )
+    super::allocation::service_invalid(name, field, &port.to_string(), why)
 }
 
 /// Applies `change` to the bitmap by compare-and-swap (creating the key when absent).
