@@ -78,6 +78,8 @@ pub struct ServeArgs {
     /// (a Go duration).
     #[arg(long, default_value = "0s", value_parser = crate::shutdown::parse_duration)]
     pub shutdown_watch_termination_grace_period: std::time::Duration,
+    #[command(flatten)]
+    pub authz: crate::authz::Flags,
 }
 
 /// Namespaces that exist from the start, as upstream's system namespaces controller makes them.
@@ -132,6 +134,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
                 enable_priority_and_fairness: args.enable_priority_and_fairness,
             },
             lifecycle: lifecycle.clone(),
+            authz: args.authz.clone(),
         },
     )?);
     let cores = if args.cores == 0 {
@@ -163,6 +166,7 @@ pub struct Assembly {
     pub cache_encoded_bytes: usize,
     pub flowcontrol: crate::flowcontrol::Options,
     pub lifecycle: crate::shutdown::Lifecycle,
+    pub authz: crate::authz::Flags,
 }
 
 /// The API over an open store: the registry, the cache loaded by the ingest, the start-up
@@ -204,12 +208,10 @@ pub fn assemble(store: StoreClient, prefix: String, opts: Assembly) -> Result<Ap
     flowcontrol
         .follow_configuration(store.clone())
         .map_err(|e| format!("flow control: {e}"))?;
+    let authz = crate::authz::start(&opts.authz, &store, &cache, &prefix)?;
     Ok(Api {
         authn: crate::authn::Chain::new(vec![Box::new(crate::authn::x509::X509)], true),
-        authz: crate::authz::Chain::new(vec![
-            Box::new(crate::authz::PrivilegedGroup),
-            Box::new(crate::authz::Interim),
-        ]),
+        authz,
         admission: crate::admission::Chain::defaults(),
         registry,
         store,

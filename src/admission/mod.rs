@@ -75,6 +75,8 @@ impl Chain {
                 Box::new(namespace_lifecycle::NamespaceLifecycle),
                 Box::new(taint_nodes::TaintNodesByCondition),
                 Box::new(storage_protection::StorageObjectInUseProtection),
+                // Not a plugin of upstream's list: the RBAC resources' escalation check.
+                Box::new(crate::authz::escalation::EscalationCheck),
             ],
             validating: Vec::new(),
         }
