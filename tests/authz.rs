@@ -834,7 +834,7 @@ fn the_review_apis_answer_and_validate_as_upstream() {
 }
 
 #[test]
-fn a_node_reads_only_what_its_pods_use() {
+fn a_node_reads_only_what_its_pods_use_and_changes_only_its_own_objects() {
     let k = Kapi::start(&[], &[]);
     apply(
         &k,

@@ -4,6 +4,7 @@
 //! `Status`; the first refusal ends the write.
 
 pub mod namespace_lifecycle;
+pub mod node_restriction;
 pub mod storage_protection;
 pub mod taint_nodes;
 
@@ -73,6 +74,7 @@ impl Chain {
         Chain {
             mutating: vec![
                 Box::new(namespace_lifecycle::NamespaceLifecycle),
+                Box::new(node_restriction::NodeRestriction),
                 Box::new(taint_nodes::TaintNodesByCondition),
                 Box::new(storage_protection::StorageObjectInUseProtection),
                 // Not a plugin of upstream's list: the RBAC resources' escalation check.
