@@ -327,9 +327,9 @@ impl Mutating for NodeRestriction {
                     _ => attrs.name,
                 };
                 if name != node {
-                    return deny(format!(
-                        "can only access CSINode with the same name as the requesting node"
-                    ));
+                    return deny(
+                        "can only access CSINode with the same name as the requesting node".into(),
+                    );
                 }
                 Ok(())
             }
