@@ -881,7 +881,27 @@ items:
         body["message"]
             .as_str()
             .unwrap()
-            .ends_with("can only get individual resources of this type")
+            .ends_with(": No Object name found"),
+        "{body}"
+    );
+    // A kubelet's single-object watch (fieldSelector metadata.name) is allowed, as upstream
+    // makes the selected name the request's.
+    let (code, body) = n1.call(
+        "GET",
+        "/api/v1/namespaces/default/secrets?fieldSelector=metadata.name%3Dused&limit=1",
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["items"][0]["metadata"]["name"], "used");
+    let (code, body) = n1.call(
+        "GET",
+        "/api/v1/namespaces/default/secrets?fieldSelector=metadata.name%3Dunused",
+        None,
+    );
+    assert_eq!(code, 403);
+    assert_eq!(
+        body["message"],
+        "secrets \"unused\" is forbidden: User \"system:node:n1\" cannot list resource \"secrets\" in API group \"\" in the namespace \"default\": no relationship found between node 'n1' and this object"
     );
     assert_eq!(
         n2.call("GET", "/api/v1/namespaces/default/secrets/used", None)

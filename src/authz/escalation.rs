@@ -43,6 +43,7 @@ fn authorized(
         verb,
         resource: Some(&rr),
         path: "",
+        selected_name: None,
     };
     matches!(api.authz.decide(&attrs), super::Decision::Allow(_))
 }

@@ -179,6 +179,10 @@ pub struct Attributes<'a> {
     pub resource: Option<&'a ResourceRequest>,
     /// The request's path (what a non-resource rule matches).
     pub path: &'a str,
+    /// The object a list or watch selects by `fieldSelector=metadata.name=<name>`, which
+    /// upstream's request info makes the request's name (so `resourceNames` rules and the
+    /// Node authorizer allow a kubelet's single-object watch).
+    pub selected_name: Option<&'a str>,
 }
 
 impl<'a> Attributes<'a> {
@@ -194,13 +198,33 @@ impl<'a> Attributes<'a> {
                 verb: rr.verb.as_str(),
                 resource: Some(rr),
                 path,
+                selected_name: None,
             },
             _ => Attributes {
                 user,
                 verb: non_resource_verb(method),
                 resource: None,
                 path,
+                selected_name: None,
             },
+        }
+    }
+
+    /// The name a list or watch selects with `fieldSelector` (`metadata.name=<name>`), as
+    /// upstream's request info reads it.
+    pub fn with_query(mut self, query: &'a crate::api::request::Query) -> Attributes<'a> {
+        let listing = matches!(self.verb, "list" | "watch");
+        if listing && self.resource.is_some_and(|rr| rr.name.is_none()) {
+            self.selected_name = query.get("fieldSelector").and_then(selected_name);
+        }
+        self
+    }
+
+    /// The object's name: the path's, or the one a list or watch selects ("" for none).
+    pub fn name(&self) -> &'a str {
+        match self.resource.and_then(|rr| rr.name.as_deref()) {
+            Some(n) => n,
+            None => self.selected_name.unwrap_or(""),
         }
     }
 
@@ -216,6 +240,21 @@ impl<'a> Attributes<'a> {
             None => "",
         }
     }
+}
+
+/// `metadata.name=<name>` (or `==`) among a field selector's terms, when the name is a valid
+/// path segment (upstream's `RequiresExactMatch` and `IsValidPathSegmentName`).
+fn selected_name(selector: &str) -> Option<&str> {
+    selector.split(',').find_map(|term| {
+        let name = term
+            .trim()
+            .strip_prefix("metadata.name")?
+            .trim_start()
+            .strip_prefix('=')?;
+        let name = name.strip_prefix('=').unwrap_or(name).trim();
+        let valid = !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '%']);
+        valid.then_some(name)
+    })
 }
 
 /// A non-resource request's verb: its method, lower-cased, as upstream's RequestInfoFactory.
@@ -418,9 +457,9 @@ pub fn forbidden(attrs: &Attributes<'_>, reason: &str) -> Status {
             } else {
                 format!("{}.{}", rr.resource, rr.group)
             };
-            let named = match &rr.name {
-                Some(n) => format!("{gr} \"{n}\""),
-                None => gr,
+            let named = match attrs.name() {
+                "" => gr,
+                n => format!("{gr} \"{n}\""),
             };
             let resource = match &rr.subresource {
                 Some(sub) => format!("{}/{sub}", rr.resource),
@@ -440,7 +479,7 @@ pub fn forbidden(attrs: &Attributes<'_>, reason: &str) -> Status {
             );
             s.kind = Some(rr.resource.clone());
             s.group = Some(rr.group.clone()).filter(|g| !g.is_empty());
-            s.name = rr.name.clone();
+            s.name = Some(attrs.name().to_string()).filter(|n| !n.is_empty());
             s
         }
         None => Status::new(
@@ -456,4 +495,39 @@ pub fn forbidden(attrs: &Attributes<'_>, reason: &str) -> Status {
         status.message = format!("{}: {reason}", status.message);
     }
     status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::request::{Query, parse};
+
+    #[test]
+    fn a_list_selecting_one_name_is_that_names_request() {
+        assert_eq!(selected_name("metadata.name=s1"), Some("s1"));
+        assert_eq!(selected_name("spec.x=y,metadata.name==s1"), Some("s1"));
+        assert_eq!(selected_name("metadata.name!=s1"), None);
+        assert_eq!(selected_name("metadata.name=a/b"), None);
+        assert_eq!(selected_name("metadata.namespace=x"), None);
+        let user = UserInfo::default();
+        let method = http::Method::GET;
+        let path = "/api/v1/namespaces/ns/secrets";
+        let query = Query::parse(Some("fieldSelector=metadata.name%3Ds1&watch=1"));
+        let target = parse(&method, path, &query);
+        let attrs = Attributes::new(&user, &method, path, target.as_ref()).with_query(&query);
+        assert_eq!(
+            (attrs.verb, attrs.name(), attrs.namespace()),
+            ("watch", "s1", "ns")
+        );
+        let e = forbidden(&attrs, "");
+        assert_eq!(
+            e.message,
+            r#"secrets "s1" is forbidden: User "" cannot watch resource "secrets" in API group "" in the namespace "ns""#
+        );
+        // A namespace is its own namespace.
+        let path = "/api/v1/namespaces/team";
+        let target = parse(&method, path, &Query::default());
+        let attrs = Attributes::new(&user, &method, path, target.as_ref());
+        assert_eq!(attrs.namespace(), "team");
+    }
 }

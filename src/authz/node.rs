@@ -221,21 +221,34 @@ impl Authorizer for NodeAuthorizer {
             ("", "serviceaccounts", Some("token")) => Kind::ServiceAccount,
             _ => return self.by_rules(attrs),
         };
-        let wanted = if kind == Kind::ServiceAccount {
-            "create"
-        } else {
-            "get"
-        };
-        if attrs.verb != wanted {
-            return Decision::NoOpinion(format!(
-                "can only {wanted} individual resources of this type"
-            ));
+        let no = |why: &str| Decision::NoOpinion(why.to_string());
+        match kind {
+            // Upstream's authorizeReadNamespacedObject.
+            Kind::Secret | Kind::ConfigMap => {
+                if !matches!(attrs.verb, "get" | "list" | "watch") {
+                    return no("can only read resources of this type");
+                }
+                if attrs.namespace().is_empty() {
+                    return no("can only read namespaced object of this type");
+                }
+            }
+            // Upstream's authorizeCreateToken.
+            Kind::ServiceAccount => {
+                if attrs.verb != "create" {
+                    return no("can only create tokens for individual service accounts");
+                }
+            }
+            // Upstream's authorizeGet.
+            _ => {
+                if attrs.verb != "get" {
+                    return no("can only get individual resources of this type");
+                }
+            }
         }
-        let Some(name) = rr.name.as_deref() else {
-            return Decision::NoOpinion(format!(
-                "can only {wanted} individual resources of this type"
-            ));
-        };
+        let name = attrs.name();
+        if name.is_empty() {
+            return no("No Object name found");
+        }
         if self.related(node, kind, attrs.namespace(), name) {
             Decision::Allow(String::new())
         } else {

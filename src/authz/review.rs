@@ -157,6 +157,7 @@ fn decide(req: &ComputedRequest<'_>, user: &UserInfo, spec: &Value) -> Value {
             verb: &verb,
             resource: Some(&rr),
             path: "",
+            selected_name: None,
         };
         req.api.authz.decide(&attrs)
     } else {
@@ -167,6 +168,7 @@ fn decide(req: &ComputedRequest<'_>, user: &UserInfo, spec: &Value) -> Value {
             verb: &verb,
             resource: None,
             path: &path,
+            selected_name: None,
         };
         req.api.authz.decide(&attrs)
     };

@@ -180,7 +180,7 @@ pub fn request<'a>(attrs: &'a Attributes<'a>) -> Request<'a> {
             group: &rr.group,
             resource: &rr.resource,
             subresource: rr.subresource.as_deref(),
-            name: rr.name.as_deref().unwrap_or(""),
+            name: attrs.name(),
             namespace: attrs.namespace(),
         },
         None => Request::NonResource {
