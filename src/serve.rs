@@ -78,6 +78,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub authn: crate::authn::options::Flags,
     #[command(flatten)]
+    pub authz: crate::authz::Flags,
+    #[command(flatten)]
     pub flags: crate::flags::Flags,
 }
 
@@ -148,6 +150,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
                 &args.flags.enable_admission_plugins,
                 &args.flags.disable_admission_plugins,
             ),
+            authz: args.authz.clone(),
         },
     )?);
     crate::startup::start(api.clone(), startup_info(args, &pki.ca_cert)?)
@@ -229,6 +232,7 @@ pub struct Assembly {
     pub authentication: crate::authn::options::Authentication,
     /// `--enable-admission-plugins`/`--disable-admission-plugins`.
     pub admission: crate::admission::Chain,
+    pub authz: crate::authz::Flags,
 }
 
 /// The API over an open store: the registry, the cache loaded by the ingest, the start-up
@@ -270,14 +274,12 @@ pub fn assemble(store: StoreClient, prefix: String, opts: Assembly) -> Result<Ap
     flowcontrol
         .follow_configuration(store.clone())
         .map_err(|e| format!("flow control: {e}"))?;
+    let authz = crate::authz::start(&opts.authz, &store, &cache, &prefix)?;
     let loopback_token = crate::authn::loopback::new_token();
     Ok(Api {
         authn: opts.authentication.chain(Vec::new(), &loopback_token),
         loopback_token,
-        authz: crate::authz::Chain::new(vec![
-            Box::new(crate::authz::PrivilegedGroup),
-            Box::new(crate::authz::Interim),
-        ]),
+        authz,
         admission: opts.admission,
         registry,
         store,

@@ -35,6 +35,41 @@ fn curl(k: &Kapi, creds: &[&str], path: &str) -> (u16, String) {
     (code.trim().parse().unwrap_or(0), body.to_owned())
 }
 
+/// Lets group `devs` and user `carol` read (upstream's `view` role) and waits until the
+/// authorizer has the binding (it follows the watch cache).
+fn grant_view(k: &Kapi) {
+    k.ok(&[
+        "create",
+        "clusterrolebinding",
+        "devs-view",
+        "--clusterrole=view",
+        "--group=devs",
+        "--user=carol",
+    ]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = k.kubectl(&[
+            "auth",
+            "can-i",
+            "list",
+            "configmaps",
+            "--as=x",
+            "--as-group=devs",
+            "--as-group=system:authenticated",
+        ]);
+        if String::from_utf8_lossy(&out.stdout).trim() == "yes" {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the binding never took effect: {} {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 fn cert_args(dir: &Path, name: &str) -> Vec<String> {
     vec![
         "--cert".into(),
@@ -81,6 +116,7 @@ fn client_certificates_tokens_and_front_proxy_headers() {
     let kapi_ca = k.data_dir.join("ca.crt");
     let kapi_key = k.data_dir.join("ca.key");
     assert!(kapi_ca.exists() && kapi_key.exists(), "kapi's generated CA");
+    grant_view(&k);
 
     // A v1 certificate from kapi's CA authenticates its CN.
     make_v1_client(dir, "alice", "/CN=alice/O=devs", &kapi_ca, &kapi_key);
@@ -186,6 +222,7 @@ fn client_certificates_tokens_and_front_proxy_headers() {
 #[test]
 fn anonymous_requests_and_impersonation() {
     let k = Kapi::start(&[], &[]);
+    grant_view(&k);
     // Anonymous: public paths, nothing else.
     let (code, body) = curl(&k, &[], "/version");
     assert_eq!(code, 200, "{body}");

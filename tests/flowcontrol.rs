@@ -134,7 +134,49 @@ fn client_cert(k: &Kapi, user: &str, orgs: &[&str]) -> (PathBuf, PathBuf) {
         "-out",
         path(&crt),
     ]);
+    grant_everything(k, user, orgs);
     (crt, key)
+}
+
+/// With RBAC (kapi's default authorization), a test user may do anything only once bound to
+/// `cluster-admin`: bound as an administrator would, and in force before the test goes on
+/// (asked by a SubjectAccessReview, so the user's own flow sees no extra request).
+fn grant_everything(k: &Kapi, user: &str, orgs: &[&str]) {
+    let mut args = vec![
+        "create".to_string(),
+        "clusterrolebinding".into(),
+        format!("{user}-everything"),
+        "--clusterrole=cluster-admin".into(),
+        format!("--user={user}"),
+    ];
+    args.extend(orgs.iter().map(|o| format!("--group={o}")));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    k.ok(&args);
+    let review = format!(
+        r#"{{"apiVersion":"authorization.k8s.io/v1","kind":"SubjectAccessReview","spec":{{"user":"{user}","resourceAttributes":{{"verb":"create","group":"flowcontrol.apiserver.k8s.io","resource":"flowschemas"}}}}}}"#
+    );
+    let since = std::time::Instant::now();
+    loop {
+        let out = k.kubectl_stdin(
+            &[
+                "create",
+                "--validate=false",
+                "-f",
+                "-",
+                "-o",
+                "jsonpath={.status.allowed}",
+            ],
+            &review,
+        );
+        if String::from_utf8_lossy(&out.stdout) == "true" {
+            return;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(20),
+            "the binding of {user} never in force: {out:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn path(p: &Path) -> &str {

@@ -4,6 +4,7 @@
 //! `Status`; the first refusal ends the write.
 
 pub mod namespace_lifecycle;
+pub mod node_restriction;
 pub mod storage_protection;
 pub mod taint_nodes;
 
@@ -136,6 +137,7 @@ pub const DEFAULT_ON: &[&str] = &[
 /// The plugins kapi has.
 const IMPLEMENTED: &[&str] = &[
     "NamespaceLifecycle",
+    "NodeRestriction",
     "TaintNodesByCondition",
     "StorageObjectInUseProtection",
 ];
@@ -201,7 +203,8 @@ impl Chain {
     }
 
     /// The plugins `--enable-admission-plugins`/`--disable-admission-plugins` leave on that
-    /// kapi has, in upstream's order.
+    /// kapi has, in upstream's order, then the RBAC escalation check (not a plugin upstream:
+    /// its RBAC storage does it; here it runs with the plugins).
     pub fn enabled(enable: &[String], disable: &[String]) -> Chain {
         let mut chain = Chain::default();
         for name in enabled_plugins(enable, disable) {
@@ -209,6 +212,9 @@ impl Chain {
                 "NamespaceLifecycle" => chain
                     .mutating
                     .push(Box::new(namespace_lifecycle::NamespaceLifecycle)),
+                "NodeRestriction" => chain
+                    .mutating
+                    .push(Box::new(node_restriction::NodeRestriction)),
                 "TaintNodesByCondition" => chain
                     .mutating
                     .push(Box::new(taint_nodes::TaintNodesByCondition)),
@@ -218,6 +224,9 @@ impl Chain {
                 _ => {}
             }
         }
+        chain
+            .mutating
+            .push(Box::new(crate::authz::escalation::EscalationCheck));
         chain
     }
 

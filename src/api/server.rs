@@ -112,7 +112,8 @@ impl Api {
         pretty: bool,
         seat: crate::flowcontrol::Seat,
     ) -> Response {
-        let attrs = authz::Attributes::new(user, &req.method, path, target.as_ref());
+        let attrs =
+            authz::Attributes::new(user, &req.method, path, target.as_ref()).with_query(&query);
         if let Err(status) = self.authz.authorize(&attrs) {
             return status_response(&status, Encoding::Json, pretty);
         }

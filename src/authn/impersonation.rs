@@ -141,6 +141,7 @@ pub fn impersonate(req: &Request, user: UserInfo, authz: &Chain) -> Result<UserI
             verb: "impersonate",
             resource: Some(&rr),
             path: "",
+            selected_name: None,
         };
         authz.authorize(&attrs)?;
     }

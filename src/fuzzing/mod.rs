@@ -87,6 +87,7 @@ impl Harness {
                         .ok_or("the harness's CA")?,
                 ),
                 admission: crate::admission::Chain::defaults(),
+                authz: crate::authz::Flags::default(),
             },
         )?;
         let model = Model::new(&api.registry);

@@ -128,7 +128,12 @@ fn held(svc: &Value) -> Vec<String> {
 }
 
 fn invalid(name: &str, ips: &[String], why: String) -> Status {
-    service_invalid(name, "spec.clusterIPs".into(), &json!(ips).to_string(), &why)
+    service_invalid(
+        name,
+        "spec.clusterIPs".into(),
+        &json!(ips).to_string(),
+        &why,
+    )
 }
 
 /// Upstream's 422 for an allocation a Service's field asks for and cannot get.
