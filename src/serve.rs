@@ -78,6 +78,8 @@ pub struct ServeArgs {
     /// (a Go duration).
     #[arg(long, default_value = "0s", value_parser = crate::shutdown::parse_duration)]
     pub shutdown_watch_termination_grace_period: std::time::Duration,
+    #[command(flatten)]
+    pub service_accounts: crate::authn::flags::Flags,
 }
 
 /// Namespaces that exist from the start, as upstream's system namespaces controller makes them.
@@ -113,6 +115,8 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
     let tls =
         crate::pki::server_tls(&cert, &key, Some(&client_ca)).map_err(|e| format!("TLS: {e}"))?;
 
+    let mut authn = args.service_accounts.resolve(&args.data_dir)?;
+    authn.external_address = Some(SocketAddr::new(args.bind_address, args.secure_port).to_string());
     let store = open_store(args)?;
     let prefix = format!("{}/", args.etcd_prefix.trim_end_matches('/'));
     let lifecycle = crate::shutdown::Lifecycle::new(crate::shutdown::Options {
@@ -132,6 +136,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
                 enable_priority_and_fairness: args.enable_priority_and_fairness,
             },
             lifecycle: lifecycle.clone(),
+            authn,
         },
     )?);
     let cores = if args.cores == 0 {
@@ -163,6 +168,8 @@ pub struct Assembly {
     pub cache_encoded_bytes: usize,
     pub flowcontrol: crate::flowcontrol::Options,
     pub lifecycle: crate::shutdown::Lifecycle,
+    /// The service-account and bootstrap-token flags, resolved (`crate::authn::flags`).
+    pub authn: crate::authn::flags::Settings,
 }
 
 /// The API over an open store: the registry, the cache loaded by the ingest, the start-up
@@ -204,8 +211,10 @@ pub fn assemble(store: StoreClient, prefix: String, opts: Assembly) -> Result<Ap
     flowcontrol
         .follow_configuration(store.clone())
         .map_err(|e| format!("flow control: {e}"))?;
+    let (authn, service_accounts) = authenticators(opts.authn, &cache, &prefix, &registry);
     Ok(Api {
-        authn: crate::authn::Chain::new(vec![Box::new(crate::authn::x509::X509)], true),
+        authn,
+        service_accounts,
         authz: crate::authz::Chain::new(vec![
             Box::new(crate::authz::PrivilegedGroup),
             Box::new(crate::authz::Interim),
@@ -218,6 +227,36 @@ pub fn assemble(store: StoreClient, prefix: String, opts: Assembly) -> Result<Ap
         flowcontrol,
         lifecycle: opts.lifecycle,
     })
+}
+
+/// The authenticator chain in upstream's order (x509, bootstrap tokens, service-account
+/// tokens), and the service-account token issuer it shares with TokenRequest.
+fn authenticators(
+    settings: crate::authn::flags::Settings,
+    cache: &Arc<Cache>,
+    prefix: &str,
+    registry: &Registry,
+) -> (
+    crate::authn::Chain,
+    Arc<crate::authn::serviceaccount::ServiceAccounts>,
+) {
+    use crate::authn::{Authenticator, bootstrap, lookup, serviceaccount};
+    let lookup = Arc::new(lookup::Lookup::new(
+        cache.clone(),
+        prefix.to_string(),
+        registry,
+    ));
+    let bootstrap_tokens = settings.bootstrap_tokens;
+    let sas = Arc::new(serviceaccount::ServiceAccounts::new(
+        settings,
+        lookup.clone(),
+    ));
+    let mut chain: Vec<Box<dyn Authenticator>> = vec![Box::new(crate::authn::x509::X509)];
+    if bootstrap_tokens {
+        chain.push(Box::new(bootstrap::BootstrapTokens(lookup)));
+    }
+    chain.push(Box::new(serviceaccount::ServiceAccountTokens(sas.clone())));
+    (crate::authn::Chain::new(chain, true), sas)
 }
 
 fn open_store(args: &ServeArgs) -> Result<StoreClient, String> {

@@ -30,6 +30,9 @@ pub struct Api {
     pub flowcontrol: Arc<crate::flowcontrol::FlowControl>,
     /// Shutdown's phase: `/readyz`'s `shutdown` check, 429s while draining, the drain's count.
     pub lifecycle: crate::shutdown::Lifecycle,
+    /// Service-account tokens: issued by TokenRequest, verified by the chain's authenticator,
+    /// their issuer's discovery documents.
+    pub service_accounts: Arc<crate::authn::serviceaccount::ServiceAccounts>,
 }
 
 impl Api {
@@ -193,6 +196,11 @@ impl Api {
     }
 
     async fn other(&self, req: &Request, path: &str, pretty: bool) -> Response {
+        if let Some(doc) = self.service_accounts.discovery.as_ref() {
+            if let Some(resp) = doc.serve(path) {
+                return resp;
+            }
+        }
         match path {
             "/version" | "/version/" => raw_json(discovery_doc("version.json"), true),
             p if super::health::is_health(p) => {
