@@ -65,8 +65,17 @@ impl Ref {
         })
     }
 
+    /// As upstream's `ref`: each field omitted when empty (a pod's node that is not there is
+    /// named without a uid).
     fn to_json(&self) -> Value {
-        json!({"name": self.name, "uid": self.uid})
+        let mut o = serde_json::Map::new();
+        if !self.name.is_empty() {
+            o.insert("name".into(), json!(self.name));
+        }
+        if !self.uid.is_empty() {
+            o.insert("uid".into(), json!(self.uid));
+        }
+        Value::Object(o)
     }
 }
 
