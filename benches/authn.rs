@@ -60,8 +60,14 @@ fn authenticate(c: &mut Criterion) {
     let cache = cache_with_service_account(&registry);
     let lookup = Arc::new(Lookup::new(cache, "/registry/".into(), &registry));
     let keys = [
-        ("rs256", &include_bytes!("../tests/data/serviceaccounts/rsa.key")[..]),
-        ("es256", &include_bytes!("../tests/data/serviceaccounts/ec.key")[..]),
+        (
+            "rs256",
+            &include_bytes!("../tests/data/serviceaccounts/rsa.key")[..],
+        ),
+        (
+            "es256",
+            &include_bytes!("../tests/data/serviceaccounts/ec.key")[..],
+        ),
     ];
     let mut group = c.benchmark_group("service_account_token");
     for (name, pem) in keys {
@@ -84,7 +90,14 @@ fn authenticate(c: &mut Criterion) {
         };
         let token = sas
             .sign(&claims(
-                ISSUER, "default", &sa, &none, now_unix(), 3600, None, &audiences,
+                ISSUER,
+                "default",
+                &sa,
+                &none,
+                now_unix(),
+                3600,
+                None,
+                &audiences,
             ))
             .unwrap();
         assert!(matches!(

@@ -115,7 +115,9 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
     let tls =
         crate::pki::server_tls(&cert, &key, Some(&client_ca)).map_err(|e| format!("TLS: {e}"))?;
 
-    let mut authn = args.service_accounts.resolve(&args.data_dir)?;
+    let mut authn = args
+        .service_accounts
+        .resolve(&args.data_dir, args.tls_private_key_file.as_deref())?;
     authn.external_address = Some(SocketAddr::new(args.bind_address, args.secure_port).to_string());
     let store = open_store(args)?;
     let prefix = format!("{}/", args.etcd_prefix.trim_end_matches('/'));

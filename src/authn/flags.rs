@@ -21,9 +21,9 @@ const MAX_MAX_EXPIRATION: Duration = Duration::from_secs(1 << 32);
 pub struct Flags {
     /// File containing PEM-encoded x509 RSA or ECDSA private or public keys, used to verify
     /// ServiceAccount tokens. The specified file can contain multiple keys, and the flag can be
-    /// specified multiple times with different files. Must be specified when
-    /// --service-account-signing-key-file is provided. kapi: when neither is given, the key
-    /// generated in --data-dir (service-account.key) signs and verifies.
+    /// specified multiple times with different files. If unspecified, --tls-private-key-file is
+    /// used. Must be specified when --service-account-signing-key-file is provided. kapi: the
+    /// key generated in --data-dir (service-account.key) verifies too when it signs.
     #[arg(long = "service-account-key-file", value_delimiter = ',')]
     pub key_files: Vec<PathBuf>,
     /// Path to the file that contains the current private key of the service account token
@@ -115,8 +115,9 @@ impl Default for Settings {
 
 impl Flags {
     /// Reads the key files (generating the signing key in `data_dir` when none is given) and
-    /// checks the flags as upstream's validation does.
-    pub fn resolve(&self, data_dir: &Path) -> Result<Settings, String> {
+    /// checks the flags as upstream's validation does. `tls_key` (`--tls-private-key-file`)
+    /// verifies when no key file is given, as upstream.
+    pub fn resolve(&self, data_dir: &Path, tls_key: Option<&Path>) -> Result<Settings, String> {
         let max = self.max_token_expiration;
         if !max.is_zero() && !(MIN_MAX_EXPIRATION..=MAX_MAX_EXPIRATION).contains(&max) {
             return Err(
@@ -134,9 +135,21 @@ impl Flags {
                 ));
             }
         }
+        let mut key_files = self.key_files.clone();
+        if key_files.is_empty()
+            && let Some(tls_key) = tls_key
+        {
+            match super::keys::public_keys_from_file(tls_key) {
+                Ok(_) => key_files.push(tls_key.to_path_buf()),
+                Err(_) => eprintln!(
+                    "kapi: the TLS key is not an RSA or ECDSA key; it does not verify \
+                     service-account tokens"
+                ),
+            }
+        }
         let signing_key = match &self.signing_key_file {
             Some(path) => {
-                if self.key_files.is_empty() {
+                if key_files.is_empty() {
                     return Err("--service-account-key-file must be specified when \
                          --service-account-signing-key-file is provided"
                         .into());
@@ -146,7 +159,7 @@ impl Flags {
             None => generated_key(data_dir)?,
         };
         let mut public_keys = Vec::new();
-        for path in &self.key_files {
+        for path in &key_files {
             public_keys.extend(super::keys::public_keys_from_file(path)?);
         }
         if self.signing_key_file.is_none()
@@ -239,11 +252,11 @@ mod tests {
     #[test]
     fn zero_config_generates_a_key_once_and_defaults_issuer_and_audiences() {
         let dir = tempfile::tempdir().unwrap();
-        let first = flags(&[]).resolve(dir.path()).unwrap();
+        let first = flags(&[]).resolve(dir.path(), None).unwrap();
         assert_eq!(first.issuers, vec![DEFAULT_ISSUER]);
         assert_eq!(first.api_audiences, vec![DEFAULT_ISSUER]);
         assert!(first.extend_expiration && first.lookup && !first.bootstrap_tokens);
-        let again = flags(&[]).resolve(dir.path()).unwrap();
+        let again = flags(&[]).resolve(dir.path(), None).unwrap();
         let kid = |s: &Settings| s.signing_key.as_ref().unwrap().public.kid.clone();
         assert_eq!(kid(&first), kid(&again));
         assert_eq!(first.public_keys.len(), 1);
@@ -266,7 +279,7 @@ mod tests {
             "--service-account-lookup=false",
             "--enable-bootstrap-token-auth",
         ])
-        .resolve(dir.path())
+        .resolve(dir.path(), None)
         .unwrap();
         assert_eq!(s.issuers, vec!["https://a.example", "https://b.example"]);
         assert_eq!(s.api_audiences, vec!["https://a.example"]);
@@ -277,13 +290,28 @@ mod tests {
     }
 
     #[test]
+    fn the_tls_key_verifies_when_no_key_file_is_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/serviceaccounts");
+        let key = format!("{data}/rsa.key");
+        let s = flags(&["--service-account-signing-key-file", &key])
+            .resolve(dir.path(), Some(Path::new(&key)))
+            .unwrap();
+        assert_eq!(s.public_keys.len(), 1);
+        assert_eq!(
+            s.public_keys[0].kid,
+            s.signing_key.as_ref().unwrap().public.kid
+        );
+    }
+
+    #[test]
     fn bad_values_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let short = flags(&["--service-account-max-token-expiration=10m"]);
-        assert!(short.resolve(dir.path()).is_err());
+        assert!(short.resolve(dir.path(), None).is_err());
         let url = flags(&["--service-account-issuer=https:"]);
-        assert!(url.resolve(dir.path()).is_err());
+        assert!(url.resolve(dir.path(), None).is_err());
         let lonely = flags(&["--service-account-signing-key-file=/nonexistent"]);
-        assert!(lonely.resolve(dir.path()).is_err());
+        assert!(lonely.resolve(dir.path(), None).is_err());
     }
 }

@@ -83,6 +83,7 @@ impl Ref {
 #[derive(Debug, Clone, Default)]
 struct Claims {
     iss: String,
+    sub: String,
     aud: Vec<String>,
     exp: Option<i64>,
     nbf: Option<i64>,
@@ -110,6 +111,7 @@ impl Claims {
         };
         let mut c = Claims {
             iss: s("iss"),
+            sub: s("sub"),
             aud,
             exp: n("exp"),
             nbf: n("nbf"),
@@ -399,6 +401,9 @@ impl ServiceAccounts {
     /// its Secret still holding this very token and its ServiceAccount still the same.
     fn validate_legacy(&self, token: &str, c: &Claims) -> Result<Info, String> {
         let secret_name = c.secret.as_ref().map(|s| s.name.as_str()).unwrap_or("");
+        if c.sub.is_empty() {
+            return Err("sub claim is missing".into());
+        }
         if c.namespace.is_empty() {
             return Err("namespace claim is missing".into());
         }
@@ -412,43 +417,51 @@ impl ServiceAccounts {
             return Err("serviceAccountUID claim is missing".into());
         }
         let (ns, sa) = (&c.namespace, &c.service_account);
+        if c.sub != format!("{SA_PREFIX}{ns}:{}", sa.name) {
+            return Err("sub claim is invalid".into());
+        }
         if self.settings.lookup {
             let secret = self
                 .lookup
                 .object(Kind::Secret, ns, secret_name)
                 .ok()
                 .flatten()
-                .ok_or("token has been invalidated")?;
+                .ok_or("Token has been invalidated")?;
             if secret.pointer("/metadata/deletionTimestamp").is_some() {
-                return Err("token has been invalidated".into());
-            }
-            if secret
-                .pointer("/metadata/labels/kubernetes.io~1legacy-token-invalid-since")
-                .is_some()
-            {
-                return Err("token has been invalidated".into());
+                return Err("Token has been invalidated".into());
             }
             let held = secret
                 .pointer("/data/token")
                 .and_then(Value::as_str)
                 .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
             if held.as_deref() != Some(token.as_bytes()) {
-                return Err("token does not match server's copy".into());
+                return Err("Token does not match server's copy".into());
             }
             let found = self
                 .lookup
                 .identity(Kind::ServiceAccount, ns, &sa.name)
-                .ok_or_else(|| format!("service account ({ns}/{}) has been deleted", sa.name))?;
+                .ok_or_else(|| format!("serviceaccounts \"{}\" not found", sa.name))?;
             if found.deletion_timestamp.is_some() {
-                return Err(format!(
-                    "service account ({ns}/{}) has been deleted",
-                    sa.name
-                ));
+                return Err(format!("ServiceAccount {ns}/{} has been deleted", sa.name));
             }
             if found.uid != sa.uid {
                 return Err(format!(
-                    "service account UID ({}) does not match claim ({})",
+                    "ServiceAccount UID ({}) does not match claim ({})",
                     found.uid, sa.uid
+                ));
+            }
+            // Tokens the legacy-token cleaner marked invalid (upstream's label).
+            if secret
+                .pointer("/metadata/labels/kubernetes.io~1legacy-token-invalid-since")
+                .is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+            {
+                return Err(format!(
+                    "the token in secret {ns}/{secret_name} for service account {ns}/{} has \
+                     been marked invalid. Use tokens from the TokenRequest API or manually \
+                     created secret-based tokens, or remove the \
+                     'kubernetes.io/legacy-token-invalid-since' label from the secret to \
+                     temporarily allow use of this token",
+                    sa.name
                 ));
             }
         }
