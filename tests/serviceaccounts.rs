@@ -136,11 +136,12 @@ fn rsa_signed(claims: &Value) -> String {
     .unwrap()
 }
 
-/// kapi with the test RSA key signing and verifying, an issuer of its own, a cap of `max` on
-/// token lifetimes, and `extra` flags.
+/// kapi with the test RSA key signing (PKCS#8) and verifying (its certificate, as the hard
+/// way's unit gives them), an issuer of its own, a cap of `max` on token lifetimes, and
+/// `extra` flags.
 fn start_with_rsa_key(max: &str, extra: &[&str]) -> Kapi {
-    let key = format!("{KEYS}/rsa.key");
-    let public = format!("{KEYS}/rsa.pub");
+    let key = format!("{KEYS}/rsa.pk8");
+    let public = format!("{KEYS}/rsa.crt");
     let mut args = vec![
         "--service-account-signing-key-file",
         &key,
@@ -331,6 +332,83 @@ fn tokens_for_another_audience_tampered_or_bound_to_a_deleted_pod_are_refused() 
         status_with(&k, bound, "/api/v1/namespaces") == 401
     });
     assert_ne!(status_with(&k, good, "/api/v1/namespaces"), 401);
+
+    // Secret- and Node-bound tokens end with their object.
+    k.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "anchor",
+        "--from-literal=a=b",
+    ]);
+    let to_secret = k.ok(&[
+        "create",
+        "token",
+        "runner",
+        "--bound-object-kind=Secret",
+        "--bound-object-name=anchor",
+    ]);
+    let to_secret = to_secret.trim();
+    assert_eq!(
+        claims_of(to_secret)["kubernetes.io"]["secret"]["uid"],
+        uid_of(&k, "secret/anchor").as_str()
+    );
+    let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-b"}});
+    let out = k.kubectl_stdin(&["create", "-f", "-"], &node.to_string());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let to_node = k.ok(&[
+        "create",
+        "token",
+        "runner",
+        "--bound-object-kind=Node",
+        "--bound-object-name=node-b",
+    ]);
+    let to_node = to_node.trim();
+    assert_eq!(
+        claims_of(to_node)["kubernetes.io"]["node"]["uid"],
+        uid_of(&k, "node/node-b").as_str()
+    );
+    assert_ne!(status_with(&k, to_secret, "/api/v1/namespaces"), 401);
+    let info = whoami(&k, to_node).unwrap()["status"]["userInfo"].clone();
+    assert_eq!(
+        info["extra"]["authentication.kubernetes.io/node-name"],
+        json!(["node-b"])
+    );
+    k.ok(&["delete", "secret", "anchor"]);
+    k.ok(&["delete", "node", "node-b"]);
+    eventually(
+        "tokens bound to a deleted Secret or Node are refused",
+        || {
+            status_with(&k, to_secret, "/api/v1/namespaces") == 401
+                && status_with(&k, to_node, "/api/v1/namespaces") == 401
+        },
+    );
+    // A bound object that is not there, or not the uid asked for, gets no token.
+    let out = k.kubectl(&[
+        "create",
+        "token",
+        "runner",
+        "--bound-object-kind=Secret",
+        "--bound-object-name=anchor",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("secrets \"anchor\" not found"));
+    let out = k.kubectl(&[
+        "create",
+        "token",
+        "runner",
+        "--bound-object-kind=Pod",
+        "--bound-object-name=worker",
+        "--bound-object-uid=0d4691ed-659b-4935-a832-355f77ee47cc",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not match the UID in record"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Binding to a pod of another ServiceAccount is refused, as upstream.
     k.ok(&["create", "serviceaccount", "other"]);

@@ -356,6 +356,13 @@ mod tests {
                 .unwrap();
         assert_eq!(ec.alg(), Alg::ES256);
         assert_eq!(ec_pub[0].kid, ec.public.kid);
+        // The same RSA key as PKCS#8, and in a certificate (the hard way's key files).
+        let pk8 = SigningKey::from_pem(include_bytes!("../../tests/data/serviceaccounts/rsa.pk8"))
+            .unwrap();
+        assert_eq!(pk8.public.kid, rsa.public.kid);
+        let cert = public_keys_from_pem(include_bytes!("../../tests/data/serviceaccounts/rsa.crt"))
+            .unwrap();
+        assert_eq!(cert[0].kid, rsa.public.kid);
     }
 
     #[test]
