@@ -538,6 +538,19 @@ fn kubelet_style_pod_tokens_are_extended_to_a_year_unless_turned_off() {
         let lifetime = c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap();
         if expect_extended {
             assert_eq!(lifetime, 365 * 24 * 3600);
+            // Used within the hour it asked for, it counts as a valid (not stale) token.
+            let token = answer["status"]["token"].as_str().unwrap();
+            assert_ne!(status_with(&k, token, "/api/v1/namespaces"), 401);
+            let metrics = k.ok(&["get", "--raw", "/metrics"]);
+            assert!(
+                metrics.contains("serviceaccount_valid_tokens_total 1"),
+                "{}",
+                metrics
+                    .lines()
+                    .filter(|l| l.contains("serviceaccount_"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
             assert_eq!(
                 c["kubernetes.io"]["warnafter"].as_i64().unwrap() - c["iat"].as_i64().unwrap(),
                 3607

@@ -37,6 +37,36 @@ const VERIFIED_CAPACITY: usize = 4096;
 /// remembered: keys never change while kapi runs, so this bounds memory, not staleness.
 const VERIFIED_TTL: Duration = Duration::from_secs(60);
 
+/// Upstream's service-account token counters (`pkg/serviceaccount/metrics.go`).
+struct Counters {
+    legacy: prometheus::IntCounter,
+    stale: prometheus::IntCounter,
+    valid: prometheus::IntCounter,
+}
+
+static COUNTERS: std::sync::LazyLock<Counters> = std::sync::LazyLock::new(|| {
+    use crate::metrics::{Stability, help, register};
+    let counter = |name: &str, text: &str| {
+        let opts = prometheus::Opts::new(name, help(Stability::Alpha, None, text))
+            .subsystem("serviceaccount");
+        register(prometheus::IntCounter::with_opts(opts).expect("a valid metric"))
+    };
+    Counters {
+        legacy: counter(
+            "legacy_tokens_total",
+            "Cumulative legacy service account tokens used",
+        ),
+        stale: counter(
+            "stale_tokens_total",
+            "Cumulative stale projected service account tokens used",
+        ),
+        valid: counter(
+            "valid_tokens_total",
+            "Cumulative valid projected service account tokens used",
+        ),
+    }
+});
+
 pub const SA_PREFIX: &str = "system:serviceaccount:";
 pub const ALL_SA_GROUP: &str = "system:serviceaccounts";
 pub const POD_NAME_KEY: &str = "authentication.kubernetes.io/pod-name";
@@ -236,6 +266,8 @@ impl ServiceAccounts {
     pub fn new(settings: Settings, lookup: Arc<Lookup>) -> ServiceAccounts {
         let discovery =
             super::oidc::Discovery::new(&settings, settings.external_address.as_deref());
+        // Listed by /metrics from the start, as upstream's registry does.
+        std::sync::LazyLock::force(&COUNTERS);
         ServiceAccounts {
             settings,
             lookup,
@@ -279,6 +311,7 @@ impl ServiceAccounts {
         };
         // Audiences: a token without any is good for the server's own (legacy tokens).
         let token_auds = if claims.aud.is_empty() {
+            COUNTERS.legacy.inc();
             &self.settings.api_audiences
         } else {
             &claims.aud
@@ -385,6 +418,14 @@ impl ServiceAccounts {
             }
             if gone(&found) {
                 return Err("service account token has been invalidated".into());
+            }
+        }
+        // A kubelet's extended token past the hour it asked for: still valid, counted stale.
+        if let Some(warn_after) = c.warn_after.filter(|&w| w != 0) {
+            if now > warn_after {
+                COUNTERS.stale.inc();
+            } else {
+                COUNTERS.valid.inc();
             }
         }
         Ok(Info {
