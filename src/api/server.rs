@@ -196,10 +196,13 @@ impl Api {
     }
 
     async fn other(&self, req: &Request, path: &str, pretty: bool) -> Response {
-        if let Some(doc) = self.service_accounts.discovery.as_ref() {
-            if let Some(resp) = doc.serve(path) {
-                return resp;
-            }
+        if let Some(resp) = self
+            .service_accounts
+            .discovery
+            .as_ref()
+            .and_then(|doc| doc.serve(path))
+        {
+            return resp;
         }
         match path {
             "/version" | "/version/" => raw_json(discovery_doc("version.json"), true),

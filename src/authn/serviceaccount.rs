@@ -225,9 +225,12 @@ pub fn now_unix() -> i64 {
         .unwrap_or(0)
 }
 
+/// A verified token's claims, and when its signature was checked.
+type Verified = (Instant, Arc<Claims>);
+
 /// Tokens whose signature has been checked: SHA-256 of the token → its claims.
 struct VerifiedTokens {
-    entries: Mutex<HashMap<[u8; 32], (Instant, Arc<Claims>)>>,
+    entries: Mutex<HashMap<[u8; 32], Verified>>,
 }
 
 impl VerifiedTokens {
