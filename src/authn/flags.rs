@@ -113,6 +113,19 @@ impl Default for Settings {
     }
 }
 
+impl Settings {
+    /// What no flags give: the key generated in (or read back from) `data_dir`, the default
+    /// issuer and audiences (the in-process harness serves with these).
+    pub fn zero_config(data_dir: &Path) -> Result<Settings, String> {
+        let key = generated_key(data_dir)?;
+        Ok(Settings {
+            public_keys: vec![key.public.clone()],
+            signing_key: Some(Arc::new(key)),
+            ..Settings::default()
+        })
+    }
+}
+
 impl Flags {
     /// Reads the key files (generating the signing key in `data_dir` when none is given) and
     /// checks the flags as upstream's validation does. `tls_key` (`--tls-private-key-file`)

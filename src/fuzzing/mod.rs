@@ -79,7 +79,9 @@ impl Harness {
                     send_retry_after: false,
                     watch_grace: std::time::Duration::ZERO,
                 }),
-                authn: crate::authn::flags::Settings::default(),
+                authn: crate::authn::flags::Settings::zero_config(
+                    &data_dir.join("service-account"),
+                )?,
             },
         )?;
         let model = Model::new(&api.registry);
