@@ -559,6 +559,29 @@ fn kubelet_style_pod_tokens_are_extended_to_a_year_unless_turned_off() {
             assert_eq!(lifetime, 3607);
             assert!(c["kubernetes.io"].get("warnafter").is_none());
         }
+
+        // As a kubelet sends it: protobuf.
+        let mut pb = Vec::new();
+        kapi_codec::to_pb::json_to_envelope(
+            request.to_string().as_bytes(),
+            None,
+            kapi_codec::FieldValidation::Strict,
+            &mut pb,
+        )
+        .unwrap();
+        let (code, answer) = support::client::Client::new(&k).send(
+            "POST",
+            "/api/v1/namespaces/default/serviceaccounts/kubelet-sa/token",
+            "application/vnd.kubernetes.protobuf",
+            pb,
+        );
+        assert_eq!(code, 201, "{answer}");
+        assert_eq!(answer["spec"]["boundObjectRef"]["name"], "p");
+        assert!(
+            answer["status"]["token"]
+                .as_str()
+                .is_some_and(|t| t.len() > 100)
+        );
     }
 }
 
