@@ -453,7 +453,14 @@ fn hand_signed_expired_and_legacy_secret_tokens_follow_upstream_rules() {
     );
 
     // --service-account-max-token-expiration=1h caps what TokenRequest grants.
-    let capped = k.ok(&["create", "token", "old", "--duration=5h"]);
+    let out = k.kubectl(&["create", "token", "old", "--duration=5h"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("requested expiration of 18000 seconds shortened to 3600 seconds"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let capped = String::from_utf8_lossy(&out.stdout).into_owned();
     let c = claims_of(capped.trim());
     assert_eq!(c["iss"], "https://issuer.test");
     assert_eq!(

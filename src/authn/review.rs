@@ -313,6 +313,9 @@ pub async fn token_request(req: &ComputedRequest<'_>) -> Result<Value, Status> {
     let mut expiration = requested as u64;
     let max = sas.settings.max_expiration;
     if max > 0 && expiration > max {
+        req.warnings.borrow_mut().push(format!(
+            "requested expiration of {expiration} seconds shortened to {max} seconds"
+        ));
         expiration = max;
     }
     // A kubelet's projected token (3607 s, bound to its pod, for the API server's audiences)
