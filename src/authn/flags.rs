@@ -11,12 +11,17 @@ use super::keys::{PublicKey, SigningKey};
 /// The issuer kapi signs with when no `--service-account-issuer` is given: upstream's usual
 /// value (kubeadm, kind) for the in-cluster name of the `kubernetes` service.
 pub const DEFAULT_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+/// Upstream's `-h` group of these flags.
+const HEADING: &str = "Authentication flags";
 /// The generated signing key's file name in `--data-dir`.
 const GENERATED_KEY: &str = "service-account.key";
 /// Upstream's bounds on `--service-account-max-token-expiration`.
 const MIN_MAX_EXPIRATION: Duration = Duration::from_secs(3600);
 const MAX_MAX_EXPIRATION: Duration = Duration::from_secs(1 << 32);
 
+/// Grouped in `-h` as upstream groups them: "Authentication flags", the signing key under
+/// "Misc flags" (per flag: a heading set on the struct would carry over to the flags flattened
+/// after it).
 #[derive(Debug, Clone, clap::Args)]
 pub struct Flags {
     /// File containing PEM-encoded x509 RSA or ECDSA private or public keys, used to verify
@@ -24,13 +29,13 @@ pub struct Flags {
     /// specified multiple times with different files. If unspecified, --tls-private-key-file is
     /// used. Must be specified when --service-account-signing-key-file is provided. kapi: the
     /// key generated in --data-dir (service-account.key) verifies too when it signs.
-    #[arg(long = "service-account-key-file", value_delimiter = ',')]
+    #[arg(help_heading = HEADING, long = "service-account-key-file")]
     pub key_files: Vec<PathBuf>,
     /// Path to the file that contains the current private key of the service account token
     /// issuer. The issuer will sign issued ID tokens with this private key. kapi: when absent,
     /// an ECDSA P-256 key (ES256) is generated once in --data-dir (service-account.key) and
     /// reused by later starts.
-    #[arg(long = "service-account-signing-key-file")]
+    #[arg(long = "service-account-signing-key-file", help_heading = "Misc flags")]
     pub signing_key_file: Option<PathBuf>,
     /// Identifier of the service account token issuer. The issuer will assert this identifier
     /// in "iss" claim of issued tokens. This value is a string or URI. It is highly recommended
@@ -38,23 +43,23 @@ pub struct Flags {
     /// {service-account-issuer}/.well-known/openid-configuration. When this flag is specified
     /// multiple times, the first is used to generate tokens and all are used to determine which
     /// issuers are accepted. kapi: https://kubernetes.default.svc.cluster.local when absent.
-    #[arg(long = "service-account-issuer", value_delimiter = ',')]
+    #[arg(help_heading = HEADING, long = "service-account-issuer")]
     pub issuers: Vec<String>,
     /// Overrides the URI for the JSON Web Key Set in the discovery doc served at
     /// /.well-known/openid-configuration. This flag is useful if the discovery doc and key set
     /// are served to relying parties from a URL other than the API server's external address.
-    #[arg(long = "service-account-jwks-uri")]
+    #[arg(help_heading = HEADING, long = "service-account-jwks-uri")]
     pub jwks_uri: Option<String>,
     /// Identifiers of the API. The service account token authenticator will validate that
     /// tokens used against the API are bound to at least one of these audiences. If the
     /// --service-account-issuer flag is configured and this flag is not, this field defaults to
     /// a single element list containing the issuer URL.
-    #[arg(long = "api-audiences", value_delimiter = ',')]
+    #[arg(help_heading = HEADING, long = "api-audiences", value_delimiter = ',')]
     pub api_audiences: Vec<String>,
     /// The maximum validity duration of a token created by the service account token issuer.
     /// If an otherwise valid TokenRequest with a validity duration larger than this value is
     /// requested, a token will be issued with a validity duration of this value.
-    #[arg(long = "service-account-max-token-expiration", default_value = "0s",
+    #[arg(help_heading = HEADING, long = "service-account-max-token-expiration", default_value = "0s",
           value_parser = crate::shutdown::parse_duration)]
     pub max_token_expiration: Duration,
     /// Turns on projected service account expiration extension during token generation, which
@@ -62,16 +67,16 @@ pub struct Flags {
     /// flag is enabled, admission injected tokens would be extended up to 1 year to prevent
     /// unexpected failure during transition, ignoring value of
     /// service-account-max-token-expiration.
-    #[arg(long = "service-account-extend-token-expiration", default_value_t = true,
+    #[arg(help_heading = HEADING, long = "service-account-extend-token-expiration", default_value_t = true,
           action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub extend_token_expiration: bool,
     /// If true, validate ServiceAccount tokens exist in etcd as part of authentication.
-    #[arg(long = "service-account-lookup", default_value_t = true,
+    #[arg(help_heading = HEADING, long = "service-account-lookup", default_value_t = true,
           action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub lookup: bool,
     /// Enable to allow secrets of type 'bootstrap.kubernetes.io/token' in the 'kube-system'
     /// namespace to be used for TLS bootstrapping authentication.
-    #[arg(long = "enable-bootstrap-token-auth", default_value_t = false,
+    #[arg(help_heading = HEADING, long = "enable-bootstrap-token-auth", default_value_t = false,
           action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub enable_bootstrap_token_auth: bool,
 }
