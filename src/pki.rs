@@ -301,7 +301,7 @@ fn leaf_is_current(cert_path: &Path, key_path: &Path, ca_subject: &[u8], names: 
 }
 
 /// Writes `path` whole or not at all (a temporary file renamed over it), with `mode`.
-fn write_file(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
+pub(crate) fn write_file(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut file = fs::OpenOptions::new()
         .write(true)

@@ -78,6 +78,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub authn: crate::authn::options::Flags,
     #[command(flatten)]
+    pub service_accounts: crate::authn::flags::Flags,
+    #[command(flatten)]
     pub authz: crate::authz::Flags,
     #[command(flatten)]
     pub flags: crate::flags::Flags,
@@ -126,6 +128,10 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
     )
     .map_err(|e| format!("TLS: {e}"))?;
 
+    let mut authn = args
+        .service_accounts
+        .resolve(&args.data_dir, args.tls_private_key_file.as_deref())?;
+    authn.external_address = Some(SocketAddr::new(args.bind_address, args.secure_port).to_string());
     let store = open_store(args)?;
     let prefix = format!("{}/", args.etcd_prefix.trim_end_matches('/'));
     let lifecycle = crate::shutdown::Lifecycle::new(crate::shutdown::Options {
@@ -151,6 +157,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
                 &args.flags.disable_admission_plugins,
             ),
             authz: args.authz.clone(),
+            authn,
         },
     )?);
     crate::startup::start(api.clone(), startup_info(args, &pki.ca_cert)?)
@@ -233,6 +240,8 @@ pub struct Assembly {
     /// `--enable-admission-plugins`/`--disable-admission-plugins`.
     pub admission: crate::admission::Chain,
     pub authz: crate::authz::Flags,
+    /// The service-account and bootstrap-token flags, resolved (`crate::authn::flags`).
+    pub authn: crate::authn::flags::Settings,
 }
 
 /// The API over an open store: the registry, the cache loaded by the ingest, the start-up
@@ -275,10 +284,12 @@ pub fn assemble(store: StoreClient, prefix: String, opts: Assembly) -> Result<Ap
         .follow_configuration(store.clone())
         .map_err(|e| format!("flow control: {e}"))?;
     let authz = crate::authz::start(&opts.authz, &store, &cache, &prefix)?;
+    let (tokens, service_accounts) = token_authenticators(opts.authn, &cache, &prefix, &registry);
     let loopback_token = crate::authn::loopback::new_token();
     Ok(Api {
-        authn: opts.authentication.chain(Vec::new(), &loopback_token),
+        authn: opts.authentication.chain(tokens, &loopback_token),
         loopback_token,
+        service_accounts,
         authz,
         admission: opts.admission,
         registry,
@@ -288,6 +299,38 @@ pub fn assemble(store: StoreClient, prefix: String, opts: Assembly) -> Result<Ap
         flowcontrol,
         lifecycle: opts.lifecycle,
     })
+}
+
+/// The authenticator chain in upstream's order (x509, bootstrap tokens, service-account
+/// tokens), and the service-account token issuer it shares with TokenRequest.
+/// The bearer-token authenticators of the service-account flags, in upstream's order
+/// (bootstrap tokens, then service-account tokens), and the service accounts' token issuer.
+fn token_authenticators(
+    settings: crate::authn::flags::Settings,
+    cache: &Arc<Cache>,
+    prefix: &str,
+    registry: &Registry,
+) -> (
+    Vec<Box<dyn crate::authn::Authenticator>>,
+    Arc<crate::authn::serviceaccount::ServiceAccounts>,
+) {
+    use crate::authn::{Authenticator, bootstrap, lookup, serviceaccount};
+    let lookup = Arc::new(lookup::Lookup::new(
+        cache.clone(),
+        prefix.to_string(),
+        registry,
+    ));
+    let bootstrap_tokens = settings.bootstrap_tokens;
+    let sas = Arc::new(serviceaccount::ServiceAccounts::new(
+        settings,
+        lookup.clone(),
+    ));
+    let mut chain: Vec<Box<dyn Authenticator>> = Vec::new();
+    if bootstrap_tokens {
+        chain.push(Box::new(bootstrap::BootstrapTokens(lookup)));
+    }
+    chain.push(Box::new(serviceaccount::ServiceAccountTokens(sas.clone())));
+    (chain, sas)
 }
 
 fn open_store(args: &ServeArgs) -> Result<StoreClient, String> {

@@ -32,6 +32,9 @@ pub struct Api {
     pub lifecycle: crate::shutdown::Lifecycle,
     /// The loopback bearer token (`crate::authn::loopback`): kapi's own calls to its API.
     pub loopback_token: String,
+    /// Service-account tokens: issued by TokenRequest, verified by the chain's authenticator,
+    /// their issuer's discovery documents.
+    pub service_accounts: Arc<crate::authn::serviceaccount::ServiceAccounts>,
 }
 
 impl Api {
@@ -205,6 +208,14 @@ impl Api {
     }
 
     async fn other(&self, req: &Request, path: &str, pretty: bool) -> Response {
+        if let Some(resp) = self
+            .service_accounts
+            .discovery
+            .as_ref()
+            .and_then(|doc| doc.serve(path))
+        {
+            return resp;
+        }
         match path {
             "/version" | "/version/" => raw_json(discovery_doc("version.json"), true),
             p if super::health::is_health(p) => {

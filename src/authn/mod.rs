@@ -6,10 +6,17 @@
 //! credential decides; a credential that no authenticator accepts is a 401, whatever the path;
 //! a request with no credential at all is `system:anonymous` when anonymous requests are allowed.
 
+pub mod bootstrap;
+pub mod flags;
 pub mod impersonation;
+pub mod jwt;
+pub mod keys;
+pub mod lookup;
 pub mod loopback;
+pub mod oidc;
 pub mod options;
 pub mod review;
+pub mod serviceaccount;
 pub mod token_file;
 pub mod x509;
 
@@ -50,21 +57,6 @@ impl UserInfo {
     }
 }
 
-/// The request's bearer token (`Authorization: Bearer <token>`, the scheme in any case), as
-/// upstream's bearertoken authenticator reads it.
-pub fn bearer_token(req: &Request) -> Option<&str> {
-    let value = req
-        .headers
-        .get(http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .trim();
-    let mut parts = value.splitn(3, ' ');
-    let scheme = parts.next()?;
-    let token = parts.next()?;
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
 /// What one authenticator makes of a request.
 #[derive(Debug)]
 pub enum Outcome {
@@ -77,10 +69,40 @@ pub enum Outcome {
     NotMine,
 }
 
+/// What one authenticator makes of a bare token (TokenReview).
+#[derive(Debug)]
+pub enum TokenOutcome {
+    /// Valid: the user, and the audiences it is valid for.
+    User(UserInfo, Vec<String>),
+    /// This authenticator's kind of token, not valid: why.
+    Invalid(String),
+    NotMine,
+}
+
 /// One kind of credential. Shared by every core, so `Send + Sync`; it decides from the request
 /// alone (a token cache or key set it holds is its own business).
 pub trait Authenticator: Send + Sync {
     fn authenticate(&self, req: &Request) -> Outcome;
+
+    /// A bearer token on its own, for `audiences` (TokenReview). `None`: this authenticator
+    /// does not know audiences, and the chain asks `authenticate` with the token as a bearer
+    /// credential instead (upstream's audience-agnostic wrapping).
+    fn authenticate_token(&self, _token: &str, _audiences: &[String]) -> Option<TokenOutcome> {
+        None
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive), as
+/// upstream's bearertoken authenticator reads it; an empty token is none.
+pub fn bearer_token(req: &Request) -> Option<&str> {
+    let value = req
+        .headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// The authenticators of `--authentication-*` flags, in upstream's order, and whether
@@ -119,6 +141,75 @@ impl Chain {
             return Err(Status::unauthorized());
         }
         Ok(UserInfo::anonymous())
+    }
+
+    /// TokenReview: `token` through every authenticator, for the review's `audiences` (none:
+    /// the server's own, `api_audiences`). The user (with `system:authenticated`) and the
+    /// audiences it is good for, or the errors met (upstream's union wording).
+    pub fn review(
+        &self,
+        token: &str,
+        audiences: &[String],
+        api_audiences: &[String],
+    ) -> Result<(UserInfo, Vec<String>), String> {
+        let requested = if audiences.is_empty() {
+            api_audiences
+        } else {
+            audiences
+        };
+        let mut errors = Vec::new();
+        for authenticator in &self.authenticators {
+            let outcome = match authenticator.authenticate_token(token, requested) {
+                Some(outcome) => outcome,
+                None => {
+                    // Audience-agnostic: good for the server's audiences the review asks for.
+                    let auds: Vec<String> = api_audiences
+                        .iter()
+                        .filter(|a| requested.contains(a))
+                        .cloned()
+                        .collect();
+                    if auds.is_empty() {
+                        continue;
+                    }
+                    match authenticator.authenticate(&bearer_request(token)) {
+                        Outcome::User(user) => TokenOutcome::User(user, auds),
+                        Outcome::Invalid => TokenOutcome::Invalid("invalid bearer token".into()),
+                        Outcome::NotMine => TokenOutcome::NotMine,
+                    }
+                }
+            };
+            match outcome {
+                TokenOutcome::User(mut user, auds) => {
+                    if !user.in_group(AUTHENTICATED_GROUP) {
+                        user.groups.push(AUTHENTICATED_GROUP.to_string());
+                    }
+                    return Ok((user, auds));
+                }
+                TokenOutcome::Invalid(why) => errors.push(why),
+                TokenOutcome::NotMine => {}
+            }
+        }
+        Err(match errors.len() {
+            0 => String::new(),
+            1 => errors.remove(0),
+            _ => format!("[{}]", errors.join(", ")),
+        })
+    }
+}
+
+/// A request carrying only `token` as its bearer credential (no client certificate).
+fn bearer_request(token: &str) -> Request {
+    let mut headers = http::HeaderMap::new();
+    if let Ok(v) = http::HeaderValue::from_str(&format!("Bearer {token}")) {
+        headers.insert(http::header::AUTHORIZATION, v);
+    }
+    Request {
+        method: http::Method::POST,
+        uri: crate::transport::RequestTarget::root(),
+        headers,
+        body: bytes::Bytes::new(),
+        peer: crate::transport::Peer::anonymous(),
+        http2: false,
     }
 }
 

@@ -88,6 +88,9 @@ impl Harness {
                 ),
                 admission: crate::admission::Chain::defaults(),
                 authz: crate::authz::Flags::default(),
+                authn: crate::authn::flags::Settings::zero_config(
+                    &data_dir.join("service-account"),
+                )?,
             },
         )?;
         let model = Model::new(&api.registry);

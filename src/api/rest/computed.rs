@@ -25,6 +25,8 @@ pub struct ComputedRequest<'a> {
     pub query: &'a Query,
     pub body: Value,
     pub dry_run: bool,
+    /// Warnings the handler adds to the answer (`Warning: 299 - "..."` headers).
+    pub warnings: std::cell::RefCell<Vec<String>>,
 }
 
 /// Whether (group, resource, subresource, verb) is computed here.
@@ -87,6 +89,7 @@ impl Ctx<'_> {
             query: self.query,
             body,
             dry_run: self.dry_run()?,
+            warnings: Default::default(),
         };
         if let Route::Binding = route {
             return self.bind(creq.body).await;
@@ -119,7 +122,8 @@ impl Ctx<'_> {
                 crate::api::objects::finish_json(json, enc, self.pretty)?
             }
         };
-        Ok(self.ok(StatusCode::CREATED, body))
+        let warnings = creq.warnings.take();
+        Ok(self.warnings_response(self.ok(StatusCode::CREATED, body), &warnings))
     }
 }
 
