@@ -78,6 +78,8 @@ pub struct ServeArgs {
     /// (a Go duration).
     #[arg(long, default_value = "0s", value_parser = crate::shutdown::parse_duration)]
     pub shutdown_watch_termination_grace_period: std::time::Duration,
+    #[command(flatten)]
+    pub encryption: crate::storage::encryption::Flags,
 }
 
 /// Namespaces that exist from the start, as upstream's system namespaces controller makes them.
@@ -132,6 +134,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
                 enable_priority_and_fairness: args.enable_priority_and_fairness,
             },
             lifecycle: lifecycle.clone(),
+            encryption: args.encryption.clone(),
         },
     )?);
     let cores = if args.cores == 0 {
@@ -163,6 +166,8 @@ pub struct Assembly {
     pub cache_encoded_bytes: usize,
     pub flowcontrol: crate::flowcontrol::Options,
     pub lifecycle: crate::shutdown::Lifecycle,
+    /// `--encryption-provider-config`: applied to the store before anything reads it.
+    pub encryption: crate::storage::encryption::Flags,
 }
 
 /// The API over an open store: the registry, the cache loaded by the ingest, the start-up
@@ -170,6 +175,14 @@ pub struct Assembly {
 /// Shared with the in-process harness (`crate::fuzzing`), so both serve alike.
 pub fn assemble(store: StoreClient, prefix: String, opts: Assembly) -> Result<Api, String> {
     let registry = Registry::builtin();
+    let store = match crate::storage::encryption::start(
+        &opts.encryption,
+        storage_layout(&registry),
+        &prefix,
+    )? {
+        Some(encryption) => store.with_encryption(encryption),
+        None => store,
+    };
     crate::metrics::init();
     crate::metrics::storage::set_resources(
         registry
@@ -235,6 +248,16 @@ fn open_store(args: &ServeArgs) -> Result<StoreClient, String> {
     let backend = crate::storage::embedded::open(&dir)
         .map_err(|e| format!("opening {}: {e}", dir.display()))?;
     crate::storage::start(Box::new(backend)).map_err(|e| format!("starting the store: {e}"))
+}
+
+/// Every stored resource's key prefix (below `--etcd-prefix`), group and resource.
+fn storage_layout(registry: &Registry) -> crate::storage::encryption::Layout {
+    registry
+        .all()
+        .iter()
+        .filter(|r| r.storage != Storage::None && !r.key_prefix.is_empty())
+        .map(|r| (r.key_prefix.clone(), r.group.clone(), r.resource.clone()))
+        .collect()
 }
 
 /// (group, resource) → the watch cache's key prefix of every stored resource.

@@ -79,6 +79,7 @@ impl Harness {
                     send_retry_after: false,
                     watch_grace: std::time::Duration::ZERO,
                 }),
+                encryption: Default::default(),
             },
         )?;
         let model = Model::new(&api.registry);
