@@ -251,7 +251,7 @@ fn open_store(args: &ServeArgs) -> Result<StoreClient, String> {
 }
 
 /// Every stored resource's key prefix (below `--etcd-prefix`), group and resource.
-fn storage_layout(registry: &Registry) -> crate::storage::encryption::Layout {
+pub fn storage_layout(registry: &Registry) -> crate::storage::encryption::Layout {
     registry
         .all()
         .iter()

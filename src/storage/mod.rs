@@ -414,6 +414,29 @@ impl StoreClient {
         })
     }
 
+    /// Whether the value stored at `key` (if still at `mod_revision`) was sealed otherwise than
+    /// a write would seal it now (an older key or provider): then an unchanged update still
+    /// writes it, which is how keys are rotated. Without encryption: false, at no cost.
+    pub async fn stale(&self, key: &[u8], mod_revision: Revision) -> bool {
+        let Some(e) = &self.encryption else {
+            return false;
+        };
+        if !e.encrypts(key) {
+            return false;
+        }
+        let key = Bytes::copy_from_slice(key);
+        let raw = self
+            .timed(Operation::Get, &key.clone(), |reply| Request::Get {
+                key,
+                reply,
+            })
+            .await;
+        match raw {
+            Ok(Some(kv)) if kv.mod_revision == mod_revision => e.is_stale(&kv.key, &kv.value),
+            _ => false,
+        }
+    }
+
     /// The same store with `--encryption-provider-config` applied to every value.
     pub fn with_encryption(mut self, encryption: Arc<encryption::Encryption>) -> StoreClient {
         self.encryption = Some(encryption);

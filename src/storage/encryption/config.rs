@@ -76,11 +76,9 @@ impl Config {
             .or_else(|| find("*", "*"))
     }
 
-    /// Whether nothing at all is encrypted (every chain is identity first and alone).
-    pub fn is_identity(&self) -> bool {
-        self.chains
-            .values()
-            .all(|c| matches!(c.as_slice(), [Provider::Identity]))
+    /// Every provider of the configuration (each once per resource naming it).
+    pub fn providers(&self) -> impl Iterator<Item = &Provider> {
+        self.chains.values().flat_map(|c| c.iter())
     }
 }
 

@@ -154,6 +154,19 @@ impl Encryption {
         }
     }
 
+    /// Whether values of `key`'s resource are transformed at all.
+    pub fn encrypts(&self, key: &[u8]) -> bool {
+        self.chain(key).is_some()
+    }
+
+    /// Whether `stored` (the value at `key`) differs in form from what a write would store now.
+    pub fn is_stale(&self, key: &[u8], stored: &[u8]) -> bool {
+        match self.chain(key) {
+            Some(chain) => chain.first().is_some_and(|p| !p.wrote(stored)),
+            None => false,
+        }
+    }
+
     /// The plaintext of the value stored at `key`, read by the provider whose prefix it carries.
     pub fn open(&self, key: &[u8], value: Bytes) -> Result<Bytes, String> {
         let Some(chain) = self.chain(key) else {
@@ -293,6 +306,8 @@ resources:
         // Other resources pass untouched.
         let cm = b"/registry/configmaps/default/c";
         assert_eq!(e.seal(cm, Bytes::from_static(b"v")).unwrap(), &b"v"[..]);
+        assert!(!e.is_stale(key, &e.seal(key, Bytes::from_static(b"v")).unwrap()));
+        assert!(e.is_stale(key, b"old"));
         // Custom resources by group and resource.
         let cr = b"/registry/example.com/widgets/default/w";
         assert!(

@@ -95,6 +95,17 @@ impl Provider {
         Ok(Some(out))
     }
 
+    /// Whether `stored` has the form this provider writes: its first key's prefix (identity:
+    /// not encrypted).
+    pub fn wrote(&self, stored: &[u8]) -> bool {
+        match self {
+            Provider::Identity => !stored.starts_with(ENCRYPTED_PREFIX),
+            Provider::AesCbc(keys) | Provider::AesGcm(keys) | Provider::Secretbox(keys) => {
+                keys.first().is_some_and(|k| stored.starts_with(&k.prefix))
+            }
+        }
+    }
+
     /// Reads `value` if it carries one of this provider's prefixes: `None` if it does not
     /// (another provider may), else the plaintext or why it cannot be read. `stale` is set when
     /// the value was not written with the first key.
