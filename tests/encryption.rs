@@ -206,6 +206,38 @@ fn each_provider_round_trips_through_etcd() {
         let value = stored(&etcd, key);
         assert!(value.starts_with(prefix.as_bytes()), "{key}: {value:?}");
     }
+    // `kapi decode` reads the aesgcm value given its etcd key (the authenticated data).
+    let key = "/registry/secrets/default/s";
+    let decode = |with_key: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kapi"));
+        cmd.args(["decode", "--encryption-provider-config"])
+            .arg(&config);
+        if with_key {
+            cmd.args(["--etcd-key", key]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(&stored(&etcd, key))
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = decode(true);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let decoded: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(decoded["data"]["k"], "Z2NtdmFsdWU=");
+    assert!(!decode(false).status.success());
     // Updates go through the same transformer; then all is read back from etcd after a restart.
     k.ok(&["label", "configmap", "c", "x=y"]);
     k.kill_and_restart();
