@@ -80,6 +80,8 @@ pub struct ServeArgs {
     pub shutdown_watch_termination_grace_period: std::time::Duration,
     #[command(flatten)]
     pub encryption: crate::storage::encryption::Flags,
+    #[command(flatten)]
+    pub audit: crate::audit::Flags,
 }
 
 /// Namespaces that exist from the start, as upstream's system namespaces controller makes them.
@@ -135,6 +137,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
             },
             lifecycle: lifecycle.clone(),
             encryption: args.encryption.clone(),
+            audit: args.audit.clone(),
         },
     )?);
     let cores = if args.cores == 0 {
@@ -168,6 +171,8 @@ pub struct Assembly {
     pub lifecycle: crate::shutdown::Lifecycle,
     /// `--encryption-provider-config`: applied to the store before anything reads it.
     pub encryption: crate::storage::encryption::Flags,
+    /// `--audit-*`: the policy and the log backend.
+    pub audit: crate::audit::Flags,
 }
 
 /// The API over an open store: the registry, the cache loaded by the ingest, the start-up
@@ -230,6 +235,7 @@ pub fn assemble(store: StoreClient, prefix: String, opts: Assembly) -> Result<Ap
         prefix,
         flowcontrol,
         lifecycle: opts.lifecycle,
+        audit: crate::audit::Audit::start(&opts.audit)?,
     })
 }
 

@@ -30,6 +30,8 @@ pub struct Api {
     pub flowcontrol: Arc<crate::flowcontrol::FlowControl>,
     /// Shutdown's phase: `/readyz`'s `shutdown` check, 429s while draining, the drain's count.
     pub lifecycle: crate::shutdown::Lifecycle,
+    /// `--audit-policy-file` and the log backend; off (one branch per request) without them.
+    pub audit: crate::audit::Audit,
 }
 
 impl Api {
@@ -75,18 +77,30 @@ impl Api {
             Ok(user) => user,
             Err(status) => return status_response(&status, Encoding::Json, pretty),
         };
+        // Audit: the request's recorder, if the policy audits it (events sent as it goes).
+        let mut audit = match self.audit.begin(&req, &user, target.as_ref(), &path) {
+            Ok(audit) => audit,
+            Err(refused) => return refused,
+        };
         // Flow control: a seat (held until the response is produced; a watch's until it is
         // set up), or upstream's 429.
-        let seat = match self.admit(&req, &user, target.as_ref(), &path).await {
-            Ok(seat) => seat,
-            Err(rejected) => return rejected.response(),
+        let resp = match self.admit(&req, &user, target.as_ref(), &path).await {
+            Ok(seat) => {
+                let pf_headers = seat.headers();
+                let mut resp = self
+                    .authorize_and_serve(
+                        &req, &user, target, query, &path, pretty, seat, &mut audit,
+                    )
+                    .await;
+                resp.headers.extend(pf_headers);
+                resp
+            }
+            Err(rejected) => rejected.response(),
         };
-        let pf_headers = seat.headers();
-        let mut resp = self
-            .authorize_and_serve(&req, &user, target, query, &path, pretty, seat)
-            .await;
-        resp.headers.extend(pf_headers);
-        resp
+        match audit {
+            Some(recorder) => recorder.finish(resp),
+            None => resp,
+        }
     }
 
     /// Authorization, then the handler.
@@ -100,9 +114,14 @@ impl Api {
         path: &str,
         pretty: bool,
         seat: crate::flowcontrol::Seat,
+        audit: &mut Option<Box<crate::audit::Recorder>>,
     ) -> Response {
         let attrs = authz::Attributes::new(user, &req.method, path, target.as_ref());
-        if let Err(status) = self.authz.authorize(&attrs) {
+        let decision = self.authz.authorize(&attrs);
+        if let Some(recorder) = audit {
+            recorder.authorized(decision.is_ok(), "");
+        }
+        if let Err(status) = decision {
             return status_response(&status, Encoding::Json, pretty);
         }
         match target {

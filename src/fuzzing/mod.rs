@@ -80,6 +80,7 @@ impl Harness {
                     watch_grace: std::time::Duration::ZERO,
                 }),
                 encryption: Default::default(),
+                audit: Default::default(),
             },
         )?;
         let model = Model::new(&api.registry);

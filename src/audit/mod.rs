@@ -1,0 +1,566 @@
+//! Auditing (`--audit-policy-file`, `--audit-log-*`): after authentication the request pipeline
+//! asks `Audit::begin` for a `Recorder` (none when there is no policy or its level is None:
+//! then auditing costs one branch), which notes the authorization decision and, when the
+//! response leaves (or, for a streamed one, when it ends), sends the stage events to a bounded
+//! queue. A writer thread renders them (`event`) and appends them to the log (`log`), so a slow
+//! disk never holds a core.
+
+pub mod event;
+pub mod log;
+pub mod policy;
+
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, LazyLock};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::HeaderValue;
+use prometheus::{IntCounter, IntCounterVec, Opts};
+
+use crate::api::request::Target;
+use crate::authn::UserInfo;
+use crate::metrics::{Stability, help, register};
+use crate::transport::{Body, Request, Response, StreamObserver};
+use event::{Decision, Event, ObjectRef, User};
+use policy::{Level, Policy, Stage};
+
+/// Events waiting for the writer in blocking mode: a burst of a few seconds of busy traffic.
+/// When full, the core that audits waits for room (upstream's blocking mode makes every request
+/// wait for its write; this waits only when the writer is behind).
+pub const BLOCKING_QUEUE_EVENTS: usize = 10_000;
+
+/// Events the writer renders before it looks at the queue again (bounds its buffer).
+const WRITER_BATCH_EVENTS: usize = 256;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Flags {
+    /// Path to the file that defines the audit policy configuration.
+    #[arg(long)]
+    pub audit_policy_file: Option<PathBuf>,
+    /// If set, all requests coming to the apiserver will be logged to this file.  '-' means
+    /// standard out.
+    #[arg(long)]
+    pub audit_log_path: Option<String>,
+    /// The maximum number of days to retain old audit log files based on the timestamp encoded
+    /// in their filename.
+    #[arg(long, default_value_t = 0)]
+    pub audit_log_maxage: u64,
+    /// The maximum number of old audit log files to retain. Setting a value of 0 will mean
+    /// there's no restriction on the number of files.
+    #[arg(long, default_value_t = 0)]
+    pub audit_log_maxbackup: usize,
+    /// The maximum size in megabytes of the audit log file before it gets rotated.
+    #[arg(long, default_value_t = 0)]
+    pub audit_log_maxsize: u64,
+    /// Format of saved audits. "legacy" indicates 1-line text format for each event. "json"
+    /// indicates structured json format. Known formats are legacy,json.
+    #[arg(long, default_value = "json", value_parser = ["legacy", "json"])]
+    pub audit_log_format: String,
+    /// Strategy for sending audit events. Blocking indicates sending events should block server
+    /// responses. Batch causes the backend to buffer and write events asynchronously. Known
+    /// modes are batch,blocking,blocking-strict.
+    #[arg(long, default_value = "blocking", value_parser = ["batch", "blocking", "blocking-strict"])]
+    pub audit_log_mode: String,
+    /// The size of the buffer to store events before batching and writing. Only used in batch
+    /// mode.
+    #[arg(long, default_value_t = 10_000)]
+    pub audit_log_batch_buffer_size: usize,
+    /// If set, the rotated log files will be compressed using gzip.
+    #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true",
+          action = clap::ArgAction::Set)]
+    pub audit_log_compress: bool,
+    /// API group and version used for serializing audit events written to log.
+    #[arg(long, default_value = "audit.k8s.io/v1")]
+    pub audit_log_version: String,
+    /// Path to a kubeconfig formatted file that defines the audit webhook configuration.
+    #[arg(long)]
+    pub audit_webhook_config_file: Option<PathBuf>,
+    /// Strategy for sending audit events. Blocking indicates sending events should block server
+    /// responses. Batch causes the backend to buffer and write events asynchronously. Known
+    /// modes are batch,blocking,blocking-strict.
+    #[arg(long, default_value = "batch", value_parser = ["batch", "blocking", "blocking-strict"])]
+    pub audit_webhook_mode: String,
+}
+
+impl Default for Flags {
+    fn default() -> Flags {
+        Flags {
+            audit_policy_file: None,
+            audit_log_path: None,
+            audit_log_maxage: 0,
+            audit_log_maxbackup: 0,
+            audit_log_maxsize: 0,
+            audit_log_format: "json".into(),
+            audit_log_mode: "blocking".into(),
+            audit_log_batch_buffer_size: 10_000,
+            audit_log_compress: false,
+            audit_log_version: "audit.k8s.io/v1".into(),
+            audit_webhook_config_file: None,
+            audit_webhook_mode: "batch".into(),
+        }
+    }
+}
+
+static EVENTS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register(
+        IntCounter::with_opts(Opts::new(
+            "apiserver_audit_event_total",
+            help(
+                Stability::Alpha,
+                None,
+                "Counter of audit events generated and sent to the audit backend.",
+            ),
+        ))
+        .expect("a valid metric"),
+    )
+});
+
+static ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "apiserver_audit_error_total",
+                help(
+                    Stability::Alpha,
+                    None,
+                    "Counter of audit events that failed to be audited properly. Plugin identifies the plugin affected by the error.",
+                ),
+            ),
+            &["plugin"],
+        )
+        .expect("a valid metric"),
+    )
+});
+
+static LEVELS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "apiserver_audit_level_total",
+                help(
+                    Stability::Alpha,
+                    None,
+                    "Counter of policy levels for audit events (1 per request).",
+                ),
+            ),
+            &["level"],
+        )
+        .expect("a valid metric"),
+    )
+});
+
+static REJECTED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register(
+        IntCounter::with_opts(Opts::new(
+            "apiserver_audit_requests_rejected_total",
+            help(
+                Stability::Alpha,
+                None,
+                "Counter of apiserver requests rejected due to an error in audit logging backend.",
+            ),
+        ))
+        .expect("a valid metric"),
+    )
+});
+
+/// Auditing as the flags configure it: off (`None`) unless there is a policy and a log.
+#[derive(Clone, Default)]
+pub struct Audit(Option<Arc<Auditor>>);
+
+struct Auditor {
+    policy: Policy,
+    queue: SyncSender<Box<Event>>,
+    mode: Mode,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Wait for room in the queue.
+    Blocking,
+    /// As blocking; a request whose first event cannot be queued fails.
+    BlockingStrict,
+    /// Drop an event the queue has no room for, and count it.
+    Batch,
+}
+
+impl Audit {
+    /// Reads the policy and opens the log; warns of what kapi does not do yet.
+    pub fn start(flags: &Flags) -> Result<Audit, String> {
+        if flags.audit_webhook_config_file.is_some() {
+            eprintln!(
+                "kapi: warning: --audit-webhook-config-file: the webhook audit backend is not \
+                 supported yet; events go to the log backend only"
+            );
+        }
+        if flags.audit_log_compress {
+            eprintln!(
+                "kapi: warning: --audit-log-compress: rotated audit logs are not compressed yet"
+            );
+        }
+        if flags.audit_log_version != "audit.k8s.io/v1" {
+            return Err(format!(
+                "--audit-log-version: unsupported version {:?}: only audit.k8s.io/v1",
+                flags.audit_log_version
+            ));
+        }
+        let (Some(policy_file), Some(path)) = (&flags.audit_policy_file, &flags.audit_log_path)
+        else {
+            return Ok(Audit(None));
+        };
+        let data = std::fs::read(policy_file).map_err(|e| {
+            format!(
+                "--audit-policy-file: reading {}: {e}",
+                policy_file.display()
+            )
+        })?;
+        let policy = policy::parse(&data).map_err(|e| {
+            format!(
+                "--audit-policy-file: loading audit policy file {}: {e}",
+                policy_file.display()
+            )
+        })?;
+        let sink = log::Sink::open(
+            path,
+            log::Rotation {
+                max_megabytes: flags.audit_log_maxsize,
+                max_backups: flags.audit_log_maxbackup,
+                max_age_days: flags.audit_log_maxage,
+            },
+        )
+        .map_err(|e| format!("--audit-log-path: opening {path}: {e}"))?;
+        let (mode, capacity) = match flags.audit_log_mode.as_str() {
+            "batch" => (Mode::Batch, flags.audit_log_batch_buffer_size.max(1)),
+            "blocking-strict" => (Mode::BlockingStrict, BLOCKING_QUEUE_EVENTS),
+            _ => (Mode::Blocking, BLOCKING_QUEUE_EVENTS),
+        };
+        let (queue, events) = std::sync::mpsc::sync_channel(capacity);
+        let legacy = flags.audit_log_format == "legacy";
+        std::thread::Builder::new()
+            .name("kapi-audit".into())
+            .spawn(move || write_events(events, sink, legacy))
+            .map_err(|e| format!("starting the audit writer: {e}"))?;
+        LazyLock::force(&EVENTS);
+        LazyLock::force(&ERRORS);
+        LazyLock::force(&LEVELS);
+        LazyLock::force(&REJECTED);
+        Ok(Audit(Some(Arc::new(Auditor {
+            policy,
+            queue,
+            mode,
+        }))))
+    }
+
+    /// The recorder of a request the policy audits; `None` (at the cost of one branch when
+    /// auditing is off) otherwise. Sends the RequestReceived event. `Err` is the response
+    /// to give instead when the strict mode cannot audit it.
+    pub fn begin(
+        &self,
+        req: &Request,
+        user: &UserInfo,
+        target: Option<&Target>,
+        path: &str,
+    ) -> Result<Option<Box<Recorder>>, Response> {
+        let Some(auditor) = &self.0 else {
+            return Ok(None);
+        };
+        let attrs = crate::authz::Attributes::new(user, &req.method, path, target);
+        let rr = attrs.resource;
+        let decision = auditor.policy.decide(&policy::Attributes {
+            user: &user.name,
+            groups: &user.groups,
+            verb: attrs.verb,
+            resource: rr.map(|rr| policy::ResourceAttributes {
+                group: &rr.group,
+                resource: &rr.resource,
+                subresource: rr.subresource.as_deref().unwrap_or(""),
+                namespace: rr.namespace.as_deref().unwrap_or(""),
+                name: rr.name.as_deref().unwrap_or(""),
+            }),
+            path,
+        });
+        LEVELS.with_label_values(&[decision.level.as_str()]).inc();
+        if decision.level == Level::None {
+            return Ok(None);
+        }
+        let audit_id = req
+            .headers
+            .get("audit-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 64)
+            .map(str::to_string)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let keep_body = decision.level >= Level::Request || attrs.verb == "create";
+        let request = Arc::new(event::Request {
+            level: decision.level,
+            audit_id,
+            request_uri: match req.uri.query() {
+                Some(q) => format!("{}?{q}", req.uri.path()),
+                None => req.uri.path().to_string(),
+            },
+            verb: attrs.verb.to_string(),
+            user: User {
+                username: user.name.clone(),
+                uid: user.uid.clone(),
+                groups: user.groups.clone(),
+                extra: user
+                    .extra
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            },
+            impersonated_user: None,
+            source_ips: source_ips(req),
+            user_agent: req
+                .headers
+                .get(http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string(),
+            object_ref: rr.map(|rr| ObjectRef {
+                resource: rr.resource.clone(),
+                namespace: rr.namespace.clone().unwrap_or_default(),
+                name: rr
+                    .name
+                    .clone()
+                    .or_else(|| {
+                        (attrs.verb == "create")
+                            .then(|| created_name(&req.body))
+                            .flatten()
+                    })
+                    .unwrap_or_default(),
+                api_group: rr.group.clone(),
+                api_version: rr.version.clone(),
+                subresource: rr.subresource.clone().unwrap_or_default(),
+            }),
+            request_body: (keep_body && !req.body.is_empty()).then(|| req.body.clone()),
+            received_micros: now_micros(),
+            omit_managed_fields: decision.omit_managed_fields,
+        });
+        let recorder = Box::new(Recorder {
+            auditor: auditor.clone(),
+            request,
+            omit: decision.omit_stages,
+            long_running: matches!(target, Some(Target::Resource(rr)) if rr.verb == crate::api::request::Verb::Watch),
+            decision: None,
+            finished: false,
+        });
+        if !recorder.emit(Stage::RequestReceived, None) && auditor.mode == Mode::BlockingStrict {
+            REJECTED.inc();
+            let mut recorder = recorder;
+            recorder.finished = true;
+            return Err(crate::api::server::status_response(
+                &crate::api::status::Status::internal("failed to create audit event".to_string()),
+                crate::api::negotiate::Encoding::Json,
+                false,
+            ));
+        }
+        Ok(Some(recorder))
+    }
+}
+
+/// One audited request's events.
+pub struct Recorder {
+    auditor: Arc<Auditor>,
+    request: Arc<event::Request>,
+    omit: policy::Stages,
+    /// A watch: ResponseStarted when its headers leave, ResponseComplete when it ends.
+    long_running: bool,
+    decision: Option<Decision>,
+    /// The last event was sent (or the request was refused): nothing is left to send on drop.
+    finished: bool,
+}
+
+impl Recorder {
+    /// The authorization decision, for the events' annotations.
+    pub fn authorized(&mut self, allowed: bool, reason: &str) {
+        self.decision = Some(Decision {
+            allowed,
+            reason: reason.to_string(),
+        });
+    }
+
+    /// Sends one stage's event unless the policy omits the stage; false if it could not be
+    /// queued.
+    fn emit(&self, stage: Stage, response: Option<event::Response>) -> bool {
+        if self.omit.contains(stage) {
+            return true;
+        }
+        let event = Box::new(Event {
+            request: self.request.clone(),
+            stage,
+            stage_micros: now_micros(),
+            response,
+            decision: self.decision.clone(),
+        });
+        EVENTS.inc();
+        let sent = match self.auditor.mode {
+            Mode::Batch => match self.auditor.queue.try_send(event) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
+            },
+            Mode::Blocking | Mode::BlockingStrict => self.auditor.queue.send(event).is_ok(),
+        };
+        if !sent {
+            ERRORS.with_label_values(&["log"]).inc();
+        }
+        sent
+    }
+
+    /// The response with its `Audit-Id` header; its events sent now, or (a streamed body)
+    /// ResponseStarted now for a watch and ResponseComplete when the stream ends.
+    pub fn finish(mut self: Box<Self>, mut response: Response) -> Response {
+        if let Ok(id) = HeaderValue::from_str(&self.request.audit_id) {
+            response.headers.insert("audit-id", id);
+        }
+        let code = response.status.as_u16();
+        let (chunks, inner) = match std::mem::replace(&mut response.body, Body::Full(Bytes::new()))
+        {
+            Body::Full(body) => {
+                let kept = (code >= 300 || self.request.level == Level::RequestResponse)
+                    .then(|| body.clone());
+                response.body = Body::Full(body);
+                self.finished = true;
+                self.emit(Stage::ResponseComplete, Some(response_of(code, kept)));
+                return response;
+            }
+            Body::Stream(chunks) => (chunks, None),
+            Body::Observed(chunks, inner) => (chunks, Some(inner)),
+        };
+        if self.long_running {
+            self.emit(Stage::ResponseStarted, Some(response_of(code, None)));
+        }
+        response.body = Body::Observed(
+            chunks,
+            Box::new(StreamEnd {
+                inner,
+                recorder: Some(self),
+                code,
+            }),
+        );
+        response
+    }
+}
+
+impl Drop for Recorder {
+    /// A request dropped while unwinding a panic gets the Panic stage, as upstream's.
+    fn drop(&mut self) {
+        if !self.finished && std::thread::panicking() {
+            let response = event::Response {
+                code: 500,
+                body: None,
+                panic: Some("APIServer panic'd".into()),
+            };
+            self.emit(Stage::Panic, Some(response));
+        }
+    }
+}
+
+fn response_of(code: u16, body: Option<Bytes>) -> event::Response {
+    event::Response {
+        code,
+        body,
+        panic: None,
+    }
+}
+
+/// Sends ResponseComplete when the transport is done with a streamed body; passes the
+/// chunks on to the observer it wraps (metrics).
+struct StreamEnd {
+    inner: Option<Box<dyn StreamObserver>>,
+    recorder: Option<Box<Recorder>>,
+    code: u16,
+}
+
+impl StreamObserver for StreamEnd {
+    fn chunk(&self, len: usize) {
+        if let Some(inner) = &self.inner {
+            inner.chunk(len);
+        }
+    }
+
+    fn long_running(&self) -> bool {
+        match &self.inner {
+            Some(inner) => inner.long_running(),
+            None => self.recorder.as_ref().is_some_and(|r| r.long_running),
+        }
+    }
+}
+
+impl Drop for StreamEnd {
+    fn drop(&mut self) {
+        // The wrapped observer ends first (metrics record the request), then the audit event.
+        self.inner.take();
+        if let Some(mut recorder) = self.recorder.take() {
+            recorder.finished = true;
+            recorder.emit(Stage::ResponseComplete, Some(response_of(self.code, None)));
+        }
+    }
+}
+
+/// The writer thread: renders and appends events until every sender is gone.
+fn write_events(events: Receiver<Box<Event>>, mut sink: log::Sink, legacy: bool) {
+    let mut line = Vec::with_capacity(4096);
+    while let Ok(first) = events.recv() {
+        let mut next = Some(first);
+        let mut written = 0;
+        while let Some(event) = next.take() {
+            line.clear();
+            if legacy {
+                event.write_legacy(&mut line);
+            } else {
+                event.write_json(&mut line);
+            }
+            if let Err(e) = sink.write_lines(&line) {
+                ERRORS.with_label_values(&["log"]).inc();
+                eprintln!("kapi: audit: writing the log: {e}");
+            }
+            written += 1;
+            if written < WRITER_BATCH_EVENTS {
+                next = events.try_recv().ok();
+            }
+        }
+    }
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// As upstream's `utilnet.SourceIPs`: X-Forwarded-For, then X-Real-Ip, then the peer.
+fn source_ips(req: &Request) -> Vec<String> {
+    let mut ips: Vec<String> = Vec::new();
+    let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(xff) = header("x-forwarded-for") {
+        for part in xff.split(',') {
+            if let Ok(ip) = part.trim().parse::<std::net::IpAddr>() {
+                ips.push(ip.to_string());
+            }
+        }
+    }
+    if let Some(ip) = header("x-real-ip").and_then(|v| v.trim().parse::<std::net::IpAddr>().ok()) {
+        let ip = ip.to_string();
+        if !ips.contains(&ip) {
+            ips.push(ip);
+        }
+    }
+    if let Some(remote) = req.peer.remote {
+        let ip = remote.ip().to_string();
+        if !ips.contains(&ip) {
+            ips.push(ip);
+        }
+    }
+    ips
+}
+
+/// `metadata.name` of a JSON create body (upstream's objectRef names the created object).
+fn created_name(body: &[u8]) -> Option<String> {
+    if body.first() != Some(&b'{') {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    v["metadata"]["name"].as_str().map(str::to_string)
+}
