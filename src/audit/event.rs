@@ -111,9 +111,16 @@ fn strip_managed_fields(v: &mut Value) {
     }
 }
 
-/// A JSON body as a value (other encodings are left out, as is anything not an object).
+/// A body as a JSON value: JSON as is, protobuf (`k8s\0` envelope) transcoded, as upstream
+/// logs every object as JSON. Anything else (YAML, a patch that is not an object) is left out.
 fn body_object(body: &[u8], omit_managed_fields: bool) -> Option<Value> {
-    let mut v: Value = serde_json::from_slice(body).ok()?;
+    let mut v: Value = if body.starts_with(kapi_codec::envelope::PROTOBUF_MAGIC) {
+        let mut json = Vec::with_capacity(body.len() * 2);
+        kapi_codec::to_json::envelope_to_json(body, &mut json).ok()?;
+        serde_json::from_slice(&json).ok()?
+    } else {
+        serde_json::from_slice(body).ok()?
+    };
     if !v.is_object() {
         return None;
     }
@@ -206,7 +213,9 @@ impl Event {
             out.extend_from_slice(b",\"responseStatus\":");
             self.write_response_status(resp, out);
         }
+        // The body is decoded after RequestReceived is logged, as upstream's is.
         if r.level >= Level::Request
+            && self.stage != Stage::RequestReceived
             && let Some(obj) = r
                 .request_body
                 .as_ref()
@@ -250,10 +259,8 @@ impl Event {
             status.insert("message".into(), message.clone().into());
             status.insert("reason".into(), "InternalError".into());
         } else if resp.code >= 300
-            && let Some(Value::Object(body)) = resp
-                .body
-                .as_ref()
-                .and_then(|b| serde_json::from_slice::<Value>(b).ok())
+            && let Some(Value::Object(body)) =
+                resp.body.as_ref().and_then(|b| body_object(b, false))
             && body.get("kind").and_then(Value::as_str) == Some("Status")
         {
             for k in ["status", "message", "reason", "details"] {

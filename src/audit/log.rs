@@ -7,7 +7,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 /// lumberjack's size limit when none is given.
 const DEFAULT_MAX_MEGABYTES: u64 = 100;
@@ -194,6 +194,7 @@ fn backup_name(path: &Path, time: SystemTime) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn backups_are_named_as_lumberjack_names_them() {

@@ -33,7 +33,9 @@ pub const BLOCKING_QUEUE_EVENTS: usize = 10_000;
 /// Events the writer renders before it looks at the queue again (bounds its buffer).
 const WRITER_BATCH_EVENTS: usize = 256;
 
+/// The `--audit-*` flags (their own clap group id: every module's flags struct is `Flags`).
 #[derive(Debug, Clone, clap::Args)]
+#[group(id = "audit-flags")]
 pub struct Flags {
     /// Path to the file that defines the audit policy configuration.
     #[arg(long)]
@@ -556,8 +558,16 @@ fn source_ips(req: &Request) -> Vec<String> {
     ips
 }
 
-/// `metadata.name` of a JSON create body (upstream's objectRef names the created object).
+/// `metadata.name` of a create body, JSON or protobuf (upstream's objectRef names the created
+/// object).
 fn created_name(body: &[u8]) -> Option<String> {
+    if body.starts_with(kapi_codec::envelope::PROTOBUF_MAGIC) {
+        let env = kapi_codec::envelope::Envelope::parse(body).ok()?;
+        let schema = kapi_codec::Schema::get();
+        let msg = schema.kind(env.api_version, env.kind)?;
+        let meta = kapi_codec::meta::meta_from_pb(msg, env.raw, 0).ok()?;
+        return Some(meta.name.to_string()).filter(|n| !n.is_empty());
+    }
     if body.first() != Some(&b'{') {
         return None;
     }

@@ -23,7 +23,10 @@ use providers::Provider;
 /// rotated key usable soon, and reading a small file this often costs nothing).
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(2);
 
+/// The `--encryption-provider-config*` flags (their own clap group id: every module's flags
+/// struct is `Flags`).
 #[derive(Debug, Clone, Default, clap::Args)]
+#[group(id = "encryption-flags")]
 pub struct Flags {
     /// The file containing configuration for encryption providers to be used for storing
     /// secrets in etcd
