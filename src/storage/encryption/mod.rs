@@ -58,19 +58,22 @@ impl std::fmt::Debug for Encryption {
     }
 }
 
+/// The resources whose keys start with one segment: (the rest of each one's prefix, its chain;
+/// `None` = stored as is).
+type SegmentRows = Vec<(Box<[u8]>, Option<Arc<Chain>>)>;
+
 /// A configuration applied to the layout: each key prefix's chain, found by the key's first
 /// segment without allocating.
 struct Resolved {
     config: Config,
     /// First segment below the etcd prefix (`secrets`, `services`, `apps`...) → (the rest of
     /// the resource's prefix, its chain; `None` = stored as is).
-    by_segment: HashMap<Box<[u8]>, Vec<(Box<[u8]>, Option<Arc<Chain>>)>>,
+    by_segment: HashMap<Box<[u8]>, SegmentRows>,
 }
 
 impl Resolved {
     fn new(config: Config, layout: &Layout) -> Resolved {
-        let mut by_segment: HashMap<Box<[u8]>, Vec<(Box<[u8]>, Option<Arc<Chain>>)>> =
-            HashMap::new();
+        let mut by_segment: HashMap<Box<[u8]>, SegmentRows> = HashMap::new();
         for (prefix, group, resource) in layout {
             let (segment, rest) = prefix.split_once('/').unwrap_or((prefix, ""));
             let rows = by_segment.entry(segment.as_bytes().into()).or_default();

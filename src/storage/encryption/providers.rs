@@ -66,6 +66,11 @@ pub enum Provider {
 /// Why a value could not be read or written.
 pub type Error = String;
 
+/// Seals `value` (with the secret and the etcd key) onto the end of `out`.
+type SealFn = fn(&[u8], &[u8], &[u8], &mut Vec<u8>) -> Result<(), Error>;
+/// Opens a sealed value (secret, sealed bytes, etcd key).
+type OpenFn = fn(&[u8], &[u8], &[u8]) -> Result<Vec<u8>, Error>;
+
 impl Provider {
     /// The provider's value prefix, shared by its keys (empty for identity).
     pub fn prefix(&self) -> &'static str {
@@ -79,10 +84,7 @@ impl Provider {
 
     /// Writes `value` with the provider's first key; `None` for identity (the value unchanged).
     pub fn seal(&self, value: &[u8], etcd_key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        let (key, seal): (
-            _,
-            fn(&[u8], &[u8], &[u8], &mut Vec<u8>) -> Result<(), Error>,
-        ) = match self {
+        let (key, seal): (_, SealFn) = match self {
             Provider::Identity => return Ok(None),
             Provider::AesCbc(keys) => (keys.first(), cbc_seal),
             Provider::AesGcm(keys) => (keys.first(), gcm_seal),
@@ -110,19 +112,18 @@ impl Provider {
     /// (another provider may), else the plaintext or why it cannot be read. `stale` is set when
     /// the value was not written with the first key.
     pub fn open(&self, value: &[u8], etcd_key: &[u8]) -> Option<Result<Vec<u8>, Error>> {
-        let (keys, open, what): (_, fn(&[u8], &[u8], &[u8]) -> Result<Vec<u8>, Error>, _) =
-            match self {
-                Provider::Identity => {
-                    return Some(if value.starts_with(ENCRYPTED_PREFIX) {
-                        Err("identity transformer tried to read encrypted data".into())
-                    } else {
-                        Ok(value.to_vec())
-                    });
-                }
-                Provider::AesCbc(keys) => (keys, cbc_open as _, "AES"),
-                Provider::AesGcm(keys) => (keys, gcm_open as _, "AES"),
-                Provider::Secretbox(keys) => (keys, secretbox_open as _, "Secretbox"),
-            };
+        let (keys, open, what): (_, OpenFn, _) = match self {
+            Provider::Identity => {
+                return Some(if value.starts_with(ENCRYPTED_PREFIX) {
+                    Err("identity transformer tried to read encrypted data".into())
+                } else {
+                    Ok(value.to_vec())
+                });
+            }
+            Provider::AesCbc(keys) => (keys, cbc_open as _, "AES"),
+            Provider::AesGcm(keys) => (keys, gcm_open as _, "AES"),
+            Provider::Secretbox(keys) => (keys, secretbox_open as _, "Secretbox"),
+        };
         let rest = value.strip_prefix(self.prefix().as_bytes())?;
         for key in keys {
             let provider_len = self.prefix().len();
