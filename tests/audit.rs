@@ -214,6 +214,24 @@ fn the_audit_id_header_names_the_logged_event() {
     let logged = wait_for(&log, 2, move |e| e["auditID"] == id.as_str());
     assert_eq!(stages(&logged), ["RequestReceived", "ResponseComplete"]);
     assert_eq!(logged[1]["verb"], "list");
+    // A request no authenticator accepts: one ResponseStarted event with the 401, no user.
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "-k", "--max-time", "60"])
+        .args(["-H", "Authorization: Bearer not-a-token"])
+        .arg(format!("https://127.0.0.1:{}/api/v1/namespaces", k.port))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Unauthorized"));
+    let failed = wait_for(&log, 1, |e| e["responseStatus"]["code"] == 401);
+    assert_eq!(stages(&failed), ["ResponseStarted"]);
+    assert_eq!(failed[0]["user"], serde_json::json!({}));
+    assert_eq!(failed[0]["verb"], "list");
+    assert!(
+        failed[0]["responseStatus"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Authentication failed, attempted: bearer")
+    );
     // A request the policy leaves out (None) is not logged.
     let out = k.curl(&["-i"], "/readyz").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("HTTP/"));

@@ -75,7 +75,12 @@ impl Api {
         // Authentication: a credential no authenticator accepts is a 401 whatever the path.
         let user = match self.authn.authenticate(&req) {
             Ok(user) => user,
-            Err(status) => return status_response(&status, Encoding::Json, pretty),
+            Err(status) => {
+                let resp = status_response(&status, Encoding::Json, pretty);
+                return self
+                    .audit
+                    .failed_authentication(&req, target.as_ref(), &path, resp);
+            }
         };
         // Audit: the request's recorder, if the policy audits it (events sent as it goes).
         let mut audit = match self.audit.begin(&req, &user, target.as_ref(), &path) {

@@ -62,8 +62,11 @@ pub struct Event {
 pub struct Response {
     pub code: u16,
     pub body: Option<Bytes>,
-    /// A panic's message (stage Panic).
-    pub panic: Option<String>,
+    /// The request panicked (stage Panic).
+    pub panic: bool,
+    /// The status message when there is no Status body to take it from (a panic, a failed
+    /// authentication).
+    pub message: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -132,15 +135,16 @@ fn body_object(body: &[u8], omit_managed_fields: bool) -> Option<Value> {
 
 impl User {
     fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"username\":");
-        json_str(out, &self.username);
+        // Every field is omitted when empty (a failed authentication has no user).
+        let mut fields = serde_json::Map::new();
+        if !self.username.is_empty() {
+            fields.insert("username".into(), self.username.clone().into());
+        }
         if !self.uid.is_empty() {
-            out.extend_from_slice(b",\"uid\":");
-            json_str(out, &self.uid);
+            fields.insert("uid".into(), self.uid.clone().into());
         }
         if !self.groups.is_empty() {
-            out.extend_from_slice(b",\"groups\":");
-            let _ = serde_json::to_writer(&mut *out, &self.groups);
+            fields.insert("groups".into(), self.groups.clone().into());
         }
         if !self.extra.is_empty() {
             let extra: serde_json::Map<String, Value> = self
@@ -148,8 +152,21 @@ impl User {
                 .iter()
                 .map(|(k, v)| (k.clone(), Value::from(v.clone())))
                 .collect();
-            out.extend_from_slice(b",\"extra\":");
-            let _ = serde_json::to_writer(&mut *out, &extra);
+            fields.insert("extra".into(), Value::Object(extra));
+        }
+        // serde_json's map sorts its keys: write them in upstream's order instead.
+        out.push(b'{');
+        let mut first = true;
+        for k in ["username", "uid", "groups", "extra"] {
+            if let Some(v) = fields.get(k) {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                json_str(out, k);
+                out.push(b':');
+                let _ = serde_json::to_writer(&mut *out, v);
+            }
         }
         out.push(b'}');
     }
@@ -254,10 +271,12 @@ impl Event {
     fn write_response_status(&self, resp: &Response, out: &mut Vec<u8>) {
         let mut status = serde_json::Map::new();
         status.insert("metadata".into(), Value::Object(Default::default()));
-        if let Some(message) = &resp.panic {
+        if resp.panic {
             status.insert("status".into(), "Failure".into());
-            status.insert("message".into(), message.clone().into());
             status.insert("reason".into(), "InternalError".into());
+        }
+        if let Some(message) = &resp.message {
+            status.insert("message".into(), message.clone().into());
         } else if resp.code >= 300
             && let Some(Value::Object(body)) =
                 resp.body.as_ref().and_then(|b| body_object(b, false))
@@ -381,7 +400,8 @@ mod tests {
             response: code.map(|code| Response {
                 code,
                 body: body.map(Bytes::from_static),
-                panic: None,
+                panic: false,
+                message: None,
             }),
             decision: Some(Decision {
                 allowed: true,

@@ -263,6 +263,20 @@ impl Audit {
         target: Option<&Target>,
         path: &str,
     ) -> Result<Option<Box<Recorder>>, Response> {
+        if self.0.is_none() {
+            return Ok(None);
+        }
+        self.begin_stages(req, user, target, path, true)
+    }
+
+    fn begin_stages(
+        &self,
+        req: &Request,
+        user: &UserInfo,
+        target: Option<&Target>,
+        path: &str,
+        received: bool,
+    ) -> Result<Option<Box<Recorder>>, Response> {
         let Some(auditor) = &self.0 else {
             return Ok(None);
         };
@@ -347,7 +361,10 @@ impl Audit {
             decision: None,
             finished: false,
         });
-        if !recorder.emit(Stage::RequestReceived, None) && auditor.mode == Mode::BlockingStrict {
+        if received
+            && !recorder.emit(Stage::RequestReceived, None)
+            && auditor.mode == Mode::BlockingStrict
+        {
             REJECTED.inc();
             let mut recorder = recorder;
             recorder.finished = true;
@@ -358,6 +375,52 @@ impl Audit {
             ));
         }
         Ok(Some(recorder))
+    }
+}
+
+impl Audit {
+    /// A request no authenticator accepted: one ResponseStarted event (no user; the methods
+    /// tried in the message), as upstream's failed-authentication audit.
+    pub fn failed_authentication(
+        &self,
+        req: &Request,
+        target: Option<&Target>,
+        path: &str,
+        response: Response,
+    ) -> Response {
+        if self.0.is_none() {
+            return response;
+        }
+        let Ok(Some(mut recorder)) =
+            self.begin_stages(req, &UserInfo::default(), target, path, false)
+        else {
+            return response;
+        };
+        let mut methods = Vec::new();
+        if req.headers.contains_key(http::header::AUTHORIZATION) {
+            methods.push("bearer");
+        }
+        if !req.peer.certificates.is_empty() {
+            methods.push("x509");
+        }
+        recorder.finished = true;
+        recorder.emit(
+            Stage::ResponseStarted,
+            Some(event::Response {
+                code: response.status.as_u16(),
+                body: None,
+                panic: false,
+                message: Some(format!(
+                    "Authentication failed, attempted: {}",
+                    methods.join(", ")
+                )),
+            }),
+        );
+        let mut response = response;
+        if let Ok(id) = HeaderValue::from_str(&recorder.request.audit_id) {
+            response.headers.insert("audit-id", id);
+        }
+        response
     }
 }
 
@@ -451,7 +514,8 @@ impl Drop for Recorder {
             let response = event::Response {
                 code: 500,
                 body: None,
-                panic: Some("APIServer panic'd".into()),
+                panic: true,
+                message: Some("APIServer panic'd".into()),
             };
             self.emit(Stage::Panic, Some(response));
         }
@@ -462,7 +526,8 @@ fn response_of(code: u16, body: Option<Bytes>) -> event::Response {
     event::Response {
         code,
         body,
-        panic: None,
+        panic: false,
+        message: None,
     }
 }
 
