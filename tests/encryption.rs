@@ -144,6 +144,15 @@ fn a_secret_created_with_kubectl_is_stored_encrypted_and_read_back_in_clear() {
     let s = secret_json(&k, "s1");
     assert_eq!(s["data"]["password"], "dG9wc2VjcmV0");
 
+    let metrics = k.ok(&["get", "--raw", "/metrics"]);
+    assert!(
+        metrics.lines().any(|l| l
+            .starts_with("apiserver_storage_transformation_operations_total{")
+            && l.contains("transformation_type=\"to_storage\"")
+            && l.contains("transformer_prefix=\"k8s:enc:aescbc:v1:\"")
+            && l.contains("status=\"OK\"")),
+        "no transformation count"
+    );
     // A restarted kapi loads its cache from etcd: the listing is decrypted too.
     k.kill_and_restart();
     assert_eq!(secret_json(&k, "s1")["data"]["password"], "dG9wc2VjcmV0");

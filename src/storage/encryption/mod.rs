@@ -153,7 +153,9 @@ impl Encryption {
             return Ok(value);
         };
         let first = chain.first().ok_or("no providers")?;
-        match first.seal(&value, key) {
+        let result = first.seal(&value, key);
+        count("to_storage", first.prefix(), result.is_ok());
+        match result {
             Ok(Some(sealed)) => Ok(Bytes::from(sealed)),
             Ok(None) => Ok(value),
             Err(e) => Err(format!("unable to transform key {:?}: {e}", lossy(key))),
@@ -178,10 +180,60 @@ impl Encryption {
         let Some(chain) = self.chain(key) else {
             return Ok(value);
         };
-        open_with(&chain, key, &value)
+        let result = open_with(&chain, key, &value);
+        count("from_storage", value_prefix(&value), result.is_ok());
+        result
             .map(Bytes::from)
             .map_err(|e| format!("unable to transform key {:?}: {e}", lossy(key)))
     }
+}
+
+/// `k8s:enc:aescbc:v1:` of an encrypted value (its provider's prefix), `` of a plain one.
+fn value_prefix(value: &[u8]) -> &str {
+    if !value.starts_with(providers::ENCRYPTED_PREFIX) {
+        return "";
+    }
+    // k8s:enc:<provider>:v1: is four colons long.
+    let end = value
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b':')
+        .nth(3)
+        .map_or(0, |(i, _)| i + 1);
+    std::str::from_utf8(&value[..end]).unwrap_or("")
+}
+
+static TRANSFORMATIONS: std::sync::LazyLock<prometheus::IntCounterVec> = std::sync::LazyLock::new(
+    || {
+        use crate::metrics::{Stability, help, register};
+        register(
+            prometheus::IntCounterVec::new(
+                prometheus::Opts::new(
+                    "apiserver_storage_transformation_operations_total",
+                    help(
+                        Stability::Alpha,
+                        None,
+                        "Total number of transformations. Successful transformation will have a status 'OK' and a varied status string when the transformation fails. The status, resource, and transformation_type fields can be used for alerting purposes. For example, you can monitor for encryption/decryption failures using the transformation_type (e.g., from_storage for decryption and to_storage for encryption). Additionally, these fields can be used to ensure that the correct transformers are applied to each resource.",
+                    ),
+                ),
+                &["transformation_type", "transformer_prefix", "status"],
+            )
+            .expect("a valid metric"),
+        )
+    },
+);
+
+/// Counts one transformation of an encrypted resource's value.
+fn count(kind: &str, prefix: &str, ok: bool) {
+    let prefix = if prefix.is_empty() {
+        "identity"
+    } else {
+        prefix
+    };
+    let status = if ok { "OK" } else { "Unknown" };
+    TRANSFORMATIONS
+        .with_label_values(&[kind, prefix, status])
+        .inc();
 }
 
 /// Reads `value` with the first provider of `chain` whose prefix it carries. Identity (empty
@@ -228,12 +280,20 @@ pub fn start(
 /// Re-reads the file every `RELOAD_INTERVAL`; a changed, valid configuration replaces the old
 /// one, an invalid one is logged and the old one kept (as upstream's reload controller does).
 fn follow(encryption: &Encryption, path: &std::path::Path, mut loaded: Vec<u8>) {
-    let reloads = prometheus::register_int_counter_vec!(
-        "apiserver_encryption_config_controller_automatic_reloads_total",
-        "Total number of reload successes and failures of encryption configuration split by apiserver identity.",
-        &["status"]
+    use crate::metrics::{Stability, help, register};
+    let reloads = prometheus::IntCounterVec::new(
+        prometheus::Opts::new(
+            "apiserver_encryption_config_controller_automatic_reloads_total",
+            help(
+                Stability::Alpha,
+                None,
+                "Total number of reload successes and failures of encryption configuration split by apiserver identity.",
+            ),
+        ),
+        &["status"],
     )
-    .ok();
+    .ok()
+    .map(register);
     loop {
         std::thread::sleep(RELOAD_INTERVAL);
         let Ok(data) = std::fs::read(path) else {
@@ -293,6 +353,10 @@ resources:
   - identity: {}
 "#;
 
+    fn sealed_again(e: &Encryption, key: &[u8]) -> Bytes {
+        e.seal(key, Bytes::from_static(b"v")).unwrap()
+    }
+
     #[test]
     fn only_configured_resources_are_sealed_and_all_providers_read() {
         let e = Encryption::new(
@@ -313,6 +377,7 @@ resources:
         let cm = b"/registry/configmaps/default/c";
         assert_eq!(e.seal(cm, Bytes::from_static(b"v")).unwrap(), &b"v"[..]);
         assert!(!e.is_stale(key, &e.seal(key, Bytes::from_static(b"v")).unwrap()));
+        assert_eq!(value_prefix(&sealed_again(&e, key)), "k8s:enc:aesgcm:v1:");
         assert!(e.is_stale(key, b"old"));
         // Custom resources by group and resource.
         let cr = b"/registry/example.com/widgets/default/w";
