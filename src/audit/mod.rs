@@ -6,23 +6,26 @@
 //! disk never holds a core.
 
 pub mod event;
+mod flags;
 pub mod log;
 pub mod policy;
+mod recorder;
 
-use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+pub use flags::Flags;
+pub use recorder::Recorder;
+
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, LazyLock};
 use std::time::SystemTime;
 
-use bytes::Bytes;
 use http::HeaderValue;
 use prometheus::{IntCounter, IntCounterVec, Opts};
 
 use crate::api::request::Target;
 use crate::authn::UserInfo;
 use crate::metrics::{Stability, help, register};
-use crate::transport::{Body, Request, Response, StreamObserver};
-use event::{Decision, Event, ObjectRef, User};
+use crate::transport::{Request, Response};
+use event::{Event, ObjectRef, User};
 use policy::{Level, Policy, Stage};
 
 /// Events waiting for the writer in blocking mode: a burst of a few seconds of busy traffic.
@@ -32,77 +35,6 @@ pub const BLOCKING_QUEUE_EVENTS: usize = 10_000;
 
 /// Events the writer renders before it looks at the queue again (bounds its buffer).
 const WRITER_BATCH_EVENTS: usize = 256;
-
-/// The `--audit-*` flags (their own clap group id: every module's flags struct is `Flags`).
-#[derive(Debug, Clone, clap::Args)]
-#[group(id = "audit-flags")]
-pub struct Flags {
-    /// Path to the file that defines the audit policy configuration.
-    #[arg(long)]
-    pub audit_policy_file: Option<PathBuf>,
-    /// If set, all requests coming to the apiserver will be logged to this file.  '-' means
-    /// standard out.
-    #[arg(long)]
-    pub audit_log_path: Option<String>,
-    /// The maximum number of days to retain old audit log files based on the timestamp encoded
-    /// in their filename.
-    #[arg(long, default_value_t = 0)]
-    pub audit_log_maxage: u64,
-    /// The maximum number of old audit log files to retain. Setting a value of 0 will mean
-    /// there's no restriction on the number of files.
-    #[arg(long, default_value_t = 0)]
-    pub audit_log_maxbackup: usize,
-    /// The maximum size in megabytes of the audit log file before it gets rotated.
-    #[arg(long, default_value_t = 0)]
-    pub audit_log_maxsize: u64,
-    /// Format of saved audits. "legacy" indicates 1-line text format for each event. "json"
-    /// indicates structured json format. Known formats are legacy,json.
-    #[arg(long, default_value = "json", value_parser = ["legacy", "json"])]
-    pub audit_log_format: String,
-    /// Strategy for sending audit events. Blocking indicates sending events should block server
-    /// responses. Batch causes the backend to buffer and write events asynchronously. Known
-    /// modes are batch,blocking,blocking-strict.
-    #[arg(long, default_value = "blocking", value_parser = ["batch", "blocking", "blocking-strict"])]
-    pub audit_log_mode: String,
-    /// The size of the buffer to store events before batching and writing. Only used in batch
-    /// mode.
-    #[arg(long, default_value_t = 10_000)]
-    pub audit_log_batch_buffer_size: usize,
-    /// If set, the rotated log files will be compressed using gzip.
-    #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true",
-          action = clap::ArgAction::Set)]
-    pub audit_log_compress: bool,
-    /// API group and version used for serializing audit events written to log.
-    #[arg(long, default_value = "audit.k8s.io/v1")]
-    pub audit_log_version: String,
-    /// Path to a kubeconfig formatted file that defines the audit webhook configuration.
-    #[arg(long)]
-    pub audit_webhook_config_file: Option<PathBuf>,
-    /// Strategy for sending audit events. Blocking indicates sending events should block server
-    /// responses. Batch causes the backend to buffer and write events asynchronously. Known
-    /// modes are batch,blocking,blocking-strict.
-    #[arg(long, default_value = "batch", value_parser = ["batch", "blocking", "blocking-strict"])]
-    pub audit_webhook_mode: String,
-}
-
-impl Default for Flags {
-    fn default() -> Flags {
-        Flags {
-            audit_policy_file: None,
-            audit_log_path: None,
-            audit_log_maxage: 0,
-            audit_log_maxbackup: 0,
-            audit_log_maxsize: 0,
-            audit_log_format: "json".into(),
-            audit_log_mode: "blocking".into(),
-            audit_log_batch_buffer_size: 10_000,
-            audit_log_compress: false,
-            audit_log_version: "audit.k8s.io/v1".into(),
-            audit_webhook_config_file: None,
-            audit_webhook_mode: "batch".into(),
-        }
-    }
-}
 
 static EVENTS: LazyLock<IntCounter> = LazyLock::new(|| {
     register(
@@ -421,147 +353,6 @@ impl Audit {
             response.headers.insert("audit-id", id);
         }
         response
-    }
-}
-
-/// One audited request's events.
-pub struct Recorder {
-    auditor: Arc<Auditor>,
-    request: Arc<event::Request>,
-    omit: policy::Stages,
-    /// A watch: ResponseStarted when its headers leave, ResponseComplete when it ends.
-    long_running: bool,
-    decision: Option<Decision>,
-    /// The last event was sent (or the request was refused): nothing is left to send on drop.
-    finished: bool,
-}
-
-impl Recorder {
-    /// The authorization decision, for the events' annotations.
-    pub fn authorized(&mut self, allowed: bool, reason: &str) {
-        self.decision = Some(Decision {
-            allowed,
-            reason: reason.to_string(),
-        });
-    }
-
-    /// Sends one stage's event unless the policy omits the stage; false if it could not be
-    /// queued.
-    fn emit(&self, stage: Stage, response: Option<event::Response>) -> bool {
-        if self.omit.contains(stage) {
-            return true;
-        }
-        let event = Box::new(Event {
-            request: self.request.clone(),
-            stage,
-            stage_micros: now_micros(),
-            response,
-            decision: self.decision.clone(),
-        });
-        EVENTS.inc();
-        let sent = match self.auditor.mode {
-            Mode::Batch => match self.auditor.queue.try_send(event) {
-                Ok(()) => true,
-                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
-            },
-            Mode::Blocking | Mode::BlockingStrict => self.auditor.queue.send(event).is_ok(),
-        };
-        if !sent {
-            ERRORS.with_label_values(&["log"]).inc();
-        }
-        sent
-    }
-
-    /// The response with its `Audit-Id` header; its events sent now, or (a streamed body)
-    /// ResponseStarted now for a watch and ResponseComplete when the stream ends.
-    pub fn finish(mut self: Box<Self>, mut response: Response) -> Response {
-        if let Ok(id) = HeaderValue::from_str(&self.request.audit_id) {
-            response.headers.insert("audit-id", id);
-        }
-        let code = response.status.as_u16();
-        let (chunks, inner) = match std::mem::replace(&mut response.body, Body::Full(Bytes::new()))
-        {
-            Body::Full(body) => {
-                let kept = (code >= 300 || self.request.level == Level::RequestResponse)
-                    .then(|| body.clone());
-                response.body = Body::Full(body);
-                self.finished = true;
-                self.emit(Stage::ResponseComplete, Some(response_of(code, kept)));
-                return response;
-            }
-            Body::Stream(chunks) => (chunks, None),
-            Body::Observed(chunks, inner) => (chunks, Some(inner)),
-        };
-        if self.long_running {
-            self.emit(Stage::ResponseStarted, Some(response_of(code, None)));
-        }
-        response.body = Body::Observed(
-            chunks,
-            Box::new(StreamEnd {
-                inner,
-                recorder: Some(self),
-                code,
-            }),
-        );
-        response
-    }
-}
-
-impl Drop for Recorder {
-    /// A request dropped while unwinding a panic gets the Panic stage, as upstream's.
-    fn drop(&mut self) {
-        if !self.finished && std::thread::panicking() {
-            let response = event::Response {
-                code: 500,
-                body: None,
-                panic: true,
-                message: Some("APIServer panic'd".into()),
-            };
-            self.emit(Stage::Panic, Some(response));
-        }
-    }
-}
-
-fn response_of(code: u16, body: Option<Bytes>) -> event::Response {
-    event::Response {
-        code,
-        body,
-        panic: false,
-        message: None,
-    }
-}
-
-/// Sends ResponseComplete when the transport is done with a streamed body; passes the
-/// chunks on to the observer it wraps (metrics).
-struct StreamEnd {
-    inner: Option<Box<dyn StreamObserver>>,
-    recorder: Option<Box<Recorder>>,
-    code: u16,
-}
-
-impl StreamObserver for StreamEnd {
-    fn chunk(&self, len: usize) {
-        if let Some(inner) = &self.inner {
-            inner.chunk(len);
-        }
-    }
-
-    fn long_running(&self) -> bool {
-        match &self.inner {
-            Some(inner) => inner.long_running(),
-            None => self.recorder.as_ref().is_some_and(|r| r.long_running),
-        }
-    }
-}
-
-impl Drop for StreamEnd {
-    fn drop(&mut self) {
-        // The wrapped observer ends first (metrics record the request), then the audit event.
-        self.inner.take();
-        if let Some(mut recorder) = self.recorder.take() {
-            recorder.finished = true;
-            recorder.emit(Stage::ResponseComplete, Some(response_of(self.code, None)));
-        }
     }
 }
 
