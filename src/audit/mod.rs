@@ -33,6 +33,10 @@ use policy::{Level, Policy, Stage};
 /// wait for its write; this waits only when the writer is behind).
 pub const BLOCKING_QUEUE_EVENTS: usize = 10_000;
 
+/// Longest client-given `Audit-ID` taken as the request's (a UUID is 36); a longer one is
+/// replaced by a new UUID.
+const MAX_AUDIT_ID_BYTES: usize = 64;
+
 /// Events the writer renders before it looks at the queue again (bounds its buffer).
 const WRITER_BATCH_EVENTS: usize = 256;
 
@@ -228,16 +232,20 @@ impl Audit {
             path,
         });
         LEVELS.with_label_values(&[decision.level.as_str()]).inc();
-        if decision.level == Level::None {
-            return Ok(None);
-        }
         let audit_id = req
             .headers
             .get("audit-id")
             .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty() && v.len() <= 64)
+            .filter(|v| !v.is_empty() && v.len() <= MAX_AUDIT_ID_BYTES)
             .map(str::to_string)
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        if decision.level == Level::None {
+            // Not logged, but the response still names its audit ID, as upstream's does.
+            return Ok(Some(Box::new(Recorder::unlogged(
+                auditor.clone(),
+                audit_id,
+            ))));
+        }
         let keep_body = decision.level >= Level::Request || attrs.verb == "create";
         let request = Arc::new(event::Request {
             level: decision.level,

@@ -26,6 +26,37 @@ pub struct Recorder {
 }
 
 impl Recorder {
+    /// The recorder of a request the policy does not log (level None): it only names the
+    /// audit ID in the response.
+    pub(super) fn unlogged(auditor: Arc<super::Auditor>, audit_id: String) -> Recorder {
+        Recorder {
+            auditor,
+            request: Arc::new(event::Request {
+                level: Level::None,
+                audit_id,
+                request_uri: String::new(),
+                verb: String::new(),
+                user: event::User {
+                    username: String::new(),
+                    uid: String::new(),
+                    groups: Vec::new(),
+                    extra: Vec::new(),
+                },
+                impersonated_user: None,
+                source_ips: Vec::new(),
+                user_agent: String::new(),
+                object_ref: None,
+                request_body: None,
+                received_micros: 0,
+                omit_managed_fields: false,
+            }),
+            omit: policy::Stages::default(),
+            long_running: false,
+            decision: None,
+            finished: false,
+        }
+    }
+
     /// The authorization decision, for the events' annotations.
     pub fn authorized(&mut self, allowed: bool, reason: &str) {
         self.decision = Some(Decision {
@@ -37,7 +68,7 @@ impl Recorder {
     /// Sends one stage's event unless the policy omits the stage; false if it could not be
     /// queued.
     pub(super) fn emit(&self, stage: Stage, response: Option<event::Response>) -> bool {
-        if self.omit.contains(stage) {
+        if self.request.level == Level::None || self.omit.contains(stage) {
             return true;
         }
         let event = Box::new(Event {
@@ -66,6 +97,10 @@ impl Recorder {
     pub fn finish(mut self: Box<Self>, mut response: Response) -> Response {
         if let Ok(id) = HeaderValue::from_str(&self.request.audit_id) {
             response.headers.insert("audit-id", id);
+        }
+        if self.request.level == Level::None {
+            self.finished = true;
+            return response;
         }
         let code = response.status.as_u16();
         let (chunks, inner) = match std::mem::replace(&mut response.body, Body::Full(Bytes::new()))
