@@ -355,3 +355,168 @@ fn an_invalid_policy_stops_the_start() {
         "{err}"
     );
 }
+
+/// What a webhook receiver saw of one POST: its head, its body, and whether the client
+/// presented a certificate (TLS only).
+type Post = (String, Vec<u8>, bool);
+
+/// Reads one HTTP/1.1 request from `stream` and answers 200.
+fn serve_one(stream: &mut (impl std::io::Read + std::io::Write)) -> Option<(String, Vec<u8>)> {
+    use std::io::{BufRead, BufReader, Read};
+    let mut reader = BufReader::new(&mut *stream);
+    let mut head = String::new();
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        }
+        head.push_str(&line);
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body).ok()?;
+    drop(reader);
+    stream
+        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let _ = stream.flush();
+    Some((head, body))
+}
+
+/// An audit webhook on loopback (HTTPS with `tls`): every POST, answered 200. Bounded: at most
+/// 1,000 connections, each read with a timeout; it ends when the test drops the receiver.
+fn webhook_receiver(
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+) -> (u16, std::sync::mpsc::Receiver<Post>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(1000) {
+            let Ok(stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let post = match &tls {
+                None => {
+                    let mut stream = stream;
+                    serve_one(&mut stream).map(|(h, b)| (h, b, false))
+                }
+                Some(config) => {
+                    let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+                    let mut tls = rustls::StreamOwned::new(conn, stream);
+                    let served = serve_one(&mut tls);
+                    let client_cert = tls.conn.peer_certificates().is_some_and(|c| !c.is_empty());
+                    tls.conn.send_close_notify();
+                    let _ = std::io::Write::flush(&mut tls);
+                    served.map(|(h, b)| (h, b, client_cert))
+                }
+            };
+            if let Some(post) = post
+                && tx.send(post).is_err()
+            {
+                return;
+            }
+        }
+    });
+    (port, rx)
+}
+
+/// Starts kapi with the webhook of `kubeconfig` and waits for a create's ResponseComplete.
+fn webhook_events(
+    kubeconfig: &str,
+    posts: &std::sync::mpsc::Receiver<Post>,
+) -> Vec<(String, bool, Value)> {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("webhook.kubeconfig");
+    std::fs::write(&config, kubeconfig).unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, POLICY).unwrap();
+    let k = Kapi::start(
+        &[
+            "--audit-policy-file",
+            policy.to_str().unwrap(),
+            "--audit-webhook-config-file",
+            config.to_str().unwrap(),
+            "--audit-webhook-batch-max-wait=200ms",
+        ],
+        &[],
+    );
+    k.ok(&["create", "configmap", "hooked", "--from-literal=a=b"]);
+    let deadline = Instant::now() + WRITE_TIMEOUT;
+    let mut received: Vec<(String, bool, Value)> = Vec::new();
+    while !received
+        .iter()
+        .any(|(_, _, e)| e["verb"] == "create" && e["stage"] == "ResponseComplete")
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (head, body, client_cert) = posts
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no create event posted; got {received:#?}\n{}", k.log()));
+        let list: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(list["kind"], "EventList");
+        assert_eq!(list["apiVersion"], "audit.k8s.io/v1");
+        for e in list["items"].as_array().unwrap() {
+            received.push((head.clone(), client_cert, e.clone()));
+        }
+    }
+    received
+}
+
+#[test]
+fn the_webhook_backend_posts_event_lists() {
+    let (port, posts) = webhook_receiver(None);
+    let received = webhook_events(
+        &format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: sink\n  cluster:\n    server: http://127.0.0.1:{port}/audit\n\
+             users:\n- name: kapi\n  user:\n    token: webhook-secret\n\
+             contexts:\n- name: default\n  context: {{cluster: sink, user: kapi}}\ncurrent-context: default\n"
+        ),
+        &posts,
+    );
+    let (head, _, done) = received
+        .iter()
+        .find(|(_, _, e)| e["verb"] == "create" && e["stage"] == "ResponseComplete")
+        .unwrap();
+    assert!(head.starts_with("POST /audit HTTP/1.1\r\n"), "{head}");
+    assert!(
+        head.contains("Authorization: Bearer webhook-secret\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.contains("Content-Type: application/json\r\n"),
+        "{head}"
+    );
+    assert_eq!(done["objectRef"]["name"], "hooked");
+    assert_eq!(done["responseStatus"]["code"], 201);
+    assert_eq!(done["requestObject"]["data"]["a"], "b");
+}
+
+#[test]
+fn the_webhook_backend_speaks_tls_with_the_kubeconfigs_ca_and_client_certificate() {
+    // A CA, a serving certificate for 127.0.0.1 and a client certificate, as kapi makes them.
+    let pki_dir = tempfile::tempdir().unwrap();
+    let pki = kapi::pki::ensure(pki_dir.path(), &["127.0.0.1".to_string()]).unwrap();
+    let tls =
+        kapi::pki::server_tls(&pki.serving_cert, &pki.serving_key, Some(&pki.ca_cert)).unwrap();
+    let (port, posts) = webhook_receiver(Some(tls));
+    let received = webhook_events(
+        &format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: sink\n  cluster:\n    server: https://127.0.0.1:{port}/events\n    certificate-authority: {}\n\
+             users:\n- name: kapi\n  user:\n    client-certificate: {}\n    client-key: {}\n\
+             contexts:\n- name: default\n  context: {{cluster: sink, user: kapi}}\ncurrent-context: default\n",
+            pki.ca_cert.display(),
+            pki.admin_cert.display(),
+            pki.admin_key.display()
+        ),
+        &posts,
+    );
+    let (head, client_cert, done) = received
+        .iter()
+        .find(|(_, _, e)| e["verb"] == "create" && e["stage"] == "ResponseComplete")
+        .unwrap();
+    assert!(head.starts_with("POST /events HTTP/1.1\r\n"), "{head}");
+    assert!(*client_cert, "the client certificate was not presented");
+    assert_eq!(done["objectRef"]["name"], "hooked");
+}

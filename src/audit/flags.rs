@@ -52,6 +52,23 @@ pub struct Flags {
     /// modes are batch,blocking,blocking-strict.
     #[arg(long, default_value = "batch", value_parser = ["batch", "blocking", "blocking-strict"])]
     pub audit_webhook_mode: String,
+    /// The size of the buffer to store events before batching and writing. Only used in batch
+    /// mode.
+    #[arg(long, default_value_t = 10_000)]
+    pub audit_webhook_batch_buffer_size: usize,
+    /// The maximum size of a batch. Only used in batch mode.
+    #[arg(long, default_value_t = 400)]
+    pub audit_webhook_batch_max_size: usize,
+    /// The amount of time to wait before force writing the batch that hadn't reached the max
+    /// size. Only used in batch mode.
+    #[arg(long, default_value = "30s", value_parser = crate::shutdown::parse_duration)]
+    pub audit_webhook_batch_max_wait: std::time::Duration,
+    /// The amount of time to wait before retrying the first failed request.
+    #[arg(long, default_value = "10s", value_parser = crate::shutdown::parse_duration)]
+    pub audit_webhook_initial_backoff: std::time::Duration,
+    /// API group and version used for serializing audit events written to webhook.
+    #[arg(long, default_value = "audit.k8s.io/v1")]
+    pub audit_webhook_version: String,
 }
 
 impl Default for Flags {
@@ -69,6 +86,11 @@ impl Default for Flags {
             audit_log_version: "audit.k8s.io/v1".into(),
             audit_webhook_config_file: None,
             audit_webhook_mode: "batch".into(),
+            audit_webhook_batch_buffer_size: 10_000,
+            audit_webhook_batch_max_size: 400,
+            audit_webhook_batch_max_wait: std::time::Duration::from_secs(30),
+            audit_webhook_initial_backoff: std::time::Duration::from_secs(10),
+            audit_webhook_version: "audit.k8s.io/v1".into(),
         }
     }
 }

@@ -1,15 +1,17 @@
-//! Auditing (`--audit-policy-file`, `--audit-log-*`): after authentication the request pipeline
-//! asks `Audit::begin` for a `Recorder` (none when there is no policy or its level is None:
-//! then auditing costs one branch), which notes the authorization decision and, when the
-//! response leaves (or, for a streamed one, when it ends), sends the stage events to a bounded
-//! queue. A writer thread renders them (`event`) and appends them to the log (`log`), so a slow
-//! disk never holds a core.
+//! Auditing (`--audit-policy-file`, `--audit-log-*`, `--audit-webhook-*`): after
+//! authentication the request pipeline asks `Audit::begin` for a `Recorder` (none when auditing
+//! is off: then it costs one branch), which notes the authorization decision and, when the
+//! response leaves (or, for a streamed one, when it ends), sends the stage events to each
+//! backend's bounded queue. The log's writer thread renders them (`event`) and appends them
+//! (`log`); the webhook's thread POSTs them (`webhook`); so a slow disk or webhook never holds a
+//! core.
 
 pub mod event;
 mod flags;
 pub mod log;
 pub mod policy;
 mod recorder;
+pub mod webhook;
 
 pub use flags::Flags;
 pub use recorder::Recorder;
@@ -102,14 +104,37 @@ static REJECTED: LazyLock<IntCounter> = LazyLock::new(|| {
     )
 });
 
-/// Auditing as the flags configure it: off (`None`) unless there is a policy and a log.
+/// Auditing as the flags configure it: off (`None`) unless there is a policy and a backend.
 #[derive(Clone, Default)]
 pub struct Audit(Option<Arc<Auditor>>);
 
 struct Auditor {
     policy: Policy,
-    queue: SyncSender<Box<Event>>,
+    /// The log and/or the webhook, each with its queue and mode.
+    backends: Vec<Backend>,
+}
+
+/// One backend's end of its bounded queue.
+struct Backend {
+    queue: SyncSender<Arc<Event>>,
     mode: Mode,
+    /// `log` or `webhook`: the `plugin` label of `apiserver_audit_error_total`.
+    plugin: &'static str,
+}
+
+impl Auditor {
+    fn strict(&self) -> bool {
+        self.backends.iter().any(|b| b.mode == Mode::BlockingStrict)
+    }
+}
+
+/// A backend's queue capacity for its mode.
+fn mode(name: &str, batch_buffer: usize) -> (Mode, usize) {
+    match name {
+        "batch" => (Mode::Batch, batch_buffer.max(1)),
+        "blocking-strict" => (Mode::BlockingStrict, BLOCKING_QUEUE_EVENTS),
+        _ => (Mode::Blocking, BLOCKING_QUEUE_EVENTS),
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -123,29 +148,29 @@ enum Mode {
 }
 
 impl Audit {
-    /// Reads the policy and opens the log; warns of what kapi does not do yet.
+    /// Reads the policy and opens the log and the webhook; warns of what kapi does not do yet.
     pub fn start(flags: &Flags) -> Result<Audit, String> {
-        if flags.audit_webhook_config_file.is_some() {
-            eprintln!(
-                "kapi: warning: --audit-webhook-config-file: the webhook audit backend is not \
-                 supported yet; events go to the log backend only"
-            );
-        }
         if flags.audit_log_compress {
             eprintln!(
                 "kapi: warning: --audit-log-compress: rotated audit logs are not compressed yet"
             );
         }
-        if flags.audit_log_version != "audit.k8s.io/v1" {
-            return Err(format!(
-                "--audit-log-version: unsupported version {:?}: only audit.k8s.io/v1",
-                flags.audit_log_version
-            ));
+        for (flag, version) in [
+            ("--audit-log-version", &flags.audit_log_version),
+            ("--audit-webhook-version", &flags.audit_webhook_version),
+        ] {
+            if version != "audit.k8s.io/v1" {
+                return Err(format!(
+                    "{flag}: unsupported version {version:?}: only audit.k8s.io/v1"
+                ));
+            }
         }
-        let (Some(policy_file), Some(path)) = (&flags.audit_policy_file, &flags.audit_log_path)
-        else {
+        let Some(policy_file) = &flags.audit_policy_file else {
             return Ok(Audit(None));
         };
+        if flags.audit_log_path.is_none() && flags.audit_webhook_config_file.is_none() {
+            return Ok(Audit(None));
+        }
         let data = std::fs::read(policy_file).map_err(|e| {
             format!(
                 "--audit-policy-file: reading {}: {e}",
@@ -158,35 +183,63 @@ impl Audit {
                 policy_file.display()
             )
         })?;
-        let sink = log::Sink::open(
-            path,
-            log::Rotation {
-                max_megabytes: flags.audit_log_maxsize,
-                max_backups: flags.audit_log_maxbackup,
-                max_age_days: flags.audit_log_maxage,
-            },
-        )
-        .map_err(|e| format!("--audit-log-path: opening {path}: {e}"))?;
-        let (mode, capacity) = match flags.audit_log_mode.as_str() {
-            "batch" => (Mode::Batch, flags.audit_log_batch_buffer_size.max(1)),
-            "blocking-strict" => (Mode::BlockingStrict, BLOCKING_QUEUE_EVENTS),
-            _ => (Mode::Blocking, BLOCKING_QUEUE_EVENTS),
-        };
-        let (queue, events) = std::sync::mpsc::sync_channel(capacity);
-        let legacy = flags.audit_log_format == "legacy";
-        std::thread::Builder::new()
-            .name("kapi-audit".into())
-            .spawn(move || write_events(events, sink, legacy))
-            .map_err(|e| format!("starting the audit writer: {e}"))?;
+        let mut backends = Vec::new();
+        if let Some(path) = &flags.audit_log_path {
+            let sink = log::Sink::open(
+                path,
+                log::Rotation {
+                    max_megabytes: flags.audit_log_maxsize,
+                    max_backups: flags.audit_log_maxbackup,
+                    max_age_days: flags.audit_log_maxage,
+                },
+            )
+            .map_err(|e| format!("--audit-log-path: opening {path}: {e}"))?;
+            let (mode, capacity) = mode(&flags.audit_log_mode, flags.audit_log_batch_buffer_size);
+            let (queue, events) = std::sync::mpsc::sync_channel(capacity);
+            let legacy = flags.audit_log_format == "legacy";
+            std::thread::Builder::new()
+                .name("kapi-audit".into())
+                .spawn(move || write_events(events, sink, legacy))
+                .map_err(|e| format!("starting the audit writer: {e}"))?;
+            backends.push(Backend {
+                queue,
+                mode,
+                plugin: "log",
+            });
+        }
+        if let Some(config) = &flags.audit_webhook_config_file {
+            let target =
+                webhook::target(config).map_err(|e| format!("--audit-webhook-config-file: {e}"))?;
+            let (mode, capacity) = mode(
+                &flags.audit_webhook_mode,
+                flags.audit_webhook_batch_buffer_size,
+            );
+            // Blocking modes send each event as it comes, as upstream's do.
+            let batching = webhook::Batching {
+                max_size: if mode == Mode::Batch {
+                    flags.audit_webhook_batch_max_size
+                } else {
+                    1
+                },
+                max_wait: flags.audit_webhook_batch_max_wait,
+                initial_backoff: flags.audit_webhook_initial_backoff,
+            };
+            let (queue, events) = std::sync::mpsc::sync_channel(capacity);
+            std::thread::Builder::new()
+                .name("kapi-audit-webhook".into())
+                .spawn(move || webhook::run(events, target, batching))
+                .map_err(|e| format!("starting the audit webhook: {e}"))?;
+            backends.push(Backend {
+                queue,
+                mode,
+                plugin: "webhook",
+            });
+        }
         LazyLock::force(&EVENTS);
         LazyLock::force(&ERRORS);
         LazyLock::force(&LEVELS);
         LazyLock::force(&REJECTED);
-        Ok(Audit(Some(Arc::new(Auditor {
-            policy,
-            queue,
-            mode,
-        }))))
+        Ok(Audit(Some(Arc::new(Auditor { policy, backends }))))
     }
 
     /// The recorder of a request the policy audits; `None` (at the cost of one branch when
@@ -301,10 +354,7 @@ impl Audit {
             decision: None,
             finished: false,
         });
-        if received
-            && !recorder.emit(Stage::RequestReceived, None)
-            && auditor.mode == Mode::BlockingStrict
-        {
+        if received && !recorder.emit(Stage::RequestReceived, None) && auditor.strict() {
             REJECTED.inc();
             let mut recorder = recorder;
             recorder.finished = true;
@@ -365,7 +415,7 @@ impl Audit {
 }
 
 /// The writer thread: renders and appends events until every sender is gone.
-fn write_events(events: Receiver<Box<Event>>, mut sink: log::Sink, legacy: bool) {
+fn write_events(events: Receiver<Arc<Event>>, mut sink: log::Sink, legacy: bool) {
     let mut line = Vec::with_capacity(4096);
     while let Ok(first) = events.recv() {
         let mut next = Some(first);

@@ -71,7 +71,7 @@ impl Recorder {
         if self.request.level == Level::None || self.omit.contains(stage) {
             return true;
         }
-        let event = Box::new(Event {
+        let event = Arc::new(Event {
             request: self.request.clone(),
             stage,
             stage_micros: now_micros(),
@@ -79,17 +79,21 @@ impl Recorder {
             decision: self.decision.clone(),
         });
         EVENTS.inc();
-        let sent = match self.auditor.mode {
-            Mode::Batch => match self.auditor.queue.try_send(event) {
-                Ok(()) => true,
-                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
-            },
-            Mode::Blocking | Mode::BlockingStrict => self.auditor.queue.send(event).is_ok(),
-        };
-        if !sent {
-            ERRORS.with_label_values(&["log"]).inc();
+        let mut all_sent = true;
+        for backend in &self.auditor.backends {
+            let sent = match backend.mode {
+                Mode::Batch => match backend.queue.try_send(event.clone()) {
+                    Ok(()) => true,
+                    Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
+                },
+                Mode::Blocking | Mode::BlockingStrict => backend.queue.send(event.clone()).is_ok(),
+            };
+            if !sent {
+                ERRORS.with_label_values(&[backend.plugin]).inc();
+                all_sent = false;
+            }
         }
-        sent
+        all_sent
     }
 
     /// The response with its `Audit-Id` header; its events sent now, or (a streamed body)
