@@ -4,12 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# A real etcd (Debian's etcd-server, with etcdctl) for the etcd backend's tests.
-if ! command -v etcd >/dev/null 2>&1 || ! command -v etcdctl >/dev/null 2>&1; then
+# A real etcd (Debian's etcd-server, with etcdctl) for the etcd backend's tests; openssl
+# encrypts values by hand in tests/encryption.rs.
+if ! command -v etcd >/dev/null 2>&1 || ! command -v etcdctl >/dev/null 2>&1 \
+  || ! command -v openssl >/dev/null 2>&1; then
   sudo=""
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
   $sudo apt-get update
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y etcd-server etcd-client
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y etcd-server etcd-client openssl
 fi
 
 if ! command -v cargo-nextest >/dev/null 2>&1; then

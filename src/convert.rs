@@ -48,11 +48,23 @@ pub struct ConvertArgs {
     /// How unknown or duplicate fields in JSON/YAML input are treated.
     #[arg(long, value_enum, default_value = "warn")]
     pub validate: Validation,
+    /// Decrypt a value encrypted at rest (`k8s:enc:...`) with the providers of this
+    /// EncryptionConfiguration (kube-apiserver's --encryption-provider-config file).
+    #[arg(long)]
+    pub encryption_provider_config: Option<PathBuf>,
+    /// The etcd key the value was read from (`/registry/secrets/default/s1`): picks the
+    /// providers of its resource, and is the authenticated data aesgcm values are bound to.
+    /// Without it every provider of the configuration is tried, with no authenticated data.
+    #[arg(long)]
+    pub etcd_key: Option<String>,
 }
 
 /// Runs a conversion; `default_to` is the output form when `--to` is absent.
 pub fn run(args: &ConvertArgs, default_to: Format) -> Result<(), String> {
-    let input = read_input(args.file.as_ref())?;
+    let mut input = read_input(args.file.as_ref())?;
+    if let Some(path) = &args.encryption_provider_config {
+        input = decrypt(input, path, args.etcd_key.as_deref())?;
+    }
     let to = args.to.unwrap_or(default_to);
     let out = convert(&input, to, args).map_err(|e| e.to_string())?;
     let mut stdout = std::io::stdout().lock();
@@ -60,6 +72,52 @@ pub fn run(args: &ConvertArgs, default_to: Format) -> Result<(), String> {
         .write_all(&out)
         .and_then(|()| stdout.flush())
         .map_err(|e| format!("writing output: {e}"))
+}
+
+/// The plaintext of a value encrypted at rest; other values are returned as they are.
+fn decrypt(input: Vec<u8>, config: &std::path::Path, key: Option<&str>) -> Result<Vec<u8>, String> {
+    use crate::storage::encryption::{Encryption, config::load, open_with, providers};
+    if !input.starts_with(providers::ENCRYPTED_PREFIX) {
+        return Ok(input);
+    }
+    let (config, _) = load(config)?;
+    type Open = Box<dyn Fn(&[u8]) -> Result<Vec<u8>, String>>;
+    let open: Open = match key {
+        Some(key) => {
+            // The etcd prefix is the key's first segment (`/registry/`).
+            let first = key
+                .trim_start_matches('/')
+                .split('/')
+                .next()
+                .unwrap_or_default();
+            let registry = crate::api::registry::Registry::builtin();
+            let e = Encryption::new(
+                config,
+                crate::serve::storage_layout(&registry),
+                &format!("/{first}/"),
+            );
+            let key = key.to_string();
+            Box::new(move |v| {
+                e.open(key.as_bytes(), bytes::Bytes::copy_from_slice(v))
+                    .map(|b| b.to_vec())
+            })
+        }
+        None => Box::new(move |v| {
+            config
+                .providers()
+                .find_map(|p| open_with(&vec![p.clone()], b"", v).ok())
+                .ok_or_else(|| {
+                    "no provider of the configuration could read the value (for aesgcm, \
+                     give --etcd-key: the key is its authenticated data)"
+                        .to_string()
+                })
+        }),
+    };
+    // `etcdctl get --print-value-only` ends the value with a newline of its own.
+    open(&input).or_else(|e| match input.strip_suffix(b"\n") {
+        Some(trimmed) => open(trimmed).map_err(|_| e),
+        None => Err(e),
+    })
 }
 
 fn read_input(file: Option<&PathBuf>) -> Result<Vec<u8>, String> {

@@ -83,6 +83,10 @@ pub struct ServeArgs {
     pub authz: crate::authz::Flags,
     #[command(flatten)]
     pub flags: crate::flags::Flags,
+    #[command(flatten)]
+    pub encryption: crate::storage::encryption::Flags,
+    #[command(flatten)]
+    pub audit: crate::audit::Flags,
 }
 
 /// Namespaces that exist from the start, as upstream's system namespaces controller makes them.
@@ -158,6 +162,8 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
             ),
             authz: args.authz.clone(),
             authn,
+            encryption: args.encryption.clone(),
+            audit: args.audit.clone(),
         },
     )?);
     crate::startup::start(api.clone(), startup_info(args, &pki.ca_cert)?)
@@ -242,6 +248,10 @@ pub struct Assembly {
     pub authz: crate::authz::Flags,
     /// The service-account and bootstrap-token flags, resolved (`crate::authn::flags`).
     pub authn: crate::authn::flags::Settings,
+    /// `--encryption-provider-config`: applied to the store before anything reads it.
+    pub encryption: crate::storage::encryption::Flags,
+    /// `--audit-*`: the policy and the log backend.
+    pub audit: crate::audit::Flags,
 }
 
 /// The API over an open store: the registry, the cache loaded by the ingest, the start-up
@@ -249,6 +259,14 @@ pub struct Assembly {
 /// Shared with the in-process harness (`crate::fuzzing`), so both serve alike.
 pub fn assemble(store: StoreClient, prefix: String, opts: Assembly) -> Result<Api, String> {
     let registry = Registry::builtin();
+    let store = match crate::storage::encryption::start(
+        &opts.encryption,
+        storage_layout(&registry),
+        &prefix,
+    )? {
+        Some(encryption) => store.with_encryption(encryption),
+        None => store,
+    };
     crate::metrics::init();
     crate::metrics::storage::set_resources(
         registry
@@ -298,6 +316,7 @@ pub fn assemble(store: StoreClient, prefix: String, opts: Assembly) -> Result<Ap
         prefix,
         flowcontrol,
         lifecycle: opts.lifecycle,
+        audit: crate::audit::Audit::start(&opts.audit)?,
     })
 }
 
@@ -348,6 +367,16 @@ fn open_store(args: &ServeArgs) -> Result<StoreClient, String> {
     let backend = crate::storage::embedded::open(&dir)
         .map_err(|e| format!("opening {}: {e}", dir.display()))?;
     crate::storage::start(Box::new(backend)).map_err(|e| format!("starting the store: {e}"))
+}
+
+/// Every stored resource's key prefix (below `--etcd-prefix`), group and resource.
+pub fn storage_layout(registry: &Registry) -> crate::storage::encryption::Layout {
+    registry
+        .all()
+        .iter()
+        .filter(|r| r.storage != Storage::None && !r.key_prefix.is_empty())
+        .map(|r| (r.key_prefix.clone(), r.group.clone(), r.resource.clone()))
+        .collect()
 }
 
 /// (group, resource) → the watch cache's key prefix of every stored resource.

@@ -230,6 +230,24 @@ impl<'a> View<'a> {
 
     /// The served message of a cached version, with its resourceVersion, appended to `out`.
     pub fn write_served(&self, obj: &Obj, rev: i64, out: &mut Vec<u8>) -> Result<(), Status> {
+        self.write_stored(obj, rev, out).map_err(|e| {
+            // A value encrypted at rest is only cached as stored when no provider read it.
+            if obj
+                .value
+                .starts_with(crate::storage::encryption::providers::ENCRYPTED_PREFIX)
+            {
+                Status::internal(format!(
+                    "unable to transform key {:?}: no provider of the encryption configuration \
+                     reads the stored value",
+                    String::from_utf8_lossy(&obj.key)
+                ))
+            } else {
+                e
+            }
+        })
+    }
+
+    fn write_stored(&self, obj: &Obj, rev: i64, out: &mut Vec<u8>) -> Result<(), Status> {
         let msg = self.msg()?;
         if let Some(number) = self.splice_field {
             let rv = rev.to_string();

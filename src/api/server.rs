@@ -35,6 +35,8 @@ pub struct Api {
     /// Service-account tokens: issued by TokenRequest, verified by the chain's authenticator,
     /// their issuer's discovery documents.
     pub service_accounts: Arc<crate::authn::serviceaccount::ServiceAccounts>,
+    /// `--audit-policy-file` and the log backend; off (one branch per request) without them.
+    pub audit: crate::audit::Audit,
 }
 
 impl Api {
@@ -78,29 +80,57 @@ impl Api {
         // Authentication: a credential no authenticator accepts is a 401 whatever the path.
         let user = match self.authn.authenticate(&req) {
             Ok(user) => user,
-            Err(status) => return status_response(&status, Encoding::Json, pretty),
+            Err(status) => {
+                let resp = status_response(&status, Encoding::Json, pretty);
+                return self
+                    .audit
+                    .failed_authentication(&req, target.as_ref(), &path, resp);
+            }
+        };
+        // Audit: the request's recorder, if the policy audits it (events sent as it goes).
+        let mut audit = match self.audit.begin(&req, &user, target.as_ref(), &path) {
+            Ok(audit) => audit,
+            Err(refused) => return refused,
         };
         // Impersonation: the request runs as the impersonated user, if it may be impersonated.
         let user = if crate::authn::impersonation::requested(&req) {
             match crate::authn::impersonation::impersonate(&req, user, &self.authz) {
-                Ok(user) => user,
-                Err(status) => return status_response(&status, Encoding::Json, pretty),
+                Ok(user) => {
+                    if let Some(recorder) = audit.as_mut() {
+                        recorder.impersonated(&user);
+                    }
+                    user
+                }
+                Err(status) => {
+                    let resp = status_response(&status, Encoding::Json, pretty);
+                    return match audit {
+                        Some(recorder) => recorder.finish(resp),
+                        None => resp,
+                    };
+                }
             }
         } else {
             user
         };
         // Flow control: a seat (held until the response is produced; a watch's until it is
         // set up), or upstream's 429.
-        let seat = match self.admit(&req, &user, target.as_ref(), &path).await {
-            Ok(seat) => seat,
-            Err(rejected) => return rejected.response(),
+        let resp = match self.admit(&req, &user, target.as_ref(), &path).await {
+            Ok(seat) => {
+                let pf_headers = seat.headers();
+                let mut resp = self
+                    .authorize_and_serve(
+                        &req, &user, target, query, &path, pretty, seat, &mut audit,
+                    )
+                    .await;
+                resp.headers.extend(pf_headers);
+                resp
+            }
+            Err(rejected) => rejected.response(),
         };
-        let pf_headers = seat.headers();
-        let mut resp = self
-            .authorize_and_serve(&req, &user, target, query, &path, pretty, seat)
-            .await;
-        resp.headers.extend(pf_headers);
-        resp
+        match audit {
+            Some(recorder) => recorder.finish(resp),
+            None => resp,
+        }
     }
 
     /// Authorization, then the handler.
@@ -114,10 +144,15 @@ impl Api {
         path: &str,
         pretty: bool,
         seat: crate::flowcontrol::Seat,
+        audit: &mut Option<Box<crate::audit::Recorder>>,
     ) -> Response {
         let attrs =
             authz::Attributes::new(user, &req.method, path, target.as_ref()).with_query(&query);
-        if let Err(status) = self.authz.authorize(&attrs) {
+        let decision = self.authz.authorize(&attrs);
+        if let Some(recorder) = audit {
+            recorder.authorized(decision.is_ok(), "");
+        }
+        if let Err(status) = decision {
             return status_response(&status, Encoding::Json, pretty);
         }
         match target {

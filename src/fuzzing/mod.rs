@@ -91,6 +91,8 @@ impl Harness {
                 authn: crate::authn::flags::Settings::zero_config(
                     &data_dir.join("service-account"),
                 )?,
+                encryption: Default::default(),
+                audit: Default::default(),
             },
         )?;
         let model = Model::new(&api.registry);

@@ -3,6 +3,7 @@
 //! v3's: one global revision, per-key create/mod revision and version, watch from a revision.
 
 pub mod embedded;
+pub mod encryption;
 pub mod etcd;
 mod watch;
 
@@ -230,6 +231,9 @@ pub trait Backend: Send + 'static {
 pub struct StoreClient {
     requests: mpsc::Sender<Request>,
     committed: Option<Arc<std::sync::atomic::AtomicI64>>,
+    /// `--encryption-provider-config`: values are sealed on their way to the store and opened
+    /// on their way back. `None`: they pass untouched.
+    encryption: Option<Arc<encryption::Encryption>>,
 }
 
 const STOPPED: &str = "the storage thread has stopped";
@@ -266,11 +270,16 @@ impl StoreClient {
 
     pub async fn get(&self, key: &[u8]) -> Result<Option<KeyValue>, StoreError> {
         let key = Bytes::copy_from_slice(key);
-        self.timed(Operation::Get, &key.clone(), |reply| Request::Get {
-            key,
-            reply,
-        })
-        .await
+        let kv = self
+            .timed(Operation::Get, &key.clone(), |reply| Request::Get {
+                key,
+                reply,
+            })
+            .await?;
+        match kv {
+            Some(kv) => self.open(kv).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// The keys under `prefix`, in key order, from `start` (inclusive; empty = from `prefix`), at
@@ -284,14 +293,21 @@ impl StoreClient {
     ) -> Result<RangeResult, StoreError> {
         let prefix = Bytes::copy_from_slice(prefix);
         let start = Bytes::copy_from_slice(start);
-        self.timed(Operation::List, &prefix.clone(), |reply| Request::Range {
-            prefix,
-            start,
-            revision,
-            limit,
-            reply,
-        })
-        .await
+        let mut result = self
+            .timed(Operation::List, &prefix.clone(), |reply| Request::Range {
+                prefix,
+                start,
+                revision,
+                limit,
+                reply,
+            })
+            .await?;
+        if let Some(e) = &self.encryption {
+            for kv in &mut result.kvs {
+                open_or_keep(e, kv);
+            }
+        }
+        Ok(result)
     }
 
     /// Creates `key` if it is absent (`AlreadyExists` if not). With a TTL the key is attached to a
@@ -303,13 +319,16 @@ impl StoreClient {
         lease_ttl_seconds: Option<i64>,
     ) -> Result<KeyValue, StoreError> {
         let key = Bytes::copy_from_slice(key);
-        self.timed(Operation::Create, &key.clone(), |reply| Request::Create {
-            key,
-            value,
-            lease_ttl_seconds,
-            reply,
-        })
-        .await
+        let (stored, plain) = self.seal(&key, value)?;
+        let kv = self
+            .timed(Operation::Create, &key.clone(), |reply| Request::Create {
+                key,
+                value: stored,
+                lease_ttl_seconds,
+                reply,
+            })
+            .await;
+        self.written(kv, plain)
     }
 
     /// Replaces `key`'s value if its mod_revision is `expected_mod_revision`: `Conflict` with the
@@ -321,13 +340,16 @@ impl StoreClient {
         expected_mod_revision: Revision,
     ) -> Result<KeyValue, StoreError> {
         let key = Bytes::copy_from_slice(key);
-        self.timed(Operation::Update, &key.clone(), |reply| Request::Update {
-            key,
-            value,
-            expected_mod_revision,
-            reply,
-        })
-        .await
+        let (stored, plain) = self.seal(&key, value)?;
+        let kv = self
+            .timed(Operation::Update, &key.clone(), |reply| Request::Update {
+                key,
+                value: stored,
+                expected_mod_revision,
+                reply,
+            })
+            .await;
+        self.written(kv, plain)
     }
 
     /// Deletes `key` (if its mod_revision is `expected_mod_revision`, when given). Returns the
@@ -340,12 +362,21 @@ impl StoreClient {
         expected_mod_revision: Option<Revision>,
     ) -> Result<KeyValue, StoreError> {
         let key = Bytes::copy_from_slice(key);
-        self.timed(Operation::Delete, &key.clone(), |reply| Request::Delete {
-            key,
-            expected_mod_revision,
-            reply,
-        })
-        .await
+        let result = self
+            .timed(Operation::Delete, &key.clone(), |reply| Request::Delete {
+                key,
+                expected_mod_revision,
+                reply,
+            })
+            .await;
+        match (result, &self.encryption) {
+            // The key is gone whatever its value was: an unreadable one is returned as stored.
+            (Ok(mut kv), Some(e)) => {
+                open_or_keep(e, &mut kv);
+                Ok(kv)
+            }
+            (result, _) => self.opened_conflict(result),
+        }
     }
 
     /// The store's last durable revision, when it is known in-process (the embedded store).
@@ -370,16 +401,109 @@ impl StoreClient {
     /// older than the history kept.
     pub async fn watch(&self, prefix: &[u8], after: Revision) -> Result<WatchStream, StoreError> {
         let prefix = Bytes::copy_from_slice(prefix);
-        self.call(|reply| Request::Watch {
-            prefix,
-            after,
-            reply,
+        let stream = self
+            .call(|reply| Request::Watch {
+                prefix,
+                after,
+                reply,
+            })
+            .await?;
+        Ok(match &self.encryption {
+            Some(e) => stream.opened_by(e.clone()),
+            None => stream,
         })
-        .await
+    }
+
+    /// Whether the value stored at `key` (if still at `mod_revision`) was sealed otherwise than
+    /// a write would seal it now (an older key or provider): then an unchanged update still
+    /// writes it, which is how keys are rotated. Without encryption: false, at no cost.
+    pub async fn stale(&self, key: &[u8], mod_revision: Revision) -> bool {
+        let Some(e) = &self.encryption else {
+            return false;
+        };
+        if !e.encrypts(key) {
+            return false;
+        }
+        let key = Bytes::copy_from_slice(key);
+        let raw = self
+            .timed(Operation::Get, &key.clone(), |reply| Request::Get {
+                key,
+                reply,
+            })
+            .await;
+        match raw {
+            Ok(Some(kv)) if kv.mod_revision == mod_revision => e.is_stale(&kv.key, &kv.value),
+            _ => false,
+        }
+    }
+
+    /// The same store with `--encryption-provider-config` applied to every value.
+    pub fn with_encryption(mut self, encryption: Arc<encryption::Encryption>) -> StoreClient {
+        self.encryption = Some(encryption);
+        self
+    }
+
+    /// The value to send for `key` and, when it was sealed, the plaintext to answer with.
+    fn seal(&self, key: &Bytes, value: Bytes) -> Result<(Bytes, Option<Bytes>), StoreError> {
+        match &self.encryption {
+            None => Ok((value, None)),
+            Some(e) => {
+                let sealed = e.seal(key, value.clone()).map_err(StoreError::Internal)?;
+                Ok((sealed, Some(value)))
+            }
+        }
+    }
+
+    /// A write's answer as its caller sees it: the plaintext it wrote, a conflict's current
+    /// value opened.
+    fn written(
+        &self,
+        result: Result<KeyValue, StoreError>,
+        plain: Option<Bytes>,
+    ) -> Result<KeyValue, StoreError> {
+        match (result, plain) {
+            (Ok(mut kv), Some(plain)) => {
+                kv.value = plain;
+                Ok(kv)
+            }
+            (result, _) => self.opened_conflict(result),
+        }
+    }
+
+    fn opened_conflict(
+        &self,
+        result: Result<KeyValue, StoreError>,
+    ) -> Result<KeyValue, StoreError> {
+        match result {
+            Err(StoreError::Conflict { current: Some(kv) }) if self.encryption.is_some() => {
+                Err(StoreError::Conflict {
+                    current: Some(self.open(kv)?),
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// `kv` with its value opened; a value no provider reads is an error for this key.
+    fn open(&self, mut kv: KeyValue) -> Result<KeyValue, StoreError> {
+        if let Some(e) = &self.encryption {
+            kv.value = e.open(&kv.key, kv.value).map_err(StoreError::Internal)?;
+        }
+        Ok(kv)
     }
 
     pub async fn health(&self) -> Result<(), StoreError> {
         self.call(|reply| Request::Health { reply }).await
+    }
+}
+
+/// Opens `kv`'s value in place for a listing or a watch, where one unreadable value must not
+/// fail the others: it is kept as stored (so serving that object fails, and only it) and
+/// logged.
+fn open_or_keep(encryption: &encryption::Encryption, kv: &mut KeyValue) {
+    match encryption.open(&kv.key, kv.value.clone()) {
+        Ok(plain) => kv.value = plain,
+        Err(e) => eprintln!("kapi: storage: {e}"),
     }
 }
 
@@ -397,6 +521,7 @@ pub fn start(backend: Box<dyn Backend>) -> std::io::Result<StoreClient> {
     Ok(StoreClient {
         requests,
         committed,
+        encryption: None,
     })
 }
 

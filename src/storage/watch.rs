@@ -25,13 +25,42 @@ pub enum WatchItem {
 #[derive(Debug)]
 pub struct WatchStream {
     items: mpsc::Receiver<WatchItem>,
+    /// Opens the events' values (`--encryption-provider-config`).
+    encryption: Option<std::sync::Arc<super::encryption::Encryption>>,
 }
 
 impl WatchStream {
     /// The next item, or `None` once the watch has ended (after its `Error`, or when the store
     /// stopped).
     pub async fn next(&mut self) -> Option<WatchItem> {
-        self.items.recv().await
+        let mut item = self.items.recv().await?;
+        if let (Some(e), WatchItem::Events(events)) = (&self.encryption, &mut item) {
+            for event in events {
+                match event {
+                    Event::Put { kv, prev } => {
+                        super::open_or_keep(e, kv);
+                        if let Some(prev) = prev {
+                            super::open_or_keep(e, prev);
+                        }
+                    }
+                    Event::Delete { prev, .. } => {
+                        if let Some(prev) = prev {
+                            super::open_or_keep(e, prev);
+                        }
+                    }
+                }
+            }
+        }
+        Some(item)
+    }
+
+    /// The same stream with its values opened by `encryption`.
+    pub(super) fn opened_by(
+        mut self,
+        encryption: std::sync::Arc<super::encryption::Encryption>,
+    ) -> WatchStream {
+        self.encryption = Some(encryption);
+        self
     }
 
     /// The next item if one is there, without waiting: tests step the store by hand.
@@ -61,7 +90,13 @@ pub enum Refused {
 /// A watch's two ends with room for `capacity` items (at least 2: one for data, one for the end).
 pub fn channel(capacity: usize) -> (WatchSink, WatchStream) {
     let (items, receiver) = mpsc::channel(capacity.max(2));
-    (WatchSink { items }, WatchStream { items: receiver })
+    (
+        WatchSink { items },
+        WatchStream {
+            items: receiver,
+            encryption: None,
+        },
+    )
 }
 
 impl WatchSink {

@@ -294,7 +294,15 @@ impl Ctx<'_> {
             let attrs = self.admission_attrs(Operation::Update, self.name(), Some(&old), dry_run);
             let (value, warnings, merged) =
                 self.admit_and_encode(&attrs, merged, validation).await?;
-            if value == current.value || dry_run {
+            // An unchanged object is not written again, unless its stored value was not
+            // sealed by the current first provider and key (rotation rewrites it, as upstream).
+            let unchanged = value == current.value
+                && !self
+                    .api
+                    .store
+                    .stale(self.key(self.name()).as_bytes(), current.mod_revision)
+                    .await;
+            if unchanged || dry_run {
                 let obj = objects::served(self.res, &value, current.mod_revision)?;
                 return Ok(
                     self.warnings_response(self.object_response(StatusCode::OK, &obj)?, &warnings)

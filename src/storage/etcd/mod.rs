@@ -138,6 +138,7 @@ pub fn start_etcd(cfg: EtcdConfig) -> io::Result<StoreClient> {
         Ok(Ok(())) => Ok(StoreClient {
             requests,
             committed: None,
+            encryption: None,
         }),
         Ok(Err(e)) => Err(io::Error::other(format!("connecting to etcd: {e}"))),
         Err(_) => Err(io::Error::other(
