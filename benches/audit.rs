@@ -3,9 +3,9 @@
 //! policy (auditing off: the read path's cost must be nil) and with a Metadata policy writing
 //! its events to a real file through the writer thread (blocking mode: a writer that falls
 //! behind slows the producer, so the figure includes writing; in batch mode, which drops what
-//! the writer cannot take, it is the request core's own share). Baseline in the same run: the
+//! the writer cannot take, it is the request core's own share). Baselines in the same run: the
 //! pipeline's own request parsing (`request::parse` of the same LIST), a cost every request
-//! already pays.
+//! already pays, and the same steps as `no_policy` without the audit hooks.
 //!
 //! Run: `cargo bench --bench audit`.
 
@@ -108,6 +108,17 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let query = Query::parse(list.uri.query());
             black_box(request::parse(&list.method, list.uri.path(), &query))
+        })
+    });
+    g.bench_function("baseline_same_steps_without_audit_hooks", |b| {
+        b.iter(|| {
+            let query = Query::parse(list.uri.query());
+            black_box(request::parse(&list.method, list.uri.path(), &query));
+            black_box(Response {
+                status: StatusCode::OK,
+                headers: HeaderMap::new(),
+                body: Body::Full(list_body.clone()),
+            })
         })
     });
     g.bench_function("no_policy", |b| {

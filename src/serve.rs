@@ -135,7 +135,10 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
     let mut authn = args
         .service_accounts
         .resolve(&args.data_dir, args.tls_private_key_file.as_deref())?;
-    authn.external_address = Some(SocketAddr::new(args.bind_address, args.secure_port).to_string());
+    // The default jwks_uri's host, as upstream's external address; an unspecified bind address
+    // names no host clients can reach (the issuer's host is used instead).
+    authn.external_address = (!args.bind_address.is_unspecified())
+        .then(|| SocketAddr::new(args.bind_address, args.secure_port).to_string());
     let store = open_store(args)?;
     let prefix = format!("{}/", args.etcd_prefix.trim_end_matches('/'));
     let lifecycle = crate::shutdown::Lifecycle::new(crate::shutdown::Options {

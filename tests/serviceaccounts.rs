@@ -593,7 +593,7 @@ fn kubelet_style_pod_tokens_are_extended_to_a_year_unless_turned_off() {
 }
 
 #[test]
-fn bootstrap_tokens_need_the_flag_and_an_unexpired_secret() {
+fn bootstrap_tokens_need_the_flag_and_an_unexpired_secret_and_lookup_can_be_off() {
     let secret = |id: &str, expiration: &str| {
         json!({
             "apiVersion": "v1", "kind": "Secret",
@@ -611,7 +611,10 @@ fn bootstrap_tokens_need_the_flag_and_an_unexpired_secret() {
     };
     let on = start_with_rsa_key(
         "--service-account-max-token-expiration=1h",
-        &["--enable-bootstrap-token-auth"],
+        &[
+            "--enable-bootstrap-token-auth",
+            "--service-account-lookup=false",
+        ],
     );
     let off = Kapi::start(&[], &[]);
     for k in [&on, &off] {
@@ -649,6 +652,19 @@ fn bootstrap_tokens_need_the_flag_and_an_unexpired_secret() {
         status_with(&off, "abcdef.0123456789abcdef", "/api/v1/namespaces"),
         401
     );
+
+    // --service-account-lookup=false: a legacy token is taken on its signature and claims
+    // alone, without a Secret or ServiceAccount behind it.
+    let legacy = rsa_signed(&json!({
+        "iss": "kubernetes/serviceaccount",
+        "sub": "system:serviceaccount:default:ghost",
+        "kubernetes.io/serviceaccount/namespace": "default",
+        "kubernetes.io/serviceaccount/secret.name": "ghost-token",
+        "kubernetes.io/serviceaccount/service-account.name": "ghost",
+        "kubernetes.io/serviceaccount/service-account.uid": "0d4691ed-659b-4935-a832-355f77ee47cc",
+    }));
+    let info = whoami(&on, &legacy).unwrap()["status"]["userInfo"].clone();
+    assert_eq!(info["username"], "system:serviceaccount:default:ghost");
 }
 
 #[test]

@@ -30,23 +30,34 @@ pub struct Identity {
 
 pub struct Lookup {
     cache: Arc<Cache>,
-    /// `--etcd-prefix` with its trailing slash.
-    prefix: String,
-    rows: [Option<Resource>; 4],
+    /// Per `Kind`, resolved once: a lookup is one key and one snapshot read.
+    rows: [Option<Row>; 4],
+}
+
+/// A resource credentials refer to, with its place in the watch cache.
+struct Row {
+    res: Resource,
+    /// `--etcd-prefix` + the resource's key prefix: `/registry/serviceaccounts/`.
+    dir: String,
+    cached: Arc<kapi_cache::ResourceCache>,
 }
 
 impl Lookup {
     pub fn new(cache: Arc<Cache>, prefix: String, registry: &Registry) -> Lookup {
-        let row = |r: &str| registry.get("", "v1", r).cloned();
+        let row = |r: &str| {
+            let res = registry.get("", "v1", r)?.clone();
+            let dir = format!("{prefix}{}", res.key_prefix);
+            let cached = cache.resource(dir.as_bytes())?.clone();
+            Some(Row { res, dir, cached })
+        };
         Lookup {
-            cache,
-            prefix,
             rows: [
                 row("serviceaccounts"),
                 row("secrets"),
                 row("pods"),
                 row("nodes"),
             ],
+            cache,
         }
     }
 
@@ -55,23 +66,26 @@ impl Lookup {
     }
 
     fn row(&self, kind: Kind) -> Option<&Resource> {
-        self.rows[kind as usize].as_ref()
+        self.rows[kind as usize].as_ref().map(|r| &r.res)
     }
 
     /// The stored bytes of `kind` `namespace/name` in the cache's current snapshot.
     fn stored(&self, kind: Kind, namespace: &str, name: &str) -> Option<bytes::Bytes> {
-        let res = self.row(kind)?;
+        let row = self.rows[kind as usize].as_ref()?;
         if name.is_empty() || name.contains('/') || namespace.contains('/') {
             return None;
         }
-        let dir = format!("{}{}", self.prefix, res.key_prefix);
-        let key = if res.namespaced {
-            format!("{dir}{namespace}/{name}")
-        } else {
-            format!("{dir}{name}")
-        };
-        let rc = self.cache.resource(dir.as_bytes())?;
-        rc.snapshot().get(key.as_bytes()).map(|o| o.value.clone())
+        let mut key = String::with_capacity(row.dir.len() + namespace.len() + name.len() + 1);
+        key.push_str(&row.dir);
+        if row.res.namespaced {
+            key.push_str(namespace);
+            key.push('/');
+        }
+        key.push_str(name);
+        row.cached
+            .snapshot()
+            .get(key.as_bytes())
+            .map(|o| o.value.clone())
     }
 
     /// The uid and deletion time of `kind` `namespace/name`, if the cache has it.

@@ -7,6 +7,7 @@
 //! a request with no credential at all is `system:anonymous` when anonymous requests are allowed.
 
 pub mod bootstrap;
+pub mod claims;
 pub mod flags;
 pub mod impersonation;
 pub mod jwt;
