@@ -7,7 +7,8 @@
 //! Two layouts: the 10,000 RoleBindings spread over 1,000 namespaces (10 each), and all in
 //! one namespace (the scan's worst case). Each binding grants one user `edit`'s rules.
 //!
-//! Run: `cargo bench --bench authz`.
+//! Run: `cargo bench --bench authz` (in a debug build, `--profile dev -- --noplot`: criterion's
+//! plots take minutes unoptimized).
 
 use std::collections::HashMap;
 use std::hint::black_box;
