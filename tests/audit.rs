@@ -498,8 +498,8 @@ fn the_webhook_backend_speaks_tls_with_the_kubeconfigs_ca_and_client_certificate
     // A CA, a serving certificate for 127.0.0.1 and a client certificate, as kapi makes them.
     let pki_dir = tempfile::tempdir().unwrap();
     let pki = kapi::pki::ensure(pki_dir.path(), &["127.0.0.1".to_string()]).unwrap();
-    let tls =
-        kapi::pki::server_tls(&pki.serving_cert, &pki.serving_key, Some(&pki.ca_cert)).unwrap();
+    let ca = kapi::authn::x509::CaBundle::from_pem_file(&pki.ca_cert).unwrap();
+    let tls = kapi::pki::server_tls(&pki.serving_cert, &pki.serving_key, &[&ca]).unwrap();
     let (port, posts) = webhook_receiver(Some(tls));
     let received = webhook_events(
         &format!(
