@@ -181,3 +181,29 @@ fn metrics_refuse_anonymous_clients_as_upstreams_rbac() {
         "{text}"
     );
 }
+
+#[test]
+fn made_up_paths_add_no_series() {
+    let k = Kapi::start(&[], &[]);
+    for path in [
+        "/apis/made.up.example/v1/things-a1b2c3",
+        "/apis/apps/v1/namespaces/default/deployments/d/subresource-x9y8",
+        "/api/v1/widgets-q7w8",
+        "/readyz/made-up-check-z5",
+    ] {
+        let out = k
+            .curl(&["-o", "/dev/null", "-w", "%{http_code}"], path)
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "404", "{path}");
+    }
+    let (text, _) = scrape(&k);
+    for made_up in [
+        "things-a1b2c3",
+        "subresource-x9y8",
+        "widgets-q7w8",
+        "made-up-check-z5",
+    ] {
+        assert!(!text.contains(made_up), "a series names {made_up}");
+    }
+}

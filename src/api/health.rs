@@ -65,7 +65,14 @@ const CHECKS: &[(&str, &[Endpoint], Check)] = &[
 
 /// Whether `path` is a health endpoint or one of its checks.
 pub fn is_health(path: &str) -> bool {
-    split(path).is_some()
+    match split(path) {
+        Some((_, None)) => true,
+        // Only the checks there are: a made-up name is not a health path (nor a metric label).
+        Some((endpoint, Some(name))) => CHECKS
+            .iter()
+            .any(|(n, on, _)| *n == name && on.contains(&endpoint)),
+        None => false,
+    }
 }
 
 fn split(path: &str) -> Option<(Endpoint, Option<&str>)> {
@@ -197,5 +204,6 @@ mod tests {
         assert!(is_health("/readyz/poststarthook/storage-readiness"));
         assert!(!is_health("/readyzz"));
         assert!(!is_health("/metrics"));
+        assert!(!is_health("/readyz/made-up-check"));
     }
 }

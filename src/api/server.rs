@@ -53,7 +53,7 @@ impl Api {
         let query = Query::parse(req.uri.query());
         let path = req.uri.path().to_string();
         let target = request::parse(&req.method, &path, &query);
-        let tracked = track(&req, target.as_ref());
+        let tracked = track(&self.registry, &req, target.as_ref());
         let long_running = tracked.as_ref().is_some_and(|(t, _)| t.long_running());
         let drain = self.lifecycle.request(long_running);
         let response = self.pipeline(req, query, path, target).await;
@@ -335,7 +335,11 @@ fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
 
 /// What the metrics and the drain know of a request: tracked are resource requests and health
 /// checks (as upstream instruments them), with a watch's event counter.
+/// The request's metrics tracker. Labels name only resources and subresources the registry
+/// serves (as upstream instruments only its installed routes): a path a client makes up is not
+/// tracked, so the series' count stays bounded whatever clients send.
 fn track(
+    registry: &Registry,
     req: &Request,
     target: Option<&Target>,
 ) -> Option<(
@@ -344,16 +348,24 @@ fn track(
 )> {
     use crate::metrics::request::{RequestInfo, Target as Labels, Tracker};
     let labels = match target? {
-        Target::Resource(rr) => Labels::Resource {
-            group: &rr.group,
-            version: &rr.version,
-            resource: &rr.resource,
-            subresource: rr.subresource.as_deref(),
-            namespace: rr.namespace.as_deref(),
-            name: rr.name.as_deref(),
-            watch: rr.verb == request::Verb::Watch,
-            create: rr.verb == request::Verb::Create,
-        },
+        Target::Resource(rr) => {
+            let res = registry.get(&rr.group, &rr.version, &rr.resource)?;
+            if let Some(sub) = &rr.subresource
+                && !res.subresources.iter().any(|s| s == sub)
+            {
+                return None;
+            }
+            Labels::Resource {
+                group: &rr.group,
+                version: &rr.version,
+                resource: &rr.resource,
+                subresource: rr.subresource.as_deref(),
+                namespace: rr.namespace.as_deref(),
+                name: rr.name.as_deref(),
+                watch: rr.verb == request::Verb::Watch,
+                create: rr.verb == request::Verb::Create,
+            }
+        }
         Target::Other { path } if super::health::is_health(path) => Labels::Health { path },
         _ => return None,
     };
