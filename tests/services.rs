@@ -128,20 +128,21 @@ fn node_ports_are_claimed_on_upstreams_shared_bitmap() {
     let (code, svc) = c.json("POST", SERVICES, ct, &node_port_service("np", None));
     assert_eq!(code, 201, "{svc}");
     let port = svc["spec"]["ports"][0]["nodePort"].as_i64().unwrap();
-    assert!((30000..=30100).contains(&port), "{port}");
+    // The upper band: the lowest 16 ports are kept for ports clients ask for.
+    assert!((30016..=30100).contains(&port), "{port}");
     let (code, svc) = c.json(
         "POST",
         SERVICES,
         ct,
-        &node_port_service("fixed", Some(30050)),
+        &node_port_service("fixed", Some(30005)),
     );
     assert_eq!(code, 201, "{svc}");
-    assert_eq!(svc["spec"]["ports"][0]["nodePort"], 30050);
+    assert_eq!(svc["spec"]["ports"][0]["nodePort"], 30005);
     let (code, st) = c.json(
         "POST",
         SERVICES,
         ct,
-        &node_port_service("twice", Some(30050)),
+        &node_port_service("twice", Some(30005)),
     );
     assert_eq!(code, 422, "{st}");
     assert_eq!(
@@ -152,7 +153,7 @@ fn node_ports_are_claimed_on_upstreams_shared_bitmap() {
         st["message"]
             .as_str()
             .unwrap()
-            .contains("Invalid value: 30050: provided port is already allocated"),
+            .contains("Invalid value: 30005: provided port is already allocated"),
         "{st}"
     );
     let (code, st) = c.json("POST", SERVICES, ct, &node_port_service("far", Some(32000)));
@@ -179,7 +180,7 @@ fn node_ports_are_claimed_on_upstreams_shared_bitmap() {
         "POST",
         SERVICES,
         ct,
-        &node_port_service("again", Some(30050)),
+        &node_port_service("again", Some(30005)),
     );
     assert_eq!(code, 201, "{svc}");
 }

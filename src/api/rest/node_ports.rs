@@ -202,6 +202,12 @@ async fn update<T>(
     ))
 }
 
+/// Ports at the bottom of the range kept for requested ports: upstream's
+/// `min(max(16, size/32), 128)`, never more than half the range.
+fn static_band(size: u32) -> u32 {
+    (size / 32).clamp(16, 128).min(size / 2)
+}
+
 /// Claims the node ports of a new Service (the ones it names, and a free one for each port
 /// without); writes them into `svc`. Returns the ports claimed (to release if the create fails).
 pub async fn allocate(
@@ -242,10 +248,21 @@ pub async fn allocate(
                     p32
                 }
                 _ => {
-                    let start = fastrand::u32(..bitmap.size);
-                    let free = (0..bitmap.size)
-                        .map(|k| bitmap.base + (start + k) % bitmap.size)
-                        .find(|p| !bitmap.has(*p) && !chosen.contains(p));
+                    // The upper band first, from a random start; the lower band (kept for
+                    // ports clients ask for) only when the upper one is full, as upstream's
+                    // static-subrange rule.
+                    let band = static_band(bitmap.size);
+                    let upper = bitmap.size - band;
+                    let pick = |from: u32, len: u32| {
+                        if len == 0 {
+                            return None;
+                        }
+                        let start = fastrand::u32(..len);
+                        (0..len)
+                            .map(|k| bitmap.base + from + (start + k) % len)
+                            .find(|p| !bitmap.has(*p) && !chosen.contains(p))
+                    };
+                    let free = pick(band, upper).or_else(|| pick(0, band));
                     match free {
                         Some(p) => p,
                         None => {
@@ -321,6 +338,9 @@ mod tests {
         let (range, back) = decode(&value).unwrap();
         assert_eq!(range, "30000-32767");
         assert_eq!(back, data);
+        assert_eq!(static_band(2768), 86);
+        assert_eq!(static_band(101), 16);
+        assert_eq!(static_band(10), 5);
         let mut empty = Bitmap::new(30000, 2768);
         empty.set(30000, true);
         assert_eq!(empty.data(), vec![1]);
