@@ -36,6 +36,16 @@ fn b64(s: &str) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
 }
 
+/// A fresh etcd and an encryption configuration of `resources` in a temporary directory
+/// (kept alive by the returned guard).
+fn with_config(resources: &str) -> (Etcd, tempfile::TempDir, std::path::PathBuf) {
+    let etcd = Etcd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("encryption.yaml");
+    write_config(&config, resources);
+    (etcd, dir, config)
+}
+
 fn write_config(path: &Path, resources: &str) {
     std::fs::write(
         path,
@@ -119,10 +129,7 @@ fn aescbc_then_identity() -> String {
 
 #[test]
 fn a_secret_created_with_kubectl_is_stored_encrypted_and_read_back_in_clear() {
-    let etcd = Etcd::start();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("encryption.yaml");
-    write_config(&config, &aescbc_then_identity());
+    let (etcd, _dir, config) = with_config(&aescbc_then_identity());
     let mut k = kapi_with(&etcd, &config, &[]);
     k.ok(&[
         "create",
@@ -186,17 +193,11 @@ fn a_secret_created_with_kubectl_is_stored_encrypted_and_read_back_in_clear() {
 
 #[test]
 fn each_provider_round_trips_through_etcd() {
-    let etcd = Etcd::start();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("encryption.yaml");
-    write_config(
-        &config,
-        &format!(
-            "- resources: [secrets]\n  providers:\n  - aesgcm: {{keys: [{{name: g1, secret: {KEY1_B64}}}]}}\n\
+    let (etcd, _dir, config) = with_config(&format!(
+        "- resources: [secrets]\n  providers:\n  - aesgcm: {{keys: [{{name: g1, secret: {KEY1_B64}}}]}}\n\
              - resources: [configmaps]\n  providers:\n  - secretbox: {{keys: [{{name: b1, secret: {KEY2_B64}}}]}}\n\
              - resources: ['*.apps']\n  providers:\n  - aescbc: {{keys: [{{name: c1, secret: {KEY3_B64}}}]}}\n"
-        ),
-    );
+    ));
     let mut k = kapi_with(&etcd, &config, &[]);
     k.ok(&[
         "create",
@@ -263,18 +264,12 @@ fn each_provider_round_trips_through_etcd() {
 
 #[test]
 fn values_encrypted_by_hand_in_upstreams_formats_are_read() {
-    let etcd = Etcd::start();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("encryption.yaml");
-    write_config(
-        &config,
-        &format!(
-            "- resources: [secrets]\n  providers:\n\
+    let (etcd, _dir, config) = with_config(&format!(
+        "- resources: [secrets]\n  providers:\n\
              \x20 - aescbc: {{keys: [{{name: key1, secret: {KEY1_B64}}}]}}\n\
              \x20 - aesgcm: {{keys: [{{name: key2, secret: {KEY2_B64}}}]}}\n\
              \x20 - secretbox: {{keys: [{{name: key3, secret: {KEY1_B64}}}]}}\n"
-        ),
-    );
+    ));
     let k = kapi_with(&etcd, &config, &[]);
     let key = "/registry/secrets/default/sec";
     let expect_read = |k: &Kapi, what: &str, after_rv: &str| -> String {
@@ -334,10 +329,7 @@ fn values_encrypted_by_hand_in_upstreams_formats_are_read() {
 
 #[test]
 fn a_value_no_provider_reads_fails_that_object_only() {
-    let etcd = Etcd::start();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("encryption.yaml");
-    write_config(&config, &aescbc_then_identity());
+    let (etcd, _dir, config) = with_config(&aescbc_then_identity());
     let k = kapi_with(&etcd, &config, &[]);
     k.ok(&["create", "secret", "generic", "good", "--from-literal=a=b"]);
     // A value sealed with a key the configuration does not have.
@@ -368,10 +360,7 @@ fn a_value_no_provider_reads_fails_that_object_only() {
 
 #[test]
 fn a_value_written_with_an_old_key_is_read_after_a_new_key_is_put_first() {
-    let etcd = Etcd::start();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("encryption.yaml");
-    write_config(&config, &aescbc_then_identity());
+    let (etcd, _dir, config) = with_config(&aescbc_then_identity());
     let mut k = kapi_with(
         &etcd,
         &config,
@@ -435,10 +424,7 @@ fn a_value_written_with_an_old_key_is_read_after_a_new_key_is_put_first() {
 
 #[test]
 fn identity_first_stores_plaintext_and_still_reads_encrypted_values() {
-    let etcd = Etcd::start();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("encryption.yaml");
-    write_config(&config, &aescbc_then_identity());
+    let (etcd, _dir, config) = with_config(&aescbc_then_identity());
     let mut k = kapi_with(&etcd, &config, &[]);
     k.ok(&["create", "secret", "generic", "enc", "--from-literal=a=b"]);
     // Decryption back out: identity writes, aescbc still reads the old values.
