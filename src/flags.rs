@@ -42,6 +42,14 @@ pub struct Flags {
     #[arg(long, default_value = "1h0m0s", value_parser = crate::shutdown::parse_duration,
           help_heading = MISC)]
     pub event_ttl: Duration,
+    /// Indicates the tolerationSeconds of the toleration for notReady:NoExecute that is added
+    /// by default to every pod that does not already have such a toleration.
+    #[arg(long, default_value_t = 300, help_heading = GENERIC)]
+    pub default_not_ready_toleration_seconds: i64,
+    /// Indicates the tolerationSeconds of the toleration for unreachable:NoExecute that is
+    /// added by default to every pod that does not already have such a toleration.
+    #[arg(long, default_value_t = 300, help_heading = GENERIC)]
+    pub default_unreachable_toleration_seconds: i64,
     /// An optional field indicating the minimum number of seconds a handler must keep a
     /// request open before timing it out: a watch without timeoutSeconds lasts between this
     /// and twice this.
@@ -84,6 +92,9 @@ pub struct Flags {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub allow_privileged: bool,
+    /// `--default-not-ready-toleration-seconds`, `--default-unreachable-toleration-seconds`.
+    pub not_ready_toleration_seconds: i64,
+    pub unreachable_toleration_seconds: i64,
     pub event_ttl_seconds: i64,
     pub min_request_timeout_seconds: u64,
     /// `--service-cluster-ip-range` (empty: upstream's default range).
@@ -95,6 +106,8 @@ pub struct Settings {
 /// Upstream's defaults: what the in-process harness and unit tests run with.
 static DEFAULT_SETTINGS: Settings = Settings {
     allow_privileged: false,
+    not_ready_toleration_seconds: 300,
+    unreachable_toleration_seconds: 300,
     event_ttl_seconds: 3600,
     min_request_timeout_seconds: 1800,
     service_cidrs: Vec::new(),
@@ -112,6 +125,8 @@ pub fn settings() -> &'static Settings {
 pub fn init(flags: &Flags) {
     let _ = SETTINGS.set(Settings {
         allow_privileged: flags.allow_privileged,
+        not_ready_toleration_seconds: flags.default_not_ready_toleration_seconds,
+        unreachable_toleration_seconds: flags.default_unreachable_toleration_seconds,
         event_ttl_seconds: i64::try_from(flags.event_ttl.as_secs()).unwrap_or(i64::MAX),
         min_request_timeout_seconds: flags.min_request_timeout,
         service_cidrs: flags.service_cluster_ip_range.clone(),
@@ -318,18 +333,6 @@ const COMPAT: &[(&str, &str, Takes, Why)] = &[
         "cors-allowed-origins",
         Value,
         NotYet("CORS headers are not served"),
-    ),
-    (
-        GENERIC,
-        "default-not-ready-toleration-seconds",
-        Value,
-        NotYet("the DefaultTolerationSeconds admission plugin is not built yet"),
-    ),
-    (
-        GENERIC,
-        "default-unreachable-toleration-seconds",
-        Value,
-        NotYet("the DefaultTolerationSeconds admission plugin is not built yet"),
     ),
     (
         GENERIC,

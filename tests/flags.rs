@@ -161,6 +161,9 @@ impl Started {
     }
 }
 
+const DEFAULT_SA: &str =
+    r#"{"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"default"}}"#;
+
 /// Starts kapi with `flags` and waits for `/readyz` (as the admin of `pki`).
 fn start(flags: &[String], pki: &Path) -> Started {
     let data = tempfile::tempdir().unwrap();
@@ -187,6 +190,13 @@ fn start(flags: &[String], pki: &Path) -> Started {
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
         if started.curl(pki, &[], "/readyz").0 == 200 {
+            // The controller-manager's part: the namespace's default ServiceAccount, without
+            // which the ServiceAccount admission plugin refuses pods.
+            started.post(
+                pki,
+                "/api/v1/namespaces/default/serviceaccounts",
+                DEFAULT_SA,
+            );
             return started;
         }
         if let Ok(Some(status)) = started.child.try_wait() {

@@ -5,6 +5,7 @@
 
 pub mod namespace_lifecycle;
 pub mod node_restriction;
+pub mod pods;
 pub mod storage_protection;
 pub mod taint_nodes;
 
@@ -137,6 +138,9 @@ pub const DEFAULT_ON: &[&str] = &[
 /// The plugins kapi has.
 const IMPLEMENTED: &[&str] = &[
     "NamespaceLifecycle",
+    "ServiceAccount",
+    "Priority",
+    "DefaultTolerationSeconds",
     "NodeRestriction",
     "TaintNodesByCondition",
     "StorageObjectInUseProtection",
@@ -196,6 +200,53 @@ pub fn check_plugins(enable: &[String], disable: &[String]) -> Result<Vec<String
     Ok(warnings)
 }
 
+/// Upstream's `admission.NewForbidden`: 403 `<resource> "<name>" is forbidden: <why>`.
+pub(crate) fn forbidden(attrs: &Attributes<'_>, why: &str) -> Status {
+    let res = attrs.resource;
+    let what = if attrs.name.is_empty() {
+        res.group_resource()
+    } else {
+        format!("{} \"{}\"", res.group_resource(), attrs.name)
+    };
+    let mut s = Status::new(403, "Forbidden", format!("{what} is forbidden: {why}"));
+    s.kind = Some(res.resource.clone());
+    s.group = Some(res.group.clone()).filter(|g| !g.is_empty());
+    s.name = Some(attrs.name.to_string()).filter(|n| !n.is_empty());
+    s
+}
+
+/// Every object of `group/version/resource` the watch cache holds (in `namespace` only, when
+/// given), as served JSON: the small kinds admission reads (PriorityClasses, LimitRanges).
+pub(crate) fn cached_objects(
+    api: &Api,
+    group: &str,
+    version: &str,
+    resource: &str,
+    namespace: Option<&str>,
+) -> Result<Vec<Value>, Status> {
+    let Some(res) = api.registry.get(group, version, resource) else {
+        return Ok(Vec::new());
+    };
+    let mut dir = format!("{}{}", api.prefix, res.key_prefix);
+    if let Some(ns) = namespace.filter(|_| res.namespaced) {
+        dir.push_str(ns);
+        dir.push('/');
+    }
+    let Some(rc) = api
+        .cache
+        .resource(format!("{}{}", api.prefix, res.key_prefix).as_bytes())
+    else {
+        return Ok(Vec::new());
+    };
+    let snap = rc.snapshot();
+    snap.range(dir.as_bytes(), b"")
+        .map(|o| {
+            let served = crate::api::objects::served(res, &o.value, 0)?;
+            crate::api::objects::to_value(res, &served)
+        })
+        .collect()
+}
+
 impl Chain {
     /// Upstream's default-enabled plugins that kapi has so far.
     pub fn defaults() -> Chain {
@@ -212,6 +263,14 @@ impl Chain {
                 "NamespaceLifecycle" => chain
                     .mutating
                     .push(Box::new(namespace_lifecycle::NamespaceLifecycle)),
+                "ServiceAccount" => chain.mutating.push(Box::new(pods::ServiceAccount)),
+                "Priority" => {
+                    chain.mutating.push(Box::new(pods::Priority));
+                    chain.validating.push(Box::new(pods::Priority));
+                }
+                "DefaultTolerationSeconds" => chain
+                    .mutating
+                    .push(Box::new(pods::DefaultTolerationSeconds)),
                 "NodeRestriction" => chain
                     .mutating
                     .push(Box::new(node_restriction::NodeRestriction)),

@@ -207,6 +207,20 @@ impl Api {
     /// Whether namespace `ns` exists (`Some`) and is being terminated (`Some(true)`), from the
     /// watch cache; one not there is looked for again once the cache has caught up with the
     /// store, so a namespace created a moment ago is found.
+    /// Waits (at most 3 s) until the watch cache holds every write the store has made: what
+    /// admission reads from the cache then includes an object created a moment ago.
+    pub async fn catch_up_cache(&self) -> Result<(), Status> {
+        let target = super::cached::current_revision(&self.store)
+            .await
+            .map_err(|e| Status::service_unavailable(e.to_string()))?;
+        if self.cache.revision() < target {
+            let hub = super::cached::hub(&self.cache);
+            let _ = monoio::time::timeout(std::time::Duration::from_secs(3), hub.wait_for(target))
+                .await;
+        }
+        Ok(())
+    }
+
     pub async fn namespace_phase(&self, ns: &str) -> Result<Option<bool>, Status> {
         let Some(res) = self.registry.get("", "v1", "namespaces") else {
             return Ok(None);
@@ -220,15 +234,7 @@ impl Api {
         };
         let mut found = rc.snapshot().get(key.as_bytes()).map(|o| o.value.clone());
         if found.is_none() {
-            let target = super::cached::current_revision(&self.store)
-                .await
-                .map_err(|e| Status::service_unavailable(e.to_string()))?;
-            if self.cache.revision() < target {
-                let hub = super::cached::hub(&self.cache);
-                let _ =
-                    monoio::time::timeout(std::time::Duration::from_secs(3), hub.wait_for(target))
-                        .await;
-            }
+            self.catch_up_cache().await?;
             found = rc.snapshot().get(key.as_bytes()).map(|o| o.value.clone());
         }
         let Some(stored) = found else {

@@ -35,9 +35,18 @@ const RESET_CHECK_EVERY: u64 = 256;
 /// Inputs between two resets of the request metrics' series: without them a `/metrics` scrape
 /// grew to tens of milliseconds and took 80 % of the fuzzer's time (perf, session 5).
 const METRICS_RESET_EVERY: u64 = 2_048;
+/// `/metrics` is served for the first of its inputs and one in this many after: its answer is
+/// the registry's text encoding whatever the input (past the path, authentication and flow
+/// control, which every other input exercises too), and at tens of milliseconds under the
+/// fuzzer's instrumentation a scrape took two thirds of its time (perf, session 5).
+const METRICS_SCRAPE_EVERY: u64 = 1_000;
 /// Cache bytes of kept encodings: as kapi's default would never be reached, a small cap makes
 /// the "encode per request" path run too.
 const CACHE_ENCODED_BYTES: usize = 4 << 20;
+
+/// Namespaces kapi makes at start, kept (with their default ServiceAccounts) when the harness
+/// empties the store.
+const SYSTEM_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// The request path of one core, driven one request at a time.
 pub struct Harness {
@@ -45,6 +54,8 @@ pub struct Harness {
     api: Arc<Api>,
     model: Model,
     served: u64,
+    /// `/metrics` inputs seen (see `METRICS_SCRAPE_EVERY`).
+    scrapes: u64,
 }
 
 /// What came back, as far as the checks need it.
@@ -103,12 +114,57 @@ impl Harness {
             .enable_timer()
             .build()
             .map_err(|e| format!("runtime: {e}"))?;
-        Ok(Harness {
+        let mut harness = Harness {
             runtime,
             api: Arc::new(api),
             model,
             served: 0,
-        })
+            scrapes: 0,
+        };
+        harness.default_service_accounts();
+        Ok(harness)
+    }
+
+    /// The `default` ServiceAccount of every namespace that lacks one, as kube-controller-manager
+    /// makes them: without one the ServiceAccount admission plugin refuses pods there, after
+    /// retries that would make every such input wait. At start, and after a namespace is made.
+    fn default_service_accounts(&mut self) {
+        let api = self.api.clone();
+        let _ = self
+            .runtime
+            .block_on(async move { api.catch_up_cache().await });
+        let namespaces: Vec<String> = self
+            .api
+            .cache
+            .resource(format!("{}namespaces/", self.api.prefix).as_bytes())
+            .map(|rc| {
+                let dir = format!("{}namespaces/", self.api.prefix);
+                rc.snapshot()
+                    .range(dir.as_bytes(), b"")
+                    .filter_map(|o| {
+                        std::str::from_utf8(&o.key[dir.len()..])
+                            .ok()
+                            .map(String::from)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let lookup = self.api.service_accounts.lookup.clone();
+        for ns in namespaces {
+            if lookup
+                .identity(crate::authn::lookup::Kind::ServiceAccount, &ns, "default")
+                .is_some()
+            {
+                continue;
+            }
+            let text = format!(
+                "POST /api/v1/namespaces/{ns}/serviceaccounts HTTP/2\ncontent-type: application/json\n\n\
+                 {{\"apiVersion\":\"v1\",\"kind\":\"ServiceAccount\",\"metadata\":{{\"name\":\"default\"}}}}"
+            );
+            if let Some(req) = to_request(&RawRequest::parse_text(text.as_bytes())) {
+                self.run(req);
+            }
+        }
     }
 
     pub fn model(&self) -> &Model {
@@ -123,6 +179,12 @@ impl Harness {
     /// target or header it cannot parse) or when it is a known, reported panic.
     pub fn serve(&mut self, raw: &RawRequest) -> Option<Outcome> {
         let req = to_request(raw)?;
+        if req.uri.path() == "/metrics" {
+            self.scrapes += 1;
+            if self.scrapes % METRICS_SCRAPE_EVERY != 1 {
+                return None;
+            }
+        }
         self.served += 1;
         if self.served.is_multiple_of(RESET_CHECK_EVERY) {
             self.reset_if_large();
@@ -130,8 +192,19 @@ impl Harness {
         if self.served.is_multiple_of(METRICS_RESET_EVERY) {
             crate::metrics::request::forget_series();
         }
+        let creates_namespace = req.method == Method::POST
+            && req.uri.path().trim_end_matches('/') == "/api/v1/namespaces";
+        let outcome = self.run(req);
+        if creates_namespace && outcome.status == StatusCode::CREATED {
+            self.default_service_accounts();
+        }
+        Some(outcome)
+    }
+
+    /// One request through `Api::handle`, its streamed body drained.
+    fn run(&mut self, req: Request) -> Outcome {
         let api = self.api.clone();
-        let outcome = self.runtime.block_on(async move {
+        self.runtime.block_on(async move {
             let resp = api.handle(req).await;
             let content_type = resp
                 .headers
@@ -152,8 +225,7 @@ impl Harness {
                 streamed,
                 complete,
             }
-        });
-        Some(outcome)
+        })
     }
 
     /// Empties the store (all but the system namespaces) when it has grown past `MAX_OBJECTS`.
@@ -176,18 +248,16 @@ impl Harness {
             };
             for kv in all.kvs {
                 let key = &kv.key;
-                if key.starts_with(format!("{prefix}namespaces/").as_bytes()) {
-                    let ns = &key[prefix.len() + "namespaces/".len()..];
-                    if [
-                        &b"default"[..],
-                        b"kube-system",
-                        b"kube-public",
-                        b"kube-node-lease",
-                    ]
-                    .contains(&ns)
-                    {
-                        continue;
-                    }
+                let kept = |dir: &str| {
+                    key.strip_prefix(format!("{prefix}{dir}").as_bytes())
+                        .is_some_and(|rest| {
+                            SYSTEM_NAMESPACES.iter().any(|ns| {
+                                rest == ns.as_bytes() || rest == format!("{ns}/default").as_bytes()
+                            })
+                        })
+                };
+                if kept("namespaces/") || kept("serviceaccounts/") {
+                    continue;
                 }
                 let _ = store.delete(key, None).await;
             }

@@ -65,6 +65,8 @@ impl Kapi {
         loop {
             let out = self.kubectl(&["get", "--raw", "/readyz"]);
             if out.status.success() {
+                // Best effort: a test may start kapi with an authorizer that refuses it.
+                let _ = self.kubectl(&["create", "serviceaccount", "default", "-n", "default"]);
                 return;
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
@@ -77,6 +79,19 @@ impl Kapi {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// Creates the `default` ServiceAccount of `namespace` (unless it exists), as
+    /// kube-controller-manager's serviceaccount controller does in a cluster: without it the
+    /// ServiceAccount admission plugin refuses every pod there, as upstream's does. Every start
+    /// does it for `default`.
+    pub fn default_service_account(&self, namespace: &str) {
+        let out = self.kubectl(&["create", "serviceaccount", "default", "-n", namespace]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() || stderr.contains("AlreadyExists"),
+            "creating the default ServiceAccount of {namespace}: {stderr}"
+        );
     }
 
     pub fn log(&self) -> String {

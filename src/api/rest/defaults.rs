@@ -2,7 +2,7 @@
 //! timestamps. Per-kind defaults live in the kinds' strategies (`crate::kinds`).
 
 /// Five characters from upstream's generateName alphabet (no vowels, no confusable digits).
-pub(super) fn random_suffix() -> String {
+pub fn random_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut seed = uuid::Uuid::new_v4().as_u128();
     (0..5)

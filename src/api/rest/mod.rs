@@ -12,8 +12,7 @@ mod write;
 
 pub use allocation::repair as repair_service_addresses;
 pub use computed::ComputedRequest;
-pub use defaults::now_rfc3339;
-use defaults::*;
+pub use defaults::{now_rfc3339, random_suffix};
 
 use std::sync::Arc;
 

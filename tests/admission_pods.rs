@@ -1,0 +1,256 @@
+//! The admission plugins that shape every new Pod (ServiceAccount, Priority,
+//! DefaultTolerationSeconds), against the real binary: what upstream's plugins add to a pod,
+//! and their 403s, with upstream's messages.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::client::Client;
+use support::kapi::Kapi;
+
+fn pod(name: &str, spec: Value) -> Value {
+    let mut spec = spec;
+    if spec.get("containers").is_none() {
+        spec["containers"] = json!([{"name": "c", "image": "busybox"}]);
+    }
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec})
+}
+
+fn post(c: &Client, path: &str, body: Value) -> (u16, Value) {
+    c.call("POST", path, "application/json", Some(body))
+}
+
+#[test]
+fn a_pod_gets_its_account_token_volume_priority_and_tolerations() {
+    let k = Kapi::start(&["--default-unreachable-toleration-seconds=60"], &[]);
+    let c = Client::new(&k);
+    k.ok(&["create", "namespace", "apps"]);
+    let pods = "/api/v1/namespaces/apps/pods";
+
+    // No default ServiceAccount in the namespace yet: upstream's 403 (after its retries).
+    let (code, body) = post(&c, pods, pod("early", json!({})));
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(
+        body["message"],
+        "pods \"early\" is forbidden: error looking up service account apps/default: serviceaccount \"default\" not found"
+    );
+    assert_eq!(body["reason"], "Forbidden");
+    assert_eq!(body["details"]["kind"], "pods");
+
+    k.default_service_account("apps");
+    let (code, p) = post(
+        &c,
+        pods,
+        pod(
+            "web",
+            json!({"initContainers": [{"name": "init", "image": "busybox"}],
+                   "containers": [{"name": "a", "image": "nginx"}, {"name": "b", "image": "nginx"}]}),
+        ),
+    );
+    assert_eq!(code, 201, "{p}");
+    let spec = &p["spec"];
+    assert_eq!(spec["serviceAccountName"], "default");
+    assert_eq!(spec["serviceAccount"], "default");
+    let volume = &spec["volumes"][0];
+    let name = volume["name"].as_str().unwrap_or_default();
+    assert!(
+        name.starts_with("kube-api-access-") && name.len() == "kube-api-access-".len() + 5,
+        "{volume}"
+    );
+    assert_eq!(
+        volume["projected"],
+        json!({"defaultMode": 420, "sources": [
+            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {"downwardAPI": {"items": [{"path": "namespace",
+                "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}
+        ]})
+    );
+    for c in ["initContainers", "containers"] {
+        for container in spec[c].as_array().unwrap() {
+            assert_eq!(
+                container["volumeMounts"],
+                json!([{"name": name, "readOnly": true,
+                        "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}]),
+                "{container}"
+            );
+        }
+    }
+    assert_eq!(spec["priority"], 0);
+    assert_eq!(spec["preemptionPolicy"], "PreemptLowerPriority");
+    assert_eq!(
+        spec["tolerations"],
+        json!([
+            {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
+             "tolerationSeconds": 300},
+            {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
+             "tolerationSeconds": 60}
+        ])
+    );
+
+    // An account that opts out of the token, with pull secrets the pod inherits.
+    let (code, body) = post(
+        &c,
+        "/api/v1/namespaces/apps/serviceaccounts",
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "quiet"},
+               "automountServiceAccountToken": false, "imagePullSecrets": [{"name": "registry"}]}),
+    );
+    assert_eq!(code, 201, "{body}");
+    let (code, p) = post(
+        &c,
+        pods,
+        pod(
+            "quiet",
+            json!({"serviceAccountName": "quiet",
+                   "tolerations": [{"operator": "Exists"}]}),
+        ),
+    );
+    assert_eq!(code, 201, "{p}");
+    assert!(p["spec"]["volumes"].is_null(), "{p}");
+    assert!(p["spec"]["containers"][0]["volumeMounts"].is_null(), "{p}");
+    assert_eq!(p["spec"]["imagePullSecrets"], json!([{"name": "registry"}]));
+    // A toleration of every taint covers both defaults.
+    assert_eq!(p["spec"]["tolerations"], json!([{"operator": "Exists"}]));
+
+    // The pod's own choice wins over the account's.
+    let (code, p) = post(
+        &c,
+        pods,
+        pod(
+            "mounted",
+            json!({"serviceAccountName": "quiet", "automountServiceAccountToken": true}),
+        ),
+    );
+    assert_eq!(code, 201, "{p}");
+    assert_eq!(
+        p["spec"]["volumes"].as_array().map(Vec::len),
+        Some(1),
+        "{p}"
+    );
+
+    // An account that does not exist (no retries for one that is not `default`).
+    let (code, body) = post(
+        &c,
+        pods,
+        pod("lost", json!({"serviceAccountName": "ghost"})),
+    );
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(
+        body["message"],
+        "pods \"lost\" is forbidden: error looking up service account apps/ghost: serviceaccount \"ghost\" not found"
+    );
+
+    // A mirror pod may not name an account.
+    let mut mirror = pod("static", json!({"serviceAccountName": "default"}));
+    mirror["metadata"]["annotations"] = json!({"kubernetes.io/config.mirror": "hash"});
+    let (code, body) = post(&c, pods, mirror);
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(
+        body["message"],
+        "pods \"static\" is forbidden: a mirror pod may not reference service accounts"
+    );
+}
+
+#[test]
+fn priority_comes_from_the_pods_class_or_the_global_default() {
+    let k = Kapi::start(&[], &[]);
+    let c = Client::new(&k);
+    let pods = "/api/v1/namespaces/default/pods";
+    let classes = "/apis/scheduling.k8s.io/v1/priorityclasses";
+
+    // The built-in class of node-critical pods.
+    let (code, p) = post(
+        &c,
+        pods,
+        pod(
+            "critical",
+            json!({"priorityClassName": "system-node-critical"}),
+        ),
+    );
+    assert_eq!(code, 201, "{p}");
+    assert_eq!(p["spec"]["priority"], 2000001000);
+
+    let (code, body) = post(
+        &c,
+        pods,
+        pod("unknown", json!({"priorityClassName": "nope"})),
+    );
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(
+        body["message"],
+        "pods \"unknown\" is forbidden: no PriorityClass with name nope was found"
+    );
+
+    let (code, body) = post(&c, pods, pod("claims", json!({"priority": 5})));
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(
+        body["message"],
+        "pods \"claims\" is forbidden: the integer value of priority (5) must not be provided in pod spec; priority admission controller computed 0 from the given PriorityClass name"
+    );
+
+    // A global default class: pods without a class get it, and a second default is refused.
+    let class = |name: &str, value: i64, policy: &str| {
+        json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+               "metadata": {"name": name}, "value": value, "globalDefault": true,
+               "preemptionPolicy": policy})
+    };
+    let (code, body) = post(&c, classes, class("usual", 1000, "Never"));
+    assert_eq!(code, 201, "{body}");
+    let (code, p) = post(&c, pods, pod("plain", json!({})));
+    assert_eq!(code, 201, "{p}");
+    assert_eq!(p["spec"]["priorityClassName"], "usual");
+    assert_eq!(p["spec"]["priority"], 1000);
+    assert_eq!(p["spec"]["preemptionPolicy"], "Never");
+    let (code, body) = post(
+        &c,
+        pods,
+        pod("pushy", json!({"preemptionPolicy": "PreemptLowerPriority"})),
+    );
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(
+        body["message"],
+        "pods \"pushy\" is forbidden: the string value of PreemptionPolicy (PreemptLowerPriority) must not be provided in pod spec; priority admission controller computed Never from the given PriorityClass name"
+    );
+    let (code, body) = post(&c, classes, class("other", 5, "Never"));
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(
+        body["message"],
+        "priorityclasses.scheduling.k8s.io \"other\" is forbidden: PriorityClass usual is already marked as default. Only one default can exist"
+    );
+
+    // An update that leaves priority out keeps it (the plugin restores what create set).
+    let (code, p) = c.call(
+        "GET",
+        "/api/v1/namespaces/default/pods/plain",
+        "application/json",
+        None,
+    );
+    assert_eq!(code, 200);
+    let mut p = p;
+    p["spec"].as_object_mut().unwrap().remove("priority");
+    p["metadata"]["labels"] = json!({"touched": "yes"});
+    let (code, p) = c.call(
+        "PUT",
+        "/api/v1/namespaces/default/pods/plain",
+        "application/json",
+        Some(p),
+    );
+    assert_eq!(code, 200, "{p}");
+    assert_eq!(p["spec"]["priority"], 1000);
+}
+
+#[test]
+fn the_plugins_can_be_turned_off() {
+    let k = Kapi::start(
+        &["--disable-admission-plugins=ServiceAccount,Priority,DefaultTolerationSeconds"],
+        &[],
+    );
+    let c = Client::new(&k);
+    k.ok(&["create", "namespace", "bare"]);
+    let (code, p) = post(&c, "/api/v1/namespaces/bare/pods", pod("p", json!({})));
+    assert_eq!(code, 201, "{p}");
+    assert!(p["spec"]["serviceAccountName"].is_null(), "{p}");
+    assert!(p["spec"]["volumes"].is_null(), "{p}");
+    assert!(p["spec"]["priority"].is_null(), "{p}");
+    assert!(p["spec"]["tolerations"].is_null(), "{p}");
+}
