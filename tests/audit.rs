@@ -430,6 +430,13 @@ fn webhook_receiver(
     (port, rx)
 }
 
+/// The event of the test's own create (kapi's start also creates the default ServiceAccount).
+fn is_configmap_create_done(e: &Value) -> bool {
+    e["verb"] == "create"
+        && e["stage"] == "ResponseComplete"
+        && e["objectRef"]["resource"] == "configmaps"
+}
+
 /// Starts kapi with the webhook of `kubeconfig` and waits for a create's ResponseComplete.
 fn webhook_events(
     kubeconfig: &str,
@@ -453,10 +460,7 @@ fn webhook_events(
     k.ok(&["create", "configmap", "hooked", "--from-literal=a=b"]);
     let deadline = Instant::now() + WRITE_TIMEOUT;
     let mut received: Vec<(String, bool, Value)> = Vec::new();
-    while !received
-        .iter()
-        .any(|(_, _, e)| e["verb"] == "create" && e["stage"] == "ResponseComplete")
-    {
+    while !received.iter().any(|(_, _, e)| is_configmap_create_done(e)) {
         let left = deadline.saturating_duration_since(Instant::now());
         let (head, body, client_cert) = posts
             .recv_timeout(left)
@@ -486,7 +490,7 @@ fn the_webhook_backend_posts_event_lists() {
     );
     let (head, _, done) = received
         .iter()
-        .find(|(_, _, e)| e["verb"] == "create" && e["stage"] == "ResponseComplete")
+        .find(|(_, _, e)| is_configmap_create_done(e))
         .unwrap();
     assert!(head.starts_with("POST /audit HTTP/1.1\r\n"), "{head}");
     assert!(
@@ -523,7 +527,7 @@ fn the_webhook_backend_speaks_tls_with_the_kubeconfigs_ca_and_client_certificate
     );
     let (head, client_cert, done) = received
         .iter()
-        .find(|(_, _, e)| e["verb"] == "create" && e["stage"] == "ResponseComplete")
+        .find(|(_, _, e)| is_configmap_create_done(e))
         .unwrap();
     assert!(head.starts_with("POST /events HTTP/1.1\r\n"), "{head}");
     assert!(*client_cert, "the client certificate was not presented");

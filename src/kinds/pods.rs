@@ -44,9 +44,7 @@ impl Strategy for Pods {
         {
             s.insert("terminationGracePeriodSeconds".into(), json!(1));
         }
-        // What the Priority admission plugin sets when no class is named.
-        podspec::or_set(s, "preemptionPolicy", json!("PreemptLowerPriority"));
-        podspec::or_set(s, "priority", json!(0));
+        // priority and preemptionPolicy are the Priority admission plugin's.
         let qos = qos_class(s);
         if let Some(status) = podspec::child(o, "status") {
             podspec::or_set(status, "qosClass", json!(qos));

@@ -43,6 +43,8 @@ pub fn kubectl_workflow(k: &Kapi) {
         assert!(ns.contains(&format!("namespace/{n}")), "{ns}");
     }
     k.ok(&["create", "namespace", "demo"]);
+    // What the controller-manager would do: pods need the namespace's default account.
+    k.default_service_account("demo");
 
     // apply twice: the second is a strategic merge patch that changes one container
     let out = k.kubectl_stdin(&["apply", "-n", "demo", "-f", "-"], DEPLOYMENT);

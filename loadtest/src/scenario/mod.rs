@@ -208,6 +208,40 @@ async fn setup(ctx: &Ctx) -> Result<(), String> {
             return Err(format!("creating namespace {n}: HTTP {status}"));
         }
     }
+    for i in 0..ctx.plan.namespaces {
+        default_account(&api, &objects::namespace_name(i)).await?;
+    }
+    Ok(())
+}
+
+/// Makes `namespace`'s `default` ServiceAccount unless it exists: the ServiceAccount admission
+/// plugin refuses pods without it, and without a kube-controller-manager nobody else makes it.
+pub(crate) async fn default_account(api: &Api, namespace: &str) -> Result<(), String> {
+    let path = format!("/api/v1/namespaces/{namespace}/serviceaccounts");
+    let (existing, _) = api
+        .call(
+            Call::new(
+                "GET",
+                "serviceaccounts",
+                Scope::Resource,
+                &format!("{path}/default"),
+            )
+            .probe(),
+        )
+        .await;
+    if existing == 200 {
+        return Ok(());
+    }
+    let account = serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                                     "metadata": {"name": "default"}});
+    let (status, _) = api
+        .call(Call::new("POST", "serviceaccounts", Scope::Namespace, &path).json(&account))
+        .await;
+    if status != 201 && status != 409 {
+        return Err(format!(
+            "creating the default ServiceAccount of {namespace}: HTTP {status}"
+        ));
+    }
     Ok(())
 }
 

@@ -129,6 +129,23 @@ async fn setup(target: &Target, plan: &Plan) -> Result<(), String> {
     if !(st == 201 || st == 409) {
         return Err(format!("creating namespace {NAMESPACE}: status {st}"));
     }
+    // The namespace's default ServiceAccount, which admission requires of pods and which
+    // kube-controller-manager makes in a cluster (409: it did).
+    let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}});
+    let st = send(
+        target,
+        &http,
+        reqwest::Method::POST,
+        &format!("/api/v1/namespaces/{NAMESPACE}/serviceaccounts"),
+        "application/json",
+        sa.to_string().into_bytes(),
+    )
+    .await;
+    if !(st == 201 || st == 409) {
+        return Err(format!(
+            "creating the default ServiceAccount of {NAMESPACE}: status {st}"
+        ));
+    }
     for i in 0..plan.patchers {
         let pod = wide_pod(&format!("kapi-load-wide-{i}"), plan.containers);
         let path = format!("/api/v1/namespaces/{NAMESPACE}/pods");
