@@ -29,11 +29,27 @@ struct Occ<'a> {
 /// Writes protobuf messages as JSON. Holds scratch space reused across calls.
 pub struct PbToJson<'s> {
     schema: &'s Schema,
+    /// Whether to write what upstream's defaulting adds on every decode and protobuf cannot
+    /// keep (see `served`).
+    decode_defaults: bool,
 }
 
 impl<'s> PbToJson<'s> {
+    /// The object exactly as its protobuf says (upstream's serializer).
     pub fn new(schema: &'s Schema) -> Self {
-        PbToJson { schema }
+        PbToJson {
+            schema,
+            decode_defaults: false,
+        }
+    }
+
+    /// The object as upstream's apiserver serves it: decoding applies defaults, and one of them
+    /// writes what protobuf drops, the TypeMeta of a StatefulSet's claim templates.
+    pub fn served(schema: &'s Schema) -> Self {
+        PbToJson {
+            schema,
+            decode_defaults: true,
+        }
     }
 
     /// Writes message `id` encoded in `bytes` (which start at `base` in the whole input) as a
@@ -269,7 +285,11 @@ impl<'s> PbToJson<'s> {
             FieldType::Scalar(s) => scalar(s, o.value, o.at, &f.json, out),
             FieldType::Message(id) => {
                 let b = len_value(f, o)?;
-                self.value_message(id, Some(b), None, out, depth + 1)
+                // A StatefulSet's claim templates are PersistentVolumeClaims that upstream's
+                // defaulting gives their TypeMeta on every decode (protobuf does not keep it).
+                let type_meta = (self.decode_defaults && &*f.json == "volumeClaimTemplates")
+                    .then_some(("v1", "PersistentVolumeClaim"));
+                self.value_message(id, Some(b), type_meta, out, depth + 1)
             }
             _ => Ok(()),
         }

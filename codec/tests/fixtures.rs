@@ -146,3 +146,34 @@ fn json_encodes_to_upstreams_protobuf_bytes() {
         failures.join("\n")
     );
 }
+
+/// `PbToJson::served` writes what upstream's decode-time defaulting adds and protobuf cannot
+/// keep: the TypeMeta of a StatefulSet's claim templates; `new` writes only what the bytes say.
+#[test]
+fn served_statefulsets_carry_their_claim_templates_type_meta() {
+    let schema = Schema::get();
+    let f = fixtures()
+        .into_iter()
+        .find(|f| f.api_version == "apps/v1" && f.kind == "StatefulSet")
+        .expect("the apps/v1 StatefulSet fixture");
+    let pb = f.read("pb");
+    let env = Envelope::parse(&pb).unwrap();
+    let id = schema.kind("apps/v1", "StatefulSet").unwrap();
+    let decode = |enc: PbToJson<'_>| {
+        let mut out = Vec::new();
+        enc.message(id, env.raw, env.raw_offset, None, &mut out)
+            .unwrap();
+        value(&out)
+    };
+    let served = decode(PbToJson::served(schema));
+    let plain = decode(PbToJson::new(schema));
+    let templates = served["spec"]["volumeClaimTemplates"].as_array().unwrap();
+    assert!(!templates.is_empty());
+    for t in templates {
+        assert_eq!(t["apiVersion"], "v1", "{t}");
+        assert_eq!(t["kind"], "PersistentVolumeClaim", "{t}");
+    }
+    for t in plain["spec"]["volumeClaimTemplates"].as_array().unwrap() {
+        assert!(t.get("kind").is_none(), "{t}");
+    }
+}

@@ -312,7 +312,7 @@ impl<'a> View<'a> {
         let mut raw = Vec::with_capacity(obj.value.len() + 16);
         self.write_served(obj, obj.mod_revision, &mut raw)?;
         let mut json = Vec::with_capacity(raw.len() * 2);
-        PbToJson::new(Schema::get())
+        PbToJson::served(Schema::get())
             .message(msg, &raw, 0, None, &mut json)
             .map_err(|e| Status::internal(format!("encoding {}: {e}", self.res.kind)))?;
         Ok(Bytes::from(json))

@@ -125,7 +125,7 @@ pub fn encode_message(
         }
         Encoding::Json | Encoding::Yaml => {
             let mut json = Vec::with_capacity(raw.len() * 2);
-            PbToJson::new(Schema::get())
+            PbToJson::served(Schema::get())
                 .message(msg, raw, 0, Some((api_version, kind)), &mut json)
                 .map_err(|e| Status::internal(format!("encoding {kind}: {e}")))?;
             finish_json(json, enc, pretty)
@@ -175,7 +175,7 @@ pub fn encode_list(
         }
         Encoding::Json | Encoding::Yaml => {
             let msg = res.msg.ok_or_else(|| Status::internal("no schema"))?;
-            let enc_json = PbToJson::new(Schema::get());
+            let enc_json = PbToJson::served(Schema::get());
             let mut jsons = Vec::with_capacity(items.len());
             for i in items {
                 let mut j = Vec::with_capacity(i.raw.len() * 2);
