@@ -1,4 +1,4 @@
-//! The admission plugins that shape every new Pod (ServiceAccount, Priority,
+//! The admission plugins that shape every new Pod (ServiceAccount, Priority, LimitRanger,
 //! DefaultTolerationSeconds), against the real binary: what upstream's plugins add to a pod,
 //! and their 403s, with upstream's messages.
 
@@ -253,4 +253,63 @@ fn the_plugins_can_be_turned_off() {
     assert!(p["spec"]["volumes"].is_null(), "{p}");
     assert!(p["spec"]["priority"].is_null(), "{p}");
     assert!(p["spec"]["tolerations"].is_null(), "{p}");
+}
+
+#[test]
+fn limit_ranges_default_and_bound_pods_and_claims() {
+    let k = Kapi::start(&[], &[]);
+    let c = Client::new(&k);
+    let (code, body) = post(
+        &c,
+        "/api/v1/namespaces/default/limitranges",
+        json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "bounds"},
+               "spec": {"limits": [
+                   {"type": "Container", "default": {"cpu": "500m", "memory": "128Mi"},
+                    "defaultRequest": {"cpu": "100m"}, "max": {"cpu": "1"}},
+                   {"type": "PersistentVolumeClaim", "max": {"storage": "1Gi"}}]}}),
+    );
+    assert_eq!(code, 201, "{body}");
+    let pods = "/api/v1/namespaces/default/pods";
+    let (code, p) = post(&c, pods, pod("sized", json!({})));
+    assert_eq!(code, 201, "{p}");
+    assert_eq!(
+        p["spec"]["containers"][0]["resources"],
+        json!({"limits": {"cpu": "500m", "memory": "128Mi"}, "requests": {"cpu": "100m", "memory": "128Mi"}})
+    );
+    assert_eq!(
+        p["metadata"]["annotations"]["kubernetes.io/limit-ranger"],
+        "LimitRanger plugin set: cpu, memory request for container c; cpu, memory limit for container c"
+    );
+    // Burstable now (requests below limits), as upstream computes from the defaulted pod.
+    assert_eq!(p["status"]["qosClass"], "Burstable");
+
+    let (code, body) = post(
+        &c,
+        pods,
+        pod(
+            "greedy",
+            json!({"containers": [{"name": "c", "image": "busybox",
+                   "resources": {"limits": {"cpu": "2"}}}]}),
+        ),
+    );
+    // Its requests default to its limits before LimitRanger looks (upstream's decoder defaults
+    // first), so only the limit is named.
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(
+        body["message"],
+        "pods \"greedy\" is forbidden: maximum cpu usage per Container is 1, but limit is 2"
+    );
+
+    let (code, body) = post(
+        &c,
+        "/api/v1/namespaces/default/persistentvolumeclaims",
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "big"},
+               "spec": {"accessModes": ["ReadWriteOnce"],
+                        "resources": {"requests": {"storage": "5Gi"}}}}),
+    );
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(
+        body["message"],
+        "persistentvolumeclaims \"big\" is forbidden: maximum storage usage per PersistentVolumeClaim is 1Gi, but request is 5Gi"
+    );
 }

@@ -308,7 +308,8 @@ fn kapi_starts_with_the_hard_way_unit_and_honours_its_flags() {
         .lines()
         .find(|l| l.contains("--enable-admission-plugins: kapi does not have these plugins yet"))
         .unwrap_or_else(|| panic!("no warning for the missing admission plugins:\n{log}"));
-    assert!(plugins.contains("LimitRanger"), "{plugins}");
+    assert!(plugins.contains("ResourceQuota"), "{plugins}");
+    assert!(!plugins.contains("LimitRanger"), "{plugins}");
     // The admin of the guide's CA (a certificate from `openssl x509 -req`) is served; the
     // serving certificate is the guide's (curl verifies it against the guide's CA).
     let (code, body) = k.curl(pki, &[], "/api/v1/namespaces/default");

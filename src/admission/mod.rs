@@ -3,6 +3,7 @@
 //! chain after — as upstream's `--enable-admission-plugins`. A plugin refuses a write with its
 //! `Status`; the first refusal ends the write.
 
+pub mod limit_ranger;
 pub mod namespace_lifecycle;
 pub mod node_restriction;
 pub mod pods;
@@ -138,6 +139,7 @@ pub const DEFAULT_ON: &[&str] = &[
 /// The plugins kapi has.
 const IMPLEMENTED: &[&str] = &[
     "NamespaceLifecycle",
+    "LimitRanger",
     "ServiceAccount",
     "Priority",
     "DefaultTolerationSeconds",
@@ -263,6 +265,10 @@ impl Chain {
                 "NamespaceLifecycle" => chain
                     .mutating
                     .push(Box::new(namespace_lifecycle::NamespaceLifecycle)),
+                "LimitRanger" => {
+                    chain.mutating.push(Box::new(limit_ranger::LimitRanger));
+                    chain.validating.push(Box::new(limit_ranger::LimitRanger));
+                }
                 "ServiceAccount" => chain.mutating.push(Box::new(pods::ServiceAccount)),
                 "Priority" => {
                     chain.mutating.push(Box::new(pods::Priority));

@@ -47,7 +47,9 @@ impl Strategy for Pods {
         // priority and preemptionPolicy are the Priority admission plugin's.
         let qos = qos_class(s);
         if let Some(status) = podspec::child(o, "status") {
-            podspec::or_set(status, "qosClass", json!(qos));
+            // Computed from the final spec (defaults run again after admission, which may
+            // have added requests), as upstream's PrepareForCreate computes it last.
+            status.insert("qosClass".into(), json!(qos));
         }
     }
 }

@@ -81,7 +81,7 @@ impl Ctx<'_> {
         ))
     }
 
-    /// The stages every write passes once its kind has prepared the object: mutating
+    /// The stages every write passes once its kind has prepared the object: defaults → mutating
     /// admission → defaults → encode once (what upstream's decoder refuses, such as unknown
     /// fields under Strict, is a 400 before any validation) → validation → validating
     /// admission. Gives back the stored bytes, the warnings and the object.
@@ -91,6 +91,9 @@ impl Ctx<'_> {
         mut obj: Value,
         validation: FieldValidation,
     ) -> Result<(Bytes, Vec<String>, Value), Status> {
+        // Upstream's decoder defaults the object before admission sees it, and its storage
+        // defaults it again on the way back (what admission added gets its defaults too).
+        self.res.strategy.default(&mut obj);
         self.api
             .admission
             .mutate(self.api, attrs, Some(&mut obj))
