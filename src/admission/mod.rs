@@ -3,6 +3,7 @@
 //! chain after — as upstream's `--enable-admission-plugins`. A plugin refuses a write with its
 //! `Status`; the first refusal ends the write.
 
+pub mod classes;
 pub mod limit_ranger;
 pub mod namespace_lifecycle;
 pub mod node_restriction;
@@ -146,6 +147,10 @@ const IMPLEMENTED: &[&str] = &[
     "NodeRestriction",
     "TaintNodesByCondition",
     "StorageObjectInUseProtection",
+    "DefaultStorageClass",
+    "PersistentVolumeClaimResize",
+    "RuntimeClass",
+    "DefaultIngressClass",
 ];
 
 /// The enabled plugins' names in upstream's order: the defaults, plus `enable`, minus `disable`.
@@ -277,6 +282,19 @@ impl Chain {
                 "DefaultTolerationSeconds" => chain
                     .mutating
                     .push(Box::new(pods::DefaultTolerationSeconds)),
+                "DefaultStorageClass" => {
+                    chain.mutating.push(Box::new(classes::DefaultStorageClass))
+                }
+                "DefaultIngressClass" => {
+                    chain.mutating.push(Box::new(classes::DefaultIngressClass))
+                }
+                "PersistentVolumeClaimResize" => chain
+                    .validating
+                    .push(Box::new(classes::PersistentVolumeClaimResize)),
+                "RuntimeClass" => {
+                    chain.mutating.push(Box::new(classes::RuntimeClass));
+                    chain.validating.push(Box::new(classes::RuntimeClass));
+                }
                 "NodeRestriction" => chain
                     .mutating
                     .push(Box::new(node_restriction::NodeRestriction)),

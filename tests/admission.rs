@@ -1,6 +1,7 @@
-//! The admission plugins that shape every new Pod (ServiceAccount, Priority, LimitRanger,
-//! DefaultTolerationSeconds), against the real binary: what upstream's plugins add to a pod,
-//! and their 403s, with upstream's messages.
+//! Upstream's admission plugins against the real binary: those that shape every new Pod
+//! (ServiceAccount, Priority, LimitRanger, DefaultTolerationSeconds, RuntimeClass) and those
+//! that fill in or check classes (DefaultStorageClass, DefaultIngressClass,
+//! PersistentVolumeClaimResize): what they add, and their 403s with upstream's messages.
 
 mod support;
 
@@ -311,5 +312,158 @@ fn limit_ranges_default_and_bound_pods_and_claims() {
     assert_eq!(
         body["message"],
         "persistentvolumeclaims \"big\" is forbidden: maximum storage usage per PersistentVolumeClaim is 1Gi, but request is 5Gi"
+    );
+}
+
+#[test]
+fn classes_are_defaulted_and_checked() {
+    let k = Kapi::start(&[], &[]);
+    let c = Client::new(&k);
+    let storage_class = |name: &str, default: bool, expand: bool| {
+        json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+               "metadata": {"name": name, "annotations":
+                   {"storageclass.kubernetes.io/is-default-class": default.to_string()}},
+               "provisioner": "example.com/disk", "allowVolumeExpansion": expand})
+    };
+    let classes = "/apis/storage.k8s.io/v1/storageclasses";
+    assert_eq!(
+        post(&c, classes, storage_class("fixed", true, false)).0,
+        201
+    );
+    let claim = |name: &str, class: Option<&str>| {
+        let mut v = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+               "metadata": {"name": name},
+               "spec": {"accessModes": ["ReadWriteOnce"],
+                        "resources": {"requests": {"storage": "1Gi"}}}});
+        if let Some(class) = class {
+            v["spec"]["storageClassName"] = json!(class);
+        }
+        v
+    };
+    let claims = "/api/v1/namespaces/default/persistentvolumeclaims";
+    let (code, p) = post(&c, claims, claim("a", None));
+    assert_eq!(code, 201, "{p}");
+    assert_eq!(p["spec"]["storageClassName"], "fixed");
+    // An empty class is a choice: no default.
+    let (code, p) = post(&c, claims, claim("b", Some("")));
+    assert_eq!(code, 201, "{p}");
+    assert_eq!(p["spec"]["storageClassName"], "");
+    // Two defaults: the newest (a second later) wins.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(
+        post(&c, classes, storage_class("growing", true, true)).0,
+        201
+    );
+    let (code, p) = post(&c, claims, claim("c", None));
+    assert_eq!(code, 201, "{p}");
+    assert_eq!(p["spec"]["storageClassName"], "growing");
+
+    // Growing a claim: only bound ones of a class that allows it.
+    let grow = |name: &str| {
+        c.call(
+            "PATCH",
+            &format!("{claims}/{name}"),
+            "application/merge-patch+json",
+            Some(json!({"spec": {"resources": {"requests": {"storage": "2Gi"}}}})),
+        )
+    };
+    let (code, body) = grow("c");
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(
+        body["message"],
+        "persistentvolumeclaims \"c\" is forbidden: Only bound persistent volume claims can be expanded"
+    );
+    for name in ["a", "c"] {
+        let (code, body) = c.call(
+            "PATCH",
+            &format!("{claims}/{name}/status"),
+            "application/merge-patch+json",
+            Some(json!({"status": {"phase": "Bound"}})),
+        );
+        assert_eq!(code, 200, "{body}");
+    }
+    let (code, body) = grow("a");
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(
+        body["message"],
+        "persistentvolumeclaims \"a\" is forbidden: only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize"
+    );
+    let (code, body) = grow("c");
+    assert_eq!(code, 200, "{body}");
+
+    // Ingresses get the default IngressClass.
+    let (code, body) = post(
+        &c,
+        "/apis/networking.k8s.io/v1/ingressclasses",
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+               "metadata": {"name": "web", "annotations":
+                   {"ingressclass.kubernetes.io/is-default-class": "true"}},
+               "spec": {"controller": "example.com/ingress"}}),
+    );
+    assert_eq!(code, 201, "{body}");
+    let (code, p) = post(
+        &c,
+        "/apis/networking.k8s.io/v1/namespaces/default/ingresses",
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "i"},
+               "spec": {"defaultBackend": {"service": {"name": "s", "port": {"number": 80}}}}}),
+    );
+    assert_eq!(code, 201, "{p}");
+    assert_eq!(p["spec"]["ingressClassName"], "web");
+}
+
+#[test]
+fn a_runtime_class_gives_pods_its_overhead_and_scheduling() {
+    let k = Kapi::start(&[], &[]);
+    let c = Client::new(&k);
+    let (code, body) = post(
+        &c,
+        "/apis/node.k8s.io/v1/runtimeclasses",
+        json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "sandboxed"},
+               "handler": "runsc", "overhead": {"podFixed": {"cpu": "250m", "memory": "120Mi"}},
+               "scheduling": {"nodeSelector": {"sandbox": "yes"},
+                              "tolerations": [{"key": "sandbox", "operator": "Exists", "effect": "NoSchedule"}]}}),
+    );
+    assert_eq!(code, 201, "{body}");
+    let pods = "/api/v1/namespaces/default/pods";
+    let (code, p) = post(
+        &c,
+        pods,
+        pod("boxed", json!({"runtimeClassName": "sandboxed"})),
+    );
+    assert_eq!(code, 201, "{p}");
+    assert_eq!(
+        p["spec"]["overhead"],
+        json!({"cpu": "250m", "memory": "120Mi"})
+    );
+    assert_eq!(p["spec"]["nodeSelector"], json!({"sandbox": "yes"}));
+    // After DefaultTolerationSeconds' two (RuntimeClass comes later in upstream's order).
+    assert_eq!(
+        p["spec"]["tolerations"][2],
+        json!({"key": "sandbox", "operator": "Exists", "effect": "NoSchedule"})
+    );
+    let (code, body) = post(&c, pods, pod("lost", json!({"runtimeClassName": "nope"})));
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(
+        body["message"],
+        "pods \"lost\" is forbidden: pod rejected: RuntimeClass \"nope\" not found"
+    );
+    let (code, body) = post(
+        &c,
+        pods,
+        pod(
+            "clash",
+            json!({"runtimeClassName": "sandboxed", "nodeSelector": {"sandbox": "no"}}),
+        ),
+    );
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(
+        body["message"],
+        "pods \"clash\" is forbidden: conflict: runtimeClass.scheduling.nodeSelector[sandbox] = yes; pod.spec.nodeSelector[sandbox] = no"
+    );
+    let (code, body) = post(&c, pods, pod("heavy", json!({"overhead": {"cpu": "1"}})));
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(
+        body["message"],
+        "pods \"heavy\" is forbidden: pod rejected: Pod Overhead set without corresponding RuntimeClass defined Overhead"
     );
 }
