@@ -73,7 +73,7 @@ fn label1035_errors(s: &str) -> Vec<&'static str> {
     errs
 }
 
-fn path_segment_errors(s: &str) -> Vec<String> {
+pub(super) fn path_segment_errors(s: &str) -> Vec<String> {
     let mut errs = Vec::new();
     if s == "." || s == ".." {
         errs.push(format!("may not be '{s}'"));

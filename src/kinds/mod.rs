@@ -7,8 +7,10 @@
 mod admissionregistration;
 mod batch;
 mod events;
+mod ingress_rules;
 pub mod meta;
 mod namespaces;
+mod network_policy_rules;
 mod networking;
 mod nodes;
 mod pods;
@@ -141,6 +143,7 @@ pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
         ("batch", "jobs") => &batch::Jobs,
         ("batch", "cronjobs") => &batch::CronJobs,
         ("networking.k8s.io", "networkpolicies") => &networking::NetworkPolicies,
+        ("networking.k8s.io", "ingresses") => &networking::Ingresses,
         ("discovery.k8s.io", "endpointslices") => &networking::EndpointSlices,
         ("admissionregistration.k8s.io", "mutatingwebhookconfigurations") => {
             &admissionregistration::WebhookConfigurations { mutating: true }
@@ -169,7 +172,7 @@ pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
         ("rbac.authorization.k8s.io", "clusterrolebindings") => &rbac::CLUSTER_ROLE_BINDINGS,
         ("policy", "poddisruptionbudgets")
         | ("apiextensions.k8s.io", "customresourcedefinitions")
-        | ("networking.k8s.io", "ingresses" | "ingressclasses")
+        | ("networking.k8s.io", "ingressclasses")
         | ("resource.k8s.io", "resourceslices" | "deviceclasses") => &Generational,
         ("rbac.authorization.k8s.io", _) => &PathNamed,
         ("apiregistration.k8s.io", "apiservices") => &ApiServices,

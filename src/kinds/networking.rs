@@ -1,5 +1,5 @@
 //! Network kinds: NetworkPolicies (port protocol, policy types), EndpointSlices and Endpoints
-//! (port name and protocol), and the generation Ingresses and IngressClasses track. Upstream's
+//! (port name and protocol), Ingresses (generation; validation in `ingress_rules`). Upstream's
 //! `SetDefaults_*` of `pkg/apis/networking/v1`, `discovery/v1` and `core/v1`.
 
 use serde_json::{Value, json};
@@ -7,10 +7,36 @@ use serde_json::{Value, json};
 use super::Strategy;
 use super::podspec::{child, items, or_set, or_zero};
 
+/// Ingresses: generation, and upstream's validation (`ingress_rules`).
+#[derive(Debug)]
+pub struct Ingresses;
+
+impl Strategy for Ingresses {
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+
+    fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
+        super::ingress_rules::validate(obj)
+    }
+
+    /// As on create, less the class annotation check (upstream checks it on create only).
+    fn validate_update(&self, obj: &Value, _old: &Value) -> Vec<crate::api::status::Cause> {
+        super::ingress_rules::validate(obj)
+            .into_iter()
+            .filter(|c| !c.field.starts_with("annotations."))
+            .collect()
+    }
+}
+
 #[derive(Debug)]
 pub struct NetworkPolicies;
 
 impl Strategy for NetworkPolicies {
+    fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
+        super::network_policy_rules::validate(obj)
+    }
+
     fn tracks_generation(&self) -> bool {
         true
     }
@@ -22,7 +48,8 @@ impl Strategy for NetworkPolicies {
         for dir in ["ingress", "egress"] {
             for rule in items(s, dir) {
                 for p in items(rule, "ports") {
-                    or_zero(p, "protocol", json!("TCP"));
+                    // A pointer upstream: "" is a value (refused by validation), not unset.
+                    or_set(p, "protocol", json!("TCP"));
                 }
             }
         }

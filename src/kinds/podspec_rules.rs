@@ -74,7 +74,7 @@ fn label_name(v: &Value, key: &str, field: String, causes: &mut Vec<Cause>) {
 }
 
 /// Upstream's `IsValidPortName`, as a named port (probe, target) is checked.
-fn port_name_errors(name: &str) -> Vec<&'static str> {
+pub(super) fn port_name_errors(name: &str) -> Vec<&'static str> {
     let mut errs = Vec::new();
     if name.len() > 15 {
         errs.push("must be no more than 15 characters");

@@ -27,7 +27,7 @@ pub enum Workload {
 }
 
 /// Label keys and values of a map at `field` (template labels, matchLabels).
-fn labels(map: Option<&Value>, field: &str, causes: &mut Vec<Cause>) {
+pub(super) fn labels(map: Option<&Value>, field: &str, causes: &mut Vec<Cause>) {
     let Some(m) = map.and_then(Value::as_object) else {
         return;
     };
@@ -38,6 +38,56 @@ fn labels(map: Option<&Value>, field: &str, causes: &mut Vec<Cause>) {
         let v = v.as_str().unwrap_or("");
         for msg in meta::label_value_errors(v) {
             causes.push(invalid(field.to_string(), &json!(v), msg));
+        }
+    }
+}
+
+/// Upstream's `ValidateLabelSelector` (label values must be valid): `matchLabels` and each
+/// `matchExpressions` requirement.
+pub(super) fn label_selector(sel: &Value, field: &str, causes: &mut Vec<Cause>) {
+    labels(
+        sel.get("matchLabels"),
+        &format!("{field}.matchLabels"),
+        causes,
+    );
+    for (i, e) in sel
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let f = format!("{field}.matchExpressions[{i}]");
+        let values = e.get("values").and_then(Value::as_array);
+        let has_values = values.is_some_and(|v| !v.is_empty());
+        match e.get("operator").and_then(Value::as_str).unwrap_or("") {
+            "In" | "NotIn" if !has_values => causes.push(super::podspec_rules::required_why(
+                format!("{f}.values"),
+                "must be specified when `operator` is 'In' or 'NotIn'",
+            )),
+            "Exists" | "DoesNotExist" if has_values => causes.push(Cause {
+                reason: "FieldValueForbidden".into(),
+                message:
+                    "Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'"
+                        .into(),
+                field: format!("{f}.values"),
+            }),
+            "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
+            op => causes.push(invalid(
+                format!("{f}.operator"),
+                &json!(op),
+                "not a valid selector operator",
+            )),
+        }
+        let key = e.get("key").and_then(Value::as_str).unwrap_or("");
+        for msg in meta::qualified_name_errors(key) {
+            causes.push(invalid(format!("{f}.key"), &json!(key), &msg));
+        }
+        for (j, v) in values.into_iter().flatten().enumerate() {
+            let v = v.as_str().unwrap_or("");
+            for msg in meta::label_value_errors(v) {
+                causes.push(invalid(format!("{f}.values[{j}]"), &json!(v), msg));
+            }
         }
     }
 }
