@@ -160,5 +160,14 @@ fn kubectl_workflow_on_etcd_survives_an_etcd_restart() {
         ]),
         "y"
     );
-    k.ok(&["delete", "namespace", "demo"]);
+    // The namespace goes as upstream's does: Terminating, until the namespace controller (the
+    // test's stand-in here) has deleted its contents from etcd and finalized it.
+    k.ok(&["delete", "namespace", "demo", "--wait=false"]);
+    let c = support::client::Client::new(&k);
+    support::namespaces::finalize(&c, "demo");
+    let gone = k.kubectl(&["get", "namespace", "demo"]);
+    assert!(
+        String::from_utf8_lossy(&gone.stderr).contains("not found"),
+        "{gone:?}"
+    );
 }

@@ -16,6 +16,17 @@ const LEGACY_JOB_NAME: &str = "job-name";
 pub struct Jobs;
 
 impl Strategy for Jobs {
+    /// batch/v1 orphans a Job's pods unless the client asks otherwise (kept for old clients).
+    fn default_gc_policy(&self) -> super::GcPolicy {
+        super::GcPolicy::OrphanDependents
+    }
+
+    fn default_orphan_warning(&self) -> Option<&'static str> {
+        Some(
+            "child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to remove them or set propagationPolicy=Orphan to suppress this warning",
+        )
+    }
+
     fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
         super::workload_rules::validate(obj, super::workload_rules::Workload::Job)
     }

@@ -57,10 +57,28 @@ pub trait Strategy: Send + Sync + std::fmt::Debug {
         None
     }
 
-    /// Whether DELETE only marks the object (deletionTimestamp) and something else finishes
-    /// it (namespaces, whose contents go first).
-    fn deletes_gracefully(&self) -> bool {
+    /// Whether DELETE only makes the object Terminating, and it goes once something else has
+    /// emptied its `spec.finalizers` (namespaces: the namespace controller deletes their
+    /// contents, then finalizes them).
+    fn terminates_before_delete(&self) -> bool {
         false
+    }
+
+    /// The grace period a DELETE gives the object, from the one the client asked for
+    /// (upstream's `CheckGracefulDelete`); `None` for kinds deleted at once (all but pods).
+    fn grace_period(&self, _obj: &Value, _requested: Option<i64>) -> Option<i64> {
+        None
+    }
+
+    /// What a DELETE does to the object's dependents when the client does not say (upstream's
+    /// `DefaultGarbageCollectionPolicy`, for the versions kapi serves).
+    fn default_gc_policy(&self) -> GcPolicy {
+        GcPolicy::DeleteDependents
+    }
+
+    /// The warning a DELETE gets when it leaves the propagation to an orphaning default.
+    fn default_orphan_warning(&self) -> Option<&'static str> {
+        None
     }
 
     fn name_rule(&self) -> NameRule {
@@ -87,6 +105,14 @@ pub trait Strategy: Send + Sync + std::fmt::Debug {
     fn validate_update(&self, obj: &Value, _old: &Value) -> Vec<Cause> {
         self.validate_create(obj)
     }
+}
+
+/// What happens to an object's dependents (objects whose ownerReferences name it) when it is
+/// deleted: the garbage collector deletes them, or orphans them (the `orphan` finalizer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GcPolicy {
+    DeleteDependents,
+    OrphanDependents,
 }
 
 /// The default strategy: nothing of its own.

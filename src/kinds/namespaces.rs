@@ -1,5 +1,6 @@
 //! Namespaces: the `kubernetes.io/metadata.name` label and the `kubernetes` finalizer on create,
-//! phase Active; DELETE marks the namespace Terminating and its contents go before it.
+//! phase Active; DELETE makes the namespace Terminating, and it goes when the namespace controller
+//! has deleted its contents and emptied `spec.finalizers` (`namespaces/finalize`).
 
 use serde_json::{Value, json};
 
@@ -13,7 +14,7 @@ impl Strategy for Namespaces {
         true
     }
 
-    fn deletes_gracefully(&self) -> bool {
+    fn terminates_before_delete(&self) -> bool {
         true
     }
 

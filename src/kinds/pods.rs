@@ -19,6 +19,29 @@ impl Strategy for Pods {
         true
     }
 
+    /// The client's grace period, else the pod's `terminationGracePeriodSeconds`; 0 for a pod
+    /// no node runs (unscheduled, or already Succeeded or Failed); a negative one is 1.
+    fn grace_period(&self, obj: &Value, requested: Option<i64>) -> Option<i64> {
+        let mut period = requested
+            .or_else(|| {
+                obj.pointer("/spec/terminationGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+            })
+            .unwrap_or(0);
+        let unscheduled = obj
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty);
+        let finished = matches!(
+            obj.pointer("/status/phase").and_then(Value::as_str),
+            Some("Succeeded" | "Failed")
+        );
+        if unscheduled || finished {
+            period = 0;
+        }
+        Some(if period < 0 { 1 } else { period })
+    }
+
     fn prepare_for_create(&self, obj: &mut Value) {
         if let Some(o) = obj.as_object_mut() {
             o.insert("status".into(), json!({"phase": "Pending"}));

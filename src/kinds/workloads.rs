@@ -179,6 +179,12 @@ impl Strategy for ReplicaSets {
 pub struct ReplicationControllers;
 
 impl Strategy for ReplicationControllers {
+    /// core/v1 orphans a controller's pods unless the client asks otherwise, as before the
+    /// garbage collector existed.
+    fn default_gc_policy(&self) -> super::GcPolicy {
+        super::GcPolicy::OrphanDependents
+    }
+
     fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
         super::workload_rules::validate(obj, super::workload_rules::Workload::ReplicationController)
     }

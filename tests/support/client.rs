@@ -48,6 +48,40 @@ impl Client {
         self.send(method, path, ctype, bytes)
     }
 
+    fn bare(&self, method: &str, path: &str) -> reqwest::blocking::Response {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+        self.http
+            .request(m, format!("{}{path}", self.base))
+            .header("Accept", "application/json")
+            .send()
+            .expect("a response")
+    }
+
+    /// The body as text (a watch's lines), for a request without a body.
+    pub fn text(&self, method: &str, path: &str) -> (u16, String) {
+        let resp = self.bare(method, path);
+        let code = resp.status().as_u16();
+        (code, resp.text().expect("a body"))
+    }
+
+    /// The Warning headers of a request without a body, with its status and JSON answer.
+    pub fn warned(&self, method: &str, path: &str) -> (u16, Vec<String>, Value) {
+        let resp = self.bare(method, path);
+        let code = resp.status().as_u16();
+        let warnings = resp
+            .headers()
+            .get_all("warning")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
+        let body = resp.bytes().expect("a body");
+        (
+            code,
+            warnings,
+            serde_json::from_slice(&body).unwrap_or(Value::Null),
+        )
+    }
+
     pub fn json(&self, method: &str, path: &str, ctype: &str, body: &Value) -> (u16, Value) {
         self.send(method, path, ctype, serde_json::to_vec(body).expect("JSON"))
     }

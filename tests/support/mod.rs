@@ -4,6 +4,8 @@ pub mod client;
 pub mod etcd;
 pub mod kapi;
 #[allow(dead_code)]
+pub mod namespaces;
+#[allow(dead_code)]
 pub mod openssl;
 #[allow(dead_code)]
 pub mod workflow;

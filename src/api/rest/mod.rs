@@ -5,6 +5,7 @@
 mod allocation;
 mod computed;
 mod defaults;
+mod delete;
 mod node_ports;
 mod read;
 mod scale;

@@ -38,7 +38,7 @@ pub(super) struct Current {
 }
 
 impl Ctx<'_> {
-    fn admission_attrs<'a>(
+    pub(super) fn admission_attrs<'a>(
         &'a self,
         operation: Operation,
         name: &'a str,
@@ -144,7 +144,7 @@ impl Ctx<'_> {
         self.create_prepared(obj, &name, validation, dry_run).await
     }
 
-    fn is_service(&self) -> bool {
+    pub(super) fn is_service(&self) -> bool {
         self.res.group.is_empty() && self.res.resource == "services"
     }
 
@@ -312,6 +312,44 @@ impl Ctx<'_> {
                 );
             }
             let key = self.key(self.name());
+            // An update that empties the finalizers of an object being deleted deletes it
+            // instead (upstream's ShouldDeleteDuringUpdate); the client gets its object.
+            if super::delete::deletes_during_update(strategy, &merged, &old) {
+                let obj = objects::served(self.res, &value, current.mod_revision)?;
+                let outcome = match dry_run {
+                    true => Ok(()),
+                    false => self
+                        .api
+                        .store
+                        .delete(key.as_bytes(), Some(current.mod_revision))
+                        .await
+                        .map(drop),
+                };
+                match outcome {
+                    Ok(()) | Err(StoreError::NotFound) => {
+                        if !dry_run {
+                            self.released(&merged).await;
+                        }
+                        return Ok(self.warnings_response(
+                            self.object_response(StatusCode::OK, &obj)?,
+                            &warnings,
+                        ));
+                    }
+                    Err(StoreError::Conflict {
+                        current: Some(newer),
+                    }) if retry => {
+                        current = Current {
+                            value: newer.value,
+                            mod_revision: newer.mod_revision,
+                        };
+                        continue;
+                    }
+                    Err(StoreError::Conflict { .. }) if !retry => {
+                        return Err(Status::modified_conflict(gr(self.res), self.name()));
+                    }
+                    Err(e) => return Err(store_error(self.res, self.name(), e)),
+                }
+            }
             let stored = match self
                 .api
                 .store
@@ -332,14 +370,6 @@ impl Ctx<'_> {
                 }
                 Err(e) => return Err(store_error(self.res, self.name(), e)),
             };
-            // An object whose finalizers are gone while it is being deleted goes now.
-            if deleting_without_finalizers(&merged) {
-                let _ = self
-                    .api
-                    .store
-                    .delete(key.as_bytes(), Some(stored.mod_revision))
-                    .await;
-            }
             let obj = objects::served(self.res, &stored.value, stored.mod_revision)?;
             return Ok(
                 self.warnings_response(self.object_response(StatusCode::OK, &obj)?, &warnings)
@@ -518,127 +548,6 @@ impl Ctx<'_> {
         .await?
     }
 
-    pub(super) async fn delete(&self) -> Result<Response, Status> {
-        let opts = self.delete_options()?;
-        let dry_run = self.dry_run()?
-            || opts
-                .get("dryRun")
-                .and_then(Value::as_array)
-                .is_some_and(|a| a.iter().any(|v| v == "All"));
-        let kv = self.current().await?;
-        let obj = objects::served(self.res, &kv.value, kv.mod_revision)?;
-        let mut current = objects::to_value(self.res, &obj)?;
-        if let Some(uid) = opts.pointer("/preconditions/uid").and_then(Value::as_str)
-            && current.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid)
-        {
-            return Err(Status::conflict(
-                gr(self.res),
-                self.name(),
-                &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                    current
-                        .pointer("/metadata/uid")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                ),
-            ));
-        }
-        if let Some(rv) = opts
-            .pointer("/preconditions/resourceVersion")
-            .and_then(Value::as_str)
-            && rv != kv.mod_revision.to_string()
-        {
-            return Err(Status::conflict(
-                gr(self.res),
-                self.name(),
-                &format!(
-                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                    kv.mod_revision
-                ),
-            ));
-        }
-        let finalizers = current
-            .pointer("/metadata/finalizers")
-            .and_then(Value::as_array)
-            .is_some_and(|f| !f.is_empty());
-        let key = self.key(self.name());
-        let graceful = self.res.strategy.deletes_gracefully();
-        if !dry_run {
-            let attrs =
-                self.admission_attrs(Operation::Delete, self.name(), Some(&current), dry_run);
-            self.api.admission.mutate(self.api, &attrs, None).await?;
-            self.api.admission.validate(self.api, &attrs, None).await?;
-        }
-        if finalizers || graceful {
-            // Graceful: mark for deletion; the object stays until its finalizers are gone.
-            if current.pointer("/metadata/deletionTimestamp").is_none() {
-                if let Some(m) = current.get_mut("metadata").and_then(Value::as_object_mut) {
-                    m.insert("deletionTimestamp".into(), json!(now_rfc3339()));
-                    m.insert("deletionGracePeriodSeconds".into(), json!(0));
-                }
-                if graceful && let Some(o) = current.as_object_mut() {
-                    o.insert("status".into(), json!({"phase": "Terminating"}));
-                }
-                if dry_run {
-                    let (v, _) =
-                        objects::encode_for_storage(self.res, &current, FieldValidation::Ignore)?;
-                    return self.object_response(
-                        StatusCode::OK,
-                        &objects::served(self.res, &v, kv.mod_revision)?,
-                    );
-                }
-                let (v, _) =
-                    objects::encode_for_storage(self.res, &current, FieldValidation::Ignore)?;
-                let stored = self
-                    .api
-                    .store
-                    .update(key.as_bytes(), v, kv.mod_revision)
-                    .await
-                    .map_err(|e| store_error(self.res, self.name(), e))?;
-                if graceful && !finalizers {
-                    self.finish_namespace(self.name(), stored.mod_revision)
-                        .await;
-                }
-                return self.object_response(
-                    StatusCode::OK,
-                    &objects::served(self.res, &stored.value, stored.mod_revision)?,
-                );
-            }
-            return self.object_response(StatusCode::OK, &obj);
-        }
-        if !dry_run {
-            self.api
-                .store
-                .delete(key.as_bytes(), Some(kv.mod_revision))
-                .await
-                .map_err(|e| store_error(self.res, self.name(), e))?;
-            if self.is_service() {
-                super::allocation::release_deleted(self.api, &current).await;
-                super::node_ports::release(self.api, &super::node_ports::held(&current)).await;
-            }
-        }
-        if self.res.strategy.returns_deleted_object() {
-            if let Some(m) = current.get_mut("metadata").and_then(Value::as_object_mut) {
-                m.insert("deletionTimestamp".into(), json!(now_rfc3339()));
-                m.insert("deletionGracePeriodSeconds".into(), json!(0));
-            }
-            let (v, _) = objects::encode_for_storage(self.res, &current, FieldValidation::Ignore)?;
-            return self.object_response(
-                StatusCode::OK,
-                &objects::served(self.res, &v, kv.mod_revision)?,
-            );
-        }
-        let uid = current
-            .pointer("/metadata/uid")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let status = Status::success_deleted(gr(self.res), self.name(), uid);
-        Ok(self.ok(
-            StatusCode::OK,
-            objects::encode_status(&status, self.enc, self.pretty),
-        ))
-    }
-
     /// DeleteOptions as upstream reads them: from the body when there is one, else from the
     /// query (gracePeriodSeconds, propagationPolicy, orphanDependents, dryRun), numbers parsed
     /// as int64 and the options validated as upstream's `ValidateDeleteOptions`.
@@ -699,61 +608,6 @@ impl Ctx<'_> {
         }
         Ok(opts)
     }
-
-    /// Deletes a terminating namespace's contents, then the namespace (the namespace
-    /// controller's job upstream, done inline here).
-    pub(super) async fn finish_namespace(&self, ns: &str, rev: i64) {
-        for r in self.api.registry.all() {
-            if !r.namespaced || r.key_prefix.is_empty() || r.storage == Storage::None {
-                continue;
-            }
-            let rprefix = format!("{}{}", self.api.prefix, r.key_prefix);
-            let Some(rc) = self.api.cache.resource(rprefix.as_bytes()) else {
-                continue;
-            };
-            let prefix = format!("{rprefix}{ns}/");
-            let snap = rc.snapshot();
-            for o in snap.range(prefix.as_bytes(), b"") {
-                let _ = self.api.store.delete(&o.key, Some(o.mod_revision)).await;
-            }
-        }
-        let key = format!("{}namespaces/{ns}", self.api.prefix);
-        let _ = self.api.store.delete(key.as_bytes(), Some(rev)).await;
-    }
-
-    pub(super) async fn delete_collection(&self) -> Result<Response, Status> {
-        let (labels, fields, paths) = self.selectors()?;
-        self.sync(None).await?;
-        let prefix = self.collection_prefix();
-        let rev = self.api.cache.revision();
-        let snap = self.rc()?.snapshot();
-        let rev = rev.max(snap.revision);
-        let view = self.view();
-        let mut deleted = Vec::new();
-        for o in snap.range(prefix.as_bytes(), b"") {
-            let obj = view.served(o)?;
-            if !self.matches(&obj, &labels, &fields, &paths) {
-                continue;
-            }
-            if self.dry_run()? {
-                deleted.push(obj);
-                continue;
-            }
-            match self.api.store.delete(&o.key, Some(o.mod_revision)).await {
-                Ok(_) | Err(StoreError::NotFound) => deleted.push(obj),
-                Err(err) => return Err(store_error(self.res, "", err)),
-            }
-        }
-        let rv = rev.to_string();
-        let meta = ListMeta {
-            resource_version: &rv,
-            ..Default::default()
-        };
-        Ok(self.ok(
-            StatusCode::OK,
-            objects::encode_list(self.res, &deleted, &meta, self.enc, self.pretty)?,
-        ))
-    }
 }
 
 /// A JSON, merge or strategic merge patch applied to `current` (consumed, patched in place).
@@ -785,14 +639,6 @@ fn parse_bool(v: &str) -> Option<bool> {
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
         _ => None,
     }
-}
-
-pub(super) fn deleting_without_finalizers(obj: &Value) -> bool {
-    obj.pointer("/metadata/deletionTimestamp").is_some()
-        && obj
-            .pointer("/metadata/finalizers")
-            .and_then(Value::as_array)
-            .is_none_or(|f| f.is_empty())
 }
 
 pub(super) fn strip_rv(res: &Resource, obj: Served) -> Result<Served, Status> {
