@@ -347,3 +347,170 @@ fn a_namespace_terminates_until_its_controller_has_emptied_and_finalized_it() {
     );
     assert_eq!(code, 404);
 }
+
+/// A pod on `node`, Running and Ready (as its kubelet would report it).
+fn running_pod(c: &Client, name: &str, node: &str) {
+    let (code, body) = c.json(
+        "POST",
+        PODS,
+        CT,
+        &json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "labels": {"app": "web"}},
+                "spec": {"nodeName": node, "containers": [{"name": "c", "image": "busybox"}]}}),
+    );
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = c.json(
+        "PATCH",
+        &format!("{PODS}/{name}/status"),
+        "application/merge-patch+json",
+        &json!({"status": {"phase": "Running",
+                "conditions": [{"type": "Ready", "status": "True"}]}}),
+    );
+    assert_eq!(code, 200, "{body}");
+}
+
+fn evict(c: &Client, name: &str, options: Value) -> (u16, Value) {
+    c.json(
+        "POST",
+        &format!("{PODS}/{name}/eviction"),
+        CT,
+        &json!({"apiVersion": "policy/v1", "kind": "Eviction",
+                "metadata": {"name": name, "namespace": "default"},
+                "deleteOptions": options}),
+    )
+}
+
+#[test]
+fn evictions_respect_the_pods_disruption_budget() {
+    let k = Kapi::start(&[], &[]);
+    let c = Client::new(&k);
+    // A pod no node runs is deleted by its eviction, budget or not.
+    let (code, _) = c.json(
+        "POST",
+        PODS,
+        CT,
+        &json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "waiting", "labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]}}),
+    );
+    assert_eq!(code, 201);
+    let (code, st) = evict(&c, "waiting", json!({}));
+    assert_eq!(code, 201, "{st}");
+    assert_eq!(st["status"], "Success");
+    let (code, _) = c.call("GET", &format!("{PODS}/waiting"), "", None);
+    assert_eq!(code, 404);
+
+    running_pod(&c, "web-1", "node-a");
+    running_pod(&c, "web-2", "node-a");
+    let pdbs = "/apis/policy/v1/namespaces/default/poddisruptionbudgets";
+    let (code, body) = c.json(
+        "POST",
+        pdbs,
+        CT,
+        &json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                "metadata": {"name": "web"},
+                "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}}),
+    );
+    assert_eq!(code, 201, "{body}");
+    // The disruption controller has not seen the budget yet: 429, come back in 10 s.
+    let (code, refused) = evict(&c, "web-1", json!({}));
+    assert_eq!(code, 429, "{refused}");
+    assert_eq!(refused["reason"], "TooManyRequests");
+    assert_eq!(
+        refused["message"],
+        "Cannot evict pod as it would violate the pod's disruption budget."
+    );
+    assert_eq!(
+        refused["details"]["causes"],
+        json!([{"reason": "DisruptionBudget",
+                "message": "The disruption budget web is still being processed by the server."}])
+    );
+    assert_eq!(refused["details"]["retryAfterSeconds"], 10);
+    // What the disruption controller would write: one disruption allowed.
+    let (code, body) = c.json(
+        "PATCH",
+        &format!("{pdbs}/web/status"),
+        "application/merge-patch+json",
+        &json!({"status": {"observedGeneration": 1, "disruptionsAllowed": 1,
+                "currentHealthy": 2, "desiredHealthy": 1, "expectedPods": 2}}),
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, st) = evict(&c, "web-1", json!({"gracePeriodSeconds": 5}));
+    assert_eq!(code, 201, "{st}");
+    let (_, pod) = c.call("GET", &format!("{PODS}/web-1"), "", None);
+    assert_eq!(
+        pod["metadata"]["deletionGracePeriodSeconds"], 5,
+        "the pod on its node is deleted gracefully: {pod}"
+    );
+    let (_, budget) = c.call("GET", &format!("{pdbs}/web"), "", None);
+    assert_eq!(budget["status"]["disruptionsAllowed"], 0, "{budget}");
+    assert!(
+        budget["status"]["disruptedPods"]["web-1"].is_string(),
+        "{budget}"
+    );
+    assert_eq!(
+        budget["status"]["conditions"][0]["type"],
+        "DisruptionAllowed"
+    );
+    assert_eq!(budget["status"]["conditions"][0]["status"], "False");
+    // None left: the next eviction is refused and the pod stays.
+    let (code, refused) = evict(&c, "web-2", json!({}));
+    assert_eq!(code, 429, "{refused}");
+    assert_eq!(
+        refused["details"]["causes"][0]["message"],
+        "The disruption budget web needs 1 healthy pods and has 2 currently"
+    );
+    let (_, pod) = c.call("GET", &format!("{PODS}/web-2"), "", None);
+    assert!(pod["metadata"].get("deletionTimestamp").is_none(), "{pod}");
+    // A dry run is answered as the real one would be, and changes nothing.
+    let (code, _) = c.json(
+        "PATCH",
+        &format!("{pdbs}/web/status"),
+        "application/merge-patch+json",
+        &json!({"status": {"disruptionsAllowed": 1}}),
+    );
+    assert_eq!(code, 200);
+    let (code, st) = evict(&c, "web-2", json!({"dryRun": ["All"]}));
+    assert_eq!(code, 201, "{st}");
+    let (_, pod) = c.call("GET", &format!("{PODS}/web-2"), "", None);
+    assert!(pod["metadata"].get("deletionTimestamp").is_none(), "{pod}");
+    // The eviction names its pod.
+    let (code, bad) = c.json(
+        "POST",
+        &format!("{PODS}/web-2/eviction"),
+        CT,
+        &json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "other"}}),
+    );
+    assert_eq!(code, 400, "{bad}");
+    assert_eq!(
+        bad["message"],
+        "name in URL does not match name in Eviction object"
+    );
+    // kubectl drain: cordons the node and evicts what runs there (the budget allows one).
+    let (code, _) = c.json(
+        "POST",
+        "/api/v1/nodes",
+        CT,
+        &json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-a"}}),
+    );
+    assert_eq!(code, 201);
+    let out = k.kubectl(&[
+        "drain",
+        "node-a",
+        "--grace-period=0",
+        "--force",
+        "--timeout=30s",
+        "--pod-selector=app=web",
+    ]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("evicting pod default/web-2"), "{text}");
+    let (_, node) = c.call("GET", "/api/v1/nodes/node-a", "", None);
+    assert_eq!(node["spec"]["unschedulable"], true);
+    let (code, _) = c.call("GET", &format!("{PODS}/web-2"), "", None);
+    assert_eq!(code, 404);
+}

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::api::registry::Resource;
 use crate::api::server::Api;
-use crate::api::status::Status;
+use crate::api::status::{GroupResource, Status};
 use crate::authn::UserInfo;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,16 +210,11 @@ pub fn check_plugins(enable: &[String], disable: &[String]) -> Result<Vec<String
 /// Upstream's `admission.NewForbidden`: 403 `<resource> "<name>" is forbidden: <why>`.
 pub(crate) fn forbidden(attrs: &Attributes<'_>, why: &str) -> Status {
     let res = attrs.resource;
-    let what = if attrs.name.is_empty() {
-        res.group_resource()
-    } else {
-        format!("{} \"{}\"", res.group_resource(), attrs.name)
+    let gr = GroupResource {
+        group: &res.group,
+        resource: &res.resource,
     };
-    let mut s = Status::new(403, "Forbidden", format!("{what} is forbidden: {why}"));
-    s.kind = Some(res.resource.clone());
-    s.group = Some(res.group.clone()).filter(|g| !g.is_empty());
-    s.name = Some(attrs.name.to_string()).filter(|n| !n.is_empty());
-    s
+    Status::forbidden(gr, attrs.name, why)
 }
 
 /// Every object of `group/version/resource` the watch cache holds (in `namespace` only, when

@@ -35,16 +35,11 @@ pub struct NodeRestriction;
 
 fn forbidden(attrs: &Attributes<'_>, name: &str, why: String) -> Status {
     let res = attrs.resource;
-    let what = if name.is_empty() {
-        res.group_resource().to_string()
-    } else {
-        format!("{} \"{name}\"", res.group_resource())
+    let gr = crate::api::status::GroupResource {
+        group: &res.group,
+        resource: &res.resource,
     };
-    let mut s = Status::new(403, "Forbidden", format!("{what} is forbidden: {why}"));
-    s.kind = Some(res.resource.clone());
-    s.group = Some(res.group.clone()).filter(|g| !g.is_empty());
-    s.name = Some(name.to_string()).filter(|n| !n.is_empty());
-    s
+    Status::forbidden(gr, name, &why)
 }
 
 fn in_domain(domain: &str, of: &str) -> bool {

@@ -73,6 +73,17 @@ impl Status {
         Status::new(404, "NotFound", format!("{gr} \"{name}\" not found")).about(gr, name)
     }
 
+    /// Upstream's `NewForbidden`: 403 `<resource> "<name>" is forbidden: <why>` (without the
+    /// name when there is none).
+    pub fn forbidden(gr: GroupResource<'_>, name: &str, why: &str) -> Status {
+        let what = if name.is_empty() {
+            gr.to_string()
+        } else {
+            format!("{gr} \"{name}\"")
+        };
+        Status::new(403, "Forbidden", format!("{what} is forbidden: {why}")).about(gr, name)
+    }
+
     pub fn already_exists(gr: GroupResource<'_>, name: &str) -> Status {
         Status::new(
             409,
@@ -249,7 +260,14 @@ impl Status {
             let causes: Vec<Value> = self
                 .causes
                 .iter()
-                .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
+                .map(|c| {
+                    let mut cause = json!({"reason": c.reason, "message": c.message});
+                    // Upstream's `field` is omitempty.
+                    if !c.field.is_empty() {
+                        cause["field"] = json!(c.field);
+                    }
+                    cause
+                })
                 .collect();
             details.insert("causes".into(), Value::Array(causes));
         }

@@ -119,15 +119,11 @@ fn compact_rules(rules: Vec<Rule>) -> Vec<Rule> {
 }
 
 fn forbidden(resource: &str, name: &str, why: &str) -> Status {
-    let mut s = Status::new(
-        403,
-        "Forbidden",
-        format!("{resource}.{RBAC_GROUP} {name:?} is forbidden: {why}"),
-    );
-    s.kind = Some(resource.to_string());
-    s.group = Some(RBAC_GROUP.to_string());
-    s.name = Some(name.to_string());
-    s
+    let gr = crate::api::status::GroupResource {
+        group: RBAC_GROUP,
+        resource,
+    };
+    Status::forbidden(gr, name, why)
 }
 
 /// Upstream's `IsOnlyMutatingGCFields`: an update that changes only ownerReferences and

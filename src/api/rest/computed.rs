@@ -45,6 +45,8 @@ enum Route {
     SelfSubjectRulesReview,
     /// `pods/binding` and the older `bindings` resource: the scheduler's placement.
     Binding,
+    /// `pods/eviction`: a pod deleted if its disruption budget allows.
+    Eviction,
 }
 
 fn route(rr: &ResourceRequest) -> Option<Route> {
@@ -60,6 +62,7 @@ fn route(rr: &ResourceRequest) -> Option<Route> {
         ("authentication.k8s.io", "selfsubjectreviews", None) => Route::SelfSubjectReview,
         ("", "serviceaccounts", Some("token")) => Route::TokenRequest,
         ("", "pods", Some("binding")) | ("", "bindings", None) => Route::Binding,
+        ("", "pods", Some("eviction")) => Route::Eviction,
         ("authorization.k8s.io", "subjectaccessreviews", None) => Route::SubjectAccessReview,
         ("authorization.k8s.io", "localsubjectaccessreviews", None) => {
             Route::LocalSubjectAccessReview
@@ -91,8 +94,10 @@ impl Ctx<'_> {
             dry_run: self.dry_run()?,
             warnings: Default::default(),
         };
-        if let Route::Binding = route {
-            return self.bind(creq.body).await;
+        match route {
+            Route::Binding => return self.bind(creq.body).await,
+            Route::Eviction => return self.evict(creq.body).await,
+            _ => {}
         }
         let answer = match route {
             Route::TokenReview => crate::authn::review::token_review(&creq).await?,
@@ -110,7 +115,7 @@ impl Ctx<'_> {
             Route::SelfSubjectRulesReview => {
                 crate::authz::review::self_subject_rules_review(&creq).await?
             }
-            Route::Binding => unreachable!("answered above"),
+            Route::Binding | Route::Eviction => unreachable!("answered above"),
         };
         let body = match self.enc {
             crate::api::negotiate::Encoding::Protobuf => {
@@ -187,27 +192,8 @@ impl Ctx<'_> {
             .registry
             .get("", "v1", "pods")
             .ok_or_else(|| Status::internal("no pods resource"))?;
-        let rr = ResourceRequest {
-            verb: Verb::Update,
-            group: String::new(),
-            version: "v1".into(),
-            resource: "pods".into(),
-            namespace: self.rr.namespace.clone(),
-            name: Some(pod_name.clone()),
-            subresource: None,
-        };
-        let pod_ctx = Ctx {
-            api: self.api,
-            req: self.req,
-            user: self.user,
-            res: pods,
-            rr: &rr,
-            query: self.query,
-            enc: self.enc,
-            shape: self.shape,
-            pretty: self.pretty,
-            seat: std::cell::Cell::new(None),
-        };
+        let rr = self.pod_request(Verb::Update, &pod_name);
+        let pod_ctx = self.for_request(pods, &rr);
         let gr = crate::api::status::GroupResource {
             group: "",
             resource: "pods/binding",

@@ -6,6 +6,7 @@ mod allocation;
 mod computed;
 mod defaults;
 mod delete;
+mod eviction;
 mod node_ports;
 mod read;
 mod scale;
@@ -187,6 +188,42 @@ struct Ctx<'a> {
     /// watch takes it and lets it go once its initial events are sent (as upstream counts
     /// watches).
     seat: std::cell::Cell<Option<crate::flowcontrol::Seat>>,
+}
+
+impl<'a> Ctx<'a> {
+    /// The request `verb` on the pod `name` of this request's namespace, for a subresource
+    /// that acts on its pod (binding, eviction).
+    fn pod_request(&self, verb: Verb, name: &str) -> ResourceRequest {
+        ResourceRequest {
+            verb,
+            group: String::new(),
+            version: "v1".into(),
+            resource: "pods".into(),
+            namespace: self.rr.namespace.clone(),
+            name: Some(name.to_string()),
+            subresource: None,
+        }
+    }
+
+    /// This request's context for another resource and request (same client, encoding and
+    /// user; no seat of its own).
+    fn for_request<'b>(&'b self, res: &'b Resource, rr: &'b ResourceRequest) -> Ctx<'b>
+    where
+        'a: 'b,
+    {
+        Ctx {
+            api: self.api,
+            req: self.req,
+            user: self.user,
+            res,
+            rr,
+            query: self.query,
+            enc: self.enc,
+            shape: self.shape,
+            pretty: self.pretty,
+            seat: std::cell::Cell::new(None),
+        }
+    }
 }
 
 impl Ctx<'_> {

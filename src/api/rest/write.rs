@@ -552,7 +552,7 @@ impl Ctx<'_> {
     /// query (gracePeriodSeconds, propagationPolicy, orphanDependents, dryRun), numbers parsed
     /// as int64 and the options validated as upstream's `ValidateDeleteOptions`.
     pub(super) fn delete_options(&self) -> Result<Value, Status> {
-        let mut opts: Value = if self.req.body.is_empty() {
+        let opts: Value = if self.req.body.is_empty() {
             let mut o = serde_json::Map::new();
             if let Some(g) = self.query.int64("gracePeriodSeconds")? {
                 o.insert("gracePeriodSeconds".into(), json!(g));
@@ -571,43 +571,49 @@ impl Ctx<'_> {
             serde_json::from_slice(&self.req.body)
                 .map_err(|e| Status::bad_request(format!("error decoding DeleteOptions: {e}")))?
         };
-        if !opts.is_object() {
-            return Err(Status::bad_request("DeleteOptions must be an object"));
-        }
-        if let Some(g) = opts.get("gracePeriodSeconds").filter(|g| !g.is_null())
-            && g.as_i64().is_none()
-        {
-            return Err(Status::bad_request(format!(
-                "gracePeriodSeconds must be an int64, not {g}"
-            )));
-        }
-        let mut causes = Vec::new();
-        let policy = opts.get("propagationPolicy").filter(|p| !p.is_null());
-        if opts.get("orphanDependents").is_some_and(|o| !o.is_null()) && policy.is_some() {
-            causes.push(Cause {
-                reason: "FieldValueInvalid".into(),
-                message: "Invalid value: \"object\": OrphanDependents and DeletionPropagation cannot be both set".into(),
-                field: "".into(),
-            });
-        }
-        if let Some(p) = policy
-            && !matches!(p.as_str(), Some("Foreground" | "Background" | "Orphan"))
-        {
-            causes.push(Cause {
-                reason: "FieldValueInvalid".into(),
-                message: "Invalid value: \"object\": DeletionPropagation need to be one of \"Foreground\", \"Background\", \"Orphan\" or nil".into(),
-                field: "".into(),
-            });
-        }
-        if !causes.is_empty() {
-            return Err(Status::invalid("meta.k8s.io", "DeleteOptions", "", causes));
-        }
-        if let Some(o) = opts.as_object_mut() {
-            o.remove("kind");
-            o.remove("apiVersion");
-        }
-        Ok(opts)
+        checked_delete_options(opts)
     }
+}
+
+/// DeleteOptions checked as upstream's `ValidateDeleteOptions` (gracePeriodSeconds an int64,
+/// one way of saying what happens to dependents), without kind and apiVersion.
+pub(super) fn checked_delete_options(mut opts: Value) -> Result<Value, Status> {
+    if !opts.is_object() {
+        return Err(Status::bad_request("DeleteOptions must be an object"));
+    }
+    if let Some(g) = opts.get("gracePeriodSeconds").filter(|g| !g.is_null())
+        && g.as_i64().is_none()
+    {
+        return Err(Status::bad_request(format!(
+            "gracePeriodSeconds must be an int64, not {g}"
+        )));
+    }
+    let mut causes = Vec::new();
+    let policy = opts.get("propagationPolicy").filter(|p| !p.is_null());
+    if opts.get("orphanDependents").is_some_and(|o| !o.is_null()) && policy.is_some() {
+        causes.push(Cause {
+            reason: "FieldValueInvalid".into(),
+            message: "Invalid value: \"object\": OrphanDependents and DeletionPropagation cannot be both set".into(),
+            field: "".into(),
+        });
+    }
+    if let Some(p) = policy
+        && !matches!(p.as_str(), Some("Foreground" | "Background" | "Orphan"))
+    {
+        causes.push(Cause {
+            reason: "FieldValueInvalid".into(),
+            message: "Invalid value: \"object\": DeletionPropagation need to be one of \"Foreground\", \"Background\", \"Orphan\" or nil".into(),
+            field: "".into(),
+        });
+    }
+    if !causes.is_empty() {
+        return Err(Status::invalid("meta.k8s.io", "DeleteOptions", "", causes));
+    }
+    if let Some(o) = opts.as_object_mut() {
+        o.remove("kind");
+        o.remove("apiVersion");
+    }
+    Ok(opts)
 }
 
 /// A JSON, merge or strategic merge patch applied to `current` (consumed, patched in place).
