@@ -38,6 +38,11 @@ pub struct Flags {
     #[arg(long, default_value_t = false, action = ArgAction::Set, num_args = 0..=1,
           default_missing_value = "true", help_heading = MISC)]
     pub allow_privileged: bool,
+    /// Turns on aggregator routing requests to endpoints IP rather than cluster IP (kapi: how
+    /// admission webhooks behind a Service are reached).
+    #[arg(long, default_value_t = false, action = ArgAction::Set, num_args = 0..=1,
+          default_missing_value = "true", help_heading = MISC)]
+    pub enable_aggregator_routing: bool,
     /// Amount of time to retain events (a Go duration).
     #[arg(long, default_value = "1h0m0s", value_parser = crate::shutdown::parse_duration,
           help_heading = MISC)]
@@ -92,6 +97,8 @@ pub struct Flags {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub allow_privileged: bool,
+    /// `--enable-aggregator-routing`: Services (webhooks) reached at an endpoint.
+    pub endpoint_routing: bool,
     /// `--default-not-ready-toleration-seconds`, `--default-unreachable-toleration-seconds`.
     pub not_ready_toleration_seconds: i64,
     pub unreachable_toleration_seconds: i64,
@@ -106,6 +113,7 @@ pub struct Settings {
 /// Upstream's defaults: what the in-process harness and unit tests run with.
 static DEFAULT_SETTINGS: Settings = Settings {
     allow_privileged: false,
+    endpoint_routing: false,
     not_ready_toleration_seconds: 300,
     unreachable_toleration_seconds: 300,
     event_ttl_seconds: 3600,
@@ -125,6 +133,7 @@ pub fn settings() -> &'static Settings {
 pub fn init(flags: &Flags) {
     let _ = SETTINGS.set(Settings {
         allow_privileged: flags.allow_privileged,
+        endpoint_routing: flags.enable_aggregator_routing,
         not_ready_toleration_seconds: flags.default_not_ready_toleration_seconds,
         unreachable_toleration_seconds: flags.default_unreachable_toleration_seconds,
         event_ttl_seconds: i64::try_from(flags.event_ttl.as_secs()).unwrap_or(i64::MAX),

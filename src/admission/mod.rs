@@ -10,6 +10,7 @@ pub mod node_restriction;
 pub mod pods;
 pub mod storage_protection;
 pub mod taint_nodes;
+pub mod webhook;
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -151,6 +152,8 @@ const IMPLEMENTED: &[&str] = &[
     "PersistentVolumeClaimResize",
     "RuntimeClass",
     "DefaultIngressClass",
+    "MutatingAdmissionWebhook",
+    "ValidatingAdmissionWebhook",
 ];
 
 /// The enabled plugins' names in upstream's order: the defaults, plus `enable`, minus `disable`.
@@ -299,6 +302,12 @@ impl Chain {
                 "StorageObjectInUseProtection" => chain
                     .mutating
                     .push(Box::new(storage_protection::StorageObjectInUseProtection)),
+                "MutatingAdmissionWebhook" => {
+                    chain.mutating.push(Box::new(webhook::MutatingWebhooks))
+                }
+                "ValidatingAdmissionWebhook" => {
+                    chain.validating.push(Box::new(webhook::ValidatingWebhooks))
+                }
                 _ => {}
             }
         }

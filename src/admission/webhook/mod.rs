@@ -1,0 +1,600 @@
+//! MutatingAdmissionWebhook and ValidatingAdmissionWebhook: the writes that the webhook
+//! configurations' rules match are sent as `admission.k8s.io/v1` AdmissionReviews to their
+//! webhooks (a URL, or a Service: its cluster IP, or with `--enable-aggregator-routing` one of
+//! its endpoints, verified as `<service>.<namespace>.svc` with the configuration's caBundle),
+//! as upstream's dispatchers do:
+//!
+//! - configurations are read from the watch cache, in name order, their webhooks in order;
+//!   a webhook is called when one of its rules matches (operations, API groups and versions,
+//!   resources with `*` and `res/sub` forms, scope) and its namespace and object selectors
+//!   select the object; webhook configurations and admission policies are never sent;
+//! - a dry run is refused (400) by a webhook whose `sideEffects` are not `None`/`NoneOnDryRun`;
+//! - `allowed: false` refuses the write with the webhook's Status (at least 400, its message
+//!   prefixed `admission webhook "<name>" denied the request`); a mutating webhook's
+//!   `JSONPatch` is applied to the object; one with `reinvocationPolicy: IfNeeded` is called
+//!   once more when a later webhook changed the object;
+//! - a call that fails (connection, timeout after `timeoutSeconds`, a non-2xx answer, an
+//!   answer for another request) is a 500 under `failurePolicy: Fail`, and skipped under
+//!   `Ignore`.
+//!
+//! Not yet: `matchConditions` (CEL; a webhook that has them is called as if they all held),
+//! the answer's warnings and audit annotations, and `matchPolicy: Equivalent` across versions
+//! (kapi serves one version of each built-in resource).
+
+pub mod client;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine;
+use serde_json::{Value, json};
+
+use super::{Attributes, Mutating, Operation, Validating, cached_objects};
+use crate::api::server::Api;
+use crate::api::status::Status;
+
+/// Seconds a call may take when the configuration names none.
+const DEFAULT_TIMEOUT_SECONDS: u64 = 10;
+
+/// Resources never sent to webhooks (upstream's `IsExemptAdmissionConfigurationResource`):
+/// a webhook could otherwise lock itself out of being fixed.
+const EXEMPT: &[&str] = &[
+    "validatingwebhookconfigurations",
+    "mutatingwebhookconfigurations",
+    "validatingadmissionpolicies",
+    "validatingadmissionpolicybindings",
+    "mutatingadmissionpolicies",
+    "mutatingadmissionpolicybindings",
+];
+
+pub struct MutatingWebhooks;
+
+pub struct ValidatingWebhooks;
+
+/// `--enable-aggregator-routing`: Services are reached at an endpoint, not the cluster IP.
+fn endpoint_routing() -> bool {
+    crate::flags::settings().endpoint_routing
+}
+
+#[async_trait(?Send)]
+impl Mutating for MutatingWebhooks {
+    fn name(&self) -> &'static str {
+        "MutatingAdmissionWebhook"
+    }
+
+    async fn admit(
+        &self,
+        api: &Api,
+        attrs: &Attributes<'_>,
+        mut obj: Option<&mut Value>,
+    ) -> Result<(), Status> {
+        let hooks = matching(api, "mutatingwebhookconfigurations", attrs, obj.as_deref())?;
+        if hooks.is_empty() {
+            return Ok(());
+        }
+        // The object after each webhook, to know which ones a later change calls again.
+        let mut after: Vec<Option<Value>> = Vec::with_capacity(hooks.len());
+        for hook in &hooks {
+            self.call_one(api, attrs, hook, obj.as_deref_mut()).await?;
+            after.push(obj.as_deref().cloned());
+        }
+        let last = obj.as_deref().cloned();
+        for (hook, seen) in hooks.iter().zip(after) {
+            if hook["reinvocationPolicy"] == "IfNeeded" && seen != last {
+                self.call_one(api, attrs, hook, obj.as_deref_mut()).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl MutatingWebhooks {
+    async fn call_one(
+        &self,
+        api: &Api,
+        attrs: &Attributes<'_>,
+        hook: &Value,
+        obj: Option<&mut Value>,
+    ) -> Result<(), Status> {
+        let Some(answer) = call(api, attrs, hook, obj.as_deref(), endpoint_routing()).await? else {
+            return Ok(());
+        };
+        let Some(patch) = answer["patch"].as_str() else {
+            return Ok(());
+        };
+        let name = hook["name"].as_str().unwrap_or("");
+        let fail =
+            |why: String| Status::internal(format!("failed calling webhook {name:?}: {why}"));
+        if answer["patchType"].as_str() != Some("JSONPatch") {
+            return Err(fail(format!(
+                "unsupported patch type {:?}",
+                answer["patchType"].as_str().unwrap_or("")
+            )));
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(patch)
+            .map_err(|e| fail(format!("the patch is not base64: {e}")))?;
+        let ops: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| fail(format!("the patch is not JSON: {e}")))?;
+        if let Some(obj) = obj {
+            let patched = crate::api::patch::apply_json_patch(obj.clone(), &ops).map_err(|e| {
+                fail(format!(
+                    "the patch could not be applied: {}",
+                    e.into_status().message
+                ))
+            })?;
+            *obj = patched;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait(?Send)]
+impl Validating for ValidatingWebhooks {
+    fn name(&self) -> &'static str {
+        "ValidatingAdmissionWebhook"
+    }
+
+    async fn validate(
+        &self,
+        api: &Api,
+        attrs: &Attributes<'_>,
+        obj: Option<&Value>,
+    ) -> Result<(), Status> {
+        for hook in matching(api, "validatingwebhookconfigurations", attrs, obj)? {
+            call(api, attrs, &hook, obj, endpoint_routing()).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The webhooks of every configuration of `resource` that the write matches, in upstream's
+/// order (configurations by name, webhooks in order).
+fn matching(
+    api: &Api,
+    resource: &str,
+    attrs: &Attributes<'_>,
+    obj: Option<&Value>,
+) -> Result<Vec<Value>, Status> {
+    let res = attrs.resource;
+    if res.group == "admissionregistration.k8s.io" && EXEMPT.contains(&res.resource.as_str()) {
+        return Ok(Vec::new());
+    }
+    let mut configs = cached_objects(api, "admissionregistration.k8s.io", "v1", resource, None)?;
+    if configs.is_empty() {
+        return Ok(Vec::new());
+    }
+    configs.sort_by(|a, b| {
+        a["metadata"]["name"]
+            .as_str()
+            .cmp(&b["metadata"]["name"].as_str())
+    });
+    let mut out = Vec::new();
+    for config in configs {
+        for hook in config["webhooks"].as_array().into_iter().flatten() {
+            let rules = hook["rules"].as_array().into_iter().flatten();
+            if rules.clone().any(|r| rule_matches(r, attrs))
+                && namespace_selected(api, &hook["namespaceSelector"], attrs, obj)?
+                && object_selected(&hook["objectSelector"], obj, attrs.old)
+            {
+                out.push(hook.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn listed(list: &Value, want: &str) -> bool {
+    list.as_array()
+        .is_some_and(|a| a.iter().any(|v| v == "*" || v == want))
+}
+
+fn operation_name(op: Operation) -> &'static str {
+    match op {
+        Operation::Create => "CREATE",
+        Operation::Update => "UPDATE",
+        Operation::Delete => "DELETE",
+    }
+}
+
+/// Upstream's rule matcher: operation, group, version, resource (`*` matches every resource,
+/// `*/*` and `res/*` every subresource too, `*/sub` that subresource of any), scope.
+fn rule_matches(rule: &Value, attrs: &Attributes<'_>) -> bool {
+    let res = attrs.resource;
+    let sub = attrs.subresource.unwrap_or("");
+    let resource_ok = rule["resources"].as_array().is_some_and(|list| {
+        list.iter().filter_map(Value::as_str).any(|r| {
+            let (r_res, r_sub) = r.split_once('/').unwrap_or((r, ""));
+            (r_res == "*" || r_res == res.resource) && (r_sub == "*" || r_sub == sub)
+        })
+    });
+    let scope_ok = match rule["scope"].as_str().unwrap_or("*") {
+        "Cluster" => !res.namespaced,
+        "Namespaced" => res.namespaced,
+        _ => true,
+    };
+    listed(&rule["operations"], operation_name(attrs.operation))
+        && listed(&rule["apiGroups"], &res.group)
+        && listed(&rule["apiVersions"], &res.version)
+        && resource_ok
+        && scope_ok
+}
+
+/// A LabelSelector against labels; an empty selector selects everything (webhooks' rule).
+fn selector_selects(selector: &Value, labels: Option<&Value>) -> bool {
+    let requirements = selector["matchLabels"].as_object().map_or(0, |m| m.len())
+        + selector["matchExpressions"]
+            .as_array()
+            .map_or(0, |a| a.len());
+    if requirements == 0 {
+        return true;
+    }
+    let pairs: Vec<(String, String)> = labels
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    crate::authz::aggregate::selector_matches(selector, &pairs)
+}
+
+fn labels_of(obj: Option<&Value>) -> Option<&Value> {
+    obj.and_then(|o| o.pointer("/metadata/labels"))
+}
+
+/// The namespace selector: a namespaced object's namespace's labels, a Namespace's own;
+/// other cluster-scoped objects are always selected.
+fn namespace_selected(
+    api: &Api,
+    selector: &Value,
+    attrs: &Attributes<'_>,
+    obj: Option<&Value>,
+) -> Result<bool, Status> {
+    let res = attrs.resource;
+    if res.group.is_empty() && res.resource == "namespaces" {
+        return Ok(selector_selects(selector, labels_of(obj))
+            || selector_selects(selector, labels_of(attrs.old)));
+    }
+    if !res.namespaced {
+        return Ok(true);
+    }
+    if selector_selects(selector, None) && selector_selects(selector, Some(&json!({}))) {
+        // An empty selector: no need to look the namespace up.
+        return Ok(true);
+    }
+    let ns = attrs.namespace.unwrap_or("");
+    let namespaces = cached_objects(api, "", "v1", "namespaces", None)?;
+    let labels = namespaces
+        .iter()
+        .find(|n| n["metadata"]["name"] == ns)
+        .and_then(|n| n.pointer("/metadata/labels"));
+    Ok(selector_selects(selector, labels))
+}
+
+fn object_selected(selector: &Value, obj: Option<&Value>, old: Option<&Value>) -> bool {
+    selector_selects(selector, labels_of(obj)) || selector_selects(selector, labels_of(old))
+}
+
+/// Calls one webhook; its `response` when it allowed the write, `None` when it failed and its
+/// failure policy ignores that. A refusal or a failure under `Fail` is the write's Status.
+async fn call(
+    api: &Api,
+    attrs: &Attributes<'_>,
+    hook: &Value,
+    obj: Option<&Value>,
+    endpoint_routing: bool,
+) -> Result<Option<Value>, Status> {
+    let name = hook["name"].as_str().unwrap_or("").to_string();
+    if attrs.dry_run && !matches!(hook["sideEffects"].as_str(), Some("None" | "NoneOnDryRun")) {
+        return Err(Status::bad_request(format!(
+            "admission webhook {name:?} does not support dry run"
+        )));
+    }
+    let uid = uuid::Uuid::new_v4().to_string();
+    let version = if listed_exact(&hook["admissionReviewVersions"], "v1")
+        || hook["admissionReviewVersions"].is_null()
+    {
+        "admission.k8s.io/v1"
+    } else {
+        "admission.k8s.io/v1beta1"
+    };
+    let review = review(attrs, obj, &uid, version);
+    let body = serde_json::to_vec(&review).map_err(|e| Status::internal(e.to_string()))?;
+    let timeout = hook["timeoutSeconds"]
+        .as_u64()
+        .unwrap_or(DEFAULT_TIMEOUT_SECONDS)
+        .clamp(1, 30);
+    let outcome = match target(api, &hook["clientConfig"], endpoint_routing) {
+        Ok((url, resolve, ca_bundle)) => {
+            let answer = client::post(client::Call {
+                url,
+                resolve,
+                ca_bundle,
+                body,
+                timeout: Duration::from_secs(timeout),
+            })
+            .await;
+            answer.and_then(|bytes| read_answer(&bytes, &uid))
+        }
+        Err(e) => Err(e),
+    };
+    let response = match outcome {
+        Ok(r) => r,
+        Err(why) => {
+            if hook["failurePolicy"] == "Ignore" {
+                return Ok(None);
+            }
+            return Err(Status::internal(format!(
+                "failed calling webhook {name:?}: failed to call webhook: {why}"
+            )));
+        }
+    };
+    if response["allowed"] == true {
+        return Ok(Some(response));
+    }
+    Err(denied(&name, &response["status"]))
+}
+
+fn listed_exact(list: &Value, want: &str) -> bool {
+    list.as_array().is_some_and(|a| a.iter().any(|v| v == want))
+}
+
+/// The AdmissionReview sent for the write.
+fn review(attrs: &Attributes<'_>, obj: Option<&Value>, uid: &str, version: &str) -> Value {
+    let res = attrs.resource;
+    let kind = json!({"group": res.group, "version": res.version, "kind": res.kind});
+    let resource = json!({"group": res.group, "version": res.version, "resource": res.resource});
+    let user = attrs.user;
+    let mut user_info = json!({"username": user.name, "groups": user.groups});
+    if !user.uid.is_empty() {
+        user_info["uid"] = json!(user.uid);
+    }
+    if !user.extra.is_empty() {
+        user_info["extra"] = json!(user.extra);
+    }
+    let options_kind = match attrs.operation {
+        Operation::Create => "CreateOptions",
+        Operation::Update => "UpdateOptions",
+        Operation::Delete => "DeleteOptions",
+    };
+    let mut request = json!({
+        "uid": uid,
+        "kind": kind,
+        "resource": resource,
+        "requestKind": kind,
+        "requestResource": resource,
+        "name": attrs.name,
+        "operation": operation_name(attrs.operation),
+        "userInfo": user_info,
+        "object": obj.cloned().unwrap_or(Value::Null),
+        "oldObject": attrs.old.cloned().unwrap_or(Value::Null),
+        "dryRun": attrs.dry_run,
+        "options": {"apiVersion": "meta.k8s.io/v1", "kind": options_kind},
+    });
+    if let Some(sub) = attrs.subresource {
+        request["subResource"] = json!(sub);
+        request["requestSubResource"] = json!(sub);
+    }
+    if let Some(ns) = attrs.namespace {
+        request["namespace"] = json!(ns);
+    }
+    json!({"apiVersion": version, "kind": "AdmissionReview", "request": request})
+}
+
+/// The review's `response`, if it answers this request.
+fn read_answer(bytes: &[u8], uid: &str) -> Result<Value, String> {
+    let review: Value = serde_json::from_slice(bytes)
+        .map_err(|e| format!("the answer is not an AdmissionReview: {e}"))?;
+    if review["kind"] != "AdmissionReview" {
+        return Err(format!(
+            "expected an AdmissionReview, got kind {:?}",
+            review["kind"].as_str().unwrap_or("")
+        ));
+    }
+    let response = review["response"].clone();
+    if !response.is_object() {
+        return Err("the AdmissionReview has no response".into());
+    }
+    let got = response["uid"].as_str().unwrap_or("");
+    if got != uid {
+        return Err(format!("expected response.uid={uid:?}, got {got:?}"));
+    }
+    Ok(response)
+}
+
+/// A webhook's refusal as upstream's `ToStatusErr`: at least 400, a Failure, its message
+/// prefixed with who denied it.
+fn denied(name: &str, result: &Value) -> Status {
+    let code = result["code"]
+        .as_u64()
+        .filter(|c| (400..600).contains(c))
+        .unwrap_or(400) as u16;
+    let denied_by = format!("admission webhook {name:?} denied the request");
+    let message = result["message"].as_str().unwrap_or("");
+    let reason_text = result["reason"].as_str().unwrap_or("");
+    let message = if !message.is_empty() {
+        format!("{denied_by}: {message}")
+    } else if !reason_text.is_empty() {
+        format!("{denied_by}: {reason_text}")
+    } else {
+        format!("{denied_by} without explanation")
+    };
+    let reason = match reason_text {
+        "" => "",
+        "BadRequest" => "BadRequest",
+        "Forbidden" => "Forbidden",
+        "NotFound" => "NotFound",
+        "AlreadyExists" => "AlreadyExists",
+        "Conflict" => "Conflict",
+        "Invalid" => "Invalid",
+        "TooManyRequests" => "TooManyRequests",
+        "Unauthorized" => "Unauthorized",
+        "InternalError" => "InternalError",
+        "ServiceUnavailable" => "ServiceUnavailable",
+        "Timeout" => "Timeout",
+        "MethodNotAllowed" => "MethodNotAllowed",
+        "Gone" => "Gone",
+        "RequestEntityTooLarge" => "RequestEntityTooLarge",
+        "UnsupportedMediaType" => "UnsupportedMediaType",
+        "NotAcceptable" => "NotAcceptable",
+        "Expired" => "Expired",
+        _ => "",
+    };
+    let mut s = Status::new(code, reason, message);
+    if let Some(d) = result.get("details") {
+        s.name = d["name"].as_str().map(str::to_owned);
+        s.group = d["group"].as_str().map(str::to_owned);
+        s.kind = d["kind"].as_str().map(str::to_owned);
+        s.causes = d["causes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| crate::api::status::Cause {
+                reason: c["reason"].as_str().unwrap_or("").to_string(),
+                message: c["message"].as_str().unwrap_or("").to_string(),
+                field: c["field"].as_str().unwrap_or("").to_string(),
+            })
+            .collect();
+    }
+    s
+}
+
+/// Where a webhook is: its URL, the address to connect to (for a Service), its CA bundle.
+type Target = (
+    String,
+    Option<(String, std::net::SocketAddr)>,
+    Option<Vec<u8>>,
+);
+
+fn target(api: &Api, config: &Value, endpoint_routing: bool) -> Result<Target, String> {
+    let ca_bundle = match config["caBundle"].as_str().filter(|b| !b.is_empty()) {
+        Some(b) => Some(
+            base64::engine::general_purpose::STANDARD
+                .decode(b)
+                .map_err(|e| format!("caBundle is not base64: {e}"))?,
+        ),
+        None => None,
+    };
+    if let Some(url) = config["url"].as_str() {
+        return Ok((url.to_string(), None, ca_bundle));
+    }
+    let svc = &config["service"];
+    let name = svc["name"].as_str().unwrap_or("");
+    let ns = svc["namespace"].as_str().unwrap_or("");
+    let port = svc["port"].as_u64().unwrap_or(443) as u16;
+    let path = svc["path"].as_str().unwrap_or("");
+    let host = format!("{name}.{ns}.svc");
+    let addr = service_address(api, ns, name, port, endpoint_routing)?;
+    Ok((
+        format!("https://{host}:{port}{path}"),
+        Some((host, addr)),
+        ca_bundle,
+    ))
+}
+
+/// A Service's address for `port`: its cluster IP, or (endpoint routing) the first ready
+/// endpoint of its EndpointSlices, at the target port.
+fn service_address(
+    api: &Api,
+    ns: &str,
+    name: &str,
+    port: u16,
+    endpoint_routing: bool,
+) -> Result<std::net::SocketAddr, String> {
+    let services = cached_objects(api, "", "v1", "services", Some(ns)).map_err(|e| e.message)?;
+    let svc = services
+        .iter()
+        .find(|s| s["metadata"]["name"] == name)
+        .ok_or_else(|| format!("service \"{name}\" not found"))?;
+    let svc_port = svc["spec"]["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["port"].as_u64() == Some(u64::from(port)))
+        .ok_or_else(|| format!("service {ns}/{name} has no port {port}"))?;
+    if !endpoint_routing {
+        let ip = svc["spec"]["clusterIP"].as_str().unwrap_or("");
+        let ip: std::net::IpAddr = ip
+            .parse()
+            .map_err(|_| format!("service {ns}/{name} has no cluster IP"))?;
+        return Ok(std::net::SocketAddr::new(ip, port));
+    }
+    let port_name = svc_port["name"].as_str().unwrap_or("");
+    let slices = cached_objects(api, "discovery.k8s.io", "v1", "endpointslices", Some(ns))
+        .map_err(|e| e.message)?;
+    for slice in slices
+        .iter()
+        .filter(|s| s["metadata"]["labels"]["kubernetes.io/service-name"] == name)
+    {
+        let Some(target_port) = slice["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["name"].as_str().unwrap_or("") == port_name)
+            .and_then(|p| p["port"].as_u64())
+        else {
+            continue;
+        };
+        for ep in slice["endpoints"].as_array().into_iter().flatten() {
+            if ep["conditions"]["ready"] == false {
+                continue;
+            }
+            if let Some(ip) = ep["addresses"][0].as_str().and_then(|a| a.parse().ok()) {
+                return Ok(std::net::SocketAddr::new(ip, target_port as u16));
+            }
+        }
+    }
+    Err(format!(
+        "service {ns}/{name} has no ready endpoint for port {port}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn denials_are_at_least_400_and_say_who_denied() {
+        let s = denied(
+            "check.example.com",
+            &json!({"message": "no latest tags", "code": 403,
+            "reason": "Forbidden"}),
+        );
+        assert_eq!(s.code, 403);
+        assert_eq!(s.reason, "Forbidden");
+        assert_eq!(
+            s.message,
+            "admission webhook \"check.example.com\" denied the request: no latest tags"
+        );
+        let s = denied("w", &json!({"code": 200}));
+        assert_eq!(s.code, 400);
+        assert_eq!(
+            s.message,
+            "admission webhook \"w\" denied the request without explanation"
+        );
+    }
+
+    #[test]
+    fn answers_must_be_for_this_request() {
+        let ok = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"u1","allowed":true}}"#;
+        assert_eq!(read_answer(ok, "u1").unwrap()["allowed"], true);
+        assert!(
+            read_answer(ok, "u2")
+                .unwrap_err()
+                .contains("expected response.uid")
+        );
+        assert!(read_answer(b"nope", "u1").is_err());
+    }
+
+    #[test]
+    fn empty_selectors_select_everything() {
+        assert!(selector_selects(&json!({}), None));
+        assert!(selector_selects(&Value::Null, Some(&json!({"a": "b"}))));
+        let sel = json!({"matchLabels": {"team": "a"}});
+        assert!(selector_selects(&sel, Some(&json!({"team": "a"}))));
+        assert!(!selector_selects(&sel, Some(&json!({"team": "b"}))));
+        assert!(!selector_selects(&sel, None));
+    }
+}

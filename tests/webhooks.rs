@@ -1,0 +1,413 @@
+//! Admission webhooks against the real binary: a webhook server in the test (HTTPS on a loopback
+//! port, its certificate given to kapi as the configuration's caBundle) that mutates and
+//! refuses; rules, namespace selectors, failure policies, dry runs and Service-backed webhooks
+//! (reached at their endpoint with --enable-aggregator-routing).
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use serde_json::{Value, json};
+use support::client::Client;
+use support::kapi::Kapi;
+
+const CT: &str = "application/json";
+
+/// The test's webhook: `/mutate` annotates the object, `/deny` refuses objects whose `data`
+/// has a key `forbidden`; every review it gets is kept.
+struct Hook {
+    port: u16,
+    ca_pem: String,
+    reviews: Arc<Mutex<Vec<Value>>>,
+}
+
+fn answer(path: &str, review: &Value) -> Value {
+    let uid = review["request"]["uid"].clone();
+    let mut response = json!({"uid": uid, "allowed": true});
+    match path {
+        "/mutate" => {
+            let patch = json!([{"op": "add", "path": "/metadata/annotations",
+                                "value": {"mutated-by": "webhook"}}]);
+            response["patchType"] = json!("JSONPatch");
+            response["patch"] =
+                json!(base64::engine::general_purpose::STANDARD.encode(patch.to_string()));
+        }
+        "/deny"
+            if review["request"]["object"]["data"]
+                .get("forbidden")
+                .is_some() =>
+        {
+            response["allowed"] = json!(false);
+            response["status"] =
+                json!({"code": 403, "reason": "Forbidden", "message": "no forbidden keys"});
+        }
+        _ => {}
+    }
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response})
+}
+
+fn serve_connection(
+    tls: Arc<rustls::ServerConfig>,
+    tcp: TcpStream,
+    reviews: Arc<Mutex<Vec<Value>>>,
+) -> Option<()> {
+    let conn = rustls::ServerConnection::new(tls).ok()?;
+    let mut stream = BufReader::new(rustls::StreamOwned::new(conn, tcp));
+    loop {
+        let mut line = String::new();
+        if stream.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let path = line.split_whitespace().nth(1)?.to_string();
+        let mut length = 0usize;
+        loop {
+            let mut h = String::new();
+            stream.read_line(&mut h).ok()?;
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse().ok()?;
+            }
+        }
+        let mut body = vec![0; length];
+        stream.read_exact(&mut body).ok()?;
+        let review: Value = serde_json::from_slice(&body).ok()?;
+        let out = answer(&path, &review).to_string();
+        reviews.lock().unwrap().push(review);
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            out.len()
+        );
+        let s = stream.get_mut();
+        s.write_all(head.as_bytes()).ok()?;
+        s.write_all(out.as_bytes()).ok()?;
+        s.flush().ok()?;
+    }
+}
+
+impl Hook {
+    fn start() -> Hook {
+        let key = rcgen::generate_simple_self_signed(vec![
+            "127.0.0.1".to_string(),
+            "hook.default.svc".to_string(),
+        ])
+        .expect("a certificate");
+        let ca_pem = key.cert.pem();
+        let cert = key.cert.der().clone();
+        let private = rustls_pki_types::PrivateKeyDer::try_from(key.signing_key.serialize_der())
+            .expect("a key");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], private)
+            .expect("a server config");
+        let tls = Arc::new(tls);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
+        let port = listener.local_addr().unwrap().port();
+        let reviews = Arc::new(Mutex::new(Vec::new()));
+        let kept = Arc::clone(&reviews);
+        std::thread::spawn(move || {
+            for tcp in listener.incoming().flatten() {
+                let tls = Arc::clone(&tls);
+                let kept = Arc::clone(&kept);
+                std::thread::spawn(move || serve_connection(tls, tcp, kept));
+            }
+        });
+        Hook {
+            port,
+            ca_pem,
+            reviews,
+        }
+    }
+
+    fn ca_bundle(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(&self.ca_pem)
+    }
+
+    fn reviews(&self) -> Vec<Value> {
+        self.reviews.lock().unwrap().clone()
+    }
+}
+
+fn webhook(name: &str, client_config: Value, resources: &[&str], extra: Value) -> Value {
+    let mut w = json!({
+        "name": name,
+        "clientConfig": client_config,
+        "rules": [{"operations": ["CREATE", "UPDATE"], "apiGroups": [""],
+                   "apiVersions": ["v1"], "resources": resources}],
+        "sideEffects": "None",
+        "admissionReviewVersions": ["v1"],
+    });
+    if let (Some(w), Some(extra)) = (w.as_object_mut(), extra.as_object()) {
+        for (k, v) in extra {
+            w.insert(k.clone(), v.clone());
+        }
+    }
+    w
+}
+
+fn configure(c: &Client, kind: &str, name: &str, hooks: Vec<Value>) {
+    let plural = format!("{}s", kind.to_lowercase());
+    let (code, body) = c.json(
+        "POST",
+        &format!("/apis/admissionregistration.k8s.io/v1/{plural}"),
+        CT,
+        &json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": kind,
+                "metadata": {"name": name}, "webhooks": hooks}),
+    );
+    assert_eq!(code, 201, "{body}");
+}
+
+fn configmap(c: &Client, ns: &str, name: &str, data: Value, query: &str) -> (u16, Value) {
+    c.json(
+        "POST",
+        &format!("/api/v1/namespaces/{ns}/configmaps{query}"),
+        CT,
+        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
+                "data": data}),
+    )
+}
+
+#[test]
+fn webhooks_mutate_and_refuse_the_writes_their_rules_select() {
+    let hook = Hook::start();
+    let k = Kapi::start(&[], &[]);
+    let c = Client::new(&k);
+    k.ok(&["create", "namespace", "hooked"]);
+    k.ok(&["label", "namespace", "hooked", "webhooks=on"]);
+    k.ok(&["create", "namespace", "plain"]);
+    let url = |path: &str| {
+        json!({"url": format!("https://127.0.0.1:{}{path}", hook.port),
+                                  "caBundle": hook.ca_bundle()})
+    };
+    let selected = json!({"namespaceSelector": {"matchLabels": {"webhooks": "on"}}});
+    configure(
+        &c,
+        "MutatingWebhookConfiguration",
+        "annotate",
+        vec![webhook(
+            "annotate.example.com",
+            url("/mutate"),
+            &["configmaps"],
+            selected.clone(),
+        )],
+    );
+    configure(
+        &c,
+        "ValidatingWebhookConfiguration",
+        "deny",
+        vec![webhook(
+            "deny.example.com",
+            url("/deny"),
+            &["configmaps"],
+            selected,
+        )],
+    );
+
+    // Selected namespace: mutated, and a forbidden key refused with the webhook's Status.
+    let (code, cm) = configmap(&c, "hooked", "a", json!({"k": "v"}), "");
+    assert_eq!(code, 201, "{cm}");
+    assert_eq!(cm["metadata"]["annotations"]["mutated-by"], "webhook");
+    let (code, refused) = configmap(&c, "hooked", "b", json!({"forbidden": "1"}), "");
+    assert_eq!(code, 403, "{refused}");
+    assert_eq!(refused["reason"], "Forbidden");
+    assert_eq!(
+        refused["message"],
+        "admission webhook \"deny.example.com\" denied the request: no forbidden keys"
+    );
+    let out = k.kubectl(&[
+        "create",
+        "configmap",
+        "c",
+        "-n",
+        "hooked",
+        "--from-literal=forbidden=1",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("denied the request: no forbidden keys"),
+        "{out:?}"
+    );
+    // An update is sent too, with the old object.
+    let (code, body) = c.json(
+        "PATCH",
+        "/api/v1/namespaces/hooked/configmaps/a",
+        "application/merge-patch+json",
+        &json!({"data": {"forbidden": "now"}}),
+    );
+    assert_eq!(code, 403, "{body}");
+    // A dry run is sent (the webhooks have no side effects), marked as one.
+    let (code, dry) = configmap(&c, "hooked", "d", json!({}), "?dryRun=All");
+    assert_eq!(code, 201, "{dry}");
+    assert_eq!(dry["metadata"]["annotations"]["mutated-by"], "webhook");
+
+    // Other namespaces and resources are not sent.
+    let (code, cm) = configmap(&c, "plain", "a", json!({"forbidden": "1"}), "");
+    assert_eq!(code, 201, "{cm}");
+    assert!(cm["metadata"].get("annotations").is_none(), "{cm}");
+    k.ok(&["create", "secret", "generic", "s", "-n", "hooked"]);
+
+    let reviews = hook.reviews();
+    let first = &reviews[0];
+    assert_eq!(first["apiVersion"], "admission.k8s.io/v1");
+    let req = &first["request"];
+    assert_eq!(
+        req["kind"],
+        json!({"group": "", "version": "v1", "kind": "ConfigMap"})
+    );
+    assert_eq!(
+        req["resource"],
+        json!({"group": "", "version": "v1", "resource": "configmaps"})
+    );
+    assert_eq!(req["operation"], "CREATE");
+    assert_eq!(req["namespace"], "hooked");
+    assert_eq!(req["name"], "a");
+    assert_eq!(req["object"]["data"]["k"], "v");
+    assert!(
+        req["userInfo"]["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g == "system:masters")
+    );
+    assert!(
+        reviews.iter().all(|r| r["request"]["namespace"] == "hooked"
+            && r["request"]["resource"]["resource"] == "configmaps"),
+        "only selected writes are sent"
+    );
+    let update = reviews
+        .iter()
+        .find(|r| r["request"]["operation"] == "UPDATE")
+        .expect("the update was sent");
+    assert_eq!(update["request"]["oldObject"]["data"]["k"], "v");
+    assert!(reviews.iter().any(|r| r["request"]["dryRun"] == true));
+}
+
+#[test]
+fn failure_policies_decide_when_a_webhook_cannot_be_reached() {
+    let hook = Hook::start();
+    let k = Kapi::start(&["--enable-aggregator-routing"], &[]);
+    let c = Client::new(&k);
+    // A port nothing listens on.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = closed.local_addr().unwrap().port();
+    drop(closed);
+    let gone = json!({"url": format!("https://127.0.0.1:{dead}/"), "caBundle": hook.ca_bundle()});
+    configure(
+        &c,
+        "ValidatingWebhookConfiguration",
+        "unreachable",
+        vec![
+            webhook(
+                "fail.example.com",
+                gone.clone(),
+                &["secrets"],
+                json!({"failurePolicy": "Fail"}),
+            ),
+            webhook(
+                "ignore.example.com",
+                gone,
+                &["serviceaccounts"],
+                json!({"failurePolicy": "Ignore"}),
+            ),
+        ],
+    );
+    let (code, body) = c.json(
+        "POST",
+        "/api/v1/namespaces/default/secrets",
+        CT,
+        &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}),
+    );
+    assert_eq!(code, 500, "{body}");
+    assert_eq!(body["reason"], "InternalError");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Internal error occurred: failed calling webhook \"fail.example.com\": failed to call webhook: "),
+        "{body}"
+    );
+    let (code, body) = c.json(
+        "POST",
+        "/api/v1/namespaces/default/serviceaccounts",
+        CT,
+        &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa"}}),
+    );
+    assert_eq!(code, 201, "Ignore lets the write through: {body}");
+
+    // A webhook with side effects cannot take a dry run.
+    configure(
+        &c,
+        "ValidatingWebhookConfiguration",
+        "effects",
+        vec![webhook(
+            "effects.example.com",
+            json!({"url": format!("https://127.0.0.1:{}/", hook.port),
+                   "caBundle": hook.ca_bundle()}),
+            &["podtemplates"],
+            json!({"sideEffects": "Some"}),
+        )],
+    );
+    let (code, body) = c.json(
+        "POST",
+        "/api/v1/namespaces/default/podtemplates?dryRun=All",
+        CT,
+        &json!({"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t"},
+                "template": {"spec": {"containers": [{"name": "c", "image": "busybox"}]}}}),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(
+        body["message"],
+        "admission webhook \"effects.example.com\" does not support dry run"
+    );
+
+    // A webhook behind a Service, reached at its endpoint and verified as hook.default.svc.
+    let (code, body) = c.json(
+        "POST",
+        "/api/v1/namespaces/default/services",
+        CT,
+        &json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hook"},
+                "spec": {"ports": [{"name": "https", "port": 443, "targetPort": hook.port}]}}),
+    );
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = c.json(
+        "POST",
+        "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
+        CT,
+        &json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"name": "hook-1", "labels": {"kubernetes.io/service-name": "hook"}},
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": true}}],
+                "ports": [{"name": "https", "port": hook.port, "protocol": "TCP"}]}),
+    );
+    assert_eq!(code, 201, "{body}");
+    configure(
+        &c,
+        "MutatingWebhookConfiguration",
+        "by-service",
+        vec![webhook(
+            "service.example.com",
+            json!({"service": {"namespace": "default", "name": "hook", "path": "/mutate"},
+                   "caBundle": hook.ca_bundle()}),
+            &["limitranges"],
+            json!({}),
+        )],
+    );
+    let (code, lr) = c.json(
+        "POST",
+        "/api/v1/namespaces/default/limitranges",
+        CT,
+        &json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "lr"},
+                "spec": {"limits": [{"type": "Container", "max": {"cpu": "2"}}]}}),
+    );
+    assert_eq!(code, 201, "{lr}");
+    assert_eq!(lr["metadata"]["annotations"]["mutated-by"], "webhook");
+}
