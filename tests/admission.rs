@@ -467,3 +467,121 @@ fn a_runtime_class_gives_pods_its_overhead_and_scheduling() {
         "pods \"heavy\" is forbidden: pod rejected: Pod Overhead set without corresponding RuntimeClass defined Overhead"
     );
 }
+
+#[test]
+fn resource_quotas_count_and_bound_what_a_namespace_uses() {
+    let k = Kapi::start(&[], &[]);
+    let c = Client::new(&k);
+    k.ok(&["create", "namespace", "q"]);
+    k.default_service_account("q");
+    let quotas = "/api/v1/namespaces/q/resourcequotas";
+    let hard = json!({"pods": "2", "requests.cpu": "1", "requests.memory": "1Gi",
+                      "count/configmaps": "1"});
+    let (code, body) = post(
+        &c,
+        quotas,
+        json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "compute"},
+               "spec": {"hard": hard}}),
+    );
+    assert_eq!(code, 201, "{body}");
+    // Until the quota controller has filled its status, the quota constrains nothing.
+    let (code, body) = post(
+        &c,
+        "/api/v1/namespaces/q/configmaps",
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "early"}}),
+    );
+    assert_eq!(code, 201, "{body}");
+    k.ok(&["delete", "configmap", "early", "-n", "q"]);
+    // What the resourcequota controller writes.
+    let (code, body) = c.json(
+        "PATCH",
+        &format!("{quotas}/compute/status"),
+        "application/merge-patch+json",
+        &json!({"status": {"hard": hard, "used": {"pods": "0", "requests.cpu": "0",
+                "requests.memory": "0", "count/configmaps": "0"}}}),
+    );
+    assert_eq!(code, 200, "{body}");
+
+    let sized = |cpu: &str| {
+        json!({"containers": [{"name": "c", "image": "busybox",
+               "resources": {"requests": {"cpu": cpu, "memory": "512Mi"}}}]})
+    };
+    // A quota on cpu and memory: every container must state them.
+    let (code, body) = post(
+        &c,
+        "/api/v1/namespaces/q/pods",
+        pod(
+            "bare",
+            json!({"containers": [{"name": "c", "image": "busybox"}]}),
+        ),
+    );
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(
+        body["message"],
+        "pods \"bare\" is forbidden: failed quota: compute: must specify requests.cpu for: c; requests.memory for: c"
+    );
+    let (code, body) = post(&c, "/api/v1/namespaces/q/pods", pod("one", sized("600m")));
+    assert_eq!(code, 201, "{body}");
+    let (_, quota) = c.call("GET", &format!("{quotas}/compute"), "", None);
+    assert_eq!(
+        quota["status"]["used"],
+        json!({"pods": "1", "requests.cpu": "600m", "requests.memory": "512Mi",
+               "count/configmaps": "0"}),
+        "{quota}"
+    );
+    // A dry run is checked but not counted.
+    let (code, body) = post(
+        &c,
+        "/api/v1/namespaces/q/pods?dryRun=All",
+        pod("dry", sized("100m")),
+    );
+    assert_eq!(code, 201, "{body}");
+    let (_, again) = c.call("GET", &format!("{quotas}/compute"), "", None);
+    assert_eq!(again["status"]["used"], quota["status"]["used"]);
+    // Past the hard limit: 403 naming what was asked, used and allowed.
+    let (code, body) = post(&c, "/api/v1/namespaces/q/pods", pod("two", sized("600m")));
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(
+        body["message"],
+        "pods \"two\" is forbidden: exceeded quota: compute, requested: requests.cpu=600m, used: requests.cpu=600m, limited: requests.cpu=1"
+    );
+    let (code, body) = post(&c, "/api/v1/namespaces/q/pods", pod("small", sized("400m")));
+    assert_eq!(code, 201, "{body}");
+    let (_, quota) = c.call("GET", &format!("{quotas}/compute"), "", None);
+    assert_eq!(quota["status"]["used"]["requests.memory"], "1Gi", "{quota}");
+    // Object counts.
+    k.ok(&["create", "configmap", "first", "-n", "q"]);
+    let out = k.kubectl(&["create", "configmap", "second", "-n", "q"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "exceeded quota: compute, requested: count/configmaps=1, used: count/configmaps=1, limited: count/configmaps=1"
+        ),
+        "{out:?}"
+    );
+    // A quota whose usage is not known yet refuses what it constrains.
+    let (code, body) = post(
+        &c,
+        quotas,
+        json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "objects"},
+               "spec": {"hard": {"services": "1"}}}),
+    );
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = c.json(
+        "PATCH",
+        &format!("{quotas}/objects/status"),
+        "application/merge-patch+json",
+        &json!({"status": {"hard": {"services": "1"}}}),
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = post(
+        &c,
+        "/api/v1/namespaces/q/services",
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+               "spec": {"ports": [{"port": 80}]}}),
+    );
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(
+        body["message"],
+        "services \"web\" is forbidden: status unknown for quota: objects, resources: services"
+    );
+}

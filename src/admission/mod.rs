@@ -8,6 +8,8 @@ pub mod limit_ranger;
 pub mod namespace_lifecycle;
 pub mod node_restriction;
 pub mod pods;
+mod quantities;
+pub mod resource_quota;
 pub mod storage_protection;
 pub mod taint_nodes;
 pub mod webhook;
@@ -154,6 +156,7 @@ const IMPLEMENTED: &[&str] = &[
     "DefaultIngressClass",
     "MutatingAdmissionWebhook",
     "ValidatingAdmissionWebhook",
+    "ResourceQuota",
 ];
 
 /// The enabled plugins' names in upstream's order: the defaults, plus `enable`, minus `disable`.
@@ -308,6 +311,9 @@ impl Chain {
                 "ValidatingAdmissionWebhook" => {
                     chain.validating.push(Box::new(webhook::ValidatingWebhooks))
                 }
+                "ResourceQuota" => chain
+                    .validating
+                    .push(Box::new(resource_quota::ResourceQuota)),
                 _ => {}
             }
         }
