@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use support::kapi::Kapi;
 
 /// Cases kapi must answer as upstream did (of 2,845). Raise it as kinds gain their rules.
-const AGREEMENT_FLOOR: usize = 2057;
+const AGREEMENT_FLOOR: usize = 2072;
 
 /// Concurrent senders: enough to keep both cores busy, few enough for a shared machine.
 const SENDERS: usize = 4;
@@ -79,6 +79,15 @@ fn normalize(v: &mut Value) {
     }
     if let Some(s) = v.get_mut("status").and_then(Value::as_object_mut) {
         s.remove("lastPhaseTransitionTime");
+    }
+    // Who made a CertificateSigningRequest is recorded in it: the capture's client is not
+    // the test's.
+    if v["kind"] == "CertificateSigningRequest"
+        && let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut)
+    {
+        for k in ["username", "uid", "groups", "extra"] {
+            spec.remove(k);
+        }
     }
     if v["kind"] == "Service"
         && let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut)

@@ -3,6 +3,7 @@
 //! chain after — as upstream's `--enable-admission-plugins`. A plugin refuses a write with its
 //! `Status`; the first refusal ends the write.
 
+pub mod certificates;
 pub mod classes;
 pub mod limit_ranger;
 pub mod namespace_lifecycle;
@@ -157,6 +158,9 @@ const IMPLEMENTED: &[&str] = &[
     "MutatingAdmissionWebhook",
     "ValidatingAdmissionWebhook",
     "ResourceQuota",
+    "CertificateApproval",
+    "CertificateSigning",
+    "CertificateSubjectRestriction",
 ];
 
 /// The enabled plugins' names in upstream's order: the defaults, plus `enable`, minus `disable`.
@@ -311,6 +315,15 @@ impl Chain {
                 "ValidatingAdmissionWebhook" => {
                     chain.validating.push(Box::new(webhook::ValidatingWebhooks))
                 }
+                "CertificateApproval" => chain
+                    .validating
+                    .push(Box::new(certificates::CertificateApproval)),
+                "CertificateSigning" => chain
+                    .validating
+                    .push(Box::new(certificates::CertificateSigning)),
+                "CertificateSubjectRestriction" => chain
+                    .validating
+                    .push(Box::new(certificates::CertificateSubjectRestriction)),
                 "ResourceQuota" => chain
                     .validating
                     .push(Box::new(resource_quota::ResourceQuota)),

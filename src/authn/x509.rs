@@ -294,7 +294,8 @@ impl Authenticator for X509 {
     }
 }
 
-/// CN is the user and each O a group; a certificate without a CN names no one.
+/// CN is the user and each O a group, the certificate's SHA-256 its credential id; a
+/// certificate without a CN names no one.
 fn user_of(der: &[u8]) -> Option<UserInfo> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let subject = cert.subject();
@@ -307,9 +308,18 @@ fn user_of(der: &[u8]) -> Option<UserInfo> {
         .filter_map(|o| o.as_str().ok())
         .map(str::to_owned)
         .collect();
+    // The certificate's fingerprint as the credential id, as upstream 1.36 records it.
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(der);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let mut extra = std::collections::BTreeMap::new();
+    extra.insert(
+        super::serviceaccount::CREDENTIAL_ID_KEY.to_string(),
+        vec![format!("X509SHA256={hex}")],
+    );
     Some(UserInfo {
         name: name.to_owned(),
         groups,
+        extra,
         ..UserInfo::default()
     })
 }

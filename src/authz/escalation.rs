@@ -10,7 +10,6 @@ use serde_json::Value;
 use super::rbac::policy::RoleKind;
 use super::rbac::rules::{Rule, compact, uncovered};
 use crate::admission::{Attributes, Mutating, Operation};
-use crate::api::request::{ResourceRequest, Verb};
 use crate::api::server::Api;
 use crate::api::status::Status;
 use crate::authn::UserInfo;
@@ -29,23 +28,8 @@ fn authorized(
     namespace: &str,
     name: &str,
 ) -> bool {
-    let rr = ResourceRequest {
-        verb: Verb::Get,
-        group: RBAC_GROUP.into(),
-        version: "*".into(),
-        resource: resource.into(),
-        namespace: (!namespace.is_empty()).then(|| namespace.to_string()),
-        name: Some(name.to_string()),
-        subresource: None,
-    };
-    let attrs = super::Attributes {
-        user,
-        verb,
-        resource: Some(&rr),
-        path: "",
-        selected_name: None,
-    };
-    matches!(api.authz.decide(&attrs), super::Decision::Allow(_))
+    api.authz
+        .allows(user, verb, RBAC_GROUP, resource, namespace, name)
 }
 
 fn rules_of(obj: &Value) -> Vec<Rule> {

@@ -360,6 +360,37 @@ impl Chain {
         Decision::NoOpinion(reasons.join("\n"))
     }
 
+    /// Whether `user` may `verb` (any verb, `approve`, `bind`, ...) the object `name` of
+    /// `group`/`resource` in `namespace` ("" for cluster-scoped): the checks the apiserver
+    /// makes itself beyond the request's own verb.
+    pub fn allows(
+        &self,
+        user: &UserInfo,
+        verb: &str,
+        group: &str,
+        resource: &str,
+        namespace: &str,
+        name: &str,
+    ) -> bool {
+        let rr = ResourceRequest {
+            verb: crate::api::request::Verb::Get,
+            group: group.into(),
+            version: "*".into(),
+            resource: resource.into(),
+            namespace: (!namespace.is_empty()).then(|| namespace.to_string()),
+            name: Some(name.to_string()),
+            subresource: None,
+        };
+        let attrs = Attributes {
+            user,
+            verb,
+            resource: Some(&rr),
+            path: "",
+            selected_name: None,
+        };
+        matches!(self.decide(&attrs), Decision::Allow(_))
+    }
+
     /// Ok when allowed; else upstream's 403 `Status`.
     pub fn authorize(&self, attrs: &Attributes<'_>) -> Result<(), Status> {
         match self.decide(attrs) {

@@ -6,6 +6,7 @@
 
 mod admissionregistration;
 mod batch;
+pub mod certificates;
 mod events;
 mod ingress_rules;
 pub mod meta;
@@ -89,6 +90,16 @@ pub trait Strategy: Send + Sync + std::fmt::Debug {
     /// status reset, fields only the server owns.
     fn prepare_for_create(&self, _obj: &mut Value) {}
 
+    /// `prepare_for_create` knowing who asked (CertificateSigningRequests record the
+    /// requester).
+    fn prepare_for_create_by(&self, obj: &mut Value, _user: &crate::authn::UserInfo) {
+        self.prepare_for_create(obj);
+    }
+
+    /// What an update of the `status` subresource keeps from the old object beyond its spec
+    /// (CertificateSigningRequests: their approval conditions).
+    fn prepare_for_status_update(&self, _obj: &mut Value, _old: &Value) {}
+
     /// What the server keeps from the old object on an update of the main resource, before
     /// admission (upstream's PrepareForUpdate), beyond the generic status/spec rules.
     fn prepare_for_update(&self, _obj: &mut Value, _old: &Value) {}
@@ -145,6 +156,9 @@ impl Strategy for ReturnsDeleted {
 pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
     match (group, resource) {
         ("", "pods") => &pods::Pods,
+        ("certificates.k8s.io", "certificatesigningrequests") => {
+            &certificates::CertificateSigningRequests
+        }
         ("", "namespaces") => &namespaces::Namespaces,
         ("", "events") | ("events.k8s.io", "events") => &events::Events,
         ("", "services") => &services::Services,

@@ -124,8 +124,9 @@ pub async fn serve(
     if let Some(sub) = &rr.subresource
         && !computed
         && (!res.subresources.iter().any(|s| s == sub)
-            || !matches!(sub.as_str(), "status" | "scale" | "finalize")
-            || (sub == "finalize" && rr.verb != Verb::Update))
+            || !matches!(sub.as_str(), "status" | "scale" | "finalize" | "approval")
+            || (sub == "finalize" && rr.verb != Verb::Update)
+            || (sub == "approval" && !matches!(rr.verb, Verb::Get | Verb::Update | Verb::Patch)))
     {
         return Err(fail(Status::no_such_resource()));
     }

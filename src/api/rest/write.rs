@@ -120,7 +120,7 @@ impl Ctx<'_> {
         let strategy = self.res.strategy;
         let name = self.prepare_create_meta(&mut obj)?;
         // Prepare, mutating admission, defaults, validation, validating admission.
-        strategy.prepare_for_create(&mut obj);
+        strategy.prepare_for_create_by(&mut obj, self.user);
         if self.is_service() {
             // A Service's cluster IP is claimed first, and let go if the create fails.
             let ns = self.rr.namespace.clone().unwrap_or_default();
@@ -387,6 +387,24 @@ impl Ctx<'_> {
             let mut out = old.clone();
             if let (Some(o), Some(s)) = (out.as_object_mut(), new.get("status")) {
                 o.insert("status".into(), s.clone());
+            }
+            self.res.strategy.prepare_for_status_update(&mut out, old);
+            return Ok(out);
+        }
+        if self.rr.subresource.as_deref() == Some("approval") {
+            // `certificatesigningrequests/approval`: only the conditions change (an approver's
+            // decision; the certificate is the signer's, through `status`).
+            let mut out = old.clone();
+            let conditions = new.pointer("/status/conditions").cloned();
+            if let Some(status) = out
+                .as_object_mut()
+                .map(|o| o.entry("status").or_insert_with(|| json!({})))
+                .and_then(Value::as_object_mut)
+            {
+                match conditions {
+                    Some(c) => status.insert("conditions".into(), c),
+                    None => status.remove("conditions"),
+                };
             }
             return Ok(out);
         }

@@ -1,0 +1,251 @@
+//! CertificateSigningRequests, as upstream's strategy and validation: a new request records who
+//! made it (`spec.username`, `uid`, `groups`, `extra`) and starts with an empty status; an
+//! update of the main resource changes only metadata; `status` (the signer's certificate) keeps
+//! the approval conditions and `approval` (`crate::api::rest::write`) changes only them. The
+//! request must be a PEM `CERTIFICATE REQUEST` whose signature holds, the signer a domain and
+//! path, the usages known ones.
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+use super::Strategy;
+use super::podspec_rules::{duplicate, invalid, not_supported, required};
+use crate::api::status::Cause;
+use crate::authn::UserInfo;
+
+/// Upstream's key usages.
+const USAGES: &[&str] = &[
+    "any",
+    "cert sign",
+    "client auth",
+    "code signing",
+    "content commitment",
+    "crl sign",
+    "data encipherment",
+    "decipher only",
+    "digital signature",
+    "email protection",
+    "encipher only",
+    "ipsec end system",
+    "ipsec tunnel",
+    "ipsec user",
+    "key agreement",
+    "key encipherment",
+    "microsoft sgc",
+    "netscape sgc",
+    "ocsp signing",
+    "s/mime",
+    "server auth",
+    "signing",
+    "timestamping",
+];
+
+const NOT_A_REQUEST: &str = "PEM block type must be CERTIFICATE REQUEST";
+
+#[derive(Debug)]
+pub struct CertificateSigningRequests;
+
+impl Strategy for CertificateSigningRequests {
+    /// Any name that is a path segment (upstream's `ValidateCertificateRequestName`).
+    fn name_rule(&self) -> super::NameRule {
+        super::NameRule::PathSegment
+    }
+
+    fn prepare_for_create_by(&self, obj: &mut Value, user: &UserInfo) {
+        let Some(o) = obj.as_object_mut() else { return };
+        if let Some(spec) = o.entry("spec").or_insert_with(|| json!({})).as_object_mut() {
+            for k in ["username", "uid", "groups", "extra"] {
+                spec.remove(k);
+            }
+            spec.insert("username".into(), json!(user.name));
+            if !user.uid.is_empty() {
+                spec.insert("uid".into(), json!(user.uid));
+            }
+            if !user.groups.is_empty() {
+                spec.insert("groups".into(), json!(user.groups));
+            }
+            if !user.extra.is_empty() {
+                spec.insert("extra".into(), json!(user.extra));
+            }
+        }
+        o.insert("status".into(), json!({}));
+    }
+
+    fn prepare_for_update(&self, obj: &mut Value, old: &Value) {
+        if let Some(o) = obj.as_object_mut() {
+            for k in ["spec", "status"] {
+                match old.get(k) {
+                    Some(v) => o.insert(k.into(), v.clone()),
+                    None => o.remove(k),
+                };
+            }
+        }
+    }
+
+    fn prepare_for_status_update(&self, obj: &mut Value, old: &Value) {
+        let conditions = old.pointer("/status/conditions").cloned();
+        if let Some(status) = obj.get_mut("status").and_then(Value::as_object_mut) {
+            match conditions {
+                Some(c) => status.insert("conditions".into(), c),
+                None => status.remove("conditions"),
+            };
+        }
+    }
+
+    fn validate_create(&self, obj: &Value) -> Vec<Cause> {
+        let spec = &obj["spec"];
+        let mut causes = Vec::new();
+        if let Err(why) = parse_request(spec) {
+            causes.push(invalid(
+                "spec.request".into(),
+                &spec.get("request").cloned().unwrap_or(Value::Null),
+                &why,
+            ));
+        }
+        match spec["usages"].as_array().filter(|u| !u.is_empty()) {
+            None => causes.push(required("spec.usages".into())),
+            Some(usages) => {
+                for (i, u) in usages.iter().enumerate() {
+                    let field = format!("spec.usages[{i}]");
+                    if !u.as_str().is_some_and(|u| USAGES.contains(&u)) {
+                        causes.push(not_supported(field, u, USAGES));
+                    } else if usages[..i].contains(u) {
+                        causes.push(duplicate(field, u));
+                    }
+                }
+            }
+        }
+        let signer = spec["signerName"].as_str().unwrap_or("");
+        if signer.is_empty() {
+            causes.push(required("spec.signerName".into()));
+        } else if let Some(why) = signer_name_error(signer) {
+            causes.push(invalid("spec.signerName".into(), &json!(signer), &why));
+        }
+        if let Some(secs) = spec["expirationSeconds"].as_i64()
+            && secs < 600
+        {
+            causes.push(invalid(
+                "spec.expirationSeconds".into(),
+                &json!(secs),
+                "may not specify a duration less than 600 seconds (10 minutes)",
+            ));
+        }
+        causes
+    }
+
+    fn validate_update(&self, _obj: &Value, _old: &Value) -> Vec<Cause> {
+        Vec::new()
+    }
+}
+
+/// The DER of the request's PEM `CERTIFICATE REQUEST`, its signature checked.
+pub fn parse_request(spec: &Value) -> Result<Vec<u8>, String> {
+    let pem = spec["request"]
+        .as_str()
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .unwrap_or_default();
+    let Ok((_, block)) = x509_parser::pem::parse_x509_pem(&pem) else {
+        return Err(NOT_A_REQUEST.into());
+    };
+    if block.label != "CERTIFICATE REQUEST" {
+        return Err(NOT_A_REQUEST.into());
+    }
+    use x509_parser::prelude::FromDer;
+    let (_, csr) =
+        x509_parser::certification_request::X509CertificationRequest::from_der(&block.contents)
+            .map_err(|e| format!("x509: malformed certificate request: {e}"))?;
+    csr.verify_signature()
+        .map_err(|_| "x509: invalid signature on certificate request".to_string())?;
+    Ok(block.contents)
+}
+
+/// The organizations of the request's subject (what CertificateSubjectRestriction reads).
+pub fn request_organizations(spec: &Value) -> Vec<String> {
+    let Ok(der) = parse_request(spec) else {
+        return Vec::new();
+    };
+    use x509_parser::prelude::FromDer;
+    let Ok((_, csr)) = x509_parser::certification_request::X509CertificationRequest::from_der(&der)
+    else {
+        return Vec::new();
+    };
+    csr.certification_request_info
+        .subject
+        .iter_organization()
+        .filter_map(|o| o.as_str().ok().map(str::to_owned))
+        .collect()
+}
+
+/// Upstream's `ValidateSignerName`: `<domain>/<path>`, the domain a DNS subdomain.
+fn signer_name_error(name: &str) -> Option<String> {
+    let form = "must be a fully qualified domain and path of the form 'example.com/signer-name'";
+    let Some((domain, path)) = name.split_once('/') else {
+        return Some(form.into());
+    };
+    if path.is_empty() || domain.is_empty() {
+        return Some(form.into());
+    }
+    if let Some(e) = super::meta::subdomain_errors(domain).into_iter().next() {
+        return Some(e.to_string());
+    }
+    if name.len() > 571 {
+        return Some("must be no more than 571 characters".into());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn csr_pem(orgs: &[&str]) -> String {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "alice");
+        for o in orgs {
+            params
+                .distinguished_name
+                .push(rcgen::DnType::OrganizationName, *o);
+        }
+        let key = rcgen::KeyPair::generate().unwrap();
+        let pem = params.serialize_request(&key).unwrap().pem().unwrap();
+        base64::engine::general_purpose::STANDARD.encode(pem)
+    }
+
+    #[test]
+    fn a_request_must_be_a_signed_pem_csr() {
+        let good = json!({"request": csr_pem(&["devs"])});
+        assert!(parse_request(&good).is_ok());
+        assert_eq!(request_organizations(&good), ["devs"]);
+        assert_eq!(
+            parse_request(&json!({"request": ""})).unwrap_err(),
+            NOT_A_REQUEST
+        );
+        let cert = base64::engine::general_purpose::STANDARD
+            .encode("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+        assert_eq!(
+            parse_request(&json!({"request": cert})).unwrap_err(),
+            NOT_A_REQUEST
+        );
+    }
+
+    #[test]
+    fn a_new_request_records_its_requester_and_starts_unapproved() {
+        let user = UserInfo {
+            name: "alice".into(),
+            uid: "u1".into(),
+            groups: vec!["devs".into()],
+            extra: Default::default(),
+        };
+        let mut obj = json!({"spec": {"username": "mallory", "groups": ["system:masters"]},
+                             "status": {"conditions": [{"type": "Approved"}]}});
+        CertificateSigningRequests.prepare_for_create_by(&mut obj, &user);
+        assert_eq!(obj["spec"]["username"], "alice");
+        assert_eq!(obj["spec"]["groups"], json!(["devs"]));
+        assert_eq!(obj["status"], json!({}));
+        let causes = CertificateSigningRequests.validate_create(&json!({"spec": {}}));
+        let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["spec.request", "spec.usages", "spec.signerName"]);
+    }
+}
