@@ -343,30 +343,26 @@ fn failure_policies_decide_when_a_webhook_cannot_be_reached() {
     );
     assert_eq!(code, 201, "Ignore lets the write through: {body}");
 
-    // A webhook with side effects cannot take a dry run.
-    configure(
-        &c,
-        "ValidatingWebhookConfiguration",
-        "effects",
-        vec![webhook(
+    // admissionregistration/v1 has no webhooks with side effects (so dry runs always reach
+    // webhooks): `sideEffects: Some` is refused.
+    let (code, body) = c.json(
+        "POST",
+        "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
+        CT,
+        &json!({"apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration", "metadata": {"name": "effects"},
+        "webhooks": [webhook(
             "effects.example.com",
             json!({"url": format!("https://127.0.0.1:{}/", hook.port),
                    "caBundle": hook.ca_bundle()}),
             &["podtemplates"],
             json!({"sideEffects": "Some"}),
-        )],
+        )]}),
     );
-    let (code, body) = c.json(
-        "POST",
-        "/api/v1/namespaces/default/podtemplates?dryRun=All",
-        CT,
-        &json!({"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t"},
-                "template": {"spec": {"containers": [{"name": "c", "image": "busybox"}]}}}),
-    );
-    assert_eq!(code, 400, "{body}");
+    assert_eq!(code, 422, "{body}");
     assert_eq!(
-        body["message"],
-        "admission webhook \"effects.example.com\" does not support dry run"
+        body["details"]["causes"][0]["field"],
+        "webhooks[0].sideEffects"
     );
 
     // A webhook behind a Service, reached at its endpoint and verified as hook.default.svc.

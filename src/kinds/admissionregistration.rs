@@ -21,6 +21,10 @@ impl Strategy for WebhookConfigurations {
         true
     }
 
+    fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
+        super::webhook_rules::validate(obj, self.mutating)
+    }
+
     fn default(&self, obj: &mut Value) {
         let Some(o) = obj.as_object_mut() else { return };
         for w in items(o, "webhooks") {

@@ -21,6 +21,7 @@ mod rbac;
 mod service_rules;
 mod services;
 mod simple_defaults;
+mod webhook_rules;
 pub mod workload_rules;
 mod workloads;
 
