@@ -12,9 +12,12 @@ use crate::api::status::Cause;
 /// Which workload a row is: decides where its template is and what it allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Workload {
-    /// Deployments, ReplicaSets, StatefulSets, DaemonSets: `spec.selector` (a LabelSelector)
-    /// and `spec.template`, restartPolicy Always.
+    /// Deployments, ReplicaSets, DaemonSets: `spec.selector` (a LabelSelector) and
+    /// `spec.template`, restartPolicy Always.
     Apps,
+    /// StatefulSets: as `Apps`, but the selector may not be empty and the template's labels
+    /// are checked at `spec.template.labels`.
+    StatefulSet,
     /// ReplicationControllers: `spec.selector` is a plain map; the template's labels are its
     /// default.
     ReplicationController,
@@ -138,34 +141,74 @@ fn non_negative(obj: &Value, pointer: &str, field: &str, causes: &mut Vec<Cause>
 pub fn validate(obj: &Value, workload: Workload) -> Vec<Cause> {
     let mut causes = Vec::new();
     match workload {
-        Workload::Apps => {
+        Workload::Apps | Workload::StatefulSet => {
+            let stateful = workload == Workload::StatefulSet;
             non_negative(obj, "/spec/replicas", "spec.replicas", &mut causes);
             let template_labels = obj.pointer("/spec/template/metadata/labels");
+            let mismatch = || {
+                invalid(
+                    "spec.template.metadata.labels".into(),
+                    template_labels.unwrap_or(&Value::Null),
+                    "`selector` does not match template `labels`",
+                )
+            };
             match obj.pointer("/spec/selector").filter(|s| !s.is_null()) {
-                None => causes.push(required("spec.selector".into())),
+                // No selector selects nothing: the template cannot match it either.
+                None => {
+                    causes.push(required("spec.selector".into()));
+                    causes.push(mismatch());
+                }
                 Some(selector) => {
                     labels(
                         selector.get("matchLabels"),
                         "spec.selector.matchLabels",
                         &mut causes,
                     );
-                    let empty = json!({});
-                    if !selects(selector, template_labels.unwrap_or(&empty)) {
+                    let requirements = selector["matchLabels"].as_object().map_or(0, |m| m.len())
+                        + selector["matchExpressions"]
+                            .as_array()
+                            .map_or(0, |a| a.len());
+                    if stateful && requirements == 0 {
                         causes.push(invalid(
-                            "spec.template.metadata.labels".into(),
-                            template_labels.unwrap_or(&Value::Null),
-                            "`selector` does not match template `labels`",
+                            "spec.selector".into(),
+                            selector,
+                            "empty selector is invalid for statefulset",
                         ));
+                    }
+                    let empty = json!({});
+                    if requirements > 0 && !selects(selector, template_labels.unwrap_or(&empty)) {
+                        causes.push(mismatch());
                     }
                 }
             }
             labels(
                 template_labels,
-                "spec.template.metadata.labels",
+                if stateful {
+                    "spec.template.labels"
+                } else {
+                    "spec.template.metadata.labels"
+                },
                 &mut causes,
             );
+            // A template without a restart policy has Always (upstream's defaults give every
+            // template spec one).
+            let spec = obj.pointer("/spec/template/spec");
+            let defaulted;
+            let spec = match spec {
+                Some(s) if s.get("restartPolicy").is_some() => Some(s),
+                Some(s) => {
+                    let mut s = s.clone();
+                    s["restartPolicy"] = json!("Always");
+                    defaulted = s;
+                    Some(&defaulted)
+                }
+                None => {
+                    defaulted = json!({"restartPolicy": "Always"});
+                    Some(&defaulted)
+                }
+            };
             causes.extend(podspec_rules::validate(
-                obj.pointer("/spec/template/spec"),
+                spec,
                 "spec.template.spec",
                 &["Always"],
             ));

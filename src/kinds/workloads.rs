@@ -58,7 +58,7 @@ pub struct StatefulSets;
 
 impl Strategy for StatefulSets {
     fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
-        super::workload_rules::validate(obj, super::workload_rules::Workload::Apps)
+        super::workload_rules::validate(obj, super::workload_rules::Workload::StatefulSet)
     }
 
     fn tracks_generation(&self) -> bool {
