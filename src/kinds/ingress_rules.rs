@@ -272,10 +272,7 @@ mod tests {
     use super::*;
 
     fn fields(obj: Value) -> Vec<(String, String)> {
-        validate(&obj)
-            .into_iter()
-            .map(|c| (c.field, c.reason))
-            .collect()
+        crate::kinds::cause_fields(validate(&obj))
     }
 
     #[test]

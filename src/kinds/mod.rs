@@ -8,6 +8,7 @@ mod admissionregistration;
 mod batch;
 pub mod certificates;
 mod events;
+mod hpa_rules;
 mod ingress_rules;
 pub mod meta;
 mod namespaces;
@@ -125,6 +126,12 @@ pub trait Strategy: Send + Sync + std::fmt::Debug {
 pub enum GcPolicy {
     DeleteDependents,
     OrphanDependents,
+}
+
+/// (field, reason) of each cause, for tests that check which rules fired.
+#[cfg(test)]
+pub(crate) fn cause_fields(causes: Vec<Cause>) -> Vec<(String, String)> {
+    causes.into_iter().map(|c| (c.field, c.reason)).collect()
 }
 
 /// The default strategy: nothing of its own.

@@ -41,6 +41,10 @@ impl Strategy for RoleBindings {
 pub struct HorizontalPodAutoscalers;
 
 impl Strategy for HorizontalPodAutoscalers {
+    fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
+        super::hpa_rules::validate(obj)
+    }
+
     fn default(&self, obj: &mut Value) {
         // The strategy serves both versions; only a body that says it is v2 has `metrics`.
         let v2 = obj.get("apiVersion") == Some(&json!("autoscaling/v2"));
