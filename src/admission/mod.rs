@@ -236,25 +236,37 @@ pub(crate) fn cached_objects(
     resource: &str,
     namespace: Option<&str>,
 ) -> Result<Vec<Value>, Status> {
+    Ok(cached_entries(api, group, version, resource, namespace)?
+        .into_iter()
+        .map(|(v, _)| v)
+        .collect())
+}
+
+/// `cached_objects` with each object's revision (what a write of it must be conditional on).
+pub(crate) fn cached_entries(
+    api: &Api,
+    group: &str,
+    version: &str,
+    resource: &str,
+    namespace: Option<&str>,
+) -> Result<Vec<(Value, i64)>, Status> {
     let Some(res) = api.registry.get(group, version, resource) else {
         return Ok(Vec::new());
     };
-    let mut dir = format!("{}{}", api.prefix, res.key_prefix);
+    let prefix = format!("{}{}", api.prefix, res.key_prefix);
+    let mut dir = prefix.clone();
     if let Some(ns) = namespace.filter(|_| res.namespaced) {
         dir.push_str(ns);
         dir.push('/');
     }
-    let Some(rc) = api
-        .cache
-        .resource(format!("{}{}", api.prefix, res.key_prefix).as_bytes())
-    else {
+    let Some(rc) = api.cache.resource(prefix.as_bytes()) else {
         return Ok(Vec::new());
     };
     let snap = rc.snapshot();
     snap.range(dir.as_bytes(), b"")
         .map(|o| {
-            let served = crate::api::objects::served(res, &o.value, 0)?;
-            crate::api::objects::to_value(res, &served)
+            let served = crate::api::objects::served(res, &o.value, o.mod_revision)?;
+            Ok((crate::api::objects::to_value(res, &served)?, o.mod_revision))
         })
         .collect()
 }

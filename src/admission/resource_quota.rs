@@ -194,13 +194,7 @@ fn pod_counts(pod: &Value) -> bool {
         deadline,
         pod["metadata"]["deletionGracePeriodSeconds"].as_i64(),
     ) {
-        (Some(ts), Some(grace)) => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0);
-            now <= ts + grace
-        }
+        (Some(ts), Some(grace)) => crate::api::rest::unix_now() <= ts + grace,
         _ => true,
     }
 }
@@ -518,22 +512,9 @@ fn check(
     Ok(Some(updated))
 }
 
-/// The namespace's quotas with their revisions, by name.
+/// The namespace's quotas with their revisions.
 fn quotas(api: &Api, ns: &str) -> Result<Vec<(Value, i64)>, Status> {
-    let Some(res) = api.registry.get("", "v1", "resourcequotas") else {
-        return Ok(Vec::new());
-    };
-    let prefix = format!("{}{}", api.prefix, res.key_prefix);
-    let Some(rc) = api.cache.resource(prefix.as_bytes()) else {
-        return Ok(Vec::new());
-    };
-    let snap = rc.snapshot();
-    snap.range(format!("{prefix}{ns}/").as_bytes(), b"")
-        .map(|o| {
-            let served = crate::api::objects::served(res, &o.value, o.mod_revision)?;
-            Ok((crate::api::objects::to_value(res, &served)?, o.mod_revision))
-        })
-        .collect()
+    super::cached_entries(api, "", "v1", "resourcequotas", Some(ns))
 }
 
 #[async_trait(?Send)]

@@ -9,6 +9,26 @@ use super::rbac::policy::{Policy, Role};
 use super::rbac::rules::Rule;
 use crate::storage::StoreClient;
 
+/// How many requirements (matchLabels entries and matchExpressions) a LabelSelector has.
+pub fn requirements(selector: &Value) -> usize {
+    selector["matchLabels"].as_object().map_or(0, |m| m.len())
+        + selector["matchExpressions"]
+            .as_array()
+            .map_or(0, |a| a.len())
+}
+
+/// An object's `metadata.labels` as (key, value) pairs.
+pub fn label_pairs(labels: &Value) -> Vec<(String, String)> {
+    labels
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Whether `labels` satisfy one `LabelSelector` (matchLabels and matchExpressions).
 pub fn selector_matches(selector: &Value, labels: &[(String, String)]) -> bool {
     let get = |k: &str| {

@@ -164,10 +164,7 @@ pub fn validate(obj: &Value, workload: Workload) -> Vec<Cause> {
                         "spec.selector.matchLabels",
                         &mut causes,
                     );
-                    let requirements = selector["matchLabels"].as_object().map_or(0, |m| m.len())
-                        + selector["matchExpressions"]
-                            .as_array()
-                            .map_or(0, |a| a.len());
+                    let requirements = crate::authz::aggregate::requirements(selector);
                     if stateful && requirements == 0 {
                         causes.push(invalid(
                             "spec.selector".into(),

@@ -222,22 +222,9 @@ fn rule_matches(rule: &Value, attrs: &Attributes<'_>) -> bool {
 
 /// A LabelSelector against labels; an empty selector selects everything (webhooks' rule).
 fn selector_selects(selector: &Value, labels: Option<&Value>) -> bool {
-    let requirements = selector["matchLabels"].as_object().map_or(0, |m| m.len())
-        + selector["matchExpressions"]
-            .as_array()
-            .map_or(0, |a| a.len());
-    if requirements == 0 {
-        return true;
-    }
-    let pairs: Vec<(String, String)> = labels
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                .collect()
-        })
-        .unwrap_or_default();
-    crate::authz::aggregate::selector_matches(selector, &pairs)
+    use crate::authz::aggregate::{label_pairs, requirements, selector_matches};
+    requirements(selector) == 0
+        || selector_matches(selector, &label_pairs(labels.unwrap_or(&Value::Null)))
 }
 
 fn labels_of(obj: Option<&Value>) -> Option<&Value> {

@@ -14,14 +14,23 @@ pub fn random_suffix() -> String {
         .collect()
 }
 
-pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
+/// Seconds since the Unix epoch now.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+/// `secs` as an RFC 3339 timestamp, as upstream's metav1.Time writes it.
+pub fn rfc3339(secs: i64) -> String {
     let mut out = Vec::new();
     kapi_codec::goscalar::format_time(secs, &mut out);
     String::from_utf8(out).unwrap_or_default()
+}
+
+pub fn now_rfc3339() -> String {
+    rfc3339(unix_now())
 }
 
 #[cfg(test)]

@@ -401,19 +401,6 @@ fn meta_mut(obj: &mut Value) -> Option<&mut serde_json::Map<String, Value>> {
     obj.as_object_mut()?.get_mut("metadata")?.as_object_mut()
 }
 
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-fn format_secs(secs: i64) -> String {
-    let mut out = Vec::new();
-    kapi_codec::goscalar::format_time(secs, &mut out);
-    String::from_utf8(out).unwrap_or_default()
-}
-
 fn timestamp_secs(obj: &Value) -> Option<i64> {
     let ts = obj.pointer("/metadata/deletionTimestamp")?.as_str()?;
     kapi_codec::goscalar::parse_rfc3339(ts).ok().map(|(s, _)| s)
@@ -433,7 +420,7 @@ fn before_delete(strategy: &dyn Strategy, obj: &mut Value, asked: Option<i64>) -
     let Some(period) = strategy.grace_period(obj, asked) else {
         return Grace::No;
     };
-    let now = now_secs();
+    let now = unix_now();
     let current = obj
         .pointer("/metadata/deletionGracePeriodSeconds")
         .and_then(Value::as_i64)
@@ -446,10 +433,7 @@ fn before_delete(strategy: &dyn Strategy, obj: &mut Value, asked: Option<i64>) -
         return match asked {
             Some(p) if p < current => {
                 if let Some(m) = meta_mut(obj) {
-                    m.insert(
-                        "deletionTimestamp".into(),
-                        json!(format_secs(ts - current + p)),
-                    );
+                    m.insert("deletionTimestamp".into(), json!(rfc3339(ts - current + p)));
                     m.insert("deletionGracePeriodSeconds".into(), json!(p));
                 }
                 Grace::Yes(p)
@@ -458,7 +442,7 @@ fn before_delete(strategy: &dyn Strategy, obj: &mut Value, asked: Option<i64>) -
         };
     }
     if let Some(m) = meta_mut(obj) {
-        m.insert("deletionTimestamp".into(), json!(format_secs(now + period)));
+        m.insert("deletionTimestamp".into(), json!(rfc3339(now + period)));
         m.insert("deletionGracePeriodSeconds".into(), json!(period));
         // Controllers must see the object change: its generation moves on.
         if let Some(g) = m
@@ -527,7 +511,7 @@ fn with_collector_finalizers(old: &[String], orphan: bool, foreground: bool) -> 
 /// from now (or its earlier timestamp), with no grace period.
 fn mark_as_deleting(obj: &mut Value) {
     let existing = timestamp_secs(obj);
-    let now = now_secs();
+    let now = unix_now();
     let Some(m) = meta_mut(obj) else { return };
     if existing.is_none()
         && let Some(g) = m
@@ -538,7 +522,7 @@ fn mark_as_deleting(obj: &mut Value) {
         m.insert("generation".into(), json!(g + 1));
     }
     if existing.is_none_or(|ts| ts > now) {
-        m.insert("deletionTimestamp".into(), json!(format_secs(now)));
+        m.insert("deletionTimestamp".into(), json!(rfc3339(now)));
     }
     m.insert("deletionGracePeriodSeconds".into(), json!(0));
 }
@@ -592,7 +576,7 @@ fn terminate(strategy: &dyn Strategy, obj: &mut Value, opts: &Options) -> Step {
         }
     }
     if let Some(m) = meta_mut(obj) {
-        m.insert("deletionTimestamp".into(), json!(format_secs(now_secs())));
+        m.insert("deletionTimestamp".into(), json!(rfc3339(unix_now())));
         if new != old {
             m.insert("finalizers".into(), json!(new));
         }
@@ -619,7 +603,7 @@ mod tests {
     fn a_bound_pod_is_marked_with_its_grace_period_and_its_generation_moves_on() {
         let pods = strategy_for("", "pods");
         let mut pod = bound_pod();
-        let before = now_secs();
+        let before = unix_now();
         assert!(matches!(
             plan(pods, &mut pod, &opts(json!({}))),
             Step::Write { then_delete: false }
@@ -627,7 +611,7 @@ mod tests {
         assert_eq!(pod["metadata"]["deletionGracePeriodSeconds"], 30);
         assert_eq!(pod["metadata"]["generation"], 2);
         let ts = timestamp_secs(&pod).unwrap();
-        assert!(ts >= before + 30 && ts <= now_secs() + 30, "{pod}");
+        assert!(ts >= before + 30 && ts <= unix_now() + 30, "{pod}");
         // A longer or equal grace period changes nothing; a shorter one moves the deadline.
         assert!(matches!(
             plan(

@@ -164,35 +164,18 @@ impl Ctx<'_> {
 
     /// The PodDisruptionBudgets of `ns` whose selector matches the pod, with their revisions.
     fn budgets_of(&self, pod: &Value, ns: &str) -> Result<Vec<(Value, i64)>, Status> {
-        let Some(res) = self
-            .api
-            .registry
-            .get("policy", "v1", "poddisruptionbudgets")
-        else {
-            return Ok(Vec::new());
-        };
-        let prefix = format!("{}{}", self.api.prefix, res.key_prefix);
-        let Some(rc) = self.api.cache.resource(prefix.as_bytes()) else {
-            return Ok(Vec::new());
-        };
-        let labels: Vec<(String, String)> = pod["metadata"]["labels"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let snap = rc.snapshot();
-        let mut out = Vec::new();
-        for o in snap.range(format!("{prefix}{ns}/").as_bytes(), b"") {
-            let served = objects::served(res, &o.value, o.mod_revision)?;
-            let budget = objects::to_value(res, &served)?;
-            if selects(&budget["spec"]["selector"], &labels) {
-                out.push((budget, o.mod_revision));
-            }
-        }
-        Ok(out)
+        let labels = crate::authz::aggregate::label_pairs(&pod["metadata"]["labels"]);
+        let budgets = crate::admission::cached_entries(
+            self.api,
+            "policy",
+            "v1",
+            "poddisruptionbudgets",
+            Some(ns),
+        )?;
+        Ok(budgets
+            .into_iter()
+            .filter(|(b, _)| selects(&b["spec"]["selector"], &labels))
+            .collect())
     }
 
     /// Takes one disruption from the budget (upstream's `checkAndDecrement`), retried on a
@@ -380,11 +363,8 @@ fn pod_ready(pod: &Value) -> bool {
 /// Whether a budget's LabelSelector selects `labels`; a selector with no requirement
 /// selects nothing (upstream: "it should match nothing, not everything").
 fn selects(selector: &Value, labels: &[(String, String)]) -> bool {
-    let requirements = selector["matchLabels"].as_object().map_or(0, |m| m.len())
-        + selector["matchExpressions"]
-            .as_array()
-            .map_or(0, |a| a.len());
-    requirements > 0 && crate::authz::aggregate::selector_matches(selector, labels)
+    crate::authz::aggregate::requirements(selector) > 0
+        && crate::authz::aggregate::selector_matches(selector, labels)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ mod write;
 
 pub use allocation::repair as repair_service_addresses;
 pub use computed::ComputedRequest;
-pub use defaults::{now_rfc3339, random_suffix};
+pub use defaults::{now_rfc3339, random_suffix, rfc3339, unix_now};
 
 use std::sync::Arc;
 
