@@ -74,6 +74,10 @@ pub struct Flags {
     /// plugins list.
     #[arg(long, value_delimiter = ',', help_heading = ADMISSION)]
     pub disable_admission_plugins: Vec<String>,
+    /// File with admission control configuration (an AdmissionConfiguration; kapi reads the
+    /// PodSecurity plugin's).
+    #[arg(long, help_heading = ADMISSION)]
+    pub admission_control_config_file: Option<std::path::PathBuf>,
     /// A set of key=value pairs that enable or disable built-in APIs: `<group>/<version>`,
     /// `api/all`, `api/ga`, `api/beta`, `api/alpha`, `api/legacy` (= `v1`).
     #[arg(long, value_delimiter = ',', help_heading = API_ENABLEMENT)]
@@ -186,6 +190,20 @@ impl Flags {
             &self.enable_admission_plugins,
             &self.disable_admission_plugins,
         )?);
+        let configs = match &self.admission_control_config_file {
+            Some(path) => {
+                let (configs, w) = crate::admission::config::Configs::load(path)
+                    .map_err(|e| format!("--admission-control-config-file: {e}"))?;
+                warnings.extend(w);
+                configs
+            }
+            None => Default::default(),
+        };
+        crate::admission::Chain::enabled(
+            &self.enable_admission_plugins,
+            &self.disable_admission_plugins,
+            &configs,
+        )?;
         Ok(warnings)
     }
 }
@@ -942,12 +960,6 @@ const COMPAT: &[(&str, &str, Takes, Why)] = &[
         "egress-selector-config-file",
         Value,
         NotYet("connections go direct; no egress selector"),
-    ),
-    (
-        ADMISSION,
-        "admission-control-config-file",
-        Value,
-        NotYet("admission plugin configuration files are not read yet"),
     ),
     (
         ADMISSION,

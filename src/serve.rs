@@ -147,6 +147,14 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         watch_grace: args.shutdown_watch_termination_grace_period,
     });
     crate::shutdown::start(lifecycle.clone()).map_err(|e| format!("signal handlers: {e}"))?;
+    let admission_configs = match &args.flags.admission_control_config_file {
+        Some(path) => {
+            crate::admission::config::Configs::load(path)
+                .map_err(|e| format!("--admission-control-config-file: {e}"))?
+                .0
+        }
+        None => Default::default(),
+    };
     let api = Arc::new(assemble(
         store,
         prefix,
@@ -162,7 +170,8 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
             admission: crate::admission::Chain::enabled(
                 &args.flags.enable_admission_plugins,
                 &args.flags.disable_admission_plugins,
-            ),
+                &admission_configs,
+            )?,
             authz: args.authz.clone(),
             authn,
             encryption: args.encryption.clone(),

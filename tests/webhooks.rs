@@ -1,6 +1,6 @@
 //! Admission webhooks against the real binary: a webhook server in the test (HTTPS on a loopback
 //! port, its certificate given to kapi as the configuration's caBundle) that mutates and
-//! refuses; rules, namespace selectors, failure policies, dry runs and Service-backed webhooks
+//! refuses and warns; rules, namespace selectors, failure policies, dry runs and Service-backed webhooks
 //! (reached at their endpoint with --enable-aggregator-routing).
 
 mod support;
@@ -32,6 +32,7 @@ fn answer(path: &str, review: &Value) -> Value {
             let patch = json!([{"op": "add", "path": "/metadata/annotations",
                                 "value": {"mutated-by": "webhook"}}]);
             response["patchType"] = json!("JSONPatch");
+            response["warnings"] = json!(["annotated by the test webhook"]);
             response["patch"] =
                 json!(base64::engine::general_purpose::STANDARD.encode(patch.to_string()));
         }
@@ -234,6 +235,13 @@ fn webhooks_mutate_and_refuse_the_writes_their_rules_select() {
     ]);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("denied the request: no forbidden keys"),
+        "{out:?}"
+    );
+    // The webhook's warnings reach the client.
+    let out = k.kubectl(&["create", "configmap", "w", "-n", "hooked"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Warning: annotated by the test webhook"),
         "{out:?}"
     );
     // An update is sent too, with the old object.

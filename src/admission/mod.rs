@@ -5,9 +5,11 @@
 
 pub mod certificates;
 pub mod classes;
+pub mod config;
 pub mod limit_ranger;
 pub mod namespace_lifecycle;
 pub mod node_restriction;
+pub mod pod_security;
 pub mod pods;
 mod quantities;
 pub mod resource_quota;
@@ -41,6 +43,18 @@ pub struct Attributes<'a> {
     /// The object before the write (update, delete).
     pub old: Option<&'a Value>,
     pub dry_run: bool,
+    /// What plugins tell the client beside their answer (`Warning` headers), in order.
+    pub warnings: std::cell::RefCell<Vec<String>>,
+}
+
+impl Attributes<'_> {
+    /// Adds a warning for the response (upstream's `warning.AddWarning`); a repeated text once.
+    pub fn warn(&self, text: String) {
+        let mut warnings = self.warnings.borrow_mut();
+        if !warnings.contains(&text) {
+            warnings.push(text);
+        }
+    }
 }
 
 /// A plugin that may change the object. Runs on the request's core; plugins are shared by all
@@ -161,6 +175,7 @@ const IMPLEMENTED: &[&str] = &[
     "CertificateApproval",
     "CertificateSigning",
     "CertificateSubjectRestriction",
+    "PodSecurity",
 ];
 
 /// The enabled plugins' names in upstream's order: the defaults, plus `enable`, minus `disable`.
@@ -274,13 +289,18 @@ pub(crate) fn cached_entries(
 impl Chain {
     /// Upstream's default-enabled plugins that kapi has so far.
     pub fn defaults() -> Chain {
-        Chain::enabled(&[], &[])
+        Chain::enabled(&[], &[], &config::Configs::default()).unwrap_or_else(|_| Chain::default())
     }
 
     /// The plugins `--enable-admission-plugins`/`--disable-admission-plugins` leave on that
     /// kapi has, in upstream's order, then the RBAC escalation check (not a plugin upstream:
     /// its RBAC storage does it; here it runs with the plugins).
-    pub fn enabled(enable: &[String], disable: &[String]) -> Chain {
+    /// A plugin's configuration that upstream refuses is an error.
+    pub fn enabled(
+        enable: &[String],
+        disable: &[String],
+        configs: &config::Configs,
+    ) -> Result<Chain, String> {
         let mut chain = Chain::default();
         for name in enabled_plugins(enable, disable) {
             match name {
@@ -339,13 +359,17 @@ impl Chain {
                 "ResourceQuota" => chain
                     .validating
                     .push(Box::new(resource_quota::ResourceQuota)),
+                "PodSecurity" => chain.validating.push(Box::new(match configs.get(name) {
+                    Some(c) => pod_security::PodSecurity::from_config(c)?,
+                    None => pod_security::PodSecurity::default(),
+                })),
                 _ => {}
             }
         }
         chain
             .mutating
             .push(Box::new(crate::authz::escalation::EscalationCheck));
-        chain
+        Ok(chain)
     }
 
     pub async fn mutate(

@@ -221,7 +221,27 @@ impl Api {
         Ok(())
     }
 
+    /// A namespace's labels (None: no such namespace), from the cache, which is caught up
+    /// with the store first when the namespace is not there yet.
+    pub async fn namespace_labels(
+        &self,
+        ns: &str,
+    ) -> Result<Option<Vec<(String, String)>>, Status> {
+        Ok(self.namespace_meta(ns).await?.map(|(_, labels)| labels))
+    }
+
+    /// Whether a namespace is being deleted (None: no such namespace).
     pub async fn namespace_phase(&self, ns: &str) -> Result<Option<bool>, Status> {
+        Ok(self
+            .namespace_meta(ns)
+            .await?
+            .map(|(terminating, _)| terminating))
+    }
+
+    async fn namespace_meta(
+        &self,
+        ns: &str,
+    ) -> Result<Option<(bool, Vec<(String, String)>)>, Status> {
         let Some(res) = self.registry.get("", "v1", "namespaces") else {
             return Ok(None);
         };
@@ -241,11 +261,18 @@ impl Api {
             return Ok(None);
         };
         let served = objects::served(res, &stored, 0)?;
-        let terminating = res
+        let Some(meta) = res
             .msg
             .and_then(|m| kapi_codec::meta::meta_from_pb(m, &served.raw, 0).ok())
-            .is_some_and(|m| m.deletion_timestamp.is_some());
-        Ok(Some(terminating))
+        else {
+            return Ok(Some((false, Vec::new())));
+        };
+        let labels = meta
+            .labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Ok(Some((meta.deletion_timestamp.is_some(), labels)))
     }
 
     async fn other(&self, req: &Request, path: &str, pretty: bool) -> Response {

@@ -17,8 +17,10 @@
 //!   answer for another request) is a 500 under `failurePolicy: Fail`, and skipped under
 //!   `Ignore`.
 //!
+//! The answer's `warnings` become the response's `Warning` headers.
+//!
 //! Not yet: `matchConditions` (CEL; a webhook that has them is called as if they all held),
-//! the answer's warnings and audit annotations, and `matchPolicy: Equivalent` across versions
+//! the answer's audit annotations, and `matchPolicy: Equivalent` across versions
 //! (kapi serves one version of each built-in resource).
 
 pub mod client;
@@ -318,6 +320,13 @@ async fn call(
             )));
         }
     };
+    // The webhook's warnings go to the client (those with control characters are dropped, as
+    // upstream's recorder drops them); a refusal's are lost with the rest of the response.
+    for w in response["warnings"].as_array().into_iter().flatten() {
+        if let Some(w) = w.as_str().filter(|w| !w.chars().any(char::is_control)) {
+            attrs.warn(w.to_string());
+        }
+    }
     if response["allowed"] == true {
         return Ok(Some(response));
     }

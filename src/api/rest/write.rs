@@ -54,6 +54,7 @@ impl Ctx<'_> {
             name,
             old,
             dry_run,
+            warnings: Default::default(),
         }
     }
 
@@ -99,12 +100,13 @@ impl Ctx<'_> {
             .mutate(self.api, attrs, Some(&mut obj))
             .await?;
         self.res.strategy.default(&mut obj);
-        let (value, warnings, obj) = self.encode_offloaded(obj, validation).await?;
+        let (value, mut warnings, obj) = self.encode_offloaded(obj, validation).await?;
         self.validate(&obj, attrs.old)?;
         self.api
             .admission
             .validate(self.api, attrs, Some(&obj))
             .await?;
+        warnings.extend(attrs.warnings.take());
         Ok((value, warnings, obj))
     }
 
