@@ -157,6 +157,104 @@ impl Strategy for CronJobs {
     }
 }
 
+/// A CronJob's schedule as upstream parses it (robfig/cron's standard parser: five fields, or
+/// a `@` descriptor); the error is upstream's text.
+pub(super) fn schedule_errors(schedule: &str) -> Result<(), String> {
+    if schedule.contains("TZ") {
+        return Err("cannot use TZ or CRON_TZ in schedule, use timeZone field instead".into());
+    }
+    if let Some(d) = schedule.strip_prefix('@') {
+        return match d {
+            "yearly" | "annually" | "monthly" | "weekly" | "daily" | "midnight" | "hourly" => {
+                Ok(())
+            }
+            d if d.starts_with("every ") => Ok(()),
+            _ => Err(format!("unrecognized descriptor: {schedule}")),
+        };
+    }
+    let fields: Vec<&str> = schedule.split_whitespace().collect();
+    if fields.len() != 5 {
+        return Err(format!(
+            "expected exactly 5 fields, found {}: [{}]",
+            fields.len(),
+            fields.join(" ")
+        ));
+    }
+    const MONTHS: &[&str] = &[
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    const DAYS: &[&str] = &["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+    let bounds: [(u64, u64, &[&str], u64); 5] = [
+        (0, 59, &[], 0),
+        (0, 23, &[], 0),
+        (1, 31, &[], 0),
+        (1, 12, MONTHS, 1),
+        (0, 6, DAYS, 0),
+    ];
+    for (field, (min, max, names, first)) in fields.iter().zip(bounds) {
+        for expr in field.split(',') {
+            cron_range(expr, min, max, names, first)?;
+        }
+    }
+    Ok(())
+}
+
+fn cron_int(expr: &str) -> Result<u64, String> {
+    let n: i64 = expr.parse().map_err(|_| {
+        format!("failed to parse int from {expr}: strconv.Atoi: parsing \"{expr}\": invalid syntax")
+    })?;
+    u64::try_from(n).map_err(|_| format!("negative number ({n}) not allowed: {expr}"))
+}
+
+fn cron_range(expr: &str, min: u64, max: u64, names: &[&str], first: u64) -> Result<(), String> {
+    let int_or_name = |s: &str| match names.iter().position(|n| n.eq_ignore_ascii_case(s)) {
+        Some(i) => Ok(i as u64 + first),
+        None => cron_int(s),
+    };
+    let range_and_step: Vec<&str> = expr.split('/').collect();
+    let low_high: Vec<&str> = range_and_step[0].split('-').collect();
+    let (start, mut end) = if low_high[0] == "*" || low_high[0] == "?" {
+        (min, max)
+    } else {
+        let start = int_or_name(low_high[0])?;
+        match low_high.len() {
+            1 => (start, start),
+            2 => (start, int_or_name(low_high[1])?),
+            _ => return Err(format!("too many hyphens: {expr}")),
+        }
+    };
+    let step = match range_and_step.len() {
+        1 => 1,
+        2 => {
+            let step = cron_int(range_and_step[1])?;
+            if low_high.len() == 1 {
+                end = max;
+            }
+            step
+        }
+        _ => return Err(format!("too many slashes: {expr}")),
+    };
+    if start < min {
+        return Err(format!(
+            "beginning of range ({start}) below minimum ({min}): {expr}"
+        ));
+    }
+    if end > max {
+        return Err(format!(
+            "end of range ({end}) above maximum ({max}): {expr}"
+        ));
+    }
+    if start > end {
+        return Err(format!(
+            "beginning of range ({start}) beyond end of range ({end}): {expr}"
+        ));
+    }
+    if step == 0 {
+        return Err(format!("step of range should be a positive number: {expr}"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +305,24 @@ mod tests {
         Jobs.default(&mut j);
         assert!(j["spec"].get("completions").is_none());
         assert_eq!(j["spec"]["parallelism"], 3);
+    }
+
+    #[test]
+    fn schedules_parse_as_robfig_cron() {
+        assert_eq!(schedule_errors("*/5 1-3 * jan-mar mon,fri"), Ok(()));
+        assert_eq!(schedule_errors("@hourly"), Ok(()));
+        assert_eq!(
+            schedule_errors("Invalid_Value!"),
+            Err("expected exactly 5 fields, found 1: [Invalid_Value!]".into())
+        );
+        assert_eq!(
+            schedule_errors("61 * * * *"),
+            Err("end of range (61) above maximum (59): 61".into())
+        );
+        assert_eq!(
+            schedule_errors("x * * * *"),
+            Err("failed to parse int from x: strconv.Atoi: parsing \"x\": invalid syntax".into())
+        );
     }
 
     #[test]

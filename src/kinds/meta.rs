@@ -111,6 +111,53 @@ pub fn name_errors(rule: NameRule, name: &str, prefix: bool) -> Vec<String> {
     }
 }
 
+/// Upstream's `IsValidPortName` (a named container, probe or target port).
+pub fn port_name_errors(name: &str) -> Vec<&'static str> {
+    let mut errs = Vec::new();
+    if name.len() > 15 {
+        errs.push("must be no more than 15 characters");
+    }
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        errs.push("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)");
+    }
+    if !name.bytes().any(|b| b.is_ascii_lowercase()) {
+        errs.push("must contain at least one letter (a-z)");
+    }
+    if name.contains("--") {
+        errs.push("must not contain consecutive hyphens");
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        errs.push("must not begin or end with a hyphen");
+    }
+    errs
+}
+
+/// Upstream's `IsConfigMapKey` (ConfigMap and Secret keys, key selectors, volume items).
+pub fn config_map_key_errors(key: &str) -> Vec<&'static str> {
+    let mut errs = Vec::new();
+    if key.len() > 253 {
+        errs.push("must be no more than 253 characters");
+    }
+    if key.is_empty()
+        || !key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+    {
+        errs.push("a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')");
+    }
+    match key {
+        "." => errs.push("must not be '.'"),
+        ".." => errs.push("must not be '..'"),
+        k if k.starts_with("..") => errs.push("must not start with '..'"),
+        _ => {}
+    }
+    errs
+}
+
 /// Upstream's `IsQualifiedName`: `[prefix/]name`, the prefix a DNS subdomain.
 pub fn qualified_name_errors(key: &str) -> Vec<String> {
     let mut errs = Vec::new();
@@ -166,6 +213,44 @@ pub fn label_value_errors(v: &str) -> Vec<&'static str> {
     errs
 }
 
+/// `ValidateLabels`: every key a qualified name and every value a label value, reported at
+/// `field` (object labels, template labels, node selectors).
+pub fn labels(map: Option<&Value>, field: &str, causes: &mut Vec<Cause>) {
+    let Some(m) = map.and_then(Value::as_object) else {
+        return;
+    };
+    for (k, v) in m {
+        for msg in qualified_name_errors(k) {
+            causes.push(invalid(field, k, &msg));
+        }
+        let v = v.as_str().unwrap_or("");
+        for msg in label_value_errors(v) {
+            causes.push(invalid(field, v, msg));
+        }
+    }
+}
+
+/// `ValidateAnnotations`: keys are qualified names (lower-cased), the total size bounded.
+pub fn annotations(map: Option<&Value>, field: &str, causes: &mut Vec<Cause>) {
+    let Some(m) = map.and_then(Value::as_object) else {
+        return;
+    };
+    let mut total = 0;
+    for (k, v) in m {
+        for msg in qualified_name_errors(&k.to_ascii_lowercase()) {
+            causes.push(invalid(field, k, &msg));
+        }
+        total += k.len() + v.as_str().map_or(0, str::len);
+    }
+    if total > TOTAL_ANNOTATION_SIZE_LIMIT {
+        causes.push(Cause {
+            reason: "FieldValueTooLong".into(),
+            message: format!("Too long: may not be more than {TOTAL_ANNOTATION_SIZE_LIMIT} bytes"),
+            field: field.into(),
+        });
+    }
+}
+
 /// The causes of an object's metadata under its kind's name rule.
 pub fn validate(obj: &Value, rule: NameRule) -> Vec<Cause> {
     let mut causes = Vec::new();
@@ -186,41 +271,16 @@ pub fn validate(obj: &Value, rule: NameRule) -> Vec<Cause> {
             causes.push(invalid("metadata.generateName", generate, &msg));
         }
     }
-    if let Some(labels) = meta
-        .and_then(|m| m.get("labels"))
-        .and_then(Value::as_object)
-    {
-        for (k, v) in labels {
-            for msg in qualified_name_errors(k) {
-                causes.push(invalid("metadata.labels", k, &msg));
-            }
-            let v = v.as_str().unwrap_or("");
-            for msg in label_value_errors(v) {
-                causes.push(invalid("metadata.labels", v, msg));
-            }
-        }
-    }
-    if let Some(annotations) = meta
-        .and_then(|m| m.get("annotations"))
-        .and_then(Value::as_object)
-    {
-        let mut total = 0;
-        for (k, v) in annotations {
-            for msg in qualified_name_errors(&k.to_ascii_lowercase()) {
-                causes.push(invalid("metadata.annotations", k, &msg));
-            }
-            total += k.len() + v.as_str().map_or(0, str::len);
-        }
-        if total > TOTAL_ANNOTATION_SIZE_LIMIT {
-            causes.push(Cause {
-                reason: "FieldValueTooLong".into(),
-                message: format!(
-                    "Too long: may not be more than {TOTAL_ANNOTATION_SIZE_LIMIT} bytes"
-                ),
-                field: "metadata.annotations".into(),
-            });
-        }
-    }
+    labels(
+        meta.and_then(|m| m.get("labels")),
+        "metadata.labels",
+        &mut causes,
+    );
+    annotations(
+        meta.and_then(|m| m.get("annotations")),
+        "metadata.annotations",
+        &mut causes,
+    );
     causes
 }
 

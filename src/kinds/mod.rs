@@ -7,7 +7,10 @@
 mod admissionregistration;
 mod batch;
 pub mod certificates;
+mod claim_rules;
+mod container_rules;
 mod events;
+pub mod field;
 mod hpa_rules;
 mod ingress_rules;
 pub mod meta;
@@ -22,6 +25,7 @@ mod rbac;
 mod service_rules;
 mod services;
 mod simple_defaults;
+mod statefulset_rules;
 mod webhook_rules;
 pub mod workload_rules;
 mod workloads;

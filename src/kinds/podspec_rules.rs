@@ -1,281 +1,378 @@
 //! Upstream's pod spec validation (`ValidatePodSpec` and what it calls in
-//! `pkg/apis/core/validation`), the part kapi checks so far, shared by pods and every pod
-//! template (workloads, jobs, pod templates): containers and init containers (names, images,
-//! ports, env, volume mounts, pull policy, probes' named ports), volumes, restart and DNS
-//! policies, tolerations, affinity topology keys. Causes carry upstream's field paths and
-//! reasons; `at` is the spec's path (`spec`, `spec.template.spec`, ...).
+//! `pkg/apis/core/validation`), shared by pods and every pod template (workloads, jobs, pod
+//! templates): volumes, then the containers (`container_rules`), then the pod-level fields
+//! (restart and DNS policies, node selector, security context, affinity, tolerations,
+//! topology spread, names it refers to). Causes carry upstream's field paths and reasons; `at`
+//! is the spec's path (`spec`, `spec.template.spec`, ...).
 
 use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
 use super::NameRule;
-use super::meta::name_errors;
+use super::container_rules::{self, Role, id_range};
+use super::meta::{label_value_errors, name_errors, qualified_name_errors};
 use crate::api::status::Cause;
 
-pub fn required(field: String) -> Cause {
-    Cause {
-        reason: "FieldValueRequired".into(),
-        message: "Required value".into(),
-        field,
-    }
-}
-
-pub fn required_why(field: String, why: &str) -> Cause {
-    Cause {
-        reason: "FieldValueRequired".into(),
-        message: format!("Required value: {why}"),
-        field,
-    }
-}
-
-pub fn invalid(field: String, value: &Value, msg: &str) -> Cause {
-    Cause {
-        reason: "FieldValueInvalid".into(),
-        message: format!("Invalid value: {value}: {msg}"),
-        field,
-    }
-}
-
-pub fn not_supported(field: String, value: &Value, supported: &[&str]) -> Cause {
-    let list: Vec<String> = supported.iter().map(|s| format!("\"{s}\"")).collect();
-    Cause {
-        reason: "FieldValueNotSupported".into(),
-        message: format!(
-            "Unsupported value: {value}: supported values: {}",
-            list.join(", ")
-        ),
-        field,
-    }
-}
-
-pub fn duplicate(field: String, value: &Value) -> Cause {
-    Cause {
-        reason: "FieldValueDuplicate".into(),
-        message: format!("Duplicate value: {value}"),
-        field,
-    }
-}
+use super::field::forbidden;
+pub use super::field::{duplicate, invalid, not_supported, required, required_why};
+pub use super::meta::port_name_errors;
 
 fn str_at<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
-/// A DNS-1123 label name at `field`: required, then the label rule.
-fn label_name(v: &Value, key: &str, field: String, causes: &mut Vec<Cause>) {
-    let name = str_at(v, key);
-    if name.is_empty() {
+/// Every volume source a pod volume may have (one of them).
+const VOLUME_SOURCES: &[&str] = &[
+    "hostPath",
+    "emptyDir",
+    "gcePersistentDisk",
+    "awsElasticBlockStore",
+    "gitRepo",
+    "secret",
+    "nfs",
+    "iscsi",
+    "glusterfs",
+    "persistentVolumeClaim",
+    "rbd",
+    "quobyte",
+    "flexVolume",
+    "cinder",
+    "cephfs",
+    "flocker",
+    "downwardAPI",
+    "fc",
+    "azureFile",
+    "configMap",
+    "vsphereVolume",
+    "azureDisk",
+    "photonPersistentDisk",
+    "projected",
+    "portworxVolume",
+    "scaleIO",
+    "storageos",
+    "csi",
+    "ephemeral",
+    "image",
+];
+
+const FILE_MODE_MSG: &str = "must be a number between 0 and 0777 (octal), both inclusive";
+
+fn file_mode(v: Option<&Value>, field: String, causes: &mut Vec<Cause>) {
+    if let Some(m) = v.and_then(Value::as_i64)
+        && !(0..=0o777).contains(&m)
+    {
+        causes.push(invalid(field, &json!(m), FILE_MODE_MSG));
+    }
+}
+
+/// A volume item's relative path: required, not absolute, no `..` element.
+fn local_path(path: &str, field: String, causes: &mut Vec<Cause>) {
+    if path.is_empty() {
         causes.push(required(field));
         return;
     }
-    for msg in name_errors(NameRule::Label, name, false) {
-        causes.push(invalid(field.clone(), &json!(name), &msg));
+    if path.starts_with('/') {
+        causes.push(invalid(
+            field.clone(),
+            &json!(path),
+            "must be a relative path",
+        ));
+    }
+    if path.split('/').any(|e| e == "..") {
+        causes.push(invalid(field, &json!(path), "must not contain '..'"));
     }
 }
 
-/// Upstream's `IsValidPortName`, as a named port (probe, target) is checked.
-pub(super) fn port_name_errors(name: &str) -> Vec<&'static str> {
-    let mut errs = Vec::new();
-    if name.len() > 15 {
-        errs.push("must be no more than 15 characters");
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+fn key_items(items: Option<&Value>, f: &str, causes: &mut Vec<Cause>) {
+    for (k, item) in items
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
     {
-        errs.push("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)");
+        let kf = format!("{f}.items[{k}]");
+        if str_at(item, "key").is_empty() {
+            causes.push(required(format!("{kf}.key")));
+        }
+        local_path(str_at(item, "path"), format!("{kf}.path"), causes);
+        file_mode(item.get("mode"), format!("{kf}.mode"), causes);
     }
-    if name.contains("--") {
-        errs.push("must not contain consecutive hyphens");
-    }
-    if !name.bytes().any(|b| b.is_ascii_lowercase()) {
-        errs.push("must contain at least one letter (a-z)");
-    }
-    if name.starts_with('-') || name.ends_with('-') {
-        errs.push("must not begin or end with a hyphen");
-    }
-    errs
 }
 
-/// A probe's or handler's port: a number in range, or a valid port name.
-fn port_ref(port: &Value, field: String, causes: &mut Vec<Cause>) {
-    match port {
-        Value::Number(n) => {
-            let p = n.as_i64().unwrap_or(0);
-            if !(1..=65535).contains(&p) {
+/// One volume source's own rules (`validateVolumeSource`'s per-source part).
+fn volume_source(kind: &str, src: &Value, f: &str, causes: &mut Vec<Cause>) {
+    match kind {
+        "configMap" => {
+            if str_at(src, "name").is_empty() {
+                causes.push(required(format!("{f}.name")));
+            }
+            file_mode(src.get("defaultMode"), format!("{f}.defaultMode"), causes);
+            key_items(src.get("items"), f, causes);
+        }
+        "secret" => {
+            if str_at(src, "secretName").is_empty() {
+                causes.push(required(format!("{f}.secretName")));
+            }
+            file_mode(src.get("defaultMode"), format!("{f}.defaultMode"), causes);
+            key_items(src.get("items"), f, causes);
+        }
+        "persistentVolumeClaim" if str_at(src, "claimName").is_empty() => {
+            causes.push(required(format!("{f}.claimName")));
+        }
+        "hostPath" => {
+            if str_at(src, "path").is_empty() {
+                causes.push(required(format!("{f}.path")));
+            }
+            const TYPES: &[&str] = &[
+                "",
+                "DirectoryOrCreate",
+                "Directory",
+                "FileOrCreate",
+                "File",
+                "Socket",
+                "CharDevice",
+                "BlockDevice",
+            ];
+            if let Some(t) = src.get("type").and_then(Value::as_str)
+                && !TYPES.contains(&t)
+            {
+                causes.push(not_supported(format!("{f}.type"), &json!(t), TYPES));
+            }
+        }
+        "nfs" => {
+            if str_at(src, "server").is_empty() {
+                causes.push(required(format!("{f}.server")));
+            }
+            let path = str_at(src, "path");
+            if path.is_empty() {
+                causes.push(required(format!("{f}.path")));
+            } else if !path.starts_with('/') {
                 causes.push(invalid(
-                    field,
-                    port,
-                    "must be between 1 and 65535, inclusive",
+                    format!("{f}.path"),
+                    &json!(path),
+                    "must be an absolute path",
                 ));
             }
         }
-        Value::String(s) => {
-            for msg in port_name_errors(s) {
-                causes.push(invalid(field.clone(), port, msg));
+        "csi" if str_at(src, "driver").is_empty() => {
+            causes.push(required(format!("{f}.driver")));
+        }
+        "downwardAPI" => {
+            file_mode(src.get("defaultMode"), format!("{f}.defaultMode"), causes);
+            downward_items(src.get("items"), f, causes);
+        }
+        "projected" => {
+            file_mode(src.get("defaultMode"), format!("{f}.defaultMode"), causes);
+            let sources = src.get("sources").and_then(Value::as_array);
+            for (k, p) in sources.into_iter().flatten().enumerate() {
+                let pf = format!("{f}.sources[{k}]");
+                let set: Vec<&str> = [
+                    "secret",
+                    "configMap",
+                    "downwardAPI",
+                    "serviceAccountToken",
+                    "clusterTrustBundle",
+                    "podCertificate",
+                ]
+                .into_iter()
+                .filter(|k| p.get(*k).is_some_and(|v| !v.is_null()))
+                .collect();
+                for extra in set.iter().skip(1) {
+                    causes.push(forbidden(
+                        format!("{pf}.{extra}"),
+                        "may not specify more than 1 volume type per source",
+                    ));
+                }
+                match set.first().copied() {
+                    None => causes.push(required_why(pf, "must specify exactly 1 volume type")),
+                    Some("serviceAccountToken") => {
+                        let t = &p["serviceAccountToken"];
+                        if let Some(e) = t.get("expirationSeconds").and_then(Value::as_i64) {
+                            if e < 600 {
+                                causes.push(invalid(
+                                    format!("{pf}.serviceAccountToken.expirationSeconds"),
+                                    &json!(e),
+                                    "may not specify a duration less than 10 minutes",
+                                ));
+                            } else if e > 1 << 32 {
+                                causes.push(invalid(
+                                    format!("{pf}.serviceAccountToken.expirationSeconds"),
+                                    &json!(e),
+                                    "may not specify a duration larger than 2^32 seconds",
+                                ));
+                            }
+                        }
+                        local_path(
+                            str_at(t, "path"),
+                            format!("{pf}.serviceAccountToken.path"),
+                            causes,
+                        );
+                    }
+                    Some(kind @ ("secret" | "configMap")) => {
+                        key_items(p[kind].get("items"), &format!("{pf}.{kind}"), causes);
+                    }
+                    Some("downwardAPI") => downward_items(
+                        p["downwardAPI"].get("items"),
+                        &format!("{pf}.downwardAPI"),
+                        causes,
+                    ),
+                    Some(_) => {}
+                }
             }
+        }
+        "ephemeral" => match src.get("volumeClaimTemplate").filter(|v| v.is_object()) {
+            None => causes.push(required(format!("{f}.volumeClaimTemplate"))),
+            Some(t) => super::claim_rules::spec(
+                t.get("spec"),
+                &format!("{f}.volumeClaimTemplate.spec"),
+                causes,
+            ),
+        },
+        "image" if str_at(src, "reference").is_empty() => {
+            causes.push(required(format!("{f}.reference")));
         }
         _ => {}
     }
 }
 
-fn probe(p: Option<&Value>, field: &str, causes: &mut Vec<Cause>) {
-    let Some(p) = p.filter(|p| p.is_object()) else {
-        return;
-    };
-    for handler in ["tcpSocket", "httpGet", "grpc"] {
-        if let Some(port) = p.get(handler).and_then(|h| h.get("port")) {
-            port_ref(port, format!("{field}.{handler}.port"), causes);
+/// The fields a downward API volume item may name.
+const VOLUME_FIELD_PATHS: &[&str] = &[
+    "metadata.annotations",
+    "metadata.labels",
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+];
+
+fn downward_items(items: Option<&Value>, f: &str, causes: &mut Vec<Cause>) {
+    for (k, item) in items
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let kf = format!("{f}.items[{k}]");
+        local_path(str_at(item, "path"), format!("{kf}.path"), causes);
+        file_mode(item.get("mode"), format!("{kf}.mode"), causes);
+        let field_ref = item.get("fieldRef").filter(|v| !v.is_null());
+        let resource_ref = item.get("resourceFieldRef").filter(|v| !v.is_null());
+        match (field_ref, resource_ref) {
+            (Some(_), Some(_)) => causes.push(invalid(
+                kf,
+                &json!("resource"),
+                "fieldRef and resourceFieldRef can not be specified simultaneously",
+            )),
+            (Some(fs), None) => container_rules::field_selector(
+                fs,
+                &format!("{kf}.fieldRef"),
+                VOLUME_FIELD_PATHS,
+                causes,
+            ),
+            (None, Some(rs)) => {
+                if str_at(rs, "containerName").is_empty() {
+                    causes.push(required(format!("{kf}.resourceFieldRef.containerName")));
+                }
+                container_rules::resource_field_selector(
+                    rs,
+                    &format!("{kf}.resourceFieldRef"),
+                    causes,
+                );
+            }
+            (None, None) => causes.push(required_why(
+                kf,
+                "one of fieldRef and resourceFieldRef is required",
+            )),
         }
     }
 }
 
-const PULL_POLICIES: &[&str] = &["Always", "IfNotPresent", "Never"];
-const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
-
-fn containers(
-    list: &[Value],
-    at: &str,
-    volumes: &HashSet<&str>,
-    names: &mut HashSet<String>,
-    causes: &mut Vec<Cause>,
-) {
-    for (i, c) in list.iter().enumerate() {
+/// `ValidateVolumes`: each volume's source, then its name; only a volume without errors can
+/// be mounted (the names returned).
+pub fn volumes(list: &[Value], at: &str, causes: &mut Vec<Cause>) -> HashSet<String> {
+    let mut valid = HashSet::new();
+    for (i, v) in list.iter().enumerate() {
         let f = format!("{at}[{i}]");
-        let name = str_at(c, "name");
-        if !name.is_empty() && !names.insert(name.to_string()) {
-            causes.push(duplicate(format!("{f}.name"), &json!(name)));
+        let mut errs = Vec::new();
+        let mut found = 0;
+        for kind in VOLUME_SOURCES {
+            let Some(src) = v.get(*kind).filter(|s| !s.is_null()) else {
+                continue;
+            };
+            if found > 0 {
+                errs.push(forbidden(
+                    format!("{f}.{kind}"),
+                    "may not specify more than 1 volume type",
+                ));
+                continue;
+            }
+            found += 1;
+            volume_source(kind, src, &format!("{f}.{kind}"), &mut errs);
+        }
+        if found == 0 {
+            errs.push(required_why(f.clone(), "must specify a volume type"));
+        }
+        let name = str_at(v, "name");
+        if name.is_empty() {
+            errs.push(required(format!("{f}.name")));
         } else {
-            label_name(c, "name", format!("{f}.name"), causes);
-        }
-        if str_at(c, "image").trim().is_empty() {
-            causes.push(required(format!("{f}.image")));
-        }
-        if let Some(policy) = c.get("imagePullPolicy").and_then(Value::as_str)
-            && !PULL_POLICIES.contains(&policy)
-        {
-            causes.push(not_supported(
-                format!("{f}.imagePullPolicy"),
-                &json!(policy),
-                PULL_POLICIES,
-            ));
-        }
-        let ports = c.get("ports").and_then(Value::as_array);
-        for (j, p) in ports.into_iter().flatten().enumerate() {
-            let port = p.get("containerPort").and_then(Value::as_i64).unwrap_or(0);
-            if !(1..=65535).contains(&port) {
-                causes.push(invalid(
-                    format!("{f}.ports[{j}].containerPort"),
-                    &json!(port),
-                    "must be between 1 and 65535, inclusive",
-                ));
-            }
-            if let Some(proto) = p.get("protocol").and_then(Value::as_str)
-                && !PROTOCOLS.contains(&proto)
-            {
-                causes.push(not_supported(
-                    format!("{f}.ports[{j}].protocol"),
-                    &json!(proto),
-                    PROTOCOLS,
-                ));
+            for msg in name_errors(NameRule::Label, name, false) {
+                errs.push(invalid(format!("{f}.name"), &json!(name), &msg));
             }
         }
-        let env = c.get("env").and_then(Value::as_array);
-        for (j, e) in env.into_iter().flatten().enumerate() {
-            if str_at(e, "name").is_empty() {
-                causes.push(required(format!("{f}.env[{j}].name")));
-            }
-            if let Some(field_ref) = e.pointer("/valueFrom/fieldRef")
-                && str_at(field_ref, "fieldPath").is_empty()
-            {
-                causes.push(required(format!(
-                    "{f}.env[{j}].valueFrom.fieldRef.fieldPath"
-                )));
-            }
+        if valid.contains(name) {
+            errs.push(duplicate(format!("{f}.name"), &json!(name)));
         }
-        let mounts = c.get("volumeMounts").and_then(Value::as_array);
-        for (j, m) in mounts.into_iter().flatten().enumerate() {
-            let name = str_at(m, "name");
-            if name.is_empty() {
-                causes.push(required(format!("{f}.volumeMounts[{j}].name")));
-            } else if !volumes.contains(name) {
-                causes.push(Cause {
-                    reason: "FieldValueNotFound".into(),
-                    message: format!("Not found: {}", json!(name)),
-                    field: format!("{f}.volumeMounts[{j}].name"),
-                });
-            }
-            if str_at(m, "mountPath").is_empty() {
-                causes.push(required(format!("{f}.volumeMounts[{j}].mountPath")));
-            }
+        if errs.is_empty() {
+            valid.insert(name.to_string());
         }
-        for p in ["livenessProbe", "readinessProbe", "startupProbe"] {
-            probe(c.get(p), &format!("{f}.{p}"), causes);
-        }
-        // --allow-privileged=false (upstream's default) refuses privileged containers.
-        if c.pointer("/securityContext/privileged") == Some(&Value::Bool(true))
-            && !crate::flags::settings().allow_privileged
-        {
-            causes.push(Cause {
-                reason: "FieldValueForbidden".into(),
-                message: "Forbidden: disallowed by cluster policy".into(),
-                field: format!("{f}.securityContext.privileged"),
-            });
-        }
+        causes.extend(errs);
     }
+    valid
 }
 
 /// The pod spec at `at`; `restart_policies` are the ones its owner allows (a pod: all three;
 /// a Deployment's template: Always; a Job's: OnFailure and Never).
 pub fn validate(spec: Option<&Value>, at: &str, restart_policies: &[&str]) -> Vec<Cause> {
-    let mut causes = Vec::new();
     let empty = json!({});
     let spec = spec.unwrap_or(&empty);
-    // Volumes first: the mounts refer to them.
-    let mut volume_names = HashSet::new();
-    let vols = spec.get("volumes").and_then(Value::as_array);
-    for (i, v) in vols.into_iter().flatten().enumerate() {
-        let f = format!("{at}.volumes[{i}]");
-        let name = str_at(v, "name");
-        if !name.is_empty() && !volume_names.insert(name) {
-            causes.push(duplicate(format!("{f}.name"), &json!(name)));
-        } else {
-            label_name(v, "name", format!("{f}.name"), &mut causes);
-        }
-        for source in ["configMap", "secret"] {
-            let key = if source == "secret" {
-                "secretName"
-            } else {
-                "name"
-            };
-            if let Some(s) = v.get(source)
-                && str_at(s, key).is_empty()
-            {
-                causes.push(required(format!("{f}.{source}.{key}")));
-            }
-        }
-    }
+    let list = |k: &str| {
+        spec.get(k)
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    };
+    let mut causes = Vec::new();
+    let volumes = volumes(list("volumes"), &format!("{at}.volumes"), &mut causes);
     let mut names = HashSet::new();
-    let init = spec.get("initContainers").and_then(Value::as_array);
-    if let Some(init) = init {
-        containers(
-            init,
-            &format!("{at}.initContainers"),
-            &volume_names,
-            &mut names,
-            &mut causes,
-        );
+    let regular = list("containers");
+    if regular.is_empty() {
+        causes.push(required(format!("{at}.containers")));
     }
-    match spec.get("containers").and_then(Value::as_array) {
-        Some(cs) if !cs.is_empty() => containers(
-            cs,
-            &format!("{at}.containers"),
-            &volume_names,
-            &mut names,
-            &mut causes,
-        ),
-        _ => causes.push(required(format!("{at}.containers"))),
-    }
+    container_rules::containers(
+        regular,
+        &format!("{at}.containers"),
+        Role::Regular,
+        &volumes,
+        &mut names,
+        &mut causes,
+    );
+    container_rules::containers(
+        list("initContainers"),
+        &format!("{at}.initContainers"),
+        Role::Init,
+        &volumes,
+        &mut names,
+        &mut causes,
+    );
+    container_rules::containers(
+        list("ephemeralContainers"),
+        &format!("{at}.ephemeralContainers"),
+        Role::Ephemeral,
+        &volumes,
+        &mut names,
+        &mut causes,
+    );
     match spec.get("restartPolicy").and_then(Value::as_str) {
         None | Some("") => {
             let list: Vec<String> = restart_policies
@@ -304,69 +401,343 @@ pub fn validate(spec: Option<&Value>, at: &str, restart_policies: &[&str]) -> Ve
             DNS_POLICIES,
         ));
     }
-    let tolerations = spec.get("tolerations").and_then(Value::as_array);
-    for (i, t) in tolerations.into_iter().flatten().enumerate() {
-        let f = format!("{at}.tolerations[{i}]");
-        let key = str_at(t, "key");
-        match t.get("operator").and_then(Value::as_str) {
-            Some("Exists") => {}
-            None | Some("") | Some("Equal") if key.is_empty() => causes.push(invalid(
-                format!("{f}.operator"),
-                &json!(str_at(t, "operator")),
-                "operator must be Exists when `key` is empty, which means \"match all values and all keys\"",
-            )),
-            None | Some("") | Some("Equal") => {}
-            Some(other) => causes.push(not_supported(
-                format!("{f}.operator"),
-                &json!(other),
-                &["Equal", "Exists"],
-            )),
-        }
-        if let Some(e) = t.get("effect").and_then(Value::as_str)
-            && !e.is_empty()
-            && !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&e)
-        {
-            causes.push(not_supported(
-                format!("{f}.effect"),
-                &json!(e),
-                &["NoSchedule", "PreferNoSchedule", "NoExecute"],
-            ));
+    super::meta::labels(
+        spec.get("nodeSelector"),
+        &format!("{at}.nodeSelector"),
+        &mut causes,
+    );
+    pod_security_context(
+        spec.get("securityContext"),
+        &format!("{at}.securityContext"),
+        &mut causes,
+    );
+    affinity(spec.get("affinity"), &format!("{at}.affinity"), &mut causes);
+    topology_spread(spec, at, &mut causes);
+    for (key, rule) in [
+        ("serviceAccountName", NameRule::Subdomain),
+        ("nodeName", NameRule::Subdomain),
+        ("hostname", NameRule::Label),
+        ("subdomain", NameRule::Label),
+        ("priorityClassName", NameRule::Subdomain),
+        ("runtimeClassName", NameRule::Subdomain),
+    ] {
+        let v = str_at(spec, key);
+        if !v.is_empty() {
+            for msg in name_errors(rule, v, false) {
+                causes.push(invalid(format!("{at}.{key}"), &json!(v), &msg));
+            }
         }
     }
-    for kind in ["podAffinity", "podAntiAffinity"] {
-        let preferred = spec
-            .pointer(&format!(
-                "/affinity/{kind}/preferredDuringSchedulingIgnoredDuringExecution"
-            ))
-            .and_then(Value::as_array);
-        for (i, term) in preferred.into_iter().flatten().enumerate() {
-            let f = format!(
-                "{at}.affinity.{kind}.preferredDuringSchedulingIgnoredDuringExecution[{i}].podAffinityTerm.topologyKey"
-            );
-            topology_key(term.pointer("/podAffinityTerm/topologyKey"), f, &mut causes);
-        }
-        let required_terms = spec
-            .pointer(&format!(
-                "/affinity/{kind}/requiredDuringSchedulingIgnoredDuringExecution"
-            ))
-            .and_then(Value::as_array);
-        for (i, term) in required_terms.into_iter().flatten().enumerate() {
-            let f = format!(
-                "{at}.affinity.{kind}.requiredDuringSchedulingIgnoredDuringExecution[{i}].topologyKey"
-            );
-            topology_key(term.get("topologyKey"), f, &mut causes);
+    if let Some(n) = spec.get("activeDeadlineSeconds").and_then(Value::as_i64)
+        && !(1..=i64::from(i32::MAX)).contains(&n)
+    {
+        causes.push(invalid(
+            format!("{at}.activeDeadlineSeconds"),
+            &json!(n),
+            "must be between 1 and 2147483647, inclusive",
+        ));
+    }
+    tolerations(
+        spec.get("tolerations"),
+        &format!("{at}.tolerations"),
+        &mut causes,
+    );
+    if let Some(p) = spec.get("preemptionPolicy").and_then(Value::as_str)
+        && !["PreemptLowerPriority", "Never"].contains(&p)
+    {
+        causes.push(not_supported(
+            format!("{at}.preemptionPolicy"),
+            &json!(p),
+            &["Never", "PreemptLowerPriority"],
+        ));
+    }
+    if let Some(os) = spec.get("os").filter(|v| v.is_object()) {
+        match str_at(os, "name") {
+            "" => causes.push(required(format!("{at}.os.name"))),
+            "linux" | "windows" => {}
+            other => causes.push(not_supported(
+                format!("{at}.os.name"),
+                &json!(other),
+                &["linux", "windows"],
+            )),
         }
     }
     causes
 }
 
-fn topology_key(key: Option<&Value>, field: String, causes: &mut Vec<Cause>) {
-    let k = key.and_then(Value::as_str).unwrap_or("");
-    if k.is_empty() {
+fn pod_security_context(sc: Option<&Value>, f: &str, causes: &mut Vec<Cause>) {
+    let Some(sc) = sc.filter(|v| v.is_object()) else {
+        return;
+    };
+    for k in ["runAsUser", "runAsGroup", "fsGroup"] {
+        id_range(sc.get(k), format!("{f}.{k}"), causes);
+    }
+    let groups = sc.get("supplementalGroups").and_then(Value::as_array);
+    for (i, g) in groups.into_iter().flatten().enumerate() {
+        id_range(Some(g), format!("{f}.supplementalGroups[{i}]"), causes);
+    }
+    if let Some(p) = sc.get("fsGroupChangePolicy").and_then(Value::as_str)
+        && !["OnRootMismatch", "Always"].contains(&p)
+    {
+        causes.push(not_supported(
+            format!("{f}.fsGroupChangePolicy"),
+            &json!(p),
+            &["OnRootMismatch", "Always"],
+        ));
+    }
+}
+
+fn tolerations(list: Option<&Value>, at: &str, causes: &mut Vec<Cause>) {
+    const EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
+    for (i, t) in list
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let f = format!("{at}[{i}]");
+        let key = str_at(t, "key");
+        if !key.is_empty() {
+            for msg in qualified_name_errors(key) {
+                causes.push(invalid(format!("{f}.key"), &json!(key), &msg));
+            }
+        }
+        let operator = str_at(t, "operator");
+        if key.is_empty() && operator != "Exists" {
+            causes.push(invalid(
+                format!("{f}.operator"),
+                &json!(operator),
+                "operator must be Exists when `key` is empty, which means \"match all values and all keys\"",
+            ));
+        }
+        let effect = str_at(t, "effect");
+        if t.get("tolerationSeconds").is_some_and(|v| !v.is_null()) && effect != "NoExecute" {
+            causes.push(invalid(
+                format!("{f}.effect"),
+                &json!(effect),
+                "effect must be 'NoExecute' when `tolerationSeconds` is set",
+            ));
+        }
+        let value = str_at(t, "value");
+        match operator {
+            "" | "Equal" => {
+                let errs = label_value_errors(value);
+                if !errs.is_empty() {
+                    causes.push(invalid(
+                        format!("{f}.operator"),
+                        &json!(value),
+                        &errs.join(";"),
+                    ));
+                }
+            }
+            "Exists" => {
+                if !value.is_empty() {
+                    causes.push(invalid(
+                        format!("{f}.operator"),
+                        &json!(value),
+                        "value must be empty when `operator` is 'Exists'",
+                    ));
+                }
+            }
+            other => causes.push(not_supported(
+                format!("{f}.operator"),
+                &json!(other),
+                &["Equal", "Exists"],
+            )),
+        }
+        if !effect.is_empty() && !EFFECTS.contains(&effect) {
+            causes.push(not_supported(
+                format!("{f}.effect"),
+                &json!(effect),
+                EFFECTS,
+            ));
+        }
+    }
+}
+
+fn weight(term: &Value, f: String, causes: &mut Vec<Cause>) {
+    let w = term.get("weight").and_then(Value::as_i64).unwrap_or(0);
+    if !(1..=100).contains(&w) {
+        causes.push(invalid(f, &json!(w), "must be in the range 1-100"));
+    }
+}
+
+/// A node selector requirement (`matchExpressions` of node affinity).
+fn node_requirement(r: &Value, f: &str, causes: &mut Vec<Cause>) {
+    let values = r.get("values").and_then(Value::as_array);
+    let n = values.map_or(0, Vec::len);
+    match str_at(r, "operator") {
+        "In" | "NotIn" if n == 0 => causes.push(required_why(
+            format!("{f}.values"),
+            "must be specified when `operator` is 'In' or 'NotIn'",
+        )),
+        "Exists" | "DoesNotExist" if n > 0 => causes.push(forbidden(
+            format!("{f}.values"),
+            "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+        )),
+        "Gt" | "Lt" => {
+            if n != 1 {
+                causes.push(required_why(
+                    format!("{f}.values"),
+                    "must be specified single value when `operator` is 'Lt' or 'Gt'",
+                ));
+            }
+        }
+        "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
+        op => causes.push(invalid(
+            format!("{f}.operator"),
+            &json!(op),
+            "not a valid selector operator",
+        )),
+    }
+    let key = str_at(r, "key");
+    for msg in qualified_name_errors(key) {
+        causes.push(invalid(format!("{f}.key"), &json!(key), &msg));
+    }
+}
+
+fn node_selector_term(term: &Value, f: &str, causes: &mut Vec<Cause>) {
+    let exprs = term.get("matchExpressions").and_then(Value::as_array);
+    for (j, r) in exprs.into_iter().flatten().enumerate() {
+        node_requirement(r, &format!("{f}.matchExpressions[{j}]"), causes);
+    }
+}
+
+fn pod_affinity_term(term: &Value, f: &str, causes: &mut Vec<Cause>) {
+    if let Some(sel) = term.get("labelSelector").filter(|v| v.is_object()) {
+        super::workload_rules::label_selector(sel, &format!("{f}.labelSelector"), causes);
+    }
+    if let Some(sel) = term.get("namespaceSelector").filter(|v| v.is_object()) {
+        super::workload_rules::label_selector(sel, &format!("{f}.namespaceSelector"), causes);
+    }
+    let namespaces = term.get("namespaces").and_then(Value::as_array);
+    for ns in namespaces.into_iter().flatten() {
+        let ns = ns.as_str().unwrap_or("");
+        for msg in name_errors(NameRule::Label, ns, false) {
+            causes.push(invalid(format!("{f}.namespace"), &json!(ns), &msg));
+        }
+    }
+    let key = term
+        .get("topologyKey")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let field = format!("{f}.topologyKey");
+    if key.is_empty() {
         causes.push(required_why(field.clone(), "can not be empty"));
     }
-    for msg in super::meta::qualified_name_errors(k) {
-        causes.push(invalid(field.clone(), &json!(k), &msg));
+    for msg in qualified_name_errors(key) {
+        causes.push(invalid(field.clone(), &json!(key), &msg));
+    }
+}
+
+fn affinity(a: Option<&Value>, at: &str, causes: &mut Vec<Cause>) {
+    let Some(a) = a.filter(|v| v.is_object()) else {
+        return;
+    };
+    if let Some(na) = a.get("nodeAffinity").filter(|v| v.is_object()) {
+        let f = format!("{at}.nodeAffinity");
+        if let Some(req) = na
+            .get("requiredDuringSchedulingIgnoredDuringExecution")
+            .filter(|v| v.is_object())
+        {
+            let rf = format!("{f}.requiredDuringSchedulingIgnoredDuringExecution");
+            let terms = req.get("nodeSelectorTerms").and_then(Value::as_array);
+            if terms.is_none_or(|t| t.is_empty()) {
+                causes.push(required_why(
+                    format!("{rf}.nodeSelectorTerms"),
+                    "must have at least one node selector term",
+                ));
+            }
+            for (i, t) in terms.into_iter().flatten().enumerate() {
+                node_selector_term(t, &format!("{rf}.nodeSelectorTerms[{i}]"), causes);
+            }
+        }
+        let preferred = na
+            .get("preferredDuringSchedulingIgnoredDuringExecution")
+            .and_then(Value::as_array);
+        for (i, t) in preferred.into_iter().flatten().enumerate() {
+            let pf = format!("{f}.preferredDuringSchedulingIgnoredDuringExecution[{i}]");
+            weight(t, format!("{pf}.weight"), causes);
+            node_selector_term(
+                t.get("preference").unwrap_or(&Value::Null),
+                &format!("{pf}.preference"),
+                causes,
+            );
+        }
+    }
+    for kind in ["podAffinity", "podAntiAffinity"] {
+        let Some(pa) = a.get(kind).filter(|v| v.is_object()) else {
+            continue;
+        };
+        let f = format!("{at}.{kind}");
+        let required_terms = pa
+            .get("requiredDuringSchedulingIgnoredDuringExecution")
+            .and_then(Value::as_array);
+        for (i, t) in required_terms.into_iter().flatten().enumerate() {
+            pod_affinity_term(
+                t,
+                &format!("{f}.requiredDuringSchedulingIgnoredDuringExecution[{i}]"),
+                causes,
+            );
+        }
+        let preferred = pa
+            .get("preferredDuringSchedulingIgnoredDuringExecution")
+            .and_then(Value::as_array);
+        for (i, t) in preferred.into_iter().flatten().enumerate() {
+            let pf = format!("{f}.preferredDuringSchedulingIgnoredDuringExecution[{i}]");
+            weight(t, format!("{pf}.weight"), causes);
+            pod_affinity_term(
+                t.get("podAffinityTerm").unwrap_or(&json!({})),
+                &format!("{pf}.podAffinityTerm"),
+                causes,
+            );
+        }
+    }
+}
+
+fn topology_spread(spec: &Value, at: &str, causes: &mut Vec<Cause>) {
+    let list = spec
+        .get("topologySpreadConstraints")
+        .and_then(Value::as_array);
+    for (i, c) in list.into_iter().flatten().enumerate() {
+        let f = format!("{at}.topologySpreadConstraints[{i}]");
+        let skew = c.get("maxSkew").and_then(Value::as_i64).unwrap_or(0);
+        if skew <= 0 {
+            causes.push(invalid(
+                format!("{f}.maxSkew"),
+                &json!(skew),
+                "must be greater than zero",
+            ));
+        }
+        let key = str_at(c, "topologyKey");
+        if key.is_empty() {
+            causes.push(required_why(format!("{f}.topologyKey"), "can not be empty"));
+        } else {
+            for msg in qualified_name_errors(key) {
+                causes.push(invalid(format!("{f}.topologyKey"), &json!(key), &msg));
+            }
+        }
+        const ACTIONS: &[&str] = &["DoNotSchedule", "ScheduleAnyway"];
+        let action = str_at(c, "whenUnsatisfiable");
+        if !ACTIONS.contains(&action) {
+            causes.push(not_supported(
+                format!("{f}.whenUnsatisfiable"),
+                &json!(action),
+                ACTIONS,
+            ));
+        }
+        if let Some(m) = c.get("minDomains").and_then(Value::as_i64)
+            && m <= 0
+        {
+            causes.push(invalid(
+                format!("{f}.minDomains"),
+                &json!(m),
+                "must be greater than 0",
+            ));
+        }
+        if let Some(sel) = c.get("labelSelector").filter(|v| v.is_object()) {
+            super::workload_rules::label_selector(sel, &format!("{f}.labelSelector"), causes);
+        }
     }
 }
 
@@ -409,7 +780,7 @@ mod tests {
                 ),
                 (
                     "spec.template.spec.containers[1].ports[0].containerPort",
-                    "FieldValueInvalid"
+                    "FieldValueRequired"
                 ),
                 (
                     "spec.template.spec.containers[1].ports[0].protocol",
@@ -433,6 +804,91 @@ mod tests {
                 ("spec.containers", "FieldValueRequired"),
                 ("spec.restartPolicy", "FieldValueRequired"),
             ]
+        );
+    }
+
+    #[test]
+    fn a_volume_with_errors_cannot_be_mounted() {
+        let spec = json!({
+            "restartPolicy": "Always",
+            "volumes": [{"name": "cfg", "configMap": {"name": "c", "defaultMode": -1}},
+                        {"name": "cfg", "emptyDir": {}}, {"name": "none"}],
+            "containers": [{"name": "a", "image": "x", "volumeMounts": [
+                {"name": "cfg", "mountPath": "/a"}, {"name": "", "mountPath": "/a"}]}],
+        });
+        let causes = validate(Some(&spec), "spec", &["Always"]);
+        assert_eq!(
+            fields(&causes),
+            vec![
+                ("spec.volumes[0].configMap.defaultMode", "FieldValueInvalid"),
+                ("spec.volumes[2]", "FieldValueRequired"),
+                (
+                    "spec.containers[0].volumeMounts[1].name",
+                    "FieldValueRequired"
+                ),
+                (
+                    "spec.containers[0].volumeMounts[1].name",
+                    "FieldValueNotFound"
+                ),
+                (
+                    "spec.containers[0].volumeMounts[1].mountPath",
+                    "FieldValueInvalid"
+                ),
+            ]
+        );
+        // The second `cfg` (valid) is what the first mount finds.
+        assert_eq!(
+            causes[0].message,
+            format!("Invalid value: -1: {FILE_MODE_MSG}")
+        );
+    }
+
+    #[test]
+    fn env_probes_ports_and_scheduling_rules() {
+        let spec = json!({
+            "restartPolicy": "Always",
+            "nodeSelector": {"disk": "Bad Value"},
+            "containers": [{"name": "a", "image": "x",
+                "ports": [{"name": "http", "containerPort": 80, "protocol": "TCP"},
+                          {"name": "http", "containerPort": 81, "protocol": "TCP"}],
+                "env": [{"name": "A", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "spec.bogus"}}},
+                        {"name": "B", "valueFrom": {}}],
+                "readinessProbe": {"periodSeconds": -1},
+                "securityContext": {"runAsUser": -1}}],
+            "tolerations": [{"key": "k", "operator": "Equal", "value": "bad value"}],
+            "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 0, "podAffinityTerm": {"topologyKey": "zone"}}]}},
+        });
+        let causes = validate(Some(&spec), "spec", &["Always"]);
+        assert_eq!(
+            fields(&causes),
+            vec![
+                ("spec.containers[0].ports[1].name", "FieldValueDuplicate"),
+                (
+                    "spec.containers[0].env[0].valueFrom.fieldRef.fieldPath",
+                    "FieldValueInvalid"
+                ),
+                ("spec.containers[0].env[1].valueFrom", "FieldValueInvalid"),
+                (
+                    "spec.containers[0].securityContext.runAsUser",
+                    "FieldValueInvalid"
+                ),
+                ("spec.containers[0].readinessProbe", "FieldValueRequired"),
+                (
+                    "spec.containers[0].readinessProbe.periodSeconds",
+                    "FieldValueInvalid"
+                ),
+                ("spec.nodeSelector", "FieldValueInvalid"),
+                (
+                    "spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight",
+                    "FieldValueInvalid"
+                ),
+                ("spec.tolerations[0].operator", "FieldValueInvalid"),
+            ]
+        );
+        assert_eq!(
+            causes[1].message,
+            "Invalid value: \"spec.bogus\": error converting fieldPath: field label not supported: spec.bogus"
         );
     }
 }

@@ -252,6 +252,12 @@ impl Strategy for PersistentVolumeClaims {
         true
     }
 
+    fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
+        let mut causes = Vec::new();
+        super::claim_rules::spec(obj.get("spec"), "spec", &mut causes);
+        causes
+    }
+
     fn default(&self, obj: &mut Value) {
         let Some(o) = obj.as_object_mut() else { return };
         if let Some(s) = child(o, "spec") {

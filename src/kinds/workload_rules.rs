@@ -1,54 +1,36 @@
 //! Upstream's validation of the workloads that carry a pod template (`pkg/apis/apps/validation`,
 //! `pkg/apis/batch/validation`, `ValidatePodTemplate`/`ValidateReplicationController` in core):
-//! the selector and that it selects the template, replicas, the template's labels, and the
-//! template's pod spec with the restart policies the owner allows.
+//! each kind's selector and that it selects the template, replicas, update strategies, history
+//! limits, and the template (`ValidatePodTemplateSpec`: its labels and annotations, its pod spec)
+//! with the restart policies the owner allows. StatefulSets' own rules are in
+//! `statefulset_rules`.
 
 use serde_json::{Value, json};
 
+use super::field::{
+    forbidden, invalid, non_negative, not_supported, not_supported_rendered, required, required_why,
+};
 use super::meta;
-use super::podspec_rules::{self, invalid, required};
+use super::podspec_rules;
 use crate::api::status::Cause;
 
 /// Which workload a row is: decides where its template is and what it allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Workload {
-    /// Deployments, ReplicaSets, DaemonSets: `spec.selector` (a LabelSelector) and
-    /// `spec.template`, restartPolicy Always.
-    Apps,
-    /// StatefulSets: as `Apps`, but the selector may not be empty and the template's labels
-    /// are checked at `spec.template.labels`.
+    Deployment,
+    ReplicaSet,
+    DaemonSet,
     StatefulSet,
-    /// ReplicationControllers: `spec.selector` is a plain map; the template's labels are its
-    /// default.
     ReplicationController,
-    /// Jobs: the selector is generated; restartPolicy OnFailure or Never.
     Job,
-    /// CronJobs: a schedule and a job template.
     CronJob,
-    /// PodTemplates: `template` at the top level.
     PodTemplate,
-}
-
-/// Label keys and values of a map at `field` (template labels, matchLabels).
-pub(super) fn labels(map: Option<&Value>, field: &str, causes: &mut Vec<Cause>) {
-    let Some(m) = map.and_then(Value::as_object) else {
-        return;
-    };
-    for (k, v) in m {
-        for msg in meta::qualified_name_errors(k) {
-            causes.push(invalid(field.to_string(), &json!(k), &msg));
-        }
-        let v = v.as_str().unwrap_or("");
-        for msg in meta::label_value_errors(v) {
-            causes.push(invalid(field.to_string(), &json!(v), msg));
-        }
-    }
 }
 
 /// Upstream's `ValidateLabelSelector` (label values must be valid): `matchLabels` and each
 /// `matchExpressions` requirement.
 pub(super) fn label_selector(sel: &Value, field: &str, causes: &mut Vec<Cause>) {
-    labels(
+    meta::labels(
         sel.get("matchLabels"),
         &format!("{field}.matchLabels"),
         causes,
@@ -64,17 +46,14 @@ pub(super) fn label_selector(sel: &Value, field: &str, causes: &mut Vec<Cause>) 
         let values = e.get("values").and_then(Value::as_array);
         let has_values = values.is_some_and(|v| !v.is_empty());
         match e.get("operator").and_then(Value::as_str).unwrap_or("") {
-            "In" | "NotIn" if !has_values => causes.push(super::podspec_rules::required_why(
+            "In" | "NotIn" if !has_values => causes.push(required_why(
                 format!("{f}.values"),
                 "must be specified when `operator` is 'In' or 'NotIn'",
             )),
-            "Exists" | "DoesNotExist" if has_values => causes.push(Cause {
-                reason: "FieldValueForbidden".into(),
-                message:
-                    "Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'"
-                        .into(),
-                field: format!("{f}.values"),
-            }),
+            "Exists" | "DoesNotExist" if has_values => causes.push(forbidden(
+                format!("{f}.values"),
+                "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+            )),
             "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
             op => causes.push(invalid(
                 format!("{f}.operator"),
@@ -125,140 +104,519 @@ fn selects(selector: &Value, labels: &Value) -> bool {
     by_labels && by_expressions
 }
 
-fn non_negative(obj: &Value, pointer: &str, field: &str, causes: &mut Vec<Cause>) {
-    if let Some(n) = obj.pointer(pointer).and_then(Value::as_i64)
-        && n < 0
+/// A LabelSelector as upstream's `LabelSelectorAsSelector` makes it: `None` when it cannot be
+/// converted (an invalid key, value or requirement), else whether it is empty (selects
+/// everything). A missing selector selects nothing, which is not empty.
+pub(super) enum Selector<'a> {
+    Invalid,
+    Nothing,
+    Everything,
+    Some(&'a Value),
+}
+
+pub(super) fn selector(sel: Option<&Value>) -> Selector<'_> {
+    let Some(sel) = sel.filter(|s| !s.is_null()) else {
+        return Selector::Nothing;
+    };
+    let mut causes = Vec::new();
+    label_selector(sel, "", &mut causes);
+    if !causes.is_empty() {
+        return Selector::Invalid;
+    }
+    match crate::authz::aggregate::requirements(sel) {
+        0 => Selector::Everything,
+        _ => Selector::Some(sel),
+    }
+}
+
+/// The template's labels don't match: `<at>.metadata.labels` with the labels (or null).
+pub(super) fn mismatch(template: Option<&Value>, at: &str) -> Cause {
+    invalid(
+        format!("{at}.metadata.labels"),
+        template
+            .and_then(|t| t.pointer("/metadata/labels"))
+            .unwrap_or(&Value::Null),
+        "`selector` does not match template `labels`",
+    )
+}
+
+/// Whether `sel` selects the template's labels (`Nothing` never, `Everything` always).
+pub(super) fn selects_template(sel: &Selector<'_>, template: Option<&Value>) -> bool {
+    let empty = json!({});
+    let labels = template
+        .and_then(|t| t.pointer("/metadata/labels"))
+        .unwrap_or(&empty);
+    match sel {
+        Selector::Nothing => false,
+        Selector::Everything | Selector::Invalid => true,
+        Selector::Some(s) => selects(s, labels),
+    }
+}
+
+/// `ValidatePodTemplateSpec` at `at`: labels and annotations (at `<at>.labels` and
+/// `<at>.annotations`, as upstream reports them), the pod spec with every restart policy a
+/// pod may have, and no ephemeral containers. A template without a restart policy has
+/// upstream's default (`default_restart`), which the owner then checks.
+pub(super) fn pod_template(
+    template: Option<&Value>,
+    at: &str,
+    default_restart: Option<&str>,
+    causes: &mut Vec<Cause>,
+) {
+    let meta_of = template.and_then(|t| t.get("metadata"));
+    meta::labels(
+        meta_of.and_then(|m| m.get("labels")),
+        &format!("{at}.labels"),
+        causes,
+    );
+    meta::annotations(
+        meta_of.and_then(|m| m.get("annotations")),
+        &format!("{at}.annotations"),
+        causes,
+    );
+    let spec = template
+        .and_then(|t| t.get("spec"))
+        .filter(|s| s.is_object());
+    let defaulted;
+    let spec = match (spec, default_restart) {
+        (Some(s), Some(r)) if s.get("restartPolicy").is_none() => {
+            let mut s = s.clone();
+            s["restartPolicy"] = json!(r);
+            defaulted = s;
+            Some(&defaulted)
+        }
+        (None, Some(r)) => {
+            defaulted = json!({"restartPolicy": r});
+            Some(&defaulted)
+        }
+        (spec, _) => spec,
+    };
+    causes.extend(podspec_rules::validate(
+        spec,
+        &format!("{at}.spec"),
+        &["Always", "OnFailure", "Never"],
+    ));
+    if spec
+        .and_then(|s| s.get("ephemeralContainers"))
+        .and_then(Value::as_array)
+        .is_some_and(|e| !e.is_empty())
     {
-        causes.push(invalid(
-            field.into(),
-            &json!(n),
-            "must be greater than or equal to 0",
+        causes.push(forbidden(
+            format!("{at}.spec.ephemeralContainers"),
+            "ephemeral containers not allowed in pod template",
         ));
+    }
+}
+
+/// What a ReplicaSet-like owner (Deployments, ReplicaSets, DaemonSets, ReplicationControllers,
+/// StatefulSets) asks of its template's spec: restart policy Always, no active deadline.
+pub(super) fn always_restarts(
+    template: Option<&Value>,
+    at: &str,
+    owner: &str,
+    causes: &mut Vec<Cause>,
+) {
+    let spec = template.and_then(|t| t.get("spec"));
+    let policy = spec
+        .and_then(|s| s.get("restartPolicy"))
+        .and_then(Value::as_str)
+        .unwrap_or("Always");
+    if policy != "Always" {
+        causes.push(not_supported(
+            format!("{at}.spec.restartPolicy"),
+            &json!(policy),
+            &["Always"],
+        ));
+    }
+    if spec
+        .and_then(|s| s.get("activeDeadlineSeconds"))
+        .is_some_and(|v| !v.is_null())
+    {
+        causes.push(forbidden(
+            format!("{at}.spec.activeDeadlineSeconds"),
+            &format!("activeDeadlineSeconds in {owner} is not Supported"),
+        ));
+    }
+}
+
+/// `ValidatePositiveIntOrPercent`: a number ≥ 0, or `<digits>%`.
+fn int_or_percent(v: Option<&Value>, field: &str, causes: &mut Vec<Cause>) {
+    match v {
+        Some(Value::String(s)) => {
+            let digits = s.strip_suffix('%').unwrap_or("");
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                causes.push(invalid(
+                    field.to_string(),
+                    &json!(s),
+                    "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')",
+                ));
+            }
+        }
+        other => non_negative(other, field.to_string(), causes),
+    }
+}
+
+/// An int-or-percent's value (`25%` → 25; what does not parse → 0), and whether a percent.
+fn int_or_percent_value(v: Option<&Value>) -> (i64, bool) {
+    match v {
+        Some(Value::String(s)) => match s.strip_suffix('%') {
+            Some(d) => (d.parse().unwrap_or(0), true),
+            None => (s.parse().unwrap_or(0), false),
+        },
+        Some(v) => (v.as_i64().unwrap_or(0), false),
+        None => (0, false),
+    }
+}
+
+fn not_over_100_percent(v: Option<&Value>, field: &str, causes: &mut Vec<Cause>) {
+    let (n, percent) = int_or_percent_value(v);
+    if percent && n > 100 {
+        causes.push(invalid(
+            field.to_string(),
+            v.unwrap_or(&Value::Null),
+            "must not be greater than 100%",
+        ));
+    }
+}
+
+/// A strategy as upstream renders its internal struct in a NotSupported error:
+/// `{"Type":...,"RollingUpdate":{"MaxUnavailable":...,"MaxSurge":...}}`.
+fn strategy_text(strategy: &Value, rolling: &[(&str, &str)]) -> String {
+    let ty = strategy.get("type").cloned().unwrap_or(json!(""));
+    let ru = match strategy.get("rollingUpdate").filter(|v| v.is_object()) {
+        Some(ru) => {
+            let fields: Vec<String> = rolling
+                .iter()
+                .map(|(go, key)| format!("\"{go}\":{}", ru.get(*key).unwrap_or(&Value::Null)))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        None => "null".into(),
+    };
+    format!("{{\"Type\":{ty},\"RollingUpdate\":{ru}}}")
+}
+
+fn deployment_strategy(spec: &Value, causes: &mut Vec<Cause>) {
+    let Some(strategy) = spec.get("strategy").filter(|s| s.is_object()) else {
+        return;
+    };
+    let ru = strategy.get("rollingUpdate").filter(|v| !v.is_null());
+    match strategy.get("type").and_then(Value::as_str).unwrap_or("") {
+        "Recreate" => {
+            if ru.is_some() {
+                causes.push(forbidden(
+                    "spec.strategy.rollingUpdate".into(),
+                    "may not be specified when strategy `type` is 'Recreate'",
+                ));
+            }
+        }
+        "RollingUpdate" => {
+            let Some(ru) = ru else {
+                causes.push(required_why(
+                    "spec.strategy.rollingUpdate".into(),
+                    "this should be defaulted and never be nil",
+                ));
+                return;
+            };
+            let unavailable = ru.get("maxUnavailable");
+            let surge = ru.get("maxSurge");
+            int_or_percent(
+                unavailable,
+                "spec.strategy.rollingUpdate.maxUnavailable",
+                causes,
+            );
+            int_or_percent(surge, "spec.strategy.rollingUpdate.maxSurge", causes);
+            if int_or_percent_value(unavailable).0 == 0 && int_or_percent_value(surge).0 == 0 {
+                causes.push(invalid(
+                    "spec.strategy.rollingUpdate.maxUnavailable".into(),
+                    unavailable.unwrap_or(&json!(0)),
+                    "may not be 0 when `maxSurge` is 0",
+                ));
+            }
+            not_over_100_percent(
+                unavailable,
+                "spec.strategy.rollingUpdate.maxUnavailable",
+                causes,
+            );
+        }
+        _ => causes.push(not_supported_rendered(
+            "spec.strategy".into(),
+            &strategy_text(
+                strategy,
+                &[
+                    ("MaxUnavailable", "maxUnavailable"),
+                    ("MaxSurge", "maxSurge"),
+                ],
+            ),
+            &["Recreate", "RollingUpdate"],
+        )),
+    }
+}
+
+fn daemon_set_strategy(spec: &Value, causes: &mut Vec<Cause>) {
+    let Some(strategy) = spec.get("updateStrategy").filter(|s| s.is_object()) else {
+        return;
+    };
+    match strategy.get("type").and_then(Value::as_str).unwrap_or("") {
+        "OnDelete" => {}
+        "RollingUpdate" => {
+            let Some(ru) = strategy.get("rollingUpdate").filter(|v| !v.is_null()) else {
+                causes.push(required("spec.updateStrategy.rollingUpdate".into()));
+                return;
+            };
+            let at = "spec.updateStrategy.rollingUpdate";
+            let unavailable = ru.get("maxUnavailable");
+            let surge = ru.get("maxSurge");
+            int_or_percent(unavailable, &format!("{at}.maxUnavailable"), causes);
+            int_or_percent(surge, &format!("{at}.maxSurge"), causes);
+            not_over_100_percent(unavailable, &format!("{at}.maxUnavailable"), causes);
+            not_over_100_percent(surge, &format!("{at}.maxSurge"), causes);
+            let has_unavailable = int_or_percent_value(unavailable).0 != 0;
+            let has_surge = int_or_percent_value(surge).0 != 0;
+            if has_unavailable && has_surge {
+                causes.push(invalid(
+                    format!("{at}.maxSurge"),
+                    surge.unwrap_or(&Value::Null),
+                    "may not be set when maxUnavailable is non-zero",
+                ));
+            } else if !has_unavailable && !has_surge {
+                causes.push(required_why(
+                    format!("{at}.maxUnavailable"),
+                    "cannot be 0 when maxSurge is 0",
+                ));
+            }
+        }
+        _ => causes.push(not_supported_rendered(
+            "spec.updateStrategy".into(),
+            &strategy_text(
+                strategy,
+                &[
+                    ("MaxUnavailable", "maxUnavailable"),
+                    ("MaxSurge", "maxSurge"),
+                ],
+            ),
+            &["RollingUpdate", "OnDelete"],
+        )),
+    }
+}
+
+/// `spec.selector` of an owner that needs one: present, a valid LabelSelector, not empty
+/// (`empty selector is invalid for <owner>`).
+pub(super) fn required_selector<'a>(
+    spec: &'a Value,
+    owner: &str,
+    causes: &mut Vec<Cause>,
+) -> Option<&'a Value> {
+    let sel = spec.get("selector").filter(|s| !s.is_null());
+    match sel {
+        None => causes.push(required("spec.selector".into())),
+        Some(s) => {
+            label_selector(s, "spec.selector", causes);
+            if crate::authz::aggregate::requirements(s) == 0 {
+                causes.push(invalid(
+                    "spec.selector".into(),
+                    s,
+                    &format!("empty selector is invalid for {owner}"),
+                ));
+            }
+        }
+    }
+    sel
+}
+
+/// Deployments and ReplicaSets: replicas, the selector (which may not be empty, and must
+/// convert before the template is looked at), the template.
+fn replica_set_like(obj: &Value, owner: &str, causes: &mut Vec<Cause>) {
+    let spec = obj.get("spec").unwrap_or(&Value::Null);
+    non_negative(spec.get("replicas"), "spec.replicas".into(), causes);
+    if owner == "ReplicaSet" {
+        non_negative(
+            spec.get("minReadySeconds"),
+            "spec.minReadySeconds".into(),
+            causes,
+        );
+    }
+    let sel = required_selector(spec, "deployment", causes);
+    let template = spec.get("template").filter(|t| !t.is_null());
+    match selector(sel) {
+        Selector::Invalid => causes.push(invalid(
+            "spec.selector".into(),
+            sel.unwrap_or(&Value::Null),
+            "invalid label selector",
+        )),
+        s => {
+            if !matches!(s, Selector::Everything) && !selects_template(&s, template) {
+                causes.push(mismatch(template, "spec.template"));
+            }
+            pod_template(template, "spec.template", Some("Always"), causes);
+            always_restarts(template, "spec.template", "ReplicaSet", causes);
+        }
     }
 }
 
 /// The causes of a workload's own rules.
 pub fn validate(obj: &Value, workload: Workload) -> Vec<Cause> {
     let mut causes = Vec::new();
+    let spec = obj.get("spec").unwrap_or(&Value::Null);
     match workload {
-        Workload::Apps | Workload::StatefulSet => {
-            let stateful = workload == Workload::StatefulSet;
-            non_negative(obj, "/spec/replicas", "spec.replicas", &mut causes);
-            let template_labels = obj.pointer("/spec/template/metadata/labels");
-            let mismatch = || {
-                invalid(
-                    "spec.template.metadata.labels".into(),
-                    template_labels.unwrap_or(&Value::Null),
-                    "`selector` does not match template `labels`",
-                )
-            };
-            match obj.pointer("/spec/selector").filter(|s| !s.is_null()) {
-                // No selector selects nothing: the template cannot match it either.
-                None => {
-                    causes.push(required("spec.selector".into()));
-                    causes.push(mismatch());
-                }
-                Some(selector) => {
-                    labels(
-                        selector.get("matchLabels"),
-                        "spec.selector.matchLabels",
-                        &mut causes,
-                    );
-                    let requirements = crate::authz::aggregate::requirements(selector);
-                    if stateful && requirements == 0 {
-                        causes.push(invalid(
-                            "spec.selector".into(),
-                            selector,
-                            "empty selector is invalid for statefulset",
-                        ));
-                    }
-                    let empty = json!({});
-                    if requirements > 0 && !selects(selector, template_labels.unwrap_or(&empty)) {
-                        causes.push(mismatch());
-                    }
-                }
-            }
-            labels(
-                template_labels,
-                if stateful {
-                    "spec.template.labels"
-                } else {
-                    "spec.template.metadata.labels"
-                },
+        Workload::Deployment => {
+            replica_set_like(obj, "Deployment", &mut causes);
+            deployment_strategy(spec, &mut causes);
+            non_negative(
+                spec.get("minReadySeconds"),
+                "spec.minReadySeconds".into(),
                 &mut causes,
             );
-            // A template without a restart policy has Always (upstream's defaults give every
-            // template spec one).
-            let spec = obj.pointer("/spec/template/spec");
-            let defaulted;
-            let spec = match spec {
-                Some(s) if s.get("restartPolicy").is_some() => Some(s),
-                Some(s) => {
-                    let mut s = s.clone();
-                    s["restartPolicy"] = json!("Always");
-                    defaulted = s;
-                    Some(&defaulted)
-                }
-                None => {
-                    defaulted = json!({"restartPolicy": "Always"});
-                    Some(&defaulted)
-                }
-            };
-            causes.extend(podspec_rules::validate(
-                spec,
-                "spec.template.spec",
-                &["Always"],
-            ));
-        }
-        Workload::ReplicationController => {
-            non_negative(obj, "/spec/replicas", "spec.replicas", &mut causes);
-            labels(
-                obj.pointer("/spec/template/metadata/labels"),
-                "spec.template.labels",
+            non_negative(
+                spec.get("revisionHistoryLimit"),
+                "spec.revisionHistoryLimit".into(),
                 &mut causes,
             );
-            causes.extend(podspec_rules::validate(
-                obj.pointer("/spec/template/spec"),
-                "spec.template.spec",
-                &["Always"],
-            ));
-        }
-        Workload::Job => {
-            for f in ["parallelism", "completions", "backoffLimit"] {
+            if let Some(p) = spec.get("progressDeadlineSeconds").and_then(Value::as_i64) {
                 non_negative(
-                    obj,
-                    &format!("/spec/{f}"),
-                    &format!("spec.{f}"),
+                    Some(&json!(p)),
+                    "spec.progressDeadlineSeconds".into(),
                     &mut causes,
                 );
+                let min_ready = spec
+                    .get("minReadySeconds")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                if p <= min_ready {
+                    causes.push(invalid(
+                        "spec.progressDeadlineSeconds".into(),
+                        &json!(p),
+                        "must be greater than minReadySeconds",
+                    ));
+                }
+            }
+        }
+        Workload::ReplicaSet => replica_set_like(obj, "ReplicaSet", &mut causes),
+        Workload::DaemonSet => {
+            let sel = spec.get("selector").filter(|s| !s.is_null());
+            if let Some(s) = sel {
+                label_selector(s, "spec.selector", &mut causes);
+            }
+            let template = spec.get("template").filter(|t| !t.is_null());
+            let converted = selector(sel);
+            if !matches!(converted, Selector::Invalid) && !selects_template(&converted, template) {
+                causes.push(mismatch(template, "spec.template"));
+            }
+            if let Some(s) = sel
+                && crate::authz::aggregate::requirements(s) == 0
+            {
+                causes.push(invalid(
+                    "spec.selector".into(),
+                    s,
+                    "empty selector is invalid for daemonset",
+                ));
+            }
+            pod_template(template, "spec.template", Some("Always"), &mut causes);
+            always_restarts(template, "spec.template", "DaemonSet", &mut causes);
+            non_negative(
+                spec.get("minReadySeconds"),
+                "spec.minReadySeconds".into(),
+                &mut causes,
+            );
+            non_negative(
+                spec.get("templateGeneration"),
+                "spec.templateGeneration".into(),
+                &mut causes,
+            );
+            daemon_set_strategy(spec, &mut causes);
+            non_negative(
+                spec.get("revisionHistoryLimit"),
+                "spec.revisionHistoryLimit".into(),
+                &mut causes,
+            );
+        }
+        Workload::StatefulSet => super::statefulset_rules::validate(obj, &mut causes),
+        Workload::ReplicationController => {
+            non_negative(
+                spec.get("minReadySeconds"),
+                "spec.minReadySeconds".into(),
+                &mut causes,
+            );
+            let sel = spec
+                .get("selector")
+                .and_then(Value::as_object)
+                .filter(|m| !m.is_empty());
+            if sel.is_none() {
+                causes.push(required("spec.selector".into()));
+            }
+            non_negative(spec.get("replicas"), "spec.replicas".into(), &mut causes);
+            match spec.get("template").filter(|t| !t.is_null()) {
+                None => causes.push(required("spec.template".into())),
+                Some(t) => {
+                    if let Some(sel) = sel {
+                        let selects = sel.iter().all(|(k, v)| {
+                            t.pointer(&format!(
+                                "/metadata/labels/{}",
+                                k.replace('~', "~0").replace('/', "~1")
+                            )) == Some(v)
+                        });
+                        if !selects {
+                            causes.push(mismatch(Some(t), "spec.template"));
+                        }
+                    }
+                    pod_template(Some(t), "spec.template", Some("Always"), &mut causes);
+                    always_restarts(
+                        Some(t),
+                        "spec.template",
+                        "ReplicationController",
+                        &mut causes,
+                    );
+                }
+            }
+        }
+        Workload::Job => {
+            for f in [
+                "parallelism",
+                "completions",
+                "backoffLimit",
+                "activeDeadlineSeconds",
+                "ttlSecondsAfterFinished",
+            ] {
+                non_negative(spec.get(f), format!("spec.{f}"), &mut causes);
             }
             causes.extend(podspec_rules::validate(
-                obj.pointer("/spec/template/spec"),
+                spec.pointer("/template/spec"),
                 "spec.template.spec",
                 &["OnFailure", "Never"],
             ));
         }
         Workload::CronJob => {
-            if obj
-                .pointer("/spec/schedule")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .is_empty()
-            {
+            let schedule = spec.get("schedule").and_then(Value::as_str).unwrap_or("");
+            if schedule.is_empty() {
                 causes.push(required("spec.schedule".into()));
+            } else if let Err(why) = super::batch::schedule_errors(schedule) {
+                causes.push(invalid("spec.schedule".into(), &json!(schedule), &why));
+            }
+            const POLICIES: &[&str] = &["Allow", "Forbid", "Replace"];
+            if let Some(p) = spec.get("concurrencyPolicy").and_then(Value::as_str)
+                && !POLICIES.contains(&p)
+            {
+                causes.push(not_supported(
+                    "spec.concurrencyPolicy".into(),
+                    &json!(p),
+                    POLICIES,
+                ));
+            }
+            for f in [
+                "startingDeadlineSeconds",
+                "successfulJobsHistoryLimit",
+                "failedJobsHistoryLimit",
+            ] {
+                non_negative(spec.get(f), format!("spec.{f}"), &mut causes);
             }
             causes.extend(podspec_rules::validate(
-                obj.pointer("/spec/jobTemplate/spec/template/spec"),
+                spec.pointer("/jobTemplate/spec/template/spec"),
                 "spec.jobTemplate.spec.template.spec",
                 &["OnFailure", "Never"],
             ));
         }
         Workload::PodTemplate => {
-            causes.extend(podspec_rules::validate(
-                obj.pointer("/template/spec"),
-                "template.spec",
-                &["Always", "OnFailure", "Never"],
-            ));
+            pod_template(obj.get("template"), "template", None, &mut causes);
         }
     }
     causes
@@ -267,6 +625,13 @@ pub fn validate(obj: &Value, workload: Workload) -> Vec<Cause> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fields(causes: &[Cause]) -> Vec<(&str, &str)> {
+        causes
+            .iter()
+            .map(|c| (c.field.as_str(), c.reason.as_str()))
+            .collect()
+    }
 
     #[test]
     fn a_deployment_whose_selector_misses_its_template_is_refused() {
@@ -278,13 +643,9 @@ mod tests {
                 "spec": {"restartPolicy": "Always", "containers": [{"name": "c", "image": "nginx"}]},
             },
         }});
-        let causes = validate(&d, Workload::Apps);
-        let fields: Vec<(&str, &str)> = causes
-            .iter()
-            .map(|c| (c.field.as_str(), c.reason.as_str()))
-            .collect();
+        let causes = validate(&d, Workload::Deployment);
         assert_eq!(
-            fields,
+            fields(&causes),
             vec![
                 ("spec.replicas", "FieldValueInvalid"),
                 ("spec.template.metadata.labels", "FieldValueInvalid"),
@@ -293,6 +654,57 @@ mod tests {
         assert_eq!(
             causes[1].message,
             "Invalid value: {\"app\":\"api\"}: `selector` does not match template `labels`"
+        );
+    }
+
+    #[test]
+    fn an_unconvertible_selector_leaves_the_template_unchecked() {
+        let d = json!({"spec": {
+            "selector": {"matchLabels": {"app": "Bad Value"}},
+            "template": {"metadata": {"labels": {"app": "x"}}, "spec": {}},
+        }});
+        assert_eq!(
+            fields(&validate(&d, Workload::ReplicaSet)),
+            vec![
+                ("spec.selector.matchLabels", "FieldValueInvalid"),
+                ("spec.selector", "FieldValueInvalid"),
+            ]
+        );
+        // A DaemonSet checks the template anyway (and says nothing more of the selector).
+        assert_eq!(
+            fields(&validate(&d, Workload::DaemonSet)),
+            vec![
+                ("spec.selector.matchLabels", "FieldValueInvalid"),
+                ("spec.template.spec.containers", "FieldValueRequired"),
+            ]
+        );
+    }
+
+    #[test]
+    fn rolling_updates_take_counts_or_percents() {
+        let d = json!({"spec": {
+            "selector": {"matchLabels": {"app": "x"}},
+            "template": {"metadata": {"labels": {"app": "x"}},
+                         "spec": {"containers": [{"name": "c", "image": "i"}]}},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "x%", "maxSurge": -1}},
+        }});
+        assert_eq!(
+            fields(&validate(&d, Workload::Deployment)),
+            vec![
+                (
+                    "spec.strategy.rollingUpdate.maxUnavailable",
+                    "FieldValueInvalid"
+                ),
+                ("spec.strategy.rollingUpdate.maxSurge", "FieldValueInvalid"),
+            ]
+        );
+        let mut bad = d.clone();
+        bad["spec"]["strategy"] =
+            json!({"type": "Sideways", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": 1}});
+        let causes = validate(&bad, Workload::Deployment);
+        assert_eq!(
+            causes[0].message,
+            "Unsupported value: {\"Type\":\"Sideways\",\"RollingUpdate\":{\"MaxUnavailable\":\"25%\",\"MaxSurge\":1}}: supported values: \"Recreate\", \"RollingUpdate\""
         );
     }
 

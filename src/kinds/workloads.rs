@@ -28,7 +28,7 @@ pub struct Deployments;
 
 impl Strategy for Deployments {
     fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
-        super::workload_rules::validate(obj, super::workload_rules::Workload::Apps)
+        super::workload_rules::validate(obj, super::workload_rules::Workload::Deployment)
     }
 
     fn tracks_generation(&self) -> bool {
@@ -106,7 +106,7 @@ pub struct DaemonSets;
 
 impl Strategy for DaemonSets {
     fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
-        super::workload_rules::validate(obj, super::workload_rules::Workload::Apps)
+        super::workload_rules::validate(obj, super::workload_rules::Workload::DaemonSet)
     }
 
     fn tracks_generation(&self) -> bool {
@@ -161,7 +161,7 @@ pub struct ReplicaSets;
 
 impl Strategy for ReplicaSets {
     fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
-        super::workload_rules::validate(obj, super::workload_rules::Workload::Apps)
+        super::workload_rules::validate(obj, super::workload_rules::Workload::ReplicaSet)
     }
 
     fn tracks_generation(&self) -> bool {

@@ -1,0 +1,91 @@
+//! Upstream's field errors (`k8s.io/apimachinery/pkg/util/validation/field`) as `Status`
+//! causes: each builder gives the reason and message form of one error type. Every kind's
+//! validation builds its causes with these.
+
+use serde_json::{Value, json};
+
+use crate::api::status::Cause;
+
+pub fn required(field: String) -> Cause {
+    Cause {
+        reason: "FieldValueRequired".into(),
+        message: "Required value".into(),
+        field,
+    }
+}
+
+pub fn required_why(field: String, why: &str) -> Cause {
+    Cause {
+        reason: "FieldValueRequired".into(),
+        message: format!("Required value: {why}"),
+        field,
+    }
+}
+
+/// `Invalid value: <value as JSON>: <msg>` (just the value when `msg` is empty).
+pub fn invalid(field: String, value: &Value, msg: &str) -> Cause {
+    let message = match msg.is_empty() {
+        true => format!("Invalid value: {value}"),
+        false => format!("Invalid value: {value}: {msg}"),
+    };
+    Cause {
+        reason: "FieldValueInvalid".into(),
+        message,
+        field,
+    }
+}
+
+pub fn not_supported(field: String, value: &Value, supported: &[&str]) -> Cause {
+    not_supported_rendered(field, &value.to_string(), supported)
+}
+
+/// `not_supported` of a value rendered by the caller (a Go struct, whose field order JSON
+/// objects here do not keep).
+pub fn not_supported_rendered(field: String, value: &str, supported: &[&str]) -> Cause {
+    let list: Vec<String> = supported.iter().map(|s| format!("\"{s}\"")).collect();
+    Cause {
+        reason: "FieldValueNotSupported".into(),
+        message: format!(
+            "Unsupported value: {value}: supported values: {}",
+            list.join(", ")
+        ),
+        field,
+    }
+}
+
+pub fn duplicate(field: String, value: &Value) -> Cause {
+    Cause {
+        reason: "FieldValueDuplicate".into(),
+        message: format!("Duplicate value: {value}"),
+        field,
+    }
+}
+
+pub fn forbidden(field: String, why: &str) -> Cause {
+    Cause {
+        reason: "FieldValueForbidden".into(),
+        message: format!("Forbidden: {why}"),
+        field,
+    }
+}
+
+pub fn not_found(field: String, value: &Value) -> Cause {
+    Cause {
+        reason: "FieldValueNotFound".into(),
+        message: format!("Not found: {value}"),
+        field,
+    }
+}
+
+/// `ValidateNonnegativeField`: a number below 0 at `field`.
+pub fn non_negative(value: Option<&Value>, field: String, causes: &mut Vec<Cause>) {
+    if let Some(n) = value.and_then(Value::as_i64)
+        && n < 0
+    {
+        causes.push(invalid(
+            field,
+            &json!(n),
+            "must be greater than or equal to 0",
+        ));
+    }
+}
