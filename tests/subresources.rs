@@ -137,3 +137,156 @@ fn namespaces_finalize_changes_only_spec_finalizers() {
     );
     assert_ne!(code, 200);
 }
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn debug_containers_are_added_through_ephemeralcontainers_only() {
+    let k = Kapi::start(&[], &[]);
+    let c = Client::new(&k);
+    let (code, body) = c.json("POST", PODS, "application/json", &pod("web"));
+    assert_eq!(code, 201, "{body}");
+    // `kubectl debug` patches the subresource (strategic merge) and is done.
+    let out = k.kubectl(&[
+        "debug",
+        "web",
+        "--image=busybox",
+        "-c",
+        "dbg",
+        "--target=c",
+        "--attach=false",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (code, p) = c.call("GET", &format!("{PODS}/web"), "", None);
+    assert_eq!(code, 200);
+    let ec = &p["spec"]["ephemeralContainers"][0];
+    assert_eq!(ec["name"], "dbg");
+    assert_eq!(ec["targetContainerName"], "c");
+    assert_eq!(p["metadata"]["generation"], 2, "{p}");
+    // GET on the subresource is the pod.
+    let (code, sub) = c.call("GET", &format!("{PODS}/web/ephemeralcontainers"), "", None);
+    assert_eq!((code, sub["kind"].as_str()), (200, Some("Pod")));
+    // Removing one is refused; so is targeting a container the pod does not have.
+    let mut none = p.clone();
+    none["spec"]["ephemeralContainers"] = json!([]);
+    let (code, st) = c.json(
+        "PUT",
+        &format!("{PODS}/web/ephemeralcontainers"),
+        "application/json",
+        &none,
+    );
+    assert_eq!(code, 422, "{st}");
+    assert_eq!(
+        st["message"],
+        "Pod \"web\" is invalid: spec.ephemeralContainers: Forbidden: existing ephemeral containers \"dbg\" may not be removed\n"
+    );
+    let out = k.kubectl(&[
+        "debug",
+        "web",
+        "--image=busybox",
+        "-c",
+        "dbg2",
+        "--target=nope",
+        "--attach=false",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out)
+            .contains("spec.ephemeralContainers[1].targetContainerName: Not found: \"nope\""),
+        "{}",
+        stderr(&out)
+    );
+    // Other fields sent to the subresource are not written.
+    let mut relabelled = p.clone();
+    relabelled["metadata"]["labels"] = json!({"sneaky": "yes"});
+    relabelled["spec"]["containers"][0]["image"] = json!("other");
+    let (code, after) = c.json(
+        "PUT",
+        &format!("{PODS}/web/ephemeralcontainers"),
+        "application/json",
+        &relabelled,
+    );
+    assert_eq!(code, 200, "{after}");
+    assert!(after["metadata"].get("labels").is_none(), "{after}");
+    assert_eq!(after["spec"]["containers"][0]["image"], "busybox");
+    // And a plain update may not add one (nor change most of the spec).
+    let mut plain = after.clone();
+    plain["spec"]["ephemeralContainers"][0]["image"] = json!("alpine");
+    let (code, st) = c.json("PUT", &format!("{PODS}/web"), "application/json", &plain);
+    assert_eq!(code, 422, "{st}");
+    assert!(
+        st["message"].as_str().unwrap_or("").starts_with(
+            "Pod \"web\" is invalid: spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`"
+        ),
+        "{st}"
+    );
+    // An image change is allowed, and bumps the generation.
+    let out = k.kubectl(&["set", "image", "pod/web", "c=busybox:1.36"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (_, p) = c.call("GET", &format!("{PODS}/web"), "", None);
+    assert_eq!(p["spec"]["containers"][0]["image"], "busybox:1.36");
+    assert_eq!(p["metadata"]["generation"], 3, "{p}");
+}
+
+#[test]
+fn pods_are_resized_through_resize_keeping_their_qos_class() {
+    let k = Kapi::start(&[], &[]);
+    let c = Client::new(&k);
+    let mut p = pod("sized");
+    p["spec"]["containers"][0]["resources"] = json!({"requests": {"cpu": "100m", "memory": "32Mi"}, "limits": {"cpu": "200m", "memory": "64Mi"}});
+    let (code, body) = c.json("POST", PODS, "application/json", &p);
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(body["status"]["qosClass"], "Burstable");
+    // A plain update may not change resources.
+    let (code, st) = c.json(
+        "PATCH",
+        &format!("{PODS}/sized"),
+        "application/strategic-merge-patch+json",
+        &json!({"spec": {"containers": [{"name": "c", "resources": {"limits": {"cpu": "300m"}}}]}}),
+    );
+    assert_eq!(code, 422, "{st}");
+    // kubectl patch --subresource=resize does (GET the subresource, then PATCH it).
+    let out = k.kubectl(&[
+        "patch",
+        "pod",
+        "sized",
+        "--subresource=resize",
+        "-p",
+        r#"{"spec":{"containers":[{"name":"c","resources":{"limits":{"cpu":"400m"}}}]}}"#,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (_, after) = c.call("GET", &format!("{PODS}/sized"), "", None);
+    assert_eq!(
+        after["spec"]["containers"][0]["resources"]["limits"]["cpu"],
+        "400m"
+    );
+    assert_eq!(after["metadata"]["generation"], 2);
+    // Equal requests and limits would make it Guaranteed: refused.
+    let (code, st) = c.json(
+        "PATCH",
+        &format!("{PODS}/sized/resize"),
+        "application/strategic-merge-patch+json",
+        &json!({"spec": {"containers": [{"name": "c", "resources": {
+            "requests": {"cpu": "400m", "memory": "64Mi"}}}]}}),
+    );
+    assert_eq!(code, 422, "{st}");
+    assert_eq!(
+        st["message"],
+        "Pod \"sized\" is invalid: spec: Invalid value: \"Burstable\": Pod QOS Class may not change as a result of resizing"
+    );
+    // Only cpu and memory change.
+    let (code, st) = c.json(
+        "PATCH",
+        &format!("{PODS}/sized/resize"),
+        "application/strategic-merge-patch+json",
+        &json!({"spec": {"containers": [{"name": "c", "resources": {
+            "limits": {"ephemeral-storage": "1Gi"}}}]}}),
+    );
+    assert_eq!(code, 422, "{st}");
+    assert_eq!(
+        st["details"]["causes"][0]["message"],
+        "Forbidden: only cpu and memory resources are mutable"
+    );
+}

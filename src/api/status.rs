@@ -115,13 +115,8 @@ impl Status {
     pub fn invalid(group: &str, kind: &str, name: &str, causes: Vec<Cause>) -> Status {
         let list: Vec<String> = causes
             .iter()
-            .map(|c| {
-                if c.field.is_empty() {
-                    c.message.clone()
-                } else {
-                    format!("{}: {}", c.field, c.message)
-                }
-            })
+            // Upstream's `field.Error`: `<field>: <body>`, also for an empty field.
+            .map(|c| format!("{}: {}", c.field, c.message))
             .collect();
         let joined = if list.len() == 1 {
             list[0].clone()

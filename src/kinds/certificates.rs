@@ -71,6 +71,12 @@ impl Strategy for CertificateSigningRequests {
         o.insert("status".into(), json!({}));
     }
 
+    /// `certificatesigningrequests/approval`: only the conditions change (an approver's
+    /// decision; the certificate is the signer's, through `status`).
+    fn prepare_for_subresource_update(&self, sub: &str, new: &Value, old: &Value) -> Option<Value> {
+        (sub == "approval").then(|| super::old_with(old, new, "status", "conditions"))
+    }
+
     fn prepare_for_update(&self, obj: &mut Value, old: &Value) {
         if let Some(o) = obj.as_object_mut() {
             for k in ["spec", "status"] {

@@ -18,6 +18,7 @@ mod namespaces;
 mod network_policy_rules;
 mod networking;
 mod nodes;
+mod pod_updates;
 mod pods;
 pub mod podspec;
 pub mod podspec_rules;
@@ -110,6 +111,30 @@ pub trait Strategy: Send + Sync + std::fmt::Debug {
     /// admission (upstream's PrepareForUpdate), beyond the generic status/spec rules.
     fn prepare_for_update(&self, _obj: &mut Value, _old: &Value) {}
 
+    /// The object an update of one of the kind's own subresources makes (upstream's
+    /// subresource strategies: `namespaces/finalize`, `certificatesigningrequests/approval`,
+    /// `pods/ephemeralcontainers`, `pods/resize`): what it takes from the request, the rest
+    /// from `old`. None: the kind has no such subresource.
+    fn prepare_for_subresource_update(
+        &self,
+        _sub: &str,
+        _new: &Value,
+        _old: &Value,
+    ) -> Option<Value> {
+        None
+    }
+
+    /// The rules of an update through one of the kind's own subresources, instead of
+    /// `validate_update` (None: the object is validated as any update).
+    fn validate_subresource_update(
+        &self,
+        _sub: &str,
+        _obj: &Value,
+        _old: &Value,
+    ) -> Option<Vec<Cause>> {
+        None
+    }
+
     /// The kind's defaults (upstream's `SetDefaults_*`).
     fn default(&self, _obj: &mut Value) {}
 
@@ -124,12 +149,40 @@ pub trait Strategy: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// `old` with `parent.key` (a top-level object's member: `spec.finalizers`,
+/// `status.conditions`) taken from `new` (removed when `new` has none): what a subresource
+/// that owns one field writes.
+pub(crate) fn old_with(old: &Value, new: &Value, parent: &str, key: &str) -> Value {
+    let mut out = old.clone();
+    let taken = new.get(parent).and_then(|p| p.get(key)).cloned();
+    if let Some(p) = out
+        .as_object_mut()
+        .map(|o| o.entry(parent).or_insert_with(|| serde_json::json!({})))
+        .and_then(Value::as_object_mut)
+    {
+        match taken {
+            Some(v) => p.insert(key.into(), v),
+            None => p.remove(key),
+        };
+    }
+    out
+}
+
 /// What happens to an object's dependents (objects whose ownerReferences name it) when it is
 /// deleted: the garbage collector deletes them, or orphans them (the `orphan` finalizer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GcPolicy {
     DeleteDependents,
     OrphanDependents,
+}
+
+/// (field, reason) of each cause, borrowed: what the rules' unit tests compare.
+#[cfg(test)]
+pub(crate) fn field_reasons(causes: &[Cause]) -> Vec<(&str, &str)> {
+    causes
+        .iter()
+        .map(|c| (c.field.as_str(), c.reason.as_str()))
+        .collect()
 }
 
 /// (field, reason) of each cause, for tests that check which rules fired.

@@ -33,6 +33,12 @@ impl Strategy for Namespaces {
         }
     }
 
+    /// `namespaces/finalize`: only `spec.finalizers` changes (the namespace controller's last
+    /// step before the namespace goes).
+    fn prepare_for_subresource_update(&self, sub: &str, new: &Value, old: &Value) -> Option<Value> {
+        (sub == "finalize").then(|| super::old_with(old, new, "spec", "finalizers"))
+    }
+
     fn default(&self, obj: &mut Value) {
         let name = obj
             .pointer("/metadata/name")

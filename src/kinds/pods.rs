@@ -49,7 +49,36 @@ impl Strategy for Pods {
     }
 
     fn validate_create(&self, obj: &Value) -> Vec<Cause> {
-        super::podspec_rules::validate(obj.get("spec"), "spec", &["Always", "OnFailure", "Never"])
+        super::pod_updates::validate_create(obj)
+    }
+
+    /// Compared with the stored pod as its defaults make it (as upstream decodes it).
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<Cause> {
+        super::pod_updates::validate_update(obj, &self.defaulted(old))
+    }
+
+    fn prepare_for_subresource_update(&self, sub: &str, new: &Value, old: &Value) -> Option<Value> {
+        match sub {
+            "ephemeralcontainers" => Some(super::pod_updates::prepare_ephemeral(new, old)),
+            "resize" => Some(super::pod_updates::prepare_resize(new, old)),
+            _ => None,
+        }
+    }
+
+    /// The status is the kubelet's (upstream checks it, not the spec, on `pods/status`).
+    fn validate_subresource_update(
+        &self,
+        sub: &str,
+        obj: &Value,
+        old: &Value,
+    ) -> Option<Vec<Cause>> {
+        let old = self.defaulted(old);
+        match sub {
+            "ephemeralcontainers" => Some(super::pod_updates::validate_ephemeral(obj, &old)),
+            "resize" => Some(super::pod_updates::validate_resize(obj, &old)),
+            "status" => Some(Vec::new()),
+            _ => None,
+        }
     }
 
     fn default(&self, obj: &mut Value) {
@@ -75,6 +104,23 @@ impl Strategy for Pods {
             status.insert("qosClass".into(), json!(qos));
         }
     }
+}
+
+impl Pods {
+    fn defaulted(&self, pod: &Value) -> Value {
+        let mut pod = pod.clone();
+        self.default(&mut pod);
+        pod
+    }
+}
+
+/// `qos_class` of a spec given as a value.
+pub(super) fn qos_of(spec: &Value) -> &'static str {
+    static EMPTY: std::sync::OnceLock<serde_json::Map<String, Value>> = std::sync::OnceLock::new();
+    qos_class(
+        spec.as_object()
+            .unwrap_or_else(|| EMPTY.get_or_init(Default::default)),
+    )
 }
 
 /// The pod's QoS class (upstream's `ComputePodQOS`, from the defaulted requests and limits):

@@ -373,6 +373,33 @@ pub fn validate(spec: Option<&Value>, at: &str, restart_policies: &[&str]) -> Ve
         &mut names,
         &mut causes,
     );
+    // An ephemeral container targets a container or init container, and mounts no subpaths.
+    let targets: HashSet<&str> = regular
+        .iter()
+        .chain(list("initContainers"))
+        .map(|c| str_at(c, "name"))
+        .collect();
+    for (i, e) in list("ephemeralContainers").iter().enumerate() {
+        let f = format!("{at}.ephemeralContainers[{i}]");
+        let target = str_at(e, "targetContainerName");
+        if !target.is_empty() && !targets.contains(target) {
+            causes.push(super::field::not_found(
+                format!("{f}.targetContainerName"),
+                &json!(target),
+            ));
+        }
+        let mounts = e.get("volumeMounts").and_then(Value::as_array);
+        for (j, m) in mounts.into_iter().flatten().enumerate() {
+            for k in ["subPath", "subPathExpr"] {
+                if !str_at(m, k).is_empty() {
+                    causes.push(forbidden(
+                        format!("{f}.volumeMounts[{j}].{k}"),
+                        "cannot be set for an Ephemeral Container",
+                    ));
+                }
+            }
+        }
+    }
     match spec.get("restartPolicy").and_then(Value::as_str) {
         None | Some("") => {
             let list: Vec<String> = restart_policies
@@ -744,13 +771,7 @@ fn topology_spread(spec: &Value, at: &str, causes: &mut Vec<Cause>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fields(causes: &[Cause]) -> Vec<(&str, &str)> {
-        causes
-            .iter()
-            .map(|c| (c.field.as_str(), c.reason.as_str()))
-            .collect()
-    }
+    use crate::kinds::field_reasons as fields;
 
     #[test]
     fn a_template_is_checked_as_upstream_checks_a_pod() {

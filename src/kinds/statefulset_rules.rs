@@ -233,13 +233,7 @@ pub fn validate(obj: &Value, causes: &mut Vec<Cause>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fields(causes: &[Cause]) -> Vec<(&str, &str)> {
-        causes
-            .iter()
-            .map(|c| (c.field.as_str(), c.reason.as_str()))
-            .collect()
-    }
+    use crate::kinds::field_reasons as fields;
 
     fn sts() -> Value {
         json!({"spec": {

@@ -625,13 +625,7 @@ pub fn validate(obj: &Value, workload: Workload) -> Vec<Cause> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fields(causes: &[Cause]) -> Vec<(&str, &str)> {
-        causes
-            .iter()
-            .map(|c| (c.field.as_str(), c.reason.as_str()))
-            .collect()
-    }
+    use crate::kinds::field_reasons as fields;
 
     #[test]
     fn a_deployment_whose_selector_misses_its_template_is_refused() {

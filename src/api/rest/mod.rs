@@ -124,9 +124,13 @@ pub async fn serve(
     if let Some(sub) = &rr.subresource
         && !computed
         && (!res.subresources.iter().any(|s| s == sub)
-            || !matches!(sub.as_str(), "status" | "scale" | "finalize" | "approval")
+            || !matches!(
+                sub.as_str(),
+                "status" | "scale" | "finalize" | "approval" | "ephemeralcontainers" | "resize"
+            )
             || (sub == "finalize" && rr.verb != Verb::Update)
-            || (sub == "approval" && !matches!(rr.verb, Verb::Get | Verb::Update | Verb::Patch)))
+            || (matches!(sub.as_str(), "approval" | "ephemeralcontainers" | "resize")
+                && !matches!(rr.verb, Verb::Get | Verb::Update | Verb::Patch)))
     {
         return Err(fail(Status::no_such_resource()));
     }

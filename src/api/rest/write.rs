@@ -62,9 +62,12 @@ impl Ctx<'_> {
     fn validate(&self, obj: &Value, old: Option<&Value>) -> Result<(), Status> {
         let strategy = self.res.strategy;
         let mut causes = meta::validate(obj, strategy.name_rule());
-        causes.extend(match old {
-            None => strategy.validate_create(obj),
-            Some(old) => strategy.validate_update(obj, old),
+        causes.extend(match (old, self.rr.subresource.as_deref()) {
+            (None, _) => strategy.validate_create(obj),
+            (Some(old), Some(sub)) => strategy
+                .validate_subresource_update(sub, obj, old)
+                .unwrap_or_else(|| strategy.validate_update(obj, old)),
+            (Some(old), None) => strategy.validate_update(obj, old),
         });
         if causes.is_empty() {
             // Size limits of ConfigMap and Secret data.
@@ -393,37 +396,20 @@ impl Ctx<'_> {
             self.res.strategy.prepare_for_status_update(&mut out, old);
             return Ok(out);
         }
-        if self.rr.subresource.as_deref() == Some("approval") {
-            // `certificatesigningrequests/approval`: only the conditions change (an approver's
-            // decision; the certificate is the signer's, through `status`).
-            let mut out = old.clone();
-            let conditions = new.pointer("/status/conditions").cloned();
-            if let Some(status) = out
-                .as_object_mut()
-                .map(|o| o.entry("status").or_insert_with(|| json!({})))
-                .and_then(Value::as_object_mut)
-            {
-                match conditions {
-                    Some(c) => status.insert("conditions".into(), c),
-                    None => status.remove("conditions"),
-                };
-            }
-            return Ok(out);
-        }
-        if self.rr.subresource.as_deref() == Some("finalize") {
-            // `namespaces/finalize`: only spec.finalizers changes (the namespace controller's
-            // last step before it deletes the namespace).
-            let mut out = old.clone();
-            let finalizers = new.pointer("/spec/finalizers").cloned();
-            if let Some(spec) = out
-                .as_object_mut()
-                .map(|o| o.entry("spec").or_insert_with(|| json!({})))
-                .and_then(Value::as_object_mut)
-            {
-                match finalizers {
-                    Some(f) => spec.insert("finalizers".into(), f),
-                    None => spec.remove("finalizers"),
-                };
+        if let Some(sub) = self.rr.subresource.as_deref()
+            && let Some(mut out) = self
+                .res
+                .strategy
+                .prepare_for_subresource_update(sub, &new, old)
+        {
+            if self.res.strategy.tracks_generation() && out.get("spec") != old.get("spec") {
+                let g = old
+                    .pointer("/metadata/generation")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                if let Some(meta) = out.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.insert("generation".into(), json!(g + 1));
+                }
             }
             return Ok(out);
         }
