@@ -92,6 +92,25 @@ pub struct Flags {
     /// omitted, the default cipher suites are used.
     #[arg(long, value_delimiter = ',', help_heading = SECURE_SERVING)]
     pub tls_cipher_suites: Vec<String>,
+    /// Path to a cert file for the certificate authority that kubelets' serving certificates
+    /// are verified with.
+    #[arg(long, help_heading = MISC)]
+    pub kubelet_certificate_authority: Option<std::path::PathBuf>,
+    /// Path to a client cert file for TLS to kubelets.
+    #[arg(long, help_heading = MISC)]
+    pub kubelet_client_certificate: Option<std::path::PathBuf>,
+    /// Path to a client key file for TLS to kubelets.
+    #[arg(long, help_heading = MISC)]
+    pub kubelet_client_key: Option<std::path::PathBuf>,
+    /// List of the preferred NodeAddressTypes to use for kubelet connections.
+    #[arg(long, value_delimiter = ',', default_value = "Hostname,InternalDNS,InternalIP,ExternalDNS,ExternalIP",
+          help_heading = MISC)]
+    pub kubelet_preferred_address_types: Vec<String>,
+    /// Timeout for kubelet operations (a Go duration; streams such as logs and exec are not
+    /// bounded by it once they started).
+    #[arg(long, default_value = "5s", value_parser = crate::shutdown::parse_duration,
+          help_heading = MISC)]
+    pub kubelet_timeout: Duration,
     /// Number for the log level verbosity.
     #[arg(short = 'v', long = "v", default_value_t = 0, help_heading = LOGS)]
     pub verbosity: u32,
@@ -1034,36 +1053,6 @@ const COMPAT: &[(&str, &str, Takes, Why)] = &[
         "endpoint-reconciler-type",
         Value,
         NotYet("the kubernetes Service's endpoints are not reconciled yet"),
-    ),
-    (
-        MISC,
-        "kubelet-certificate-authority",
-        Value,
-        NotYet("kapi does not connect to kubelets yet (logs, exec, proxy)"),
-    ),
-    (
-        MISC,
-        "kubelet-client-certificate",
-        Value,
-        NotYet("kapi does not connect to kubelets yet (logs, exec, proxy)"),
-    ),
-    (
-        MISC,
-        "kubelet-client-key",
-        Value,
-        NotYet("kapi does not connect to kubelets yet (logs, exec, proxy)"),
-    ),
-    (
-        MISC,
-        "kubelet-preferred-address-types",
-        Value,
-        NotYet("kapi does not connect to kubelets yet (logs, exec, proxy)"),
-    ),
-    (
-        MISC,
-        "kubelet-timeout",
-        Value,
-        NotYet("kapi does not connect to kubelets yet (logs, exec, proxy)"),
     ),
     (MISC, "kubelet-read-only-port", Value, Removed("1.24")),
     (

@@ -112,6 +112,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         eprintln!("kapi: warning: {warning}");
     }
     crate::flags::init(&args.flags);
+    crate::kubelet::init(&args.flags)?;
     crate::api::runtime_config::init(&args.flags.runtime_config)?;
     let hosts = vec![args.bind_address.to_string()];
     let pki =

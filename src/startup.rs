@@ -138,6 +138,7 @@ impl Client {
         let resp = handled.await;
         let bytes = match resp.body {
             Body::Full(b) => b.to_vec(),
+            Body::Tunnel(..) => Vec::new(),
             Body::Stream(mut rx) | Body::Observed(mut rx, _) => {
                 use futures::StreamExt;
                 let mut out = Vec::new();

@@ -159,6 +159,11 @@ pub fn parse(method: &http::Method, path: &str, query: &Query) -> Option<Target>
             parts.drain(..2);
         }
     }
+    // A proxy subresource carries the proxied path after it (`nodes/n1/proxy/metrics`).
+    let proxied = parts.len() > 3 && parts[2] == "proxy";
+    if proxied {
+        parts.truncate(3);
+    }
     if parts.is_empty() || parts.iter().any(|p| p.is_empty()) || parts.len() > 3 {
         return None;
     }

@@ -136,6 +136,13 @@ impl Recorder {
             }
             Body::Stream(chunks) => (chunks, None),
             Body::Observed(chunks, inner) => (chunks, Some(inner)),
+            // An upgraded connection: complete once switched, as upstream's proxy records it.
+            tunnel @ Body::Tunnel(..) => {
+                response.body = tunnel;
+                self.finished = true;
+                self.emit(Stage::ResponseComplete, Some(response_of(code, None)));
+                return response;
+            }
         };
         if self.long_running {
             self.emit(Stage::ResponseStarted, Some(response_of(code, None)));

@@ -220,6 +220,7 @@ impl Harness {
                 .map(String::from);
             let (body, streamed, complete) = match resp.body {
                 Body::Full(b) => (b.to_vec(), false, true),
+                Body::Tunnel(..) => (Vec::new(), false, true),
                 Body::Stream(rx) | Body::Observed(rx, _) => {
                     let (body, complete) = drain(rx).await;
                     (body, true, complete)

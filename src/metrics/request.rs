@@ -330,6 +330,7 @@ impl Tracker {
                 response.body = Body::Observed(chunks, Box::new(end));
             }
             Body::Observed(..) => {}
+            Body::Tunnel(..) => self.record(code, 0),
         }
         response
     }

@@ -12,6 +12,7 @@ use futures::StreamExt;
 use futures::future::{Either, select};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version, header};
 
+use super::Body;
 use super::ends_cleanly;
 use super::tls::TlsStream;
 use super::{
@@ -275,6 +276,14 @@ impl Connection {
         keep_alive: bool,
     ) -> Result<bool, Fault> {
         let status = response.status;
+        let response = match response.body {
+            Body::Tunnel(to_client, from_client) => {
+                self.tunnel(status, &response.headers, to_client, from_client)
+                    .await?;
+                return Ok(false);
+            }
+            body => Response { body, ..response },
+        };
         let has_body = !(status.is_informational()
             || status == StatusCode::NO_CONTENT
             || status == StatusCode::NOT_MODIFIED);
@@ -361,6 +370,62 @@ impl Connection {
             self.write_all(b"0\r\n\r\n").await?;
         }
         Ok(keep_alive)
+    }
+}
+
+impl Connection {
+    /// An upgraded connection: the head, then bytes both ways until either side ends (what the
+    /// client sent past its request head goes first). Reads are cancellation-safe (the TLS
+    /// stream keeps its op), so the two directions are raced in one loop.
+    async fn tunnel(
+        &mut self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        mut to_client: futures::channel::mpsc::Receiver<Bytes>,
+        mut from_client: futures::channel::mpsc::Sender<Bytes>,
+    ) -> Result<(), Fault> {
+        use futures::SinkExt;
+        let mut head = status_line(status, headers);
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            head.extend_from_slice(b"connection: Upgrade\r\n");
+        }
+        head.extend_from_slice(b"\r\n");
+        self.write_all(&head).await?;
+        if !self.buf.is_empty() {
+            let early = self.buf.split().freeze();
+            let _ = from_client.send(early).await;
+        }
+        let mut client_open = true;
+        loop {
+            let step = if client_open {
+                let read = std::pin::pin!(self.io.read(&mut self.scratch));
+                match select(read, to_client.next()).await {
+                    Either::Left((read, _)) => Either::Left(read),
+                    Either::Right((chunk, _)) => Either::Right(chunk),
+                }
+            } else {
+                Either::Right(to_client.next().await)
+            };
+            match step {
+                Either::Left(Ok(n)) if n > 0 => {
+                    let bytes = Bytes::copy_from_slice(&self.scratch[..n]);
+                    if from_client.send(bytes).await.is_err() {
+                        // The backend is gone; what it already sent still reaches the client.
+                        client_open = false;
+                    }
+                }
+                // The client finished sending (or broke): the backend hears the end, and
+                // what it still sends is written.
+                Either::Left(_) => {
+                    client_open = false;
+                    from_client.close_channel();
+                }
+                Either::Right(Some(chunk)) => self.write_all(&chunk).await?,
+                Either::Right(None) => break,
+            }
+        }
+        let _ = self.io.shutdown().await;
+        Ok(())
     }
 }
 

@@ -106,6 +106,14 @@ pub enum Body {
         futures::channel::mpsc::Receiver<bytes::Bytes>,
         Box<dyn StreamObserver>,
     ),
+    /// A connection upgrade (`101 Switching Protocols`: exec, attach, port-forward): after the
+    /// head, what the backend sends (the receiver) is written to the client as it comes, and
+    /// what the client sends goes to the backend (the sender), until either side ends. HTTP/1.1
+    /// only; on HTTP/2 the body is empty.
+    Tunnel(
+        futures::channel::mpsc::Receiver<bytes::Bytes>,
+        futures::channel::mpsc::Sender<bytes::Bytes>,
+    ),
 }
 
 /// Watches a streamed body being written (see `Body::Observed`); its `Drop` marks the end.
@@ -135,6 +143,7 @@ impl Body {
             Body::Full(body) => Err(body),
             Body::Stream(chunks) => Ok((chunks, None)),
             Body::Observed(chunks, observer) => Ok((chunks, Some(observer))),
+            Body::Tunnel(..) => Err(bytes::Bytes::new()),
         }
     }
 }

@@ -26,7 +26,7 @@ const MAX_CLIENTS: usize = 64;
 const MAX_ANSWER_BYTES: usize = 8 << 20;
 
 /// Where the system's trusted roots are, for webhooks that give no CA bundle.
-const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+pub(crate) const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// One POST of an AdmissionReview.
 pub struct Call {
@@ -46,13 +46,7 @@ type Job = (Call, oneshot::Sender<Answer>);
 
 fn queue() -> &'static tokio::sync::mpsc::Sender<Job> {
     static QUEUE: OnceLock<tokio::sync::mpsc::Sender<Job>> = OnceLock::new();
-    QUEUE.get_or_init(|| {
-        let (tx, rx) = tokio::sync::mpsc::channel::<Job>(QUEUE_DEPTH);
-        let _ = std::thread::Builder::new()
-            .name("kapi-webhooks".into())
-            .spawn(move || serve(rx));
-        tx
-    })
+    QUEUE.get_or_init(|| crate::offthread::spawn("kapi-webhooks", QUEUE_DEPTH, serve))
 }
 
 /// Sends the call and waits for its answer body (a 2xx answer's), without blocking the core.
@@ -65,38 +59,30 @@ pub async fn post(call: Call) -> Answer {
         .map_err(|_| "the webhook caller stopped".to_string())?
 }
 
-fn serve(mut rx: tokio::sync::mpsc::Receiver<Job>) {
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
-        return;
-    };
-    rt.block_on(async move {
-        let mut clients: HashMap<ClientKey, reqwest::Client> = HashMap::new();
-        while let Some((call, reply)) = rx.recv().await {
-            let key = (call.ca_bundle.clone(), call.resolve.clone());
-            let client = match clients.get(&key) {
-                Some(c) => c.clone(),
-                None => match client(&call) {
-                    Ok(c) => {
-                        if clients.len() >= MAX_CLIENTS {
-                            clients.clear();
-                        }
-                        clients.insert(key, c.clone());
-                        c
+async fn serve(mut rx: tokio::sync::mpsc::Receiver<Job>) {
+    let mut clients: HashMap<ClientKey, reqwest::Client> = HashMap::new();
+    while let Some((call, reply)) = rx.recv().await {
+        let key = (call.ca_bundle.clone(), call.resolve.clone());
+        let client = match clients.get(&key) {
+            Some(c) => c.clone(),
+            None => match client(&call) {
+                Ok(c) => {
+                    if clients.len() >= MAX_CLIENTS {
+                        clients.clear();
                     }
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                        continue;
-                    }
-                },
-            };
-            tokio::spawn(async move {
-                let _ = reply.send(send(&client, call).await);
-            });
-        }
-    });
+                    clients.insert(key, c.clone());
+                    c
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                    continue;
+                }
+            },
+        };
+        tokio::spawn(async move {
+            let _ = reply.send(send(&client, call).await);
+        });
+    }
 }
 
 fn client(call: &Call) -> Result<reqwest::Client, String> {
@@ -161,7 +147,7 @@ async fn send(client: &reqwest::Client, call: Call) -> Answer {
 }
 
 /// An error with its causes (reqwest's own message names only the outermost).
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

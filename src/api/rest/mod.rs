@@ -4,6 +4,7 @@
 
 mod allocation;
 mod computed;
+mod connect;
 mod defaults;
 mod delete;
 mod eviction;
@@ -120,6 +121,21 @@ pub async fn serve(
             return Err(fail(Status::no_such_resource()));
         }
     };
+    let ctx = Ctx {
+        api,
+        req,
+        user,
+        res,
+        rr: &rr,
+        query: &query,
+        enc,
+        shape: accepted.shape,
+        pretty,
+        seat: std::cell::Cell::new(seat),
+    };
+    if connect::is_connect(&rr) && rr.name.is_some() {
+        return ctx.connect().await.map_err(fail);
+    }
     let computed = computed::is_computed(&rr);
     if let Some(sub) = &rr.subresource
         && !computed
@@ -147,18 +163,6 @@ pub async fn serve(
     if res.namespaced && rr.namespace.is_none() && !matches!(rr.verb, Verb::List | Verb::Watch) {
         return Err(fail(Status::no_such_resource()));
     }
-    let ctx = Ctx {
-        api,
-        req,
-        user,
-        res,
-        rr: &rr,
-        query: &query,
-        enc,
-        shape: accepted.shape,
-        pretty,
-        seat: std::cell::Cell::new(seat),
-    };
     if computed {
         return ctx.computed().await.map_err(fail);
     }
