@@ -194,3 +194,79 @@ fn the_admission_configuration_sets_defaults_and_exemptions() {
         stderr(&out)
     );
 }
+
+/// The audit log's events for pod creates, once `count` are written.
+fn pod_create_events(log: &std::path::Path, count: usize) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let found: Vec<serde_json::Value> = std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|e: &serde_json::Value| {
+                e["verb"] == "create"
+                    && e["objectRef"]["resource"] == "pods"
+                    && e["stage"] == "ResponseComplete"
+            })
+            .collect();
+        if found.len() >= count || std::time::Instant::now() > deadline {
+            return found;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn decisions_are_annotated_in_the_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n",
+    )
+    .unwrap();
+    let log = dir.path().join("audit.log");
+    let flags = [
+        format!("--audit-policy-file={}", policy.display()),
+        format!("--audit-log-path={}", log.display()),
+    ];
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let k = Kapi::start(&flags, &[]);
+    k.ok(&["create", "namespace", "audited"]);
+    k.default_service_account("audited");
+    k.ok(&[
+        "label",
+        "namespace",
+        "audited",
+        "pod-security.kubernetes.io/enforce=baseline",
+        "pod-security.kubernetes.io/audit=restricted",
+    ]);
+    // Allowed at baseline, but it breaks restricted: audited as a violation.
+    k.ok(&["run", "plain", "--image=nginx", "-n", "audited"]);
+    // Refused at baseline.
+    let out = k.kubectl_stdin(&["create", "-n", "audited", "-f", "-"], HOST_NETWORK);
+    assert!(!out.status.success());
+    let events = pod_create_events(&log, 2);
+    assert_eq!(events.len(), 2, "{events:?}");
+    let plain = &events[0]["annotations"];
+    assert_eq!(
+        plain["pod-security.kubernetes.io/enforce-policy"],
+        "baseline:latest"
+    );
+    assert!(
+        plain["pod-security.kubernetes.io/audit-violations"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with(
+                "would violate PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false"
+            ),
+        "{plain}"
+    );
+    assert_eq!(plain["authorization.k8s.io/decision"], "allow");
+    let refused = &events[1];
+    assert_eq!(refused["responseStatus"]["code"], 403);
+    assert_eq!(
+        refused["annotations"]["pod-security.kubernetes.io/enforce-policy"],
+        "baseline:latest"
+    );
+}

@@ -45,9 +45,16 @@ pub struct Attributes<'a> {
     pub dry_run: bool,
     /// What plugins tell the client beside their answer (`Warning` headers), in order.
     pub warnings: std::cell::RefCell<Vec<String>>,
+    /// What plugins add to the request's audit event (`annotations`), in order.
+    pub audit_annotations: std::cell::RefCell<Vec<(String, String)>>,
 }
 
 impl Attributes<'_> {
+    /// Adds an annotation to the request's audit event (upstream's `AddAnnotation`).
+    pub fn annotate(&self, key: String, value: String) {
+        self.audit_annotations.borrow_mut().push((key, value));
+    }
+
     /// Adds a warning for the response (upstream's `warning.AddWarning`); a repeated text once.
     pub fn warn(&self, text: String) {
         let mut warnings = self.warnings.borrow_mut();

@@ -159,10 +159,28 @@ impl Api {
             Some(Target::Other { path }) => self.other(req, &path, pretty).await,
             Some(Target::Discovery { path }) => discovery(req, &path, pretty),
             Some(Target::Resource(rr)) => {
-                match super::rest::serve(self, req, user, rr, query, pretty, Some(seat)).await {
+                let annotations = std::cell::RefCell::new(Vec::new());
+                let resp = match super::rest::serve(
+                    self,
+                    req,
+                    user,
+                    rr,
+                    query,
+                    pretty,
+                    super::rest::Scope {
+                        seat: Some(seat),
+                        audit_annotations: &annotations,
+                    },
+                )
+                .await
+                {
                     Ok(resp) => resp,
                     Err((status, enc)) => status_response(&status, enc, pretty),
+                };
+                if let Some(recorder) = audit {
+                    recorder.annotate(annotations.take());
                 }
+                resp
             }
             None => status_response(&Status::no_such_resource(), Encoding::Json, pretty),
         }

@@ -56,6 +56,8 @@ pub struct Event {
     /// The response's code, and its body when it is a `Status` or (RequestResponse) the object.
     pub response: Option<Response>,
     pub decision: Option<Decision>,
+    /// Admission's annotations (PodSecurity's, webhooks').
+    pub annotations: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -256,11 +258,29 @@ impl Event {
         json_str(out, &micro_time(r.received_micros));
         out.extend_from_slice(b",\"stageTimestamp\":");
         json_str(out, &micro_time(self.stage_micros));
+        // A map, as upstream's (its keys sorted, as Go's encoder writes them).
+        let mut annotations: std::collections::BTreeMap<&str, &str> = self
+            .annotations
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         if let Some(d) = &self.decision {
-            out.extend_from_slice(b",\"annotations\":{\"authorization.k8s.io/decision\":");
-            json_str(out, if d.allowed { "allow" } else { "forbid" });
-            out.extend_from_slice(b",\"authorization.k8s.io/reason\":");
-            json_str(out, &d.reason);
+            annotations.insert(
+                "authorization.k8s.io/decision",
+                if d.allowed { "allow" } else { "forbid" },
+            );
+            annotations.insert("authorization.k8s.io/reason", &d.reason);
+        }
+        if !annotations.is_empty() {
+            out.extend_from_slice(b",\"annotations\":{");
+            for (i, (k, v)) in annotations.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                json_str(out, k);
+                out.push(b':');
+                json_str(out, v);
+            }
             out.push(b'}');
         }
         out.extend_from_slice(b"}\n");
@@ -407,6 +427,7 @@ mod tests {
                 allowed: true,
                 reason: String::new(),
             }),
+            annotations: Vec::new(),
         }
     }
 

@@ -352,6 +352,7 @@ impl Audit {
             omit: decision.omit_stages,
             long_running: matches!(target, Some(Target::Resource(rr)) if rr.verb == crate::api::request::Verb::Watch),
             decision: None,
+            annotations: Vec::new(),
             finished: false,
         });
         if received && !recorder.emit(Stage::RequestReceived, None) && auditor.strict() {

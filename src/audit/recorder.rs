@@ -21,6 +21,8 @@ pub struct Recorder {
     /// A watch: ResponseStarted when its headers leave, ResponseComplete when it ends.
     pub(super) long_running: bool,
     pub(super) decision: Option<Decision>,
+    /// What admission added to the events (`annotations`, beside the decision's).
+    pub(super) annotations: Vec<(String, String)>,
     /// The last event was sent (or the request was refused): nothing is left to send on drop.
     pub(super) finished: bool,
 }
@@ -53,6 +55,7 @@ impl Recorder {
             omit: policy::Stages::default(),
             long_running: false,
             decision: None,
+            annotations: Vec::new(),
             finished: false,
         }
     }
@@ -82,6 +85,11 @@ impl Recorder {
         });
     }
 
+    /// Annotations for the events still to send (admission's).
+    pub fn annotate(&mut self, annotations: Vec<(String, String)>) {
+        self.annotations.extend(annotations);
+    }
+
     /// Sends one stage's event unless the policy omits the stage; false if it could not be
     /// queued.
     pub(super) fn emit(&self, stage: Stage, response: Option<event::Response>) -> bool {
@@ -94,6 +102,7 @@ impl Recorder {
             stage_micros: now_micros(),
             response,
             decision: self.decision.clone(),
+            annotations: self.annotations.clone(),
         });
         EVENTS.inc();
         let mut all_sent = true;

@@ -5,9 +5,8 @@
 //! `Warning` naming what broke it; a namespace with invalid labels is refused (422); raising a
 //! namespace's enforce level warns about the pods already there that would break it.
 //!
-//! Not done here: the `audit` mode's annotations on audit events (kapi's audit events carry
-//! the authorization decision only), so `audit` labels are parsed and validated but record
-//! nothing.
+//! What was decided goes into the request's audit event as upstream's annotations
+//! (`pod-security.kubernetes.io/enforce-policy`, `audit-violations`, `exempt`, `error`).
 //!
 //! Runs in the validating chain, after the kind's validation, on the object as it will be
 //! stored. Namespaces and pods are read from the watch cache.
@@ -28,6 +27,25 @@ use policy::{Level, LevelVersion, Policy, Version};
 
 /// Existing pods a namespace's new enforce level is tried against, at most (upstream's).
 const DRY_RUN_MAX_PODS: usize = 3000;
+
+/// The annotation keys' prefix.
+const ANNOTATION_PREFIX: &str = "pod-security.kubernetes.io/";
+
+fn annotate(attrs: &Attributes<'_>, key: &str, value: String) {
+    attrs.annotate(format!("{ANNOTATION_PREFIX}{key}"), value);
+}
+
+/// Label errors as upstream's aggregate prints them (`[e1, e2]` when several).
+fn aggregate(errors: &[Cause]) -> String {
+    let list: Vec<String> = errors
+        .iter()
+        .map(|c| format!("{}: {}", c.field, c.message))
+        .collect();
+    match list.as_slice() {
+        [one] => one.clone(),
+        _ => format!("[{}]", list.join(", ")),
+    }
+}
 
 /// Pod subresources that never change what the pod runs.
 const IGNORED_POD_SUBRESOURCES: &[&str] = &[
@@ -159,7 +177,15 @@ impl PodSecurity {
         })
     }
 
-    fn exempt_runtime_class(&self, spec: &Value) -> bool {
+    fn exempt_runtime_class(&self, attrs: &Attributes<'_>, spec: &Value) -> bool {
+        let exempt = self.runtime_class_exempt(spec);
+        if exempt {
+            annotate(attrs, "exempt", "runtimeClass".into());
+        }
+        exempt
+    }
+
+    fn runtime_class_exempt(&self, spec: &Value) -> bool {
         spec.get("runtimeClassName")
             .and_then(Value::as_str)
             .is_some_and(|r| !r.is_empty() && self.exempt_runtime_classes.contains(r))
@@ -174,19 +200,20 @@ impl PodSecurity {
             return Ok(());
         }
         let ns = attrs.namespace.unwrap_or("");
-        if self.exempt_namespaces.contains(ns) || self.exempt_usernames.contains(&attrs.user.name) {
+        if self.exempt(attrs, ns) {
             return Ok(());
         }
         let labels = match api.namespace_labels(ns).await {
             Ok(Some(labels)) => labels,
             Ok(None) | Err(_) => {
-                return Err(Status::internal(format!(
-                    "failed to lookup namespace \"{ns}\""
-                )));
+                let message = format!("failed to lookup namespace \"{ns}\"");
+                annotate(attrs, "error", format!("{message}: not found"));
+                return Err(Status::internal(message));
             }
         };
         let (policy, errors) = policy::from_labels(&labels, &self.defaults);
         if errors.is_empty() && policy.fully_privileged() {
+            annotate(attrs, "enforce-policy", "privileged:latest".into());
             return Ok(());
         }
         if attrs.operation == Operation::Update
@@ -197,10 +224,25 @@ impl PodSecurity {
         }
         let meta = pod.get("metadata").unwrap_or(&Value::Null);
         let spec = pod.get("spec").unwrap_or(&Value::Null);
-        if self.exempt_runtime_class(spec) {
+        if self.exempt_runtime_class(attrs, spec) {
             return Ok(());
         }
+        if !errors.is_empty() {
+            annotate(
+                attrs,
+                "error",
+                format!("Failed to parse policy: {}", aggregate(&errors)),
+            );
+        }
+        annotate(attrs, "enforce-policy", policy.enforce.to_string());
         let enforced = evaluate(policy.enforce, meta, spec);
+        self.audit(
+            attrs,
+            policy.audit,
+            meta,
+            spec,
+            Some((policy.enforce, &enforced)),
+        );
         if !enforced.is_empty() {
             let name = meta.get("name").and_then(Value::as_str).unwrap_or("");
             return Err(Status::forbidden(
@@ -250,16 +292,62 @@ impl PodSecurity {
         }
     }
 
+    /// The `audit` mode's annotation, reusing the enforce result when the level is the same.
+    fn audit(
+        &self,
+        attrs: &Attributes<'_>,
+        audit: LevelVersion,
+        meta: &Value,
+        spec: &Value,
+        known: Option<(LevelVersion, &Vec<checks::Failure>)>,
+    ) {
+        if audit.level == Level::Privileged {
+            return;
+        }
+        let failures = match known {
+            Some((lv, f)) if lv == audit => f.clone(),
+            _ => evaluate(audit, meta, spec),
+        };
+        if !failures.is_empty() {
+            annotate(
+                attrs,
+                "audit-violations",
+                format!(
+                    "would violate PodSecurity \"{audit}\": {}",
+                    forbidden_detail(&failures)
+                ),
+            );
+        }
+    }
+
+    /// Whether the namespace or the user is exempt (and says so in the audit event).
+    fn exempt(&self, attrs: &Attributes<'_>, ns: &str) -> bool {
+        let why = if self.exempt_namespaces.contains(ns) {
+            "namespace"
+        } else if self.exempt_usernames.contains(&attrs.user.name) {
+            "user"
+        } else {
+            return false;
+        };
+        annotate(attrs, "exempt", why.into());
+        true
+    }
+
     /// A pod-template workload: warned about, never refused.
     async fn workload(&self, api: &Api, attrs: &Attributes<'_>, obj: &Value) -> Result<(), Status> {
         if attrs.subresource.is_some() {
             return Ok(());
         }
         let ns = attrs.namespace.unwrap_or("");
-        if self.exempt_namespaces.contains(ns) || self.exempt_usernames.contains(&attrs.user.name) {
+        if self.exempt(attrs, ns) {
             return Ok(());
         }
         let Ok(Some(labels)) = api.namespace_labels(ns).await else {
+            annotate(
+                attrs,
+                "error",
+                format!("failed to lookup namespace \"{ns}\": not found"),
+            );
             return Ok(());
         };
         let (policy, errors) = policy::from_labels(&labels, &self.defaults);
@@ -279,9 +367,17 @@ impl PodSecurity {
         };
         let meta = template.get("metadata").unwrap_or(&Value::Null);
         let spec = template.get("spec").unwrap_or(&Value::Null);
-        if self.exempt_runtime_class(spec) {
+        if self.exempt_runtime_class(attrs, spec) {
             return Ok(());
         }
+        if !errors.is_empty() {
+            annotate(
+                attrs,
+                "error",
+                format!("Failed to parse policy: {}", aggregate(&errors)),
+            );
+        }
+        self.audit(attrs, policy.audit, meta, spec, None);
         self.warn(attrs, policy.warn, meta, spec, None);
         Ok(())
     }
@@ -347,7 +443,7 @@ impl PodSecurity {
         let mut controllers = HashSet::new();
         for pod in &pods {
             let spec = pod.get("spec").unwrap_or(&Value::Null);
-            if self.exempt_runtime_class(spec) {
+            if self.runtime_class_exempt(spec) {
                 continue;
             }
             match controller_uid(pod) {

@@ -19,8 +19,9 @@
 //!
 //! The answer's `warnings` become the response's `Warning` headers.
 //!
-//! Not yet: `matchConditions` (CEL; a webhook that has them is called as if they all held),
-//! the answer's audit annotations, and `matchPolicy: Equivalent` across versions
+//! Its `auditAnnotations` go into the request's audit event as `<webhook name>/<key>`.
+//!
+//! Not yet: `matchConditions` (CEL; a webhook that has them is called as if they all held), and `matchPolicy: Equivalent` across versions
 //! (kapi serves one version of each built-in resource).
 
 pub mod client;
@@ -325,6 +326,14 @@ async fn call(
     for w in response["warnings"].as_array().into_iter().flatten() {
         if let Some(w) = w.as_str().filter(|w| !w.chars().any(char::is_control)) {
             attrs.warn(w.to_string());
+        }
+    }
+    // Its audit annotations go into the request's audit event as `<webhook>/<key>`.
+    if let Some(annotations) = response["auditAnnotations"].as_object() {
+        for (k, v) in annotations {
+            if let Some(v) = v.as_str() {
+                attrs.annotate(format!("{name}/{k}"), v.to_string());
+            }
         }
     }
     if response["allowed"] == true {

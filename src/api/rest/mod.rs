@@ -90,6 +90,14 @@ fn store_error(res: &Resource, name: &str, e: StoreError) -> Status {
     }
 }
 
+/// What a request brings to its handler beyond the request itself.
+pub struct Scope<'a> {
+    /// Its flow-control seat.
+    pub seat: Option<crate::flowcontrol::Seat>,
+    /// Where admission's annotations for its audit event go.
+    pub audit_annotations: &'a std::cell::RefCell<Vec<(String, String)>>,
+}
+
 pub async fn serve(
     api: &Arc<Api>,
     req: &Request,
@@ -97,8 +105,12 @@ pub async fn serve(
     rr: ResourceRequest,
     query: Query,
     pretty: bool,
-    seat: Option<crate::flowcontrol::Seat>,
+    scope: Scope<'_>,
 ) -> Result<Response, Failure> {
+    let Scope {
+        seat,
+        audit_annotations,
+    } = scope;
     let accept_header = req
         .headers
         .get(header::ACCEPT)
@@ -132,6 +144,7 @@ pub async fn serve(
         shape: accepted.shape,
         pretty,
         seat: std::cell::Cell::new(seat),
+        audit_annotations,
     };
     if connect::is_connect(&rr) && rr.name.is_some() {
         return ctx.connect().await.map_err(fail);
@@ -197,6 +210,8 @@ struct Ctx<'a> {
     /// watch takes it and lets it go once its initial events are sent (as upstream counts
     /// watches).
     seat: std::cell::Cell<Option<crate::flowcontrol::Seat>>,
+    /// What admission adds to the request's audit event.
+    audit_annotations: &'a std::cell::RefCell<Vec<(String, String)>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -231,6 +246,7 @@ impl<'a> Ctx<'a> {
             shape: self.shape,
             pretty: self.pretty,
             seat: std::cell::Cell::new(None),
+            audit_annotations: self.audit_annotations,
         }
     }
 }

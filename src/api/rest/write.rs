@@ -55,6 +55,7 @@ impl Ctx<'_> {
             old,
             dry_run,
             warnings: Default::default(),
+            audit_annotations: Default::default(),
         }
     }
 
@@ -90,6 +91,20 @@ impl Ctx<'_> {
     /// fields under Strict, is a 400 before any validation) → validation → validating
     /// admission. Gives back the stored bytes, the warnings and the object.
     async fn admit_and_encode(
+        &self,
+        attrs: &Attributes<'_>,
+        obj: Value,
+        validation: FieldValidation,
+    ) -> Result<(Bytes, Vec<String>, Value), Status> {
+        let result = self.admit_and_encode_once(attrs, obj, validation).await;
+        // What admission noted for the audit event stays, whatever the answer.
+        self.audit_annotations
+            .borrow_mut()
+            .extend(attrs.audit_annotations.take());
+        result
+    }
+
+    async fn admit_and_encode_once(
         &self,
         attrs: &Attributes<'_>,
         mut obj: Value,
