@@ -277,18 +277,8 @@ impl PodSecurity {
         spec: &Value,
         known: Option<(LevelVersion, &Vec<checks::Failure>)>,
     ) {
-        if warn.level == Level::Privileged {
-            return;
-        }
-        let failures = match known {
-            Some((lv, f)) if lv == warn => f.clone(),
-            _ => evaluate(warn, meta, spec),
-        };
-        if !failures.is_empty() {
-            attrs.warn(format!(
-                "would violate PodSecurity \"{warn}\": {}",
-                forbidden_detail(&failures)
-            ));
+        if let Some(text) = violation(warn, meta, spec, known) {
+            attrs.warn(text);
         }
     }
 
@@ -301,22 +291,8 @@ impl PodSecurity {
         spec: &Value,
         known: Option<(LevelVersion, &Vec<checks::Failure>)>,
     ) {
-        if audit.level == Level::Privileged {
-            return;
-        }
-        let failures = match known {
-            Some((lv, f)) if lv == audit => f.clone(),
-            _ => evaluate(audit, meta, spec),
-        };
-        if !failures.is_empty() {
-            annotate(
-                attrs,
-                "audit-violations",
-                format!(
-                    "would violate PodSecurity \"{audit}\": {}",
-                    forbidden_detail(&failures)
-                ),
-            );
+        if let Some(text) = violation(audit, meta, spec, known) {
+            annotate(attrs, "audit-violations", text);
         }
     }
 
@@ -492,6 +468,29 @@ impl PodSecurity {
         out.extend(decorated);
         out
     }
+}
+
+/// `would violate PodSecurity "<lv>": <details>` when the pod breaks `lv` (`known`: the
+/// failures already evaluated at some level, reused when it is `lv`).
+fn violation(
+    lv: LevelVersion,
+    meta: &Value,
+    spec: &Value,
+    known: Option<(LevelVersion, &Vec<checks::Failure>)>,
+) -> Option<String> {
+    if lv.level == Level::Privileged {
+        return None;
+    }
+    let failures = match known {
+        Some((k, f)) if k == lv => f.clone(),
+        _ => evaluate(lv, meta, spec),
+    };
+    (!failures.is_empty()).then(|| {
+        format!(
+            "would violate PodSecurity \"{lv}\": {}",
+            forbidden_detail(&failures)
+        )
+    })
 }
 
 /// The resources a pod template lives in (beside pods themselves).
