@@ -7,10 +7,12 @@ pub mod certificates;
 pub mod classes;
 pub mod config;
 pub mod limit_ranger;
+mod matching;
 pub mod namespace_lifecycle;
 pub mod node_restriction;
 pub mod pod_security;
 pub mod pods;
+pub mod policy;
 mod quantities;
 pub mod resource_quota;
 pub mod storage_protection;
@@ -183,6 +185,7 @@ const IMPLEMENTED: &[&str] = &[
     "CertificateSigning",
     "CertificateSubjectRestriction",
     "PodSecurity",
+    "ValidatingAdmissionPolicy",
 ];
 
 /// The enabled plugins' names in upstream's order: the defaults, plus `enable`, minus `disable`.
@@ -366,6 +369,9 @@ impl Chain {
                 "ResourceQuota" => chain
                     .validating
                     .push(Box::new(resource_quota::ResourceQuota)),
+                "ValidatingAdmissionPolicy" => {
+                    chain.validating.push(Box::new(policy::ValidatingPolicies))
+                }
                 "PodSecurity" => chain.validating.push(Box::new(match configs.get(name) {
                     Some(c) => pod_security::PodSecurity::from_config(c)?,
                     None => pod_security::PodSecurity::default(),

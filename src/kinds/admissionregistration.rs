@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 
 use super::Strategy;
 use super::podspec::{existing, items, or_set};
+use super::policy_rules::PolicyKind;
 
 /// Seconds a webhook call may take when the configuration names no timeout.
 const WEBHOOK_TIMEOUT_SECONDS: i64 = 10;
@@ -60,11 +61,24 @@ fn default_match_resources(m: &mut Map<String, Value>) {
 
 /// Validating and mutating admission policies.
 #[derive(Debug)]
-pub struct AdmissionPolicies;
+pub struct AdmissionPolicies {
+    kind: PolicyKind,
+}
+
+pub static VALIDATING_POLICIES: AdmissionPolicies = AdmissionPolicies {
+    kind: PolicyKind::Validating,
+};
+pub static MUTATING_POLICIES: AdmissionPolicies = AdmissionPolicies {
+    kind: PolicyKind::Mutating,
+};
 
 impl Strategy for AdmissionPolicies {
     fn tracks_generation(&self) -> bool {
         true
+    }
+
+    fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
+        super::policy_rules::validate(obj, self.kind)
     }
 
     fn default(&self, obj: &mut Value) {
@@ -80,11 +94,24 @@ impl Strategy for AdmissionPolicies {
 
 /// Bindings of validating and mutating admission policies.
 #[derive(Debug)]
-pub struct PolicyBindings;
+pub struct PolicyBindings {
+    kind: PolicyKind,
+}
+
+pub static VALIDATING_BINDINGS: PolicyBindings = PolicyBindings {
+    kind: PolicyKind::ValidatingBinding,
+};
+pub static MUTATING_BINDINGS: PolicyBindings = PolicyBindings {
+    kind: PolicyKind::MutatingBinding,
+};
 
 impl Strategy for PolicyBindings {
     fn tracks_generation(&self) -> bool {
         true
+    }
+
+    fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
+        super::policy_rules::validate(obj, self.kind)
     }
 
     fn default(&self, obj: &mut Value) {
@@ -131,7 +158,7 @@ mod tests {
     fn a_policy_gets_its_failure_policy_and_match_defaults() {
         let mut p =
             json!({"spec": {"matchConstraints": {"resourceRules": [{"resources": ["pods"]}]}}});
-        AdmissionPolicies.default(&mut p);
+        VALIDATING_POLICIES.default(&mut p);
         assert_eq!(p["spec"]["failurePolicy"], "Fail");
         let m = &p["spec"]["matchConstraints"];
         assert_eq!(m["matchPolicy"], "Equivalent");

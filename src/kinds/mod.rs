@@ -22,6 +22,7 @@ mod pod_updates;
 mod pods;
 pub mod podspec;
 pub mod podspec_rules;
+mod policy_rules;
 mod rbac;
 mod service_rules;
 mod services;
@@ -256,14 +257,18 @@ pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
         ("admissionregistration.k8s.io", "validatingwebhookconfigurations") => {
             &admissionregistration::WebhookConfigurations { mutating: false }
         }
-        (
-            "admissionregistration.k8s.io",
-            "validatingadmissionpolicies" | "mutatingadmissionpolicies",
-        ) => &admissionregistration::AdmissionPolicies,
-        (
-            "admissionregistration.k8s.io",
-            "validatingadmissionpolicybindings" | "mutatingadmissionpolicybindings",
-        ) => &admissionregistration::PolicyBindings,
+        ("admissionregistration.k8s.io", "validatingadmissionpolicies") => {
+            &admissionregistration::VALIDATING_POLICIES
+        }
+        ("admissionregistration.k8s.io", "mutatingadmissionpolicies") => {
+            &admissionregistration::MUTATING_POLICIES
+        }
+        ("admissionregistration.k8s.io", "validatingadmissionpolicybindings") => {
+            &admissionregistration::VALIDATING_BINDINGS
+        }
+        ("admissionregistration.k8s.io", "mutatingadmissionpolicybindings") => {
+            &admissionregistration::MUTATING_BINDINGS
+        }
         ("autoscaling", "horizontalpodautoscalers") => &simple_defaults::HorizontalPodAutoscalers,
         ("flowcontrol.apiserver.k8s.io", "flowschemas") => &simple_defaults::FlowSchemas,
         ("flowcontrol.apiserver.k8s.io", "prioritylevelconfigurations") => {

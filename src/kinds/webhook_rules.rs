@@ -102,7 +102,7 @@ fn resources(field: &str, list: &[&Value], causes: &mut Vec<Cause>) {
     }
 }
 
-fn rule(field: &str, r: &Value, causes: &mut Vec<Cause>) {
+pub(super) fn rule(field: &str, r: &Value, causes: &mut Vec<Cause>) {
     let ops = strings(&r["operations"]);
     if ops.is_empty() {
         causes.push(required(format!("{field}.operations")));

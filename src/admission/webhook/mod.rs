@@ -32,23 +32,13 @@ use async_trait::async_trait;
 use base64::Engine;
 use serde_json::{Value, json};
 
-use super::{Attributes, Mutating, Operation, Validating, cached_objects};
+use super::matching::{admission_request, namespace_selected, object_selected, rule_matches};
+use super::{Attributes, Mutating, Validating, cached_objects};
 use crate::api::server::Api;
 use crate::api::status::Status;
 
 /// Seconds a call may take when the configuration names none.
 const DEFAULT_TIMEOUT_SECONDS: u64 = 10;
-
-/// Resources never sent to webhooks (upstream's `IsExemptAdmissionConfigurationResource`):
-/// a webhook could otherwise lock itself out of being fixed.
-const EXEMPT: &[&str] = &[
-    "validatingwebhookconfigurations",
-    "mutatingwebhookconfigurations",
-    "validatingadmissionpolicies",
-    "validatingadmissionpolicybindings",
-    "mutatingadmissionpolicies",
-    "mutatingadmissionpolicybindings",
-];
 
 pub struct MutatingWebhooks;
 
@@ -159,8 +149,7 @@ fn matching(
     attrs: &Attributes<'_>,
     obj: Option<&Value>,
 ) -> Result<Vec<Value>, Status> {
-    let res = attrs.resource;
-    if res.group == "admissionregistration.k8s.io" && EXEMPT.contains(&res.resource.as_str()) {
+    if super::matching::exempt(attrs) {
         return Ok(Vec::new());
     }
     let mut configs = cached_objects(api, "admissionregistration.k8s.io", "v1", resource, None)?;
@@ -187,86 +176,6 @@ fn matching(
     Ok(out)
 }
 
-fn listed(list: &Value, want: &str) -> bool {
-    list.as_array()
-        .is_some_and(|a| a.iter().any(|v| v == "*" || v == want))
-}
-
-fn operation_name(op: Operation) -> &'static str {
-    match op {
-        Operation::Create => "CREATE",
-        Operation::Update => "UPDATE",
-        Operation::Delete => "DELETE",
-    }
-}
-
-/// Upstream's rule matcher: operation, group, version, resource (`*` matches every resource,
-/// `*/*` and `res/*` every subresource too, `*/sub` that subresource of any), scope.
-fn rule_matches(rule: &Value, attrs: &Attributes<'_>) -> bool {
-    let res = attrs.resource;
-    let sub = attrs.subresource.unwrap_or("");
-    let resource_ok = rule["resources"].as_array().is_some_and(|list| {
-        list.iter().filter_map(Value::as_str).any(|r| {
-            let (r_res, r_sub) = r.split_once('/').unwrap_or((r, ""));
-            (r_res == "*" || r_res == res.resource) && (r_sub == "*" || r_sub == sub)
-        })
-    });
-    let scope_ok = match rule["scope"].as_str().unwrap_or("*") {
-        "Cluster" => !res.namespaced,
-        "Namespaced" => res.namespaced,
-        _ => true,
-    };
-    listed(&rule["operations"], operation_name(attrs.operation))
-        && listed(&rule["apiGroups"], &res.group)
-        && listed(&rule["apiVersions"], &res.version)
-        && resource_ok
-        && scope_ok
-}
-
-/// A LabelSelector against labels; an empty selector selects everything (webhooks' rule).
-fn selector_selects(selector: &Value, labels: Option<&Value>) -> bool {
-    use crate::authz::aggregate::{label_pairs, requirements, selector_matches};
-    requirements(selector) == 0
-        || selector_matches(selector, &label_pairs(labels.unwrap_or(&Value::Null)))
-}
-
-fn labels_of(obj: Option<&Value>) -> Option<&Value> {
-    obj.and_then(|o| o.pointer("/metadata/labels"))
-}
-
-/// The namespace selector: a namespaced object's namespace's labels, a Namespace's own;
-/// other cluster-scoped objects are always selected.
-fn namespace_selected(
-    api: &Api,
-    selector: &Value,
-    attrs: &Attributes<'_>,
-    obj: Option<&Value>,
-) -> Result<bool, Status> {
-    let res = attrs.resource;
-    if res.group.is_empty() && res.resource == "namespaces" {
-        return Ok(selector_selects(selector, labels_of(obj))
-            || selector_selects(selector, labels_of(attrs.old)));
-    }
-    if !res.namespaced {
-        return Ok(true);
-    }
-    if selector_selects(selector, None) && selector_selects(selector, Some(&json!({}))) {
-        // An empty selector: no need to look the namespace up.
-        return Ok(true);
-    }
-    let ns = attrs.namespace.unwrap_or("");
-    let namespaces = cached_objects(api, "", "v1", "namespaces", None)?;
-    let labels = namespaces
-        .iter()
-        .find(|n| n["metadata"]["name"] == ns)
-        .and_then(|n| n.pointer("/metadata/labels"));
-    Ok(selector_selects(selector, labels))
-}
-
-fn object_selected(selector: &Value, obj: Option<&Value>, old: Option<&Value>) -> bool {
-    selector_selects(selector, labels_of(obj)) || selector_selects(selector, labels_of(old))
-}
-
 /// Calls one webhook; its `response` when it allowed the write, `None` when it failed and its
 /// failure policy ignores that. A refusal or a failure under `Fail` is the write's Status.
 async fn call(
@@ -290,7 +199,8 @@ async fn call(
     } else {
         "admission.k8s.io/v1beta1"
     };
-    let review = review(attrs, obj, &uid, version);
+    let review = json!({"apiVersion": version, "kind": "AdmissionReview",
+                        "request": admission_request(attrs, obj, &uid)});
     let body = serde_json::to_vec(&review).map_err(|e| Status::internal(e.to_string()))?;
     let timeout = hook["timeoutSeconds"]
         .as_u64()
@@ -347,47 +257,6 @@ fn listed_exact(list: &Value, want: &str) -> bool {
 }
 
 /// The AdmissionReview sent for the write.
-fn review(attrs: &Attributes<'_>, obj: Option<&Value>, uid: &str, version: &str) -> Value {
-    let res = attrs.resource;
-    let kind = json!({"group": res.group, "version": res.version, "kind": res.kind});
-    let resource = json!({"group": res.group, "version": res.version, "resource": res.resource});
-    let user = attrs.user;
-    let mut user_info = json!({"username": user.name, "groups": user.groups});
-    if !user.uid.is_empty() {
-        user_info["uid"] = json!(user.uid);
-    }
-    if !user.extra.is_empty() {
-        user_info["extra"] = json!(user.extra);
-    }
-    let options_kind = match attrs.operation {
-        Operation::Create => "CreateOptions",
-        Operation::Update => "UpdateOptions",
-        Operation::Delete => "DeleteOptions",
-    };
-    let mut request = json!({
-        "uid": uid,
-        "kind": kind,
-        "resource": resource,
-        "requestKind": kind,
-        "requestResource": resource,
-        "name": attrs.name,
-        "operation": operation_name(attrs.operation),
-        "userInfo": user_info,
-        "object": obj.cloned().unwrap_or(Value::Null),
-        "oldObject": attrs.old.cloned().unwrap_or(Value::Null),
-        "dryRun": attrs.dry_run,
-        "options": {"apiVersion": "meta.k8s.io/v1", "kind": options_kind},
-    });
-    if let Some(sub) = attrs.subresource {
-        request["subResource"] = json!(sub);
-        request["requestSubResource"] = json!(sub);
-    }
-    if let Some(ns) = attrs.namespace {
-        request["namespace"] = json!(ns);
-    }
-    json!({"apiVersion": version, "kind": "AdmissionReview", "request": request})
-}
-
 /// The review's `response`, if it answers this request.
 fn read_answer(bytes: &[u8], uid: &str) -> Result<Value, String> {
     let review: Value = serde_json::from_slice(bytes)
@@ -591,15 +460,5 @@ mod tests {
                 .contains("expected response.uid")
         );
         assert!(read_answer(b"nope", "u1").is_err());
-    }
-
-    #[test]
-    fn empty_selectors_select_everything() {
-        assert!(selector_selects(&json!({}), None));
-        assert!(selector_selects(&Value::Null, Some(&json!({"a": "b"}))));
-        let sel = json!({"matchLabels": {"team": "a"}});
-        assert!(selector_selects(&sel, Some(&json!({"team": "a"}))));
-        assert!(!selector_selects(&sel, Some(&json!({"team": "b"}))));
-        assert!(!selector_selects(&sel, None));
     }
 }
