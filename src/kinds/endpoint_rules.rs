@@ -194,12 +194,12 @@ mod tests {
 
     #[test]
     fn slice_addresses_match_their_type_and_port_names_are_unique() {
-        let s = json!({"addressType": "IPv4", "endpoints": [{"addresses": ["127.0.0.1", "::1"]}],
+        let s = json!({"addressType": "IPv4", "endpoints": [{"addresses": ["169.254.0.1", "::1"]}],
             "ports": [{"name": "", "protocol": "TCP"}, {"name": "", "protocol": "TCP"}]});
         let causes = endpoint_slice(&s);
         assert_eq!(
             causes[0].message,
-            "Invalid value: \"127.0.0.1\": may not be in the loopback range (127.0.0.0/8, ::1/128)"
+            "Invalid value: \"169.254.0.1\": may not be in the link-local range (169.254.0.0/16, fe80::/10)"
         );
         assert_eq!(
             cause_fields(causes),

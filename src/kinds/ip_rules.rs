@@ -77,7 +77,9 @@ pub(super) fn ip(value: &str, field: &str, causes: &mut Vec<Cause>) -> Option<Ip
     parsed
 }
 
-/// `ValidateNonSpecialIP`: no unspecified, loopback or link-local address.
+/// `ValidateNonSpecialIP`: no unspecified or link-local address. Unlike upstream, loopback
+/// addresses pass: kapi often serves on loopback, and its own `kubernetes` endpoints and the
+/// endpoints of local webhook services point there.
 pub(super) fn non_special_ip(value: &str, field: &str, causes: &mut Vec<Cause>) {
     let f = || field.to_string();
     let Some(ip) = parse_ip(value) else {
@@ -87,10 +89,6 @@ pub(super) fn non_special_ip(value: &str, field: &str, causes: &mut Vec<Cause>) 
     if ip.is_unspecified() {
         let msg = format!("may not be unspecified ({value})");
         causes.push(invalid(f(), &json!(value), &msg));
-    }
-    if ip.is_loopback() {
-        let msg = "may not be in the loopback range (127.0.0.0/8, ::1/128)";
-        causes.push(invalid(f(), &json!(value), msg));
     }
     let (link_local, link_multicast) = match ip {
         IpAddr::V4(v) => (v.is_link_local(), v.octets()[..3] == [224, 0, 0]),
