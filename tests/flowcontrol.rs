@@ -488,7 +488,8 @@ fn the_ensurer_restores_mandatory_objects_and_keeps_a_users_suggested_ones() {
             r#"{{"apiVersion":"flowcontrol.apiserver.k8s.io/v1","kind":"FlowSchema",
             "metadata":{{"name":"{name}","annotations":{{{annotations}}}}},
             "spec":{{"priorityLevelConfiguration":{{"name":"leader-election"}},"matchingPrecedence":200,
-            "rules":[{{"subjects":[{{"kind":"Group","group":{{"name":"system:serviceaccounts"}}}}]}}]}}}}"#
+            "rules":[{{"subjects":[{{"kind":"Group","group":{{"name":"system:serviceaccounts"}}}}],
+            "resourceRules":[{{"verbs":["*"],"apiGroups":["*"],"resources":["*"],"namespaces":["*"]}}]}}]}}}}"#
         )
     };
     let out = k.kubectl_stdin(

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use super::NameRule;
 use super::field::{forbidden, invalid, not_supported, required, required_why};
+use super::json_read::strs;
 use super::meta::{name_errors, subdomain_errors};
 use crate::api::status::Cause;
 
@@ -26,6 +27,42 @@ fn class_name(v: &Value, key: &str, at: &str, causes: &mut Vec<Cause>) {
         for msg in subdomain_errors(name) {
             causes.push(invalid(format!("{at}.{key}"), &json!(name), msg));
         }
+    }
+}
+
+/// Access modes (of a claim or a volume): each a known mode, ReadWriteOncePod alone.
+pub(super) fn access_modes(modes: &[&str], field: &str, causes: &mut Vec<Cause>) {
+    let mut once_pod = false;
+    let mut others = false;
+    for m in modes {
+        match *m {
+            "ReadWriteOncePod" => once_pod = true,
+            m if ACCESS_MODES.contains(&m) => others = true,
+            m => causes.push(not_supported(field.to_string(), &json!(m), ACCESS_MODES)),
+        }
+    }
+    if once_pod && others {
+        causes.push(forbidden(
+            field.to_string(),
+            "may not use ReadWriteOncePod with other access modes",
+        ));
+    }
+}
+
+/// `ValidatePositiveQuantityValue`: a quantity above zero (reported in canonical form).
+pub(super) fn positive_quantity(q: &Value, field: String, causes: &mut Vec<Cause>) {
+    let text = q
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| q.to_string());
+    let positive = kapi_codec::goscalar::quantity_milli_value(&text).is_ok_and(|v| v > 0);
+    if !positive {
+        let mut canonical = Vec::new();
+        let text = match kapi_codec::goscalar::canonical_quantity(&text, &mut canonical) {
+            Ok(_) => String::from_utf8(canonical).unwrap_or(text),
+            Err(_) => text,
+        };
+        causes.push(invalid(field, &json!(text), "must be greater than zero"));
     }
 }
 
@@ -59,13 +96,7 @@ fn data_source(ds: &Value, f: &str, causes: &mut Vec<Cause>) {
 pub fn spec(spec: Option<&Value>, at: &str, causes: &mut Vec<Cause>) {
     let empty = json!({});
     let spec = spec.filter(|s| s.is_object()).unwrap_or(&empty);
-    let modes: Vec<&str> = spec
-        .get("accessModes")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|m| m.as_str().unwrap_or(""))
-        .collect();
+    let modes = strs(spec, "accessModes");
     if modes.is_empty() {
         causes.push(required_why(
             format!("{at}.accessModes"),
@@ -75,46 +106,10 @@ pub fn spec(spec: Option<&Value>, at: &str, causes: &mut Vec<Cause>) {
     if let Some(sel) = spec.get("selector").filter(|v| v.is_object()) {
         super::workload_rules::label_selector(sel, &format!("{at}.selector"), causes);
     }
-    let mut once_pod = false;
-    let mut others = false;
-    for m in &modes {
-        match *m {
-            "ReadWriteOncePod" => once_pod = true,
-            m if ACCESS_MODES.contains(&m) => others = true,
-            m => causes.push(not_supported(
-                format!("{at}.accessModes"),
-                &json!(m),
-                ACCESS_MODES,
-            )),
-        }
-    }
-    if once_pod && others {
-        causes.push(forbidden(
-            format!("{at}.accessModes"),
-            "may not use ReadWriteOncePod with other access modes",
-        ));
-    }
+    access_modes(&modes, &format!("{at}.accessModes"), causes);
     match spec.pointer("/resources/requests/storage") {
         None | Some(Value::Null) => causes.push(required(format!("{at}.resources[storage]"))),
-        Some(q) => {
-            let text = q
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| q.to_string());
-            let positive = kapi_codec::goscalar::quantity_milli_value(&text).is_ok_and(|v| v > 0);
-            if !positive {
-                let mut canonical = Vec::new();
-                let text = match kapi_codec::goscalar::canonical_quantity(&text, &mut canonical) {
-                    Ok(_) => String::from_utf8(canonical).unwrap_or(text),
-                    Err(_) => text,
-                };
-                causes.push(invalid(
-                    format!("{at}.resources[storage]"),
-                    &json!(text),
-                    "must be greater than zero",
-                ));
-            }
-        }
+        Some(q) => positive_quantity(q, format!("{at}.resources[storage]"), causes),
     }
     class_name(spec, "storageClassName", at, causes);
     if let Some(mode) = spec.get("volumeMode").and_then(Value::as_str)

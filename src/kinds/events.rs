@@ -1,5 +1,6 @@
 //! Events (core/v1 and events.k8s.io/v1): written with a lease, so etcd removes them after
 //! `--event-ttl` (1 h); the etcd store's lease manager adds upstream's 60 s lease-reuse window.
+//! Validation is `event_rules`.
 
 use super::Strategy;
 
@@ -9,5 +10,9 @@ pub struct Events;
 impl Strategy for Events {
     fn ttl_seconds(&self) -> Option<i64> {
         Some(crate::flags::settings().event_ttl_seconds)
+    }
+
+    fn validate_create(&self, obj: &serde_json::Value) -> Vec<crate::api::status::Cause> {
+        super::event_rules::validate(obj)
     }
 }

@@ -89,3 +89,21 @@ pub fn non_negative(value: Option<&Value>, field: String, causes: &mut Vec<Cause
         ));
     }
 }
+
+/// `TooLong`: a value over `max` bytes.
+pub fn too_long(field: String, max: usize) -> Cause {
+    Cause {
+        reason: "FieldValueTooLong".into(),
+        message: format!("Too long: may not be more than {max} bytes"),
+        field,
+    }
+}
+
+/// `TooMany`: a list of `actual` items where at most `max` are allowed.
+pub fn too_many(field: String, actual: usize, max: usize) -> Cause {
+    Cause {
+        reason: "FieldValueTooMany".into(),
+        message: format!("Too many: {actual}: must have at most {max} items"),
+        field,
+    }
+}

@@ -108,6 +108,7 @@ pub fn name_errors(rule: NameRule, name: &str, prefix: bool) -> Vec<String> {
             .map(str::to_string)
             .collect(),
         NameRule::PathSegment => path_segment_errors(checked),
+        NameRule::IpAddress => super::ip_rules::ip_address_name_errors(checked),
     }
 }
 

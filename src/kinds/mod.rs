@@ -9,10 +9,15 @@ mod batch;
 pub mod certificates;
 mod claim_rules;
 mod container_rules;
+mod endpoint_rules;
+mod event_rules;
 mod events;
 pub mod field;
+mod flowcontrol_rules;
 mod hpa_rules;
 mod ingress_rules;
+mod ip_rules;
+mod json_read;
 pub mod meta;
 mod namespaces;
 mod network_policy_rules;
@@ -24,10 +29,13 @@ pub mod podspec;
 pub mod podspec_rules;
 mod policy_rules;
 mod rbac;
+mod resource_rules;
 mod service_rules;
 mod services;
 mod simple_defaults;
+mod small_rules;
 mod statefulset_rules;
+mod storage_rules;
 mod webhook_rules;
 pub mod workload_rules;
 mod workloads;
@@ -47,6 +55,8 @@ pub enum NameRule {
     Label1035,
     /// A path segment only (no `/`, not `.` or `..`): RBAC objects, and the like.
     PathSegment,
+    /// An IP address in canonical form: IPAddresses.
+    IpAddress,
 }
 
 /// A kind's write-path behaviour. Shared by all cores; pure functions of the objects given.
@@ -208,6 +218,24 @@ impl Strategy for Generational {
     }
 }
 
+/// Kinds whose own behaviour is their validation (upstream's `Validate<Kind>`), and perhaps
+/// tracking `metadata.generation`.
+#[derive(Debug)]
+pub struct Validated {
+    pub generation: bool,
+    pub rules: fn(&Value) -> Vec<Cause>,
+}
+
+impl Strategy for Validated {
+    fn tracks_generation(&self) -> bool {
+        self.generation
+    }
+
+    fn validate_create(&self, obj: &Value) -> Vec<Cause> {
+        (self.rules)(obj)
+    }
+}
+
 /// Kinds whose DELETE returns the object, with nothing else of their own.
 #[derive(Debug)]
 pub struct ReturnsDeleted;
@@ -277,13 +305,48 @@ pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
         ("scheduling.k8s.io", "priorityclasses") => &simple_defaults::PriorityClasses,
         ("storage.k8s.io", "storageclasses") => &simple_defaults::StorageClasses,
         ("storage.k8s.io", "csidrivers") => &simple_defaults::CsiDrivers,
+        ("storage.k8s.io", "volumeattachments") => &Validated {
+            generation: false,
+            rules: storage_rules::volume_attachment,
+        },
+        ("storage.k8s.io", "volumeattributesclasses") => &Validated {
+            generation: false,
+            rules: storage_rules::volume_attributes_class,
+        },
+        ("storage.k8s.io", "csistoragecapacities") => &Validated {
+            generation: false,
+            rules: storage_rules::csi_storage_capacity,
+        },
         ("rbac.authorization.k8s.io", "roles" | "clusterroles") => &rbac::ROLES,
         ("rbac.authorization.k8s.io", "rolebindings") => &rbac::ROLE_BINDINGS,
         ("rbac.authorization.k8s.io", "clusterrolebindings") => &rbac::CLUSTER_ROLE_BINDINGS,
-        ("policy", "poddisruptionbudgets")
-        | ("apiextensions.k8s.io", "customresourcedefinitions")
-        | ("networking.k8s.io", "ingressclasses")
-        | ("resource.k8s.io", "resourceslices" | "deviceclasses") => &Generational,
+        ("policy", "poddisruptionbudgets") => &Validated {
+            generation: true,
+            rules: small_rules::disruption_budget,
+        },
+        ("networking.k8s.io", "ingressclasses") => &Validated {
+            generation: true,
+            rules: small_rules::ingress_class,
+        },
+        ("resource.k8s.io", "resourceslices") => &Validated {
+            generation: true,
+            rules: resource_rules::resource_slice,
+        },
+        ("node.k8s.io", "runtimeclasses") => &Validated {
+            generation: false,
+            rules: small_rules::runtime_class,
+        },
+        ("coordination.k8s.io", "leases") => &Validated {
+            generation: false,
+            rules: small_rules::lease,
+        },
+        ("networking.k8s.io", "ipaddresses") => &ip_rules::IpAddresses,
+        ("networking.k8s.io", "servicecidrs") => &Validated {
+            generation: false,
+            rules: ip_rules::service_cidr,
+        },
+        ("apiextensions.k8s.io", "customresourcedefinitions")
+        | ("resource.k8s.io", "deviceclasses") => &Generational,
         ("rbac.authorization.k8s.io", _) => &PathNamed,
         ("apiregistration.k8s.io", "apiservices") => &ApiServices,
         _ => &Generic,

@@ -1,6 +1,7 @@
 //! Network kinds: NetworkPolicies (port protocol, policy types), EndpointSlices and Endpoints
-//! (port name and protocol), Ingresses (generation; validation in `ingress_rules`). Upstream's
-//! `SetDefaults_*` of `pkg/apis/networking/v1`, `discovery/v1` and `core/v1`.
+//! (port name and protocol; validation in `endpoint_rules`), Ingresses (generation; validation
+//! in `ingress_rules`). Upstream's `SetDefaults_*` of `pkg/apis/networking/v1`, `discovery/v1`
+//! and `core/v1`.
 
 use serde_json::{Value, json};
 
@@ -80,6 +81,10 @@ impl Strategy for EndpointSlices {
         true
     }
 
+    fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
+        super::endpoint_rules::endpoint_slice(obj)
+    }
+
     fn default(&self, obj: &mut Value) {
         let Some(o) = obj.as_object_mut() else { return };
         for p in items(o, "ports") {
@@ -93,6 +98,10 @@ impl Strategy for EndpointSlices {
 pub struct EndpointsStrategy;
 
 impl Strategy for EndpointsStrategy {
+    fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
+        super::endpoint_rules::endpoints(obj)
+    }
+
     fn default(&self, obj: &mut Value) {
         let Some(o) = obj.as_object_mut() else { return };
         for subset in items(o, "subsets") {

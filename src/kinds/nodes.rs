@@ -14,6 +14,10 @@ impl Strategy for Nodes {
         true
     }
 
+    fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
+        super::small_rules::node(obj)
+    }
+
     fn default(&self, obj: &mut Value) {
         let Some(s) = obj.as_object_mut().and_then(|o| existing(o, "spec")) else {
             return;

@@ -101,7 +101,7 @@ fn key_items(items: Option<&Value>, f: &str, causes: &mut Vec<Cause>) {
 }
 
 /// One volume source's own rules (`validateVolumeSource`'s per-source part).
-fn volume_source(kind: &str, src: &Value, f: &str, causes: &mut Vec<Cause>) {
+pub(super) fn volume_source(kind: &str, src: &Value, f: &str, causes: &mut Vec<Cause>) {
     match kind {
         "configMap" => {
             if str_at(src, "name").is_empty() {

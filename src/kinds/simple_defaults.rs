@@ -77,6 +77,10 @@ impl Strategy for FlowSchemas {
         true
     }
 
+    fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
+        super::flowcontrol_rules::flow_schema(obj)
+    }
+
     fn default(&self, obj: &mut Value) {
         if let Some(s) = obj.as_object_mut().and_then(|o| child(o, "spec")) {
             or_zero(s, "matchingPrecedence", json!(1000));
@@ -90,6 +94,10 @@ pub struct PriorityLevels;
 impl Strategy for PriorityLevels {
     fn tracks_generation(&self) -> bool {
         true
+    }
+
+    fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
+        super::flowcontrol_rules::priority_level(obj)
     }
 
     fn default(&self, obj: &mut Value) {
@@ -113,6 +121,10 @@ pub struct PriorityClasses;
 impl Strategy for PriorityClasses {
     fn tracks_generation(&self) -> bool {
         true
+    }
+
+    fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
+        super::small_rules::priority_class(obj)
     }
 
     fn default(&self, obj: &mut Value) {
@@ -149,6 +161,10 @@ impl Strategy for Secrets {
 pub struct LimitRanges;
 
 impl Strategy for LimitRanges {
+    fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
+        super::small_rules::limit_range(obj)
+    }
+
     fn default(&self, obj: &mut Value) {
         let Some(s) = obj.as_object_mut().and_then(|o| child(o, "spec")) else {
             return;
@@ -186,6 +202,10 @@ impl Strategy for LimitRanges {
 pub struct StorageClasses;
 
 impl Strategy for StorageClasses {
+    fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
+        super::storage_rules::storage_class(obj)
+    }
+
     fn default(&self, obj: &mut Value) {
         if let Some(o) = obj.as_object_mut() {
             or_set(o, "reclaimPolicy", json!("Delete"));
@@ -226,6 +246,10 @@ pub struct PersistentVolumes;
 impl Strategy for PersistentVolumes {
     fn returns_deleted_object(&self) -> bool {
         true
+    }
+
+    fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
+        super::storage_rules::persistent_volume(obj)
     }
 
     fn default(&self, obj: &mut Value) {
@@ -277,6 +301,13 @@ pub struct ResourceClaims {
 }
 
 impl Strategy for ResourceClaims {
+    fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
+        match self.template {
+            true => super::resource_rules::claim_spec(obj.pointer("/spec/spec"), "spec.spec"),
+            false => super::resource_rules::claim_spec(obj.get("spec"), "spec"),
+        }
+    }
+
     fn default(&self, obj: &mut Value) {
         let Some(mut s) = obj.as_object_mut().and_then(|o| existing(o, "spec")) else {
             return;

@@ -240,7 +240,7 @@ pub(super) fn always_restarts(
 }
 
 /// `ValidatePositiveIntOrPercent`: a number ≥ 0, or `<digits>%`.
-fn int_or_percent(v: Option<&Value>, field: &str, causes: &mut Vec<Cause>) {
+pub(super) fn int_or_percent(v: Option<&Value>, field: &str, causes: &mut Vec<Cause>) {
     match v {
         Some(Value::String(s)) => {
             let digits = s.strip_suffix('%').unwrap_or("");
@@ -268,7 +268,7 @@ fn int_or_percent_value(v: Option<&Value>) -> (i64, bool) {
     }
 }
 
-fn not_over_100_percent(v: Option<&Value>, field: &str, causes: &mut Vec<Cause>) {
+pub(super) fn not_over_100_percent(v: Option<&Value>, field: &str, causes: &mut Vec<Cause>) {
     let (n, percent) = int_or_percent_value(v);
     if percent && n > 100 {
         causes.push(invalid(
