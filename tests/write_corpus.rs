@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use support::kapi::Kapi;
 
 /// Cases kapi must answer as upstream did (of 2,845). Raise it as kinds gain their rules.
-const AGREEMENT_FLOOR: usize = 2798;
+const AGREEMENT_FLOOR: usize = 2825;
 
 /// Concurrent senders: enough to keep both cores busy, few enough for a shared machine.
 const SENDERS: usize = 4;

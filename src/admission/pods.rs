@@ -467,6 +467,14 @@ impl Mutating for Priority {
                         c["preemptionPolicy"].as_str().map(String::from),
                     )
                 };
+                // A priority that is no int32 is the decoder's 400 (upstream decodes first).
+                if spec
+                    .get("priority")
+                    .filter(|v| !v.is_null())
+                    .is_some_and(|g| g.as_i64().is_none_or(|g| i32::try_from(g).is_err()))
+                {
+                    return Ok(());
+                }
                 if let Some(given) = spec.get("priority").filter(|v| !v.is_null())
                     && given.as_i64() != Some(priority)
                 {

@@ -124,7 +124,21 @@ fn default_job_spec(s: &mut Map<String, Value>) {
     };
     or_set(s, "podReplacementPolicy", json!(replacement));
     if let Some(t) = existing(s, "template") {
-        default_template(t);
+        default_job_template(t);
+    }
+}
+
+/// A Job's pod template gets the pod defaults but no restart policy: upstream refuses a Job
+/// that names none (`valid values: "OnFailure", "Never"`) rather than defaulting it to Always.
+fn default_job_template(t: &mut Map<String, Value>) {
+    let had_policy = t
+        .get("spec")
+        .and_then(|s| s.get("restartPolicy"))
+        .and_then(Value::as_str)
+        .is_some_and(|p| !p.is_empty());
+    default_template(t);
+    if !had_policy && let Some(spec) = t.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.remove("restartPolicy");
     }
 }
 
@@ -152,7 +166,7 @@ impl Strategy for CronJobs {
             .and_then(|jt| existing(jt, "spec"))
             .and_then(|js| existing(js, "template"))
         {
-            default_template(t);
+            default_job_template(t);
         }
     }
 }

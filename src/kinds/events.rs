@@ -5,9 +5,21 @@
 use super::Strategy;
 
 #[derive(Debug)]
-pub struct Events;
+pub struct Events {
+    /// core/v1 Events: any name that is a path segment (upstream's legacy event validation
+    /// does not check it further); events.k8s.io/v1 names are DNS subdomains.
+    pub legacy: bool,
+}
 
 impl Strategy for Events {
+    fn name_rule(&self) -> super::NameRule {
+        if self.legacy {
+            super::NameRule::PathSegment
+        } else {
+            super::NameRule::Subdomain
+        }
+    }
+
     fn ttl_seconds(&self) -> Option<i64> {
         Some(crate::flags::settings().event_ttl_seconds)
     }

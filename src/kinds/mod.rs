@@ -224,11 +224,18 @@ impl Strategy for Generational {
 pub struct Validated {
     pub generation: bool,
     pub rules: fn(&Value) -> Vec<Cause>,
+    /// The rule its names follow (most kinds: a DNS subdomain; a kind whose upstream
+    /// validation does not check the name: only a path segment).
+    pub names: NameRule,
 }
 
 impl Strategy for Validated {
     fn tracks_generation(&self) -> bool {
         self.generation
+    }
+
+    fn name_rule(&self) -> NameRule {
+        self.names
     }
 
     fn validate_create(&self, obj: &Value) -> Vec<Cause> {
@@ -254,7 +261,8 @@ pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
             &certificates::CertificateSigningRequests
         }
         ("", "namespaces") => &namespaces::Namespaces,
-        ("", "events") | ("events.k8s.io", "events") => &events::Events,
+        ("", "events") => &events::Events { legacy: true },
+        ("events.k8s.io", "events") => &events::Events { legacy: false },
         ("", "services") => &services::Services,
         ("", "nodes") => &nodes::Nodes,
         ("resource.k8s.io", "resourceclaims") => {
@@ -308,14 +316,17 @@ pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
         ("storage.k8s.io", "volumeattachments") => &Validated {
             generation: false,
             rules: storage_rules::volume_attachment,
+            names: NameRule::Subdomain,
         },
         ("storage.k8s.io", "volumeattributesclasses") => &Validated {
             generation: false,
             rules: storage_rules::volume_attributes_class,
+            names: NameRule::Subdomain,
         },
         ("storage.k8s.io", "csistoragecapacities") => &Validated {
             generation: false,
             rules: storage_rules::csi_storage_capacity,
+            names: NameRule::Subdomain,
         },
         ("rbac.authorization.k8s.io", "roles" | "clusterroles") => &rbac::ROLES,
         ("rbac.authorization.k8s.io", "rolebindings") => &rbac::ROLE_BINDINGS,
@@ -323,27 +334,38 @@ pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
         ("policy", "poddisruptionbudgets") => &Validated {
             generation: true,
             rules: small_rules::disruption_budget,
+            names: NameRule::PathSegment,
         },
         ("networking.k8s.io", "ingressclasses") => &Validated {
             generation: true,
             rules: small_rules::ingress_class,
+            names: NameRule::Subdomain,
         },
         ("resource.k8s.io", "resourceslices") => &Validated {
             generation: true,
             rules: resource_rules::resource_slice,
+            names: NameRule::Subdomain,
         },
         ("node.k8s.io", "runtimeclasses") => &Validated {
             generation: false,
             rules: small_rules::runtime_class,
+            names: NameRule::Subdomain,
         },
         ("coordination.k8s.io", "leases") => &Validated {
             generation: false,
             rules: small_rules::lease,
+            names: NameRule::Subdomain,
+        },
+        ("apps", "controllerrevisions") => &Validated {
+            generation: false,
+            rules: small_rules::controller_revision,
+            names: NameRule::Subdomain,
         },
         ("networking.k8s.io", "ipaddresses") => &ip_rules::IpAddresses,
         ("networking.k8s.io", "servicecidrs") => &Validated {
             generation: false,
             rules: ip_rules::service_cidr,
+            names: NameRule::Subdomain,
         },
         ("apiextensions.k8s.io", "customresourcedefinitions")
         | ("resource.k8s.io", "deviceclasses") => &Generational,

@@ -54,9 +54,11 @@ pub fn validate(obj: &Value) -> Vec<Cause> {
                 causes.push(invalid(format!("{f}.name"), &json!(name), &msg));
             }
         }
-        if let Some(port) = p.get("port") {
-            port_number(port, format!("{f}.port"), &mut causes);
-        }
+        port_number(
+            p.get("port").unwrap_or(&json!(0)),
+            format!("{f}.port"),
+            &mut causes,
+        );
         let proto = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
         if !PROTOCOLS.contains(&proto) {
             causes.push(not_supported(
@@ -65,10 +67,16 @@ pub fn validate(obj: &Value) -> Vec<Cause> {
                 PROTOCOLS,
             ));
         }
-        if let Some(target) = p.get("targetPort")
-            && target.is_number()
-        {
-            port_number(target, format!("{f}.targetPort"), &mut causes);
+        match p.get("targetPort") {
+            Some(Value::String(t)) => {
+                for msg in super::meta::port_name_errors(t) {
+                    causes.push(invalid(format!("{f}.targetPort"), &json!(t), msg));
+                }
+            }
+            Some(target) if target.is_number() => {
+                port_number(target, format!("{f}.targetPort"), &mut causes)
+            }
+            _ => {}
         }
         if let Some(np) = p.get("nodePort").and_then(Value::as_i64)
             && np != 0

@@ -68,7 +68,9 @@ fn default_service_spec(s: &mut Map<String, Value>) {
             Some(Value::String(t)) => t.is_empty(),
             _ => false,
         };
-        if target_unset && let Some(port) = p.get("port").cloned() {
+        if target_unset {
+            // The port's number (0 when the port has none, which validation then refuses).
+            let port = p.get("port").cloned().unwrap_or(json!(0));
             p.insert("targetPort".into(), port);
         }
     }

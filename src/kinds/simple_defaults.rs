@@ -22,7 +22,8 @@ impl Strategy for RoleBindings {
 
     fn default(&self, obj: &mut Value) {
         let Some(o) = obj.as_object_mut() else { return };
-        if let Some(r) = existing(o, "roleRef") {
+        // RoleRef is a struct upstream: an absent one is defaulted too.
+        if let Some(r) = child(o, "roleRef") {
             or_zero(r, "apiGroup", json!(RBAC_GROUP));
         }
         for s in items(o, "subjects") {
@@ -139,6 +140,10 @@ impl Strategy for PriorityClasses {
 pub struct Secrets;
 
 impl Strategy for Secrets {
+    fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
+        super::small_rules::secret(obj)
+    }
+
     fn default(&self, obj: &mut Value) {
         let Some(o) = obj.as_object_mut() else { return };
         or_zero(o, "type", json!("Opaque"));

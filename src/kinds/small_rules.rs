@@ -381,6 +381,58 @@ pub fn ingress_class(obj: &Value) -> Vec<Cause> {
     causes
 }
 
+/// ControllerRevisions: the revision is not negative (`ValidateControllerRevision`).
+pub fn controller_revision(obj: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    super::field::non_negative(obj.get("revision"), "revision".into(), &mut causes);
+    causes
+}
+
+/// Secrets: the keys a type requires, and valid data keys (`ValidateSecret`).
+pub fn secret(obj: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let data = obj.get("data").and_then(Value::as_object);
+    let has = |k: &str| data.is_some_and(|d| d.contains_key(k));
+    let key_field = |k: &str| format!("data[{k}]");
+    for k in data.into_iter().flat_map(|d| d.keys()) {
+        for msg in super::meta::config_map_key_errors(k) {
+            causes.push(super::field::invalid(
+                key_field(k),
+                &serde_json::json!(k),
+                msg,
+            ));
+        }
+    }
+    let required: &[&str] = match obj.get("type").and_then(Value::as_str).unwrap_or("") {
+        "kubernetes.io/tls" => &["tls.crt", "tls.key"],
+        "kubernetes.io/dockercfg" => &[".dockercfg"],
+        "kubernetes.io/dockerconfigjson" => &[".dockerconfigjson"],
+        "kubernetes.io/ssh-auth" => &["ssh-privatekey"],
+        "kubernetes.io/basic-auth" if !has("username") && !has("password") => {
+            &["username", "password"]
+        }
+        "kubernetes.io/service-account-token" => {
+            let named = obj
+                .pointer("/metadata/annotations/kubernetes.io~1service-account.name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty());
+            if !named {
+                causes.push(super::field::required(
+                    "metadata.annotations[kubernetes.io/service-account.name]".into(),
+                ));
+            }
+            &[]
+        }
+        _ => &[],
+    };
+    for k in required {
+        if !has(k) {
+            causes.push(super::field::required(key_field(k)));
+        }
+    }
+    causes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

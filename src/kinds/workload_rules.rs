@@ -616,7 +616,7 @@ pub fn validate(obj: &Value, workload: Workload) -> Vec<Cause> {
             ));
         }
         Workload::PodTemplate => {
-            pod_template(obj.get("template"), "template", None, &mut causes);
+            pod_template(obj.get("template"), "template", Some("Always"), &mut causes);
         }
     }
     causes

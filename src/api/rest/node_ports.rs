@@ -224,12 +224,41 @@ pub async fn allocate(
         .as_array()
         .map(|ps| ps.iter().map(|p| p["nodePort"].as_i64()).collect())
         .unwrap_or_default();
+    // Entries with the same port number share one node port (upstream's initNodePorts): the
+    // one an entry asks for, else the first one given to an earlier entry.
+    let numbers: Vec<i64> = svc["spec"]["ports"]
+        .as_array()
+        .map(|ps| ps.iter().map(|p| p["port"].as_i64().unwrap_or(0)).collect())
+        .unwrap_or_default();
     let name = name.to_owned();
-    let chosen = update(api, |bitmap| {
-        let mut chosen = Vec::new();
+    let assigned = update(api, |bitmap| {
+        let mut chosen: Vec<u32> = Vec::new();
+        let mut assigned: Vec<u32> = Vec::new();
+        let mut by_number: Vec<(i64, u32)> = Vec::new();
         for (i, asked) in ports.iter().enumerate() {
+            let number = numbers.get(i).copied().unwrap_or(0);
+            let shared = by_number.iter().find(|(n, _)| *n == number).map(|(_, p)| *p);
+            let requested = match asked {
+                Some(p) if *p != 0 => Some(*p),
+                _ if shared.is_none() => ports[i..]
+                    .iter()
+                    .zip(&numbers[i..])
+                    .find(|(p, n)| **n == number && p.is_some_and(|p| p != 0))
+                    .and_then(|(p, _)| *p),
+                _ => None,
+            };
+            if let (None, Some(shared)) = (requested, shared) {
+                assigned.push(shared);
+                continue;
+            }
+            if let (Some(r), Some(shared)) = (requested, shared)
+                && u32::try_from(r).ok() == Some(shared)
+            {
+                assigned.push(shared);
+                continue;
+            }
             let field = format!("spec.ports[{i}].nodePort");
-            let port = match asked {
+            let port = match &requested {
                 Some(p) if *p != 0 => {
                     let p32 = u32::try_from(*p).unwrap_or(0);
                     if p32 < bitmap.base || p32 - bitmap.base >= bitmap.size {
@@ -274,17 +303,22 @@ pub async fn allocate(
                 }
             };
             chosen.push(port);
+            assigned.push(port);
+            if shared.is_none() {
+                by_number.push((number, port));
+            }
         }
         if !dry_run {
             for p in &chosen {
                 bitmap.set(*p, true);
             }
         }
-        Ok(chosen)
+        Ok((chosen, assigned))
     })
     .await?;
+    let (chosen, assigned) = assigned;
     if let Some(ps) = svc["spec"]["ports"].as_array_mut() {
-        for (p, port) in ps.iter_mut().zip(&chosen) {
+        for (p, port) in ps.iter_mut().zip(&assigned) {
             p["nodePort"] = json!(port);
         }
     }
