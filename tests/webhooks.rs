@@ -191,6 +191,10 @@ fn webhooks_mutate_and_refuse_the_writes_their_rules_select() {
                                   "caBundle": hook.ca_bundle()})
     };
     let selected = json!({"namespaceSelector": {"matchLabels": {"webhooks": "on"}}});
+    // The mutating webhook also has a match condition: objects labelled `skip` are not sent.
+    let mut conditional = selected.clone();
+    conditional["matchConditions"] = json!([{"name": "not-skipped",
+        "expression": "!has(object.metadata.labels) || !('skip' in object.metadata.labels)"}]);
     configure(
         &c,
         "MutatingWebhookConfiguration",
@@ -199,7 +203,7 @@ fn webhooks_mutate_and_refuse_the_writes_their_rules_select() {
             "annotate.example.com",
             url("/mutate"),
             &["configmaps"],
-            selected.clone(),
+            conditional,
         )],
     );
     configure(
@@ -236,6 +240,35 @@ fn webhooks_mutate_and_refuse_the_writes_their_rules_select() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("denied the request: no forbidden keys"),
         "{out:?}"
+    );
+    // A match condition that does not hold: not mutated.
+    let (code, skipped) = c.json(
+        "POST",
+        "/api/v1/namespaces/hooked/configmaps",
+        CT,
+        &json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "skipped", "labels": {"skip": "yes"}}, "data": {}}),
+    );
+    assert_eq!(code, 201, "{skipped}");
+    assert!(
+        skipped["metadata"].get("annotations").is_none(),
+        "{skipped}"
+    );
+    // A condition that does not compile is refused with the configuration.
+    let mut broken = json!({"matchConditions": [{"name": "bad", "expression": "objekt.x"}]});
+    broken["namespaceSelector"] = json!({});
+    let (code, refused) = c.json(
+        "POST",
+        "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
+        CT,
+        &json!({"apiVersion": "admissionregistration.k8s.io/v1",
+                "kind": "ValidatingWebhookConfiguration", "metadata": {"name": "broken"},
+                "webhooks": [webhook("broken.example.com", url("/deny"), &["configmaps"], broken)]}),
+    );
+    assert_eq!(code, 422, "{refused}");
+    assert_eq!(
+        refused["details"]["causes"][0]["field"],
+        "webhooks[0].matchConditions[0].expression"
     );
     // The webhook's warnings reach the client.
     let out = k.kubectl(&["create", "configmap", "w", "-n", "hooked"]);

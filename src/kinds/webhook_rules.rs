@@ -3,7 +3,7 @@
 //! its configuration), its rules (operations, groups, versions, resources and the wildcard
 //! forms, scope), failure and match policies, selectors, side effects, timeout, client config
 //! (exactly one of an https URL or a Service) and AdmissionReview versions; the reinvocation
-//! policy of mutating ones. `matchConditions` (CEL) are not checked yet.
+//! policy of mutating ones, and `matchConditions` (named, each expression compiled as CEL).
 
 use serde_json::{Value, json};
 
@@ -388,6 +388,7 @@ fn webhook(field: &str, w: &Value, mutating: bool, causes: &mut Vec<Cause>) {
             causes,
         );
     }
+    match_conditions(field, w, causes);
     if mutating {
         one_of(
             &format!("{field}.reinvocationPolicy"),
@@ -395,6 +396,47 @@ fn webhook(field: &str, w: &Value, mutating: bool, causes: &mut Vec<Cause>) {
             &["IfNeeded", "Never"],
             causes,
         );
+    }
+}
+
+/// Most match conditions a webhook may have (upstream's).
+const MAX_MATCH_CONDITIONS: usize = 64;
+
+/// `matchConditions`: each named (a qualified name, unique) with an expression that compiles.
+fn match_conditions(field: &str, w: &Value, causes: &mut Vec<Cause>) {
+    use crate::admission::policy::cel::{WEBHOOK_VARIABLES, compile};
+    let conditions = strings(&w["matchConditions"]);
+    if conditions.len() > MAX_MATCH_CONDITIONS {
+        causes.push(Cause {
+            reason: "FieldValueTooMany".into(),
+            message: format!(
+                "Too many: {}: must have at most {MAX_MATCH_CONDITIONS} items",
+                conditions.len()
+            ),
+            field: format!("{field}.matchConditions"),
+        });
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for (i, c) in conditions.iter().enumerate() {
+        let f = format!("{field}.matchConditions[{i}]");
+        let name = c["name"].as_str().unwrap_or("");
+        if name.is_empty() {
+            causes.push(required(format!("{f}.name")));
+        } else {
+            for msg in super::meta::qualified_name_errors(name) {
+                causes.push(invalid(format!("{f}.name"), &json!(name), &msg));
+            }
+            if names.contains(&name) {
+                causes.push(duplicate(format!("{f}.name"), &json!(name)));
+            }
+            names.push(name);
+        }
+        let expr = c["expression"].as_str().unwrap_or("");
+        if expr.is_empty() {
+            causes.push(required(format!("{f}.expression")));
+        } else if let Err(why) = compile(expr, WEBHOOK_VARIABLES) {
+            causes.push(invalid(format!("{f}.expression"), &json!(expr), &why));
+        }
     }
 }
 

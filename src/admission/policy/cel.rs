@@ -18,6 +18,9 @@ pub const POLICY_VARIABLES: &[&str] = &[
     "variables",
 ];
 
+/// The variables an admission webhook's `matchConditions` may use.
+pub const WEBHOOK_VARIABLES: &[&str] = &["object", "oldObject", "request", "authorizer"];
+
 /// A compiled expression.
 pub struct Compiled {
     program: Program,

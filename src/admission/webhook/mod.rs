@@ -21,8 +21,11 @@
 //!
 //! Its `auditAnnotations` go into the request's audit event as `<webhook name>/<key>`.
 //!
-//! Not yet: `matchConditions` (CEL; a webhook that has them is called as if they all held), and `matchPolicy: Equivalent` across versions
-//! (kapi serves one version of each built-in resource).
+//! `matchConditions` (CEL over `object`, `oldObject` and `request`) decide whether a selected
+//! webhook is called; one that errs follows the failure policy.
+//!
+//! Not yet: `matchPolicy: Equivalent` across versions (kapi serves one version of each
+//! built-in resource) and the `authorizer` variable of match conditions.
 
 pub mod client;
 
@@ -176,6 +179,42 @@ fn matching(
     Ok(out)
 }
 
+/// Whether every one of the webhook's `matchConditions` (CEL over `object`, `oldObject` and
+/// `request`) holds: false as soon as one is false; an error when none is false and one erred.
+fn match_conditions(
+    attrs: &Attributes<'_>,
+    obj: Option<&Value>,
+    hook: &Value,
+) -> Result<bool, String> {
+    use crate::admission::policy::cel::{Activation, WEBHOOK_VARIABLES, compile};
+    let Some(conditions) = hook["matchConditions"].as_array().filter(|c| !c.is_empty()) else {
+        return Ok(true);
+    };
+    let mut activation = Activation::default();
+    let object = match attrs.operation {
+        super::Operation::Delete => None,
+        _ => obj,
+    };
+    activation.bind("object", object);
+    activation.bind("oldObject", attrs.old);
+    activation.bind("request", Some(&admission_request(attrs, obj, "")));
+    let mut error = None;
+    for c in conditions {
+        let name = c["name"].as_str().unwrap_or("");
+        let expr = c["expression"].as_str().unwrap_or("");
+        match compile(expr, WEBHOOK_VARIABLES).and_then(|p| p.eval_bool(&activation)) {
+            Ok(true) => {}
+            Ok(false) => return Ok(false),
+            Err(why) => {
+                error.get_or_insert(format!(
+                    "failed to evaluate match condition {name:?}: {why}"
+                ));
+            }
+        }
+    }
+    error.map_or(Ok(true), Err)
+}
+
 /// Calls one webhook; its `response` when it allowed the write, `None` when it failed and its
 /// failure policy ignores that. A refusal or a failure under `Fail` is the write's Status.
 async fn call(
@@ -190,6 +229,17 @@ async fn call(
         return Err(Status::bad_request(format!(
             "admission webhook {name:?} does not support dry run"
         )));
+    }
+    match match_conditions(attrs, obj, hook) {
+        Ok(true) => {}
+        // A condition that does not hold: the webhook is not called.
+        Ok(false) => return Ok(None),
+        Err(_) if hook["failurePolicy"] == "Ignore" => return Ok(None),
+        Err(why) => {
+            return Err(Status::internal(format!(
+                "failed calling webhook {name:?}: {why}"
+            )));
+        }
     }
     let uid = uuid::Uuid::new_v4().to_string();
     let version = if listed_exact(&hook["admissionReviewVersions"], "v1")
