@@ -184,3 +184,46 @@ fn node_ports_are_claimed_on_upstreams_shared_bitmap() {
     );
     assert_eq!(code, 201, "{svc}");
 }
+
+#[test]
+fn local_load_balancers_get_a_health_check_node_port() {
+    let k = Kapi::start(&["--service-node-port-range=30000-30100"], &[]);
+    let c = Client::new(&k);
+    let ct = "application/json";
+    let lb = |name: &str, health: Option<i64>| {
+        let mut svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local",
+                     "ports": [{"port": 80}], "selector": {"app": name}}});
+        if let Some(h) = health {
+            svc["spec"]["healthCheckNodePort"] = json!(h);
+        }
+        svc
+    };
+    let (code, svc) = c.json("POST", SERVICES, ct, &lb("local", None));
+    assert_eq!(code, 201, "{svc}");
+    let health = svc["spec"]["healthCheckNodePort"].as_i64().unwrap_or(0);
+    assert!((30000..=30100).contains(&health), "{svc}");
+    assert_ne!(Some(health), svc["spec"]["ports"][0]["nodePort"].as_i64());
+    // The port is held: asking for it again is refused, until the Service goes.
+    let (code, st) = c.json("POST", SERVICES, ct, &lb("second", Some(health)));
+    assert_eq!(code, 422, "{st}");
+    assert_eq!(
+        st["details"]["causes"][0]["field"],
+        "spec.healthCheckNodePort"
+    );
+    k.ok(&["delete", "service", "local"]);
+    let (code, svc) = c.json("POST", SERVICES, ct, &lb("second", Some(health)));
+    assert_eq!(code, 201, "{svc}");
+    assert_eq!(svc["spec"]["healthCheckNodePort"], health);
+    // Only a Local load balancer may have one.
+    let mut cluster = lb("cluster", Some(30050));
+    cluster["spec"]["externalTrafficPolicy"] = json!("Cluster");
+    let (code, st) = c.json("POST", SERVICES, ct, &cluster);
+    assert_eq!(code, 422, "{st}");
+    assert!(
+        st["message"].as_str().unwrap_or("").contains(
+            "spec.healthCheckNodePort: Invalid value: 30050: may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'"
+        ),
+        "{st}"
+    );
+}

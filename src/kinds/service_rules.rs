@@ -89,6 +89,16 @@ pub fn validate(obj: &Value) -> Vec<Cause> {
             causes.push(duplicate(f, &json!(format!("{}/{}", key.0, key.1))));
         }
     }
+    if let Some(hc) = spec.get("healthCheckNodePort").and_then(Value::as_i64)
+        && hc != 0
+        && !(ty == "LoadBalancer" && s("externalTrafficPolicy") == "Local")
+    {
+        causes.push(invalid(
+            "spec.healthCheckNodePort".into(),
+            &json!(hc),
+            "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'",
+        ));
+    }
     if !TYPES.contains(&ty) {
         causes.push(not_supported("spec.type".into(), &json!(ty), TYPES));
     }

@@ -208,36 +208,101 @@ fn static_band(size: u32) -> u32 {
     (size / 32).clamp(16, 128).min(size / 2)
 }
 
+/// One port for `field`: the one asked for (in range and free), else a free one — the upper
+/// band first, from a random start; the lower band (kept for ports clients ask for) only when
+/// the upper one is full, as upstream's static-subrange rule.
+fn claim(
+    bitmap: &Bitmap,
+    chosen: &[u32],
+    requested: Option<i64>,
+    field: String,
+    name: &str,
+    range: &str,
+) -> Result<u32, Status> {
+    if let Some(p) = requested.filter(|p| *p != 0) {
+        let p32 = u32::try_from(p).unwrap_or(0);
+        if p32 < bitmap.base || p32 - bitmap.base >= bitmap.size {
+            return Err(invalid(
+                name,
+                field,
+                p,
+                &format!(
+                    "provided port is not in the valid range. The range of valid ports is {range}"
+                ),
+            ));
+        }
+        if bitmap.has(p32) || chosen.contains(&p32) {
+            return Err(invalid(
+                name,
+                field,
+                p,
+                "provided port is already allocated",
+            ));
+        }
+        return Ok(p32);
+    }
+    let band = static_band(bitmap.size);
+    let upper = bitmap.size - band;
+    let pick = |from: u32, len: u32| {
+        if len == 0 {
+            return None;
+        }
+        let start = fastrand::u32(..len);
+        (0..len)
+            .map(|k| bitmap.base + from + (start + k) % len)
+            .find(|p| !bitmap.has(*p) && !chosen.contains(p))
+    };
+    pick(band, upper)
+        .or_else(|| pick(0, band))
+        .ok_or_else(|| Status::internal("failed to allocate a nodePort: range is full"))
+}
+
+/// Whether a Service needs a health-check node port: a LoadBalancer whose external traffic
+/// stays on the node (`externalTrafficPolicy: Local`).
+fn wants_health_check_port(svc: &Value) -> bool {
+    svc["spec"]["type"] == "LoadBalancer" && svc["spec"]["externalTrafficPolicy"] == "Local"
+}
+
 /// Claims the node ports of a new Service (the ones it names, and a free one for each port
-/// without); writes them into `svc`. Returns the ports claimed (to release if the create fails).
+/// without; and its health-check node port when it needs one); writes them into `svc`.
+/// Returns the ports claimed (to release if the create fails).
 pub async fn allocate(
     api: &Arc<Api>,
     svc: &mut Value,
     name: &str,
     dry_run: bool,
 ) -> Result<Vec<u32>, Status> {
-    if !wants_node_ports(svc) {
+    let wants_ports = wants_node_ports(svc);
+    let wants_health_check = wants_health_check_port(svc);
+    if !wants_ports && !wants_health_check {
         return Ok(Vec::new());
     }
     let range = crate::flags::settings().node_port_range.to_string();
-    let ports: Vec<Option<i64>> = svc["spec"]["ports"]
-        .as_array()
-        .map(|ps| ps.iter().map(|p| p["nodePort"].as_i64()).collect())
-        .unwrap_or_default();
+    let ports: Vec<Option<i64>> = match wants_ports {
+        true => svc["spec"]["ports"]
+            .as_array()
+            .map(|ps| ps.iter().map(|p| p["nodePort"].as_i64()).collect())
+            .unwrap_or_default(),
+        false => Vec::new(),
+    };
     // Entries with the same port number share one node port (upstream's initNodePorts): the
     // one an entry asks for, else the first one given to an earlier entry.
     let numbers: Vec<i64> = svc["spec"]["ports"]
         .as_array()
         .map(|ps| ps.iter().map(|p| p["port"].as_i64().unwrap_or(0)).collect())
         .unwrap_or_default();
+    let asked_health_check = svc["spec"]["healthCheckNodePort"].as_i64();
     let name = name.to_owned();
-    let assigned = update(api, |bitmap| {
+    let (chosen, assigned, health_check) = update(api, |bitmap| {
         let mut chosen: Vec<u32> = Vec::new();
         let mut assigned: Vec<u32> = Vec::new();
         let mut by_number: Vec<(i64, u32)> = Vec::new();
         for (i, asked) in ports.iter().enumerate() {
             let number = numbers.get(i).copied().unwrap_or(0);
-            let shared = by_number.iter().find(|(n, _)| *n == number).map(|(_, p)| *p);
+            let shared = by_number
+                .iter()
+                .find(|(n, _)| *n == number)
+                .map(|(_, p)| *p);
             let requested = match asked {
                 Some(p) if *p != 0 => Some(*p),
                 _ if shared.is_none() => ports[i..]
@@ -258,69 +323,37 @@ pub async fn allocate(
                 continue;
             }
             let field = format!("spec.ports[{i}].nodePort");
-            let port = match &requested {
-                Some(p) if *p != 0 => {
-                    let p32 = u32::try_from(*p).unwrap_or(0);
-                    if p32 < bitmap.base || p32 - bitmap.base >= bitmap.size {
-                        return Err(invalid(
-                            &name,
-                            field,
-                            *p,
-                            &format!(
-                                "provided port is not in the valid range. The range of valid ports is {range}"
-                            ),
-                        ));
-                    }
-                    if bitmap.has(p32) || chosen.contains(&p32) {
-                        return Err(invalid(&name, field, *p, "provided port is already allocated"));
-                    }
-                    p32
-                }
-                _ => {
-                    // The upper band first, from a random start; the lower band (kept for
-                    // ports clients ask for) only when the upper one is full, as upstream's
-                    // static-subrange rule.
-                    let band = static_band(bitmap.size);
-                    let upper = bitmap.size - band;
-                    let pick = |from: u32, len: u32| {
-                        if len == 0 {
-                            return None;
-                        }
-                        let start = fastrand::u32(..len);
-                        (0..len)
-                            .map(|k| bitmap.base + from + (start + k) % len)
-                            .find(|p| !bitmap.has(*p) && !chosen.contains(p))
-                    };
-                    let free = pick(band, upper).or_else(|| pick(0, band));
-                    match free {
-                        Some(p) => p,
-                        None => {
-                            return Err(Status::internal(
-                                "failed to allocate a nodePort: range is full",
-                            ));
-                        }
-                    }
-                }
-            };
+            let port = claim(bitmap, &chosen, requested, field, &name, &range)?;
             chosen.push(port);
             assigned.push(port);
             if shared.is_none() {
                 by_number.push((number, port));
             }
         }
+        let health_check = match wants_health_check {
+            true => {
+                let field = "spec.healthCheckNodePort".to_string();
+                let port = claim(bitmap, &chosen, asked_health_check, field, &name, &range)?;
+                chosen.push(port);
+                Some(port)
+            }
+            false => None,
+        };
         if !dry_run {
             for p in &chosen {
                 bitmap.set(*p, true);
             }
         }
-        Ok((chosen, assigned))
+        Ok((chosen, assigned, health_check))
     })
     .await?;
-    let (chosen, assigned) = assigned;
     if let Some(ps) = svc["spec"]["ports"].as_array_mut() {
         for (p, port) in ps.iter_mut().zip(&assigned) {
             p["nodePort"] = json!(port);
         }
+    }
+    if let Some(port) = health_check {
+        svc["spec"]["healthCheckNodePort"] = json!(port);
     }
     Ok(if dry_run { Vec::new() } else { chosen })
 }
@@ -341,7 +374,7 @@ pub async fn release(api: &Arc<Api>, ports: &[u32]) {
 
 /// The node ports a stored Service holds.
 pub fn held(svc: &Value) -> Vec<u32> {
-    svc["spec"]["ports"]
+    let mut held: Vec<u32> = svc["spec"]["ports"]
         .as_array()
         .map(|ps| {
             ps.iter()
@@ -349,7 +382,16 @@ pub fn held(svc: &Value) -> Vec<u32> {
                 .filter_map(|p| u32::try_from(p).ok())
                 .collect()
         })
-        .unwrap_or_default()
+        .unwrap_or_default();
+    held.extend(
+        svc["spec"]["healthCheckNodePort"]
+            .as_u64()
+            .and_then(|p| u32::try_from(p).ok())
+            .filter(|p| *p != 0),
+    );
+    held.sort_unstable();
+    held.dedup();
+    held
 }
 
 #[cfg(test)]
