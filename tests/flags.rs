@@ -305,7 +305,7 @@ fn kapi_starts_with_the_hard_way_unit_and_honours_its_flags() {
         "no warning for api/all:\n{log}"
     );
     // The unit's six plugins are all kapi's; of upstream's defaults, MutatingAdmissionPolicy
-    // and two more are not yet.
+    // and ClusterTrustBundleAttest are not yet.
     assert!(
         !log.contains("--enable-admission-plugins: kapi does not have these plugins yet"),
         "{log}"

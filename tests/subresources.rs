@@ -290,3 +290,42 @@ fn pods_are_resized_through_resize_keeping_their_qos_class() {
         "Forbidden: only cpu and memory resources are mutable"
     );
 }
+
+#[test]
+fn bound_pods_get_their_nodes_topology_labels() {
+    let k = Kapi::start(&[], &[]);
+    let c = Client::new(&k);
+    let ct = "application/json";
+    let (code, body) = c.json(
+        "POST",
+        "/api/v1/nodes",
+        ct,
+        &json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1", "labels": {
+            "topology.k8s.io/zone": "z1", "topology.k8s.io/region": "r1", "other": "x"}}}),
+    );
+    assert_eq!(code, 201, "{body}");
+    // Bound through pods/binding: the binding's labels and the node's topology labels.
+    let (code, body) = c.json("POST", PODS, ct, &pod("bound"));
+    assert_eq!(code, 201, "{body}");
+    let mut b = binding("bound", "n1");
+    b["metadata"]["labels"] = json!({"team": "a"});
+    let (code, st) = c.json("POST", &format!("{PODS}/bound/binding"), ct, &b);
+    assert_eq!(code, 201, "{st}");
+    let (_, p) = c.call("GET", &format!("{PODS}/bound"), "", None);
+    assert_eq!(
+        p["metadata"]["labels"],
+        json!({"team": "a", "topology.k8s.io/zone": "z1", "topology.k8s.io/region": "r1"}),
+        "{p}"
+    );
+    // Created on the node: the topology labels it does not set itself.
+    let mut placed = pod("placed");
+    placed["spec"]["nodeName"] = json!("n1");
+    placed["metadata"]["labels"] = json!({"topology.k8s.io/zone": "mine"});
+    let (code, p) = c.json("POST", PODS, ct, &placed);
+    assert_eq!(code, 201, "{p}");
+    assert_eq!(
+        p["metadata"]["labels"],
+        json!({"topology.k8s.io/zone": "mine", "topology.k8s.io/region": "r1"}),
+        "{p}"
+    );
+}

@@ -17,6 +17,7 @@ mod quantities;
 pub mod resource_quota;
 pub mod storage_protection;
 pub mod taint_nodes;
+pub mod topology;
 pub mod webhook;
 
 use async_trait::async_trait;
@@ -186,6 +187,7 @@ const IMPLEMENTED: &[&str] = &[
     "CertificateSubjectRestriction",
     "PodSecurity",
     "ValidatingAdmissionPolicy",
+    "PodTopologyLabels",
 ];
 
 /// The enabled plugins' names in upstream's order: the defaults, plus `enable`, minus `disable`.
@@ -369,6 +371,7 @@ impl Chain {
                 "ResourceQuota" => chain
                     .validating
                     .push(Box::new(resource_quota::ResourceQuota)),
+                "PodTopologyLabels" => chain.mutating.push(Box::new(topology::PodTopologyLabels)),
                 "ValidatingAdmissionPolicy" => {
                     chain.validating.push(Box::new(policy::ValidatingPolicies))
                 }
@@ -383,6 +386,12 @@ impl Chain {
             .mutating
             .push(Box::new(crate::authz::escalation::EscalationCheck));
         Ok(chain)
+    }
+
+    /// Whether the plugin `name` is on.
+    pub fn has(&self, name: &str) -> bool {
+        self.mutating.iter().any(|p| p.name() == name)
+            || self.validating.iter().any(|p| p.name() == name)
     }
 
     pub async fn mutate(

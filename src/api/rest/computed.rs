@@ -220,6 +220,32 @@ impl Ctx<'_> {
                 ));
             }
             pod["spec"]["nodeName"] = json!(node);
+            // The binding's labels (with its node's topology labels, when PodTopologyLabels
+            // is on) become the pod's.
+            let mut labels: Vec<(String, String)> = body["metadata"]["labels"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect();
+            if self.api.admission.has("PodTopologyLabels") {
+                for (k, v) in crate::admission::topology::node_labels(self.api, node)? {
+                    if !labels.iter().any(|(l, _)| *l == k) {
+                        labels.push((k, v));
+                    }
+                }
+            }
+            if !labels.is_empty()
+                && let Some(meta) = pod["metadata"].as_object_mut()
+                && let Some(existing) = meta
+                    .entry("labels")
+                    .or_insert_with(|| json!({}))
+                    .as_object_mut()
+            {
+                for (k, v) in labels {
+                    existing.insert(k, json!(v));
+                }
+            }
             if let Some(annotations) = body["metadata"]["annotations"].as_object()
                 && let Some(meta) = pod["metadata"].as_object_mut()
             {
