@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Attributes, Operation, cached_objects};
+use super::{Attributes, Operation, cached_object};
 use crate::api::server::Api;
 use crate::api::status::Status;
 
@@ -88,10 +88,9 @@ pub(super) fn namespace_selected(
         return Ok(true);
     }
     let ns = attrs.namespace.unwrap_or("");
-    let namespaces = cached_objects(api, "", "v1", "namespaces", None)?;
-    let labels = namespaces
-        .iter()
-        .find(|n| n["metadata"]["name"] == ns)
+    let namespace = cached_object(api, ("", "v1", "namespaces"), None, ns)?;
+    let labels = namespace
+        .as_ref()
         .and_then(|n| n.pointer("/metadata/labels"));
     Ok(selector_selects(selector, labels))
 }

@@ -269,6 +269,32 @@ pub(crate) fn cached_objects(
         .collect())
 }
 
+/// One object of `group/version/resource` from the watch cache, as served JSON (`namespace`
+/// for a namespaced resource): what a plugin needs of one namespace, without the rest.
+pub(crate) fn cached_object(
+    api: &Api,
+    (group, version, resource): (&str, &str, &str),
+    namespace: Option<&str>,
+    name: &str,
+) -> Result<Option<Value>, Status> {
+    let Some(res) = api.registry.get(group, version, resource) else {
+        return Ok(None);
+    };
+    let prefix = format!("{}{}", api.prefix, res.key_prefix);
+    let Some(rc) = api.cache.resource(prefix.as_bytes()) else {
+        return Ok(None);
+    };
+    let key = match namespace.filter(|_| res.namespaced) {
+        Some(ns) => format!("{prefix}{ns}/{name}"),
+        None => format!("{prefix}{name}"),
+    };
+    let Some(stored) = rc.snapshot().get(key.as_bytes()).map(|o| o.value.clone()) else {
+        return Ok(None);
+    };
+    let served = crate::api::objects::served(res, &stored, 0)?;
+    crate::api::objects::to_value(res, &served).map(Some)
+}
+
 /// `cached_objects` with each object's revision (what a write of it must be conditional on).
 pub(crate) fn cached_entries(
     api: &Api,

@@ -72,10 +72,17 @@ impl Strategy for Pods {
         obj: &Value,
         old: &Value,
     ) -> Option<Vec<Cause>> {
-        let old = self.defaulted(old);
+        // Only the spec-changing subresources compare with the defaulted stored pod: kubelets'
+        // status updates (the frequent ones) skip that copy.
         match sub {
-            "ephemeralcontainers" => Some(super::pod_updates::validate_ephemeral(obj, &old)),
-            "resize" => Some(super::pod_updates::validate_resize(obj, &old)),
+            "ephemeralcontainers" => Some(super::pod_updates::validate_ephemeral(
+                obj,
+                &self.defaulted(old),
+            )),
+            "resize" => Some(super::pod_updates::validate_resize(
+                obj,
+                &self.defaulted(old),
+            )),
             "status" => Some(Vec::new()),
             _ => None,
         }

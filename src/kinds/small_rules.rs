@@ -436,13 +436,7 @@ pub fn secret(obj: &Value) -> Vec<Cause> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kinds::cause_fields;
-
-    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter()
-            .map(|(f, r)| (f.to_string(), r.to_string()))
-            .collect()
-    }
+    use crate::kinds::field_reasons;
 
     #[test]
     fn node_taints_are_unique_by_key_and_effect() {
@@ -454,11 +448,11 @@ mod tests {
             "Duplicate value: {\"Key\":\"k\",\"Value\":\"\",\"Effect\":\"NoSchedule\",\"TimeAdded\":null}: taints must be unique by key and effect pair"
         );
         assert_eq!(
-            cause_fields(causes),
-            pairs(&[
+            field_reasons(&causes),
+            vec![
                 ("metadata.taints[1]", "FieldValueDuplicate"),
                 ("metadata.taints[2].effect", "FieldValueRequired"),
-            ])
+            ]
         );
     }
 
@@ -470,25 +464,25 @@ mod tests {
             "Invalid value: 0: must be greater than 0"
         );
         assert_eq!(
-            cause_fields(runtime_class(&json!({"handler": "Bad_Handler"}))),
-            pairs(&[("handler", "FieldValueInvalid")])
+            field_reasons(&runtime_class(&json!({"handler": "Bad_Handler"}))),
+            vec![("handler", "FieldValueInvalid")]
         );
         assert_eq!(
-            cause_fields(priority_class(&json!({"metadata": {"name": "p"},
+            field_reasons(&priority_class(&json!({"metadata": {"name": "p"},
                 "value": 2_000_000_000, "preemptionPolicy": ""}))),
-            pairs(&[
+            vec![
                 ("value", "FieldValueForbidden"),
                 ("preemptionPolicy", "FieldValueRequired")
-            ])
+            ]
         );
         assert_eq!(
-            cause_fields(limit_range(&json!({"spec": {"limits": [
+            field_reasons(&limit_range(&json!({"spec": {"limits": [
                 {"type": "Container", "min": {"cpu": "2"}, "max": {"cpu": "1"}},
                 {"type": "Container"}]}}))),
-            pairs(&[
+            vec![
                 ("spec.limits[0].min[cpu]", "FieldValueInvalid"),
                 ("spec.limits[1].type", "FieldValueDuplicate"),
-            ])
+            ]
         );
     }
 }

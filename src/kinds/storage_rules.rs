@@ -293,13 +293,7 @@ fn volume_source(spec: &Value, causes: &mut Vec<Cause>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kinds::cause_fields;
-
-    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter()
-            .map(|(f, r)| (f.to_string(), r.to_string()))
-            .collect()
-    }
+    use crate::kinds::field_reasons;
 
     #[test]
     fn a_volume_needs_storage_capacity_modes_and_one_source() {
@@ -311,13 +305,13 @@ mod tests {
             "Unsupported value: {}: supported values: \"storage\""
         );
         assert_eq!(
-            cause_fields(causes),
-            pairs(&[
+            field_reasons(&causes),
+            vec![
                 ("spec.accessModes", "FieldValueNotSupported"),
                 ("spec.capacity", "FieldValueRequired"),
                 ("spec.capacity", "FieldValueNotSupported"),
                 ("spec", "FieldValueRequired"),
-            ])
+            ]
         );
     }
 
@@ -327,11 +321,11 @@ mod tests {
         let causes = volume_attachment(&va);
         assert_eq!(causes[0].message, "Too long: may not be more than 63 bytes");
         assert_eq!(
-            cause_fields(causes),
-            pairs(&[
+            field_reasons(&causes),
+            vec![
                 ("spec.attacher", "FieldValueTooLong"),
                 ("spec.source", "FieldValueRequired"),
-            ])
+            ]
         );
     }
 
@@ -345,11 +339,11 @@ mod tests {
                 .starts_with("Invalid value: \"bad_name!\"")
         );
         assert_eq!(
-            cause_fields(causes),
-            pairs(&[
+            field_reasons(&causes),
+            vec![
                 ("provisioner", "FieldValueInvalid"),
                 ("volumeBindingMode", "FieldValueNotSupported"),
-            ])
+            ]
         );
     }
 }

@@ -35,6 +35,17 @@ fn annotate(attrs: &Attributes<'_>, key: &str, value: String) {
     attrs.annotate(format!("{ANNOTATION_PREFIX}{key}"), value);
 }
 
+/// Invalid labels in the audit event (the pod is still evaluated, fail-safe).
+fn note_label_errors(attrs: &Attributes<'_>, errors: &[Cause]) {
+    if !errors.is_empty() {
+        annotate(
+            attrs,
+            "error",
+            format!("Failed to parse policy: {}", aggregate(errors)),
+        );
+    }
+}
+
 /// Label errors as upstream's aggregate prints them (`[e1, e2]` when several).
 fn aggregate(errors: &[Cause]) -> String {
     let list: Vec<String> = errors
@@ -227,13 +238,7 @@ impl PodSecurity {
         if self.exempt_runtime_class(attrs, spec) {
             return Ok(());
         }
-        if !errors.is_empty() {
-            annotate(
-                attrs,
-                "error",
-                format!("Failed to parse policy: {}", aggregate(&errors)),
-            );
-        }
+        note_label_errors(attrs, &errors);
         annotate(attrs, "enforce-policy", policy.enforce.to_string());
         let enforced = evaluate(policy.enforce, meta, spec);
         self.audit(
@@ -346,13 +351,7 @@ impl PodSecurity {
         if self.exempt_runtime_class(attrs, spec) {
             return Ok(());
         }
-        if !errors.is_empty() {
-            annotate(
-                attrs,
-                "error",
-                format!("Failed to parse policy: {}", aggregate(&errors)),
-            );
-        }
+        note_label_errors(attrs, &errors);
         self.audit(attrs, policy.audit, meta, spec, None);
         self.warn(attrs, policy.warn, meta, spec, None);
         Ok(())

@@ -96,7 +96,7 @@ fn undeclared<'e>(e: &'e IdedExpr, declared: &[&str], bound: &mut Vec<&'e str>) 
 }
 
 /// The values an expression is evaluated over.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Activation {
     vars: Vec<(&'static str, CelValue)>,
 }

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use self::cel::{Activation, POLICY_VARIABLES, compile};
 use super::matching::{admission_request, exempt, match_resources};
-use super::{Attributes, Operation, Validating, cached_objects};
+use super::{Attributes, Operation, Validating, cached_object, cached_objects};
 use crate::api::server::Api;
 use crate::api::status::{Cause, GroupResource, Status};
 
@@ -187,32 +187,26 @@ impl ValidatingPolicies {
                 }]);
             }
         };
-        let mut activation = Activation::default();
+        // What every expression sees, bound once; `variables` are added as they are computed.
+        let mut base = Activation::default();
         let (object, old) = match attrs.operation {
             Operation::Delete => (None, attrs.old),
             _ => (obj, attrs.old),
         };
-        activation.bind("object", object);
-        activation.bind("oldObject", old);
-        activation.bind("request", Some(&admission_request(attrs, obj, "")));
-        activation.bind("params", params.as_ref());
+        base.bind("object", object);
+        base.bind("oldObject", old);
+        base.bind("request", Some(&admission_request(attrs, obj, "")));
+        base.bind("params", params.as_ref());
         let namespace = match attrs.namespace {
-            Some(ns) => cached_objects(api, "", "v1", "namespaces", None)?
-                .into_iter()
-                .find(|n| name_of(n) == ns),
+            Some(ns) => cached_object(api, ("", "v1", "namespaces"), None, ns)?,
             None => None,
         };
-        activation.bind("namespaceObject", namespace.as_ref());
+        base.bind("namespaceObject", namespace.as_ref());
         // Variables, in order, each seeing those before it.
         let mut variables = serde_json::Map::new();
         for v in spec["variables"].as_array().into_iter().flatten() {
             let name = v["name"].as_str().unwrap_or("");
-            let mut scoped = Activation::default();
-            scoped.bind("object", object);
-            scoped.bind("oldObject", old);
-            scoped.bind("request", Some(&admission_request(attrs, obj, "")));
-            scoped.bind("params", params.as_ref());
-            scoped.bind("namespaceObject", namespace.as_ref());
+            let mut scoped = base.clone();
             scoped.bind("variables", Some(&Value::Object(variables.clone())));
             let expr = v["expression"].as_str().unwrap_or("");
             let value = compile(expr, POLICY_VARIABLES)
@@ -225,6 +219,7 @@ impl ValidatingPolicies {
                 Err(why) => return Ok(erred("variable", name, why, 0).into_iter().collect()),
             }
         }
+        let mut activation = base;
         activation.bind("variables", Some(&Value::Object(variables)));
         for (i, c) in spec["matchConditions"]
             .as_array()
