@@ -66,6 +66,13 @@ async fn run(
             }
         };
         let revision = listed.revision;
+        // Custom resources are cached once their definitions are known: those listed here
+        // first, so the reset below routes their objects.
+        for kv in &listed.kvs {
+            if let Some(spec) = custom_spec(&prefix, &kv.key, &kv.value) {
+                cache.add_resource(spec, std::iter::empty());
+            }
+        }
         cache.reset(
             revision,
             listed.kvs.into_iter().map(|kv| Listed {
@@ -100,6 +107,7 @@ async fn follow(store: &StoreClient, cache: &Cache, prefix: &str) {
         while let Some(item) = stream.next().await {
             match item {
                 WatchItem::Events(events) => {
+                    add_custom_resources(store, cache, prefix, &events).await;
                     cache.apply(events.into_iter().map(to_cache).collect())
                 }
                 WatchItem::Progress(rev) => cache.progress(rev),
@@ -114,6 +122,47 @@ async fn follow(store: &StoreClient, cache: &Cache, prefix: &str) {
             }
         }
         tokio::time::sleep(RETRY_DELAY).await;
+    }
+}
+
+/// The cache spec of the custom resource a CRD put (`key`, `value`) defines, if its prefix is
+/// new to the cache.
+fn custom_spec(prefix: &str, key: &[u8], value: &[u8]) -> Option<kapi_cache::ResourceSpec> {
+    let crds = format!("{prefix}{}", crate::crd::CRD_KEY_PREFIX);
+    if !key.starts_with(crds.as_bytes()) {
+        return None;
+    }
+    crate::crd::cache_spec(prefix, value)
+}
+
+/// Adds the cache of every custom resource whose CRD these events create, holding what the
+/// store has under its prefix (instances left from an earlier definition) at the cache's
+/// revision, before the events are applied.
+async fn add_custom_resources(store: &StoreClient, cache: &Cache, prefix: &str, events: &[Event]) {
+    for ev in events {
+        let Event::Put { kv, .. } = ev else { continue };
+        let Some(spec) = custom_spec(prefix, &kv.key, &kv.value) else {
+            continue;
+        };
+        if cache.resource(&spec.prefix).is_some() {
+            continue;
+        }
+        let listed = match store.range(&spec.prefix, b"", cache.revision(), 0).await {
+            Ok(r) => r.kvs,
+            Err(e) => {
+                eprintln!("kapi: ingest: listing {:?}: {e}", spec.prefix);
+                Vec::new()
+            }
+        };
+        cache.add_resource(
+            spec,
+            listed.into_iter().map(|kv| Listed {
+                key: kv.key,
+                value: kv.value,
+                create_revision: kv.create_revision,
+                mod_revision: kv.mod_revision,
+            }),
+        );
     }
 }
 

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod authn;
 pub mod authz;
 pub mod convert;
+pub mod crd;
 pub mod fault;
 pub mod flags;
 pub mod flowcontrol;

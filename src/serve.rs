@@ -271,7 +271,7 @@ pub struct Assembly {
 /// objects (system namespaces, flow-control configuration), the request pipeline's stages.
 /// Shared with the in-process harness (`crate::fuzzing`), so both serve alike.
 pub fn assemble(store: StoreClient, prefix: String, opts: Assembly) -> Result<Api, String> {
-    let registry = Registry::builtin();
+    let registry = Arc::new(Registry::builtin());
     let store = match crate::storage::encryption::start(
         &opts.encryption,
         storage_layout(&registry),
@@ -300,6 +300,8 @@ pub fn assemble(store: StoreClient, prefix: String, opts: Assembly) -> Result<Ap
     ));
     crate::ingest::start(store.clone(), cache.clone(), prefix.clone())
         .map_err(|e| format!("cache: {e}"))?;
+    crate::crd::controller::start(&registry, cache.clone(), store.clone(), prefix.clone())
+        .map_err(|e| format!("custom resources: {e}"))?;
     bootstrap(
         &store,
         &prefix,

@@ -298,7 +298,7 @@ impl Hub {
                     if !state.watchers.is_empty() {
                         for ev in events {
                             if let Some(ws) = state.watchers.get(&ev.resource) {
-                                ws.dispatch(self.cache.resource_at(ev.resource), ev);
+                                ws.dispatch(&self.cache.resource_at(ev.resource), ev);
                             }
                         }
                     }
@@ -539,7 +539,7 @@ impl Watch {
         if let Some(cursor) = &mut self.replay {
             let rc = self.hub.cache.resource_at(self.watcher.resource);
             for ev in cursor.by_ref() {
-                if let Some(ty) = ev.type_for(|o| self.watcher.filter.passes(rc, o)) {
+                if let Some(ty) = ev.type_for(|o| self.watcher.filter.passes(&rc, o)) {
                     return Some(Next::Event(ev, ty));
                 }
             }

@@ -62,10 +62,23 @@ pub struct Listed {
     pub mod_revision: i64,
 }
 
+/// Resources added while serving (custom resources): appended only, so an index stays valid.
+#[derive(Default)]
+struct Added {
+    list: Vec<Arc<ResourceCache>>,
+    by_prefix: HashMap<Bytes, usize>,
+}
+
+/// Most resources a cache may add while serving: each is a CRD's plural, and upstream's
+/// etcd holds a few hundred CRDs in the largest clusters; past this a new one is not cached.
+pub const MAX_ADDED_RESOURCES: usize = 10_000;
+
 /// Shared by every core; clone the `Arc`.
 pub struct Cache {
     resources: Vec<Arc<ResourceCache>>,
     by_prefix: HashMap<Bytes, usize>,
+    /// Resources added by `add_resource`, indexed after `resources`.
+    added: ArcSwap<Added>,
     /// The revision the cache has reached: every change up to it is in the snapshots.
     revision: AtomicI64,
     /// Cap on lazily made encodings, across all objects.
@@ -98,6 +111,7 @@ impl Cache {
         Cache {
             resources,
             by_prefix,
+            added: ArcSwap::from_pointee(Added::default()),
             revision: AtomicI64::new(0),
             budget: Budget::new(encoded_budget),
             inboxes: ArcSwap::from_pointee(Vec::new()),
@@ -107,24 +121,90 @@ impl Cache {
     }
 
     /// The resource whose key prefix is `prefix`.
-    pub fn resource(&self, prefix: &[u8]) -> Option<&Arc<ResourceCache>> {
-        self.by_prefix.get(prefix).map(|&i| &self.resources[i])
+    pub fn resource(&self, prefix: &[u8]) -> Option<Arc<ResourceCache>> {
+        if let Some(&i) = self.by_prefix.get(prefix) {
+            return Some(self.resources[i].clone());
+        }
+        let added = self.added.load();
+        added.by_prefix.get(prefix).map(|&i| added.list[i].clone())
     }
 
-    pub fn resource_at(&self, index: usize) -> &ResourceCache {
-        &self.resources[index]
+    pub fn resource_at(&self, index: usize) -> Arc<ResourceCache> {
+        match self.resources.get(index) {
+            Some(r) => r.clone(),
+            None => self.added.load().list[index - self.resources.len()].clone(),
+        }
     }
 
-    pub fn resources(&self) -> &[Arc<ResourceCache>] {
-        &self.resources
+    /// Every resource, the added ones last.
+    pub fn resources(&self) -> Vec<Arc<ResourceCache>> {
+        let mut all = self.resources.clone();
+        all.extend(self.added.load().list.iter().cloned());
+        all
+    }
+
+    /// Adds a resource while serving (a custom resource whose definition appeared), holding
+    /// `kvs`, the store's listing of its prefix at the cache's current revision. Called by the
+    /// single ingest, between two `apply`s. A prefix already held is left as it is.
+    pub fn add_resource(&self, spec: ResourceSpec, kvs: impl IntoIterator<Item = Listed>) -> bool {
+        if self.resource(&spec.prefix).is_some() {
+            return false;
+        }
+        let current = self.added.load_full();
+        if current.list.len() >= MAX_ADDED_RESOURCES {
+            return false;
+        }
+        let index = self.resources.len() + current.list.len();
+        let rc = Arc::new(ResourceCache::new(
+            spec.prefix.clone(),
+            spec.namespaced,
+            index,
+            spec.extract,
+            spec.indexed,
+        ));
+        let objs = kvs
+            .into_iter()
+            .filter(|kv| kv.key.starts_with(&spec.prefix))
+            .map(|kv| {
+                let attrs = rc.attrs(&kv.value);
+                Arc::new(Obj::new(
+                    kv.key,
+                    kv.value,
+                    kv.create_revision,
+                    kv.mod_revision,
+                    attrs,
+                ))
+            })
+            .collect();
+        rc.reset(self.revision(), objs);
+        let mut next = Added {
+            list: current.list.clone(),
+            by_prefix: current.by_prefix.clone(),
+        };
+        next.by_prefix.insert(spec.prefix, next.list.len());
+        next.list.push(rc);
+        self.added.store(Arc::new(next));
+        true
     }
 
     /// The resource a key belongs to: the shortest registered prefix of it.
     fn route(&self, key: &[u8]) -> Option<usize> {
-        key.iter()
-            .enumerate()
-            .filter(|(_, b)| **b == b'/')
-            .find_map(|(i, _)| self.by_prefix.get(&key[..=i]).copied())
+        let slashes = || {
+            key.iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'/')
+                .map(|(i, _)| i)
+        };
+        if let Some(i) = slashes().find_map(|i| self.by_prefix.get(&key[..=i]).copied()) {
+            return Some(i);
+        }
+        let added = self.added.load();
+        if added.list.is_empty() {
+            return None;
+        }
+        slashes()
+            .find_map(|i| added.by_prefix.get(&key[..=i]).copied())
+            .map(|i| i + self.resources.len())
     }
 
     /// Watches open on all cores.
@@ -147,10 +227,11 @@ impl Cache {
     /// across the gap.
     pub fn reset(&self, revision: i64, kvs: impl IntoIterator<Item = Listed>) {
         let epoch = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
-        let mut per: Vec<Vec<Arc<Obj>>> = vec![Vec::new(); self.resources.len()];
+        let all = self.resources();
+        let mut per: Vec<Vec<Arc<Obj>>> = vec![Vec::new(); all.len()];
         for kv in kvs {
             if let Some(i) = self.route(&kv.key) {
-                let attrs = self.resources[i].attrs(&kv.value);
+                let attrs = all[i].attrs(&kv.value);
                 per[i].push(Arc::new(Obj::new(
                     kv.key,
                     kv.value,
@@ -160,7 +241,7 @@ impl Cache {
                 )));
             }
         }
-        for (rc, objs) in self.resources.iter().zip(per) {
+        for (rc, objs) in all.iter().zip(per) {
             rc.reset(revision, objs);
         }
         self.revision.store(revision, Ordering::Release);
@@ -179,8 +260,9 @@ impl Cache {
             let Some(i) = self.route(&c.key) else {
                 continue;
             };
-            if let Some(ev) =
-                self.resources[i].apply(c.kind, c.key, c.value, c.revision, c.created, now)
+            if let Some(ev) = self
+                .resource_at(i)
+                .apply(c.kind, c.key, c.value, c.revision, c.created, now)
             {
                 events.push(ev);
             }
@@ -189,7 +271,7 @@ impl Cache {
             }
         }
         for i in touched {
-            self.resources[i].publish();
+            self.resource_at(i).publish();
         }
         self.revision.store(revision, Ordering::Release);
         self.send(InboxItem::Events { events, revision });
@@ -201,7 +283,7 @@ impl Cache {
             return;
         }
         let now = Instant::now();
-        for rc in &self.resources {
+        for rc in self.resources() {
             rc.expire(now);
         }
         self.revision.store(revision, Ordering::Release);

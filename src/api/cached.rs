@@ -55,7 +55,7 @@ fn extractor(res: &Resource) -> Option<Extractor> {
 }
 
 /// The labels of an object stored as JSON, for label selectors served from the cache.
-fn json_attrs(stored: &[u8]) -> kapi_cache::Attrs {
+pub fn json_attrs(stored: &[u8]) -> kapi_cache::Attrs {
     let doc: serde_json::Value = serde_json::from_slice(stored).unwrap_or_default();
     let mut labels: Vec<(Box<str>, Box<str>)> = doc
         .pointer("/metadata/labels")
@@ -248,8 +248,8 @@ impl<'a> View<'a> {
     }
 
     fn write_stored(&self, obj: &Obj, rev: i64, out: &mut Vec<u8>) -> Result<(), Status> {
-        let msg = self.msg()?;
         if let Some(number) = self.splice_field {
+            let msg = self.msg()?;
             let rv = rev.to_string();
             if let Some(plan) = &obj.attrs.splice {
                 plan.write(number, &obj.value, &rv, out);
@@ -272,8 +272,8 @@ impl<'a> View<'a> {
 
     /// The length of what `write_served` appends.
     pub fn served_len(&self, obj: &Obj, rev: i64) -> Result<usize, Status> {
-        let msg = self.msg()?;
         if let Some(number) = self.splice_field {
+            let msg = self.msg()?;
             if let Some(plan) = &obj.attrs.splice {
                 return Ok(plan.len(number, &rev.to_string()));
             }
@@ -308,9 +308,14 @@ impl<'a> View<'a> {
     }
 
     fn make_item_json(&self, obj: &Obj) -> Result<Bytes, Status> {
-        let msg = self.msg()?;
         let mut raw = Vec::with_capacity(obj.value.len() + 16);
         self.write_served(obj, obj.mod_revision, &mut raw)?;
+        if self.res.is_custom() {
+            // A custom resource's served form is its JSON, apiVersion and kind included (as
+            // upstream lists unstructured objects).
+            return Ok(Bytes::from(raw));
+        }
+        let msg = self.msg()?;
         let mut json = Vec::with_capacity(raw.len() * 2);
         PbToJson::served(Schema::get())
             .message(msg, &raw, 0, None, &mut json)
@@ -320,6 +325,10 @@ impl<'a> View<'a> {
 
     /// `item` with apiVersion and kind in front, as a single object or watch event carries them.
     pub fn with_type_meta(&self, item: &[u8], out: &mut Vec<u8>) {
+        if self.res.is_custom() {
+            out.extend_from_slice(item);
+            return;
+        }
         let kind = &self.res.kind;
         out.reserve(item.len() + self.api_version.len() + kind.len() + 32);
         out.extend_from_slice(b"{\"kind\":");
@@ -362,6 +371,8 @@ impl<'a> View<'a> {
                         self.item_json_unkept(obj)?
                     };
                     self.with_type_meta(&item, &mut json);
+                } else if self.res.is_custom() {
+                    self.write_served(obj, rev, &mut json)?;
                 } else {
                     // A version at a later revision than its own (deletions): made here.
                     let mut raw = Vec::with_capacity(obj.value.len() + 16);

@@ -68,6 +68,16 @@ fn media_ranges(header: &str) -> Vec<MediaRange<'_>> {
 /// can produce besides the object (a list endpoint offers Table and
 /// PartialObjectMetadataList; a watch offers none for now).
 pub fn accept(header: Option<&str>, shapes: &[Shape]) -> Result<Accepted, Status> {
+    accept_with(header, shapes, true)
+}
+
+/// `accept` for a resource without a protobuf form (custom resources): protobuf ranges are
+/// passed over, as upstream's serializer list for them has none.
+pub fn accept_json_only(header: Option<&str>, shapes: &[Shape]) -> Result<Accepted, Status> {
+    accept_with(header, shapes, false)
+}
+
+fn accept_with(header: Option<&str>, shapes: &[Shape], protobuf: bool) -> Result<Accepted, Status> {
     let header = header.unwrap_or("").trim();
     if header.is_empty() {
         return Ok(Accepted {
@@ -87,7 +97,7 @@ pub fn accept(header: Option<&str>, shapes: &[Shape]) -> Result<Accepted, Status
         let encoding = match range.mime.to_ascii_lowercase().as_str() {
             "application/json" | "application/*" | "*/*" => Encoding::Json,
             "application/yaml" => Encoding::Yaml,
-            "application/vnd.kubernetes.protobuf" => Encoding::Protobuf,
+            "application/vnd.kubernetes.protobuf" if protobuf => Encoding::Protobuf,
             _ => continue,
         };
         let param = |name: &str| {

@@ -50,8 +50,27 @@ fn convert_envelope(res: &Resource, pb: &[u8], env: &Envelope<'_>) -> Result<Vec
     value_envelope(&out)
 }
 
-/// Stored bytes at `revision` → the served object's message.
+/// A custom resource's stored JSON at `revision` → the served object: compact JSON with keys
+/// sorted (as upstream writes unstructured objects), in the served version, resourceVersion set.
+fn served_custom(res: &Resource, stored: &[u8], revision: i64) -> Result<Served, Status> {
+    let mut v: Value = serde_json::from_slice(stored)
+        .map_err(|e| Status::internal(format!("stored object is not readable: {e}")))?;
+    crate::crd::strategy::to_served(res, &mut v)?;
+    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.insert(
+            "resourceVersion".into(),
+            Value::String(revision.to_string()),
+        );
+    }
+    let raw = serde_json::to_vec(&v).map_err(|e| Status::internal(e.to_string()))?;
+    Ok(Served { raw })
+}
+
+/// Stored bytes at `revision` → the served object's message (a custom resource's: its JSON).
 pub fn served(res: &Resource, stored: &[u8], revision: i64) -> Result<Served, Status> {
+    if res.is_custom() {
+        return served_custom(res, stored, revision);
+    }
     let msg = res
         .msg
         .ok_or_else(|| Status::internal(format!("no schema for {}", res.kind)))?;
@@ -94,6 +113,9 @@ pub fn encode_object(
     enc: Encoding,
     pretty: bool,
 ) -> Result<Vec<u8>, Status> {
+    if res.is_custom() {
+        return custom_json(obj.raw.clone(), enc, pretty);
+    }
     encode_message(
         res.msg,
         &res.api_version(),
@@ -131,6 +153,14 @@ pub fn encode_message(
             finish_json(json, enc, pretty)
         }
     }
+}
+
+/// A custom resource's served JSON → the response body; it has no protobuf form.
+fn custom_json(json: Vec<u8>, enc: Encoding, pretty: bool) -> Result<Vec<u8>, Status> {
+    if enc == Encoding::Protobuf {
+        return Err(Status::not_acceptable("application/json, application/yaml"));
+    }
+    finish_json(json, enc, pretty)
 }
 
 /// Compact JSON → the response body: YAML, indented JSON, or JSON with a newline.
@@ -173,6 +203,13 @@ pub fn encode_list(
                 .map_err(|e| Status::internal(e.to_string()))?;
             Ok(out)
         }
+        Encoding::Json | Encoding::Yaml if res.is_custom() => {
+            let jsons: Vec<Vec<u8>> = items.iter().map(|i| i.raw.clone()).collect();
+            let mut out = Vec::new();
+            write_json_list(&api_version, &list_kind, meta, &jsons, &mut out);
+            out.pop();
+            finish_json(out, enc, pretty)
+        }
         Encoding::Json | Encoding::Yaml => {
             let msg = res.msg.ok_or_else(|| Status::internal("no schema"))?;
             let enc_json = PbToJson::served(Schema::get());
@@ -194,6 +231,16 @@ pub fn encode_list(
 
 /// The PartialObjectMetadata message of a served object: its ObjectMeta only.
 pub fn partial_metadata(res: &Resource, obj: &Served) -> Result<Vec<u8>, Status> {
+    if res.is_custom() {
+        let v: Value =
+            serde_json::from_slice(&obj.raw).map_err(|e| Status::internal(e.to_string()))?;
+        let partial = serde_json::json!({
+            "apiVersion": "meta.k8s.io/v1",
+            "kind": "PartialObjectMetadata",
+            "metadata": v.get("metadata").cloned().unwrap_or(Value::Null),
+        });
+        return Ok(value_message(&partial)?.raw);
+    }
     let msg = res.msg.ok_or_else(|| Status::internal("no schema"))?;
     let m = Schema::get().msg(msg);
     let number = m
@@ -221,6 +268,10 @@ pub fn watch_frame(
     enc: Encoding,
 ) -> Result<Vec<u8>, Status> {
     let mut out = Vec::new();
+    if res.is_custom() {
+        write_json_event(ty, &obj.raw, &mut out);
+        return Ok(out);
+    }
     match enc {
         Encoding::Protobuf => {
             let mut env = Vec::with_capacity(obj.raw.len() + 32);
@@ -336,6 +387,9 @@ pub fn encode_for_storage(
     if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("resourceVersion");
     }
+    if res.is_custom() {
+        return crate::crd::strategy::encode_for_storage(res, obj, validation);
+    }
     let json = serde_json::to_vec(&obj).map_err(|e| Status::internal(e.to_string()))?;
     let mut pb = Vec::with_capacity(json.len());
     let decoded = json_to_envelope(
@@ -381,6 +435,9 @@ pub fn encode_for_storage(
 
 /// The served object as a JSON value (for updates and patches, which start from it).
 pub fn to_value(res: &Resource, obj: &Served) -> Result<Value, Status> {
+    if res.is_custom() {
+        return serde_json::from_slice(&obj.raw).map_err(|e| Status::internal(e.to_string()));
+    }
     let json = encode_message(
         res.msg,
         &res.api_version(),

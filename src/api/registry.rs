@@ -1,10 +1,13 @@
 //! The built-in resources kapi serves: one row of data per group/version/resource (kind,
 //! scope, verbs, subresources, etcd key prefix, storage encoding), read at start-up from the
 //! discovery documents and etcd layout of a v1.36 apiserver (`src/api/data/`). Per-kind
-//! behaviour is data here, not code: one generic REST path serves every row.
+//! behaviour is data here, not code: one generic REST path serves every row. Custom resources
+//! add rows while serving (`crate::crd`), a snapshot swapped whole when CRDs change.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use kapi_codec::Schema;
 use kapi_codec::schema::MsgId;
 
@@ -144,7 +147,32 @@ pub struct Resource {
     /// The served version's message, for transcoding.
     pub msg: Option<MsgId>,
     /// The kind's behaviour on the write path (`crate::kinds`).
-    pub strategy: &'static dyn crate::kinds::Strategy,
+    pub strategy: StrategyRef,
+    /// What a custom resource's definition says beyond the row (`crate::crd`).
+    pub custom: Option<Arc<crate::crd::Served>>,
+}
+
+/// A row's strategy: a built-in kind's static one, or one made from a CRD.
+#[derive(Clone)]
+pub enum StrategyRef {
+    Static(&'static dyn crate::kinds::Strategy),
+    Shared(Arc<dyn crate::kinds::Strategy>),
+}
+
+impl std::ops::Deref for StrategyRef {
+    type Target = dyn crate::kinds::Strategy;
+    fn deref(&self) -> &Self::Target {
+        match self {
+            StrategyRef::Static(s) => *s,
+            StrategyRef::Shared(s) => s.as_ref(),
+        }
+    }
+}
+
+impl std::fmt::Debug for StrategyRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
+    }
 }
 
 impl Resource {
@@ -164,6 +192,11 @@ impl Resource {
         self.verbs.iter().any(|v| v == verb)
     }
 
+    /// Whether this row serves a custom resource (JSON objects, no protobuf message).
+    pub fn is_custom(&self) -> bool {
+        self.custom.is_some()
+    }
+
     /// `pods` or `deployments.apps`: the group-qualified resource of error messages.
     pub fn group_resource(&self) -> String {
         if self.group.is_empty() {
@@ -177,6 +210,34 @@ impl Resource {
 pub struct Registry {
     resources: Vec<Resource>,
     by_gvr: HashMap<(String, String, String), usize>,
+    /// The rows of custom resources, replaced whole when CRDs change.
+    custom: ArcSwap<Custom>,
+}
+
+/// The custom resources served now: their rows and discovery, made together from the CRDs.
+#[derive(Default)]
+pub struct Custom {
+    pub rows: Vec<Arc<Resource>>,
+    pub by_gvr: HashMap<(String, String, String), usize>,
+    /// Discovery documents that change with them, by name as in `DISCOVERY`
+    /// (`apis.json`, `apis.aggregated-v2.json`, `apis__<group>__<version>.json`).
+    pub docs: HashMap<String, Arc<Vec<u8>>>,
+}
+
+/// A row found by `lookup`: a built-in one borrowed, a custom one shared.
+pub enum Row<'a> {
+    Builtin(&'a Resource),
+    Custom(Arc<Resource>),
+}
+
+impl std::ops::Deref for Row<'_> {
+    type Target = Resource;
+    fn deref(&self) -> &Resource {
+        match self {
+            Row::Builtin(r) => r,
+            Row::Custom(r) => r,
+        }
+    }
 }
 
 impl Registry {
@@ -247,7 +308,8 @@ impl Registry {
                     namespaced: r["namespaced"].as_bool().unwrap_or(false),
                     verbs: strings(&r["verbs"]),
                     subresources,
-                    strategy: crate::kinds::strategy_for(group, full),
+                    strategy: StrategyRef::Static(crate::kinds::strategy_for(group, full)),
+                    custom: None,
                     key_prefix,
                     storage,
                 });
@@ -258,7 +320,36 @@ impl Registry {
             .enumerate()
             .map(|(i, r)| ((r.group.clone(), r.version.clone(), r.resource.clone()), i))
             .collect();
-        Registry { resources, by_gvr }
+        Registry {
+            resources,
+            by_gvr,
+            custom: ArcSwap::from_pointee(Custom::default()),
+        }
+    }
+
+    /// A built-in row or a custom resource's row.
+    pub fn lookup(&self, group: &str, version: &str, resource: &str) -> Option<Row<'_>> {
+        if let Some(r) = self.get(group, version, resource) {
+            return Some(Row::Builtin(r));
+        }
+        let custom = self.custom.load();
+        if custom.rows.is_empty() {
+            return None;
+        }
+        custom
+            .by_gvr
+            .get(&(group.to_string(), version.to_string(), resource.to_string()))
+            .map(|&i| Row::Custom(custom.rows[i].clone()))
+    }
+
+    /// The custom resources served now.
+    pub fn custom(&self) -> Arc<Custom> {
+        self.custom.load_full()
+    }
+
+    /// Serves `custom` from now on (the CRD controller, when CRDs change).
+    pub fn set_custom(&self, custom: Custom) {
+        self.custom.store(Arc::new(custom));
     }
 
     pub fn get(&self, group: &str, version: &str, resource: &str) -> Option<&Resource> {

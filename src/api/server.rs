@@ -21,7 +21,7 @@ pub struct Api {
     pub authn: crate::authn::Chain,
     pub authz: crate::authz::Chain,
     pub admission: crate::admission::Chain,
-    pub registry: Registry,
+    pub registry: Arc<Registry>,
     pub store: StoreClient,
     pub cache: Arc<Cache>,
     /// `--etcd-prefix` with a trailing slash (`/registry/`).
@@ -157,7 +157,7 @@ impl Api {
         }
         match target {
             Some(Target::Other { path }) => self.other(req, &path, pretty).await,
-            Some(Target::Discovery { path }) => discovery(req, &path, pretty),
+            Some(Target::Discovery { path }) => discovery(&self.registry, req, &path, pretty),
             Some(Target::Resource(rr)) => {
                 let annotations = std::cell::RefCell::new(Vec::new());
                 let resp = match super::rest::serve(
@@ -458,7 +458,7 @@ pub fn discovery_doc(name: &str) -> &'static [u8] {
 }
 
 /// `/api`, `/apis`, `/api/v1`, `/apis/<group>[/<version>]`, served from upstream's documents.
-fn discovery(req: &Request, path: &str, pretty: bool) -> Response {
+fn discovery(registry: &Registry, req: &Request, path: &str, pretty: bool) -> Response {
     let accept = header_str(&req.headers, header::ACCEPT);
     let accepted = negotiate::accept(accept, &[Shape::AggregatedDiscovery]).unwrap_or(Accepted {
         encoding: Encoding::Json,
@@ -475,11 +475,15 @@ fn discovery(req: &Request, path: &str, pretty: bool) -> Response {
             match parts.as_slice() {
                 ["api", v] => format!("api__{v}.json"),
                 ["apis", g, v] => format!("apis__{g}__{v}.json"),
-                ["apis", g] => return group_doc(g, pretty),
+                ["apis", g] => return group_doc(registry, g, pretty),
                 _ => String::new(),
             }
         }
     };
+    let custom = registry.custom();
+    if let Some(doc) = custom.docs.get(&name) {
+        return discovery_response(doc, pretty, aggregated);
+    }
     let Some((_, doc)) = DISCOVERY.iter().find(|(n, _)| *n == name) else {
         return status_response(&Status::no_such_resource(), Encoding::Json, pretty);
     };
@@ -495,6 +499,10 @@ fn discovery(req: &Request, path: &str, pretty: bool) -> Response {
     } else {
         doc
     };
+    discovery_response(doc, pretty, aggregated)
+}
+
+fn discovery_response(doc: &[u8], pretty: bool, aggregated: bool) -> Response {
     let mut resp = raw_json(doc, pretty);
     if aggregated {
         resp.headers.insert(
@@ -510,11 +518,15 @@ fn discovery(req: &Request, path: &str, pretty: bool) -> Response {
 }
 
 /// `/apis/<group>`: the APIGroup entry of `/apis`.
-fn group_doc(group: &str, pretty: bool) -> Response {
+fn group_doc(registry: &Registry, group: &str, pretty: bool) -> Response {
+    let custom = registry.custom();
     let doc = discovery_doc("apis.json");
-    let filtered = super::runtime_config::any_disabled()
-        .then(|| super::runtime_config::filter_discovery("apis.json", doc))
-        .flatten();
+    let filtered = match custom.docs.get("apis.json") {
+        Some(d) => Some(d.to_vec()),
+        None => super::runtime_config::any_disabled()
+            .then(|| super::runtime_config::filter_discovery("apis.json", doc))
+            .flatten(),
+    };
     let apis: serde_json::Value =
         serde_json::from_slice(filtered.as_deref().unwrap_or(doc)).unwrap_or_default();
     let found = apis["groups"]

@@ -587,19 +587,149 @@ pub fn table(
     continue_token: &str,
     include: Include,
 ) -> Value {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now = unix_now();
     let cols = columns(group, resource);
     let defs: Vec<Value> = cols
         .iter()
         .map(|c| json!({"name": c.name, "type": c.ty, "format": c.format, "description": c.description, "priority": c.priority}))
         .collect();
+    assemble(
+        defs,
+        |o| cols.iter().map(|c| cell(o, c.cell, now)).collect(),
+        objects,
+        list_rv,
+        continue_token,
+        include,
+    )
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// The Table of a custom resource: Name, then its `additionalPrinterColumns` (an Age column
+/// when it has none), cells read by their JSONPath as upstream's CRD table convertor does.
+pub fn custom_table(
+    served: &crate::crd::Served,
+    objects: &[Value],
+    list_rv: Option<&str>,
+    continue_token: &str,
+    include: Include,
+) -> Value {
+    let now = unix_now();
+    let mut cols: Vec<crate::crd::PrinterColumn> = served.printer_columns.clone();
+    if cols.is_empty() {
+        cols.push(crate::crd::PrinterColumn {
+            name: "Age".into(),
+            ty: "date".into(),
+            format: String::new(),
+            description: CREATION_TIMESTAMP_DESCRIPTION.into(),
+            priority: 0,
+            json_path: ".metadata.creationTimestamp".into(),
+        });
+    }
+    let mut defs = vec![
+        json!({"name": "Name", "type": "string", "format": "name", "description": NAME_DESCRIPTION, "priority": 0}),
+    ];
+    defs.extend(cols.iter().map(|c| {
+        json!({"name": c.name, "type": c.ty, "format": c.format, "description": c.description, "priority": c.priority})
+    }));
+    assemble(
+        defs,
+        |o| {
+            let mut cells = vec![o.pointer("/metadata/name").cloned().unwrap_or(Value::Null)];
+            cells.extend(cols.iter().map(|c| {
+                let found = jsonpath(o, &c.json_path);
+                match (found, c.ty.as_str()) {
+                    (None, _) => Value::Null,
+                    (Some(Value::String(t)), "date") => json!(human_age(&t, now)),
+                    (Some(v), _) => v,
+                }
+            }));
+            cells
+        },
+        objects,
+        list_rv,
+        continue_token,
+        include,
+    )
+}
+
+/// Upstream's description of `metadata.name` (the Name column of custom resources).
+const NAME_DESCRIPTION: &str = "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names";
+
+/// Upstream's description of `metadata.creationTimestamp` (the default Age column).
+const CREATION_TIMESTAMP_DESCRIPTION: &str = "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
+
+/// The value a printer column's JSONPath (`.spec.replicas`, `.status.conditions[0].type`,
+/// `.status.conditions[?(@.type=="Ready")].status`) finds: the first match, as upstream's
+/// convertor prints one value; strings, numbers and booleans as they are, others as JSON text.
+pub fn jsonpath(obj: &Value, path: &str) -> Option<Value> {
+    let path = path.trim().trim_start_matches('{').trim_end_matches('}');
+    let mut cur = obj.clone();
+    let mut rest = path.trim_start_matches('$');
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('.') {
+            let end = r.find(['.', '[']).unwrap_or(r.len());
+            let name = &r[..end];
+            if !name.is_empty() {
+                cur = cur.get(name)?.clone();
+            }
+            rest = &r[end..];
+        } else if let Some(r) = rest.strip_prefix('[') {
+            let end = r.find(']')?;
+            let inner = &r[..end];
+            rest = &r[end + 1..];
+            if let Some(filter) = inner.strip_prefix("?(").and_then(|f| f.strip_suffix(')')) {
+                let (lhs, rhs) = filter.split_once("==")?;
+                let field = lhs.trim().strip_prefix("@.")?;
+                let want = rhs.trim().trim_matches(|c| c == '"' || c == '\'');
+                cur = cur
+                    .as_array()?
+                    .iter()
+                    .find(|item| {
+                        let v = item.pointer(&format!("/{}", field.replace('.', "/")));
+                        match v {
+                            Some(Value::String(s)) => s == want,
+                            Some(other) => other.to_string() == want,
+                            None => false,
+                        }
+                    })?
+                    .clone();
+            } else if let Ok(i) = inner.parse::<i64>() {
+                let a = cur.as_array()?;
+                let idx = if i < 0 { a.len() as i64 + i } else { i };
+                cur = a.get(usize::try_from(idx).ok()?)?.clone();
+            } else {
+                let key = inner.trim_matches(|c| c == '"' || c == '\'');
+                cur = cur.get(key)?.clone();
+            }
+        } else {
+            return None;
+        }
+    }
+    match cur {
+        Value::Object(_) | Value::Array(_) => Some(json!(cur.to_string())),
+        v => Some(v),
+    }
+}
+
+/// The Table around rows made by `cells`.
+fn assemble(
+    defs: Vec<Value>,
+    cells: impl Fn(&Value) -> Vec<Value>,
+    objects: &[Value],
+    list_rv: Option<&str>,
+    continue_token: &str,
+    include: Include,
+) -> Value {
     let rows: Vec<Value> = objects
         .iter()
         .map(|o| {
-            let cells: Vec<Value> = cols.iter().map(|c| cell(o, c.cell, now)).collect();
+            let cells = cells(o);
             let object = match include {
                 Include::None => Value::Null,
                 Include::Object => o.clone(),

@@ -83,7 +83,7 @@ impl NodeAuthorizer {
             let pod_ns = pod["metadata"]["namespace"].as_str().unwrap_or("");
             if kind == Kind::Volume {
                 // A PersistentVolume is the node's when a claim of one of its pods is bound to it.
-                let Some(claims) = claims else {
+                let Some(claims) = claims.as_ref() else {
                     return false;
                 };
                 let csnap = claims.snapshot();

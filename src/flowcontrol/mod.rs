@@ -200,7 +200,7 @@ impl FlowControl {
             .map(|_| ())
     }
 
-    fn resource(&self, name: &str) -> Option<&Arc<kapi_cache::ResourceCache>> {
+    fn resource(&self, name: &str) -> Option<Arc<kapi_cache::ResourceCache>> {
         self.cache
             .resource(format!("{}{name}/", self.store_prefix).as_bytes())
     }

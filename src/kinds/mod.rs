@@ -66,6 +66,18 @@ pub trait Strategy: Send + Sync + std::fmt::Debug {
         false
     }
 
+    /// Whether an update changes what `metadata.generation` counts (upstream: the spec, for most
+    /// kinds that track it).
+    fn generation_changed(&self, new: &Value, old: &Value) -> bool {
+        new.get("spec") != old.get("spec")
+    }
+
+    /// Finalizers the first DELETE adds, so the object stays until they are done (CRDs: their
+    /// instances are deleted first).
+    fn deletion_finalizers(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Whether DELETE answers with the (last) object rather than a success Status.
     fn returns_deleted_object(&self) -> bool {
         false
@@ -367,8 +379,8 @@ pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
             rules: ip_rules::service_cidr,
             names: NameRule::Subdomain,
         },
-        ("apiextensions.k8s.io", "customresourcedefinitions")
-        | ("resource.k8s.io", "deviceclasses") => &Generational,
+        ("apiextensions.k8s.io", "customresourcedefinitions") => &crate::crd::strategy::Definitions,
+        ("resource.k8s.io", "deviceclasses") => &Generational,
         ("rbac.authorization.k8s.io", _) => &PathNamed,
         ("apiregistration.k8s.io", "apiservices") => &ApiServices,
         _ => &Generic,

@@ -193,7 +193,7 @@ impl Ctx<'_> {
         opts: &Options,
     ) -> Result<Deleted, Status> {
         let key = self.key(name);
-        let strategy = self.res.strategy;
+        let strategy = &*self.res.strategy;
         let mut admitted = false;
         for _ in 0..MAX_DELETE_ATTEMPTS {
             let served = objects::served(self.res, &current.value, current.mod_revision)?;
@@ -532,6 +532,20 @@ fn plan(strategy: &dyn Strategy, obj: &mut Value, opts: &Options) -> Step {
     let grace = before_delete(strategy, obj, opts.grace);
     if matches!(grace, Grace::Pending) {
         return Step::Pending;
+    }
+    if timestamp_secs(obj).is_none() {
+        let mut list = finalizers(obj);
+        let before = list.len();
+        for f in strategy.deletion_finalizers() {
+            if !list.iter().any(|x| x == f) {
+                list.push(f.to_string());
+            }
+        }
+        if list.len() != before
+            && let Some(m) = meta_mut(obj)
+        {
+            m.insert("finalizers".into(), json!(list));
+        }
     }
     gc_finalizers(strategy, obj, opts);
     let pending_finalizers = !finalizers(obj).is_empty();

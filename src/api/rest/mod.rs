@@ -123,9 +123,9 @@ pub async fn serve(
     let accepted = negotiate::accept(accept_header, shapes).map_err(|s| (s, Encoding::Json))?;
     let enc = accepted.encoding;
     let fail = |s: Status| (s, enc);
-    let res = match api
+    let row = match api
         .registry
-        .get(&rr.group, &rr.version, &rr.resource)
+        .lookup(&rr.group, &rr.version, &rr.resource)
         .filter(|_| super::runtime_config::enabled(&rr.group, &rr.version))
     {
         Some(r) => r,
@@ -133,6 +133,17 @@ pub async fn serve(
             return Err(fail(Status::no_such_resource()));
         }
     };
+    let res: &Resource = &row;
+    // Custom resources have no protobuf form: JSON when the client takes it too, else 406.
+    let (enc, accepted) = match (res.is_custom(), enc, accepted.shape) {
+        (true, Encoding::Protobuf, Shape::Object | Shape::Table) => {
+            let json = negotiate::accept_json_only(accept_header, shapes)
+                .map_err(|s| (s, Encoding::Json))?;
+            (json.encoding, json)
+        }
+        _ => (enc, accepted),
+    };
+    let fail = |s: Status| (s, enc);
     let ctx = Ctx {
         api,
         req,
@@ -325,7 +336,7 @@ impl Ctx<'_> {
     }
 
     /// The cache of the addressed resource.
-    fn rc(&self) -> Result<&Arc<kapi_cache::ResourceCache>, Status> {
+    fn rc(&self) -> Result<Arc<kapi_cache::ResourceCache>, Status> {
         let prefix = format!("{}{}", self.api.prefix, self.res.key_prefix);
         self.api
             .cache
@@ -368,14 +379,17 @@ impl Ctx<'_> {
         token: &str,
     ) -> Result<Response, Status> {
         let include = crate::api::table::Include::parse(self.query.get("includeObject"));
-        let t = crate::api::table::table(
-            &self.res.group,
-            &self.res.resource,
-            objects_json,
-            rv,
-            token,
-            include,
-        );
+        let t = match &self.res.custom {
+            Some(c) => crate::api::table::custom_table(c, objects_json, rv, token, include),
+            None => crate::api::table::table(
+                &self.res.group,
+                &self.res.resource,
+                objects_json,
+                rv,
+                token,
+                include,
+            ),
+        };
         let json = crate::api::table::to_json(&t);
         let body = objects::finish_json(json, self.enc, self.pretty)?;
         Ok(respond(StatusCode::OK, self.enc.content_type(), body))

@@ -39,6 +39,9 @@ impl Ctx<'_> {
         let paths = selectable_fields(&self.res.group, &self.res.kind);
         let mut supported: Vec<&str> = vec!["metadata.name", "metadata.namespace"];
         supported.extend(paths.iter().map(|p| p.label));
+        if let Some(c) = &self.res.custom {
+            supported.extend(c.selectable_fields.iter().map(String::as_str));
+        }
         fields.check_fields(&supported)?;
         Ok((labels, fields, paths))
     }
@@ -53,6 +56,26 @@ impl Ctx<'_> {
     ) -> bool {
         if labels.is_empty() && fields.is_empty() {
             return true;
+        }
+        if self.res.is_custom() {
+            let Ok(v) = serde_json::from_slice::<Value>(&obj.raw) else {
+                return false;
+            };
+            let label_map: Vec<(String, String)> = v
+                .pointer("/metadata/labels")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let pairs: Vec<(&str, &str)> = label_map
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            return labels.matches(&pairs)
+                && fields.matches(|f| crate::crd::strategy::field_value(&v, f));
         }
         let Some(msg) = self.res.msg else {
             return false;
@@ -203,7 +226,7 @@ impl Ctx<'_> {
             let rv = g.max(snap.revision);
             (snap, rv)
         };
-        let pred = self.predicate(rc, &labels, &fields, &paths);
+        let pred = self.predicate(&rc, &labels, &fields, &paths);
         let mut items: Vec<&Arc<kapi_cache::Obj>> = Vec::new();
         let mut more = false;
         let mut last_key: Option<&[u8]> = None;
@@ -497,6 +520,10 @@ impl Ctx<'_> {
                 other => {
                     let s = served.get_or_init(|| cached::View::new(&res, &cache).served(obj).ok());
                     let raw = &s.as_ref()?.raw;
+                    if res.is_custom() {
+                        let v: Value = serde_json::from_slice(raw).ok()?;
+                        return crate::crd::strategy::field_value(&v, other);
+                    }
                     paths
                         .iter()
                         .find(|p| p.label == other)

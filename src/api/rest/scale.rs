@@ -11,7 +11,7 @@ impl Ctx<'_> {
             self.res,
             &objects::served(self.res, &kv.value, kv.mod_revision)?,
         )?;
-        let current = scale_of(&obj);
+        let current = scale_of(self.res, &obj);
         let replicas = match self.rr.verb {
             Verb::Get => return self.scale_response(&current),
             Verb::Update => {
@@ -66,9 +66,7 @@ impl Ctx<'_> {
             ));
         }
         let mut new = obj.clone();
-        if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
-            spec.insert("replicas".into(), json!(replicas));
-        }
+        set_path(&mut new, &scale_paths(self.res).0, json!(replicas));
         let rv = kv.mod_revision.to_string();
         let resp = self
             .write_update(false, super::write::Change::Replace(new, rv))
@@ -81,7 +79,7 @@ impl Ctx<'_> {
             self.res,
             &objects::served(self.res, &kv.value, kv.mod_revision)?,
         )?;
-        self.scale_response(&scale_of(&obj))
+        self.scale_response(&scale_of(self.res, &obj))
     }
 
     pub(super) fn scale_response(&self, scale: &Value) -> Result<Response, Status> {
@@ -98,8 +96,71 @@ impl Ctx<'_> {
     }
 }
 
-/// The autoscaling/v1 Scale of an object with spec.replicas.
-pub(super) fn scale_of(obj: &Value) -> Value {
+/// Where a kind keeps its replicas (spec, status) and, for custom resources, its selector
+/// string: JSON pointers.
+fn scale_paths(res: &Resource) -> (String, String, Option<String>) {
+    let pointer = |p: &str| -> String {
+        p.split('.')
+            .filter(|s| !s.is_empty())
+            .map(|s| format!("/{s}"))
+            .collect()
+    };
+    match res.custom.as_ref().and_then(|c| c.scale.as_ref()) {
+        Some(s) => (
+            pointer(&s.spec_replicas),
+            pointer(&s.status_replicas),
+            s.label_selector.as_deref().map(pointer),
+        ),
+        None => ("/spec/replicas".into(), "/status/replicas".into(), None),
+    }
+}
+
+/// Sets the value at a JSON pointer, making the objects on the way.
+fn set_path(obj: &mut Value, pointer: &str, value: Value) {
+    let mut cur = obj;
+    let parts: Vec<&str> = pointer.split('/').skip(1).collect();
+    for (i, p) in parts.iter().enumerate() {
+        let Some(o) = cur.as_object_mut() else { return };
+        if i + 1 == parts.len() {
+            o.insert(p.to_string(), value);
+            return;
+        }
+        let next = o.entry(p.to_string()).or_insert_with(|| json!({}));
+        if !next.is_object() {
+            *next = json!({});
+        }
+        cur = next;
+    }
+}
+
+/// The autoscaling/v1 Scale of an object with replicas.
+pub(super) fn scale_of(res: &Resource, obj: &Value) -> Value {
+    if res.is_custom() {
+        let (spec, status, selector) = scale_paths(res);
+        let meta = obj["metadata"].clone();
+        let mut m = serde_json::Map::new();
+        for k in [
+            "name",
+            "namespace",
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+        ] {
+            if let Some(v) = meta.get(k) {
+                m.insert(k.into(), v.clone());
+            }
+        }
+        let selector = selector
+            .and_then(|p| obj.pointer(&p).and_then(Value::as_str).map(str::to_string))
+            .unwrap_or_default();
+        return json!({
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": m,
+            "spec": {"replicas": obj.pointer(&spec).and_then(Value::as_i64).unwrap_or(0)},
+            "status": {"replicas": obj.pointer(&status).and_then(Value::as_i64).unwrap_or(0), "selector": selector},
+        });
+    }
     let meta = &obj["metadata"];
     let mut m = serde_json::Map::new();
     for k in [

@@ -61,7 +61,7 @@ impl Ctx<'_> {
 
     /// Object meta and the kind's own rules: a 422 with every cause, as upstream reports them.
     fn validate(&self, obj: &Value, old: Option<&Value>) -> Result<(), Status> {
-        let strategy = self.res.strategy;
+        let strategy = &*self.res.strategy;
         let mut causes = meta::validate(obj, strategy.name_rule());
         causes.extend(match (old, self.rr.subresource.as_deref()) {
             (None, _) => strategy.validate_create(obj),
@@ -137,7 +137,7 @@ impl Ctx<'_> {
         self.check_type(&obj)?;
         let validation = self.validation()?;
         let dry_run = self.dry_run()?;
-        let strategy = self.res.strategy;
+        let strategy = &*self.res.strategy;
         let name = self.prepare_create_meta(&mut obj)?;
         // Prepare, mutating admission, defaults, validation, validating admission.
         strategy.prepare_for_create_by(&mut obj, self.user);
@@ -176,7 +176,7 @@ impl Ctx<'_> {
         validation: FieldValidation,
         dry_run: bool,
     ) -> Result<Response, Status> {
-        let strategy = self.res.strategy;
+        let strategy = &*self.res.strategy;
         let name = name.to_owned();
         let attrs = self.admission_attrs(Operation::Create, &name, None, dry_run);
         let (value, warnings, _) = self.admit_and_encode(&attrs, obj, validation).await?;
@@ -302,7 +302,7 @@ impl Ctx<'_> {
     ) -> Result<Response, Status> {
         let validation = self.validation()?;
         let dry_run = self.dry_run()?;
-        let strategy = self.res.strategy;
+        let strategy = &*self.res.strategy;
         let mut current = self.current().await?;
         for _ in 0..MAX_UPDATE_ATTEMPTS {
             let (old, new, expected_rv) = self.apply_change(&change, &current).await?;
@@ -441,7 +441,12 @@ impl Ctx<'_> {
                 }
             }
         }
-        let spec_changed = old.get("spec") != nm.get("spec");
+        // The kind's generation rule sees the whole object (moved out and back, not copied).
+        let whole = Value::Object(std::mem::take(nm));
+        let spec_changed = self.res.strategy.generation_changed(&whole, old);
+        if let Value::Object(m) = whole {
+            *nm = m;
+        }
         let meta = nm.entry("metadata").or_insert_with(|| json!({}));
         let meta = meta
             .as_object_mut()

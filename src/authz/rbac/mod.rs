@@ -151,7 +151,7 @@ impl Rbac {
 
     /// A cached resource (by its key prefix's name, `pods`), for the authorizers that read
     /// other objects than RBAC's.
-    pub fn resource(&self, name: &str) -> Option<&Arc<kapi_cache::ResourceCache>> {
+    pub fn resource(&self, name: &str) -> Option<Arc<kapi_cache::ResourceCache>> {
         self.cache
             .resource(format!("{}{name}/", self.prefix).as_bytes())
     }
