@@ -196,6 +196,13 @@ pub struct Doc {
     pub hash: String,
 }
 
+impl Doc {
+    pub fn new(body: Vec<u8>) -> Doc {
+        let hash = hex_hash(&body);
+        Doc { body, hash }
+    }
+}
+
 fn docs() -> &'static HashMap<&'static str, Doc> {
     static DOCS_MAP: OnceLock<HashMap<&'static str, Doc>> = OnceLock::new();
     DOCS_MAP.get_or_init(|| {
@@ -230,9 +237,20 @@ pub fn v2() -> Option<&'static Doc> {
     docs().get("swagger")
 }
 
-/// `/openapi/v3`: the index of per-path documents.
-pub fn v3_index() -> Vec<u8> {
-    let mut paths: Vec<(&&str, &Doc)> = docs().iter().filter(|(p, _)| **p != "swagger").collect();
+/// `/openapi/v3`: the index of per-path documents (built-in, and `custom`'s: custom
+/// resources' group-versions).
+pub fn v3_index(custom: &HashMap<String, std::sync::Arc<Doc>>) -> Vec<u8> {
+    let mut paths: Vec<(&str, &Doc)> = docs()
+        .iter()
+        .filter(|(p, _)| **p != "swagger")
+        .map(|(p, d)| (*p, d))
+        .chain(
+            custom
+                .iter()
+                .filter(|(p, _)| *p != "swagger")
+                .map(|(p, d)| (p.as_str(), d.as_ref())),
+        )
+        .collect();
     paths.sort_by(|a, b| a.0.cmp(b.0));
     let mut map = serde_json::Map::new();
     for (p, d) in paths {
@@ -258,7 +276,7 @@ mod tests {
     #[test]
     fn documents_decompress_and_the_index_lists_them() {
         assert!(v2().is_some_and(|d| d.body.starts_with(b"{")));
-        let idx: serde_json::Value = serde_json::from_slice(&v3_index()).unwrap();
+        let idx: serde_json::Value = serde_json::from_slice(&v3_index(&HashMap::new())).unwrap();
         let url = idx["paths"]["apis/apps/v1"]["serverRelativeURL"]
             .as_str()
             .unwrap();

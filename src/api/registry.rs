@@ -222,6 +222,8 @@ pub struct Custom {
     /// Discovery documents that change with them, by name as in `DISCOVERY`
     /// (`apis.json`, `apis.aggregated-v2.json`, `apis__<group>__<version>.json`).
     pub docs: HashMap<String, Arc<Vec<u8>>>,
+    /// OpenAPI documents that change with them (`swagger`, `apis/<group>/<version>`).
+    pub openapi: HashMap<String, Arc<crate::api::openapi::Doc>>,
 }
 
 /// A row found by `lookup`: a built-in one borrowed, a custom one shared.

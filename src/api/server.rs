@@ -314,21 +314,48 @@ impl Api {
                 let body = crate::metrics::encode(&self.cache, &self.prefix);
                 respond(StatusCode::OK, crate::metrics::CONTENT_TYPE, body)
             }
-            "/openapi/v2" | "/openapi/v2/" => match super::openapi::v2() {
-                Some(doc) => openapi_doc(req, doc, false),
-                None => status_response(&Status::no_such_resource(), Encoding::Json, pretty),
-            },
+            "/openapi/v2" | "/openapi/v2/" => {
+                let custom = self.registry.custom();
+                match custom.openapi.get("swagger") {
+                    Some(doc) => openapi_doc(req, doc, false),
+                    None => match super::openapi::v2() {
+                        Some(doc) => openapi_doc(req, doc, false),
+                        None => {
+                            status_response(&Status::no_such_resource(), Encoding::Json, pretty)
+                        }
+                    },
+                }
+            }
             "/openapi/v3" | "/openapi/v3/" => {
+                let custom = self.registry.custom();
                 let mut resp = respond(
                     StatusCode::OK,
                     "text/plain; charset=utf-8",
-                    super::openapi::v3_index(),
+                    super::openapi::v3_index(&custom.openapi),
                 );
                 resp.headers.insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; charset=utf-8"),
                 );
                 resp
+            }
+            p if p.starts_with("/openapi/v3/")
+                && self
+                    .registry
+                    .custom()
+                    .openapi
+                    .contains_key(p["/openapi/v3/".len()..].trim_matches('/')) =>
+            {
+                let custom = self.registry.custom();
+                let key = p["/openapi/v3/".len()..].trim_matches('/');
+                match custom.openapi.get(key) {
+                    Some(doc) => openapi_doc(
+                        req,
+                        doc,
+                        req.uri.query().is_some_and(|q| q.contains("hash=")),
+                    ),
+                    None => status_response(&Status::no_such_resource(), Encoding::Json, pretty),
+                }
             }
             p if p.starts_with("/openapi/v3/") => {
                 match super::openapi::v3(&p["/openapi/v3/".len()..]) {

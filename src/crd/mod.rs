@@ -5,6 +5,7 @@
 //! registry swaps whole, so adding a CRD never pauses reads of other resources.
 
 pub mod controller;
+pub mod openapi;
 pub mod strategy;
 
 use std::collections::{BTreeMap, HashMap};
@@ -333,7 +334,13 @@ pub fn build(crds: &[Value]) -> Custom {
         .map(|(i, r)| ((r.group.clone(), r.version.clone(), r.resource.clone()), i))
         .collect();
     let docs = discovery_docs(&rows);
-    Custom { rows, by_gvr, docs }
+    let openapi = openapi::documents(&rows);
+    Custom {
+        rows,
+        by_gvr,
+        docs,
+        openapi,
+    }
 }
 
 /// Discovery with the custom groups: `/apis` (legacy and aggregated) with them added after
