@@ -77,6 +77,20 @@ pub fn served(res: &Resource, stored: &[u8], revision: i64) -> Result<Served, St
     let rv = revision.to_string();
     let env_bytes;
     let pb: &[u8] = match &res.storage {
+        Storage::Json { api_version, .. } if *api_version != res.api_version() => {
+            // Stored in another version (CRDs as v1beta1): converted to the served one.
+            let v: Value = serde_json::from_slice(stored)
+                .map_err(|e| Status::internal(format!("stored object is not readable: {e}")))?;
+            let stored_av = v["apiVersion"].as_str().unwrap_or_default().to_string();
+            let v = if stored_av == res.api_version() {
+                v
+            } else {
+                super::conversion::convert(&v, (&res.api_version(), &res.kind))
+                    .ok_or_else(|| conversion_unsupported(res, &stored_av))?
+            };
+            env_bytes = value_envelope(&v)?;
+            &env_bytes
+        }
         Storage::Json { .. } => {
             let mut out = Vec::new();
             json_to_envelope(
@@ -407,6 +421,23 @@ pub fn encode_for_storage(
         );
         Status::bad_request(msg)
     })?;
+    // Stored in another version upstream, as JSON (CRDs as v1beta1): converted, then written
+    // in that version's field order.
+    if let Storage::Json { api_version, kind } = &res.storage
+        && (*api_version != res.api_version() || *kind != res.kind)
+    {
+        let mut served = Vec::new();
+        kapi_codec::to_json::envelope_to_json(&pb, &mut served)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let typed: Value =
+            serde_json::from_slice(&served).map_err(|e| Status::internal(e.to_string()))?;
+        let stored = super::conversion::convert(&typed, (api_version, kind))
+            .ok_or_else(|| conversion_unsupported(res, &format!("{api_version}/{kind}")))?;
+        let mut out = Vec::new();
+        super::conversion::write_go_order(&stored, &mut out);
+        out.push(b'\n');
+        return Ok((Bytes::from(out), decoded.warnings));
+    }
     // Stored in another version upstream: convert before storing.
     if let Storage::Protobuf { api_version, kind } = &res.storage
         && (*api_version != res.api_version() || *kind != res.kind)

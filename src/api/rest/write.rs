@@ -132,6 +132,11 @@ impl Ctx<'_> {
         if self.rr.subresource.is_some() {
             return Err(Status::method_not_supported(gr(self.res), "create"));
         }
+        if self.res.custom.as_ref().is_some_and(|c| c.terminating) {
+            let mut s = Status::method_not_supported(gr(self.res), "create");
+            s.message = "create not allowed while custom resource definition is terminating".into();
+            return Err(s);
+        }
         // Decode once (off the core when large).
         let mut obj = self.body_offloaded().await?;
         self.check_type(&obj)?;

@@ -1,0 +1,436 @@
+//! CustomResourceDefinitions against the real binary, driven with kubectl and curl: a CRD
+//! becomes an API (names accepted, Established, discovery, OpenAPI for explain), its
+//! instances are created, listed with selectors, watched, printed with their columns, scaled
+//! and updated through status; deleting the CRD deletes them first; on etcd they are JSON at
+//! upstream's keys, and what an upstream apiserver stored is served.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::client::Client;
+use support::etcd::Etcd;
+use support::kapi::Kapi;
+
+const CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.stable.example.com
+spec:
+  group: stable.example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, shortNames: [wd], categories: [all]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources:
+      status: {}
+      scale: {specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas, labelSelectorPath: .status.selector}
+    additionalPrinterColumns:
+    - {name: Color, type: string, jsonPath: .spec.color}
+    - {name: Ready, type: string, jsonPath: '.status.conditions[?(@.type=="Ready")].status'}
+    selectableFields:
+    - jsonPath: .spec.color
+    schema:
+      openAPIV3Schema:
+        type: object
+        description: A widget of the test.
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer, description: How big it is.}
+              color: {type: string}
+              replicas: {type: integer}
+          status:
+            type: object
+            properties:
+              replicas: {type: integer}
+              selector: {type: string}
+              conditions:
+                type: array
+                items:
+                  type: object
+                  properties:
+                    type: {type: string}
+                    status: {type: string}
+"#;
+
+fn widget(name: &str, color: &str) -> String {
+    format!(
+        "apiVersion: stable.example.com/v1\nkind: Widget\nmetadata: {{name: {name}, namespace: default, labels: {{tier: {color}}}}}\nspec: {{size: 3, color: {color}, replicas: 1}}\n"
+    )
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Waits (bounded) until `f` holds.
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn install(k: &Kapi) {
+    let out = k.kubectl_stdin(&["apply", "-f", "-"], CRD);
+    assert!(out.status.success(), "{}", stderr(&out));
+    eventually("the CRD to be served", || {
+        k.kubectl(&["get", "widgets"]).status.success()
+    });
+}
+
+#[test]
+fn a_crd_becomes_an_api_with_discovery_columns_selectors_and_subresources() {
+    let k = Kapi::start(&[], &[]);
+    install(&k);
+    let crd: Value =
+        serde_json::from_str(&k.ok(&["get", "crd", "widgets.stable.example.com", "-o", "json"]))
+            .unwrap();
+    let conditions = crd["status"]["conditions"].as_array().unwrap();
+    let status_of = |t: &str| {
+        conditions
+            .iter()
+            .find(|c| c["type"] == t)
+            .map(|c| (c["status"].clone(), c["reason"].clone()))
+    };
+    assert_eq!(
+        status_of("NamesAccepted"),
+        Some(("True".into(), "NoConflicts".into()))
+    );
+    assert_eq!(
+        status_of("Established"),
+        Some(("True".into(), "InitialNamesAccepted".into()))
+    );
+    assert_eq!(crd["status"]["acceptedNames"]["listKind"], "WidgetList");
+    assert_eq!(crd["status"]["storedVersions"][0], "v1");
+
+    // Discovery: the group, its resource list with the subresources, aggregated discovery.
+    let c = Client::new(&k);
+    let (code, groups) = c.call("GET", "/apis", "", None);
+    assert_eq!(code, 200);
+    assert!(
+        groups["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["name"] == "stable.example.com"),
+        "{groups}"
+    );
+    let (code, list) = c.call("GET", "/apis/stable.example.com/v1", "", None);
+    assert_eq!(code, 200, "{list}");
+    let names: Vec<&str> = list["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["widgets", "widgets/status", "widgets/scale"]);
+    assert_eq!(list["resources"][0]["shortNames"][0], "wd");
+    let api_resources = k.ok(&["api-resources", "--api-group=stable.example.com"]);
+    assert!(api_resources.contains("widgets"), "{api_resources}");
+
+    // Instances: created, printed with their columns, selected by labels and fields.
+    for (n, color) in [("w1", "red"), ("w2", "blue")] {
+        let out = k.kubectl_stdin(&["create", "-f", "-"], &widget(n, color));
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let table = k.ok(&["get", "wd"]);
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(
+        table.contains("COLOR") && table.contains("READY"),
+        "{table}"
+    );
+    assert!(table.contains("w1") && table.contains("red"), "{table}");
+    let blue = k.ok(&["get", "widgets", "-l", "tier=blue", "-o", "name"]);
+    assert_eq!(blue.trim(), "widget.stable.example.com/w2");
+    let red = k.ok(&[
+        "get",
+        "widgets",
+        "--field-selector",
+        "spec.color=red",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(red.trim(), "widget.stable.example.com/w1");
+    let bad = k.kubectl(&["get", "widgets", "--field-selector", "spec.size=3"]);
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("field label not supported: spec.size"),
+        "{}",
+        stderr(&bad)
+    );
+    let all = k.ok(&["get", "all", "-o", "name"]);
+    assert!(all.contains("widget.stable.example.com/w1"), "{all}");
+
+    // The object as stored: generation 1, keys sorted as upstream writes unstructured JSON.
+    let (code, raw) = c.text(
+        "GET",
+        "/apis/stable.example.com/v1/namespaces/default/widgets/w1",
+    );
+    assert_eq!(code, 200);
+    assert!(
+        raw.starts_with(r#"{"apiVersion":"stable.example.com/v1","kind":"Widget","metadata":{"creationTimestamp":"#),
+        "{raw}"
+    );
+    let w1: Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(w1["metadata"]["generation"], 1);
+
+    // Status is a subresource: the main resource keeps it, status keeps the spec; only spec
+    // changes move the generation.
+    k.ok(&[
+        "patch",
+        "widget",
+        "w1",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"size":5},"status":{"replicas":9}}"#,
+    ]);
+    k.ok(&[
+        "patch",
+        "widget",
+        "w1",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"size":7},"status":{"replicas":1,"selector":"tier=red","conditions":[{"type":"Ready","status":"True"}]}}"#,
+    ]);
+    let w1: Value = serde_json::from_str(&k.ok(&["get", "widget", "w1", "-o", "json"])).unwrap();
+    assert_eq!(w1["spec"]["size"], 5);
+    assert_eq!(w1["status"]["replicas"], 1);
+    assert_eq!(w1["metadata"]["generation"], 2);
+    let table = k.ok(&["get", "wd", "w1"]);
+    assert!(table.contains("True"), "{table}");
+
+    // Scale: the paths the CRD names.
+    k.ok(&["scale", "widget", "w1", "--replicas=4"]);
+    let (code, scale) = c.call(
+        "GET",
+        "/apis/stable.example.com/v1/namespaces/default/widgets/w1/scale",
+        "",
+        None,
+    );
+    assert_eq!(code, 200, "{scale}");
+    assert_eq!(scale["kind"], "Scale");
+    assert_eq!(scale["spec"]["replicas"], 4);
+    assert_eq!(scale["status"]["replicas"], 1);
+    assert_eq!(scale["status"]["selector"], "tier=red");
+
+    // kubectl explain reads the OpenAPI v3 document of the group-version.
+    let explained = k.ok(&["explain", "widgets.spec.size"]);
+    assert!(explained.contains("How big it is."), "{explained}");
+
+    // No protobuf form: a client that takes JSON too gets JSON; one that takes only
+    // protobuf gets 406.
+    let out = k
+        .curl(
+            &["-H", "Accept: application/vnd.kubernetes.protobuf"],
+            "/apis/stable.example.com/v1/namespaces/default/widgets/w1",
+        )
+        .output()
+        .unwrap();
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        body.contains("406") || body.contains("NotAcceptable"),
+        "{body}"
+    );
+    let out = k
+        .curl(
+            &[
+                "-H",
+                "Accept: application/vnd.kubernetes.protobuf, application/json",
+            ],
+            "/apis/stable.example.com/v1/namespaces/default/widgets/w1",
+        )
+        .output()
+        .unwrap();
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got["kind"], "Widget", "{got}");
+}
+
+#[test]
+fn watches_see_custom_resources_change() {
+    let k = Kapi::start(&[], &[]);
+    install(&k);
+    let mut watch = std::process::Command::new("kubectl")
+        .args([
+            "--kubeconfig",
+            k.kubeconfig().to_str().unwrap(),
+            "get",
+            "widgets",
+            "--watch-only",
+            "-o",
+            "name",
+            "--request-timeout=20s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let out = k.kubectl_stdin(&["create", "-f", "-"], &widget("w9", "green"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    k.ok(&["delete", "widget", "w9"]);
+    std::thread::sleep(Duration::from_millis(800));
+    let _ = watch.kill();
+    let out = watch.wait_with_output().unwrap();
+    let seen = String::from_utf8_lossy(&out.stdout);
+    assert!(seen.contains("widget.stable.example.com/w9"), "{seen}");
+}
+
+#[test]
+fn deleting_a_crd_deletes_its_instances_first_and_removes_the_api() {
+    let mut k = Kapi::start(&[], &[]);
+    install(&k);
+    let out = k.kubectl_stdin(&["create", "-f", "-"], &widget("w1", "red"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A restart serves the CRD and its instances from the store.
+    k.kill_and_restart();
+    eventually("the CRD to be served again", || {
+        k.kubectl(&["get", "widget", "w1"]).status.success()
+    });
+    // An instance with a finalizer holds the CRD in Terminating, and no new instance may be
+    // created meanwhile.
+    k.ok(&[
+        "patch",
+        "widget",
+        "w1",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
+    ]);
+    k.ok(&[
+        "delete",
+        "crd",
+        "widgets.stable.example.com",
+        "--wait=false",
+    ]);
+    eventually("the Terminating condition", || {
+        k.ok(&["get", "crd", "widgets.stable.example.com", "-o", "json"])
+            .contains("InstanceDeletionInProgress")
+    });
+    let out = k.kubectl_stdin(&["create", "-f", "-"], &widget("w2", "red"));
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("create not allowed while custom resource definition is terminating"),
+        "{}",
+        stderr(&out)
+    );
+    eventually("the instance to be marked deleted", || {
+        k.ok(&["get", "widget", "w1", "-o", "json"])
+            .contains("deletionTimestamp")
+    });
+    k.ok(&[
+        "patch",
+        "widget",
+        "w1",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+    ]);
+    eventually("the CRD to go", || {
+        !k.kubectl(&["get", "crd", "widgets.stable.example.com"])
+            .status
+            .success()
+    });
+    let c = Client::new(&k);
+    eventually("the group to leave discovery", || {
+        c.call("GET", "/apis/stable.example.com/v1", "", None).0 == 404
+    });
+}
+
+#[test]
+fn custom_resources_live_in_etcd_as_upstream_keeps_them() {
+    let etcd = Etcd::start();
+    // What an upstream apiserver stored: the CRD (as apiextensions.k8s.io/v1beta1 JSON) and a
+    // Widget (JSON), copied from its etcd (tests/data/upstream/etcd-values).
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/upstream/etcd-values");
+    let crd = std::fs::read_to_string(
+        dir.join("apiextensions.k8s.io_customresourcedefinitions_widgets.stable.example.com.json"),
+    )
+    .unwrap();
+    let w1 =
+        std::fs::read_to_string(dir.join("stable.example.com_widgets_layout_w1.json")).unwrap();
+    for (key, value) in [
+        (
+            "/registry/apiextensions.k8s.io/customresourcedefinitions/widgets.stable.example.com",
+            crd.trim_end(),
+        ),
+        (
+            "/registry/stable.example.com/widgets/layout/w1",
+            w1.trim_end(),
+        ),
+    ] {
+        let out = etcd.etcdctl(&["put", key, value]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    let k = Kapi::start(&["--etcd-servers", &etcd.endpoint], &[]);
+    eventually("upstream's widget to be served", || {
+        k.kubectl(&["get", "widget", "w1", "-n", "layout"])
+            .status
+            .success()
+    });
+    let got: Value =
+        serde_json::from_str(&k.ok(&["get", "widget", "w1", "-n", "layout", "-o", "json"]))
+            .unwrap();
+    assert_eq!(got["spec"]["color"], "red");
+    assert_eq!(
+        got["metadata"]["uid"],
+        "764005fd-7e19-4eaf-b1d0-0ffeea9daad7"
+    );
+    // A new one is stored as upstream stores it: JSON with sorted keys, no resourceVersion.
+    k.ok(&["create", "namespace", "layout2"]);
+    let out = k.kubectl_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: stable.example.com/v1\nkind: Widget\nmetadata: {name: w2, namespace: layout2}\nspec: {color: blue, size: 1}\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = etcd.etcdctl(&[
+        "get",
+        "/registry/stable.example.com/widgets/layout2/w2",
+        "--print-value-only",
+    ]);
+    let stored: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stored["apiVersion"], "stable.example.com/v1");
+    assert_eq!(stored["spec"]["color"], "blue");
+    assert!(
+        stored["metadata"].get("resourceVersion").is_none(),
+        "{stored}"
+    );
+    assert!(
+        out.stdout
+            .starts_with(br#"{"apiVersion":"stable.example.com/v1","kind":"Widget","metadata":{"#),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // A CRD kapi writes is stored as upstream stores them: v1beta1 JSON, the schema at the top.
+    install(&k);
+    let out = etcd.etcdctl(&[
+        "get",
+        "/registry/apiextensions.k8s.io/customresourcedefinitions/widgets.stable.example.com",
+        "--print-value-only",
+    ]);
+    let stored: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        stored["apiVersion"], "apiextensions.k8s.io/v1beta1",
+        "{stored}"
+    );
+    assert_eq!(stored["spec"]["version"], "v1");
+    assert_eq!(
+        stored["spec"]["validation"]["openAPIV3Schema"]["type"],
+        "object"
+    );
+    assert_eq!(
+        stored["spec"]["additionalPrinterColumns"][0]["JSONPath"],
+        ".spec.color"
+    );
+}
