@@ -342,6 +342,15 @@ pub fn value_message(v: &Value) -> Result<Served, Status> {
     })
 }
 
+/// An object of `res` the server made itself (a bookmark, a dry-run answer) in its served form.
+pub fn from_value(res: &Resource, v: &Value) -> Result<Served, Status> {
+    if res.is_custom() {
+        let raw = serde_json::to_vec(v).map_err(|e| Status::internal(e.to_string()))?;
+        return Ok(Served { raw });
+    }
+    value_message(v)
+}
+
 /// A Status as a `k8s\0` envelope.
 pub fn status_envelope(status: &Status) -> Result<Vec<u8>, Status> {
     value_envelope(&status.to_json_value())

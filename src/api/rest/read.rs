@@ -714,7 +714,7 @@ pub(super) fn bookmark_frame(
     objects::watch_frame(
         res,
         EventType::Bookmark,
-        &objects::value_message(&obj)?,
+        &objects::from_value(res, &obj)?,
         enc,
     )
 }

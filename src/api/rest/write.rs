@@ -686,5 +686,5 @@ pub(super) fn strip_rv(res: &Resource, obj: Served) -> Result<Served, Status> {
     if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("resourceVersion");
     }
-    objects::value_message(&v)
+    objects::from_value(res, &v)
 }
