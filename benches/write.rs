@@ -49,7 +49,7 @@ fn write_pipeline(c: &mut Criterion) {
     g.bench_function("kapi_pipeline", |b| {
         b.iter(|| {
             let mut obj: serde_json::Value = serde_json::from_slice(black_box(&body)).unwrap();
-            let strategy = pods.strategy;
+            let strategy = &*pods.strategy;
             strategy.prepare_for_create(&mut obj);
             strategy.default(&mut obj);
             let (stored, _) = encode_for_storage(pods, &obj, FieldValidation::Strict).unwrap();

@@ -434,3 +434,154 @@ fn custom_resources_live_in_etcd_as_upstream_keeps_them() {
         ".spec.color"
     );
 }
+
+/// The test's conversion webhook: `spec.cronSpec` (v1) and `spec.schedule` (v2) are the same
+/// field.
+fn convert(_path: &str, review: &Value) -> Value {
+    let to = review["request"]["desiredAPIVersion"]
+        .as_str()
+        .unwrap_or_default();
+    let objects: Vec<Value> = review["request"]["objects"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|mut o| {
+            let spec = o["spec"].as_object_mut().cloned().unwrap_or_default();
+            let mut new = serde_json::Map::new();
+            for (k, v) in spec {
+                let k = match (to.ends_with("/v2"), k.as_str()) {
+                    (true, "cronSpec") => "schedule".to_string(),
+                    (false, "schedule") => "cronSpec".to_string(),
+                    _ => k,
+                };
+                new.insert(k, v);
+            }
+            o["spec"] = Value::Object(new);
+            o["apiVersion"] = Value::String(to.to_string());
+            o
+        })
+        .collect();
+    serde_json::json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "ConversionReview",
+        "response": {
+            "uid": review["request"]["uid"],
+            "result": {"status": "Success"},
+            "convertedObjects": objects,
+        },
+    })
+}
+
+#[test]
+fn versions_convert_with_none_and_with_a_webhook() {
+    let hook = support::hook::Hook::start(convert);
+    let k = Kapi::start(&[], &[]);
+    let crd = format!(
+        r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {{name: crontabs.conv.example.com}}
+spec:
+  group: conv.example.com
+  scope: Namespaced
+  names: {{plural: crontabs, singular: crontab, kind: CronTab}}
+  conversion:
+    strategy: Webhook
+    webhook:
+      conversionReviewVersions: [v1]
+      clientConfig: {{url: "https://127.0.0.1:{}/convert", caBundle: {}}}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {{openAPIV3Schema: {{type: object, properties: {{spec: {{type: object, properties: {{cronSpec: {{type: string}}}}}}}}}}}}
+  - name: v2
+    served: true
+    storage: false
+    schema: {{openAPIV3Schema: {{type: object, properties: {{spec: {{type: object, properties: {{schedule: {{type: string}}}}}}}}}}}}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {{name: things.conv.example.com}}
+spec:
+  group: conv.example.com
+  scope: Cluster
+  names: {{plural: things, kind: Thing}}
+  versions:
+  - {{name: v1beta1, served: true, storage: false, schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}}}
+  - {{name: v1, served: true, storage: true, schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}}}
+"#,
+        hook.port,
+        hook.ca_bundle()
+    );
+    let out = k.kubectl_stdin(&["apply", "-f", "-"], &crd);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let c = Client::new(&k);
+    eventually("both CRDs to be served", || {
+        c.call(
+            "GET",
+            "/apis/conv.example.com/v2/namespaces/default/crontabs",
+            "",
+            None,
+        )
+        .0 == 200
+            && c.call("GET", "/apis/conv.example.com/v1beta1/things", "", None)
+                .0
+                == 200
+    });
+    // Discovery prefers the highest version.
+    let (_, group) = c.call("GET", "/apis/conv.example.com", "", None);
+    assert_eq!(group["preferredVersion"]["version"], "v2", "{group}");
+
+    // Written in v2, stored in v1 (through the webhook), read in either.
+    let (code, created) = c.call(
+        "POST",
+        "/apis/conv.example.com/v2/namespaces/default/crontabs",
+        "application/json",
+        Some(
+            serde_json::json!({"apiVersion": "conv.example.com/v2", "kind": "CronTab",
+            "metadata": {"name": "nightly"}, "spec": {"schedule": "0 3 * * *"}}),
+        ),
+    );
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(created["apiVersion"], "conv.example.com/v2");
+    assert_eq!(created["spec"]["schedule"], "0 3 * * *");
+    let (_, v1) = c.call(
+        "GET",
+        "/apis/conv.example.com/v1/namespaces/default/crontabs/nightly",
+        "",
+        None,
+    );
+    assert_eq!(v1["apiVersion"], "conv.example.com/v1", "{v1}");
+    assert_eq!(v1["spec"]["cronSpec"], "0 3 * * *");
+    let (_, list) = c.call(
+        "GET",
+        "/apis/conv.example.com/v2/namespaces/default/crontabs",
+        "",
+        None,
+    );
+    assert_eq!(list["items"][0]["spec"]["schedule"], "0 3 * * *", "{list}");
+    let reviews = hook.reviews();
+    assert!(
+        reviews
+            .iter()
+            .any(|r| r["request"]["desiredAPIVersion"] == "conv.example.com/v1"),
+        "{reviews:?}"
+    );
+
+    // None: only apiVersion changes.
+    let (code, thing) = c.call(
+        "POST",
+        "/apis/conv.example.com/v1beta1/things",
+        "application/json",
+        Some(
+            serde_json::json!({"apiVersion": "conv.example.com/v1beta1", "kind": "Thing",
+            "metadata": {"name": "t"}, "spec": {"a": 1}}),
+        ),
+    );
+    assert_eq!(code, 201, "{thing}");
+    let (_, thing) = c.call("GET", "/apis/conv.example.com/v1/things/t", "", None);
+    assert_eq!(thing["apiVersion"], "conv.example.com/v1");
+    assert_eq!(thing["spec"]["a"], 1);
+}

@@ -5,25 +5,18 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::net::TcpListener;
 
 use base64::Engine;
 use serde_json::{Value, json};
 use support::client::Client;
+use support::hook::Hook;
 use support::kapi::Kapi;
 
 const CT: &str = "application/json";
 
-/// The test's webhook: `/mutate` annotates the object, `/deny` refuses objects whose `data`
-/// has a key `forbidden`; every review it gets is kept.
-struct Hook {
-    port: u16,
-    ca_pem: String,
-    reviews: Arc<Mutex<Vec<Value>>>,
-}
-
+/// The test's webhook answers: `/mutate` annotates the object, `/deny` refuses objects whose
+/// `data` has a key `forbidden`.
 fn answer(path: &str, review: &Value) -> Value {
     let uid = review["request"]["uid"].clone();
     let mut response = json!({"uid": uid, "allowed": true});
@@ -48,95 +41,6 @@ fn answer(path: &str, review: &Value) -> Value {
         _ => {}
     }
     json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response})
-}
-
-fn serve_connection(
-    tls: Arc<rustls::ServerConfig>,
-    tcp: TcpStream,
-    reviews: Arc<Mutex<Vec<Value>>>,
-) -> Option<()> {
-    let conn = rustls::ServerConnection::new(tls).ok()?;
-    let mut stream = BufReader::new(rustls::StreamOwned::new(conn, tcp));
-    loop {
-        let mut line = String::new();
-        if stream.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        let path = line.split_whitespace().nth(1)?.to_string();
-        let mut length = 0usize;
-        loop {
-            let mut h = String::new();
-            stream.read_line(&mut h).ok()?;
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                length = v.trim().parse().ok()?;
-            }
-        }
-        let mut body = vec![0; length];
-        stream.read_exact(&mut body).ok()?;
-        let review: Value = serde_json::from_slice(&body).ok()?;
-        let out = answer(&path, &review).to_string();
-        reviews.lock().unwrap().push(review);
-        let head = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            out.len()
-        );
-        let s = stream.get_mut();
-        s.write_all(head.as_bytes()).ok()?;
-        s.write_all(out.as_bytes()).ok()?;
-        s.flush().ok()?;
-    }
-}
-
-impl Hook {
-    fn start() -> Hook {
-        let key = rcgen::generate_simple_self_signed(vec![
-            "127.0.0.1".to_string(),
-            "hook.default.svc".to_string(),
-        ])
-        .expect("a certificate");
-        let ca_pem = key.cert.pem();
-        let cert = key.cert.der().clone();
-        let private = rustls_pki_types::PrivateKeyDer::try_from(key.signing_key.serialize_der())
-            .expect("a key");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![cert], private)
-            .expect("a server config");
-        let tls = Arc::new(tls);
-        let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
-        let port = listener.local_addr().unwrap().port();
-        let reviews = Arc::new(Mutex::new(Vec::new()));
-        let kept = Arc::clone(&reviews);
-        std::thread::spawn(move || {
-            for tcp in listener.incoming().flatten() {
-                let tls = Arc::clone(&tls);
-                let kept = Arc::clone(&kept);
-                std::thread::spawn(move || serve_connection(tls, tcp, kept));
-            }
-        });
-        Hook {
-            port,
-            ca_pem,
-            reviews,
-        }
-    }
-
-    fn ca_bundle(&self) -> String {
-        base64::engine::general_purpose::STANDARD.encode(&self.ca_pem)
-    }
-
-    fn reviews(&self) -> Vec<Value> {
-        self.reviews.lock().unwrap().clone()
-    }
 }
 
 fn webhook(name: &str, client_config: Value, resources: &[&str], extra: Value) -> Value {
@@ -180,7 +84,7 @@ fn configmap(c: &Client, ns: &str, name: &str, data: Value, query: &str) -> (u16
 
 #[test]
 fn webhooks_mutate_and_refuse_the_writes_their_rules_select() {
-    let hook = Hook::start();
+    let hook = Hook::start(answer);
     let k = Kapi::start(&[], &[]);
     let c = Client::new(&k);
     k.ok(&["create", "namespace", "hooked"]);
@@ -334,7 +238,7 @@ fn webhooks_mutate_and_refuse_the_writes_their_rules_select() {
 
 #[test]
 fn failure_policies_decide_when_a_webhook_cannot_be_reached() {
-    let hook = Hook::start();
+    let hook = Hook::start(answer);
     let k = Kapi::start(&["--enable-aggregator-routing"], &[]);
     let c = Client::new(&k);
     // A port nothing listens on.

@@ -694,7 +694,9 @@ pub fn jsonpath(obj: &Value, path: &str) -> Option<Value> {
                         let v = item.pointer(&format!("/{}", field.replace('.', "/")));
                         match v {
                             Some(Value::String(s)) => s == want,
-                            Some(other) => other.to_string() == want,
+                            Some(other) => {
+                                serde_json::from_str::<Value>(want).ok().as_ref() == Some(other)
+                            }
                             None => false,
                         }
                     })?

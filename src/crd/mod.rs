@@ -5,6 +5,7 @@
 //! registry swaps whole, so adding a CRD never pauses reads of other resources.
 
 pub mod controller;
+pub mod conversion;
 pub mod openapi;
 pub mod strategy;
 

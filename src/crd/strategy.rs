@@ -82,11 +82,13 @@ impl Strategy for Definitions {
 /// changes).
 pub fn to_served(res: &Resource, obj: &mut Value) -> Result<(), Status> {
     let served = res.api_version();
-    if obj.get("apiVersion").and_then(Value::as_str) != Some(served.as_str())
-        && let Some(o) = obj.as_object_mut()
-    {
-        o.insert("apiVersion".into(), Value::String(served));
+    if obj.get("apiVersion").and_then(Value::as_str) == Some(served.as_str()) {
+        return Ok(());
     }
+    let Some(c) = &res.custom else {
+        return Ok(());
+    };
+    *obj = super::conversion::convert(c, std::mem::take(obj), &served)?;
     Ok(())
 }
 
@@ -98,8 +100,8 @@ pub fn encode_for_storage(
     _validation: FieldValidation,
 ) -> Result<(Bytes, Vec<String>), Status> {
     let warnings = Vec::new();
-    if let (Some(c), Some(o)) = (&res.custom, obj.as_object_mut()) {
-        o.insert("apiVersion".into(), Value::String(c.storage_api_version()));
+    if let Some(c) = &res.custom {
+        obj = super::conversion::convert(c, obj, &c.storage_api_version())?;
     }
     let json = serde_json::to_vec(&obj).map_err(|e| Status::internal(e.to_string()))?;
     Ok((Bytes::from(json), warnings))

@@ -2,6 +2,8 @@
 #[allow(dead_code)]
 pub mod client;
 pub mod etcd;
+#[allow(dead_code)]
+pub mod hook;
 pub mod kapi;
 #[allow(dead_code)]
 pub mod namespaces;

@@ -1,0 +1,109 @@
+//! A webhook server for tests: HTTPS on a loopback port with a self-signed certificate (for
+//! 127.0.0.1 and `hook.default.svc`), answering each JSON review POSTed to it with the test's
+//! function of (path, review), and keeping every review it got.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use serde_json::Value;
+
+/// What the server answers a review POSTed at a path.
+pub type Answer = fn(&str, &Value) -> Value;
+
+pub struct Hook {
+    pub port: u16,
+    pub ca_pem: String,
+    reviews: Arc<Mutex<Vec<Value>>>,
+}
+
+fn serve_connection(
+    tls: Arc<rustls::ServerConfig>,
+    tcp: TcpStream,
+    reviews: Arc<Mutex<Vec<Value>>>,
+    answer: Answer,
+) -> Option<()> {
+    let conn = rustls::ServerConnection::new(tls).ok()?;
+    let mut stream = BufReader::new(rustls::StreamOwned::new(conn, tcp));
+    loop {
+        let mut line = String::new();
+        if stream.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let path = line.split_whitespace().nth(1)?.to_string();
+        let mut length = 0usize;
+        loop {
+            let mut h = String::new();
+            stream.read_line(&mut h).ok()?;
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse().ok()?;
+            }
+        }
+        let mut body = vec![0; length];
+        stream.read_exact(&mut body).ok()?;
+        let review: Value = serde_json::from_slice(&body).ok()?;
+        let out = answer(&path, &review).to_string();
+        reviews.lock().unwrap().push(review);
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            out.len()
+        );
+        let s = stream.get_mut();
+        s.write_all(head.as_bytes()).ok()?;
+        s.write_all(out.as_bytes()).ok()?;
+        s.flush().ok()?;
+    }
+}
+
+impl Hook {
+    pub fn start(answer: Answer) -> Hook {
+        let key = rcgen::generate_simple_self_signed(vec![
+            "127.0.0.1".to_string(),
+            "hook.default.svc".to_string(),
+        ])
+        .expect("a certificate");
+        let ca_pem = key.cert.pem();
+        let cert = key.cert.der().clone();
+        let private = rustls_pki_types::PrivateKeyDer::try_from(key.signing_key.serialize_der())
+            .expect("a key");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], private)
+            .expect("a server config");
+        let tls = Arc::new(tls);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
+        let port = listener.local_addr().unwrap().port();
+        let reviews = Arc::new(Mutex::new(Vec::new()));
+        let kept = Arc::clone(&reviews);
+        std::thread::spawn(move || {
+            for tcp in listener.incoming().flatten() {
+                let tls = Arc::clone(&tls);
+                let kept = Arc::clone(&kept);
+                std::thread::spawn(move || serve_connection(tls, tcp, kept, answer));
+            }
+        });
+        Hook {
+            port,
+            ca_pem,
+            reviews,
+        }
+    }
+
+    pub fn ca_bundle(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(&self.ca_pem)
+    }
+
+    pub fn reviews(&self) -> Vec<Value> {
+        self.reviews.lock().unwrap().clone()
+    }
+}
