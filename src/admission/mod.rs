@@ -277,9 +277,10 @@ pub(crate) fn cached_object(
     namespace: Option<&str>,
     name: &str,
 ) -> Result<Option<Value>, Status> {
-    let Some(res) = api.registry.get(group, version, resource) else {
+    let Some(row) = api.registry.lookup(group, version, resource) else {
         return Ok(None);
     };
+    let res: &Resource = &row;
     let prefix = format!("{}{}", api.prefix, res.key_prefix);
     let Some(rc) = api.cache.resource(prefix.as_bytes()) else {
         return Ok(None);
@@ -303,9 +304,10 @@ pub(crate) fn cached_entries(
     resource: &str,
     namespace: Option<&str>,
 ) -> Result<Vec<(Value, i64)>, Status> {
-    let Some(res) = api.registry.get(group, version, resource) else {
+    let Some(row) = api.registry.lookup(group, version, resource) else {
         return Ok(Vec::new());
     };
+    let res: &Resource = &row;
     let prefix = format!("{}{}", api.prefix, res.key_prefix);
     let mut dir = prefix.clone();
     if let Some(ns) = namespace.filter(|_| res.namespaced) {

@@ -291,10 +291,12 @@ impl ValidatingPolicies {
         };
         let api_version = kind["apiVersion"].as_str().unwrap_or("");
         let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let custom = api.registry.custom();
         let Some(res) = api
             .registry
             .all()
             .iter()
+            .chain(custom.rows.iter().map(|r| r.as_ref()))
             .find(|r| r.group == group && r.version == version && r.kind == kind["kind"])
         else {
             return Ok(missing());
