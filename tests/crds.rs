@@ -225,7 +225,28 @@ fn a_crd_becomes_an_api_with_discovery_columns_selectors_and_subresources() {
     assert_eq!(scale["status"]["replicas"], 1);
     assert_eq!(scale["status"]["selector"], "tier=red");
 
+    // No strategic merge for custom resources.
+    let out = k.kubectl(&[
+        "patch",
+        "widget",
+        "w1",
+        "--type=strategic",
+        "-p",
+        r#"{"spec":{"size":6}}"#,
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("accepted media types include: application/json-patch+json"),
+        "{}",
+        stderr(&out)
+    );
+
     // kubectl explain reads the OpenAPI v3 document of the group-version.
+    eventually("the OpenAPI document of the group-version", || {
+        k.kubectl(&["explain", "widgets.spec.size"])
+            .status
+            .success()
+    });
     let explained = k.ok(&["explain", "widgets.spec.size"]);
     assert!(explained.contains("How big it is."), "{explained}");
 

@@ -60,10 +60,11 @@ pub fn start(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    // The rows of the CRDs already there are served from the start.
+    // The rows of the CRDs already there are served from the start (their OpenAPI follows
+    // from the thread).
     let first = cached(registry, &cache, &prefix);
     let crds: Vec<Value> = first.iter().map(|c| c.crd.clone()).collect();
-    registry.set_custom(super::build(&crds));
+    registry.set_custom(super::build_rows(&crds));
     let weak = Arc::downgrade(registry);
     std::thread::Builder::new()
         .name("kapi-crd".into())

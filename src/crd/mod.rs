@@ -317,6 +317,13 @@ pub fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
 /// version of every Established CRD. `registry` supplies the built-in discovery documents the
 /// custom groups are added to.
 pub fn build(crds: &[Value]) -> Custom {
+    let mut custom = build_rows(crds);
+    custom.openapi = openapi::documents(&custom.rows);
+    custom
+}
+
+/// `build` without the OpenAPI documents (the quick part, for start-up).
+pub fn build_rows(crds: &[Value]) -> Custom {
     let mut rows: Vec<Arc<Resource>> = Vec::new();
     for crd in crds {
         if !condition_true(crd, "Established") {
@@ -335,12 +342,11 @@ pub fn build(crds: &[Value]) -> Custom {
         .map(|(i, r)| ((r.group.clone(), r.version.clone(), r.resource.clone()), i))
         .collect();
     let docs = discovery_docs(&rows);
-    let openapi = openapi::documents(&rows);
     Custom {
         rows,
         by_gvr,
         docs,
-        openapi,
+        openapi: HashMap::new(),
     }
 }
 

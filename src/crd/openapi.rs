@@ -4,7 +4,7 @@
 //! the CRD controller's thread when CRDs change, never on a request.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value, json};
 
@@ -179,6 +179,21 @@ fn resource_paths(r: &Resource, write_params: &Value) -> Map<String, Value> {
     out
 }
 
+static APPS_V3: OnceLock<Value> = OnceLock::new();
+static V2: OnceLock<Value> = OnceLock::new();
+
+/// A built-in document, parsed once (the v2 one is megabytes; CRD changes reuse it).
+fn parsed(
+    cell: &'static OnceLock<Value>,
+    doc: impl FnOnce() -> Option<&'static Doc>,
+) -> &'static Value {
+    cell.get_or_init(|| {
+        doc()
+            .and_then(|d| serde_json::from_slice(&d.body).ok())
+            .unwrap_or_default()
+    })
+}
+
 fn json_doc(v: &Value) -> Arc<Doc> {
     let body = serde_json::to_vec(v).unwrap_or_default();
     Arc::new(Doc::new(body))
@@ -192,9 +207,7 @@ pub fn documents(rows: &[Arc<Resource>]) -> HashMap<String, Arc<Doc>> {
         return out;
     }
     // The meta definitions every custom kind refers to, from a built-in document.
-    let apps: Value = crate::api::openapi::v3("apis/apps/v1")
-        .and_then(|d| serde_json::from_slice::<Value>(&d.body).ok())
-        .unwrap_or_default();
+    let apps = parsed(&APPS_V3, || crate::api::openapi::v3("apis/apps/v1"));
     // The query parameters of writes (dryRun, fieldManager, fieldValidation): kubectl checks
     // for fieldValidation before it leaves validation to the server.
     let write_params = apps
@@ -245,9 +258,9 @@ pub fn documents(rows: &[Arc<Resource>]) -> HashMap<String, Arc<Doc>> {
         });
         out.insert(format!("apis/{group}/{version}"), json_doc(&doc));
     }
-    if let Some(mut v2) =
-        crate::api::openapi::v2().and_then(|d| serde_json::from_slice::<Value>(&d.body).ok())
-    {
+    let builtin_v2 = parsed(&V2, crate::api::openapi::v2);
+    if builtin_v2.is_object() {
+        let mut v2 = builtin_v2.clone();
         if let Some(defs) = v2["definitions"].as_object_mut() {
             for r in rows {
                 let refs = "#/definitions/";

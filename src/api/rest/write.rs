@@ -491,6 +491,12 @@ impl Ctx<'_> {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
         let ty = negotiate::content_type(ct)?;
+        if self.res.is_custom() && ty == BodyType::StrategicMergePatch {
+            // Custom resources have no patch strategies to merge by.
+            let mut s = Status::unsupported_media_type();
+            s.message = "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml".into();
+            return Err(s);
+        }
         // The patch is decoded where it is applied (on the worker pool when large).
         match ty {
             BodyType::JsonPatch | BodyType::MergePatch | BodyType::StrategicMergePatch => {}
