@@ -43,6 +43,14 @@ pub struct Flags {
     #[arg(long, default_value_t = false, action = ArgAction::Set, num_args = 0..=1,
           default_missing_value = "true", help_heading = MISC)]
     pub enable_aggregator_routing: bool,
+    /// Client certificate used to prove the identity of the aggregator or kube-apiserver when
+    /// it must call out during a request (proxying to aggregated API servers).
+    #[arg(long, help_heading = MISC)]
+    pub proxy_client_cert_file: Option<std::path::PathBuf>,
+    /// Private key for the client certificate used to prove the identity of the aggregator or
+    /// kube-apiserver when it must call out during a request.
+    #[arg(long, help_heading = MISC)]
+    pub proxy_client_key_file: Option<std::path::PathBuf>,
     /// Amount of time to retain events (a Go duration).
     #[arg(long, default_value = "1h0m0s", value_parser = crate::shutdown::parse_duration,
           help_heading = MISC)]
@@ -1084,18 +1092,6 @@ const COMPAT: &[(&str, &str, Takes, Why)] = &[
         "peer-ca-file",
         Value,
         NotYet("mixed-version proxying is not served"),
-    ),
-    (
-        MISC,
-        "proxy-client-cert-file",
-        Value,
-        NotYet("kapi does not proxy to aggregated API servers yet"),
-    ),
-    (
-        MISC,
-        "proxy-client-key-file",
-        Value,
-        NotYet("kapi does not proxy to aggregated API servers yet"),
     ),
     (MISC, "insecure-port", Value, Removed("1.24")),
     (MISC, "insecure-bind-address", Value, Removed("1.24")),

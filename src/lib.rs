@@ -6,6 +6,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod admission;
+pub mod aggregator;
 pub mod api;
 pub mod audit;
 pub mod authn;

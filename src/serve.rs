@@ -113,6 +113,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
     }
     crate::flags::init(&args.flags);
     crate::kubelet::init(&args.flags)?;
+    crate::aggregator::init(&args.flags)?;
     crate::api::runtime_config::init(&args.flags.runtime_config)?;
     let hosts = vec![args.bind_address.to_string()];
     let pki =
@@ -181,6 +182,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
     )?);
     crate::startup::start(api.clone(), startup_info(args, &pki.ca_cert)?)
         .map_err(|e| format!("start-up objects: {e}"))?;
+    crate::aggregator::availability::start(&api).map_err(|e| format!("aggregator: {e}"))?;
     let cores = if args.cores == 0 {
         std::thread::available_parallelism()
             .map(|n| n.get())

@@ -212,6 +212,9 @@ pub struct Registry {
     by_gvr: HashMap<(String, String, String), usize>,
     /// The rows of custom resources, replaced whole when CRDs change.
     custom: ArcSwap<Custom>,
+    /// The group-versions extension API servers serve (APIServices with a backend that
+    /// answered their discovery), for discovery.
+    remote: ArcSwap<Vec<crate::aggregator::availability::RemoteVersion>>,
 }
 
 /// The custom resources served now: their rows and discovery, made together from the CRDs.
@@ -326,6 +329,25 @@ impl Registry {
             resources,
             by_gvr,
             custom: ArcSwap::from_pointee(Custom::default()),
+            remote: ArcSwap::from_pointee(Vec::new()),
+        }
+    }
+
+    /// The group-versions of extension API servers.
+    pub fn remote(&self) -> Arc<Vec<crate::aggregator::availability::RemoteVersion>> {
+        self.remote.load_full()
+    }
+
+    pub fn set_remote(&self, remote: Vec<crate::aggregator::availability::RemoteVersion>) {
+        let same = {
+            let cur = self.remote.load();
+            cur.len() == remote.len()
+                && cur.iter().zip(&remote).all(|(a, b)| {
+                    a.group == b.group && a.version == b.version && a.resources == b.resources
+                })
+        };
+        if !same {
+            self.remote.store(Arc::new(remote));
         }
     }
 
@@ -342,6 +364,23 @@ impl Registry {
             .by_gvr
             .get(&(group.to_string(), version.to_string(), resource.to_string()))
             .map(|&i| Row::Custom(custom.rows[i].clone()))
+    }
+
+    /// Whether kapi itself serves `group/version` (a built-in or custom resource's).
+    pub fn lookup_version(&self, group: &str, version: &str) -> Option<()> {
+        if self
+            .resources
+            .iter()
+            .any(|r| r.group == group && r.version == version)
+        {
+            return Some(());
+        }
+        self.custom
+            .load()
+            .rows
+            .iter()
+            .any(|r| r.group == group && r.version == version)
+            .then_some(())
     }
 
     /// The custom resources served now.

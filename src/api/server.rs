@@ -157,7 +157,18 @@ impl Api {
         }
         match target {
             Some(Target::Other { path }) => self.other(req, &path, pretty).await,
-            Some(Target::Discovery { path }) => discovery(&self.registry, req, &path, pretty),
+            Some(Target::Discovery { path }) => {
+                // An extension server's group-version answers its own discovery.
+                if let ["apis", g, v] = path.trim_matches('/').split('/').collect::<Vec<_>>()[..]
+                    && self.registry.lookup_version(g, v).is_none()
+                    && let Some(svc) = crate::aggregator::remote(self, g, v)
+                {
+                    return crate::aggregator::proxy(self, req, user, &svc)
+                        .await
+                        .unwrap_or_else(|s| status_response(&s, Encoding::Json, pretty));
+                }
+                discovery(&self.registry, req, &path, pretty)
+            }
             Some(Target::Resource(rr)) => {
                 let annotations = std::cell::RefCell::new(Vec::new());
                 let resp = match super::rest::serve(
@@ -508,6 +519,22 @@ fn discovery(registry: &Registry, req: &Request, path: &str, pretty: bool) -> Re
         }
     };
     let custom = registry.custom();
+    let remote = registry.remote();
+    if !remote.is_empty() && matches!(name.as_str(), "apis.json" | "apis.aggregated-v2.json") {
+        let base: Vec<u8> = match custom.docs.get(&name) {
+            Some(doc) => doc.to_vec(),
+            None => {
+                let doc = discovery_doc(&name);
+                super::runtime_config::any_disabled()
+                    .then(|| super::runtime_config::filter_discovery(&name, doc))
+                    .flatten()
+                    .unwrap_or_else(|| doc.to_vec())
+            }
+        };
+        if let Some(doc) = crate::aggregator::with_remote(&base, aggregated, &remote) {
+            return discovery_response(&doc, pretty, aggregated);
+        }
+    }
     if let Some(doc) = custom.docs.get(&name) {
         return discovery_response(doc, pretty, aggregated);
     }

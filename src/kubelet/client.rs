@@ -36,6 +36,8 @@ pub struct Credentials {
     /// PEM client certificate and key.
     pub client: Option<(Vec<u8>, Vec<u8>)>,
     pub timeout: Duration,
+    /// Do not verify the server (an APIService's `insecureSkipTLSVerify`).
+    pub insecure: bool,
 }
 
 /// One request to a kubelet.
@@ -46,7 +48,13 @@ pub struct Outbound {
     pub body: Bytes,
     /// An upgrade request (exec, attach, port-forward): HTTP/1.1, its answer may be a tunnel.
     pub upgrade: bool,
+    /// Other credentials than the kubelets' (an aggregated API server's: the proxy client
+    /// certificate and the APIService's CA), and the address the URL's host is reached at.
+    pub other: Option<(Credentials, Option<(String, std::net::SocketAddr)>)>,
 }
+
+/// Clients kept for other credentials than the kubelets' (one per APIService backend).
+const MAX_OTHER_CLIENTS: usize = 64;
 
 /// A kubelet's answer: its status and headers, its body as chunks, and for a `101` the sender
 /// of what the client sends.
@@ -85,15 +93,49 @@ async fn serve(mut rx: tokio::sync::mpsc::Receiver<Job>) {
     let credentials = CREDENTIALS.get().cloned().unwrap_or_default();
     // Upgrades need HTTP/1.1; the rest may use either.
     let clients = (client(&credentials, false), client(&credentials, true));
-    while let Some((out, reply)) = rx.recv().await {
-        let client = match (&clients, out.upgrade) {
-            ((Ok(c), _), false) | ((_, Ok(c)), true) => c.clone(),
-            ((Err(e), _), _) | ((_, Err(e)), _) => {
-                let _ = reply.send(Err(e.clone()));
-                continue;
+    type OtherKey = (
+        Option<Vec<u8>>,
+        bool,
+        Option<(String, std::net::SocketAddr)>,
+        bool,
+    );
+    let mut others: std::collections::HashMap<OtherKey, reqwest::Client> =
+        std::collections::HashMap::new();
+    while let Some((mut out, reply)) = rx.recv().await {
+        let mut timeout = credentials.timeout;
+        let client = if let Some((creds, resolve)) = out.other.take() {
+            timeout = creds.timeout;
+            let key = (
+                creds.ca.clone(),
+                creds.insecure,
+                resolve.clone(),
+                out.upgrade,
+            );
+            match others.get(&key) {
+                Some(c) => c.clone(),
+                None => match client_for(&creds, out.upgrade, resolve) {
+                    Ok(c) => {
+                        if others.len() >= MAX_OTHER_CLIENTS {
+                            others.clear();
+                        }
+                        others.insert(key, c.clone());
+                        c
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        continue;
+                    }
+                },
+            }
+        } else {
+            match (&clients, out.upgrade) {
+                ((Ok(c), _), false) | ((_, Ok(c)), true) => c.clone(),
+                ((Err(e), _), _) | ((_, Err(e)), _) => {
+                    let _ = reply.send(Err(e.clone()));
+                    continue;
+                }
             }
         };
-        let timeout = credentials.timeout;
         tokio::spawn(async move {
             let answer = match tokio::time::timeout(timeout, perform(&client, out)).await {
                 Ok(answer) => answer,
@@ -105,6 +147,63 @@ async fn serve(mut rx: tokio::sync::mpsc::Receiver<Job>) {
 }
 
 fn client(credentials: &Credentials, http1_only: bool) -> Result<reqwest::Client, String> {
+    client_for(credentials, http1_only, None)
+}
+
+/// Accepts any server certificate (`insecureSkipTLSVerify`), still checking signatures.
+#[derive(Debug)]
+struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn client_for(
+    credentials: &Credentials,
+    http1_only: bool,
+    resolve: Option<(String, std::net::SocketAddr)>,
+) -> Result<reqwest::Client, String> {
     let pem = match &credentials.ca {
         Some(ca) => ca.clone(),
         None => std::fs::read(crate::admission::webhook::client::SYSTEM_ROOTS).unwrap_or_default(),
@@ -121,6 +220,16 @@ fn client(credentials: &Credentials, http1_only: bool) -> Result<reqwest::Client
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots);
+    let builder = if credentials.insecure {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+    } else {
+        builder
+    };
     let mut tls = match &credentials.client {
         Some((cert, key)) => {
             let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert)
@@ -144,6 +253,9 @@ fn client(credentials: &Credentials, http1_only: bool) -> Result<reqwest::Client
         .tls_backend_preconfigured(tls);
     if http1_only {
         builder = builder.http1_only();
+    }
+    if let Some((host, addr)) = &resolve {
+        builder = builder.resolve(host, *addr);
     }
     builder.build().map_err(|e| e.to_string())
 }

@@ -63,6 +63,7 @@ pub fn init(flags: &crate::flags::Flags) -> Result<(), String> {
         ca,
         client,
         timeout: flags.kubelet_timeout,
+        insecure: false,
     });
     Ok(())
 }

@@ -33,6 +33,7 @@ fn serve_connection(
         }
         let path = line.split_whitespace().nth(1)?.to_string();
         let mut length = 0usize;
+        let mut identity: Vec<(String, String)> = Vec::new();
         loop {
             let mut h = String::new();
             stream.read_line(&mut h).ok()?;
@@ -40,15 +41,24 @@ fn serve_connection(
             if h.is_empty() {
                 break;
             }
-            if let Some((k, v)) = h.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                length = v.trim().parse().ok()?;
+            if let Some((k, v)) = h.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().ok()?;
+                }
+                if k.to_ascii_lowercase().starts_with("x-remote-") {
+                    identity.push((k.to_ascii_lowercase(), v.trim().to_string()));
+                }
             }
         }
         let mut body = vec![0; length];
         stream.read_exact(&mut body).ok()?;
-        let review: Value = serde_json::from_slice(&body).ok()?;
+        // A request without a body (an extension API server's GET) is kept as its path and
+        // the identity headers it came with.
+        let review: Value = if body.is_empty() {
+            serde_json::json!({"path": path, "identity": identity})
+        } else {
+            serde_json::from_slice(&body).ok()?
+        };
         let out = answer(&path, &review).to_string();
         reviews.lock().unwrap().push(review);
         let head = format!(

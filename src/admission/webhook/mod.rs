@@ -420,7 +420,7 @@ fn target(api: &Api, config: &Value, endpoint_routing: bool) -> Result<Target, S
 
 /// A Service's address for `port`: its cluster IP, or (endpoint routing) the first ready
 /// endpoint of its EndpointSlices, at the target port.
-fn service_address(
+pub(crate) fn service_address(
     api: &Api,
     ns: &str,
     name: &str,

@@ -106,6 +106,7 @@ impl Ctx<'_> {
             headers,
             body: self.req.body.clone(),
             upgrade,
+            other: None,
         })
         .await
         .map_err(|e| Status::internal(format!("{} {url:?}: {e}", self.req.method)))?;

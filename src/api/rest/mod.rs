@@ -130,6 +130,17 @@ pub async fn serve(
     {
         Some(r) => r,
         None => {
+            // A group-version an extension API server serves: proxied to it.
+            if api
+                .registry
+                .lookup_version(&rr.group, &rr.version)
+                .is_none()
+                && let Some(svc) = crate::aggregator::remote(api, &rr.group, &rr.version)
+            {
+                return crate::aggregator::proxy(api, req, user, &svc)
+                    .await
+                    .map_err(fail);
+            }
             return Err(fail(Status::no_such_resource()));
         }
     };
