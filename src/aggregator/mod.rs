@@ -86,12 +86,12 @@ pub fn remote(api: &Api, group: &str, version: &str) -> Option<Value> {
         .then_some(svc)
 }
 
-/// Where and how an APIService's backend is reached: its URL base, the address override and
-/// the client's credentials.
-pub fn backend(
-    api: &Api,
-    apiservice: &Value,
-) -> Result<(String, Option<(String, std::net::SocketAddr)>, Credentials), String> {
+/// An APIService's backend: its URL base, the address its host is reached at, and the
+/// client's credentials.
+pub type Backend = (String, Option<(String, std::net::SocketAddr)>, Credentials);
+
+/// Where and how an APIService's backend is reached.
+pub fn backend(api: &Api, apiservice: &Value) -> Result<Backend, String> {
     let svc = &apiservice["spec"]["service"];
     let name = svc["name"].as_str().unwrap_or("");
     let ns = svc["namespace"].as_str().unwrap_or("");
