@@ -315,7 +315,7 @@ impl Api {
                 respond(StatusCode::OK, crate::metrics::CONTENT_TYPE, body)
             }
             "/openapi/v2" | "/openapi/v2/" => match super::openapi::v2() {
-                Some(doc) => openapi_doc(req, doc, false),
+                Some(doc) => super::openapi_v2::serve(req, &doc.body, &doc.hash),
                 None => status_response(&Status::no_such_resource(), Encoding::Json, pretty),
             },
             "/openapi/v3" | "/openapi/v3/" => {

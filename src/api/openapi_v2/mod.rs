@@ -1,0 +1,193 @@
+//! `/openapi/v2` in both forms upstream serves: the JSON document and its protobuf form
+//! (gnostic's `openapi_v2.Document`, which kubectl up to 1.28 asks for and nothing else).
+//! Each form is built once per document version and kept by the JSON's hash; the handler picks
+//! a form from the `Accept` list, with upstream's ETag, `If-None-Match` and gzip.
+
+mod gnostic;
+mod serve;
+mod tree;
+mod yaml;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+use sha2::{Digest, Sha512};
+
+pub use serve::serve;
+
+/// The protobuf form of an OpenAPI v2 JSON document, as kube-openapi's `ToProtoBinary` makes
+/// it (gnostic's `ParseDocument`, then `proto.Marshal`). Empty for bytes that are not JSON;
+/// values of the wrong type are left out where gnostic would fail the document.
+pub fn v2_protobuf(json: &[u8]) -> Vec<u8> {
+    match tree::parse(json) {
+        Ok(root) => gnostic::document(&root),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Upstream's OpenAPI ETag of a document: the SHA-512 of its JSON bytes in upper-case hex
+/// (kube-openapi's `computeETag`); both forms of one version carry the same ETag.
+pub fn etag(json: &[u8]) -> String {
+    data_encoding::HEXUPPER.encode(&Sha512::digest(json))
+}
+
+/// One version of the v2 document in every form served, built once.
+pub struct V2Forms {
+    /// The key this version is cached under (the caller's hash of the JSON).
+    key: String,
+    pub json: Bytes,
+    pub protobuf: Bytes,
+    /// Without quotes.
+    pub etag: String,
+    /// When this version was first served (`Last-Modified`), as an HTTP date.
+    pub last_modified: String,
+    json_gzip: OnceLock<Bytes>,
+    protobuf_gzip: OnceLock<Bytes>,
+}
+
+/// Which form of the document a request gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Form {
+    Json,
+    Protobuf,
+}
+
+impl V2Forms {
+    fn build(key: &str, json: &[u8]) -> V2Forms {
+        V2Forms {
+            key: key.to_string(),
+            json: Bytes::copy_from_slice(json),
+            protobuf: v2_protobuf(json).into(),
+            etag: etag(json),
+            last_modified: serve::http_date(std::time::SystemTime::now()),
+            json_gzip: OnceLock::new(),
+            protobuf_gzip: OnceLock::new(),
+        }
+    }
+
+    pub fn body(&self, form: Form) -> &Bytes {
+        match form {
+            Form::Json => &self.json,
+            Form::Protobuf => &self.protobuf,
+        }
+    }
+
+    /// The form gzipped, compressed on first use (upstream's gzip handler compresses every
+    /// response; the bytes do not change within a version, so here it is done once).
+    pub fn gzipped(&self, form: Form) -> &Bytes {
+        let cell = match form {
+            Form::Json => &self.json_gzip,
+            Form::Protobuf => &self.protobuf_gzip,
+        };
+        cell.get_or_init(|| gzip(self.body(form)))
+    }
+}
+
+fn gzip(body: &[u8]) -> Bytes {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    // Writing into a Vec cannot fail.
+    let _ = enc.write_all(body);
+    enc.finish().unwrap_or_default().into()
+}
+
+/// The forms of the document whose JSON is `json` and whose hash is `hash` (any stable hash
+/// of the bytes, e.g. `Doc::hash`): built on the first call for a version, then shared.
+/// Only the latest version is kept: a new document replaces the old one, and requests still
+/// holding the old `Arc` finish with it.
+pub fn forms(json: &[u8], hash: &str) -> Arc<V2Forms> {
+    /// The current version's forms; one entry bounds the cache (older versions are never
+    /// served again once the document has changed).
+    static LATEST: Mutex<Option<Arc<V2Forms>>> = Mutex::new(None);
+    let mut latest = LATEST.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(f) = latest.as_ref().filter(|f| f.key == hash) {
+        return f.clone();
+    }
+    // Built under the lock: concurrent first requests for a new version wait for one build
+    // instead of each converting the document.
+    let built = Arc::new(V2Forms::build(hash, json));
+    *latest = Some(built.clone());
+    built
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_minimal_document_encodes_field_by_field() {
+        let pb = v2_protobuf(
+            br#"{"swagger":"2.0","info":{"title":"T","version":"v"},"paths":{},"x-a":"b"}"#,
+        );
+        let mut want = vec![0x0a, 3];
+        want.extend_from_slice(b"2.0");
+        want.extend_from_slice(&[0x12, 6, 0x0a, 1, b'T', 0x12, 1, b'v']);
+        want.extend_from_slice(&[0x42, 0]);
+        // vendor_extension = 16: NamedAny {name: "x-a", value: Any {yaml: "b\n"}}
+        want.extend_from_slice(&[0x82, 0x01, 11, 0x0a, 3, b'x', b'-', b'a', 0x12, 4, 0x12, 2]);
+        want.extend_from_slice(b"b\n");
+        assert_eq!(pb, want);
+    }
+
+    #[test]
+    fn oneof_members_are_written_even_when_zero() {
+        // definitions(9) { NamedSchema { name: "m", value: Schema { additionalProperties(21) {
+        // boolean(2): false } } } }
+        let pb = v2_protobuf(br#"{"definitions":{"m":{"additionalProperties":false}}}"#);
+        assert_eq!(pb, expected_definitions());
+    }
+
+    fn expected_definitions() -> Vec<u8> {
+        // Schema body: field 21 (tag 0xaa 0x01), len 2, { field 2 varint 0 }.
+        let schema = vec![0xaa, 0x01, 2, 0x10, 0];
+        let mut named = vec![0x0a, 1, b'm', 0x12, schema.len() as u8];
+        named.extend_from_slice(&schema);
+        let mut defs = vec![0x0a, named.len() as u8];
+        defs.extend_from_slice(&named);
+        let mut doc = vec![0x4a, defs.len() as u8];
+        doc.extend_from_slice(&defs);
+        doc
+    }
+
+    #[test]
+    fn zero_values_are_left_out_and_integers_kept() {
+        let pb = v2_protobuf(
+            br#"{"definitions":{"m":{"minimum":0,"maxLength":0,"readOnly":false,"description":"","minLength":3}}}"#,
+        );
+        // Only minLength(12) = 3 remains in the schema.
+        let schema = [0x60, 3];
+        let mut named = vec![0x0a, 1, b'm', 0x12, schema.len() as u8];
+        named.extend_from_slice(&schema);
+        let mut defs = vec![0x0a, named.len() as u8];
+        defs.extend_from_slice(&named);
+        let mut doc = vec![0x4a, defs.len() as u8];
+        doc.extend_from_slice(&defs);
+        assert_eq!(pb, doc);
+    }
+
+    #[test]
+    fn not_json_gives_no_bytes() {
+        assert!(v2_protobuf(b"{").is_empty());
+    }
+
+    #[test]
+    fn etag_is_upper_case_sha512_hex() {
+        let e = etag(b"");
+        assert_eq!(e.len(), 128);
+        assert!(e.starts_with("CF83E1357EEFB8BDF1542850D66D8007D620E4050B5715DC83F4A921D36CE9CE"));
+    }
+
+    #[test]
+    fn forms_are_built_once_per_version() {
+        let a = forms(br#"{"swagger":"2.0"}"#, "forms-test-a");
+        let again = forms(br#"{"swagger":"2.0"}"#, "forms-test-a");
+        assert!(Arc::ptr_eq(&a, &again));
+        assert_eq!(a.protobuf.as_ref(), [0x0a, 3, b'2', b'.', b'0']);
+        assert_eq!(a.etag, etag(br#"{"swagger":"2.0"}"#));
+        let gz = a.gzipped(Form::Json).clone();
+        let mut back = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut back)
+            .unwrap();
+        assert_eq!(back, a.json.as_ref());
+    }
+}

@@ -1,0 +1,313 @@
+//! The `/openapi/v2` handler as kube-openapi's: the `Accept` clauses sorted as goautoneg sorts
+//! them, the first clause matching JSON or either protobuf name wins (406 with an empty body
+//! when none does); `ETag` (same for both forms), `If-None-Match` → 304, `Vary`, gzip.
+
+use http::{HeaderValue, StatusCode, header};
+
+use super::{Form, forms};
+use crate::transport::{Body, Request, Response};
+
+/// The protobuf form's media type that kubectl up to 1.28 sends (upstream still accepts it).
+const PROTOBUF_DEPRECATED: &str = "com.github.proto-openapi.spec.v2@v1.0+protobuf";
+/// The protobuf form's media type; responses always carry this one.
+const PROTOBUF: &str = "com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/// Clauses of an `Accept` header considered: the header's own size limit bounds it already;
+/// this bounds the sort's quadratic work on a header of many tiny clauses.
+const MAX_ACCEPT_CLAUSES: usize = 64;
+
+/// The served forms in upstream's order of preference for a wildcard.
+const ACCEPTED: [(&str, Form); 3] = [
+    ("json", Form::Json),
+    (PROTOBUF_DEPRECATED, Form::Protobuf),
+    (PROTOBUF, Form::Protobuf),
+];
+
+/// One clause of an `Accept` header (goautoneg's `Accept`, parameters other than `q` dropped).
+#[derive(Debug, Clone, PartialEq)]
+struct Clause<'a> {
+    kind: &'a str,
+    sub: &'a str,
+    q: f64,
+}
+
+/// goautoneg's `ParseAccept`: split on commas, `type/subtype` (a lone `*` is `*/*`), `q`
+/// parsed as a float (0 when it does not parse), then sorted by q and specificity.
+fn parse_accept(header: &str) -> Vec<Clause<'_>> {
+    let mut clauses = Vec::new();
+    for part in header.split(',').take(MAX_ACCEPT_CLAUSES) {
+        let mut params = part.trim_matches(' ').split(';');
+        let range = params.next().unwrap_or("");
+        let mut sp = range.split('/');
+        let kind = sp.next().unwrap_or("").trim_matches(' ');
+        let sub = match (sp.next(), sp.next()) {
+            (None, None) if kind == "*" => "*",
+            (Some(sub), None) => sub.trim_matches(' '),
+            _ => continue,
+        };
+        let mut q = 1.0;
+        for param in params {
+            if let Some((token, value)) = param.split_once('=')
+                && token.trim_matches(' ') == "q"
+            {
+                q = go_parse_float32(value).unwrap_or(0.0);
+            }
+        }
+        clauses.push(Clause { kind, sub, q });
+    }
+    // Go's sort.Sort on these lengths is an insertion sort: the same comparisons, the same
+    // order (the comparator is not a strict order, so the algorithm matters).
+    for i in 1..clauses.len() {
+        let mut j = i;
+        while j > 0 && less(&clauses[j], &clauses[j - 1]) {
+            clauses.swap(j, j - 1);
+            j -= 1;
+        }
+    }
+    clauses
+}
+
+fn less(a: &Clause, b: &Clause) -> bool {
+    a.q > b.q || (a.kind != "*" && b.kind == "*") || (a.sub != "*" && b.sub == "*")
+}
+
+/// `strconv.ParseFloat(s, 32)`: the text as written (no spaces), rounded to a float32.
+fn go_parse_float32(s: &str) -> Option<f64> {
+    if s.is_empty() || s.trim() != s {
+        return None;
+    }
+    s.parse::<f32>().ok().map(f64::from)
+}
+
+/// The form the first matching clause names, if any.
+fn negotiate(accept: &str) -> Option<Form> {
+    let accept = if accept.is_empty() { "*/*" } else { accept };
+    for clause in parse_accept(accept) {
+        for (sub, form) in ACCEPTED {
+            if (clause.kind == "application" || clause.kind == "*")
+                && (clause.sub == sub || clause.sub == "*")
+            {
+                return Some(form);
+            }
+        }
+    }
+    None
+}
+
+/// `If-None-Match` as net/http's `ServeContent` reads it: a list of entity tags compared
+/// weakly, or `*`.
+fn none_match(header: &str, etag: &str) -> bool {
+    header.split(',').any(|t| {
+        let t = t.trim();
+        t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag
+    })
+}
+
+/// Whether the client takes gzip (the gzip handler's rule: `gzip` with a q above zero).
+fn accepts_gzip(header: &str) -> bool {
+    header.split(',').any(|part| {
+        let mut params = part.split(';');
+        let name = params.next().unwrap_or("").trim();
+        let q = params
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .map(|v| v.trim().parse::<f64>().unwrap_or(0.0))
+            .next_back()
+            .unwrap_or(1.0);
+        name.eq_ignore_ascii_case("gzip") && q > 0.0
+    })
+}
+
+/// Answers `/openapi/v2` from the JSON document `json` whose hash is `hash`.
+pub fn serve(req: &Request, json: &[u8], hash: &str) -> Response {
+    let header = |name: header::HeaderName| {
+        req.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    let mut headers = http::HeaderMap::new();
+    headers.append(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    headers.append(header::VARY, HeaderValue::from_static("Accept"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
+    let Some(form) = negotiate(header(header::ACCEPT)) else {
+        return Response {
+            status: StatusCode::NOT_ACCEPTABLE,
+            headers,
+            body: Body::Full(bytes::Bytes::new()),
+        };
+    };
+    let doc = forms(json, hash);
+    let etag = format!("\"{}\"", doc.etag);
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, v);
+    }
+    let get_or_head = req.method == http::Method::GET || req.method == http::Method::HEAD;
+    if get_or_head && none_match(header(header::IF_NONE_MATCH), &etag) {
+        return Response {
+            status: StatusCode::NOT_MODIFIED,
+            headers,
+            body: Body::Full(bytes::Bytes::new()),
+        };
+    }
+    let content_type = match form {
+        Form::Json => "application/json".to_string(),
+        Form::Protobuf => format!("application/{PROTOBUF}"),
+    };
+    if let Ok(v) = HeaderValue::from_str(&content_type) {
+        headers.insert(header::CONTENT_TYPE, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&doc.last_modified) {
+        headers.insert(header::LAST_MODIFIED, v);
+    }
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    let body = if accepts_gzip(header(header::ACCEPT_ENCODING)) {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        doc.gzipped(form).clone()
+    } else {
+        doc.body(form).clone()
+    };
+    Response {
+        status: StatusCode::OK,
+        headers,
+        body: Body::Full(body),
+    }
+}
+
+/// An HTTP date (`Wed, 02 Dec 2026 06:36:57 GMT`).
+pub fn http_date(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        WEEKDAYS[(days.rem_euclid(7)) as usize],
+        day,
+        MONTHS[(month - 1) as usize],
+        year,
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_kubectl_gets_protobuf_and_the_rest_json() {
+        assert_eq!(negotiate(PROTOBUF_DEPRECATED_ACCEPT), Some(Form::Protobuf));
+        assert_eq!(
+            negotiate("application/com.github.proto-openapi.spec.v2.v1.0+protobuf"),
+            Some(Form::Protobuf)
+        );
+        assert_eq!(negotiate(""), Some(Form::Json));
+        assert_eq!(negotiate("*/*"), Some(Form::Json));
+        assert_eq!(negotiate("*"), Some(Form::Json));
+        assert_eq!(negotiate("application/*"), Some(Form::Json));
+        assert_eq!(negotiate("application/json"), Some(Form::Json));
+        assert_eq!(negotiate("text/html"), None);
+        assert_eq!(negotiate("application/yaml"), None);
+        assert_eq!(negotiate("application/json/x"), None);
+    }
+
+    const PROTOBUF_DEPRECATED_ACCEPT: &str =
+        "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+
+    #[test]
+    fn q_values_order_the_clauses_as_goautoneg_does() {
+        assert_eq!(
+            negotiate(
+                "application/json;q=0.5, application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+            ),
+            Some(Form::Protobuf)
+        );
+        assert_eq!(
+            negotiate("application/com.github.proto-openapi.spec.v2@v1.0+protobuf;q=0.1, application/json;q=0.9"),
+            Some(Form::Json)
+        );
+        // q=0 is not "not acceptable" to goautoneg: the clause still matches.
+        assert_eq!(negotiate("application/json;q=0"), Some(Form::Json));
+        // A q that does not parse is 0; the protobuf clause then comes first.
+        assert_eq!(
+            negotiate("application/json;q=x, application/com.github.proto-openapi.spec.v2@v1.0+protobuf;q=0.1"),
+            Some(Form::Protobuf)
+        );
+        // Same q: a specific type before a wildcard.
+        assert_eq!(
+            negotiate("*/*, application/com.github.proto-openapi.spec.v2@v1.0+protobuf"),
+            Some(Form::Protobuf)
+        );
+    }
+
+    #[test]
+    fn goautoneg_parses_clauses() {
+        let c = parse_accept("text/plain; q=0.5, */*;q=0.1, bad, application/json");
+        assert_eq!(
+            c,
+            vec![
+                Clause {
+                    kind: "application",
+                    sub: "json",
+                    q: 1.0
+                },
+                Clause {
+                    kind: "text",
+                    sub: "plain",
+                    q: 0.5
+                },
+                Clause {
+                    kind: "*",
+                    sub: "*",
+                    q: f64::from(0.1f32)
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn if_none_match_compares_weakly_and_takes_lists() {
+        assert!(none_match("\"A\"", "\"A\""));
+        assert!(none_match("W/\"A\"", "\"A\""));
+        assert!(none_match("\"B\", \"A\"", "\"A\""));
+        assert!(none_match("*", "\"A\""));
+        assert!(!none_match("\"B\"", "\"A\""));
+        assert!(!none_match("", "\"A\""));
+    }
+
+    #[test]
+    fn gzip_only_when_asked_with_a_positive_q() {
+        assert!(accepts_gzip("gzip"));
+        assert!(accepts_gzip("deflate, gzip;q=0.5"));
+        assert!(!accepts_gzip("gzip;q=0"));
+        assert!(!accepts_gzip(""));
+        assert!(!accepts_gzip("identity"));
+    }
+
+    #[test]
+    fn http_dates() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_796_193_417);
+        assert_eq!(http_date(t), "Wed, 02 Dec 2026 06:36:57 GMT");
+        assert_eq!(http_date(std::time::UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 GMT");
+    }
+}
