@@ -233,10 +233,8 @@ static PARAMETER_DEFINITIONS: Message =
 static PARAMETERS_ITEM: Message = Message::Oneof(parameters_item);
 static PARAMETER: Message = Message::Oneof(parameter);
 
-static JSON_REFERENCE: Message = Message::Fields(&[
-    f("$ref", 1, Kind::Str),
-    f("description", 2, Kind::Str),
-]);
+static JSON_REFERENCE: Message =
+    Message::Fields(&[f("$ref", 1, Kind::Str), f("description", 2, Kind::Str)]);
 
 static BODY_PARAMETER: Message = Message::Fields(&[
     f("description", 1, Kind::Str),
@@ -324,7 +322,11 @@ static SCHEMA: Message = Message::Fields(&[
     f("minProperties", 18, Kind::Int),
     f("required", 19, Kind::Strings),
     f("enum", 20, Kind::Anys),
-    f("additionalProperties", 21, Kind::Msg(&ADDITIONAL_PROPERTIES_ITEM)),
+    f(
+        "additionalProperties",
+        21,
+        Kind::Msg(&ADDITIONAL_PROPERTIES_ITEM),
+    ),
     f("type", 22, Kind::Msg(&TYPE_ITEM)),
     f("items", 23, Kind::Msg(&ITEMS_ITEM)),
     f("allOf", 24, Kind::Msgs(&SCHEMA)),

@@ -186,8 +186,7 @@ mod tests {
         assert_eq!(a.etag, etag(br#"{"swagger":"2.0"}"#));
         let gz = a.gzipped(Form::Json).clone();
         let mut back = Vec::new();
-        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut back)
-            .unwrap();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut back).unwrap();
         assert_eq!(back, a.json.as_ref());
     }
 }

@@ -243,14 +243,18 @@ mod tests {
             Some(Form::Protobuf)
         );
         assert_eq!(
-            negotiate("application/com.github.proto-openapi.spec.v2@v1.0+protobuf;q=0.1, application/json;q=0.9"),
+            negotiate(
+                "application/com.github.proto-openapi.spec.v2@v1.0+protobuf;q=0.1, application/json;q=0.9"
+            ),
             Some(Form::Json)
         );
         // q=0 is not "not acceptable" to goautoneg: the clause still matches.
         assert_eq!(negotiate("application/json;q=0"), Some(Form::Json));
         // A q that does not parse is 0; the protobuf clause then comes first.
         assert_eq!(
-            negotiate("application/json;q=x, application/com.github.proto-openapi.spec.v2@v1.0+protobuf;q=0.1"),
+            negotiate(
+                "application/json;q=x, application/com.github.proto-openapi.spec.v2@v1.0+protobuf;q=0.1"
+            ),
             Some(Form::Protobuf)
         );
         // Same q: a specific type before a wildcard.
@@ -308,6 +312,9 @@ mod tests {
     fn http_dates() {
         let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_796_193_417);
         assert_eq!(http_date(t), "Wed, 02 Dec 2026 06:36:57 GMT");
-        assert_eq!(http_date(std::time::UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(
+            http_date(std::time::UNIX_EPOCH),
+            "Thu, 01 Jan 1970 00:00:00 GMT"
+        );
     }
 }
