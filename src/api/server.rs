@@ -315,7 +315,13 @@ impl Api {
                 respond(StatusCode::OK, crate::metrics::CONTENT_TYPE, body)
             }
             "/openapi/v2" | "/openapi/v2/" => match super::openapi::v2() {
-                Some(doc) => super::openapi_v2::serve(req, &doc.body, &doc.hash),
+                Some(doc) => {
+                    let json = bytes::Bytes::from_static(doc.body.as_slice());
+                    match super::openapi_v2::serve(req, json, &doc.hash).await {
+                        Ok(resp) => resp,
+                        Err(status) => status_response(&status, Encoding::Json, pretty),
+                    }
+                }
                 None => status_response(&Status::no_such_resource(), Encoding::Json, pretty),
             },
             "/openapi/v3" | "/openapi/v3/" => {

@@ -76,11 +76,19 @@ impl V2Forms {
     /// The form gzipped, compressed on first use (upstream's gzip handler compresses every
     /// response; the bytes do not change within a version, so here it is done once).
     pub fn gzipped(&self, form: Form) -> &Bytes {
-        let cell = match form {
+        self.gzip_cell(form).get_or_init(|| gzip(self.body(form)))
+    }
+
+    /// The gzipped form if it has been made already.
+    pub fn gzipped_if_made(&self, form: Form) -> Option<&Bytes> {
+        self.gzip_cell(form).get()
+    }
+
+    fn gzip_cell(&self, form: Form) -> &OnceLock<Bytes> {
+        match form {
             Form::Json => &self.json_gzip,
             Form::Protobuf => &self.protobuf_gzip,
-        };
-        cell.get_or_init(|| gzip(self.body(form)))
+        }
     }
 }
 
@@ -91,22 +99,33 @@ fn gzip(body: &[u8]) -> Bytes {
     enc.finish().unwrap_or_default().into()
 }
 
+/// The current version's forms. Held only to read or swap the `Arc`, never while building,
+/// so a core's look-up never waits for a conversion; one entry bounds the cache (an older
+/// version is never served again once the document has changed, and requests still holding
+/// its `Arc` finish with it).
+static LATEST: Mutex<Option<Arc<V2Forms>>> = Mutex::new(None);
+/// Held while a version is built, so that concurrent first requests convert it once.
+static BUILDING: Mutex<()> = Mutex::new(());
+
+/// The forms of the version whose hash is `hash`, if they are built.
+pub fn cached(hash: &str) -> Option<Arc<V2Forms>> {
+    let latest = LATEST.lock().unwrap_or_else(|e| e.into_inner());
+    latest.as_ref().filter(|f| f.key == hash).cloned()
+}
+
 /// The forms of the document whose JSON is `json` and whose hash is `hash` (any stable hash
-/// of the bytes, e.g. `Doc::hash`): built on the first call for a version, then shared.
-/// Only the latest version is kept: a new document replaces the old one, and requests still
-/// holding the old `Arc` finish with it.
+/// of the bytes, e.g. `Doc::hash`): built on the first call for a version (CPU-heavy: call it
+/// off the cores, as `serve` does, or ahead of time when the document changes), then shared.
 pub fn forms(json: &[u8], hash: &str) -> Arc<V2Forms> {
-    /// The current version's forms; one entry bounds the cache (older versions are never
-    /// served again once the document has changed).
-    static LATEST: Mutex<Option<Arc<V2Forms>>> = Mutex::new(None);
-    let mut latest = LATEST.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(f) = latest.as_ref().filter(|f| f.key == hash) {
-        return f.clone();
+    if let Some(f) = cached(hash) {
+        return f;
     }
-    // Built under the lock: concurrent first requests for a new version wait for one build
-    // instead of each converting the document.
+    let _building = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(f) = cached(hash) {
+        return f;
+    }
     let built = Arc::new(V2Forms::build(hash, json));
-    *latest = Some(built.clone());
+    *LATEST.lock().unwrap_or_else(|e| e.into_inner()) = Some(built.clone());
     built
 }
 
@@ -184,7 +203,11 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &again));
         assert_eq!(a.protobuf.as_ref(), [0x0a, 3, b'2', b'.', b'0']);
         assert_eq!(a.etag, etag(br#"{"swagger":"2.0"}"#));
+        assert!(a.gzipped_if_made(Form::Json).is_none());
         let gz = a.gzipped(Form::Json).clone();
+        assert!(a.gzipped_if_made(Form::Json).is_some());
+        assert!(cached("forms-test-a").is_some());
+        assert!(cached("another version").is_none());
         let mut back = Vec::new();
         std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut back).unwrap();
         assert_eq!(back, a.json.as_ref());

@@ -4,7 +4,11 @@
 
 use http::{HeaderValue, StatusCode, header};
 
-use super::{Form, forms};
+use bytes::Bytes;
+
+use super::{Form, cached, forms};
+use crate::api::offload;
+use crate::api::status::Status;
 use crate::transport::{Body, Request, Response};
 
 /// The protobuf form's media type that kubectl up to 1.28 sends (upstream still accepts it).
@@ -117,8 +121,10 @@ fn accepts_gzip(header: &str) -> bool {
     })
 }
 
-/// Answers `/openapi/v2` from the JSON document `json` whose hash is `hash`.
-pub fn serve(req: &Request, json: &[u8], hash: &str) -> Response {
+/// Answers `/openapi/v2` from the JSON document `json` whose hash is `hash`. A version's
+/// first request converts it (and a first gzip request compresses it) on the offload pool,
+/// not on the core; a full pool answers 429.
+pub async fn serve(req: &Request, json: Bytes, hash: &str) -> Result<Response, Status> {
     let header = |name: header::HeaderName| {
         req.headers
             .get(name)
@@ -133,24 +139,30 @@ pub fn serve(req: &Request, json: &[u8], hash: &str) -> Response {
         HeaderValue::from_static("no-cache, private"),
     );
     let Some(form) = negotiate(header(header::ACCEPT)) else {
-        return Response {
+        return Ok(Response {
             status: StatusCode::NOT_ACCEPTABLE,
             headers,
-            body: Body::Full(bytes::Bytes::new()),
-        };
+            body: Body::Full(Bytes::new()),
+        });
     };
-    let doc = forms(json, hash);
+    let doc = match cached(hash) {
+        Some(doc) => doc,
+        None => {
+            let key = hash.to_string();
+            offload::run(json.len(), move || forms(&json, &key)).await?
+        }
+    };
     let etag = format!("\"{}\"", doc.etag);
     if let Ok(v) = HeaderValue::from_str(&etag) {
         headers.insert(header::ETAG, v);
     }
     let get_or_head = req.method == http::Method::GET || req.method == http::Method::HEAD;
     if get_or_head && none_match(header(header::IF_NONE_MATCH), &etag) {
-        return Response {
+        return Ok(Response {
             status: StatusCode::NOT_MODIFIED,
             headers,
-            body: Body::Full(bytes::Bytes::new()),
-        };
+            body: Body::Full(Bytes::new()),
+        });
     }
     let content_type = match form {
         Form::Json => "application/json".to_string(),
@@ -165,15 +177,21 @@ pub fn serve(req: &Request, json: &[u8], hash: &str) -> Response {
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     let body = if accepts_gzip(header(header::ACCEPT_ENCODING)) {
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        doc.gzipped(form).clone()
+        match doc.gzipped_if_made(form) {
+            Some(gz) => gz.clone(),
+            None => {
+                let size = doc.body(form).len();
+                offload::run(size, move || doc.gzipped(form).clone()).await?
+            }
+        }
     } else {
         doc.body(form).clone()
     };
-    Response {
+    Ok(Response {
         status: StatusCode::OK,
         headers,
         body: Body::Full(body),
-    }
+    })
 }
 
 /// An HTTP date (`Wed, 02 Dec 2026 06:36:57 GMT`).
