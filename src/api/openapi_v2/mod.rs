@@ -184,6 +184,152 @@ mod tests {
         assert_eq!(pb, doc);
     }
 
+    /// A protobuf message read back as (field number, wire value) pairs, to check the
+    /// encoding against OpenAPIv2.proto's numbers without kapi's own tables.
+    #[derive(Debug, PartialEq)]
+    enum Wire {
+        Varint(u64),
+        Fixed64(u64),
+        Bytes(Vec<u8>),
+    }
+
+    fn fields(mut b: &[u8]) -> Vec<(u32, Wire)> {
+        fn varint(b: &mut &[u8]) -> u64 {
+            let mut v = 0u64;
+            for shift in (0..64).step_by(7) {
+                let byte = b[0];
+                *b = &b[1..];
+                v |= u64::from(byte & 0x7f) << shift;
+                if byte < 0x80 {
+                    break;
+                }
+            }
+            v
+        }
+        let mut out = Vec::new();
+        while !b.is_empty() {
+            let tag = varint(&mut b);
+            let value = match tag & 7 {
+                0 => Wire::Varint(varint(&mut b)),
+                1 => {
+                    let v = u64::from_le_bytes(b[..8].try_into().unwrap());
+                    b = &b[8..];
+                    Wire::Fixed64(v)
+                }
+                2 => {
+                    let n = varint(&mut b) as usize;
+                    let v = b[..n].to_vec();
+                    b = &b[n..];
+                    Wire::Bytes(v)
+                }
+                t => panic!("wire type {t}"),
+            };
+            out.push(((tag >> 3) as u32, value));
+        }
+        out
+    }
+
+    fn field(msg: &[u8], number: u32) -> Vec<u8> {
+        fields(msg)
+            .into_iter()
+            .find_map(|(n, v)| match v {
+                Wire::Bytes(b) if n == number => Some(b),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no field {number}"))
+    }
+
+    #[test]
+    fn a_custom_resource_schema_keeps_every_keyword_under_its_proto_number() {
+        let doc = br#"{"definitions":{"w":{
+            "type":"object","required":["spec"],"x-kubernetes-preserve-unknown-fields":true,
+            "properties":{"spec":{
+                "type":"object","maxProperties":4,"minProperties":1,
+                "additionalProperties":{"type":"string"},
+                "properties":{
+                    "replicas":{"type":"integer","format":"int32","default":1,"minimum":0,"maximum":10.5,"exclusiveMaximum":true,"multipleOf":2},
+                    "mode":{"type":"string","enum":["A","B"],"pattern":"^[AB]$","maxLength":1,"minLength":1,"title":"Mode"},
+                    "ports":{"type":"array","maxItems":3,"minItems":1,"uniqueItems":true,"items":{"x-kubernetes-int-or-string":true},
+                        "x-kubernetes-list-type":"set"},
+                    "size":{"x-kubernetes-validations":[{"rule":"self > 0","message":"must be positive"}]}
+                }}}}}}"#;
+        let pb = v2_protobuf(doc);
+        let named = field(&field(&pb, 9), 1);
+        assert_eq!(field(&named, 1), b"w");
+        let w = field(&named, 2);
+        let w_fields = fields(&w);
+        assert!(w_fields.contains(&(19, Wire::Bytes(b"spec".to_vec()))));
+        assert!(w_fields.contains(&(
+            22,
+            Wire::Bytes(vec![0x0a, 6, b'o', b'b', b'j', b'e', b'c', b't'])
+        )));
+        let ext = field(&w, 31);
+        assert_eq!(field(&ext, 1), b"x-kubernetes-preserve-unknown-fields");
+        assert_eq!(field(&field(&ext, 2), 2), b"true\n");
+
+        let prop = |schema: &[u8], name: &str| -> Vec<u8> {
+            fields(&field(schema, 25))
+                .into_iter()
+                .find_map(|(_, v)| match v {
+                    Wire::Bytes(pair) if field(&pair, 1) == name.as_bytes() => {
+                        Some(field(&pair, 2))
+                    }
+                    _ => None,
+                })
+                .unwrap_or_else(|| panic!("no property {name}"))
+        };
+        let spec = prop(&w, "spec");
+        let spec_fields = fields(&spec);
+        assert!(spec_fields.contains(&(17, Wire::Varint(4))));
+        assert!(spec_fields.contains(&(18, Wire::Varint(1))));
+        // additionalProperties(21) { schema(1) { type(22) { "string" } } }
+        let ap = field(&field(&spec, 21), 1);
+        assert_eq!(field(&field(&ap, 22), 1), b"string");
+
+        let replicas = fields(&prop(&spec, "replicas"));
+        assert!(replicas.contains(&(2, Wire::Bytes(b"int32".to_vec()))));
+        assert!(replicas.contains(&(5, Wire::Bytes(vec![0x12, 2, b'1', b'\n']))));
+        assert!(replicas.contains(&(6, Wire::Fixed64(2f64.to_bits()))));
+        assert!(replicas.contains(&(7, Wire::Fixed64(10.5f64.to_bits()))));
+        assert!(replicas.contains(&(8, Wire::Varint(1))));
+        // minimum: 0 is proto3's zero: left out.
+        assert!(!replicas.iter().any(|(n, _)| *n == 9));
+
+        let mode = fields(&prop(&spec, "mode"));
+        assert!(mode.contains(&(3, Wire::Bytes(b"Mode".to_vec()))));
+        assert!(mode.contains(&(11, Wire::Varint(1))));
+        assert!(mode.contains(&(12, Wire::Varint(1))));
+        assert!(mode.contains(&(13, Wire::Bytes(b"^[AB]$".to_vec()))));
+        let enums: Vec<&Wire> = mode
+            .iter()
+            .filter(|(n, _)| *n == 20)
+            .map(|(_, v)| v)
+            .collect();
+        assert_eq!(
+            enums,
+            [
+                &Wire::Bytes(vec![0x12, 2, b'A', b'\n']),
+                &Wire::Bytes(vec![0x12, 2, b'B', b'\n'])
+            ]
+        );
+
+        let ports = prop(&spec, "ports");
+        let port_fields = fields(&ports);
+        assert!(port_fields.contains(&(14, Wire::Varint(3))));
+        assert!(port_fields.contains(&(15, Wire::Varint(1))));
+        assert!(port_fields.contains(&(16, Wire::Varint(1))));
+        // items(23) { schema(1) { vendor_extension(31) { x-kubernetes-int-or-string } } }
+        let item = field(&field(&ports, 23), 1);
+        assert_eq!(field(&field(&item, 31), 1), b"x-kubernetes-int-or-string");
+
+        let size = prop(&spec, "size");
+        let rules = field(&field(&size, 31), 2);
+        assert_eq!(
+            String::from_utf8(field(&rules, 2)).unwrap(),
+            "- rule: self > 0\n  message: must be positive\n"
+        );
+    }
+
     #[test]
     fn not_json_gives_no_bytes() {
         assert!(v2_protobuf(b"{").is_empty());
