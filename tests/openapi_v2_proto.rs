@@ -847,6 +847,17 @@ fn the_protobuf_form_decodes_to_the_json_document() {
     assert_eq!(code, 200);
     assert_eq!(body, json_body);
 
+    // Without If-None-Match, If-Modified-Since at Last-Modified is 304; an older date is 200.
+    let last_modified = header(&jh, "last-modified").to_string();
+    let (code, _, body) = http.get("/openapi/v2", &[("If-Modified-Since", &last_modified)]);
+    assert_eq!(code, 304);
+    assert!(body.is_empty());
+    let (code, _, _) = http.get(
+        "/openapi/v2",
+        &[("If-Modified-Since", "Thu, 01 Jan 1970 00:00:00 GMT")],
+    );
+    assert_eq!(code, 200);
+
     // Accept lists as kube-openapi orders them.
     let (_, h, _) = http.get(
         "/openapi/v2",

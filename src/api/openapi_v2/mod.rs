@@ -42,6 +42,8 @@ pub struct V2Forms {
     pub etag: String,
     /// When this version was first served (`Last-Modified`), as an HTTP date.
     pub last_modified: String,
+    /// The same instant in whole seconds since the epoch (`If-Modified-Since` compares them).
+    pub last_modified_secs: u64,
     json_gzip: OnceLock<Bytes>,
     protobuf_gzip: OnceLock<Bytes>,
 }
@@ -55,12 +57,16 @@ pub enum Form {
 
 impl V2Forms {
     fn build(key: &str, json: &[u8]) -> V2Forms {
+        let now = std::time::SystemTime::now();
         V2Forms {
             key: key.to_string(),
             json: Bytes::copy_from_slice(json),
             protobuf: v2_protobuf(json).into(),
             etag: etag(json),
-            last_modified: serve::http_date(std::time::SystemTime::now()),
+            last_modified: serve::http_date(now),
+            last_modified_secs: now
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
             json_gzip: OnceLock::new(),
             protobuf_gzip: OnceLock::new(),
         }

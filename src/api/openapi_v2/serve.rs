@@ -156,10 +156,24 @@ pub async fn serve(req: &Request, json: Bytes, hash: &str) -> Result<Response, S
     if let Ok(v) = HeaderValue::from_str(&etag) {
         headers.insert(header::ETAG, v);
     }
+    // net/http's ServeContent: If-None-Match first (a match is 304 for GET and HEAD, 412
+    // otherwise); without it, If-Modified-Since at or after Last-Modified is 304.
     let get_or_head = req.method == http::Method::GET || req.method == http::Method::HEAD;
-    if get_or_head && none_match(header(header::IF_NONE_MATCH), &etag) {
+    let if_none_match = header(header::IF_NONE_MATCH);
+    let not_modified = if !if_none_match.is_empty() {
+        none_match(if_none_match, &etag)
+    } else {
+        get_or_head
+            && parse_http_date(header(header::IF_MODIFIED_SINCE))
+                .is_some_and(|since| doc.last_modified_secs <= since)
+    };
+    if not_modified {
         return Ok(Response {
-            status: StatusCode::NOT_MODIFIED,
+            status: if get_or_head {
+                StatusCode::NOT_MODIFIED
+            } else {
+                StatusCode::PRECONDITION_FAILED
+            },
             headers,
             body: Body::Full(Bytes::new()),
         });
@@ -194,6 +208,47 @@ pub async fn serve(req: &Request, json: Bytes, hash: &str) -> Result<Response, S
     })
 }
 
+/// Seconds since the epoch of an HTTP date in its preferred form (`Wed, 02 Dec 2026 06:36:57
+/// GMT`); the obsolete RFC 850 and asctime forms net/http also reads are not taken.
+fn parse_http_date(s: &str) -> Option<u64> {
+    let mut parts = s.split(' ');
+    let (_weekday, day, month, year, time, zone) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    if parts.next().is_some() || zone != "GMT" || day.len() != 2 || year.len() != 4 {
+        return None;
+    }
+    let day: i64 = day.parse().ok()?;
+    let year: i64 = year.parse().ok()?;
+    let month = MONTHS.iter().position(|m| *m == month)? as i64 + 1;
+    let mut hms = time.split(':').map(|p| p.parse::<u64>().ok());
+    let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
+    if !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 || hms.next().is_some() {
+        return None;
+    }
+    // Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days)
+        .ok()?
+        .checked_mul(86_400)?
+        .checked_add(h * 3600 + m * 60 + sec)
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
 /// An HTTP date (`Wed, 02 Dec 2026 06:36:57 GMT`).
 pub fn http_date(t: std::time::SystemTime) -> String {
     let secs = t
@@ -213,9 +268,6 @@ pub fn http_date(t: std::time::SystemTime) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
     format!(
         "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
         WEEKDAYS[(days.rem_euclid(7)) as usize],
