@@ -56,11 +56,11 @@ pub enum Form {
 }
 
 impl V2Forms {
-    fn build(key: &str, json: &[u8]) -> V2Forms {
+    fn build(key: &str, json: &Bytes) -> V2Forms {
         let now = std::time::SystemTime::now();
         V2Forms {
             key: key.to_string(),
-            json: Bytes::copy_from_slice(json),
+            json: json.clone(),
             protobuf: v2_protobuf(json).into(),
             etag: etag(json),
             last_modified: serve::http_date(now),
@@ -122,7 +122,7 @@ pub fn cached(hash: &str) -> Option<Arc<V2Forms>> {
 /// The forms of the document whose JSON is `json` and whose hash is `hash` (any stable hash
 /// of the bytes, e.g. `Doc::hash`): built on the first call for a version (CPU-heavy: call it
 /// off the cores, as `serve` does, or ahead of time when the document changes), then shared.
-pub fn forms(json: &[u8], hash: &str) -> Arc<V2Forms> {
+pub fn forms(json: &Bytes, hash: &str) -> Arc<V2Forms> {
     if let Some(f) = cached(hash) {
         return f;
     }
@@ -350,8 +350,9 @@ mod tests {
 
     #[test]
     fn forms_are_built_once_per_version() {
-        let a = forms(br#"{"swagger":"2.0"}"#, "forms-test-a");
-        let again = forms(br#"{"swagger":"2.0"}"#, "forms-test-a");
+        let json = Bytes::from_static(br#"{"swagger":"2.0"}"#);
+        let a = forms(&json, "forms-test-a");
+        let again = forms(&json, "forms-test-a");
         assert!(Arc::ptr_eq(&a, &again));
         assert_eq!(a.protobuf.as_ref(), [0x0a, 3, b'2', b'.', b'0']);
         assert_eq!(a.etag, etag(br#"{"swagger":"2.0"}"#));
