@@ -491,9 +491,7 @@ fn timestamp(s: &str) -> bool {
         return false;
     }
     let rest = &s[5..];
-    let date_end = rest
-        .find(|c: char| c == 'T' || c == 't' || c == ' ')
-        .unwrap_or(rest.len());
+    let date_end = rest.find(['T', 't', ' ']).unwrap_or(rest.len());
     let mut parts = rest[..date_end].split('-');
     let valid = |p: Option<&str>, max: u32| {
         p.is_some_and(|p| {
