@@ -17,13 +17,16 @@ use sha2::{Digest, Sha512};
 pub use serve::serve;
 
 /// The protobuf form of an OpenAPI v2 JSON document, as kube-openapi's `ToProtoBinary` makes
-/// it (gnostic's `ParseDocument`, then `proto.Marshal`). Empty for bytes that are not JSON;
-/// values of the wrong type are left out where gnostic would fail the document.
+/// it (gnostic's `ParseDocument`, then `proto.Marshal`). Empty when `try_v2_protobuf` fails.
 pub fn v2_protobuf(json: &[u8]) -> Vec<u8> {
-    match tree::parse(json) {
-        Ok(root) => gnostic::document(&root),
-        Err(_) => Vec::new(),
-    }
+    try_v2_protobuf(json).unwrap_or_default()
+}
+
+/// The protobuf form, or `None` for bytes that are not JSON or nest deeper than serde_json's
+/// recursion limit (128), which bounds the conversion's own recursion. Values of the wrong
+/// type are left out where gnostic would fail the whole document.
+pub fn try_v2_protobuf(json: &[u8]) -> Option<Vec<u8>> {
+    tree::parse(json).ok().map(|root| gnostic::document(&root))
 }
 
 /// Upstream's OpenAPI ETag of a document: the SHA-512 of its JSON bytes in upper-case hex
@@ -37,7 +40,11 @@ pub struct V2Forms {
     /// The key this version is cached under (the caller's hash of the JSON).
     key: String,
     pub json: Bytes,
+    /// Empty when the document has no protobuf form (`protobuf_failed`).
     pub protobuf: Bytes,
+    /// The conversion failed: the protobuf form is answered 503, as upstream does when its
+    /// conversion errs and it has no older bytes.
+    pub protobuf_failed: bool,
     /// Without quotes.
     pub etag: String,
     /// When this version was first served (`Last-Modified`), as an HTTP date.
@@ -58,10 +65,12 @@ pub enum Form {
 impl V2Forms {
     fn build(key: &str, json: &Bytes) -> V2Forms {
         let now = std::time::SystemTime::now();
+        let protobuf = try_v2_protobuf(json);
         V2Forms {
             key: key.to_string(),
             json: json.clone(),
-            protobuf: v2_protobuf(json).into(),
+            protobuf: protobuf.clone().unwrap_or_default().into(),
+            protobuf_failed: protobuf.is_none(),
             etag: etag(json),
             last_modified: serve::http_date(now),
             last_modified_secs: now
@@ -337,8 +346,14 @@ mod tests {
     }
 
     #[test]
-    fn not_json_gives_no_bytes() {
+    fn not_json_or_too_deep_has_no_protobuf_form() {
         assert!(v2_protobuf(b"{").is_empty());
+        assert!(try_v2_protobuf(b"{").is_none());
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert!(try_v2_protobuf(deep.as_bytes()).is_none());
+        let json = Bytes::from(deep.into_bytes());
+        let f = V2Forms::build("deep", &json);
+        assert!(f.protobuf_failed && f.protobuf.is_empty());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The `/openapi/v2` handler as kube-openapi's: the `Accept` clauses sorted as goautoneg sorts
 //! them, the first clause matching JSON or either protobuf name wins (406 with an empty body
-//! when none does); `ETag` (same for both forms), `If-None-Match` → 304, `Vary`, gzip.
+//! when none does, 503 when the document has no protobuf form); `ETag` (same for both forms),
+//! `If-None-Match` and `If-Modified-Since` → 304, `Vary`, gzip.
 
 use http::{HeaderValue, StatusCode, header};
 
@@ -152,6 +153,13 @@ pub async fn serve(req: &Request, json: Bytes, hash: &str) -> Result<Response, S
             offload::run(json.len(), move || forms(&json, &key)).await?
         }
     };
+    if form == Form::Protobuf && doc.protobuf_failed {
+        return Ok(Response {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            headers,
+            body: Body::Full(Bytes::new()),
+        });
+    }
     let etag = format!("\"{}\"", doc.etag);
     if let Ok(v) = HeaderValue::from_str(&etag) {
         headers.insert(header::ETAG, v);
