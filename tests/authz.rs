@@ -178,9 +178,8 @@ fn send(
 }
 
 fn apply(k: &Kapi, yaml: &str) {
-    // A `List` makes kubectl validate against /openapi/v2, which kapi does not serve as
-    // protobuf yet; the server validates anyway.
-    let out = k.kubectl_stdin(&["apply", "--validate=false", "-f", "-"], yaml);
+    // A `List` makes kubectl validate against /openapi/v2 in its protobuf form.
+    let out = k.kubectl_stdin(&["apply", "-f", "-"], yaml);
     assert!(
         out.status.success(),
         "apply: {}",

@@ -9,6 +9,7 @@ pub mod negotiate;
 pub mod objects;
 pub mod offload;
 pub mod openapi;
+pub mod openapi_v2;
 pub mod patch;
 pub mod registry;
 pub mod request;

@@ -192,14 +192,17 @@ const DOCS: &[(&str, &[u8])] = &[
 
 /// A decompressed document with its hash (hex, as upstream's `?hash=` and ETag carry it).
 pub struct Doc {
-    pub body: Vec<u8>,
+    pub body: bytes::Bytes,
     pub hash: String,
 }
 
 impl Doc {
     pub fn new(body: Vec<u8>) -> Doc {
         let hash = hex_hash(&body);
-        Doc { body, hash }
+        Doc {
+            body: body.into(),
+            hash,
+        }
     }
 }
 
@@ -212,8 +215,7 @@ fn docs() -> &'static HashMap<&'static str, Doc> {
                 flate2::read::GzDecoder::new(*gz)
                     .read_to_end(&mut body)
                     .ok()?;
-                let hash = hex_hash(&body);
-                Some((*path, Doc { body, hash }))
+                Some((*path, Doc::new(body)))
             })
             .collect()
     })

@@ -326,15 +326,18 @@ impl Api {
                 respond(StatusCode::OK, crate::metrics::CONTENT_TYPE, body)
             }
             "/openapi/v2" | "/openapi/v2/" => {
+                // With custom resources, the document that has their definitions.
                 let custom = self.registry.custom();
-                match custom.openapi.get("swagger") {
-                    Some(doc) => openapi_doc(req, doc, false),
-                    None => match super::openapi::v2() {
-                        Some(doc) => openapi_doc(req, doc, false),
-                        None => {
-                            status_response(&Status::no_such_resource(), Encoding::Json, pretty)
-                        }
+                let doc = match custom.openapi.get("swagger") {
+                    Some(doc) => Some((doc.body.clone(), doc.hash.clone())),
+                    None => super::openapi::v2().map(|d| (d.body.clone(), d.hash.clone())),
+                };
+                match doc {
+                    Some((json, hash)) => match super::openapi_v2::serve(req, json, &hash).await {
+                        Ok(resp) => resp,
+                        Err(status) => status_response(&status, Encoding::Json, pretty),
                     },
+                    None => status_response(&Status::no_such_resource(), Encoding::Json, pretty),
                 }
             }
             "/openapi/v3" | "/openapi/v3/" => {
@@ -402,7 +405,7 @@ fn openapi_doc(req: &Request, doc: &super::openapi::Doc, immutable: bool) -> Res
     let mut resp = if not_modified {
         respond(StatusCode::NOT_MODIFIED, "application/json", Vec::new())
     } else {
-        respond(StatusCode::OK, "application/json", doc.body.clone())
+        respond(StatusCode::OK, "application/json", doc.body.to_vec())
     };
     if let Ok(v) = HeaderValue::from_str(&etag) {
         resp.headers.insert(header::ETAG, v);
