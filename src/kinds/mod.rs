@@ -9,6 +9,7 @@ mod batch;
 pub mod certificates;
 mod claim_rules;
 mod container_rules;
+pub mod crds;
 mod endpoint_rules;
 mod event_rules;
 mod events;
@@ -367,8 +368,8 @@ pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
             rules: ip_rules::service_cidr,
             names: NameRule::Subdomain,
         },
-        ("apiextensions.k8s.io", "customresourcedefinitions")
-        | ("resource.k8s.io", "deviceclasses") => &Generational,
+        ("apiextensions.k8s.io", "customresourcedefinitions") => &crds::CustomResourceDefinitions,
+        ("resource.k8s.io", "deviceclasses") => &Generational,
         ("rbac.authorization.k8s.io", _) => &PathNamed,
         ("apiregistration.k8s.io", "apiservices") => &ApiServices,
         _ => &Generic,
