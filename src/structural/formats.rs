@@ -208,7 +208,7 @@ fn is_isbn10(s: &str) -> bool {
         b'X' => 100,
         c => 10 * u32::from(c - b'0'),
     };
-    sum % 11 == 0
+    sum.is_multiple_of(11)
 }
 
 fn is_isbn13(s: &str) -> bool {

@@ -8,9 +8,11 @@ pub mod crd_schema;
 mod defaults;
 mod embedded;
 pub mod formats;
+mod keyword_rules;
 mod listtype;
 pub mod node;
 mod prune;
+mod structural_rules;
 mod validate;
 
 use serde_json::Value;

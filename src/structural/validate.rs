@@ -223,17 +223,14 @@ impl Check<'_> {
             && types.contains(&"integer");
         let int_float = matches!(k, Kind::Int(_)) && types.contains(&"number");
         let stringish = matches!(k, Kind::Str | Kind::Array);
-        if !stringish
-            && !format.is_empty()
-            && !(types.contains(&sch_type) || sch_format == format || float_int || int_float)
-        {
+        let type_or_format_fits =
+            types.contains(&sch_type) || sch_format == format || float_int || int_float;
+        if !(stringish || format.is_empty() || type_or_format_fits) {
             out.add(invalid_type(self.path, format, sch_format));
             return out;
         }
-        if !(types.contains(&"number") || types.contains(&"integer"))
-            && !format.is_empty()
-            && stringish
-        {
+        let numeric = types.contains(&"number") || types.contains(&"integer");
+        if stringish && !(numeric || format.is_empty()) {
             return out;
         }
         if !(types.contains(&sch_type) || float_int || int_float) {
@@ -425,7 +422,8 @@ impl Check<'_> {
                 f.fract() == 0.0 && f >= f64::from(i32::MIN) && f <= f64::from(i32::MAX)
             }
             ("integer", _, Kind::Float(f)) => {
-                f.fract() == 0.0 && f >= -9.223_372_036_854_776e18 && f < 9.223_372_036_854_776e18
+                f.fract() == 0.0
+                    && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f)
             }
             ("", _, _) | ("number", "double", _) => true,
             ("number", "float", Kind::Float(f)) => f.abs() <= f64::from(f32::MAX),
