@@ -93,8 +93,12 @@ impl Strategy for CustomResourceDefinitions {
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {
+        // Upstream starts from an empty status, whose acceptedNames always serialize.
         if let Some(o) = obj.as_object_mut() {
-            o.insert("status".into(), json!({}));
+            o.insert(
+                "status".into(),
+                json!({"acceptedNames": {"plural": "", "kind": ""}}),
+            );
         }
         record_storage_version(obj);
     }
@@ -119,6 +123,24 @@ impl Strategy for CustomResourceDefinitions {
 
     fn validate_update(&self, obj: &Value, old: &Value) -> Vec<Cause> {
         validate(obj, Some(old))
+    }
+
+    /// `customresourcedefinitions/status` (upstream's `ValidateUpdateCustomResourceDefinitionStatus`):
+    /// only the accepted names.
+    fn validate_subresource_update(
+        &self,
+        sub: &str,
+        obj: &Value,
+        _old: &Value,
+    ) -> Option<Vec<Cause>> {
+        if sub != "status" {
+            return None;
+        }
+        let mut out = Vec::new();
+        let empty = json!({});
+        let accepted = obj.pointer("/status/acceptedNames").unwrap_or(&empty);
+        name_rules(accepted, "status.acceptedNames", &mut out);
+        Some(out)
     }
 }
 

@@ -622,3 +622,26 @@ fn protected_groups_need_the_approval_annotation() {
         )]
     );
 }
+
+#[test]
+fn status_updates_check_only_the_accepted_names() {
+    let mut old = crd();
+    CustomResourceDefinitions.prepare_for_create(&mut old);
+    CustomResourceDefinitions.default(&mut old);
+    assert_eq!(
+        old["status"],
+        json!({"acceptedNames": {"plural": "", "kind": ""}, "storedVersions": ["v1"]})
+    );
+    let mut new = old.clone();
+    new["status"]["acceptedNames"] = json!({"plural": "Widgets!", "kind": "Widget"});
+    let got = CustomResourceDefinitions
+        .validate_subresource_update("status", &new, &old)
+        .unwrap_or_default();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].field, "status.acceptedNames.plural");
+    assert!(
+        CustomResourceDefinitions
+            .validate_subresource_update("scale", &new, &old)
+            .is_none()
+    );
+}
