@@ -3,6 +3,8 @@
 //! defaulting and validation of each custom resource written, as pure functions on JSON.
 //! The custom-resource strategy calls them on the write path: decode → prune → default →
 //! (admission) → validate; `crd_schema` holds the rules the CRD's own schema must follow.
+//! Hot path of every custom-resource write: guarded by `benches/structural.rs` (a 5 KB
+//! resource pruned, defaulted and validated, beside its plain JSON parse).
 
 pub mod crd_schema;
 mod defaults;
@@ -11,6 +13,7 @@ pub mod formats;
 mod keyword_rules;
 mod listtype;
 pub mod node;
+mod openapi_errors;
 mod prune;
 mod structural_rules;
 mod validate;

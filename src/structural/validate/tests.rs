@@ -479,3 +479,17 @@ fn deep_instances_and_schemas_do_not_overflow() {
     let _ = s.validate(&obj);
     s.apply_defaults(&mut pruned);
 }
+
+#[test]
+fn a_parsed_schema_is_shared_across_cores() {
+    fn shareable<T: Send + Sync + 'static>(_: &T) {}
+    let s = Structural::new(&json!({"type": "object", "properties": {
+        "a": {"type": "string", "pattern": "^a+$"}}}));
+    shareable(&s);
+    let shared = std::sync::Arc::new(s);
+    let other = std::sync::Arc::clone(&shared);
+    let from_thread = std::thread::spawn(move || other.validate(&json!({"a": "b"})).len())
+        .join()
+        .unwrap_or(0);
+    assert_eq!(from_thread, 1);
+}
