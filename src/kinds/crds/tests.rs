@@ -645,3 +645,51 @@ fn status_updates_check_only_the_accepted_names() {
             .is_none()
     );
 }
+
+#[test]
+fn a_schema_with_every_common_feature_is_accepted() {
+    let mut obj = schema(json!({
+        "type": "object",
+        "description": "A widget.",
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": {"type": "object", "required": ["replicas"], "properties": {
+                "replicas": {"type": "integer", "format": "int32", "minimum": 0, "default": 1},
+                "maxUnavailable": {"anyOf": [{"type": "integer"}, {"type": "string"}],
+                                   "x-kubernetes-int-or-string": true},
+                "mode": {"type": "string", "enum": ["A", "B"], "default": "A"},
+                "selector": {"type": "object", "x-kubernetes-map-type": "atomic",
+                             "additionalProperties": {"type": "string"}},
+                "template": {"type": "object", "x-kubernetes-embedded-resource": true,
+                             "x-kubernetes-preserve-unknown-fields": true},
+                "ports": {"type": "array", "x-kubernetes-list-type": "map",
+                          "x-kubernetes-list-map-keys": ["name", "protocol"],
+                          "items": {"type": "object", "required": ["name"], "properties": {
+                              "name": {"type": "string"},
+                              "protocol": {"type": "string", "default": "TCP"},
+                              "port": {"type": "integer"}}}},
+                "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+                "config": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                "when": {"type": "string", "format": "date-time", "nullable": true}
+            },
+            "x-kubernetes-validations": [{"rule": "self.replicas >= 0", "message": "no"}]},
+            "status": {"type": "object", "properties": {
+                "replicas": {"type": "integer"},
+                "conditions": {"type": "array", "items": {"type": "object",
+                    "properties": {"type": {"type": "string"}, "status": {"type": "string"}}}}
+            }}
+        }
+    }));
+    obj["spec"]["versions"][0]["subresources"] = json!({"status": {}, "scale": {
+        "specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
+        "labelSelectorPath": ".status.selector"}});
+    obj["spec"]["versions"][0]["additionalPrinterColumns"] = json!([
+        {"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}]);
+    obj["spec"]["versions"][0]["selectableFields"] = json!([{"jsonPath": ".spec.mode"}]);
+    obj["spec"]["names"]["shortNames"] = json!(["wd"]);
+    obj["spec"]["names"]["categories"] = json!(["all"]);
+    assert_eq!(create(obj), vec![]);
+}
