@@ -40,6 +40,11 @@ impl Structural {
         }
     }
 
+    /// The parsed schema, for walks of its own (the CEL rules' types and paths).
+    pub fn root(&self) -> &Node {
+        &self.root
+    }
+
     /// Removes fields the schema does not know (honouring x-kubernetes-preserve-unknown-fields,
     /// embedded resources' apiVersion/kind/metadata, and the root's apiVersion/kind/metadata);
     /// returns the removed paths as upstream names them in `unknown field "spec.foo"`, sorted.
