@@ -504,7 +504,6 @@ fn status_subresource_limits_the_root_schema() {
 
 #[test]
 fn webhook_conversion_needs_a_client_and_review_versions() {
-    let c = |conv: Value| create(with(crd(), "/spec/conversion", conv));
     let mut obj = crd();
     obj["spec"]["conversion"] = json!({"strategy": "Webhook"});
     let got = create(obj);
@@ -522,7 +521,6 @@ fn webhook_conversion_needs_a_client_and_review_versions() {
         got[0].2,
         "Required value: required when strategy is set to Webhook"
     );
-    let _ = c;
     let mut obj = crd();
     obj["spec"]["conversion"] = json!({"strategy": "Webhook", "webhook": {
         "clientConfig": {"url": "http://example.com/convert"}, "conversionReviewVersions": ["v2", "v2"]}});
