@@ -30,4 +30,5 @@ pub mod startup;
 // Compaction and store introspection are used by the storage tests.
 #[cfg_attr(not(test), allow(dead_code))]
 pub mod storage;
+pub mod structural;
 pub mod transport;

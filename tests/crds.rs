@@ -42,8 +42,9 @@ spec:
           spec:
             type: object
             properties:
-              size: {type: integer, description: How big it is.}
-              color: {type: string}
+              size: {type: integer, description: How big it is., minimum: 1}
+              color: {type: string, enum: [red, blue, green]}
+              shape: {type: string, default: round}
               replicas: {type: integer}
           status:
             type: object
@@ -171,6 +172,60 @@ fn a_crd_becomes_an_api_with_discovery_columns_selectors_and_subresources() {
     );
     let all = k.ok(&["get", "all", "-o", "name"]);
     assert!(all.contains("widget.stable.example.com/w1"), "{all}");
+
+    // The schema: unknown fields refused under Strict (kubectl's default) and dropped with a
+    // warning otherwise, defaults filled in, values validated with upstream's causes.
+    let out = k.kubectl_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: stable.example.com/v1\nkind: Widget\nmetadata: {name: w3, namespace: default}\nspec: {size: 3, colour: red}\n",
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(r#"unknown field "spec.colour""#),
+        "{}",
+        stderr(&out)
+    );
+    let out = k.kubectl_stdin(
+        &["create", "--validate=warn", "-f", "-"],
+        "apiVersion: stable.example.com/v1\nkind: Widget\nmetadata: {name: w3, namespace: default}\nspec: {size: 3, colour: red}\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let w3: Value = serde_json::from_str(&k.ok(&["get", "widget", "w3", "-o", "json"])).unwrap();
+    assert!(w3["spec"].get("colour").is_none(), "{w3}");
+    assert_eq!(w3["spec"]["shape"], "round");
+    let (code, status) = c.call(
+        "POST",
+        "/apis/stable.example.com/v1/namespaces/default/widgets",
+        "application/json",
+        Some(
+            serde_json::json!({"apiVersion": "stable.example.com/v1", "kind": "Widget",
+            "metadata": {"name": "bad"}, "spec": {"size": 0, "color": "pink"}}),
+        ),
+    );
+    assert_eq!(code, 422, "{status}");
+    let mut causes: Vec<(String, String)> = status["details"]["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["field"].as_str().unwrap().to_string(),
+                c["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    causes.sort();
+    assert_eq!(
+        causes,
+        [
+            (
+                "spec.color".to_string(),
+                "FieldValueNotSupported".to_string()
+            ),
+            ("spec.size".to_string(), "FieldValueInvalid".to_string()),
+        ],
+        "{status}"
+    );
 
     // The object as stored: generation 1, keys sorted as upstream writes unstructured JSON.
     let (code, raw) = c.text(

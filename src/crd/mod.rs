@@ -84,6 +84,8 @@ pub struct Served {
     pub storage_version: String,
     /// The version's `openAPIV3Schema`.
     pub schema: Option<Value>,
+    /// The same, parsed for pruning, defaulting and validation.
+    pub structural: Option<crate::structural::Structural>,
     pub printer_columns: Vec<PrinterColumn>,
     /// `selectableFields` JSON paths (`.spec.color`), as field selectors name them
     /// (`spec.color`).
@@ -213,6 +215,9 @@ pub fn served_versions(crd: &Value) -> Vec<Served> {
                 namespaced: crd.pointer("/spec/scope").and_then(Value::as_str) != Some("Cluster"),
                 storage_version: storage_version.clone(),
                 schema: v.pointer("/schema/openAPIV3Schema").cloned(),
+                structural: v
+                    .pointer("/schema/openAPIV3Schema")
+                    .map(crate::structural::Structural::new),
                 printer_columns: columns,
                 selectable_fields: v["selectableFields"]
                     .as_array()

@@ -58,23 +58,24 @@ impl Strategy for CustomStrategy {
         }
     }
 
-    fn validate_create(&self, _obj: &Value) -> Vec<Cause> {
-        Vec::new()
-    }
-}
-
-/// CustomResourceDefinitions themselves: generation tracked; a DELETE leaves the CRD
-/// Terminating until the controller has deleted its instances.
-#[derive(Debug)]
-pub struct Definitions;
-
-impl Strategy for Definitions {
-    fn tracks_generation(&self) -> bool {
-        true
+    fn default(&self, obj: &mut Value) {
+        if let Some(s) = &self.served.structural {
+            s.apply_defaults(obj);
+        }
     }
 
-    fn deletion_finalizers(&self) -> &'static [&'static str] {
-        &[super::CLEANUP_FINALIZER]
+    fn validate_create(&self, obj: &Value) -> Vec<Cause> {
+        match &self.served.structural {
+            Some(s) => s.validate(obj),
+            None => Vec::new(),
+        }
+    }
+
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<Cause> {
+        match &self.served.structural {
+            Some(s) => s.validate_update(obj, old),
+            None => Vec::new(),
+        }
     }
 }
 
@@ -89,6 +90,10 @@ pub fn to_served(res: &Resource, obj: &mut Value) -> Result<(), Status> {
         return Ok(());
     };
     *obj = super::conversion::convert(c, std::mem::take(obj), &served)?;
+    // Defaults apply on read too, as upstream's storage decoder applies them.
+    if let Some(s) = &c.structural {
+        s.apply_defaults(obj);
+    }
     Ok(())
 }
 
@@ -97,9 +102,29 @@ pub fn to_served(res: &Resource, obj: &mut Value) -> Result<(), Status> {
 pub fn encode_for_storage(
     res: &Resource,
     mut obj: Value,
-    _validation: FieldValidation,
+    validation: FieldValidation,
 ) -> Result<(Bytes, Vec<String>), Status> {
-    let warnings = Vec::new();
+    let mut warnings = Vec::new();
+    // Fields the schema does not know are dropped: named in warnings, or refused under Strict.
+    if let Some(s) = res.custom.as_ref().and_then(|c| c.structural.as_ref()) {
+        let unknown = s.prune(&mut obj);
+        if !unknown.is_empty() {
+            let named: Vec<String> = unknown
+                .iter()
+                .map(|f| format!("unknown field \"{f}\""))
+                .collect();
+            match validation {
+                FieldValidation::Strict => {
+                    return Err(Status::bad_request(format!(
+                        "strict decoding error: {}",
+                        named.join(", ")
+                    )));
+                }
+                FieldValidation::Warn => warnings.extend(named),
+                FieldValidation::Ignore => {}
+            }
+        }
+    }
     if let Some(c) = &res.custom {
         obj = super::conversion::convert(c, obj, &c.storage_api_version())?;
     }

@@ -181,7 +181,7 @@ pub fn qualified_name_errors(key: &str) -> Vec<String> {
         errs.push("name part must be non-empty".to_string());
     } else {
         if name.len() > 63 {
-            errs.push("name part must be no more than 63 characters".to_string());
+            errs.push("name part must be no more than 63 bytes".to_string());
         }
         let b = name.as_bytes();
         let ok = b
@@ -199,7 +199,7 @@ pub fn qualified_name_errors(key: &str) -> Vec<String> {
 pub fn label_value_errors(v: &str) -> Vec<&'static str> {
     let mut errs = Vec::new();
     if v.len() > 63 {
-        errs.push("must be no more than 63 characters");
+        errs.push("must be no more than 63 bytes");
     }
     let b = v.as_bytes();
     let ok = b.is_empty()

@@ -9,6 +9,7 @@ mod batch;
 pub mod certificates;
 mod claim_rules;
 mod container_rules;
+pub mod crds;
 mod endpoint_rules;
 mod event_rules;
 mod events;
@@ -379,7 +380,7 @@ pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
             rules: ip_rules::service_cidr,
             names: NameRule::Subdomain,
         },
-        ("apiextensions.k8s.io", "customresourcedefinitions") => &crate::crd::strategy::Definitions,
+        ("apiextensions.k8s.io", "customresourcedefinitions") => &crds::CustomResourceDefinitions,
         ("resource.k8s.io", "deviceclasses") => &Generational,
         ("rbac.authorization.k8s.io", _) => &PathNamed,
         ("apiregistration.k8s.io", "apiservices") => &ApiServices,

@@ -163,7 +163,7 @@ pub(super) fn rule(field: &str, r: &Value, causes: &mut Vec<Cause>) {
 }
 
 /// Upstream's `ValidateWebhookURL` (https only): scheme, host, no user, fragment or query.
-fn url(field: &str, u: &str, causes: &mut Vec<Cause>) {
+pub(crate) fn url(field: &str, u: &str, causes: &mut Vec<Cause>) {
     let (scheme, rest) = match u.split_once("://") {
         Some((s, r))
             if !s.is_empty()
@@ -219,7 +219,7 @@ fn url(field: &str, u: &str, causes: &mut Vec<Cause>) {
 }
 
 /// Upstream's `ValidateWebhookService`.
-fn service(field: &str, svc: &Value, causes: &mut Vec<Cause>) {
+pub(crate) fn service(field: &str, svc: &Value, causes: &mut Vec<Cause>) {
     let text = |k: &str| svc[k].as_str().unwrap_or("");
     if text("name").is_empty() {
         causes.push(required_why(
