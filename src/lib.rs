@@ -10,6 +10,7 @@ pub mod api;
 pub mod audit;
 pub mod authn;
 pub mod authz;
+pub mod cel;
 pub mod convert;
 pub mod fault;
 pub mod flags;
