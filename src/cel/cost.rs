@@ -6,6 +6,7 @@
 
 use std::cell::Cell;
 
+use ::cel::common::ast::operators::ADD;
 use ::cel::common::ast::{CallExpr, EntryExpr, Expr, IdedExpr, LiteralValue};
 use ::cel::common::types::CelInt;
 use ::cel::{ExecutionError, Value as CelValue};
@@ -82,7 +83,7 @@ pub(super) fn charge(cost: u64) -> Result<(), ExecutionError> {
 }
 
 /// The size a value costs to copy or scan: elements, entries, or tenths of bytes.
-pub(super) fn size_of(v: &CelValue) -> u64 {
+fn shallow_size(v: &CelValue) -> u64 {
     match v {
         CelValue::List(l) => l.len() as u64,
         CelValue::Map(m) => m.map.len() as u64,
@@ -92,13 +93,39 @@ pub(super) fn size_of(v: &CelValue) -> u64 {
     }
 }
 
+/// What a step or a `+` built: its size, and for a list the size of its last element (the one
+/// a `map` step just appended), so that building large strings in a loop is paid for.
+pub(super) fn size_of(v: &CelValue) -> u64 {
+    match v {
+        CelValue::List(l) => (l.len() as u64).saturating_add(l.last().map_or(0, shallow_size)),
+        other => shallow_size(other),
+    }
+}
+
 /// `@cost(weight, step)`: charges one iteration and returns the step's value unchanged.
 pub(super) fn step(weight: i64, value: CelValue) -> Result<CelValue, ExecutionError> {
     charge((weight.max(0) as u64).saturating_add(size_of(&value)))?;
     Ok(value)
 }
 
-/// Wraps each comprehension's step in `@cost` and counts the nodes of `e` into `nodes`.
+/// Wraps `e` in `@cost(weight, e)`.
+fn charged(weight: u64, e: IdedExpr) -> IdedExpr {
+    let weight = IdedExpr {
+        id: 0,
+        expr: Expr::Literal(LiteralValue::Int(CelInt::from(weight as i64))),
+    };
+    IdedExpr {
+        id: 0,
+        expr: Expr::Call(CallExpr {
+            func_name: STEP.to_string(),
+            target: None,
+            args: vec![weight, e],
+        }),
+    }
+}
+
+/// Wraps each comprehension's step, and each `+` (which concatenates strings and lists), in
+/// `@cost`, and counts the nodes of `e` into `nodes`.
 pub(super) fn instrument(e: IdedExpr, nodes: &mut u64) -> IdedExpr {
     *nodes += 1;
     let IdedExpr { id, expr } = e;
@@ -111,6 +138,15 @@ pub(super) fn instrument(e: IdedExpr, nodes: &mut u64) -> IdedExpr {
         Expr::Call(mut c) => {
             c.target = c.target.map(|t| Box::new(instrument(*t, nodes)));
             c.args = c.args.into_iter().map(|a| instrument(a, nodes)).collect();
+            if c.func_name == ADD && c.target.is_none() && c.args.len() == 2 {
+                return charged(
+                    0,
+                    IdedExpr {
+                        id,
+                        expr: Expr::Call(c),
+                    },
+                );
+            }
             Expr::Call(c)
         }
         Expr::List(mut l) => {
@@ -141,18 +177,7 @@ pub(super) fn instrument(e: IdedExpr, nodes: &mut u64) -> IdedExpr {
             c.loop_cond = instrument(std::mem::take(&mut c.loop_cond), &mut body);
             let loop_step = instrument(std::mem::take(&mut c.loop_step), &mut body);
             *nodes += body;
-            let weight = IdedExpr {
-                id: 0,
-                expr: Expr::Literal(LiteralValue::Int(CelInt::from(body as i64))),
-            };
-            c.loop_step = IdedExpr {
-                id: 0,
-                expr: Expr::Call(CallExpr {
-                    func_name: STEP.to_string(),
-                    target: None,
-                    args: vec![weight, loop_step],
-                }),
-            };
+            c.loop_step = charged(body, loop_step);
             Expr::Comprehension(c)
         }
         other => other,

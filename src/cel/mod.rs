@@ -382,6 +382,16 @@ mod tests {
             err.starts_with("operation cancelled: actual cost limit exceeded"),
             "{err}"
         );
+        // Concatenation in a loop pays for what it builds.
+        let c = compile(
+            "[1,2,3,4,5,6,7,8,9,10].map(x, [1,2,3,4,5,6,7,8,9,10].map(y, [1,2,3,4,5,6,7,8,9,10].map(z, s + s + s + s))).size() > 0",
+            &["s"],
+        )
+        .unwrap();
+        let mut big = Activation::default();
+        big.bind("s", Some(&Value::String("x".repeat(100_000))));
+        let err = c.eval(&big).unwrap_err();
+        assert!(err.starts_with("operation cancelled"), "{err}");
         let mut budget = CostBudget::new(100);
         let c = compile("[1,2,3].all(x, x > 0)", VARS).unwrap();
         assert_eq!(c.eval_within(&a, &mut budget), Ok(CelValue::Bool(true)));

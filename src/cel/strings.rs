@@ -1,6 +1,6 @@
 //! cel-go's strings extension as Kubernetes enables it (version 2: `charAt`, `indexOf`,
 //! `lastIndexOf`, `lowerAscii`, `upperAscii`, `replace`, `split`, `substring`, `trim`, `join`,
-//! `strings.quote`) and Kubernetes' regex library (`find`, `findAll`). Indices count code
+//! `strings.quote`, `format`) and Kubernetes' regex library (`find`, `findAll`). Indices count code
 //! points, as cel-go's do.
 
 use std::sync::Arc;
@@ -23,6 +23,7 @@ pub(super) const OVERLOADS: &[(&str, Overload)] = &[
     ("trim", trim),
     ("join", join),
     ("strings.quote", quote),
+    ("format", format),
     ("find", find),
     ("findAll", find_all),
 ];
@@ -278,6 +279,183 @@ fn quote(c: &Call) -> Out {
     })
 }
 
+/// A value as `%s` prints it (CEL's `string()` of scalars, lists and maps spelled out).
+fn display(v: &CelValue, out: &mut String) -> Result<(), ExecutionError> {
+    match v {
+        CelValue::String(s) => out.push_str(s),
+        CelValue::Int(i) => out.push_str(&i.to_string()),
+        CelValue::UInt(u) => out.push_str(&u.to_string()),
+        CelValue::Float(f) => out.push_str(&f.to_string()),
+        CelValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        CelValue::Null => out.push_str("null"),
+        CelValue::Bytes(b) => out.push_str(&String::from_utf8_lossy(b)),
+        CelValue::List(l) => {
+            out.push('[');
+            for (i, x) in l.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                display(x, out)?;
+            }
+            out.push(']');
+        }
+        CelValue::Map(m) => {
+            let mut entries: Vec<(String, &CelValue)> = m
+                .map
+                .iter()
+                .map(|(k, v)| {
+                    let key = match CelValue::from(k) {
+                        CelValue::String(s) => s.to_string(),
+                        other => {
+                            let mut s = String::new();
+                            let _ = display(&other, &mut s);
+                            s
+                        }
+                    };
+                    (key, v)
+                })
+                .collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            out.push('{');
+            for (i, (k, x)) in entries.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(k);
+                out.push_str(": ");
+                display(x, out)?;
+            }
+            out.push('}');
+        }
+        _ => return Err(ExecutionError::NoSuchOverload),
+    }
+    Ok(())
+}
+
+/// cel-go's `string.format(list)`: `%s`, `%d`, `%f` (with `.N` precision), `%e`, `%b`,
+/// `%o`, `%x`, `%X` and `%%`.
+fn format(c: &Call) -> Out {
+    let template = this_str(c)?;
+    let Some(CelValue::List(args)) = c.arg(0) else {
+        return None;
+    };
+    charged(template.len() + args.len() * 10, || {
+        let mut out = String::with_capacity(template.len());
+        let mut next = 0;
+        let mut chars = template.chars().peekable();
+        while let Some(ch) = chars.next() {
+            if ch != '%' {
+                out.push(ch);
+                continue;
+            }
+            if chars.peek() == Some(&'%') {
+                chars.next();
+                out.push('%');
+                continue;
+            }
+            let mut precision: Option<usize> = None;
+            if chars.peek() == Some(&'.') {
+                chars.next();
+                let mut digits = String::new();
+                while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                    digits.push(*d);
+                    chars.next();
+                }
+                precision = Some(digits.parse().unwrap_or(0).min(64));
+            }
+            let Some(verb) = chars.next() else {
+                return Err(fail(
+                    "could not parse formatting clause: unexpected end of string",
+                ));
+            };
+            let Some(arg) = args.get(next) else {
+                return Err(fail(format!("index {next} out of range")));
+            };
+            next += 1;
+            let number = |arg: &CelValue| -> Option<f64> {
+                match arg {
+                    CelValue::Int(i) => Some(*i as f64),
+                    CelValue::UInt(u) => Some(*u as f64),
+                    CelValue::Float(f) => Some(*f),
+                    _ => None,
+                }
+            };
+            let integer = |arg: &CelValue| -> Option<i128> {
+                match arg {
+                    CelValue::Int(i) => Some(i128::from(*i)),
+                    CelValue::UInt(u) => Some(i128::from(*u)),
+                    _ => None,
+                }
+            };
+            let bad = |what: &str| {
+                fail(format!(
+                    "error during formatting: {what} clause can only be used on {}",
+                    match what {
+                        "fixed-point" | "scientific" => "integers, doubles",
+                        _ => "integers",
+                    }
+                ))
+            };
+            match verb {
+                's' => display(arg, &mut out)?,
+                'd' => match integer(arg) {
+                    Some(i) => out.push_str(&i.to_string()),
+                    None => match arg {
+                        CelValue::Float(f) => out.push_str(&format!("{f}")),
+                        _ => return Err(bad("decimal")),
+                    },
+                },
+                'f' => match number(arg) {
+                    Some(f) => out.push_str(&format!("{f:.*}", precision.unwrap_or(6))),
+                    None => return Err(bad("fixed-point")),
+                },
+                'e' => match number(arg) {
+                    Some(f) => {
+                        let s = format!("{f:.*e}", precision.unwrap_or(6));
+                        // Go writes a signed, two-digit exponent: 1.5e+03.
+                        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
+                        let (sign, e) = e.strip_prefix('-').map_or(("+", e), |e| ("-", e));
+                        out.push_str(&format!("{m}e{sign}{e:0>2}"));
+                    }
+                    None => return Err(bad("scientific")),
+                },
+                'b' | 'o' | 'x' | 'X' => {
+                    let text = match (arg, integer(arg)) {
+                        (_, Some(i)) => {
+                            let (neg, m) = (i < 0, i.unsigned_abs());
+                            let digits = match verb {
+                                'b' => format!("{m:b}"),
+                                'o' => format!("{m:o}"),
+                                'x' => format!("{m:x}"),
+                                _ => format!("{m:X}"),
+                            };
+                            if neg { format!("-{digits}") } else { digits }
+                        }
+                        (CelValue::String(s), None) if verb == 'x' || verb == 'X' => {
+                            let hex: String = s.bytes().map(|b| format!("{b:02x}")).collect();
+                            if verb == 'X' { hex.to_uppercase() } else { hex }
+                        }
+                        _ => {
+                            return Err(bad(match verb {
+                                'b' => "binary",
+                                'o' => "octal",
+                                _ => "hex",
+                            }));
+                        }
+                    };
+                    out.push_str(&text);
+                }
+                other => {
+                    return Err(fail(format!(
+                        "could not parse formatting clause: unrecognized formatting clause \"{other}\""
+                    )));
+                }
+            }
+        }
+        Ok(string(out))
+    })
+}
+
 fn regex(pattern: &str) -> Result<Regex, ExecutionError> {
     RegexBuilder::new(pattern)
         .size_limit(REGEX_SIZE_LIMIT)
@@ -364,6 +542,20 @@ mod tests {
         holds("[].join('-') == ''");
         holds("strings.quote('first\\nsecond') == '\"first\\\\nsecond\"'");
         holds("strings.quote('\"x\"') == '\"\\\\\"x\\\\\"\"'");
+        holds(
+            "'%s has %d items, %.2f%%'.format(['list', 3, 12.345]) == 'list has 3 items, 12.35%'",
+        );
+        holds("'%s'.format([[1, 'a']]) == '[1, a]'");
+        holds("'%x %X %o %b'.format([255, 255, 8, 5]) == 'ff FF 10 101'");
+        holds("'%e'.format([1500.0]) == '1.500000e+03'");
+        fails("'%s %s'.format(['a'])", "index 1 out of range");
+        holds(
+            "'%s has %d items, %.2f%%'.format(['list', 3, 12.345]) == 'list has 3 items, 12.35%'",
+        );
+        holds("'%s'.format([[1, 'a']]) == '[1, a]'");
+        holds("'%x %X %o %b'.format([255, 255, 8, 5]) == 'ff FF 10 101'");
+        holds("'%e'.format([1500.0]) == '1.500000e+03'");
+        fails("'%s %s'.format(['a'])", "index 1 out of range");
     }
 
     #[test]
