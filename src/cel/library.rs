@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use ::cel::extractors::Arguments;
 use ::cel::{Context, ExecutionError, FunctionContext, Value as CelValue};
 
-use super::{cost, format, lists, net, quantity, strings, url};
+use super::{comprehensions, cost, format, lists, net, quantity, strings, url};
 
 /// Identifiers that name a function namespace (`format.named(...)`, `ip.isCanonical(...)`),
 /// never a variable.
@@ -52,6 +52,7 @@ fn overloads() -> BTreeMap<&'static str, Vec<Overload>> {
         .chain(net::OVERLOADS)
         .chain(url::OVERLOADS)
         .chain(format::OVERLOADS)
+        .chain(comprehensions::OVERLOADS)
     {
         table.entry(name).or_default().push(*f);
     }

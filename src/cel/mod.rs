@@ -5,9 +5,10 @@
 //!
 //! What the `cel` crate cannot do, and so kapi does not: static type checking (a type error is
 //! found when the expression runs, not when it is stored), static cost estimation, the
-//! two-variable comprehensions (`all(k, v, ...)`, `transformList`, `transformMap`), the
-//! `optMap`/`optFlatMap` macros and `cel.bind`.
+//! `optMap`/`optFlatMap` macros and `cel.bind`. Two-variable comprehensions, which its parser
+//! does not expand, are rewritten here ([`comprehensions`]).
 
+mod comprehensions;
 mod cost;
 mod format;
 mod library;
@@ -62,6 +63,7 @@ pub fn compile(source: &str, declared: &[&str]) -> Result<Compiled, String> {
             let text = text.lines().next().unwrap_or("").to_string();
             format!("compilation failed: ERROR: <input>: Syntax error: {text}")
         })?;
+    let expr = comprehensions::expand(expr, &mut 0);
     let mut bound = Vec::new();
     if let Some(name) = undeclared(&expr, declared, &mut bound) {
         return Err(compile_error(&format!(
