@@ -113,3 +113,70 @@ pub(super) mod testing {
         assert_eq!(eval(src), Err(message.to_string()), "{src}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Activation, compile};
+    use serde_json::{Value, json};
+
+    /// Every library function, called every way with awkward values, answers (a value or an
+    /// error) and never panics.
+    #[test]
+    fn library_functions_never_panic_on_odd_input() {
+        let values = [
+            json!(null),
+            json!(-1),
+            json!(0),
+            json!(9_223_372_036_854_775_807i64),
+            json!(18_446_744_073_709_551_615u64),
+            json!(1.5),
+            json!(""),
+            json!("é%aé/:[]@?#"),
+            json!("%"),
+            json!("::ffff:1.2.3.4/200"),
+            json!("1e999999"),
+            json!("[::1]:x"),
+            json!([]),
+            json!([1, "a", null]),
+            json!({"a": [1], "é": {}}),
+        ];
+        let mut programs = Vec::new();
+        for name in super::overloads().keys() {
+            let (ns, f) = name.rsplit_once('.').unwrap_or(("", name));
+            let calls = if ns.is_empty() {
+                vec![
+                    format!("x.{f}()"),
+                    format!("x.{f}(y)"),
+                    format!("x.{f}(y, z)"),
+                    format!("{f}(x)"),
+                    format!("{f}(x, y)"),
+                    format!("quantity('1').{f}(x)"),
+                    format!("cidr('10.0.0.0/8').{f}(x)"),
+                    format!("url('https://a/b').{f}()"),
+                ]
+            } else {
+                vec![
+                    format!("{ns}.{f}(x)"),
+                    format!("{ns}.{f}(x, y)"),
+                    format!("{ns}.{f}().validate(x)"),
+                ]
+            };
+            for src in calls {
+                if let Ok(c) = compile(&src, &["x", "y", "z"]) {
+                    programs.push(c);
+                }
+            }
+        }
+        for x in &values {
+            for y in &values {
+                let mut a = Activation::default();
+                a.bind("x", Some(x));
+                a.bind("y", Some(y));
+                a.bind("z", Some(&Value::from(2)));
+                for c in &programs {
+                    let _ = c.eval(&a);
+                }
+            }
+        }
+    }
+}

@@ -64,7 +64,10 @@ fn check_escapes(s: &str) -> Result<(), String> {
             let ok =
                 b.len() > i + 2 && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit();
             if !ok {
-                let end = (i + 3).min(b.len());
+                let mut end = (i + 3).min(b.len());
+                while !s.is_char_boundary(end) {
+                    end += 1;
+                }
                 return Err(format!("invalid URL escape {:?}", &s[i..end]));
             }
             i += 3;
@@ -303,6 +306,7 @@ mod tests {
         );
         holds("url('https://example.com/path').getQuery() == {}");
         holds("url('/path?x=1').getScheme() == '' && url('/path?x=1').getHost() == ''");
+        holds("!isURL('https://example.com/%aé')");
         fails(
             "url('../relative')",
             "URL parse error during conversion from string: parse \"../relative\": invalid URI for request",
