@@ -80,19 +80,39 @@ impl Rule {
 struct Node {
     /// The node's `type` (`object`, `string`, ...): the "value" of upstream's messages.
     ty: String,
-    /// The node's schema, to convert values as CEL sees them (escaped property names).
-    schema: Arc<Value>,
+    /// The node's shape, to convert values as CEL sees them (escaped property names).
+    shape: Arc<Shape>,
     rules: Vec<Rule>,
     properties: Vec<(String, Node)>,
     additional: Option<Box<Node>>,
     items: Option<Box<Node>>,
-    /// The root of a resource (the custom resource, or an embedded one): `self.metadata` holds
-    /// only `name` and `generateName`, as upstream's type for it.
-    resource_root: bool,
     /// `x-kubernetes-map-type: atomic`: children have no old value.
     atomic_map: bool,
     /// `x-kubernetes-list-type: map`: items correlate by these keys; other lists do not.
     list_map_keys: Option<Vec<String>>,
+}
+
+/// What converting a value for CEL needs of its schema: which objects have named properties
+/// (their names are escaped) and where resources are embedded. Shared by the nodes along a
+/// path, so the whole tree costs one pass over the schema.
+#[derive(Default)]
+struct Shape {
+    properties: Option<Vec<(String, Arc<Shape>)>>,
+    items: Option<Arc<Shape>>,
+    additional: Option<Arc<Shape>>,
+    /// The root of a resource (the custom resource, or an embedded one): `self.metadata` holds
+    /// only `name` and `generateName`, as upstream's type for it.
+    embedded: bool,
+}
+
+impl Shape {
+    fn property(&self, name: &str) -> Option<&Arc<Shape>> {
+        let props = self.properties.as_ref()?;
+        props
+            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .ok()
+            .map(|i| &props[i].1)
+    }
 }
 
 /// The compiled rules of one CRD version's schema. Immutable; shared by every core.
@@ -164,16 +184,20 @@ impl Compiler<'_> {
         path: &str,
         resource_root: bool,
         uncorrelatable: Option<&str>,
-    ) -> Option<Node> {
-        let obj = schema.as_object()?;
+    ) -> (Option<Node>, Arc<Shape>) {
+        let Some(obj) = schema.as_object() else {
+            return (None, Arc::default());
+        };
+        let mut shape = Shape {
+            embedded: resource_root,
+            ..Shape::default()
+        };
         let mut node = Node {
             ty: obj
                 .get("type")
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string(),
-            schema: Arc::new(schema.clone()),
-            resource_root,
             atomic_map: obj.get("x-kubernetes-map-type").and_then(Value::as_str) == Some("atomic"),
             ..Node::default()
         };
@@ -202,19 +226,26 @@ impl Compiler<'_> {
             }
         }
         if let Some(props) = obj.get("properties").and_then(Value::as_object) {
+            let mut shapes = Vec::with_capacity(props.len());
             for (name, sub) in props {
                 let embedded =
                     sub.get("x-kubernetes-embedded-resource") == Some(&Value::Bool(true));
                 let p = format!("{path}.properties[{name}]");
-                if let Some(child) = self.node(sub, &p, embedded, uncorrelatable) {
+                let (child, child_shape) = self.node(sub, &p, embedded, uncorrelatable);
+                if let Some(child) = child {
                     node.properties.push((name.clone(), child));
                 }
+                shapes.push((name.clone(), child_shape));
             }
+            shapes.sort_by(|a, b| a.0.cmp(&b.0));
+            shape.properties = Some(shapes);
         }
         if let Some(sub) = obj.get("additionalProperties").filter(|v| v.is_object()) {
             let embedded = sub.get("x-kubernetes-embedded-resource") == Some(&Value::Bool(true));
             let p = format!("{path}.additionalProperties");
-            node.additional = self.node(sub, &p, embedded, uncorrelatable).map(Box::new);
+            let (child, child_shape) = self.node(sub, &p, embedded, uncorrelatable);
+            node.additional = child.map(Box::new);
+            shape.additional = Some(child_shape);
         }
         if let Some(sub) = obj.get("items").filter(|v| v.is_object()) {
             let embedded = sub.get("x-kubernetes-embedded-resource") == Some(&Value::Bool(true));
@@ -224,13 +255,17 @@ impl Compiler<'_> {
                 Some(_) => uncorrelatable,
                 None => uncorrelatable.or(Some(own.as_str())),
             };
-            node.items = self.node(sub, &p, embedded, below).map(Box::new);
+            let (child, child_shape) = self.node(sub, &p, embedded, below);
+            node.items = child.map(Box::new);
+            shape.items = Some(child_shape);
         }
+        let shape = Arc::new(shape);
+        node.shape = shape.clone();
         let useful = !node.rules.is_empty()
             || !node.properties.is_empty()
             || node.additional.is_some()
             || node.items.is_some();
-        useful.then_some(node)
+        (useful.then_some(node), shape)
     }
 
     fn rule(&mut self, raw: &Value, at: &str, uncorrelatable: Option<&str>) -> Option<Rule> {
@@ -396,15 +431,15 @@ fn escape(name: &str) -> Option<String> {
     Some(out)
 }
 
-/// A JSON value as rules see it under `schema`: objects with `properties` have their field
-/// names escaped; maps (`additionalProperties`) keep their keys.
-fn to_cel(schema: &Value, v: &Value, resource_root: bool) -> CelValue {
-    let props = schema.get("properties").and_then(Value::as_object);
+/// A JSON value as rules see it under `shape`: objects with named properties have their
+/// field names escaped (and a resource's `metadata` only its name); maps keep their keys.
+fn to_cel(shape: &Shape, v: &Value) -> CelValue {
     match v {
-        Value::Object(m) if props.is_some() || resource_root => {
-            let mut out = Map::new();
+        Value::Object(m) if shape.properties.is_some() || shape.embedded => {
+            let mut entries = std::collections::HashMap::with_capacity(m.len());
             for (k, x) in m {
-                if resource_root && k == "metadata" {
+                let Some(name) = escape(k) else { continue };
+                let value = if shape.embedded && k == "metadata" {
                     let meta: Map<String, Value> = x
                         .as_object()
                         .map(|mm| {
@@ -414,47 +449,34 @@ fn to_cel(schema: &Value, v: &Value, resource_root: bool) -> CelValue {
                                 .collect()
                         })
                         .unwrap_or_default();
-                    out.insert(k.clone(), Value::Object(meta));
-                    continue;
-                }
-                if let Some(name) = escape(k) {
-                    out.insert(name, x.clone());
-                }
-            }
-            // Nested objects keep JSON conversion below, escaped one level at a time.
-            let mut converted = json_to_cel(&Value::Object(out));
-            if let (CelValue::Map(map), Some(props)) = (&mut converted, props) {
-                let mut entries = (*map.map).clone();
-                for (k, x) in m {
-                    if let (Some(name), Some(sub)) = (escape(k), props.get(k))
-                        && (x.is_object() || x.is_array())
-                    {
-                        let embedded =
-                            sub.get("x-kubernetes-embedded-resource") == Some(&Value::Bool(true));
-                        entries.insert(name.into(), to_cel(sub, x, embedded));
+                    json_to_cel(&Value::Object(meta))
+                } else {
+                    match shape.property(k) {
+                        Some(sub) => to_cel(sub, x),
+                        None => json_to_cel(x),
                     }
-                }
-                map.map = Arc::new(entries);
+                };
+                entries.insert(name.into(), value);
             }
-            converted
+            CelValue::Map(::cel::objects::Map {
+                map: Arc::new(entries),
+            })
         }
-        Value::Object(m) => match schema.get("additionalProperties").filter(|s| s.is_object()) {
-            Some(sub) if m.values().any(|x| x.is_object() || x.is_array()) => {
+        Value::Object(m) => match &shape.additional {
+            Some(sub) => {
                 let entries = m
                     .iter()
-                    .map(|(k, x)| (k.clone().into(), to_cel(sub, x, false)))
+                    .map(|(k, x)| (k.clone().into(), to_cel(sub, x)))
                     .collect();
                 CelValue::Map(::cel::objects::Map {
                     map: Arc::new(entries),
                 })
             }
-            _ => json_to_cel(v),
+            None => json_to_cel(v),
         },
-        Value::Array(items) => match schema.get("items").filter(|s| s.is_object()) {
-            Some(sub) if items.iter().any(|x| x.is_object() || x.is_array()) => CelValue::List(
-                Arc::new(items.iter().map(|x| to_cel(sub, x, false)).collect()),
-            ),
-            _ => json_to_cel(v),
+        Value::Array(items) => match &shape.items {
+            Some(sub) => CelValue::List(Arc::new(items.iter().map(|x| to_cel(sub, x)).collect())),
+            None => json_to_cel(v),
         },
         _ => json_to_cel(v),
     }
@@ -533,8 +555,8 @@ impl Node {
             run.stopped = true;
             return;
         }
-        let self_value = to_cel(&self.schema, obj, self.resource_root);
-        let old_value = old.map(|o| to_cel(&self.schema, o, self.resource_root));
+        let self_value = to_cel(&self.shape, obj);
+        let old_value = old.map(|o| to_cel(&self.shape, o));
         for rule in &self.rules {
             if rule.uses_old_self && old.is_none() && !rule.optional_old_self {
                 continue;
@@ -658,7 +680,7 @@ impl CrdRules {
             causes: Vec::new(),
             count: 0,
         };
-        let root = compiler.node(open_api_v3_schema, "", true, None);
+        let (root, _) = compiler.node(open_api_v3_schema, "", true, None);
         match compiler.causes.is_empty() {
             true => Ok(CrdRules { root }),
             false => Err(compiler.causes),
