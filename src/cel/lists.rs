@@ -159,8 +159,11 @@ fn last_index_of(c: &Call) -> Out {
     Some(Ok(CelValue::Int(i)))
 }
 
+/// Two lists, borrowed from a call.
+type Pair<'c> = (&'c [CelValue], &'c [CelValue]);
+
 /// The two list arguments of a `sets.*` call, charged at the product of their lengths.
-fn two_lists(c: &Call) -> Option<Result<(&[CelValue], &[CelValue]), ExecutionError>> {
+fn two_lists(c: &Call) -> Option<Result<Pair<'_>, ExecutionError>> {
     match (c.arg(0), c.arg(1)) {
         (Some(CelValue::List(a)), Some(CelValue::List(b))) if c.arity() == 2 => {
             let cost = (a.len() as u64).saturating_mul(b.len() as u64);
