@@ -2,7 +2,7 @@
 //! `existsOne(k, v, p)`, `transformList(i, v, [filter,] e)`, `transformMap(k, v, [filter,] e)`),
 //! which the `cel` crate's parser leaves as plain calls: each is rewritten after parsing into a
 //! one-variable comprehension over `@entries(range)` (`[key or index, value]` pairs), with
-//! the two variables replaced by `@kvN[0]` and `@kvN[1]`.
+//! the two variables replaced by `@kvN[0]` and `@kvN[1]`. `cel.bind` is expanded here too.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -139,8 +139,34 @@ pub(super) fn expand(mut e: IdedExpr, counter: &mut u32) -> IdedExpr {
     rewrite(e, counter)
 }
 
+/// `cel.bind(x, init, e)`: `e` with `x` bound to `init`, as cel-go expands it (a
+/// comprehension over no items whose accumulator is `x`).
+fn bind(c: &CallExpr) -> Option<IdedExpr> {
+    let target = c.target.as_deref()?;
+    let named_cel = matches!(&target.expr, Expr::Ident(n) if n == "cel");
+    if c.func_name != "bind" || !named_cel || c.args.len() != 3 {
+        return None;
+    }
+    let Expr::Ident(var) = &c.args[0].expr else {
+        return None;
+    };
+    Some(node(Expr::Comprehension(Box::new(ComprehensionExpr {
+        iter_range: list(vec![]),
+        iter_var: "#unused".to_string(),
+        iter_var2: None,
+        accu_var: var.clone(),
+        accu_init: c.args[1].clone(),
+        loop_cond: boolean(false),
+        loop_step: ident(var),
+        result: c.args[2].clone(),
+    }))))
+}
+
 fn rewrite(e: IdedExpr, counter: &mut u32) -> IdedExpr {
     let Expr::Call(c) = &e.expr else { return e };
+    if let Some(bound) = bind(c) {
+        return bound;
+    }
     let two_vars = matches!(
         (c.func_name.as_str(), c.args.len()),
         ("all" | "exists" | "existsOne" | "exists_one", 3)
@@ -291,5 +317,7 @@ mod tests {
         // Shadowing: an inner comprehension rebinding `v` sees its own.
         holds("[1, 2].all(i, v, [7].all(v, v == 7) && v > 0)");
         holds("[[1], [2]].all(i, v, v.all(j, w, w == i + 1))");
+        holds("cel.bind(x, [1, 2, 3], x.size() == 3 && x[0] == 1)");
+        holds("cel.bind(a, 2, cel.bind(b, a * 3, b == 6))");
     }
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use ::cel::extractors::Arguments;
 use ::cel::{Context, ExecutionError, FunctionContext, Value as CelValue};
 
-use super::{comprehensions, cost, format, lists, net, quantity, strings, url};
+use super::{comprehensions, cost, format, lists, net, quantity, semver, strings, url};
 
 /// Identifiers that name a function namespace (`format.named(...)`, `ip.isCanonical(...)`),
 /// never a variable.
@@ -53,6 +53,7 @@ fn overloads() -> BTreeMap<&'static str, Vec<Overload>> {
         .chain(url::OVERLOADS)
         .chain(format::OVERLOADS)
         .chain(comprehensions::OVERLOADS)
+        .chain(semver::OVERLOADS)
     {
         table.entry(name).or_default().push(*f);
     }

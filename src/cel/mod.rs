@@ -5,7 +5,7 @@
 //!
 //! What the `cel` crate cannot do, and so kapi does not: static type checking (a type error is
 //! found when the expression runs, not when it is stored), static cost estimation, the
-//! `optMap`/`optFlatMap` macros and `cel.bind`. Two-variable comprehensions, which its parser
+//! `optMap`/`optFlatMap` macros. Two-variable comprehensions and `cel.bind`, which its parser
 //! does not expand, are rewritten here ([`comprehensions`]).
 
 mod comprehensions;
@@ -16,6 +16,7 @@ mod lists;
 mod net;
 mod quantity;
 pub mod rules;
+mod semver;
 mod strings;
 mod url;
 
