@@ -138,32 +138,57 @@ fn go_rule(raw: &Value) -> String {
     )
 }
 
-/// Upstream's `ValidFieldPath` (named children and `['key']` accessors), normalized as
-/// `field.Path` prints it.
-fn normalize_field_path(path: &str) -> Result<String, String> {
+/// Upstream's `ValidFieldPath`: `.name` and `['key']` accessors that the schema has (a
+/// property of an object, or any key of a map), normalized as `field.Path` prints it.
+fn normalize_field_path(path: &str, schema: &Value) -> Result<String, String> {
     let mut out = String::new();
     let mut rest = path;
+    let mut at = schema;
     while !rest.is_empty() {
-        if let Some(r) = rest.strip_prefix('.') {
+        let segment = if let Some(r) = rest.strip_prefix('.') {
             let end = r.find(['.', '[']).unwrap_or(r.len());
-            let name = &r[..end];
-            if name.is_empty() || name.contains(']') {
+            if end == 0 {
                 return Err("unexpected end of JSON path".into());
             }
-            if !out.is_empty() {
-                out.push('.');
-            }
-            out.push_str(name);
             rest = &r[end..];
-        } else if let Some(r) = rest.strip_prefix("['") {
-            let Some(end) = r.find("']") else {
+            r[..end].to_string()
+        } else if let Some(r) = rest.strip_prefix('[') {
+            if r.is_empty() {
                 return Err("unexpected end of JSON path".into());
+            }
+            let Some(quoted) = r.strip_prefix('\'') else {
+                let tok = r.split([']', '.', '[']).next().unwrap_or(r);
+                return Err(format!("expected single quoted string but got {tok}"));
             };
-            out.push_str(&format!("[{}]", &r[..end]));
-            rest = &r[end + 2..];
+            let Some(close) = quoted.find('\'') else {
+                return Err(format!("expected single quoted string but got '{quoted}"));
+            };
+            let after = &quoted[close + 1..];
+            let Some(after) = after.strip_prefix(']') else {
+                return match after.is_empty() {
+                    true => Err("unexpected end of JSON path".into()),
+                    false => Err(format!("expected ] but got {}", &after[..1])),
+                };
+            };
+            rest = after;
+            quoted[..close].to_string()
         } else {
             let tok = rest.split(['.', '[']).next().unwrap_or(rest);
             return Err(format!("expected [ or . but got: {tok}"));
+        };
+        if let Some(props) = at.get("properties").and_then(Value::as_object) {
+            at = props
+                .get(&segment)
+                .ok_or("does not refer to a valid field")?;
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&segment);
+        } else if let Some(sub) = at.get("additionalProperties").filter(|v| v.is_object()) {
+            at = sub;
+            out.push_str(&format!("[{segment}]"));
+        } else {
+            return Err("does not refer to a valid field".into());
         }
     }
     Ok(out)
@@ -220,7 +245,7 @@ impl Compiler<'_> {
         {
             for (i, raw) in rules.iter().enumerate() {
                 let at = format!("{}{path}.x-kubernetes-validations[{i}]", self.prefix);
-                if let Some(rule) = self.rule(raw, &at, uncorrelatable) {
+                if let Some(rule) = self.rule(raw, schema, &at, uncorrelatable) {
                     node.rules.push(rule);
                 }
             }
@@ -268,7 +293,13 @@ impl Compiler<'_> {
         (useful.then_some(node), shape)
     }
 
-    fn rule(&mut self, raw: &Value, at: &str, uncorrelatable: Option<&str>) -> Option<Rule> {
+    fn rule(
+        &mut self,
+        raw: &Value,
+        schema: &Value,
+        at: &str,
+        uncorrelatable: Option<&str>,
+    ) -> Option<Rule> {
         self.count += 1;
         if self.count > MAX_RULES {
             if self.count == MAX_RULES + 1 {
@@ -345,7 +376,7 @@ impl Compiler<'_> {
                 return None;
             }
         };
-        let field_path = match normalize_field_path(&text("fieldPath")) {
+        let field_path = match normalize_field_path(&text("fieldPath"), schema) {
             Ok(p) => p,
             Err(why) => {
                 self.causes.push(field::invalid(

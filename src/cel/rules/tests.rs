@@ -335,3 +335,50 @@ fn runtime_errors_and_budget_are_reported_as_upstream() {
         )
     );
 }
+
+#[test]
+fn field_paths_must_name_a_field_of_the_schema() {
+    let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
+        "x-kubernetes-validations": [
+            {"rule": "true", "fieldPath": ".labels['a.b']"},
+            {"rule": "true", "fieldPath": "['replicas']"},
+            {"rule": "true", "fieldPath": ".nope"},
+            {"rule": "true", "fieldPath": ".labels[0]"}
+        ],
+        "properties": {"replicas": {"type": "integer"},
+                       "labels": {"type": "object", "additionalProperties": {"type": "string"}}}}}});
+    let causes = match CrdRules::compile(&schema, "") {
+        Err(causes) => causes,
+        Ok(_) => panic!("compiled"),
+    };
+    let at = ".properties[spec].x-kubernetes-validations";
+    assert_eq!(
+        messages(&causes),
+        vec![
+            (
+                format!("{at}[2].fieldPath"),
+                "FieldValueInvalid".into(),
+                "Invalid value: \".nope\": fieldPath must be a valid path: does not refer to a valid field".into()
+            ),
+            (
+                format!("{at}[3].fieldPath"),
+                "FieldValueInvalid".into(),
+                "Invalid value: \".labels[0]\": fieldPath must be a valid path: expected single quoted string but got 0".into()
+            ),
+        ]
+    );
+    let schema_ok = {
+        let mut s = schema.clone();
+        let rules = s["properties"]["spec"]["x-kubernetes-validations"]
+            .as_array_mut()
+            .unwrap();
+        rules.truncate(2);
+        rules[0]["rule"] = json!("self.replicas < 3");
+        rules[1]["rule"] = json!("self.replicas < 5");
+        s
+    };
+    let rules = CrdRules::compile(&schema_ok, "").unwrap();
+    let causes = rules.validate(&json!({"spec": {"replicas": 9, "labels": {}}}), None);
+    assert_eq!(causes[0].field, "spec.labels[a.b]");
+    assert_eq!(causes[1].field, "spec.replicas");
+}
