@@ -86,6 +86,8 @@ struct Node {
     properties: Vec<(String, Node)>,
     additional: Option<Box<Node>>,
     items: Option<Box<Node>>,
+    /// The rules under `allOf` (upstream evaluates them at this node, on this value).
+    all_of: Vec<Node>,
     /// `x-kubernetes-map-type: atomic`: children have no old value.
     atomic_map: bool,
     /// `x-kubernetes-list-type: map`: items correlate by these keys; other lists do not.
@@ -286,10 +288,24 @@ impl Compiler<'_> {
         }
         let shape = Arc::new(shape);
         node.shape = shape.clone();
+        if let Some(all_of) = obj.get("allOf").and_then(Value::as_array) {
+            for (j, sub) in all_of.iter().enumerate() {
+                let p = format!("{path}.allOf[{j}]");
+                if let (Some(mut child), _) = self.node(sub, &p, resource_root, uncorrelatable) {
+                    // The value is this node's: its type, shape and list semantics.
+                    child.ty = node.ty.clone();
+                    child.shape = shape.clone();
+                    child.atomic_map = node.atomic_map;
+                    child.list_map_keys = node.list_map_keys.clone();
+                    node.all_of.push(child);
+                }
+            }
+        }
         let useful = !node.rules.is_empty()
             || !node.properties.is_empty()
             || node.additional.is_some()
-            || node.items.is_some();
+            || node.items.is_some()
+            || !node.all_of.is_empty();
         (useful.then_some(node), shape)
     }
 
@@ -541,6 +557,9 @@ impl Node {
         };
         if !self.rules.is_empty() {
             self.evaluate(path, obj, old, ratchet, run);
+        }
+        for all_of in &self.all_of {
+            all_of.validate(path, obj, old, ratchet, run);
         }
         match obj {
             Value::Object(m) => {

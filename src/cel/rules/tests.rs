@@ -382,3 +382,24 @@ fn field_paths_must_name_a_field_of_the_schema() {
     assert_eq!(causes[0].field, "spec.labels[a.b]");
     assert_eq!(causes[1].field, "spec.replicas");
 }
+
+#[test]
+fn rules_under_all_of_apply_to_the_value() {
+    let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
+        "properties": {"replicas": {"type": "integer"}},
+        "allOf": [{"x-kubernetes-validations": [{"rule": "self.replicas < 10", "message": "at most 9"}]}]}}});
+    let rules = CrdRules::compile(&schema, "").unwrap();
+    assert!(
+        rules
+            .validate(&json!({"spec": {"replicas": 3}}), None)
+            .is_empty()
+    );
+    assert_eq!(
+        messages(&rules.validate(&json!({"spec": {"replicas": 30}}), None)),
+        one(
+            "spec",
+            "FieldValueInvalid",
+            "Invalid value: \"object\": at most 9"
+        )
+    );
+}
