@@ -4,6 +4,10 @@
 //! evaluated on each write of a custom resource at its schema node, with `self`, and with
 //! `oldSelf` on updates where the old value correlates ([`CrdRules::validate`]).
 //!
+//! Messages as 1.36's: a false rule shows a scalar's value (`Invalid value: "x": failed rule:
+//! ...`) and no value for objects and arrays (`Invalid value: failed rule: ...`); an error
+//! evaluating a rule shows the schema type (`Invalid value: "object": ... evaluating rule: ...`).
+//!
 //! Cost: one request's rules share [`RUNTIME_COST_BUDGET`] (upstream's `RuntimeCELCostBudget`),
 //! each evaluation at most [`super::PER_CALL_LIMIT`] (upstream's `PerCallLimit`). Upstream's
 //! static limits on a stored CRD (`StaticEstimatedCostLimit` per rule, the per-CRD total) need
@@ -710,11 +714,19 @@ impl Node {
                 }
             }
             let detail = detail.unwrap_or_else(|| rule.message_or_default());
-            run.causes.push(match rule.reason {
-                Reason::Invalid => field::invalid(at, &ty, &detail),
-                Reason::Forbidden => field::forbidden(at, &detail),
-                Reason::Required => field::required_why(at, &detail),
-                Reason::Duplicate => field::duplicate(at, &ty),
+            // Since 1.35 a failed rule shows a scalar's value, and no value for objects and
+            // arrays (kubernetes#132798, #133832); errors evaluating it still show the type.
+            let shown = match self.ty.as_str() {
+                "object" | "array" => None,
+                _ => Some(obj).filter(|v| !v.is_object() && !v.is_array()),
+            };
+            run.causes.push(match (rule.reason, shown) {
+                (Reason::Invalid, Some(v)) => field::invalid(at, v, &detail),
+                (Reason::Invalid, None) => field::invalid_omitted(at, &detail),
+                (Reason::Forbidden, _) => field::forbidden(at, &detail),
+                (Reason::Required, _) => field::required_why(at, &detail),
+                (Reason::Duplicate, Some(v)) => field::duplicate(at, v),
+                (Reason::Duplicate, None) => field::duplicate_omitted(at),
             });
         }
     }
