@@ -13,6 +13,7 @@
 //! static limits on a stored CRD (`StaticEstimatedCostLimit` per rule, the per-CRD total) need
 //! a cost estimator the `cel` crate lacks; they are not enforced, the run-time ones are.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use ::cel::Value as CelValue;
@@ -583,12 +584,20 @@ impl Node {
             }
             Value::Array(items) => {
                 let Some(sub) = &self.items else { return };
-                let old_items = old.and_then(Value::as_array);
+                // Old items by their list-map key, indexed once (lists may be long).
+                let key_of = |keys: &[String], item: &Value| -> String {
+                    let parts: Vec<Option<&Value>> = keys.iter().map(|k| item.get(k)).collect();
+                    serde_json::to_string(&parts).unwrap_or_default()
+                };
+                let olds: HashMap<String, &Value> = match (&self.list_map_keys, old) {
+                    (Some(keys), Some(Value::Array(olds))) => {
+                        olds.iter().map(|o| (key_of(keys, o), o)).collect()
+                    }
+                    _ => HashMap::new(),
+                };
                 for (i, v) in items.iter().enumerate() {
-                    let o = match (&self.list_map_keys, old_items) {
-                        (Some(keys), Some(olds)) => olds
-                            .iter()
-                            .find(|o| keys.iter().all(|k| o.get(k) == v.get(k))),
+                    let o = match &self.list_map_keys {
+                        Some(keys) if !olds.is_empty() => olds.get(&key_of(keys, v)).copied(),
                         _ => None,
                     };
                     sub.validate(&format!("{path}[{i}]"), v, o, ratchet, run);
