@@ -36,6 +36,88 @@ pub const MAX_EXPRESSION_BYTES: usize = 64 * 1024;
 /// recursive-descent parser uses the stack, which is smaller on monoio's cores).
 const MAX_PARSE_DEPTH: u16 = 96;
 
+/// The most operators (`+`, `&&`, `.`, `[`, ...) outside string literals. The parser and the
+/// interpreter recurse once per operator of a chain (`a + b + c ...` is as deep as it is
+/// long), and a stack overflow aborts the process: this bounds the parse before it starts.
+const MAX_OPERATORS: usize = 1000;
+
+/// The deepest expression tree compiled: the interpreter recurses once per level (twice
+/// where the cost meter wraps a node), in frames of up to tens of KiB in debug builds.
+const MAX_TREE_DEPTH: usize = 100;
+
+/// The stack compilation and evaluation run on (a segment of its own when the thread's is
+/// short, as on a core's 2 MiB): enough for [`MAX_OPERATORS`] and [`MAX_TREE_DEPTH`].
+const STACK_BYTES: usize = 16 << 20;
+
+/// Below this much stack left, evaluation moves to a segment of [`STACK_BYTES`].
+const STACK_RED_ZONE: usize = 8 << 20;
+
+/// Runs `f` with at least [`STACK_RED_ZONE`] of stack.
+pub fn with_stack<R>(f: impl FnOnce() -> R) -> R {
+    stacker::maybe_grow(STACK_RED_ZONE, STACK_BYTES, f)
+}
+
+/// The operators of `source` outside its string literals (a cheap bound on its depth).
+fn operators(source: &str) -> usize {
+    let mut count = 0;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for ch in source.chars() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if ch == '\\' {
+                    escaped = true;
+                } else if ch == q {
+                    quote = None;
+                }
+            }
+            None => match ch {
+                '\'' | '"' => quote = Some(ch),
+                '+' | '-' | '*' | '/' | '%' | '<' | '>' | '=' | '!' | '&' | '|' | '?' | '.'
+                | '[' | '(' => count += 1,
+                _ => {}
+            },
+        }
+    }
+    count
+}
+
+/// The depth of an expression tree.
+fn depth(e: &IdedExpr) -> usize {
+    let children: Vec<&IdedExpr> = match &e.expr {
+        Expr::Select(s) => vec![&s.operand],
+        Expr::Call(c) => c.target.iter().map(|t| &**t).chain(&c.args).collect(),
+        Expr::List(l) => l.elements.iter().collect(),
+        Expr::Map(m) => m
+            .entries
+            .iter()
+            .flat_map(|en| match &en.expr {
+                EntryExpr::MapEntry(me) => vec![&me.key, &me.value],
+                EntryExpr::StructField(f) => vec![&f.value],
+            })
+            .collect(),
+        Expr::Struct(s) => s
+            .entries
+            .iter()
+            .flat_map(|en| match &en.expr {
+                EntryExpr::MapEntry(me) => vec![&me.key, &me.value],
+                EntryExpr::StructField(f) => vec![&f.value],
+            })
+            .collect(),
+        Expr::Comprehension(c) => vec![
+            &c.iter_range,
+            &c.accu_init,
+            &c.loop_cond,
+            &c.loop_step,
+            &c.result,
+        ],
+        Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => vec![],
+    };
+    1 + children.into_iter().map(depth).max().unwrap_or(0)
+}
+
 /// A compiled expression.
 pub struct Compiled {
     expr: IdedExpr,
@@ -55,6 +137,15 @@ pub fn compile(source: &str, declared: &[&str]) -> Result<Compiled, String> {
             "expression is longer than {MAX_EXPRESSION_BYTES} bytes"
         )));
     }
+    if operators(source) > MAX_OPERATORS {
+        return Err(compile_error(&format!(
+            "expression has more than {MAX_OPERATORS} operators"
+        )));
+    }
+    with_stack(|| compile_bounded(source, declared))
+}
+
+fn compile_bounded(source: &str, declared: &[&str]) -> Result<Compiled, String> {
     let expr = Parser::new()
         .enable_optional_syntax(true)
         .max_recursion_depth(MAX_PARSE_DEPTH)
@@ -64,6 +155,11 @@ pub fn compile(source: &str, declared: &[&str]) -> Result<Compiled, String> {
             let text = text.lines().next().unwrap_or("").to_string();
             format!("compilation failed: ERROR: <input>: Syntax error: {text}")
         })?;
+    if depth(&expr) > MAX_TREE_DEPTH {
+        return Err(compile_error(&format!(
+            "expression nests more than {MAX_TREE_DEPTH} levels deep"
+        )));
+    }
     let expr = comprehensions::expand(expr, &mut 0);
     let mut bound = Vec::new();
     if let Some(name) = undeclared(&expr, declared, &mut bound) {
@@ -230,12 +326,14 @@ impl Compiled {
             return Err(cost::EXCEEDED.to_string());
         }
         let guard = cost::Meter::start(allowance - self.nodes);
-        let result = BASE.with(|base| {
-            let mut scope = base.new_inner_scope();
-            for (name, v) in &activation.vars {
-                scope.add_variable_from_value(*name, v.clone());
-            }
-            CelValue::resolve(&self.expr, &scope)
+        let result = with_stack(|| {
+            BASE.with(|base| {
+                let mut scope = base.new_inner_scope();
+                for (name, v) in &activation.vars {
+                    scope.add_variable_from_value(*name, v.clone());
+                }
+                CelValue::resolve(&self.expr, &scope)
+            })
         });
         let (left, exceeded) = guard.finish();
         budget.spend(allowance - left);
@@ -328,6 +426,33 @@ mod tests {
         assert!(err.starts_with("compilation failed: ERROR:"), "{err}");
         let long = "1 + ".repeat(MAX_EXPRESSION_BYTES / 4) + "1";
         assert!(compile(&long, VARS).is_err());
+    }
+
+    /// A core's thread has a 2 MiB stack and an overflow aborts the process: deep expressions
+    /// are refused or evaluated on a stack of their own, never overflow it.
+    #[test]
+    fn deep_expressions_are_refused_or_evaluated_on_a_short_stack() {
+        let run = || {
+            let chain = |n: usize| "1 + ".repeat(n) + "1";
+            let c = compile(&chain(MAX_TREE_DEPTH - 2), &[]).unwrap();
+            let sum = c.eval(&Activation::default()).unwrap();
+            assert_eq!(sum, CelValue::Int(MAX_TREE_DEPTH as i64 - 1));
+            let err = compile(&chain(MAX_TREE_DEPTH + 1), &[]).err().unwrap();
+            assert!(err.contains("nests more than 100 levels"), "{err}");
+            let err = compile(&chain(MAX_OPERATORS + 1), &[]).err().unwrap();
+            assert!(err.contains("more than 1000 operators"), "{err}");
+            let nested = "(".repeat(500) + "1" + &")".repeat(500);
+            assert!(compile(&nested, &[]).is_err());
+            // Operators inside strings do not count.
+            let text = format!("'{}' != ''", "+.".repeat(2000));
+            assert!(compile(&text, &[]).is_ok());
+        };
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(run)
+            .unwrap()
+            .join()
+            .unwrap();
     }
 
     #[test]

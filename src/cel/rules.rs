@@ -773,7 +773,8 @@ impl CrdRules {
             causes: Vec::new(),
             stopped: false,
         };
-        root.validate("", obj, old, false, &mut run);
+        // One stack segment for the whole walk, when the thread's is short (a core's).
+        super::with_stack(|| root.validate("", obj, old, false, &mut run));
         run.causes
     }
 }
