@@ -11,6 +11,7 @@ pub mod api;
 pub mod audit;
 pub mod authn;
 pub mod authz;
+pub mod cel;
 pub mod convert;
 pub mod crd;
 pub mod fault;

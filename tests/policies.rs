@@ -159,3 +159,86 @@ spec:
         stderr(&out)
     );
 }
+
+const LIBRARY_POLICY: &str = r#"
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: config-values}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+    - apiGroups: [""]
+      apiVersions: [v1]
+      operations: [CREATE, UPDATE]
+      resources: [configmaps]
+  validations:
+  - expression: "!has(object.data) || !('limit' in object.data) || (isQuantity(object.data.limit) && quantity(object.data.limit).isLessThan(quantity('1Gi')))"
+    messageExpression: "'limit ' + object.data.limit + ' must be a quantity below 1Gi'"
+  - expression: "!has(object.data) || !('endpoint' in object.data) || (isURL(object.data.endpoint) && url(object.data.endpoint).getScheme() == 'https')"
+    message: endpoint must be an https URL
+  - expression: "!has(object.data) || !('peer' in object.data) || cidr('10.0.0.0/8').containsIP(object.data.peer)"
+    message: peer must be in 10.0.0.0/8
+  - expression: "!has(object.data) || object.data.all(k, format.dns1123Label().validate(k) == optional.none() || k.contains('.'))"
+    message: keys must be DNS labels
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: config-values-binding}
+spec:
+  policyName: config-values
+  validationActions: [Deny]
+  matchResources:
+    namespaceSelector:
+      matchLabels: {policy: values}
+"#;
+
+#[test]
+fn policies_use_the_kubernetes_cel_libraries() {
+    let k = Kapi::start(&[], &[]);
+    let out = k.kubectl_stdin(&["apply", "-f", "-"], LIBRARY_POLICY);
+    assert!(out.status.success(), "{}", stderr(&out));
+    k.ok(&["create", "namespace", "checked"]);
+    k.ok(&["label", "namespace", "checked", "policy=values"]);
+
+    k.ok(&[
+        "create",
+        "configmap",
+        "good",
+        "-n",
+        "checked",
+        "--from-literal=limit=512Mi",
+        "--from-literal=endpoint=https://example.com/hook",
+        "--from-literal=peer=10.1.2.3",
+    ]);
+    let refused = |args: &[&str], message: &str| {
+        let mut all = vec!["create", "configmap", "bad", "-n", "checked"];
+        all.extend_from_slice(args);
+        let out = k.kubectl(&all);
+        assert!(!out.status.success(), "{args:?} was admitted");
+        assert!(
+            stderr(&out).contains(&format!(
+                "ValidatingAdmissionPolicy 'config-values' with binding 'config-values-binding' denied request: {message}"
+            )),
+            "{}",
+            stderr(&out)
+        );
+    };
+    refused(
+        &["--from-literal=limit=2Gi"],
+        "limit 2Gi must be a quantity below 1Gi",
+    );
+    refused(
+        &["--from-literal=limit=lots"],
+        "limit lots must be a quantity below 1Gi",
+    );
+    refused(
+        &["--from-literal=endpoint=http://example.com"],
+        "endpoint must be an https URL",
+    );
+    refused(
+        &["--from-literal=peer=192.168.0.1"],
+        "peer must be in 10.0.0.0/8",
+    );
+    refused(&["--from-literal=Bad_Key=x"], "keys must be DNS labels");
+}

@@ -61,6 +61,25 @@ pub fn duplicate(field: String, value: &Value) -> Cause {
     }
 }
 
+/// `Invalid value: <msg>`: upstream's `field.Invalid` with `field.OmitValueType{}` (a value
+/// too structured to print, as CEL rule failures on objects and arrays).
+pub fn invalid_omitted(field: String, msg: &str) -> Cause {
+    Cause {
+        reason: "FieldValueInvalid".into(),
+        message: format!("Invalid value: {msg}"),
+        field,
+    }
+}
+
+/// `Duplicate value`: upstream's `field.Duplicate` with `field.OmitValueType{}`.
+pub fn duplicate_omitted(field: String) -> Cause {
+    Cause {
+        reason: "FieldValueDuplicate".into(),
+        message: "Duplicate value".into(),
+        field,
+    }
+}
+
 pub fn forbidden(field: String, why: &str) -> Cause {
     Cause {
         reason: "FieldValueForbidden".into(),

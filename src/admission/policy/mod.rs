@@ -9,8 +9,7 @@
 //!
 //! Expressions are compiled on each write that a policy selects (policies are few; a compiled
 //! cache keyed by the policy's resourceVersion is the step after). Not yet: the `authorizer`
-//! variable and Kubernetes' CEL libraries beyond the standard ones (the `cel` crate's), and
-//! MutatingAdmissionPolicy.
+//! variable and MutatingAdmissionPolicy. CEL and Kubernetes' libraries are `crate::cel`'s.
 
 pub mod cel;
 
