@@ -41,6 +41,9 @@ spec:
         properties:
           spec:
             type: object
+            x-kubernetes-validations:
+            - {rule: "!has(self.replicas) || self.replicas <= 10", message: at most 10 replicas}
+            - {rule: "!has(oldSelf.color) || self.color == oldSelf.color", message: color is immutable}
             properties:
               size: {type: integer, description: How big it is., minimum: 1}
               color: {type: string, enum: [red, blue, green]}
@@ -209,7 +212,7 @@ fn a_crd_becomes_an_api_with_discovery_columns_selectors_and_subresources() {
         .iter()
         .map(|c| {
             (
-                c["field"].as_str().unwrap().to_string(),
+                c["field"].as_str().unwrap_or("").to_string(),
                 c["reason"].as_str().unwrap().to_string(),
             )
         })
@@ -218,6 +221,8 @@ fn a_crd_becomes_an_api_with_discovery_columns_selectors_and_subresources() {
     assert_eq!(
         causes,
         [
+            // The rules are not run on a value the schema refused; upstream says so.
+            (String::new(), "FieldValueInvalid".to_string()),
             (
                 "spec.color".to_string(),
                 "FieldValueNotSupported".to_string()
@@ -225,6 +230,40 @@ fn a_crd_becomes_an_api_with_discovery_columns_selectors_and_subresources() {
             ("spec.size".to_string(), "FieldValueInvalid".to_string()),
         ],
         "{status}"
+    );
+
+    // CEL rules: a validation and a transition rule, with their messages.
+    let (code, status) = c.call(
+        "POST",
+        "/apis/stable.example.com/v1/namespaces/default/widgets",
+        "application/json",
+        Some(
+            serde_json::json!({"apiVersion": "stable.example.com/v1", "kind": "Widget",
+            "metadata": {"name": "many"}, "spec": {"size": 1, "color": "red", "replicas": 11}}),
+        ),
+    );
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(status["details"]["causes"][0]["field"], "spec", "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 10 replicas"),
+        "{status}"
+    );
+    let out = k.kubectl(&[
+        "patch",
+        "widget",
+        "w2",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"color":"green"}}"#,
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("color is immutable"),
+        "{}",
+        stderr(&out)
     );
 
     // The object as stored: generation 1, keys sorted as upstream writes unstructured JSON.

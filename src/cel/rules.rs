@@ -106,6 +106,12 @@ pub struct CrdRules {
     root: Option<Node>,
 }
 
+impl std::fmt::Debug for CrdRules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CrdRules")
+    }
+}
+
 /// Where validation stands: the budget left and whether to go on.
 struct Run {
     budget: CostBudget,

@@ -86,6 +86,9 @@ pub struct Served {
     pub schema: Option<Value>,
     /// The same, parsed for pruning, defaulting and validation.
     pub structural: Option<crate::structural::Structural>,
+    /// Its `x-kubernetes-validations`, compiled (none when they do not compile: the CRD's
+    /// validation refuses such a CRD).
+    pub rules: Option<crate::cel::rules::CrdRules>,
     pub printer_columns: Vec<PrinterColumn>,
     /// `selectableFields` JSON paths (`.spec.color`), as field selectors name them
     /// (`spec.color`).
@@ -218,6 +221,10 @@ pub fn served_versions(crd: &Value) -> Vec<Served> {
                 structural: v
                     .pointer("/schema/openAPIV3Schema")
                     .map(crate::structural::Structural::new),
+                rules: v
+                    .pointer("/schema/openAPIV3Schema")
+                    .and_then(|s| crate::cel::rules::CrdRules::compile(s, "").ok())
+                    .filter(|r| !r.is_empty()),
                 printer_columns: columns,
                 selectable_fields: v["selectableFields"]
                     .as_array()

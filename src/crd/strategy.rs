@@ -37,6 +37,26 @@ fn generation_part(obj: &Value, status_apart: bool) -> Value {
     v
 }
 
+impl CustomStrategy {
+    /// The schema's causes, then its CEL rules' (upstream's order), unless the schema's
+    /// errors mean the rules would see values they were not written for.
+    fn with_rules(&self, mut causes: Vec<Cause>, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
+        let Some(rules) = &self.served.rules else {
+            return causes;
+        };
+        if crate::structural::Structural::blocks_rules(&causes) {
+            causes.push(Cause {
+                reason: "FieldValueInvalid".into(),
+                message: crate::structural::RULES_NOT_CHECKED.into(),
+                field: String::new(),
+            });
+            return causes;
+        }
+        causes.extend(rules.validate(obj, old));
+        causes
+    }
+}
+
 impl Strategy for CustomStrategy {
     fn tracks_generation(&self) -> bool {
         true
@@ -65,17 +85,19 @@ impl Strategy for CustomStrategy {
     }
 
     fn validate_create(&self, obj: &Value) -> Vec<Cause> {
-        match &self.served.structural {
+        let causes = match &self.served.structural {
             Some(s) => s.validate(obj),
             None => Vec::new(),
-        }
+        };
+        self.with_rules(causes, obj, None)
     }
 
     fn validate_update(&self, obj: &Value, old: &Value) -> Vec<Cause> {
-        match &self.served.structural {
+        let causes = match &self.served.structural {
             Some(s) => s.validate_update(obj, old),
             None => Vec::new(),
-        }
+        };
+        self.with_rules(causes, obj, Some(old))
     }
 }
 

@@ -551,14 +551,23 @@ fn schema_rules(v: &Value, fld: &str, status: bool, out: &mut Vec<Cause>) {
         return;
     };
     out.extend(crd_schema::validate_schema(schema, status, fld));
-    // x-kubernetes-validations: the CEL checker (h-cel) compiles the rules of each
-    // `crd_schema::rule_spots(schema, fld)` and appends its causes here, after the schema's.
-    out.extend(rule_errors(schema, fld));
+    // x-kubernetes-validations: every rule compiled, its errors after the schema's (those the
+    // schema's own checks already named once).
+    for c in rule_errors(schema, fld) {
+        if !out
+            .iter()
+            .any(|o| o.field == c.field && o.reason == c.reason)
+        {
+            out.push(c);
+        }
+    }
 }
 
-/// The CEL rule compilation errors of a schema: empty until the CEL checker is wired in.
-fn rule_errors(_schema: &Value, _fld: &str) -> Vec<Cause> {
-    Vec::new()
+/// The CEL rule compilation errors of a schema.
+fn rule_errors(schema: &Value, fld: &str) -> Vec<Cause> {
+    crate::cel::rules::CrdRules::compile(schema, &format!("{fld}.openAPIV3Schema"))
+        .err()
+        .unwrap_or_default()
 }
 
 fn name_rules(names: &Value, path: &str, out: &mut Vec<Cause>) {
