@@ -10,6 +10,8 @@ pub mod managed;
 pub mod model;
 pub mod typed;
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 
 use crate::api::status::{Cause, Status};
@@ -313,6 +315,38 @@ impl Ownership<'_> {
                 .difference(&cmp.added)
                 .difference(&cmp.removed),
         )
+    }
+}
+
+/// An apply request that owns what it needs, so that it can run off the core (on the worker
+/// pool) and again on every retry of a lost race.
+#[derive(Debug)]
+pub struct Apply {
+    pub model: Arc<Model>,
+    pub manager: String,
+    pub api_version: String,
+    pub kind: String,
+    pub subresource: String,
+    pub ignored: FieldSet,
+    pub now: String,
+    /// The decoded apply configuration.
+    pub config: Value,
+    pub force: bool,
+}
+
+impl Apply {
+    /// `Ownership::apply` of this request to `live` (None: a create).
+    pub fn run(&self, live: Option<&Value>) -> Result<Value, Status> {
+        Ownership {
+            model: &self.model,
+            manager: &self.manager,
+            api_version: &self.api_version,
+            kind: &self.kind,
+            subresource: &self.subresource,
+            ignored: self.ignored.clone(),
+            now: self.now.clone(),
+        }
+        .apply(live, &self.config, self.force)
     }
 }
 

@@ -29,6 +29,8 @@ const MAX_UPDATE_ATTEMPTS: usize = 64;
 pub(super) enum Change {
     Replace(Value, String),
     Patch(BodyType, Bytes),
+    /// A server-side apply (`super::apply`).
+    Apply(std::sync::Arc<crate::ssa::Apply>),
 }
 
 /// What a write starts from: the stored bytes of the current object and their revision.
@@ -113,6 +115,8 @@ impl Ctx<'_> {
         // Upstream's decoder defaults the object before admission sees it, and its storage
         // defaults it again on the way back (what admission added gets its defaults too).
         self.res.strategy.default(&mut obj);
+        // Ownership of what the request changed, before admission's changes (as upstream).
+        self.track_fields(attrs.old, &mut obj)?;
         self.api
             .admission
             .mutate(self.api, attrs, Some(&mut obj))
@@ -133,7 +137,12 @@ impl Ctx<'_> {
             return Err(Status::method_not_supported(gr(self.res), "create"));
         }
         // Decode once (off the core when large).
-        let mut obj = self.body_offloaded().await?;
+        let obj = self.body_offloaded().await?;
+        self.create_object(obj).await
+    }
+
+    /// A create of a decoded object (a POST's body, or what an apply makes of nothing).
+    pub(super) async fn create_object(&self, mut obj: Value) -> Result<Response, Status> {
         self.check_type(&obj)?;
         let validation = self.validation()?;
         let dry_run = self.dry_run()?;
@@ -484,14 +493,18 @@ impl Ctx<'_> {
         // The patch is decoded where it is applied (on the worker pool when large).
         match ty {
             BodyType::JsonPatch | BodyType::MergePatch | BodyType::StrategicMergePatch => {}
-            BodyType::ApplyYaml | BodyType::ApplyCbor => {
-                return Err(Status::new(
-                    415,
-                    "UnsupportedMediaType",
-                    "server-side apply is not supported yet",
-                ));
-            }
+            BodyType::ApplyYaml => return self.apply().await,
+            BodyType::ApplyCbor => return Err(super::apply::unsupported_patch_type()),
             _ => return Err(Status::unsupported_media_type()),
+        }
+        if self.query.get("force").is_some() {
+            return Err(super::apply::options_invalid(
+                "PatchOptions",
+                vec![crate::kinds::field::forbidden(
+                    "force".into(),
+                    "may not be specified for non-apply patch",
+                )],
+            ));
         }
         self.write_update(true, Change::Patch(ty, self.req.body.clone()))
             .await
@@ -507,26 +520,27 @@ impl Ctx<'_> {
     ) -> Result<(Value, Value, String), Status> {
         let res = self.res.clone();
         let (stored, revision) = (current.value.clone(), current.mod_revision);
-        let (size, patch) = match change {
-            Change::Replace(_, _) => (stored.len(), None),
-            Change::Patch(ty, body) => (stored.len() + body.len(), Some((*ty, body.clone()))),
+        let (size, patch, apply) = match change {
+            Change::Replace(_, _) => (stored.len(), None, None),
+            Change::Patch(ty, body) => (stored.len() + body.len(), Some((*ty, body.clone())), None),
+            Change::Apply(a) => (stored.len() + self.req.body.len(), None, Some(a.clone())),
         };
         let (old, patched) = offload::run(size, move || -> Result<_, Status> {
             let old = objects::to_value(&res, &objects::served(&res, &stored, revision)?)?;
-            let patched = match patch {
-                Some((ty, body)) => {
-                    let p = apply_patch(ty, &body, old.clone())?;
-                    crate::api::patch::check_patched_size(&p)?;
-                    Some(p)
-                }
-                None => None,
+            let patched = match (patch, apply) {
+                (Some((ty, body)), _) => Some(apply_patch(ty, &body, old.clone())?),
+                (None, Some(apply)) => Some(apply.run(Some(&old))?),
+                (None, None) => None,
             };
+            if let Some(p) = &patched {
+                crate::api::patch::check_patched_size(p)?;
+            }
             Ok((old, patched))
         })
         .await??;
         match (change, patched) {
             (Change::Replace(obj, rv), _) => Ok((old, obj.clone(), rv.clone())),
-            (Change::Patch(..), Some(patched)) => {
+            (Change::Patch(..) | Change::Apply(_), Some(patched)) => {
                 // A resourceVersion the patch sets is a precondition; the one it kept is not.
                 let expected = patched
                     .pointer("/metadata/resourceVersion")
@@ -536,7 +550,9 @@ impl Ctx<'_> {
                     .to_string();
                 Ok((old, patched, expected))
             }
-            (Change::Patch(..), None) => Err(Status::internal("a patch was not applied")),
+            (Change::Patch(..) | Change::Apply(_), None) => {
+                Err(Status::internal("a patch was not applied"))
+            }
         }
     }
 
