@@ -84,6 +84,36 @@ pub fn reset_fields(has_status_subresource: bool, subresource: &str) -> FieldSet
     s
 }
 
+/// Annotations upstream's conversion to its internal version and back adds to every object of
+/// a kind, and so to what a create is compared with (a DaemonSet's template generation).
+const CONVERSION_ANNOTATIONS: &[(&str, &str, &str, &str)] = &[(
+    "apps/v1",
+    "DaemonSet",
+    "deprecated.daemonset.template.generation",
+    "0",
+)];
+
+fn conversion_annotation(api_version: &str, kind: &str) -> Option<(&'static str, &'static str)> {
+    CONVERSION_ANNOTATIONS
+        .iter()
+        .find(|(av, k, _, _)| *av == api_version && *k == kind)
+        .map(|(_, _, key, value)| (*key, *value))
+}
+
+/// `obj` with annotation `key` (unless it has one).
+fn with_annotation(obj: &Value, key: &str, value: &str) -> Value {
+    let mut out = obj.clone();
+    if let Some(meta) = out.get_mut("metadata").and_then(Value::as_object_mut)
+        && let Some(a) = meta
+            .entry("annotations")
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+    {
+        a.entry(key).or_insert_with(|| json!(value));
+    }
+    out
+}
+
 /// One write's view of ownership: who writes, through which version and endpoint.
 pub struct Ownership<'a> {
     pub model: &'a Model,
@@ -145,10 +175,24 @@ impl Ownership<'_> {
                 .and_then(|l| Managed::decode(managed_of(l)))
                 .unwrap_or_default(),
         };
-        let empty = json!({});
-        let cmp = self
-            .typed()
-            .compare(self.root(), live.unwrap_or(&empty), new);
+        let root = self.root();
+        let zero;
+        let base = match live {
+            Some(l) => l,
+            None => {
+                zero = self.model.zero_object(root);
+                &zero
+            }
+        };
+        let converted;
+        let seen: &Value = match (live, conversion_annotation(self.api_version, self.kind)) {
+            (None, Some((key, value))) => {
+                converted = with_annotation(new, key, value);
+                &converted
+            }
+            _ => new,
+        };
+        let cmp = self.typed().compare(root, base, seen);
         let changed = cmp.modified.union(&cmp.added);
         for e in &mut managed.entries {
             e.fields = e.fields.difference(&changed).difference(&cmp.removed);

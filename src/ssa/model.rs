@@ -65,6 +65,10 @@ pub struct Model {
     kinds: HashMap<(String, String), TypeId>,
     /// The root of any object (a CRD's model describes one kind, whatever its version).
     root: Option<TypeId>,
+    /// Fields present in a struct's zero Go object: true for `{}`, false for `null`.
+    zero: HashMap<TypeId, Vec<(String, bool)>>,
+    /// Fields of a struct whose zero value Go omits (omitempty on a value, slice or map).
+    omitempty: HashMap<TypeId, std::collections::HashSet<String>>,
 }
 
 impl Model {
@@ -73,6 +77,8 @@ impl Model {
             types: vec![Type::Deduced, Type::Scalar],
             kinds: HashMap::new(),
             root: None,
+            zero: HashMap::new(),
+            omitempty: HashMap::new(),
         }
     }
 
@@ -89,6 +95,44 @@ impl Model {
             .get(&(api_version.to_string(), kind.to_string()))
             .copied()
             .unwrap_or(DEDUCED)
+    }
+
+    /// The object a create is compared with: the kind's zero Go object as upstream's
+    /// `New()` gives it (value structs as `{}`, nil slices and maps that are not omitted as
+    /// null), so that fields present there are not counted as added (no `.` in fieldsV1).
+    pub fn zero_object(&self, root: TypeId) -> Value {
+        self.zero_of(root, 0)
+    }
+
+    /// Whether Go leaves field `name` of struct `t` out of its objects when it holds `v` (a
+    /// zero value of an omitempty field): such a field is not set, and nobody owns it.
+    pub fn omitted(&self, t: TypeId, name: &str, v: &Value) -> bool {
+        let zero = match v {
+            Value::Null => true,
+            Value::String(s) => s.is_empty(),
+            Value::Bool(b) => !b,
+            Value::Number(n) => n.as_f64() == Some(0.0),
+            Value::Array(a) => a.is_empty(),
+            Value::Object(o) => o.is_empty(),
+        };
+        zero && self.omitempty.get(&t).is_some_and(|f| f.contains(name))
+    }
+
+    fn zero_of(&self, t: TypeId, depth: usize) -> Value {
+        let mut out = serde_json::Map::new();
+        if let (Some(fields), Type::Struct { fields: types, .. }) = (self.zero.get(&t), self.get(t))
+            && depth < MAX_SCHEMA_DEPTH
+        {
+            for (name, object) in fields {
+                let v = match (object, types.get(name)) {
+                    (true, Some(&ft)) => self.zero_of(ft, depth + 1),
+                    (true, None) => Value::Object(serde_json::Map::new()),
+                    (false, _) => Value::Null,
+                };
+                out.insert(name.clone(), v);
+            }
+        }
+        Value::Object(out)
     }
 
     fn push(&mut self, t: Type) -> TypeId {
@@ -270,6 +314,7 @@ fn parse_builtin(text: &str) -> Model {
     };
     let mut pending: Vec<(TypeId, String)> = Vec::new();
     let mut fields: Vec<(TypeId, String, String)> = Vec::new();
+    let mut zero: Vec<(TypeId, String, bool)> = Vec::new();
     let mut kinds: Vec<(String, String, String)> = Vec::new();
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let c: Vec<&str> = line.split('\t').collect();
@@ -278,9 +323,16 @@ fn parse_builtin(text: &str) -> Model {
                 let id = id_of(&mut m, name);
                 pending.push((id, ty.to_string()));
             }
-            ["F", def, prop, ty] => {
+            ["F", def, prop, ty, rest @ ..] => {
                 let id = id_of(&mut m, def);
                 fields.push((id, prop.to_string(), ty.to_string()));
+                match rest {
+                    ["o"] => {
+                        m.omitempty.entry(id).or_default().insert(prop.to_string());
+                    }
+                    [z] => zero.push((id, prop.to_string(), *z == "{}")),
+                    _ => {}
+                }
             }
             ["K", av, kind, def] => kinds.push((av.to_string(), kind.to_string(), def.to_string())),
             _ => {}
@@ -304,6 +356,9 @@ fn parse_builtin(text: &str) -> Model {
         if let Type::Struct { fields, .. } = &mut m.types[id] {
             fields.insert(prop, t);
         }
+    }
+    for (id, prop, object) in zero {
+        m.zero.entry(id).or_default().push((prop, object));
     }
     for (av, kind, def) in kinds {
         let id = id_of(&mut m, &def);
@@ -397,6 +452,11 @@ mod tests {
         let sel = field(&m, spec, "selector");
         assert!(matches!(m.get(sel), Type::Struct { atomic: true, .. }));
         assert_eq!(m.root_for("v1", "NoSuchKind"), DEDUCED);
+        // A Deployment's zero Go object: value structs present, a nil pointer not omitted.
+        let zero = m.zero_object(dep);
+        assert_eq!(zero["spec"]["selector"], Value::Null);
+        assert_eq!(zero["spec"]["template"]["spec"]["containers"], Value::Null);
+        assert!(zero["spec"]["strategy"].is_object() && zero["status"].is_object());
     }
 
     #[test]

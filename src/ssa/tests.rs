@@ -267,3 +267,16 @@ fn managers_from_user_agents_and_their_validation() {
         "apps/v1, Kind=Deployment"
     );
 }
+
+#[test]
+fn a_create_is_compared_with_the_kinds_zero_object() {
+    let m = Model::builtin();
+    let mut d = deployment(json!([{"name": "c", "image": "busybox"}]));
+    ownership(&m, "corpus", "apps/v1", "Deployment").update(None, &mut d);
+    // Upstream's answer to this create (the write corpus, less its defaults).
+    assert_eq!(
+        d["metadata"]["managedFields"][0]["fieldsV1"],
+        json!({"f:spec": {"f:selector": {}, "f:template": {"f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+            "f:spec": {"f:containers": {"k:{\"name\":\"c\"}": {".": {}, "f:image": {}, "f:name": {}}}}}}})
+    );
+}

@@ -19,6 +19,7 @@ enum Shape<'a> {
     /// Owned as one field: scalars, atomic lists, maps and structs, and mismatched values.
     Leaf,
     Struct {
+        id: TypeId,
         fields: &'a HashMap<String, TypeId>,
         other: Option<TypeId>,
     },
@@ -40,6 +41,7 @@ fn shape<'a>(m: &'a Model, t: TypeId, v: &Value, depth: usize) -> Shape<'a> {
             },
             Value::Object(_),
         ) => Shape::Struct {
+            id: t,
             fields,
             other: *other,
         },
@@ -60,7 +62,7 @@ fn shape<'a>(m: &'a Model, t: TypeId, v: &Value, depth: usize) -> Shape<'a> {
 /// The type of a field of a struct or map; None for a field a struct does not declare.
 fn child_type(s: &Shape<'_>, name: &str) -> Option<TypeId> {
     match s {
-        Shape::Struct { fields, other } => fields.get(name).copied().or(*other),
+        Shape::Struct { fields, other, .. } => fields.get(name).copied().or(*other),
         Shape::Map(elem) => Some(*elem),
         _ => None,
     }
@@ -119,6 +121,20 @@ fn index_items<'v>(
         }
     }
     Ok(out)
+}
+
+/// Field `k` of `m`, unless Go would leave it out of struct `struct_id`'s objects.
+fn present<'v>(
+    model: &Model,
+    struct_id: Option<TypeId>,
+    m: &'v Map<String, Value>,
+    k: &str,
+) -> Option<&'v Value> {
+    let v = m.get(k)?;
+    match struct_id {
+        Some(id) if model.omitted(id, k, v) => None,
+        _ => Some(v),
+    }
 }
 
 /// Reads values through one model.
@@ -206,6 +222,12 @@ impl Typed<'_> {
         c: &mut Comparison,
         depth: usize,
     ) -> bool {
+        // A null beside a list or map is an empty one (a nil slice of a zero Go object).
+        let (old, new) = match (old, new) {
+            (Some(Value::Null), Some(n)) if n.is_object() || n.is_array() => (None, Some(n)),
+            (Some(o), Some(Value::Null)) if o.is_object() || o.is_array() => (Some(o), None),
+            other => other,
+        };
         let so = old.map(|v| shape(self.model, t, v, depth));
         let sn = new.map(|v| shape(self.model, t, v, depth));
         let leaf = |s: &Option<Shape<'_>>| matches!(s, Some(Shape::Leaf));
@@ -222,27 +244,28 @@ impl Typed<'_> {
                 let empty = Map::new();
                 let om = old.and_then(Value::as_object).unwrap_or(&empty);
                 let nm = new.and_then(Value::as_object).unwrap_or(&empty);
-                for (k, ov) in om {
-                    let Some(ct) = child_type(&s, k) else {
+                // What Go would leave out of a typed object is not there to compare.
+                let struct_id = match &s {
+                    Shape::Struct { id, .. } => Some(*id),
+                    _ => None,
+                };
+                let present = |m, k| present(self.model, struct_id, m, k);
+                for k in om.keys() {
+                    let (Some(ov), Some(ct)) = (present(om, k), child_type(&s, k)) else {
                         continue;
                     };
-                    self.compare_child(
-                        PathElement::Field(k.clone()),
-                        ct,
-                        Some(ov),
-                        nm.get(k),
-                        c,
-                        depth,
-                    );
+                    let pe = PathElement::Field(k.clone());
+                    self.compare_child(pe, ct, Some(ov), present(nm, k), c, depth);
                 }
-                for (k, nv) in nm {
-                    if om.contains_key(k) {
+                for k in nm.keys() {
+                    if present(om, k).is_some() {
                         continue;
                     }
-                    let Some(ct) = child_type(&s, k) else {
+                    let (Some(nv), Some(ct)) = (present(nm, k), child_type(&s, k)) else {
                         continue;
                     };
-                    self.compare_child(PathElement::Field(k.clone()), ct, None, Some(nv), c, depth);
+                    let pe = PathElement::Field(k.clone());
+                    self.compare_child(pe, ct, None, Some(nv), c, depth);
                 }
             }
             Shape::List(elem, kind) => {

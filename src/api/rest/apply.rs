@@ -88,6 +88,19 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// The managedFields of a create: what the decoded and defaulted body sets, before the
+    /// kind prepares it (as upstream's create handler records them; fields the strategy sets,
+    /// such as a Job's selector, are nobody's). None for an apply, which made its own.
+    pub(super) fn created_fields(&self, obj: &Value) -> Result<Option<Value>, Status> {
+        if self.is_apply() {
+            return Ok(obj.pointer("/metadata/managedFields").cloned());
+        }
+        let mut decoded = obj.clone();
+        self.res.strategy.default(&mut decoded);
+        self.track_fields(None, &mut decoded)?;
+        Ok(decoded.pointer("/metadata/managedFields").cloned())
+    }
+
     /// PATCH with `application/apply-patch+yaml`: the live object merged with the
     /// configuration, or the object created from it when there is none (201).
     pub(super) async fn apply(&self) -> Result<Response, Status> {
@@ -154,6 +167,16 @@ impl Ctx<'_> {
             }
             Err(s) => Err(s),
         }
+    }
+}
+
+/// Puts `managed` (or nothing) in the object's managedFields.
+pub(super) fn set_managed_fields(obj: &mut Value, managed: Option<Value>) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        match managed {
+            Some(m) => meta.insert("managedFields".into(), m),
+            None => meta.remove("managedFields"),
+        };
     }
 }
 

@@ -115,8 +115,11 @@ impl Ctx<'_> {
         // Upstream's decoder defaults the object before admission sees it, and its storage
         // defaults it again on the way back (what admission added gets its defaults too).
         self.res.strategy.default(&mut obj);
-        // Ownership of what the request changed, before admission's changes (as upstream).
-        self.track_fields(attrs.old, &mut obj)?;
+        // Ownership of what an update changed, before admission's changes (as upstream; a
+        // create's is taken before its preparation, in `create_object`).
+        if let Some(old) = attrs.old {
+            self.track_fields(Some(old), &mut obj)?;
+        }
         self.api
             .admission
             .mutate(self.api, attrs, Some(&mut obj))
@@ -147,9 +150,11 @@ impl Ctx<'_> {
         let validation = self.validation()?;
         let dry_run = self.dry_run()?;
         let strategy = self.res.strategy;
+        let managed = self.created_fields(&obj)?;
         let name = self.prepare_create_meta(&mut obj)?;
         // Prepare, mutating admission, defaults, validation, validating admission.
         strategy.prepare_for_create_by(&mut obj, self.user);
+        super::apply::set_managed_fields(&mut obj, managed);
         if self.is_service() {
             // A Service's cluster IP is claimed first, and let go if the create fails.
             let ns = self.rr.namespace.clone().unwrap_or_default();

@@ -6,22 +6,47 @@ because it carries the defaults of list-map keys, such as a port's protocol).
 
 Lines:
   D <definition> <type>            a named type
-  F <definition> <property> <type> a field of a struct definition
+  F <definition> <property> <type> [zero] a field of a struct definition; `zero` is what the
+                                   field is in the kind's zero Go object (`{}` for a value struct,
+                                   `null` for a nil slice, map or pointer not omitted; `o` when Go
+                                   omits its zero value: "", 0, false, [], {}), from fields.tsv: a
+                                   create is compared with that object, as upstream compares it
+                                   with `New()`, and what Go would omit is not compared
   K <apiVersion> <kind> <definition>
-Types: s scalar · u deduced (untyped: shape taken from the value) · @<definition> a named type ·
+Types: s scalar or untyped atomic value (IntOrString, RawExtension, JSON: upstream owns them
+whole) · u deduced (shape taken from the value; CRDs' preserve-unknown-fields) · @<definition> ·
 { a granular struct (its fields on F lines) · } an atomic struct · m<t> / M<t> a granular /
 atomic map of t · l<t> an atomic list · S<t> a set · L<key,key=default>;<t> a map list with
 keys (a key's schema default as JSON).
 
-    python3 src/ssa/data/gen-field-types.py src/api/data/openapi/*__v*_openapi.json.gz \\
-        > src/ssa/data/field-types.tsv
+    python3 src/ssa/data/gen-field-types.py ../shared/upstream/gofields/fields.tsv \\
+        src/api/data/openapi/*__v*_openapi.json.gz > src/ssa/data/field-types.tsv
+
+fields.tsv (the reference pack's table of how the Go API types of v1.36.2 serialize) is read for
+its package, type, JSON name, omitempty, Go shape, underlying element type and custom JSON
+methods columns.
 """
 import gzip
 import json
 import sys
 
+zero = {}
+for line in open(sys.argv[1]).read().splitlines()[1:]:
+    c = line.split("\t")
+    pkg, typ, name, omitempty, kind, underlying, methods = c[0], c[1], c[3], c[4], c[7], c[22], c[23]
+    if not name or name == "-" or not pkg.startswith("k8s.io/"):
+        continue
+    definition = "io.k8s." + pkg[len("k8s.io/"):].replace("/", ".") + "." + typ
+    if kind == "value" and underlying == "struct" and "MarshalJSON" not in methods:
+        zero[(definition, name)] = "{}"
+    elif omitempty == "false" and (kind in ("slice", "map", "pointer") or
+                                   (kind == "value" and underlying.startswith(("map[", "[]")))):
+        zero[(definition, name)] = "null"
+    elif omitempty == "true" and (kind in ("slice", "map") or (kind == "value" and underlying != "struct")):
+        zero[(definition, name)] = "o"
+
 defs = {}
-for path in sys.argv[1:]:
+for path in sys.argv[2:]:
     defs.update(json.load(gzip.open(path)).get("components", {}).get("schemas", {}))
 
 
@@ -64,12 +89,8 @@ def ty(s):
         if "additionalProperties" in s and "properties" not in s:
             atomic = s.get("x-kubernetes-map-type") == "atomic"
             return ("M" if atomic else "m") + ty(s["additionalProperties"])
-        return "u"
-    if t in ("integer", "number", "boolean"):
         return "s"
-    if t == "string":
-        return "u" if s.get("format") == "int-or-string" else "s"
-    return "u"
+    return "s"
 
 
 out = []
@@ -80,7 +101,8 @@ for name in sorted(defs):
         atomic = d.get("x-kubernetes-map-type") == "atomic"
         out.append("\t".join(["D", name, "}" if atomic else "{"]))
         for p in sorted(props):
-            out.append("\t".join(["F", name, p, ty(props[p])]))
+            z = zero.get((name, p))
+            out.append("\t".join(["F", name, p, ty(props[p])] + ([z] if z else [])))
     else:
         out.append("\t".join(["D", name, ty(d)]))
     for gvk in d.get("x-kubernetes-group-version-kind", []):
