@@ -366,6 +366,20 @@ impl FieldSet {
     }
 }
 
+impl FieldSet {
+    /// Marks `pe` as a member of this level.
+    pub(crate) fn add_member(&mut self, pe: PathElement) {
+        self.members.insert(pe);
+    }
+
+    /// Puts `set` under `pe` (an empty set adds nothing).
+    pub(crate) fn add_child(&mut self, pe: PathElement, set: FieldSet) {
+        if !set.is_empty() {
+            self.children.entry(pe).or_default().union_with(&set);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,7 +420,7 @@ mod tests {
         assert_eq!(k.text(), r#"[port=80,protocol="TCP"]"#);
         assert_eq!(path_text(&[f("data"), f("a")]), ".data.a".to_string());
         // Fields before keys before values before indexes.
-        let mut v = vec![
+        let mut v = [
             PathElement::Index(0),
             PathElement::Value(json!("x")),
             k.clone(),
@@ -444,19 +458,5 @@ mod tests {
             a.paths().iter().map(|p| path_text(p)).collect::<Vec<_>>(),
             vec![".x", ".data.a", ".data.b"]
         );
-    }
-}
-
-impl FieldSet {
-    /// Marks `pe` as a member of this level.
-    pub(crate) fn add_member(&mut self, pe: PathElement) {
-        self.members.insert(pe);
-    }
-
-    /// Puts `set` under `pe` (an empty set adds nothing).
-    pub(crate) fn add_child(&mut self, pe: PathElement, set: FieldSet) {
-        if !set.is_empty() {
-            self.children.entry(pe).or_default().union_with(&set);
-        }
     }
 }

@@ -163,7 +163,13 @@ impl Ctx<'_> {
                 if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
                     meta.insert("name".into(), json!(self.name()));
                 }
-                self.create_object(obj).await
+                match self.create_object(obj).await {
+                    // Another writer created it meanwhile: apply to theirs.
+                    Err(s) if s.reason == "AlreadyExists" => {
+                        self.write_update(true, write::Change::Apply(apply)).await
+                    }
+                    answer => answer,
+                }
             }
             Err(s) => Err(s),
         }
