@@ -280,3 +280,61 @@ fn a_create_is_compared_with_the_kinds_zero_object() {
             "f:spec": {"f:containers": {"k:{\"name\":\"c\"}": {".": {}, "f:image": {}, "f:name": {}}}}}}})
     );
 }
+
+#[test]
+fn custom_resources_apply_by_their_crd_schema() {
+    let schema = json!({"type": "object", "properties": {
+        "spec": {"type": "object", "properties": {
+            "ports": {"type": "array", "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["port"],
+                "items": {"type": "object", "properties": {"port": {"type": "integer"}, "name": {"type": "string"}}}},
+            "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+            "selector": {"type": "object", "x-kubernetes-map-type": "atomic",
+                "additionalProperties": {"type": "string"}},
+            "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+        }}
+    }});
+    let m = Model::from_crd_schema(&schema);
+    let widget = |spec: Value| json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": spec});
+    let a = ownership(&m, "a", "example.com/v1", "Widget");
+    let b = ownership(&m, "b", "example.com/v1", "Widget");
+    let live = stored(
+        a.apply(
+            None,
+            &widget(
+                json!({"ports": [{"port": 80, "name": "http"}], "tags": ["x"],
+            "selector": {"app": "w"}, "extra": {"deep": {"k": 1}}}),
+            ),
+            false,
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        live["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"],
+        json!({"f:extra": {"f:deep": {"f:k": {}}}, "f:ports": {"k:{\"port\":80}": {".": {}, "f:name": {}, "f:port": {}}},
+            "f:selector": {}, "f:tags": {"v:\"x\"": {}}})
+    );
+    // b adds a port and a tag: merged by key and by value, no conflict.
+    let both = stored(
+        b.apply(
+            Some(&live),
+            &widget(json!({"ports": [{"port": 443}], "tags": ["y"]})),
+            false,
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        both["spec"]["ports"],
+        json!([{"port": 80, "name": "http"}, {"port": 443}])
+    );
+    assert_eq!(both["spec"]["tags"], json!(["x", "y"]));
+    // The atomic selector is one field: b setting it conflicts with a.
+    let s = b
+        .apply(
+            Some(&both),
+            &widget(json!({"selector": {"app": "other"}})),
+            false,
+        )
+        .unwrap_err();
+    assert_eq!(s.causes[0].field, ".spec.selector");
+}
