@@ -27,6 +27,7 @@ pub mod offthread;
 pub mod pki;
 pub mod serve;
 pub mod shutdown;
+pub mod ssa;
 pub mod startup;
 // Compaction and store introspection are used by the storage tests.
 #[cfg_attr(not(test), allow(dead_code))]

@@ -700,3 +700,59 @@ spec:
     assert_eq!(thing["apiVersion"], "conv.example.com/v1");
     assert_eq!(thing["spec"]["a"], 1);
 }
+
+#[test]
+fn custom_resources_take_server_side_apply_with_their_schema() {
+    let k = Kapi::start(&[], &[]);
+    install(&k);
+    let applied = "apiVersion: stable.example.com/v1\nkind: Widget\nmetadata: {name: sa, namespace: default}\nspec: {size: 2, color: red}\n";
+    let out = k.kubectl_stdin(
+        &["apply", "--server-side", "--field-manager=alice", "-f", "-"],
+        applied,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let w: Value = serde_json::from_str(&k.ok(&[
+        "get",
+        "widget",
+        "sa",
+        "-o",
+        "json",
+        "--show-managed-fields",
+    ]))
+    .unwrap();
+    let managers: Vec<&str> = w["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["manager"].as_str().unwrap())
+        .collect();
+    assert_eq!(managers, ["alice"], "{w}");
+    assert_eq!(w["metadata"]["managedFields"][0]["operation"], "Apply");
+    assert!(
+        w["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]["f:size"].is_object(),
+        "{w}"
+    );
+    // Another manager changing alice's field conflicts, unless it forces.
+    let other = "apiVersion: stable.example.com/v1\nkind: Widget\nmetadata: {name: sa, namespace: default}\nspec: {size: 5}\n";
+    let out = k.kubectl_stdin(
+        &["apply", "--server-side", "--field-manager=bob", "-f", "-"],
+        other,
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("conflict"), "{}", stderr(&out));
+    let out = k.kubectl_stdin(
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=bob",
+            "--force-conflicts",
+            "-f",
+            "-",
+        ],
+        other,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let w: Value = serde_json::from_str(&k.ok(&["get", "widget", "sa", "-o", "json"])).unwrap();
+    assert_eq!(w["spec"]["size"], 5);
+    assert_eq!(w["spec"]["color"], "red");
+}

@@ -89,6 +89,8 @@ pub struct Served {
     /// Its `x-kubernetes-validations`, compiled (none when they do not compile: the CRD's
     /// validation refuses such a CRD).
     pub rules: Option<crate::cel::rules::CrdRules>,
+    /// Its type model for server-side apply and managedFields.
+    pub model: Option<Arc<crate::ssa::Model>>,
     pub printer_columns: Vec<PrinterColumn>,
     /// `selectableFields` JSON paths (`.spec.color`), as field selectors name them
     /// (`spec.color`).
@@ -225,6 +227,9 @@ pub fn served_versions(crd: &Value) -> Vec<Served> {
                     .pointer("/schema/openAPIV3Schema")
                     .and_then(|s| crate::cel::rules::CrdRules::compile(s, "").ok())
                     .filter(|r| !r.is_empty()),
+                model: v
+                    .pointer("/schema/openAPIV3Schema")
+                    .map(|s| Arc::new(crate::ssa::Model::from_crd_schema(s))),
                 printer_columns: columns,
                 selectable_fields: v["selectableFields"]
                     .as_array()

@@ -78,6 +78,10 @@ impl Strategy for CustomStrategy {
         }
     }
 
+    fn field_model(&self) -> Option<Arc<crate::ssa::Model>> {
+        self.served.model.clone()
+    }
+
     fn default(&self, obj: &mut Value) {
         if let Some(s) = &self.served.structural {
             s.apply_defaults(obj);

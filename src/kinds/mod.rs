@@ -79,6 +79,13 @@ pub trait Strategy: Send + Sync + std::fmt::Debug {
         &[]
     }
 
+    /// The type model server-side apply merges this kind's objects by and tracks their
+    /// managedFields with; None: the built-in kinds' model (custom resources give their
+    /// schema's, `crate::ssa::Model::from_crd_schema`).
+    fn field_model(&self) -> Option<std::sync::Arc<crate::ssa::Model>> {
+        None
+    }
+
     /// Whether DELETE answers with the (last) object rather than a success Status.
     fn returns_deleted_object(&self) -> bool {
         false

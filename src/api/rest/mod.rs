@@ -3,6 +3,7 @@
 //! mod_revision. Per-kind behaviour comes from the registry row, not from code per kind.
 
 mod allocation;
+mod apply;
 mod computed;
 mod connect;
 mod defaults;

@@ -29,6 +29,8 @@ const MAX_UPDATE_ATTEMPTS: usize = 64;
 pub(super) enum Change {
     Replace(Value, String),
     Patch(BodyType, Bytes),
+    /// A server-side apply (`super::apply`).
+    Apply(std::sync::Arc<crate::ssa::Apply>),
 }
 
 /// What a write starts from: the stored bytes of the current object and their revision.
@@ -113,6 +115,11 @@ impl Ctx<'_> {
         // Upstream's decoder defaults the object before admission sees it, and its storage
         // defaults it again on the way back (what admission added gets its defaults too).
         self.res.strategy.default(&mut obj);
+        // Ownership of what an update changed, before admission's changes (as upstream; a
+        // create's is taken before its preparation, in `create_object`).
+        if let Some(old) = attrs.old {
+            self.track_fields(Some(old), &mut obj)?;
+        }
         self.api
             .admission
             .mutate(self.api, attrs, Some(&mut obj))
@@ -138,14 +145,21 @@ impl Ctx<'_> {
             return Err(s);
         }
         // Decode once (off the core when large).
-        let mut obj = self.body_offloaded().await?;
+        let obj = self.body_offloaded().await?;
+        self.create_object(obj).await
+    }
+
+    /// A create of a decoded object (a POST's body, or what an apply makes of nothing).
+    pub(super) async fn create_object(&self, mut obj: Value) -> Result<Response, Status> {
         self.check_type(&obj)?;
         let validation = self.validation()?;
         let dry_run = self.dry_run()?;
         let strategy = &*self.res.strategy;
+        let managed = self.created_fields(&obj)?;
         let name = self.prepare_create_meta(&mut obj)?;
         // Prepare, mutating admission, defaults, validation, validating admission.
         strategy.prepare_for_create_by(&mut obj, self.user);
+        super::apply::set_managed_fields(&mut obj, managed);
         if self.is_service() {
             // A Service's cluster IP is claimed first, and let go if the create fails.
             let ns = self.rr.namespace.clone().unwrap_or_default();
@@ -500,14 +514,18 @@ impl Ctx<'_> {
         // The patch is decoded where it is applied (on the worker pool when large).
         match ty {
             BodyType::JsonPatch | BodyType::MergePatch | BodyType::StrategicMergePatch => {}
-            BodyType::ApplyYaml | BodyType::ApplyCbor => {
-                return Err(Status::new(
-                    415,
-                    "UnsupportedMediaType",
-                    "server-side apply is not supported yet",
-                ));
-            }
+            BodyType::ApplyYaml => return self.apply().await,
+            BodyType::ApplyCbor => return Err(super::apply::unsupported_patch_type()),
             _ => return Err(Status::unsupported_media_type()),
+        }
+        if self.query.get("force").is_some() {
+            return Err(super::apply::options_invalid(
+                "PatchOptions",
+                vec![crate::kinds::field::forbidden(
+                    "force".into(),
+                    "may not be specified for non-apply patch",
+                )],
+            ));
         }
         self.write_update(true, Change::Patch(ty, self.req.body.clone()))
             .await
@@ -523,26 +541,27 @@ impl Ctx<'_> {
     ) -> Result<(Value, Value, String), Status> {
         let res = self.res.clone();
         let (stored, revision) = (current.value.clone(), current.mod_revision);
-        let (size, patch) = match change {
-            Change::Replace(_, _) => (stored.len(), None),
-            Change::Patch(ty, body) => (stored.len() + body.len(), Some((*ty, body.clone()))),
+        let (size, patch, apply) = match change {
+            Change::Replace(_, _) => (stored.len(), None, None),
+            Change::Patch(ty, body) => (stored.len() + body.len(), Some((*ty, body.clone())), None),
+            Change::Apply(a) => (stored.len() + self.req.body.len(), None, Some(a.clone())),
         };
         let (old, patched) = offload::run(size, move || -> Result<_, Status> {
             let old = objects::to_value(&res, &objects::served(&res, &stored, revision)?)?;
-            let patched = match patch {
-                Some((ty, body)) => {
-                    let p = apply_patch(ty, &body, old.clone())?;
-                    crate::api::patch::check_patched_size(&p)?;
-                    Some(p)
-                }
-                None => None,
+            let patched = match (patch, apply) {
+                (Some((ty, body)), _) => Some(apply_patch(ty, &body, old.clone())?),
+                (None, Some(apply)) => Some(apply.run(Some(&old))?),
+                (None, None) => None,
             };
+            if let Some(p) = &patched {
+                crate::api::patch::check_patched_size(p)?;
+            }
             Ok((old, patched))
         })
         .await??;
         match (change, patched) {
             (Change::Replace(obj, rv), _) => Ok((old, obj.clone(), rv.clone())),
-            (Change::Patch(..), Some(patched)) => {
+            (Change::Patch(..) | Change::Apply(_), Some(patched)) => {
                 // A resourceVersion the patch sets is a precondition; the one it kept is not.
                 let expected = patched
                     .pointer("/metadata/resourceVersion")
@@ -552,7 +571,9 @@ impl Ctx<'_> {
                     .to_string();
                 Ok((old, patched, expected))
             }
-            (Change::Patch(..), None) => Err(Status::internal("a patch was not applied")),
+            (Change::Patch(..) | Change::Apply(_), None) => {
+                Err(Status::internal("a patch was not applied"))
+            }
         }
     }
 

@@ -1,0 +1,541 @@
+//! Values read through the type model: the set of fields a value sets (`field_set`), what
+//! changed between two values (`compare`), a configuration merged into a live object
+//! (`merge`, list items matched by key as structured-merge-diff matches them) and the removal
+//! of owned paths (`remove`). Recursion is bounded by `MAX_VALUE_DEPTH`.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+use super::fieldset::{FieldSet, PathElement, path_text};
+use super::model::{DEDUCED, ListKind, Model, Type, TypeId};
+
+/// Nesting followed in a value: deeper values are one leaf (the JSON decoder refuses deeper
+/// bodies long before this).
+pub const MAX_VALUE_DEPTH: usize = 256;
+
+/// How a value of a type is walked.
+enum Shape<'a> {
+    /// Owned as one field: scalars, atomic lists, maps and structs, and mismatched values.
+    Leaf,
+    Struct {
+        id: TypeId,
+        fields: &'a HashMap<String, TypeId>,
+        other: Option<TypeId>,
+    },
+    Map(TypeId),
+    List(TypeId, &'a ListKind),
+}
+
+fn shape<'a>(m: &'a Model, t: TypeId, v: &Value, depth: usize) -> Shape<'a> {
+    if depth > MAX_VALUE_DEPTH {
+        return Shape::Leaf;
+    }
+    match (m.get(t), v) {
+        (Type::Deduced, Value::Object(_)) => Shape::Map(DEDUCED),
+        (
+            Type::Struct {
+                fields,
+                atomic: false,
+                other,
+            },
+            Value::Object(_),
+        ) => Shape::Struct {
+            id: t,
+            fields,
+            other: *other,
+        },
+        (
+            Type::Map {
+                elem,
+                atomic: false,
+            },
+            Value::Object(_),
+        ) => Shape::Map(*elem),
+        (Type::List { elem, kind }, Value::Array(_)) if *kind != ListKind::Atomic => {
+            Shape::List(*elem, kind)
+        }
+        _ => Shape::Leaf,
+    }
+}
+
+/// The type of a field of a struct or map; None for a field a struct does not declare.
+fn child_type(s: &Shape<'_>, name: &str) -> Option<TypeId> {
+    match s {
+        Shape::Struct { fields, other, .. } => fields.get(name).copied().or(*other),
+        Shape::Map(elem) => Some(*elem),
+        _ => None,
+    }
+}
+
+/// A list item's path element: its keys (with the schema's defaults), its value, or its
+/// index when it cannot be keyed (a live object's bad item).
+pub fn item_element(kind: &ListKind, item: &Value) -> Result<PathElement, String> {
+    match kind {
+        ListKind::Set => Ok(PathElement::Value(item.clone())),
+        ListKind::Map(keys) => {
+            let Value::Object(o) = item else {
+                return Err("expected map item in associative list".into());
+            };
+            let mut kv = Vec::with_capacity(keys.len());
+            for (k, default) in keys {
+                match o.get(k).or(default.as_ref()) {
+                    Some(v) => kv.push((k.clone(), v.clone())),
+                    None => {
+                        return Err(format!(
+                            "associative list with keys has an element that omits key field {k:?} (and doesn't have default value)"
+                        ));
+                    }
+                }
+            }
+            kv.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok(PathElement::Key(kv))
+        }
+        ListKind::Atomic => Err("atomic list has no item keys".into()),
+    }
+}
+
+/// Items of a granular list by their path elements (the first of duplicates wins), in order.
+fn index_items<'v>(
+    kind: &ListKind,
+    items: &'v [Value],
+    strict: bool,
+    at: &[PathElement],
+) -> Result<Vec<(PathElement, &'v Value)>, String> {
+    let mut out = Vec::with_capacity(items.len());
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, item) in items.iter().enumerate() {
+        let pe = match item_element(kind, item) {
+            Ok(pe) => pe,
+            Err(e) if strict => return Err(format!("{}: element {i}: {e}", path_text(at))),
+            Err(_) => PathElement::Index(i),
+        };
+        if seen.insert(pe.clone()) {
+            out.push((pe, item));
+        } else if strict {
+            return Err(format!(
+                "{}: duplicate entries for key {}",
+                path_text(at),
+                pe.text()
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Field `k` of `m`, unless Go would leave it out of struct `struct_id`'s objects.
+fn present<'v>(
+    model: &Model,
+    struct_id: Option<TypeId>,
+    m: &'v Map<String, Value>,
+    k: &str,
+) -> Option<&'v Value> {
+    let v = m.get(k)?;
+    match struct_id {
+        Some(id) if model.omitted(id, k, v) => None,
+        _ => Some(v),
+    }
+}
+
+/// Reads values through one model.
+pub struct Typed<'m> {
+    pub model: &'m Model,
+}
+
+/// What changed from one value to another, as sets of paths.
+#[derive(Debug, Default, Clone)]
+pub struct Comparison {
+    pub added: FieldSet,
+    pub modified: FieldSet,
+    pub removed: FieldSet,
+}
+
+impl Typed<'_> {
+    /// The fields `v` sets: leaves, list items and empty maps are members. `strict` refuses
+    /// list items without their keys and duplicates (an apply configuration), else such items
+    /// are tracked by index (a live object).
+    pub fn field_set(&self, t: TypeId, v: &Value, strict: bool) -> Result<FieldSet, String> {
+        let mut at = Vec::new();
+        self.set_of(t, v, strict, &mut at, 0)
+    }
+
+    fn set_of(
+        &self,
+        t: TypeId,
+        v: &Value,
+        strict: bool,
+        at: &mut Vec<PathElement>,
+        depth: usize,
+    ) -> Result<FieldSet, String> {
+        let mut out = FieldSet::new();
+        let s = shape(self.model, t, v, depth);
+        match (&s, v) {
+            (Shape::Struct { .. } | Shape::Map(_), Value::Object(o)) => {
+                for (k, cv) in o {
+                    let Some(ct) = child_type(&s, k) else {
+                        continue;
+                    };
+                    let pe = PathElement::Field(k.clone());
+                    at.push(pe.clone());
+                    let sub = self.set_of(ct, cv, strict, at, depth + 1)?;
+                    at.pop();
+                    let empty_map = cv.as_object().is_some_and(Map::is_empty);
+                    if sub.is_empty()
+                        && (cv.is_null()
+                            || empty_map
+                            || matches!(shape(self.model, ct, cv, depth + 1), Shape::Leaf))
+                    {
+                        out.add_member(pe);
+                    } else {
+                        out.add_child(pe, sub);
+                    }
+                }
+            }
+            (Shape::List(elem, kind), Value::Array(items)) => {
+                for (pe, item) in index_items(kind, items, strict, at)? {
+                    at.push(pe.clone());
+                    let sub = self.set_of(*elem, item, strict, at, depth + 1)?;
+                    at.pop();
+                    out.add_member(pe.clone());
+                    out.add_child(pe, sub);
+                }
+            }
+            _ => {}
+        }
+        Ok(out)
+    }
+
+    /// What changed from `old` to `new` (objects of type `t`).
+    pub fn compare(&self, t: TypeId, old: &Value, new: &Value) -> Comparison {
+        let mut c = Comparison::default();
+        self.compare_at(t, Some(old), Some(new), &mut c, 0);
+        c
+    }
+
+    /// Compares the children of one node into `c` (relative sets); returns whether the node is
+    /// a leaf (the caller records it as one field).
+    fn compare_at(
+        &self,
+        t: TypeId,
+        old: Option<&Value>,
+        new: Option<&Value>,
+        c: &mut Comparison,
+        depth: usize,
+    ) -> bool {
+        // A null beside a list or map is an empty one (a nil slice of a zero Go object).
+        let (old, new) = match (old, new) {
+            (Some(Value::Null), Some(n)) if n.is_object() || n.is_array() => (None, Some(n)),
+            (Some(o), Some(Value::Null)) if o.is_object() || o.is_array() => (Some(o), None),
+            other => other,
+        };
+        let so = old.map(|v| shape(self.model, t, v, depth));
+        let sn = new.map(|v| shape(self.model, t, v, depth));
+        let leaf = |s: &Option<Shape<'_>>| matches!(s, Some(Shape::Leaf));
+        let same_kind = match (old, new) {
+            (Some(o), Some(n)) => o.is_object() == n.is_object() && o.is_array() == n.is_array(),
+            _ => true,
+        };
+        if leaf(&so) || leaf(&sn) || !same_kind {
+            return true;
+        }
+        let s = sn.or(so).unwrap_or(Shape::Leaf);
+        match &s {
+            Shape::Struct { .. } | Shape::Map(_) => {
+                let empty = Map::new();
+                let om = old.and_then(Value::as_object).unwrap_or(&empty);
+                let nm = new.and_then(Value::as_object).unwrap_or(&empty);
+                // What Go would leave out of a typed object is not there to compare.
+                let struct_id = match &s {
+                    Shape::Struct { id, .. } => Some(*id),
+                    _ => None,
+                };
+                let present = |m, k| present(self.model, struct_id, m, k);
+                for k in om.keys() {
+                    let (Some(ov), Some(ct)) = (present(om, k), child_type(&s, k)) else {
+                        continue;
+                    };
+                    let pe = PathElement::Field(k.clone());
+                    self.compare_child(pe, ct, Some(ov), present(nm, k), c, depth);
+                }
+                for k in nm.keys() {
+                    if present(om, k).is_some() {
+                        continue;
+                    }
+                    let (Some(nv), Some(ct)) = (present(nm, k), child_type(&s, k)) else {
+                        continue;
+                    };
+                    let pe = PathElement::Field(k.clone());
+                    self.compare_child(pe, ct, None, Some(nv), c, depth);
+                }
+            }
+            Shape::List(elem, kind) => {
+                let none: Vec<Value> = Vec::new();
+                let oi = old.and_then(Value::as_array).unwrap_or(&none);
+                let ni = new.and_then(Value::as_array).unwrap_or(&none);
+                let oi = index_items(kind, oi, false, &[]).unwrap_or_default();
+                let ni = index_items(kind, ni, false, &[]).unwrap_or_default();
+                let nmap: std::collections::BTreeMap<&PathElement, &Value> =
+                    ni.iter().map(|(p, v)| (p, *v)).collect();
+                let omap: std::collections::BTreeMap<&PathElement, &Value> =
+                    oi.iter().map(|(p, v)| (p, *v)).collect();
+                for (pe, ov) in &oi {
+                    self.compare_child(
+                        pe.clone(),
+                        *elem,
+                        Some(ov),
+                        nmap.get(pe).copied(),
+                        c,
+                        depth,
+                    );
+                }
+                for (pe, nv) in &ni {
+                    if !omap.contains_key(pe) {
+                        self.compare_child(pe.clone(), *elem, None, Some(nv), c, depth);
+                    }
+                }
+            }
+            Shape::Leaf => return true,
+        }
+        false
+    }
+
+    fn compare_child(
+        &self,
+        pe: PathElement,
+        t: TypeId,
+        old: Option<&Value>,
+        new: Option<&Value>,
+        c: &mut Comparison,
+        depth: usize,
+    ) {
+        let mut sub = Comparison::default();
+        let leaf = self.compare_at(t, old, new, &mut sub, depth + 1);
+        if leaf {
+            match (old, new) {
+                (None, Some(_)) => c.added.add_member(pe),
+                (Some(_), None) => c.removed.add_member(pe),
+                (Some(o), Some(n)) if o != n => c.modified.add_member(pe),
+                _ => {}
+            }
+            return;
+        }
+        match (old, new) {
+            (None, Some(_)) => c.added.add_member(pe.clone()),
+            (Some(_), None) => c.removed.add_member(pe.clone()),
+            _ => {}
+        }
+        c.added.add_child(pe.clone(), sub.added);
+        c.modified.add_child(pe.clone(), sub.modified);
+        c.removed.add_child(pe, sub.removed);
+    }
+
+    /// `config` merged into `live`: config's values win, granular maps and structs merge by
+    /// field, sets and map lists by item (the order structured-merge-diff gives: live's items
+    /// in place, config's items in config's order), everything else is replaced.
+    pub fn merge(&self, t: TypeId, live: &Value, config: &Value) -> Result<Value, String> {
+        self.merge_at(t, live, config, &mut Vec::new(), 0)
+    }
+
+    fn merge_at(
+        &self,
+        t: TypeId,
+        live: &Value,
+        config: &Value,
+        at: &mut Vec<PathElement>,
+        depth: usize,
+    ) -> Result<Value, String> {
+        let sl = shape(self.model, t, live, depth);
+        let sc = shape(self.model, t, config, depth);
+        match (&sl, &sc, live, config) {
+            (
+                Shape::Struct { .. } | Shape::Map(_),
+                Shape::Struct { .. } | Shape::Map(_),
+                Value::Object(lm),
+                Value::Object(cm),
+            ) => {
+                let mut out = lm.clone();
+                for (k, cv) in cm {
+                    let ct = child_type(&sc, k).unwrap_or(DEDUCED);
+                    let merged = match lm.get(k) {
+                        Some(lv) => {
+                            at.push(PathElement::Field(k.clone()));
+                            let m = self.merge_at(ct, lv, cv, at, depth + 1)?;
+                            at.pop();
+                            m
+                        }
+                        None => cv.clone(),
+                    };
+                    out.insert(k.clone(), merged);
+                }
+                Ok(Value::Object(out))
+            }
+            (Shape::List(elem, kind), Shape::List(..), Value::Array(li), Value::Array(ci)) => {
+                self.merge_list(*elem, kind, li, ci, at, depth)
+            }
+            _ => {
+                // Validate the configuration's items even when it replaces the live value.
+                if let (Shape::List(_, kind), Value::Array(ci)) = (&sc, config) {
+                    index_items(kind, ci, true, at)?;
+                }
+                Ok(config.clone())
+            }
+        }
+    }
+
+    fn merge_list(
+        &self,
+        elem: TypeId,
+        kind: &ListKind,
+        live: &[Value],
+        config: &[Value],
+        at: &mut Vec<PathElement>,
+        depth: usize,
+    ) -> Result<Value, String> {
+        let lhs = index_items(kind, live, false, at)?;
+        let rhs = index_items(kind, config, true, at)?;
+        let in_rhs: std::collections::BTreeMap<&PathElement, &Value> =
+            rhs.iter().map(|(p, v)| (p, *v)).collect();
+        let in_lhs: std::collections::BTreeMap<&PathElement, &Value> =
+            lhs.iter().map(|(p, v)| (p, *v)).collect();
+        // Items both have, in the configuration's order: they are placed in that order.
+        let shared: Vec<&PathElement> = rhs
+            .iter()
+            .map(|(p, _)| p)
+            .filter(|p| in_lhs.contains_key(p))
+            .collect();
+        let mut next_shared = 0usize;
+        let mut done = std::collections::BTreeSet::new();
+        let mut out = Vec::with_capacity(lhs.len() + rhs.len());
+        let (mut l, mut r) = (0usize, 0usize);
+        let merge_item = |this: &Self,
+                          pe: &PathElement,
+                          lv: Option<&Value>,
+                          rv: Option<&Value>,
+                          at: &mut Vec<PathElement>|
+         -> Result<Value, String> {
+            at.push(pe.clone());
+            let v = match (lv, rv) {
+                (Some(lv), Some(rv)) => this.merge_at(elem, lv, rv, at, depth + 1)?,
+                (Some(v), None) | (None, Some(v)) => v.clone(),
+                (None, None) => Value::Null,
+            };
+            at.pop();
+            Ok(v)
+        };
+        while l < lhs.len() || r < rhs.len() {
+            if l < lhs.len() && r < rhs.len() {
+                let pe = &lhs[l].0;
+                if *pe == rhs[r].0 {
+                    done.insert(pe.clone());
+                    out.push(merge_item(self, pe, Some(lhs[l].1), Some(rhs[r].1), at)?);
+                    l += 1;
+                    r += 1;
+                    if shared.get(next_shared) == Some(&pe) {
+                        next_shared += 1;
+                    }
+                    continue;
+                }
+                if in_rhs.contains_key(pe) && shared.get(next_shared).is_some_and(|s| *s != pe) {
+                    l += 1;
+                    continue;
+                }
+            }
+            if l < lhs.len() {
+                let pe = &lhs[l].0;
+                if !in_rhs.contains_key(pe) {
+                    out.push(lhs[l].1.clone());
+                    l += 1;
+                    continue;
+                }
+                if done.contains(pe) {
+                    l += 1;
+                    continue;
+                }
+            }
+            if r < rhs.len() {
+                let pe = &rhs[r].0;
+                done.insert(pe.clone());
+                out.push(merge_item(
+                    self,
+                    pe,
+                    in_lhs.get(pe).copied(),
+                    Some(rhs[r].1),
+                    at,
+                )?);
+                if shared.get(next_shared) == Some(&pe) {
+                    next_shared += 1;
+                }
+                r += 1;
+            }
+        }
+        Ok(Value::Array(out))
+    }
+
+    /// Removes from `v` every member of `set` (a whole field, list item or value).
+    pub fn remove(&self, t: TypeId, v: &mut Value, set: &FieldSet) {
+        self.remove_at(t, v, set, 0)
+    }
+
+    fn remove_at(&self, t: TypeId, v: &mut Value, set: &FieldSet, depth: usize) {
+        let (elem_or_fields, kind) = match shape(self.model, t, v, depth) {
+            Shape::Leaf => return,
+            Shape::List(elem, kind) => (Err(elem), Some(kind.clone())),
+            s => (Ok(s), None),
+        };
+        match (elem_or_fields, v) {
+            (Ok(s), Value::Object(o)) => {
+                let types: Vec<(String, TypeId)> = o
+                    .keys()
+                    .map(|k| (k.clone(), child_type(&s, k).unwrap_or(DEDUCED)))
+                    .collect();
+                for (k, ct) in types {
+                    let pe = PathElement::Field(k.clone());
+                    if set.is_member(&pe) {
+                        o.remove(&k);
+                    } else if let (Some(sub), Some(cv)) = (set.child(&pe), o.get_mut(&k)) {
+                        self.remove_at(ct, cv, sub, depth + 1);
+                    }
+                }
+            }
+            (Err(elem), Value::Array(items)) => {
+                let Some(kind) = kind else { return };
+                let mut keep = Vec::with_capacity(items.len());
+                for (i, mut item) in std::mem::take(items).into_iter().enumerate() {
+                    let pe = item_element(&kind, &item).unwrap_or(PathElement::Index(i));
+                    if set.is_member(&pe) {
+                        continue;
+                    }
+                    if let Some(sub) = set.child(&pe) {
+                        self.remove_at(elem, &mut item, sub, depth + 1);
+                    }
+                    keep.push(item);
+                }
+                *items = keep;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The paths to prune after an apply: what the manager applied last time (`last`) and no
+/// manager owns now (`owned`, the new applied set included). Struct fields count as owned
+/// when anything under them is (structured-merge-diff's `EnsureNamedFieldsAreMembers`).
+pub fn to_prune(last: &FieldSet, owned: &FieldSet) -> FieldSet {
+    let mut out = FieldSet::new();
+    let empty = FieldSet::new();
+    let mut elements: Vec<&PathElement> = last.members().collect();
+    elements.extend(last.children().map(|(pe, _)| pe));
+    elements.sort();
+    elements.dedup();
+    for pe in elements {
+        let named = matches!(pe, PathElement::Field(_));
+        let in_last = last.is_member(pe) || (named && last.child(pe).is_some());
+        let is_owned = owned.is_member(pe) || (named && owned.child(pe).is_some());
+        if in_last && !is_owned {
+            out.add_member(pe.clone());
+        } else if let Some(lc) = last.child(pe) {
+            out.add_child(pe.clone(), to_prune(lc, owned.child(pe).unwrap_or(&empty)));
+        }
+    }
+    out
+}
