@@ -183,6 +183,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
     crate::startup::start(api.clone(), startup_info(args, &pki.ca_cert)?)
         .map_err(|e| format!("start-up objects: {e}"))?;
     crate::aggregator::availability::start(&api).map_err(|e| format!("aggregator: {e}"))?;
+    crate::crd::conversion::set_api(&api);
     let cores = if args.cores == 0 {
         std::thread::available_parallelism()
             .map(|n| n.get())

@@ -591,7 +591,32 @@ fn convert(_path: &str, review: &Value) -> Value {
 #[test]
 fn versions_convert_with_none_and_with_a_webhook() {
     let hook = support::hook::Hook::start(convert);
-    let k = Kapi::start(&[], &[]);
+    // The webhook behind a Service (`hook`, its certificate's name), reached at its endpoint.
+    let k = Kapi::start(&["--enable-aggregator-routing=true"], &[]);
+    let c = Client::new(&k);
+    let (code, body) = c.call(
+        "POST",
+        "/api/v1/namespaces/default/services",
+        "application/json",
+        Some(
+            serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hook"},
+            "spec": {"ports": [{"name": "https", "port": 443, "targetPort": hook.port}]}}),
+        ),
+    );
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = c.call(
+        "POST",
+        "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
+        "application/json",
+        Some(
+            serde_json::json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "hook-1", "labels": {"kubernetes.io/service-name": "hook"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": true}}],
+            "ports": [{"name": "https", "port": hook.port, "protocol": "TCP"}]}),
+        ),
+    );
+    assert_eq!(code, 201, "{body}");
     let crd = format!(
         r#"
 apiVersion: apiextensions.k8s.io/v1
@@ -605,7 +630,7 @@ spec:
     strategy: Webhook
     webhook:
       conversionReviewVersions: [v1]
-      clientConfig: {{url: "https://127.0.0.1:{}/convert", caBundle: {}}}
+      clientConfig: {{service: {{namespace: default, name: hook, path: /convert}}, caBundle: {}}}
   versions:
   - name: v1
     served: true
@@ -627,12 +652,10 @@ spec:
   - {{name: v1beta1, served: true, storage: false, schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}}}
   - {{name: v1, served: true, storage: true, schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}}}
 "#,
-        hook.port,
         hook.ca_bundle()
     );
     let out = k.kubectl_stdin(&["apply", "-f", "-"], &crd);
     assert!(out.status.success(), "{}", stderr(&out));
-    let c = Client::new(&k);
     eventually("both CRDs to be served", || {
         c.call(
             "GET",

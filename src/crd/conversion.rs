@@ -6,9 +6,11 @@
 //! Cost, known: reads and writes convert synchronously where the object is made into its
 //! served or stored form, so a webhook call blocks the serving core for its round trip (at
 //! most `WEBHOOK_TIMEOUT`). Reads from the cache convert each object version once per served
-//! version (the result is kept with its encodings). Only `clientConfig.url` webhooks are
-//! called; a `service` reference is refused with a clear error.
+//! version (the result is kept with its encodings). A `service` reference is reached at its
+//! cluster IP (or endpoint, with `--enable-aggregator-routing`) and verified as
+//! `<service>.<namespace>.svc`, as admission webhooks are.
 
+use std::sync::{OnceLock, Weak};
 use std::time::Duration;
 
 use base64::Engine;
@@ -16,6 +18,14 @@ use serde_json::{Value, json};
 
 use super::{Conversion, Served};
 use crate::api::status::Status;
+
+/// The API, for resolving a webhook's Service (set once the API is assembled).
+static API: OnceLock<Weak<crate::api::server::Api>> = OnceLock::new();
+
+/// Lets conversion webhooks at a Service reference be resolved through `api`'s cache.
+pub fn set_api(api: &std::sync::Arc<crate::api::server::Api>) {
+    let _ = API.set(std::sync::Arc::downgrade(api));
+}
 
 /// Longest a conversion webhook may take (upstream allows 30 s; a core waits for it).
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -66,11 +76,29 @@ fn webhook(
             "the webhook accepts no ConversionReview version kapi sends (v1)",
         ));
     }
-    let Some(url) = config["url"].as_str() else {
-        return Err(failed(
-            served,
-            "conversion webhooks at a service reference are not supported by kapi yet",
-        ));
+    let (url, resolve) = match config["url"].as_str() {
+        Some(url) => (url.to_string(), None),
+        None => {
+            let svc = &config["service"];
+            let name = svc["name"].as_str().unwrap_or("");
+            let ns = svc["namespace"].as_str().unwrap_or("");
+            let port = svc["port"].as_u64().unwrap_or(443) as u16;
+            let path = svc["path"].as_str().unwrap_or("");
+            let api = API
+                .get()
+                .and_then(Weak::upgrade)
+                .ok_or_else(|| failed(served, "the API is not assembled yet"))?;
+            let addr = crate::admission::webhook::service_address(
+                &api,
+                ns,
+                name,
+                port,
+                crate::flags::settings().endpoint_routing,
+            )
+            .map_err(|e| failed(served, &e))?;
+            let host = format!("{name}.{ns}.svc");
+            (format!("https://{host}:{port}{path}"), Some((host, addr)))
+        }
     };
     let ca_bundle = match config["caBundle"].as_str().filter(|b| !b.is_empty()) {
         Some(b) => Some(
@@ -88,8 +116,8 @@ fn webhook(
     });
     let body = serde_json::to_vec(&review).map_err(|e| Status::internal(e.to_string()))?;
     let call = crate::admission::webhook::client::Call {
-        url: url.to_string(),
-        resolve: None,
+        url,
+        resolve,
         ca_bundle,
         body,
         timeout: WEBHOOK_TIMEOUT,
