@@ -594,29 +594,7 @@ fn versions_convert_with_none_and_with_a_webhook() {
     // The webhook behind a Service (`hook`, its certificate's name), reached at its endpoint.
     let k = Kapi::start(&["--enable-aggregator-routing=true"], &[]);
     let c = Client::new(&k);
-    let (code, body) = c.call(
-        "POST",
-        "/api/v1/namespaces/default/services",
-        "application/json",
-        Some(
-            serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hook"},
-            "spec": {"ports": [{"name": "https", "port": 443, "targetPort": hook.port}]}}),
-        ),
-    );
-    assert_eq!(code, 201, "{body}");
-    let (code, body) = c.call(
-        "POST",
-        "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
-        "application/json",
-        Some(
-            serde_json::json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-            "metadata": {"name": "hook-1", "labels": {"kubernetes.io/service-name": "hook"}},
-            "addressType": "IPv4",
-            "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": true}}],
-            "ports": [{"name": "https", "port": hook.port, "protocol": "TCP"}]}),
-        ),
-    );
-    assert_eq!(code, 201, "{body}");
+    hook.behind_service(&c);
     let crd = format!(
         r#"
 apiVersion: apiextensions.k8s.io/v1

@@ -311,25 +311,7 @@ fn failure_policies_decide_when_a_webhook_cannot_be_reached() {
     );
 
     // A webhook behind a Service, reached at its endpoint and verified as hook.default.svc.
-    let (code, body) = c.json(
-        "POST",
-        "/api/v1/namespaces/default/services",
-        CT,
-        &json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hook"},
-                "spec": {"ports": [{"name": "https", "port": 443, "targetPort": hook.port}]}}),
-    );
-    assert_eq!(code, 201, "{body}");
-    let (code, body) = c.json(
-        "POST",
-        "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
-        CT,
-        &json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                "metadata": {"name": "hook-1", "labels": {"kubernetes.io/service-name": "hook"}},
-                "addressType": "IPv4",
-                "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": true}}],
-                "ports": [{"name": "https", "port": hook.port, "protocol": "TCP"}]}),
-    );
-    assert_eq!(code, 201, "{body}");
+    hook.behind_service(&c);
     configure(
         &c,
         "MutatingWebhookConfiguration",

@@ -261,23 +261,7 @@ fn crd_v1_to_v1beta1(o: &mut Map<String, Value>) {
 fn go_order(path: &[&str]) -> Option<&'static [&'static str]> {
     Some(match path {
         [] => &["kind", "apiVersion", "metadata", "spec", "status"],
-        ["metadata"] => &[
-            "name",
-            "generateName",
-            "namespace",
-            "selfLink",
-            "uid",
-            "resourceVersion",
-            "generation",
-            "creationTimestamp",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "labels",
-            "annotations",
-            "ownerReferences",
-            "finalizers",
-            "managedFields",
-        ],
+        ["metadata"] => crate::structural::prune::OBJECT_META_FIELDS,
         ["metadata", "managedFields", "*"] => &[
             "manager",
             "operation",

@@ -14,7 +14,7 @@ mod keyword_rules;
 mod listtype;
 pub mod node;
 mod openapi_errors;
-mod prune;
+pub(crate) mod prune;
 mod structural_rules;
 mod validate;
 

@@ -10,8 +10,8 @@ use super::node::{Additional, Node};
 const META_FIELDS: &[&str] = &["apiVersion", "kind", "metadata"];
 
 /// The ObjectMeta members an embedded resource's `metadata` may hold (the JSON names of
-/// `metav1.ObjectMeta`); others are dropped as a strict decode would.
-const OBJECT_META_FIELDS: &[&str] = &[
+/// `metav1.ObjectMeta`, in Go's order); others are dropped as a strict decode would.
+pub(crate) const OBJECT_META_FIELDS: &[&str] = &[
     "name",
     "generateName",
     "namespace",

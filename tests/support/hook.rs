@@ -117,3 +117,30 @@ impl Hook {
         self.reviews.lock().unwrap().clone()
     }
 }
+
+impl Hook {
+    /// Puts the hook behind the Service `default/hook` (its certificate's name): the Service and
+    /// an EndpointSlice with the hook's loopback address, for kapi started with
+    /// `--enable-aggregator-routing`.
+    pub fn behind_service(&self, c: &super::client::Client) {
+        let (code, body) = c.json(
+            "POST",
+            "/api/v1/namespaces/default/services",
+            "application/json",
+            &serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hook"},
+                "spec": {"ports": [{"name": "https", "port": 443, "targetPort": self.port}]}}),
+        );
+        assert_eq!(code, 201, "{body}");
+        let (code, body) = c.json(
+            "POST",
+            "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
+            "application/json",
+            &serde_json::json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"name": "hook-1", "labels": {"kubernetes.io/service-name": "hook"}},
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": true}}],
+                "ports": [{"name": "https", "port": self.port, "protocol": "TCP"}]}),
+        );
+        assert_eq!(code, 201, "{body}");
+    }
+}
