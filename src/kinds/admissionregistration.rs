@@ -26,6 +26,10 @@ impl Strategy for WebhookConfigurations {
         super::webhook_rules::validate(obj, self.mutating)
     }
 
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<crate::api::status::Cause> {
+        super::webhook_rules::validate_update(obj, old, self.mutating)
+    }
+
     fn default(&self, obj: &mut Value) {
         let Some(o) = obj.as_object_mut() else { return };
         for w in items(o, "webhooks") {
@@ -81,6 +85,10 @@ impl Strategy for AdmissionPolicies {
         super::policy_rules::validate(obj, self.kind)
     }
 
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<crate::api::status::Cause> {
+        super::policy_rules::validate_update(obj, old, self.kind)
+    }
+
     fn default(&self, obj: &mut Value) {
         let Some(s) = obj.as_object_mut().and_then(|o| existing(o, "spec")) else {
             return;
@@ -112,6 +120,10 @@ impl Strategy for PolicyBindings {
 
     fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
         super::policy_rules::validate(obj, self.kind)
+    }
+
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<crate::api::status::Cause> {
+        super::policy_rules::validate_update(obj, old, self.kind)
     }
 
     fn default(&self, obj: &mut Value) {

@@ -31,6 +31,19 @@ impl Strategy for Jobs {
         super::workload_rules::validate(obj, super::workload_rules::Workload::Job)
     }
 
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<crate::api::status::Cause> {
+        super::batch_updates::job(obj, old)
+    }
+
+    /// A status update checks the status only.
+    fn validate_status_update(
+        &self,
+        obj: &Value,
+        old: &Value,
+    ) -> Option<Vec<crate::api::status::Cause>> {
+        Some(super::batch_updates::job_status(obj, old))
+    }
+
     fn tracks_generation(&self) -> bool {
         true
     }
@@ -148,6 +161,10 @@ pub struct CronJobs;
 impl Strategy for CronJobs {
     fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
         super::workload_rules::validate(obj, super::workload_rules::Workload::CronJob)
+    }
+
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<crate::api::status::Cause> {
+        super::batch_updates::cron_job(obj, old)
     }
 
     fn tracks_generation(&self) -> bool {

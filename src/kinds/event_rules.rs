@@ -63,6 +63,15 @@ pub fn validate(obj: &Value) -> Vec<Cause> {
     let strict = obj.get("apiVersion").and_then(Value::as_str) == Some("events.k8s.io/v1");
     let n = if strict { &EVENTS_V1 } else { &CORE };
     let mut causes = Vec::new();
+    let has_time = legacy_rules(obj, n, strict, &mut causes);
+    if strict {
+        strict_rules(obj, n, has_time, &mut causes);
+    }
+    causes
+}
+
+/// The legacy rules every Event passes; whether it has an event time.
+fn legacy_rules(obj: &Value, n: &Names, strict: bool, causes: &mut Vec<Cause>) -> bool {
     let ns = obj
         .pointer("/metadata/namespace")
         .and_then(Value::as_str)
@@ -104,23 +113,19 @@ pub fn validate(obj: &Value) -> Vec<Cause> {
         for msg in qualified_name_errors(controller) {
             causes.push(invalid(cf.into(), &json!(controller), &msg));
         }
-        bounded(obj, "reportingInstance", LENGTH_LIMIT, &mut causes);
-        bounded(obj, "action", LENGTH_LIMIT, &mut causes);
-        bounded(obj, "reason", LENGTH_LIMIT, &mut causes);
+        bounded(obj, "reportingInstance", LENGTH_LIMIT, causes);
+        bounded(obj, "action", LENGTH_LIMIT, causes);
+        bounded(obj, "reason", LENGTH_LIMIT, causes);
         if str_at(obj, n.note).len() > NOTE_LENGTH_LIMIT {
             let msg = format!("can have at most {NOTE_LENGTH_LIMIT} characters");
             causes.push(invalid("message".into(), &json!(""), &msg));
         }
     }
-    if strict {
-        strict_rules(obj, n, has_time, &mut causes);
-    }
-    causes
+    has_time
 }
 
-/// What only events.k8s.io/v1 writes must satisfy: a series of two or more, an event time,
-/// a Normal or Warning type, none of the deprecated core fields.
-fn strict_rules(obj: &Value, n: &Names, has_time: bool, causes: &mut Vec<Cause>) {
+/// An events.k8s.io/v1 series: two or more, with the time last seen.
+fn series_rules(obj: &Value, causes: &mut Vec<Cause>) {
     if let Some(series) = obj.get("series").filter(|s| !s.is_null()) {
         if series.get("count").and_then(Value::as_i64).unwrap_or(0) < 2 {
             causes.push(invalid(
@@ -133,6 +138,12 @@ fn strict_rules(obj: &Value, n: &Names, has_time: bool, causes: &mut Vec<Cause>)
             causes.push(required("series.lastObservedTime".into()));
         }
     }
+}
+
+/// What only events.k8s.io/v1 writes must satisfy: a series of two or more, an event time,
+/// a Normal or Warning type, none of the deprecated core fields.
+fn strict_rules(obj: &Value, n: &Names, has_time: bool, causes: &mut Vec<Cause>) {
+    series_rules(obj, causes);
     if !has_time {
         causes.push(required("eventTime".into()));
     }
@@ -157,6 +168,87 @@ fn strict_rules(obj: &Value, n: &Names, has_time: bool, causes: &mut Vec<Cause>)
     if !str_at(src, "component").is_empty() || !str_at(src, "host").is_empty() {
         unset(causes, "source");
     }
+}
+
+/// An events.k8s.io/v1 update (`ValidateEventUpdate` for that version): the legacy rules,
+/// the series again when it changed, and what an Event said stays said. Fields are named as
+/// upstream's internal (core) Event names them, values printed as Go's JSON of those types.
+pub fn validate_update(obj: &Value, old: &Value) -> Vec<Cause> {
+    let strict = obj.get("apiVersion").and_then(Value::as_str) == Some("events.k8s.io/v1");
+    if !strict {
+        return validate(obj);
+    }
+    let n = &EVENTS_V1;
+    let mut causes = Vec::new();
+    legacy_rules(obj, n, true, &mut causes);
+    if obj.get("series") != old.get("series") {
+        series_rules(obj, &mut causes);
+    }
+    let text = |v: &Value, key: &str| json!(str_at(v, key)).to_string();
+    let time = |v: &Value, key: &str| match v.get(key).and_then(Value::as_str) {
+        Some(t) if !t.is_empty() => json!(t).to_string(),
+        _ => "null".to_string(),
+    };
+    let reference = |v: Option<&Value>| match v.filter(|r| r.is_object()) {
+        None => "null".to_string(),
+        Some(r) => {
+            let parts: Vec<String> = [
+                ("Kind", "kind"),
+                ("Namespace", "namespace"),
+                ("Name", "name"),
+                ("UID", "uid"),
+                ("APIVersion", "apiVersion"),
+                ("ResourceVersion", "resourceVersion"),
+                ("FieldPath", "fieldPath"),
+            ]
+            .iter()
+            .map(|(go, key)| format!("\"{go}\":{}", text(r, key)))
+            .collect();
+            format!("{{{}}}", parts.join(","))
+        }
+    };
+    let source = |v: &Value| {
+        let s = v.get(n.source).unwrap_or(&Value::Null);
+        format!(
+            "{{\"Component\":{},\"Host\":{}}}",
+            text(s, "component"),
+            text(s, "host")
+        )
+    };
+    let count = |v: &Value| {
+        v.get(n.count)
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            .to_string()
+    };
+    // Upstream checks the reason twice, and reports it twice.
+    let fields: [(&str, &dyn Fn(&Value) -> String); 14] = [
+        ("involvedObject", &|v| reference(v.get(n.regarding))),
+        ("reason", &|v| text(v, "reason")),
+        ("message", &|v| text(v, n.note)),
+        ("source", &source),
+        ("firstTimestamp", &|v| time(v, n.first)),
+        ("lastTimestamp", &|v| time(v, n.last)),
+        ("count", &count),
+        ("reason", &|v| text(v, "reason")),
+        ("type", &|v| text(v, "type")),
+        ("eventTime", &|v| time(v, "eventTime")),
+        ("action", &|v| text(v, "action")),
+        ("related", &|v| reference(v.get("related"))),
+        ("reportingController", &|v| text(v, n.controller)),
+        ("reportingInstance", &|v| text(v, "reportingInstance")),
+    ];
+    for (field, render) in fields {
+        let (new_text, old_text) = (render(obj), render(old));
+        if new_text != old_text {
+            causes.push(Cause {
+                reason: "FieldValueInvalid".into(),
+                message: format!("Invalid value: {new_text}: field is immutable"),
+                field: field.into(),
+            });
+        }
+    }
+    causes
 }
 
 #[cfg(test)]
@@ -201,5 +293,50 @@ mod tests {
             ]
             .map(|(f, r)| (f.to_string(), r.to_string()))
         );
+    }
+
+    fn v1_event() -> Value {
+        json!({"apiVersion": "events.k8s.io/v1", "metadata": {"namespace": "ns"},
+            "eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": "example.com/c",
+            "reportingInstance": "i", "action": "Pull", "reason": "Pulled", "note": "pulled",
+            "type": "Normal", "regarding": {"kind": "Pod", "namespace": "ns", "name": "p"}})
+    }
+
+    #[test]
+    fn an_events_v1_update_keeps_what_the_event_said() {
+        let old = v1_event();
+        let mut series = old.clone();
+        series["series"] = json!({"count": 2, "lastObservedTime": "2026-01-01T00:01:00.000000Z"});
+        assert_eq!(cause_fields(validate_update(&series, &old)), []);
+        let mut bad = series.clone();
+        bad["series"]["count"] = json!(1);
+        bad["note"] = json!("other");
+        bad["regarding"]["name"] = json!("q");
+        let causes = validate_update(&bad, &old);
+        assert_eq!(
+            causes[1].message,
+            "Invalid value: {\"Kind\":\"Pod\",\"Namespace\":\"ns\",\"Name\":\"q\",\"UID\":\"\",\"APIVersion\":\"\",\"ResourceVersion\":\"\",\"FieldPath\":\"\"}: field is immutable"
+        );
+        assert_eq!(
+            causes[2].message,
+            "Invalid value: \"other\": field is immutable"
+        );
+        assert_eq!(
+            cause_fields(causes),
+            [
+                ("series.count", "FieldValueInvalid"),
+                ("involvedObject", "FieldValueInvalid"),
+                ("message", "FieldValueInvalid"),
+            ]
+            .map(|(f, r)| (f.to_string(), r.to_string()))
+        );
+        // The type changes twice over: the legacy rules do not mind, the update rules do.
+        let mut ty = old.clone();
+        ty["reason"] = json!("Other");
+        let fields: Vec<String> = validate_update(&ty, &old)
+            .into_iter()
+            .map(|c| c.field)
+            .collect();
+        assert_eq!(fields, ["reason", "reason"]);
     }
 }

@@ -27,4 +27,17 @@ impl Strategy for Events {
     fn validate_create(&self, obj: &serde_json::Value) -> Vec<crate::api::status::Cause> {
         super::event_rules::validate(obj)
     }
+
+    /// events.k8s.io/v1: what an Event said is fixed; core/v1 updates pass the legacy rules
+    /// only, as upstream keeps them for old clients.
+    fn validate_update(
+        &self,
+        obj: &serde_json::Value,
+        old: &serde_json::Value,
+    ) -> Vec<crate::api::status::Cause> {
+        match self.legacy {
+            true => super::event_rules::validate(obj),
+            false => super::event_rules::validate_update(obj, old),
+        }
+    }
 }

@@ -5,7 +5,10 @@
 //! prepare → mutating admission → defaults → validation → validating admission → store.
 
 mod admissionregistration;
+mod apiservice_rules;
+mod apps_updates;
 mod batch;
+mod batch_updates;
 pub mod certificates;
 mod claim_rules;
 mod container_rules;
@@ -15,7 +18,9 @@ mod event_rules;
 mod events;
 pub mod field;
 mod flowcontrol_rules;
+mod group_updates;
 mod hpa_rules;
+mod immutable;
 mod ingress_rules;
 mod ip_rules;
 mod json_read;
@@ -156,13 +161,23 @@ pub trait Strategy: Send + Sync + std::fmt::Debug {
     }
 
     /// The rules of an update through one of the kind's own subresources, instead of
-    /// `validate_update` (None: the object is validated as any update).
+    /// `validate_update` (None: the object is validated as any update); `status` has
+    /// `validate_status_update`'s.
     fn validate_subresource_update(
         &self,
-        _sub: &str,
-        _obj: &Value,
-        _old: &Value,
+        sub: &str,
+        obj: &Value,
+        old: &Value,
     ) -> Option<Vec<Cause>> {
+        match sub {
+            "status" => self.validate_status_update(obj, old),
+            _ => None,
+        }
+    }
+
+    /// The rules of a `status` update, where upstream checks the status only
+    /// (`Validate<Kind>StatusUpdate`); None: the object is validated as any update.
+    fn validate_status_update(&self, _obj: &Value, _old: &Value) -> Option<Vec<Cause>> {
         None
     }
 
@@ -351,9 +366,11 @@ pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
         ("rbac.authorization.k8s.io", "roles" | "clusterroles") => &rbac::ROLES,
         ("rbac.authorization.k8s.io", "rolebindings") => &rbac::ROLE_BINDINGS,
         ("rbac.authorization.k8s.io", "clusterrolebindings") => &rbac::CLUSTER_ROLE_BINDINGS,
-        ("policy", "poddisruptionbudgets") => &Validated {
+        ("policy", "poddisruptionbudgets") => &Updated {
             generation: true,
-            rules: small_rules::disruption_budget,
+            create: small_rules::disruption_budget,
+            update: group_updates::disruption_budget,
+            status: Some(group_updates::disruption_budget_status),
             names: NameRule::PathSegment,
         },
         ("networking.k8s.io", "ingressclasses") => &Validated {
@@ -376,9 +393,11 @@ pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
             rules: small_rules::lease,
             names: NameRule::Subdomain,
         },
-        ("apps", "controllerrevisions") => &Validated {
+        ("apps", "controllerrevisions") => &Updated {
             generation: false,
-            rules: small_rules::controller_revision,
+            create: small_rules::controller_revision,
+            update: apps_updates::controller_revision,
+            status: None,
             names: NameRule::Subdomain,
         },
         ("networking.k8s.io", "ipaddresses") => &ip_rules::IpAddresses,
@@ -395,7 +414,8 @@ pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
     }
 }
 
-/// APIServices: named `<version>.<group>` (`v1.` for the core group), a valid path segment.
+/// APIServices: named `<version>.<group>` (`v1.` for the core group), a valid path segment;
+/// their rules (the same on update) are `apiservice_rules`.
 #[derive(Debug)]
 pub struct ApiServices;
 
@@ -405,30 +425,12 @@ impl Strategy for ApiServices {
     }
 
     fn validate_create(&self, obj: &Value) -> Vec<Cause> {
-        let name = obj
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let spec = |f: &str| {
-            obj.pointer(&format!("/spec/{f}"))
-                .and_then(Value::as_str)
-                .unwrap_or("")
-        };
-        if name.is_empty() || name == format!("{}.{}", spec("version"), spec("group")) {
-            return Vec::new();
-        }
-        vec![Cause {
-            reason: "FieldValueInvalid".into(),
-            message: format!(
-                "Invalid value: {}: must be `spec.version+\".\"+spec.group`",
-                serde_json::Value::from(name)
-            ),
-            field: "metadata.name".into(),
-        }]
+        apiservice_rules::validate(obj)
     }
 
-    fn validate_update(&self, obj: &Value, _old: &Value) -> Vec<Cause> {
-        self.validate_create(obj)
+    /// A status update checks the conditions only.
+    fn validate_status_update(&self, obj: &Value, _old: &Value) -> Option<Vec<Cause>> {
+        Some(apiservice_rules::validate_status(obj))
     }
 }
 
@@ -439,5 +441,39 @@ pub struct PathNamed;
 impl Strategy for PathNamed {
     fn name_rule(&self) -> NameRule {
         NameRule::PathSegment
+    }
+}
+
+/// Kinds whose own behaviour is their create rules (upstream's `Validate<Kind>`) and update
+/// rules (`Validate<Kind>Update`, which run the create rules too where upstream does).
+#[derive(Debug)]
+pub struct Updated {
+    pub generation: bool,
+    pub create: fn(&Value) -> Vec<Cause>,
+    pub update: fn(&Value, &Value) -> Vec<Cause>,
+    /// The rules of a `status` subresource update, when upstream checks only the status.
+    pub status: Option<fn(&Value, &Value) -> Vec<Cause>>,
+    pub names: NameRule,
+}
+
+impl Strategy for Updated {
+    fn tracks_generation(&self) -> bool {
+        self.generation
+    }
+
+    fn name_rule(&self) -> NameRule {
+        self.names
+    }
+
+    fn validate_create(&self, obj: &Value) -> Vec<Cause> {
+        (self.create)(obj)
+    }
+
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<Cause> {
+        (self.update)(obj, old)
+    }
+
+    fn validate_status_update(&self, obj: &Value, old: &Value) -> Option<Vec<Cause>> {
+        self.status.map(|status| status(obj, old))
     }
 }

@@ -325,6 +325,12 @@ pub fn validate(obj: &Value, kind: PolicyKind) -> Vec<Cause> {
     causes
 }
 
+/// An update of a policy or binding (`Validate<Kind>Update`): the create rules, with the CEL
+/// expressions the stored object already had not compiled again.
+pub fn validate_update(obj: &Value, old: &Value, kind: PolicyKind) -> Vec<Cause> {
+    super::immutable::ratchet_expressions(obj, old, validate(obj, kind))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,6 +373,22 @@ mod tests {
                 ("spec.validationActions[1]", "FieldValueDuplicate"),
                 ("spec.validationActions[2]", "FieldValueNotSupported"),
             ]
+        );
+    }
+
+    #[test]
+    fn an_update_does_not_compile_stored_expressions_again() {
+        let p = json!({"spec": {"failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{"operations": ["CREATE"], "apiGroups": ["apps"],
+                "apiVersions": ["v1"], "resources": ["deployments"]}]},
+            "validations": [{"expression": "nope.x"}]}});
+        assert_eq!(validate(&p, PolicyKind::Validating).len(), 1);
+        assert!(validate_update(&p, &p, PolicyKind::Validating).is_empty());
+        let mut q = p.clone();
+        q["spec"]["validations"][0]["expression"] = json!("nope.y");
+        assert_eq!(
+            fields(&validate_update(&q, &p, PolicyKind::Validating)),
+            vec![("spec.validations[0].expression", "FieldValueInvalid")]
         );
     }
 }

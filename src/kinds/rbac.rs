@@ -155,6 +155,36 @@ impl Strategy for Rbac {
         }
         causes
     }
+
+    /// A binding's role reference never changes (`ValidateRoleBindingUpdate`).
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<Cause> {
+        let mut causes = self.validate_create(obj);
+        if matches!(self, Rbac::Binding { .. }) && obj.get("roleRef") != old.get("roleRef") {
+            causes.push(role_ref_changed(obj));
+        }
+        causes
+    }
+}
+
+/// `roleRef: Invalid value: {...}: cannot change roleRef`, the reference printed as Go's
+/// JSON of upstream's internal RoleRef (its Go field names, in their order).
+fn role_ref_changed(obj: &Value) -> Cause {
+    let part = |k: &str| {
+        let v = obj
+            .pointer(&format!("/roleRef/{k}"))
+            .and_then(Value::as_str);
+        json!(v.unwrap_or(""))
+    };
+    Cause {
+        reason: "FieldValueInvalid".into(),
+        message: format!(
+            "Invalid value: {{\"APIGroup\":{},\"Kind\":{},\"Name\":{}}}: cannot change roleRef",
+            part("apiGroup"),
+            part("kind"),
+            part("name")
+        ),
+        field: "roleRef".into(),
+    }
 }
 
 #[cfg(test)]
@@ -188,5 +218,24 @@ mod tests {
             ]
         );
         assert!(ROLE_BINDINGS.validate_create(&rb)[..].len() == 2);
+    }
+
+    #[test]
+    fn a_binding_keeps_its_role_ref() {
+        let rb = json!({"roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": "view"},
+                        "subjects": [{"kind": "User", "name": "alice", "apiGroup": RBAC_GROUP}]});
+        let mut more = rb.clone();
+        more["subjects"][0]["name"] = json!("bob");
+        assert!(ROLE_BINDINGS.validate_update(&more, &rb).is_empty());
+        let mut edit = rb.clone();
+        edit["roleRef"]["name"] = json!("edit");
+        let causes = CLUSTER_ROLE_BINDINGS.validate_update(&edit, &rb);
+        assert_eq!(causes.len(), 1);
+        assert_eq!(causes[0].field, "roleRef");
+        assert_eq!(causes[0].reason, "FieldValueInvalid");
+        assert_eq!(
+            causes[0].message,
+            "Invalid value: {\"APIGroup\":\"rbac.authorization.k8s.io\",\"Kind\":\"ClusterRole\",\"Name\":\"edit\"}: cannot change roleRef"
+        );
     }
 }

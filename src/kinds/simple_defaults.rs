@@ -46,6 +46,19 @@ impl Strategy for HorizontalPodAutoscalers {
         super::hpa_rules::validate(obj)
     }
 
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<crate::api::status::Cause> {
+        super::group_updates::autoscaler(obj, old)
+    }
+
+    /// A status update checks the status only.
+    fn validate_status_update(
+        &self,
+        obj: &Value,
+        old: &Value,
+    ) -> Option<Vec<crate::api::status::Cause>> {
+        Some(super::group_updates::autoscaler_status(obj, old))
+    }
+
     fn default(&self, obj: &mut Value) {
         // The strategy serves both versions; only a body that says it is v2 has `metrics`.
         let v2 = obj.get("apiVersion") == Some(&json!("autoscaling/v2"));

@@ -464,6 +464,50 @@ pub fn validate(obj: &Value, mutating: bool) -> Vec<Cause> {
     causes
 }
 
+/// An update (`Validate<Kind>WebhookConfigurationUpdate`): the create rules, loosened where
+/// the stored configuration already broke them — duplicate webhook names, no recognized
+/// AdmissionReview version, side effects other than None/NoneOnDryRun (v1beta1's `Some`
+/// and `Unknown`) — and match condition expressions it already stored are not compiled again.
+pub fn validate_update(obj: &Value, old: &Value, mutating: bool) -> Vec<Cause> {
+    let old_hooks = strings(&old["webhooks"]);
+    let mut old_names: Vec<&str> = old_hooks
+        .iter()
+        .filter_map(|w| w["name"].as_str())
+        .collect();
+    let count = old_names.len();
+    old_names.sort_unstable();
+    old_names.dedup();
+    let unique_names = old_names.len() == count;
+    let recognized_versions = old_hooks.iter().all(|w| {
+        strings(&w["admissionReviewVersions"])
+            .iter()
+            .any(|v| matches!(v.as_str(), Some("v1" | "v1beta1")))
+    });
+    let no_side_effects = old_hooks
+        .iter()
+        .all(|w| matches!(w["sideEffects"].as_str(), Some("None" | "NoneOnDryRun")));
+    let causes = validate(obj, mutating)
+        .into_iter()
+        .filter(|c| {
+            let last = c.field.rsplit('.').next().unwrap_or("");
+            let waived_name = !unique_names
+                && c.reason == "FieldValueDuplicate"
+                && last == "name"
+                && !c.field.contains("matchConditions");
+            let waived_versions = !recognized_versions
+                && last == "admissionReviewVersions"
+                && c.message.contains("must include at least one of");
+            let waived_side_effects = !no_side_effects
+                && last == "sideEffects"
+                && super::immutable::value_at(obj, &c.field)
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| matches!(s, "Some" | "Unknown"));
+            !(waived_name || waived_versions || waived_side_effects)
+        })
+        .collect();
+    super::immutable::ratchet_expressions(obj, old, causes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -531,5 +575,36 @@ mod tests {
                 )
             ]
         );
+    }
+
+    #[test]
+    fn an_update_keeps_what_the_stored_configuration_already_had() {
+        let mut legacy = hook();
+        legacy["sideEffects"] = json!("Unknown");
+        legacy["admissionReviewVersions"] = json!(["v2"]);
+        let old = json!({"webhooks": [legacy.clone(), legacy.clone()]});
+        let mut new = old.clone();
+        new["webhooks"][0]["timeoutSeconds"] = json!(5);
+        let fresh: Vec<String> = validate(&new, false).into_iter().map(|c| c.field).collect();
+        assert_eq!(fresh.len(), 5, "{fresh:?}");
+        assert!(validate_update(&new, &old, false).is_empty());
+        // A configuration that was clean stays clean.
+        let clean = json!({"webhooks": [hook()]});
+        let mut dirty = clean.clone();
+        dirty["webhooks"][0]["sideEffects"] = json!("Some");
+        let got: Vec<String> = validate_update(&dirty, &clean, false)
+            .into_iter()
+            .map(|c| c.field)
+            .collect();
+        assert_eq!(got, ["webhooks[0].sideEffects"]);
+        // An expression it stored is not compiled again; a new one is.
+        let mut stored = hook();
+        stored["matchConditions"] = json!([{"name": "m", "expression": "nope.x"}]);
+        let old = json!({"webhooks": [stored.clone()]});
+        assert_eq!(validate(&old, false).len(), 1);
+        assert!(validate_update(&old, &old, false).is_empty());
+        let mut changed = old.clone();
+        changed["webhooks"][0]["matchConditions"][0]["expression"] = json!("nope.y");
+        assert_eq!(validate_update(&changed, &old, false).len(), 1);
     }
 }

@@ -9,6 +9,21 @@ use super::Strategy;
 use super::podspec::{
     child, default_claim_spec, default_template, existing, items, or_set, or_zero,
 };
+use super::workload_rules::Workload;
+use crate::api::status::Cause;
+
+/// A workload's `validate_update` (the `apps_updates` rule `$rule`) and its status rules.
+macro_rules! update_rules {
+    ($rule:ident, $workload:expr) => {
+        fn validate_update(&self, obj: &Value, old: &Value) -> Vec<Cause> {
+            super::apps_updates::$rule(obj, old, $workload)
+        }
+
+        fn validate_status_update(&self, obj: &Value, old: &Value) -> Option<Vec<Cause>> {
+            Some(super::apps_updates::status(obj, old, $workload))
+        }
+    };
+}
 
 /// The annotation upstream keeps a DaemonSet's template generation in.
 const TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
@@ -30,6 +45,8 @@ impl Strategy for Deployments {
     fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
         super::workload_rules::validate(obj, super::workload_rules::Workload::Deployment)
     }
+
+    update_rules!(selector_fixed, Workload::Deployment);
 
     fn tracks_generation(&self) -> bool {
         true
@@ -60,6 +77,8 @@ impl Strategy for StatefulSets {
     fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
         super::workload_rules::validate(obj, super::workload_rules::Workload::StatefulSet)
     }
+
+    update_rules!(stateful_set, Workload::StatefulSet);
 
     fn tracks_generation(&self) -> bool {
         true
@@ -108,6 +127,8 @@ impl Strategy for DaemonSets {
     fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
         super::workload_rules::validate(obj, super::workload_rules::Workload::DaemonSet)
     }
+
+    update_rules!(selector_fixed, Workload::DaemonSet);
 
     fn tracks_generation(&self) -> bool {
         true
@@ -163,6 +184,8 @@ impl Strategy for ReplicaSets {
     fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
         super::workload_rules::validate(obj, super::workload_rules::Workload::ReplicaSet)
     }
+
+    update_rules!(selector_fixed, Workload::ReplicaSet);
 
     fn tracks_generation(&self) -> bool {
         true
