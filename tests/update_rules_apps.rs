@@ -103,14 +103,33 @@ fn policy(kind: &str, name: &str, validating: bool) -> Value {
     )
 }
 
+/// Role bindings: the subjects change, the role reference does not.
+fn binding_case(kind: &str, collection: &'static str) -> Case {
+    let role_ref = |name: &str| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name});
+    let subjects =
+        |who: &str| json!([{"kind": "User", "name": who, "apiGroup": "rbac.authorization.k8s.io"}]);
+    Case {
+        collection,
+        object: named(
+            kind,
+            "rbac.authorization.k8s.io/v1",
+            "update-rules-readers",
+            json!({"roleRef": role_ref("view"), "subjects": subjects("alice")}),
+        ),
+        allowed: json!({"subjects": subjects("bob")}),
+        refused: json!({"roleRef": role_ref("edit")}),
+        cause: (
+            "roleRef",
+            "FieldValueInvalid",
+            "Invalid value: {\"APIGroup\":\"rbac.authorization.k8s.io\",\"Kind\":\"ClusterRole\",\"Name\":\"edit\"}: cannot change roleRef",
+        ),
+    }
+}
+
 fn cases() -> Vec<Case> {
     let claim_template = json!([{"metadata": {"name": "data"}, "spec": {
         "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]);
     let rbac = "rbac.authorization.k8s.io/v1";
-    let role_ref = |name: &str| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name});
-    let subjects =
-        |who: &str| json!([{"kind": "User", "name": who, "apiGroup": "rbac.authorization.k8s.io"}]);
-    let cannot_change = "Invalid value: {\"APIGroup\":\"rbac.authorization.k8s.io\",\"Kind\":\"ClusterRole\",\"Name\":\"edit\"}: cannot change roleRef";
     vec![
         selector_case(
             "Deployment",
@@ -228,32 +247,14 @@ fn cases() -> Vec<Case> {
                 "Invalid value: \"120%\": must not be greater than 100%",
             ),
         },
-        Case {
-            collection: "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
-            object: named(
-                "RoleBinding",
-                rbac,
-                "readers",
-                json!({
-                "roleRef": role_ref("view"), "subjects": subjects("alice")}),
-            ),
-            allowed: json!({"subjects": subjects("bob")}),
-            refused: json!({"roleRef": role_ref("edit")}),
-            cause: ("roleRef", "FieldValueInvalid", cannot_change),
-        },
-        Case {
-            collection: "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
-            object: named(
-                "ClusterRoleBinding",
-                rbac,
-                "update-rules-readers",
-                json!({
-                "roleRef": role_ref("view"), "subjects": subjects("alice")}),
-            ),
-            allowed: json!({"subjects": subjects("bob")}),
-            refused: json!({"roleRef": role_ref("edit")}),
-            cause: ("roleRef", "FieldValueInvalid", cannot_change),
-        },
+        binding_case(
+            "RoleBinding",
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
+        ),
+        binding_case(
+            "ClusterRoleBinding",
+            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        ),
         Case {
             collection: "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles",
             object: named(
