@@ -7,6 +7,10 @@ use serde_json::{Map, Value, json};
 use super::Strategy;
 use super::podspec::{child, default_template, existing, items, or_set, or_zero};
 
+/// The longest CronJob name: a Job it makes is named `<name>-<timestamp>` (11 more
+/// characters) and must stay a 63-character DNS label.
+const MAX_CRON_JOB_NAME: usize = 52;
+
 const CONTROLLER_UID: &str = "batch.kubernetes.io/controller-uid";
 const LEGACY_CONTROLLER_UID: &str = "controller-uid";
 const JOB_NAME: &str = "batch.kubernetes.io/job-name";
@@ -159,8 +163,20 @@ fn default_job_template(t: &mut Map<String, Value>) {
 pub struct CronJobs;
 
 impl Strategy for CronJobs {
+    /// The spec rules, and a name short enough for the Jobs it makes (`<name>-<11 digits>`
+    /// must be a DNS label); only on create, so older long-named CronJobs can still change.
     fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
-        super::workload_rules::validate(obj, super::workload_rules::Workload::CronJob)
+        let mut causes =
+            super::workload_rules::validate(obj, super::workload_rules::Workload::CronJob);
+        let name = obj.pointer("/metadata/name").and_then(Value::as_str);
+        if let Some(name) = name.filter(|n| n.len() > MAX_CRON_JOB_NAME) {
+            causes.push(super::field::invalid(
+                "metadata.name".into(),
+                &json!(name),
+                "must be no more than 52 characters",
+            ));
+        }
+        causes
     }
 
     fn validate_update(&self, obj: &Value, old: &Value) -> Vec<crate::api::status::Cause> {
@@ -336,6 +352,22 @@ mod tests {
         Jobs.default(&mut j);
         assert!(j["spec"].get("completions").is_none());
         assert_eq!(j["spec"]["parallelism"], 3);
+    }
+
+    #[test]
+    fn a_cron_job_name_fits_its_jobs_names_on_create_only() {
+        let cj = json!({"metadata": {"name": "n".repeat(53)}, "spec": {"schedule": "@daily",
+            "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never",
+                "containers": [{"name": "c", "image": "busybox"}]}}}}}});
+        let causes = CronJobs.validate_create(&cj);
+        assert_eq!(causes.len(), 1);
+        assert_eq!(causes[0].field, "metadata.name");
+        assert!(
+            causes[0]
+                .message
+                .ends_with(": must be no more than 52 characters")
+        );
+        assert!(CronJobs.validate_update(&cj, &cj).is_empty());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use serde_json::{Value, json};
 
 use super::field::{invalid, non_negative};
+
 use super::immutable::{immutable, immutable_member, immutable_selector, same};
 use super::workload_rules::{Workload, validate};
 use crate::api::status::Cause;
@@ -134,24 +135,120 @@ pub fn job(new: &Value, old: &Value) -> Vec<Cause> {
     causes
 }
 
-/// A Job status update (`ValidateJobStatusUpdate`, its cheap rules): counters not negative,
-/// and a completion time, once set, never changes.
+/// Whether a Job status has the condition `ty` with status True.
+fn condition_true(status: &Value, ty: &str) -> bool {
+    let conditions = status.get("conditions").and_then(Value::as_array);
+    conditions.into_iter().flatten().any(|c| {
+        c.get("type").and_then(Value::as_str) == Some(ty)
+            && c.get("status").and_then(Value::as_str) == Some("True")
+    })
+}
+
+/// A Job status update (`ValidateJobStatusUpdate`, with the transition checks upstream runs
+/// since the Job's `managedBy` let other controllers write it): counters not negative and
+/// not going back, no more ready pods than active ones, a finished Job with a start time and
+/// no active pods, a completion time exactly when Complete, and set once; terminal conditions
+/// stay. Each transition is checked when what it is about changed, as upstream.
 pub fn job_status(new: &Value, old: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
-    let status = new.get("status").unwrap_or(&Value::Null);
+    let null = Value::Null;
+    let (status, old_status) = (
+        new.get("status").unwrap_or(&null),
+        old.get("status").unwrap_or(&null),
+    );
     for key in ["active", "succeeded", "failed", "ready", "terminating"] {
         non_negative(status.get(key), format!("status.{key}"), &mut causes);
     }
-    let old_completion = old
-        .pointer("/status/completionTime")
-        .filter(|t| !t.is_null());
-    if old_completion.is_some() {
-        immutable(
-            status.get("completionTime"),
-            old_completion,
-            "status.completionTime",
-            &mut causes,
-        );
+    let present = |s: &Value, key: &str| s.get(key).filter(|v| !v.is_null()).cloned();
+    let changed = |key: &str| present(status, key) != present(old_status, key);
+    let count = |s: &Value, key: &str| s.get(key).and_then(Value::as_i64).unwrap_or(0);
+    let complete = condition_true(status, "Complete");
+    let finished = complete || condition_true(status, "Failed");
+    let old_complete = condition_true(old_status, "Complete");
+    let old_finished = old_complete || condition_true(old_status, "Failed");
+    let (complete_changed, finished_changed) = (complete != old_complete, finished != old_finished);
+    let completion = present(status, "completionTime");
+    if (complete_changed || changed("completionTime")) && completion.is_some() && !complete {
+        causes.push(invalid(
+            "status.completionTime".into(),
+            completion.as_ref().unwrap_or(&null),
+            "cannot set completionTime when there is no Complete=True condition",
+        ));
+    }
+    if (complete_changed || changed("completionTime")) && completion.is_none() && complete {
+        causes.push(super::field::required_why(
+            "status.completionTime".into(),
+            "completionTime is required for Complete jobs",
+        ));
+    }
+    if (finished_changed || changed("active")) && finished && count(status, "active") > 0 {
+        causes.push(invalid(
+            "status.active".into(),
+            &json!(count(status, "active")),
+            "active>0 is invalid for finished job",
+        ));
+    }
+    if (finished_changed || changed("startTime"))
+        && finished
+        && present(status, "startTime").is_none()
+    {
+        causes.push(super::field::required_why(
+            "status.startTime".into(),
+            "startTime is required for finished job",
+        ));
+    }
+    if let Some(ready) = status.get("ready").and_then(Value::as_i64)
+        && (changed("ready") || changed("active"))
+        && ready > count(status, "active")
+    {
+        causes.push(invalid(
+            "status.ready".into(),
+            &json!(ready),
+            "cannot set more ready pods than active",
+        ));
+    }
+    for ty in ["Failed", "Complete", "FailureTarget"] {
+        if condition_true(old_status, ty) && !condition_true(status, ty) {
+            causes.push(super::field::invalid_omitted(
+                "status.conditions".into(),
+                &format!("cannot disable the terminal {ty}=True condition"),
+            ));
+        }
+    }
+    if count(status, "failed") < count(old_status, "failed") {
+        causes.push(invalid(
+            "status.failed".into(),
+            &json!(count(status, "failed")),
+            "cannot decrease the failed counter",
+        ));
+    }
+    // An Indexed Job whose completions follow its parallelism may be scaled down.
+    let spec = spec_of(new);
+    let indexed = spec.get("completionMode").and_then(Value::as_str) == Some("Indexed");
+    let elastic = indexed && spec.get("completions") == spec.get("parallelism");
+    if !elastic && count(status, "succeeded") < count(old_status, "succeeded") {
+        causes.push(invalid(
+            "status.succeeded".into(),
+            &json!(count(status, "succeeded")),
+            "cannot decrease the succeeded counter",
+        ));
+    }
+    let old_completion = present(old_status, "completionTime");
+    if let (Some(n), Some(o)) = (&completion, &old_completion)
+        && n != o
+    {
+        causes.push(invalid(
+            "status.completionTime".into(),
+            n,
+            "completionTime cannot be mutated",
+        ));
+    }
+    let suspended = spec.get("suspend") == Some(&json!(true));
+    if present(old_status, "startTime").is_some() && changed("startTime") && !suspended {
+        causes.push(super::field::required_why(
+            "status.startTime".into(),
+            "startTime cannot be removed for unsuspended job",
+        ));
     }
     causes
 }
@@ -272,17 +369,55 @@ mod tests {
     }
 
     #[test]
-    fn job_status_counters_and_completion_time() {
-        let old = json!({"status": {"completionTime": "2026-01-01T00:00:00Z"}});
-        let new = json!({"status": {"active": -1, "completionTime": "2026-01-02T00:00:00Z"}});
+    fn job_status_counters_and_transitions() {
+        let done = |time: &str| {
+            json!({"status": {"startTime": "2026-01-01T00:00:00Z", "completionTime": time,
+                "succeeded": 2,
+                "conditions": [{"type": "Complete", "status": "True"}]}})
+        };
+        let old = done("2026-01-01T00:01:00Z");
+        assert_eq!(fields(&job_status(&old, &json!({}))), vec![]);
+        let mut new = done("2026-01-01T00:02:00Z");
+        new["status"]["active"] = json!(-1);
+        new["status"]["succeeded"] = json!(1);
+        let causes = job_status(&new, &old);
         assert_eq!(
-            fields(&job_status(&new, &old)),
+            fields(&causes),
             vec![
                 ("status.active", "FieldValueInvalid"),
+                ("status.succeeded", "FieldValueInvalid"),
                 ("status.completionTime", "FieldValueInvalid"),
             ]
         );
-        assert_eq!(fields(&job_status(&new, &json!({}))).len(), 1);
+        assert_eq!(
+            causes[2].message,
+            "Invalid value: \"2026-01-01T00:02:00Z\": completionTime cannot be mutated"
+        );
+        // Complete stays Complete, and needs its completion time; a finished Job runs nothing.
+        let undone = json!({"status": {"startTime": "2026-01-01T00:00:00Z", "succeeded": 2,
+            "active": 1, "ready": 2}});
+        let causes = job_status(&undone, &old);
+        assert_eq!(
+            fields(&causes),
+            vec![
+                ("status.ready", "FieldValueInvalid"),
+                ("status.conditions", "FieldValueInvalid"),
+            ]
+        );
+        assert_eq!(
+            causes[1].message,
+            "Invalid value: cannot disable the terminal Complete=True condition"
+        );
+        let mut early = done("2026-01-01T00:01:00Z");
+        early["status"]["completionTime"] = Value::Null;
+        early["status"]["active"] = json!(1);
+        assert_eq!(
+            fields(&job_status(&early, &json!({"status": {"active": 1}}))),
+            vec![
+                ("status.completionTime", "FieldValueRequired"),
+                ("status.active", "FieldValueInvalid"),
+            ]
+        );
     }
 
     #[test]

@@ -381,9 +381,16 @@ pub fn ingress_class(obj: &Value) -> Vec<Cause> {
     causes
 }
 
-/// ControllerRevisions: the revision is not negative (`ValidateControllerRevision`).
+/// ControllerRevisions: data is given, the revision is not negative
+/// (`ValidateControllerRevision`).
 pub fn controller_revision(obj: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
+    if obj.get("data").is_none_or(Value::is_null) {
+        causes.push(super::field::required_why(
+            "data".into(),
+            "data is mandatory",
+        ));
+    }
     super::field::non_negative(obj.get("revision"), "revision".into(), &mut causes);
     causes
 }
