@@ -35,8 +35,11 @@ impl Strategy for Jobs {
         super::workload_rules::validate(obj, super::workload_rules::Workload::Job)
     }
 
+    /// Compared with the stored Job as today's defaults make it (as upstream decodes it).
     fn validate_update(&self, obj: &Value, old: &Value) -> Vec<crate::api::status::Cause> {
-        super::batch_updates::job(obj, old)
+        let mut old = old.clone();
+        self.default(&mut old);
+        super::batch_updates::job(obj, &old)
     }
 
     /// A status update checks the status only.
@@ -310,6 +313,23 @@ mod tests {
         json!({"metadata": {"name": "j", "uid": "u-1"},
                "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "busybox"}],
                                               "restartPolicy": "Never"}}}})
+    }
+
+    #[test]
+    fn a_stored_job_is_compared_as_todays_defaults_make_it() {
+        let mut stored = job();
+        Jobs.prepare_for_create(&mut stored);
+        let mut new = stored.clone();
+        Jobs.default(&mut new);
+        assert_ne!(new["spec"]["template"], stored["spec"]["template"]);
+        assert!(Jobs.validate_update(&new, &stored).is_empty());
+        new["spec"]["template"]["spec"]["containers"][0]["image"] = json!("other");
+        let fields: Vec<String> = Jobs
+            .validate_update(&new, &stored)
+            .into_iter()
+            .map(|c| c.field)
+            .collect();
+        assert_eq!(fields, ["spec.template"]);
     }
 
     #[test]

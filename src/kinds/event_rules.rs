@@ -170,6 +170,9 @@ fn strict_rules(obj: &Value, n: &Names, has_time: bool, causes: &mut Vec<Cause>)
     }
 }
 
+/// How one field of an Event is printed in an immutability cause.
+type Render<'a> = &'a dyn Fn(&Value) -> String;
+
 /// An events.k8s.io/v1 update (`ValidateEventUpdate` for that version): the legacy rules,
 /// the series again when it changed, and what an Event said stays said. Fields are named as
 /// upstream's internal (core) Event names them, values printed as Go's JSON of those types.
@@ -222,7 +225,7 @@ pub fn validate_update(obj: &Value, old: &Value) -> Vec<Cause> {
             .to_string()
     };
     // Upstream checks the reason twice, and reports it twice.
-    let fields: [(&str, &dyn Fn(&Value) -> String); 14] = [
+    let fields: [(&str, Render); 14] = [
         ("involvedObject", &|v| reference(v.get(n.regarding))),
         ("reason", &|v| text(v, "reason")),
         ("message", &|v| text(v, n.note)),

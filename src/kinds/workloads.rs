@@ -15,8 +15,12 @@ use crate::api::status::Cause;
 /// A workload's `validate_update` (the `apps_updates` rule `$rule`) and its status rules.
 macro_rules! update_rules {
     ($rule:ident, $workload:expr) => {
+        /// Compared with the stored object as today's defaults make it (as upstream decodes
+        /// it), so a default added since it was written is no change.
         fn validate_update(&self, obj: &Value, old: &Value) -> Vec<Cause> {
-            super::apps_updates::$rule(obj, old, $workload)
+            let mut old = old.clone();
+            self.default(&mut old);
+            super::apps_updates::$rule(obj, &old, $workload)
         }
 
         fn validate_status_update(&self, obj: &Value, old: &Value) -> Option<Vec<Cause>> {
