@@ -31,7 +31,8 @@ pub fn selector_fixed(new: &Value, old: &Value, workload: Workload) -> Vec<Cause
     causes
 }
 
-/// A StatefulSet: the spec rules, and nothing outside `STATEFUL_SET_MUTABLE` changes.
+/// A StatefulSet: the spec rules, and nothing outside `STATEFUL_SET_MUTABLE` changes. (It
+/// takes the workload as the other apps update rules do, so one strategy macro calls all.)
 pub fn stateful_set(new: &Value, old: &Value, _: Workload) -> Vec<Cause> {
     let mut causes = validate(new, Workload::StatefulSet);
     let without_mutable = |obj: &Value| {
