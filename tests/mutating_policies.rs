@@ -6,8 +6,10 @@
 
 mod support;
 
+use base64::Engine;
 use serde_json::{Value, json};
 use support::client::Client;
+use support::hook::Hook;
 use support::kapi::Kapi;
 
 fn stderr(out: &std::process::Output) -> String {
@@ -309,7 +311,77 @@ fn mutating_policies_change_the_writes_they_select() {
         "{cm}"
     );
 
+    a_webhooks_change_reinvokes_earlier_policies(&k, &c);
     the_authorizer_answers_for_the_requesting_user(&k);
+}
+
+/// The test webhook labels what it is sent `hooked-by: webhook`.
+fn label_by_webhook(_path: &str, review: &Value) -> Value {
+    let patch =
+        json!([{"op": "add", "path": "/metadata/labels", "value": {"hooked-by": "webhook"}}]);
+    let response = json!({"uid": review["request"]["uid"], "allowed": true,
+        "patchType": "JSONPatch",
+        "patch": base64::engine::general_purpose::STANDARD.encode(patch.to_string())});
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response})
+}
+
+/// Policies run before webhooks; a webhook's change runs the IfNeeded policies again. The
+/// webhook's match condition asks the authorizer.
+fn a_webhooks_change_reinvokes_earlier_policies(k: &Kapi, c: &Client) {
+    let hook = Hook::start(label_by_webhook);
+    k.ok(&["create", "namespace", "via-hook"]);
+    k.ok(&["label", "namespace", "via-hook", "hooked=on"]);
+    apply(
+        k,
+        r#"
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingAdmissionPolicy
+metadata: {name: copy-hook-label}
+spec:
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [configmaps]}
+    namespaceSelector: {matchLabels: {hooked: "on"}}
+  reinvocationPolicy: IfNeeded
+  mutations:
+  - patchType: ApplyConfiguration
+    applyConfiguration:
+      expression: >
+        Object{metadata: Object.metadata{annotations: {
+          "hooked-by": object.metadata.?labels[?"hooked-by"].orValue("nobody")}}}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingAdmissionPolicyBinding
+metadata: {name: copy-hook-label}
+spec: {policyName: copy-hook-label}
+"#,
+    );
+    let config = json!({"apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration", "metadata": {"name": "label"},
+        "webhooks": [{"name": "label.example.com",
+            "clientConfig": {"url": format!("https://127.0.0.1:{}/label", hook.port),
+                             "caBundle": hook.ca_bundle()},
+            "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                       "resources": ["configmaps"]}],
+            "namespaceSelector": {"matchLabels": {"hooked": "on"}},
+            "matchConditions": [{"name": "may-create",
+                "expression": "authorizer.requestResource.check('create').allowed()"}],
+            "sideEffects": "None", "admissionReviewVersions": ["v1"]}]});
+    let (code, body) = c.json(
+        "POST",
+        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+        "application/json",
+        &config,
+    );
+    assert_eq!(code, 201, "{body}");
+    k.ok(&["create", "configmap", "hooked", "-n", "via-hook"]);
+    let cm = get(k, &["get", "configmap", "hooked", "-n", "via-hook"]);
+    assert_eq!(cm["metadata"]["labels"]["hooked-by"], "webhook", "{cm}");
+    assert_eq!(
+        cm["metadata"]["annotations"]["hooked-by"], "webhook",
+        "{cm}"
+    );
+    assert_eq!(hook.reviews().len(), 1);
 }
 
 /// Alice may create ConfigMaps in `guarded`; Bob may also delete Deployments there.

@@ -353,3 +353,116 @@ pub(super) fn rewrite_request_resource(e: &mut IdedExpr) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Activation, compile};
+    use super::*;
+
+    /// Allows `get` of pods in namespace `ns` to alice (and to the `robot` service account),
+    /// and nothing else.
+    struct OnlyAlice;
+
+    impl crate::authz::Authorizer for OnlyAlice {
+        fn authorize(&self, attrs: &Attributes<'_>) -> Answer {
+            let pods_in_ns = attrs
+                .resource
+                .is_some_and(|r| r.resource == "pods" && r.namespace.as_deref() == Some("ns"));
+            let who = ["alice", "system:serviceaccount:ns:robot"];
+            if who.contains(&attrs.user.name.as_str()) && attrs.verb == "get" && pods_in_ns {
+                Answer::Allow(String::new())
+            } else {
+                Answer::NoOpinion(format!("{} may not", attrs.user.name))
+            }
+        }
+    }
+
+    fn eval(user: &str, src: &str) -> Result<CelValue, String> {
+        let chain = Chain::new(vec![Box::new(OnlyAlice)]);
+        let user = UserInfo {
+            name: user.into(),
+            ..UserInfo::default()
+        };
+        let request = RequestResource {
+            resource: "pods".into(),
+            namespace: "ns".into(),
+            name: "p".into(),
+            ..RequestResource::default()
+        };
+        let mut a = Activation::default();
+        a.bind_value(
+            "authorizer",
+            super::Authorizer::new(chain, user, Some(request)).value(),
+        );
+        compile(src, &["authorizer"])?.eval(&a)
+    }
+
+    #[test]
+    fn checks_ask_the_chain_for_the_user() {
+        let check = "authorizer.group('').resource('pods').namespace('ns').check('get')";
+        assert_eq!(
+            eval("alice", &format!("{check}.allowed()")),
+            Ok(CelValue::Bool(true))
+        );
+        assert_eq!(
+            eval("bob", &format!("{check}.allowed()")),
+            Ok(CelValue::Bool(false))
+        );
+        assert_eq!(
+            eval("bob", &format!("{check}.reason()")),
+            Ok(CelValue::String(Arc::new("bob may not".into())))
+        );
+        assert_eq!(
+            eval(
+                "bob",
+                &format!("{check}.errored() || {check}.error() != ''")
+            ),
+            Ok(CelValue::Bool(false))
+        );
+        // The request's own resource, and another namespace.
+        assert_eq!(
+            eval("alice", "authorizer.requestResource.check('get').allowed()"),
+            Ok(CelValue::Bool(true))
+        );
+        assert_eq!(
+            eval(
+                "alice",
+                "authorizer.requestResource.namespace('other').check('get').allowed()"
+            ),
+            Ok(CelValue::Bool(false))
+        );
+        // A service account's view.
+        assert_eq!(
+            eval(
+                "bob",
+                "authorizer.serviceAccount('ns', 'robot').group('').resource('pods').namespace('ns').check('get').allowed()"
+            ),
+            Ok(CelValue::Bool(true))
+        );
+        assert_eq!(
+            eval(
+                "alice",
+                "authorizer.path('/healthz').check('get').allowed()"
+            ),
+            Ok(CelValue::Bool(false))
+        );
+    }
+
+    #[test]
+    fn bad_arguments_are_upstreams_errors() {
+        let err = |src: &str| eval("alice", src).unwrap_err();
+        assert_eq!(err("authorizer.path(' ')"), "path must not be empty");
+        assert_eq!(
+            err("authorizer.group('').resource('')"),
+            "resource must not be empty"
+        );
+        assert_eq!(
+            err("authorizer.serviceAccount('Not Valid', 'x')"),
+            "Invalid service account namespace"
+        );
+        assert_eq!(
+            err("authorizer.serviceAccount('ns', 'x_y')"),
+            "Invalid service account name"
+        );
+    }
+}
