@@ -65,7 +65,8 @@ spec:
       matchLabels: {team-label: "on"}
 "#;
 
-/// Adds a sidecar container and an env variable to Deployments (JSONPatch).
+/// Adds a sidecar container and an env variable to Deployments (JSONPatch), then notes the
+/// sidecar's defaulted pull policy (ApplyConfiguration).
 const SIDECAR: &str = r#"
 apiVersion: admissionregistration.k8s.io/v1
 kind: MutatingAdmissionPolicy
@@ -94,6 +95,12 @@ spec:
           JSONPatch{op: "add", path: "/metadata/annotations/" + jsonpatch.escapeKey("example.com/by"),
             value: "sidecar"}
         ]
+  # The next mutation sees the sidecar with its defaults.
+  - patchType: ApplyConfiguration
+    applyConfiguration:
+      expression: >
+        Object{metadata: Object.metadata{annotations: {
+          "sidecar-pull-policy": object.spec.template.spec.containers[1].imagePullPolicy}}}
 ---
 apiVersion: admissionregistration.k8s.io/v1
 kind: MutatingAdmissionPolicyBinding
@@ -244,7 +251,8 @@ fn mutating_policies_change_the_writes_they_select() {
     );
     assert_eq!(
         d["metadata"]["annotations"],
-        json!({"injected": "true", "example.com/by": "sidecar"})
+        json!({"injected": "true", "example.com/by": "sidecar",
+               "sidecar-pull-policy": "IfNotPresent"})
     );
     // The match condition keeps an update from adding a second sidecar.
     k.ok(&["label", "deployment", "web", "touched=yes"]);

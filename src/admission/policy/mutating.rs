@@ -5,10 +5,8 @@
 //! patch that fails refuses the write under `failurePolicy: Fail` (403, reason `Invalid`,
 //! `policy '<p>' with binding '<b>' denied request: <why>`) and is skipped under `Ignore`.
 //! `reinvocationPolicy: IfNeeded` policies run again on the chain's second pass when a later
-//! policy or webhook changed the object (`crate::admission::reinvocation`).
-//!
-//! Not yet: the kind's defaults are applied once after the whole chain, not after each
-//! mutation as upstream does.
+//! policy or webhook changed the object (`crate::admission::reinvocation`). The kind's
+//! defaults are applied after each mutation, as upstream applies them.
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -124,7 +122,12 @@ fn invoke(
         let mut scoped = activation.clone();
         scoped.bind("object", Some(obj));
         match mutate(&scoped, mutation, res, obj) {
-            Ok(mutated) => *obj = mutated,
+            Ok(mut mutated) => {
+                // Upstream defaults the object after each mutation (what a mutation added
+                // gets its defaults before the next one sees it).
+                res.strategy.default(&mut mutated);
+                *obj = mutated;
+            }
             Err(why) => refuse(why, "Invalid")?,
         }
     }
