@@ -19,6 +19,13 @@ fn stderr(out: &std::process::Output) -> String {
 fn apply(k: &Kapi, yaml: &str) {
     let out = k.kubectl_stdin(&["apply", "-f", "-"], yaml);
     assert!(out.status.success(), "{}", stderr(&out));
+    caught_up(k);
+}
+
+/// Waits until the watch cache (which admission reads policies from) holds every write so
+/// far: a consistent list is answered only once the cache reached the store's revision.
+fn caught_up(k: &Kapi) {
+    k.ok(&["get", "namespaces", "-o", "name"]);
 }
 
 fn get(k: &Kapi, args: &[&str]) -> Value {
@@ -294,6 +301,7 @@ fn mutating_policies_change_the_writes_they_select() {
         "-p",
         r#"{"spec":{"failurePolicy":"Ignore"}}"#,
     ]);
+    caught_up(&k);
     let (code, created) = c.json(
         "POST",
         "/api/v1/namespaces/default/secrets",
@@ -382,6 +390,7 @@ spec: {policyName: copy-hook-label}
         &config,
     );
     assert_eq!(code, 201, "{body}");
+    caught_up(k);
     k.ok(&["create", "configmap", "hooked", "-n", "via-hook"]);
     let cm = get(k, &["get", "configmap", "hooked", "-n", "via-hook"]);
     assert_eq!(cm["metadata"]["labels"]["hooked-by"], "webhook", "{cm}");

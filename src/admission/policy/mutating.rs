@@ -59,15 +59,15 @@ impl Mutating for MutatingPolicies {
                 r.policies.require_previously_invoked();
             }
         }
-        let outcome = pairs
-            .iter()
-            .try_for_each(|(policy, binding)| invoke(api, attrs, obj, policy, binding));
+        for (policy, binding) in &pairs {
+            invoke(api, attrs, obj, policy, binding)?;
+        }
         attrs
             .reinvocation
             .borrow_mut()
             .policies
             .set_last_output(Some(obj));
-        outcome
+        Ok(())
     }
 }
 

@@ -92,15 +92,7 @@ impl Mutating for MutatingWebhooks {
                 continue;
             }
             let before = obj.as_deref().cloned();
-            let outcome = self.call_one(api, attrs, hook, obj.as_deref_mut()).await;
-            if let Err(e) = outcome {
-                attrs
-                    .reinvocation
-                    .borrow_mut()
-                    .webhooks
-                    .set_last_output(obj.as_deref());
-                return Err(e);
-            }
+            self.call_one(api, attrs, hook, obj.as_deref_mut()).await?;
             let mut r = attrs.reinvocation.borrow_mut();
             if obj.as_deref() != before.as_ref() {
                 r.webhooks.require_previously_invoked();
