@@ -304,8 +304,8 @@ fn kapi_starts_with_the_hard_way_unit_and_honours_its_flags() {
         log.contains("--runtime-config api/all=true"),
         "no warning for api/all:\n{log}"
     );
-    // The unit's six plugins are all kapi's; of upstream's defaults, MutatingAdmissionPolicy
-    // and ClusterTrustBundleAttest are not yet.
+    // The unit's six plugins are all kapi's; of upstream's defaults, ClusterTrustBundleAttest
+    // is not yet.
     assert!(
         !log.contains("--enable-admission-plugins: kapi does not have these plugins yet"),
         "{log}"
@@ -316,7 +316,8 @@ fn kapi_starts_with_the_hard_way_unit_and_honours_its_flags() {
             l.contains("admission plugins enabled by default upstream that kapi does not have yet")
         })
         .unwrap_or_else(|| panic!("no warning for the missing default plugins:\n{log}"));
-    assert!(plugins.contains("MutatingAdmissionPolicy"), "{plugins}");
+    assert!(plugins.contains("ClusterTrustBundleAttest"), "{plugins}");
+    assert!(!plugins.contains("MutatingAdmissionPolicy"), "{plugins}");
     assert!(!plugins.contains("ValidatingAdmissionPolicy"), "{plugins}");
     assert!(!plugins.contains("PodSecurity"), "{plugins}");
     assert!(!plugins.contains("ResourceQuota"), "{plugins}");

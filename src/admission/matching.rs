@@ -141,6 +141,19 @@ pub(super) fn admission_request(attrs: &Attributes<'_>, obj: Option<&Value>, uid
     request
 }
 
+/// CEL's `authorizer` for the write: the request's user, `requestResource` its resource.
+pub(super) fn authorizer(api: &Api, attrs: &Attributes<'_>) -> ::cel::Value {
+    let res = attrs.resource;
+    let request = crate::cel::RequestResource {
+        group: res.group.clone(),
+        resource: res.resource.clone(),
+        subresource: attrs.subresource.unwrap_or("").to_string(),
+        namespace: attrs.namespace.unwrap_or("").to_string(),
+        name: attrs.name.to_string(),
+    };
+    crate::cel::Authorizer::new(api.authz.clone(), attrs.user.clone(), Some(request)).value()
+}
+
 /// Whether a write is exempt from every webhook and policy.
 pub(super) fn exempt(attrs: &Attributes<'_>) -> bool {
     let res = attrs.resource;

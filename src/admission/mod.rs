@@ -14,6 +14,7 @@ pub mod pod_security;
 pub mod pods;
 pub mod policy;
 mod quantities;
+pub mod reinvocation;
 pub mod resource_quota;
 pub mod storage_protection;
 pub mod taint_nodes;
@@ -50,6 +51,8 @@ pub struct Attributes<'a> {
     pub warnings: std::cell::RefCell<Vec<String>>,
     /// What plugins add to the request's audit event (`annotations`), in order.
     pub audit_annotations: std::cell::RefCell<Vec<(String, String)>>,
+    /// The mutating passes' state (`reinvocation`).
+    pub reinvocation: std::cell::RefCell<reinvocation::Reinvocation>,
 }
 
 impl Attributes<'_> {
@@ -72,6 +75,10 @@ impl Attributes<'_> {
 #[async_trait(?Send)]
 pub trait Mutating: Send + Sync {
     fn name(&self) -> &'static str;
+    /// Whether the chain runs this plugin again when a reinvocable plugin changed the object.
+    fn reinvocable(&self) -> bool {
+        false
+    }
     async fn admit(
         &self,
         api: &Api,
@@ -187,6 +194,7 @@ const IMPLEMENTED: &[&str] = &[
     "CertificateSubjectRestriction",
     "PodSecurity",
     "ValidatingAdmissionPolicy",
+    "MutatingAdmissionPolicy",
     "PodTopologyLabels",
 ];
 
@@ -381,6 +389,9 @@ impl Chain {
                 "StorageObjectInUseProtection" => chain
                     .mutating
                     .push(Box::new(storage_protection::StorageObjectInUseProtection)),
+                "MutatingAdmissionPolicy" => {
+                    chain.mutating.push(Box::new(policy::MutatingPolicies))
+                }
                 "MutatingAdmissionWebhook" => {
                     chain.mutating.push(Box::new(webhook::MutatingWebhooks))
                 }
@@ -430,6 +441,12 @@ impl Chain {
     ) -> Result<(), Status> {
         for plugin in &self.mutating {
             plugin.admit(api, attrs, obj.as_deref_mut()).await?;
+        }
+        if attrs.reinvocation.borrow().requested {
+            attrs.reinvocation.borrow_mut().reinvoking = true;
+            for plugin in self.mutating.iter().filter(|p| p.reinvocable()) {
+                plugin.admit(api, attrs, obj.as_deref_mut()).await?;
+            }
         }
         Ok(())
     }

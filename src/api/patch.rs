@@ -175,6 +175,23 @@ pub enum JsonPatchError {
 }
 
 impl JsonPatchError {
+    /// json-patch's `ErrTestFailed`: a `test` found another value (a missing path is not one).
+    pub fn is_test_failure(&self) -> bool {
+        matches!(self, JsonPatchError::Failed(m) if m.ends_with(TEST_FAILED))
+    }
+
+    /// What went wrong, in json-patch's words where it has them.
+    pub fn text(&self) -> String {
+        match self {
+            JsonPatchError::NotAnArray => "the patch is not an array".into(),
+            JsonPatchError::TooManyOperations(n) => format!(
+                "The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPERATIONS}, got {n}"
+            ),
+            JsonPatchError::CopyTooLarge => "copy operations copy too many bytes".into(),
+            JsonPatchError::Failed(m) => m.clone(),
+        }
+    }
+
     pub fn into_status(self) -> Status {
         match self {
             JsonPatchError::NotAnArray => Status::bad_request(
@@ -187,6 +204,9 @@ impl JsonPatchError {
         }
     }
 }
+
+/// How json-patch's `ErrTestFailed` ends its message.
+const TEST_FAILED: &str = ": test failed";
 
 fn failed(msg: String) -> JsonPatchError {
     JsonPatchError::Failed(msg)
@@ -366,7 +386,7 @@ pub fn apply_json_patch(mut doc: Value, ops: &Value) -> Result<Value, JsonPatchE
                     get(&doc, &parts)
                 };
                 if actual != op.get("value") {
-                    return Err(failed(format!("testing value {path} failed: test failed")));
+                    return Err(failed(format!("testing value {path} failed{TEST_FAILED}")));
                 }
             }
             other => return Err(failed(format!("Unexpected kind: {other}"))),

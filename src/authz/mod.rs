@@ -307,8 +307,10 @@ pub trait Authorizer: Send + Sync {
     }
 }
 
+/// The authorizers; cloning shares them (CEL's `authorizer` variable holds one).
+#[derive(Clone)]
 pub struct Chain {
-    authorizers: Vec<Box<dyn Authorizer>>,
+    authorizers: Arc<[Box<dyn Authorizer>]>,
     /// The RBAC index, when RBAC is a mode (escalation checks read it).
     rbac: Option<Arc<rbac::Rbac>>,
 }
@@ -316,7 +318,7 @@ pub struct Chain {
 impl Chain {
     pub fn new(authorizers: Vec<Box<dyn Authorizer>>) -> Chain {
         Chain {
-            authorizers,
+            authorizers: authorizers.into(),
             rbac: None,
         }
     }
@@ -336,7 +338,10 @@ impl Chain {
                 }
             }
         }
-        Chain { authorizers, rbac }
+        Chain {
+            authorizers: authorizers.into(),
+            rbac,
+        }
     }
 
     pub fn rbac(&self) -> Option<&Arc<rbac::Rbac>> {
@@ -347,7 +352,7 @@ impl Chain {
     /// with every reason given, one a line.
     pub fn decide(&self, attrs: &Attributes<'_>) -> Decision {
         let mut reasons: Vec<String> = Vec::new();
-        for authorizer in &self.authorizers {
+        for authorizer in self.authorizers.iter() {
             match authorizer.authorize(attrs) {
                 Decision::NoOpinion(why) => {
                     if !why.is_empty() {
@@ -402,7 +407,7 @@ impl Chain {
     /// Every authorizer's rules for `user` in `namespace` (upstream's union `RulesFor`).
     pub fn rules_for(&self, user: &UserInfo, namespace: &str) -> RuleSet {
         let mut out = RuleSet::default();
-        for a in &self.authorizers {
+        for a in self.authorizers.iter() {
             let r = a.rules_for(user, namespace);
             out.resource.extend(r.resource);
             out.non_resource.extend(r.non_resource);

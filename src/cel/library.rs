@@ -8,11 +8,14 @@ use std::collections::BTreeMap;
 use ::cel::extractors::Arguments;
 use ::cel::{Context, ExecutionError, FunctionContext, Value as CelValue};
 
-use super::{comprehensions, cost, format, lists, net, quantity, semver, strings, url};
+use super::{
+    authz, comprehensions, cost, format, lists, net, objects, quantity, semver, strings, url,
+};
 
 /// Identifiers that name a function namespace (`format.named(...)`, `ip.isCanonical(...)`),
 /// never a variable.
-pub(super) const NAMESPACES: &[&str] = &["format", "sets", "strings", "ip", "optional"];
+pub(super) const NAMESPACES: &[&str] =
+    &["format", "sets", "strings", "ip", "optional", "jsonpatch"];
 
 /// A call as a library function sees it: the receiver (for `x.f(...)`) and the arguments.
 pub(super) struct Call {
@@ -54,6 +57,8 @@ fn overloads() -> BTreeMap<&'static str, Vec<Overload>> {
         .chain(format::OVERLOADS)
         .chain(comprehensions::OVERLOADS)
         .chain(semver::OVERLOADS)
+        .chain(authz::OVERLOADS)
+        .chain(objects::OVERLOADS)
     {
         table.entry(name).or_default().push(*f);
     }

@@ -6,14 +6,17 @@
 //! What the `cel` crate cannot do, and so kapi does not: static type checking (a type error is
 //! found when the expression runs, not when it is stored), static cost estimation, the
 //! `optMap`/`optFlatMap` macros. Two-variable comprehensions and `cel.bind`, which its parser
-//! does not expand, are rewritten here ([`comprehensions`]).
+//! does not expand, are rewritten here ([`comprehensions`]), as are the `Object{...}` and
+//! `JSONPatch{...}` literals of mutations, into map literals ([`objects`]).
 
+mod authz;
 mod comprehensions;
 mod cost;
 mod format;
 mod library;
 mod lists;
 mod net;
+mod objects;
 mod quantity;
 pub mod rules;
 mod semver;
@@ -25,7 +28,9 @@ use ::cel::parser::Parser;
 use ::cel::{Context, ExecutionError, Value as CelValue};
 use serde_json::Value;
 
+pub use self::authz::{Authorizer, RequestResource};
 pub use self::cost::{CostBudget, PER_CALL_LIMIT};
+pub use self::objects::{JSON_PATCH_TYPE, OBJECT_TYPE};
 
 /// The longest expression compiled. Upstream bounds expressions by their estimated cost; the
 /// `cel` crate has no estimator, so the text is bounded instead (the largest CRD rules seen in
@@ -160,6 +165,8 @@ fn compile_bounded(source: &str, declared: &[&str]) -> Result<Compiled, String> 
             "expression nests more than {MAX_TREE_DEPTH} levels deep"
         )));
     }
+    let mut expr = expr;
+    objects::rewrite(&mut expr, declared).map_err(|why| compile_error(&why))?;
     let expr = comprehensions::expand(expr, &mut 0);
     let mut bound = Vec::new();
     if let Some(name) = undeclared(&expr, declared, &mut bound) {

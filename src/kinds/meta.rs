@@ -51,7 +51,7 @@ pub fn subdomain_errors(s: &str) -> Vec<&'static str> {
     errs
 }
 
-fn label_errors(s: &str) -> Vec<&'static str> {
+pub fn label_errors(s: &str) -> Vec<&'static str> {
     let mut errs = Vec::new();
     if s.len() > 63 {
         errs.push("must be no more than 63 characters");

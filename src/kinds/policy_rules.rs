@@ -10,7 +10,7 @@ use super::field::{duplicate, invalid, not_supported, required, required_why};
 use super::meta::{qualified_name_errors, subdomain_errors};
 use super::webhook_rules::rule;
 use super::workload_rules::label_selector;
-use crate::admission::policy::cel::{POLICY_VARIABLES, compile};
+use crate::admission::policy::cel::{MUTATION_VARIABLES, POLICY_VARIABLES, compile};
 use crate::api::status::Cause;
 
 /// Which object: decides the spec's shape.
@@ -38,6 +38,22 @@ fn expression(
     why_required: Option<&str>,
     causes: &mut Vec<Cause>,
 ) {
+    declared_expression(v, key, field, why_required, causes, POLICY_VARIABLES);
+}
+
+/// A mutation's expression: it may also construct `Object{...}` and `JSONPatch{...}`.
+fn mutation_expression(v: &Value, field: String, causes: &mut Vec<Cause>) {
+    declared_expression(v, "expression", field, None, causes, MUTATION_VARIABLES);
+}
+
+fn declared_expression(
+    v: &Value,
+    key: &str,
+    field: String,
+    why_required: Option<&str>,
+    causes: &mut Vec<Cause>,
+    declared: &[&str],
+) {
     let expr = str_of(v, key);
     if expr.is_empty() {
         causes.push(match why_required {
@@ -46,7 +62,7 @@ fn expression(
         });
         return;
     }
-    if let Err(why) = compile(expr, POLICY_VARIABLES) {
+    if let Err(why) = compile(expr, declared) {
         causes.push(invalid(field, &json!(expr), &why));
     }
 }
@@ -229,26 +245,16 @@ fn mutating_policy(spec: &Value, causes: &mut Vec<Cause>) {
                     format!("{f}.applyConfiguration"),
                     "must be specified when patchType is ApplyConfiguration",
                 )),
-                Some(a) => expression(
-                    a,
-                    "expression",
-                    format!("{f}.applyConfiguration.expression"),
-                    None,
-                    causes,
-                ),
+                Some(a) => {
+                    mutation_expression(a, format!("{f}.applyConfiguration.expression"), causes)
+                }
             },
             "JSONPatch" => match m.get("jsonPatch").filter(|a| a.is_object()) {
                 None => causes.push(required_why(
                     format!("{f}.jsonPatch"),
                     "must be specified when patchType is JSONPatch",
                 )),
-                Some(a) => expression(
-                    a,
-                    "expression",
-                    format!("{f}.jsonPatch.expression"),
-                    None,
-                    causes,
-                ),
+                Some(a) => mutation_expression(a, format!("{f}.jsonPatch.expression"), causes),
             },
             other => causes.push(not_supported(
                 format!("{f}.patchType"),

@@ -2,6 +2,7 @@
 //! Compilation, evaluation and Kubernetes' CEL libraries live in `crate::cel`.
 
 pub use crate::cel::{Activation, Compiled, compile};
+use crate::cel::{JSON_PATCH_TYPE, OBJECT_TYPE};
 
 /// The variables a validating policy's expressions may use.
 pub const POLICY_VARIABLES: &[&str] = &[
@@ -12,6 +13,20 @@ pub const POLICY_VARIABLES: &[&str] = &[
     "namespaceObject",
     "authorizer",
     "variables",
+];
+
+/// The variables a mutating policy's expressions may use, and the types of the objects and
+/// patches its mutations construct.
+pub const MUTATION_VARIABLES: &[&str] = &[
+    "object",
+    "oldObject",
+    "request",
+    "params",
+    "namespaceObject",
+    "authorizer",
+    "variables",
+    OBJECT_TYPE,
+    JSON_PATCH_TYPE,
 ];
 
 /// The variables an admission webhook's `matchConditions` may use.

@@ -12,7 +12,7 @@
 //! - `allowed: false` refuses the write with the webhook's Status (at least 400, its message
 //!   prefixed `admission webhook "<name>" denied the request`); a mutating webhook's
 //!   `JSONPatch` is applied to the object; one with `reinvocationPolicy: IfNeeded` is called
-//!   once more when a later webhook changed the object;
+//!   once more when a later webhook or policy changed the object;
 //! - a call that fails (connection, timeout after `timeoutSeconds`, a non-2xx answer, an
 //!   answer for another request) is a 500 under `failurePolicy: Fail`, and skipped under
 //!   `Ignore`.
@@ -21,11 +21,14 @@
 //!
 //! Its `auditAnnotations` go into the request's audit event as `<webhook name>/<key>`.
 //!
-//! `matchConditions` (CEL over `object`, `oldObject` and `request`) decide whether a selected
-//! webhook is called; one that errs follows the failure policy.
+//! `matchConditions` (CEL over `object`, `oldObject`, `request` and `authorizer`) decide
+//! whether a selected webhook is called; one that errs follows the failure policy.
+//!
+//! Reinvocation (`reinvocationPolicy: IfNeeded`) follows the chain's second pass
+//! (`super::reinvocation`), shared with MutatingAdmissionPolicies.
 //!
 //! Not yet: `matchPolicy: Equivalent` across versions (kapi serves one version of each
-//! built-in resource) and the `authorizer` variable of match conditions.
+//! built-in resource).
 
 pub mod client;
 
@@ -35,7 +38,9 @@ use async_trait::async_trait;
 use base64::Engine;
 use serde_json::{Value, json};
 
-use super::matching::{admission_request, namespace_selected, object_selected, rule_matches};
+use super::matching::{
+    admission_request, authorizer, namespace_selected, object_selected, rule_matches,
+};
 use super::{Attributes, Mutating, Validating, cached_objects};
 use crate::api::server::Api;
 use crate::api::status::Status;
@@ -58,6 +63,12 @@ impl Mutating for MutatingWebhooks {
         "MutatingAdmissionWebhook"
     }
 
+    fn reinvocable(&self) -> bool {
+        true
+    }
+
+    /// Each selected webhook in order; on the chain's second pass only the `IfNeeded` ones
+    /// that ran before a later change (upstream's webhook reinvocation context).
     async fn admit(
         &self,
         api: &Api,
@@ -68,18 +79,34 @@ impl Mutating for MutatingWebhooks {
         if hooks.is_empty() {
             return Ok(());
         }
-        // The object after each webhook, to know which ones a later change calls again.
-        let mut after: Vec<Option<Value>> = Vec::with_capacity(hooks.len());
-        for hook in &hooks {
-            self.call_one(api, attrs, hook, obj.as_deref_mut()).await?;
-            after.push(obj.as_deref().cloned());
-        }
-        let last = obj.as_deref().cloned();
-        for (hook, seen) in hooks.iter().zip(after) {
-            if hook["reinvocationPolicy"] == "IfNeeded" && seen != last {
-                self.call_one(api, attrs, hook, obj.as_deref_mut()).await?;
+        let reinvoking = attrs.reinvocation.borrow().reinvoking;
+        {
+            let mut r = attrs.reinvocation.borrow_mut();
+            if reinvoking && r.webhooks.changed_since_last_output(obj.as_deref()) {
+                r.webhooks.require_previously_invoked();
             }
         }
+        for (config, hook) in &hooks {
+            let key = format!("{config}/{}", hook["name"].as_str().unwrap_or(""));
+            if reinvoking && !attrs.reinvocation.borrow().webhooks.is_due(&key) {
+                continue;
+            }
+            let before = obj.as_deref().cloned();
+            self.call_one(api, attrs, hook, obj.as_deref_mut()).await?;
+            let mut r = attrs.reinvocation.borrow_mut();
+            if obj.as_deref() != before.as_ref() {
+                r.webhooks.require_previously_invoked();
+                r.requested = true;
+            }
+            if hook["reinvocationPolicy"] == "IfNeeded" {
+                r.webhooks.add_previously_invoked(key);
+            }
+        }
+        attrs
+            .reinvocation
+            .borrow_mut()
+            .webhooks
+            .set_last_output(obj.as_deref());
         Ok(())
     }
 }
@@ -137,7 +164,7 @@ impl Validating for ValidatingWebhooks {
         attrs: &Attributes<'_>,
         obj: Option<&Value>,
     ) -> Result<(), Status> {
-        for hook in matching(api, "validatingwebhookconfigurations", attrs, obj)? {
+        for (_, hook) in matching(api, "validatingwebhookconfigurations", attrs, obj)? {
             call(api, attrs, &hook, obj, endpoint_routing()).await?;
         }
         Ok(())
@@ -145,13 +172,13 @@ impl Validating for ValidatingWebhooks {
 }
 
 /// The webhooks of every configuration of `resource` that the write matches, in upstream's
-/// order (configurations by name, webhooks in order).
+/// order (configurations by name, webhooks in order), each with its configuration's name.
 fn matching(
     api: &Api,
     resource: &str,
     attrs: &Attributes<'_>,
     obj: Option<&Value>,
-) -> Result<Vec<Value>, Status> {
+) -> Result<Vec<(String, Value)>, Status> {
     if super::matching::exempt(attrs) {
         return Ok(Vec::new());
     }
@@ -166,22 +193,25 @@ fn matching(
     });
     let mut out = Vec::new();
     for config in configs {
+        let config_name = config["metadata"]["name"].as_str().unwrap_or("");
         for hook in config["webhooks"].as_array().into_iter().flatten() {
             let rules = hook["rules"].as_array().into_iter().flatten();
             if rules.clone().any(|r| rule_matches(r, attrs))
                 && namespace_selected(api, &hook["namespaceSelector"], attrs, obj)?
                 && object_selected(&hook["objectSelector"], obj, attrs.old)
             {
-                out.push(hook.clone());
+                out.push((config_name.to_string(), hook.clone()));
             }
         }
     }
     Ok(out)
 }
 
-/// Whether every one of the webhook's `matchConditions` (CEL over `object`, `oldObject` and
-/// `request`) holds: false as soon as one is false; an error when none is false and one erred.
+/// Whether every one of the webhook's `matchConditions` (CEL over `object`, `oldObject`,
+/// `request` and `authorizer`) holds: false as soon as one is false; an error when none is
+/// false and one erred.
 fn match_conditions(
+    api: &Api,
     attrs: &Attributes<'_>,
     obj: Option<&Value>,
     hook: &Value,
@@ -198,6 +228,7 @@ fn match_conditions(
     activation.bind("object", object);
     activation.bind("oldObject", attrs.old);
     activation.bind("request", Some(&admission_request(attrs, obj, "")));
+    activation.bind_value("authorizer", authorizer(api, attrs));
     let mut error = None;
     for c in conditions {
         let name = c["name"].as_str().unwrap_or("");
@@ -230,7 +261,7 @@ async fn call(
             "admission webhook {name:?} does not support dry run"
         )));
     }
-    match match_conditions(attrs, obj, hook) {
+    match match_conditions(api, attrs, obj, hook) {
         Ok(true) => {}
         // A condition that does not hold: the webhook is not called.
         Ok(false) => return Ok(None),

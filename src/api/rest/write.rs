@@ -58,6 +58,7 @@ impl Ctx<'_> {
             dry_run,
             warnings: Default::default(),
             audit_annotations: Default::default(),
+            reinvocation: Default::default(),
         }
     }
 
