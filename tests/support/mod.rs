@@ -10,4 +10,6 @@ pub mod namespaces;
 #[allow(dead_code)]
 pub mod openssl;
 #[allow(dead_code)]
+pub mod users;
+#[allow(dead_code)]
 pub mod workflow;
