@@ -18,10 +18,10 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 use support::kapi::Kapi;
+use support::objects::{name_of, resource_version_of, uid_of};
 use support::users::{tls_client, user};
 
 const CALLS: &str = include_str!("data/upstream/control-plane/calls.tsv");
-const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/serviceaccounts");
 /// A watch's bound: the server ends it after this many seconds if the test has not.
 const WATCH_TIMEOUT_SECONDS: &str = "30";
 const NODES: [&str; 3] = ["hollow-node-1", "hollow-node-2", "hollow-node-3"];
@@ -408,27 +408,6 @@ impl Cast {
     }
 }
 
-fn uid(v: &Value) -> String {
-    v["metadata"]["uid"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn rv(v: &Value) -> String {
-    v["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn name(v: &Value) -> String {
-    v["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
 const SMP: &str = "application/strategic-merge-patch+json";
 const MERGE: &str = "application/merge-patch+json";
 const APPLY: &str = "application/apply-patch+yaml";
@@ -583,7 +562,8 @@ fn kubelet_registers(r: &mut Replay, kubelet: &Who, node: &str, index: usize) ->
             && patched["status"]["allocatable"]["pods"] == "110",
         || format!("a node's status reads back as {}", patched["status"]),
     );
-    let owner = json!([{"apiVersion": "v1", "kind": "Node", "name": node, "uid": uid(&created)}]);
+    let owner =
+        json!([{"apiVersion": "v1", "kind": "Node", "name": node, "uid": uid_of(&created)}]);
     let csinode = format!("/apis/storage.k8s.io/v1/csinodes/{node}");
     r.get(kubelet, &csinode, 404);
     r.call(
@@ -687,7 +667,7 @@ fn replicaset_for(dep: &Value, replicas: i64, revision: &str) -> Value {
                    "deployment.kubernetes.io/desired-replicas": replicas.to_string(),
                    "deployment.kubernetes.io/max-replicas": (replicas + 1).to_string()},
                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
-                   "uid": uid(dep), "controller": true, "blockOwnerDeletion": true}]},
+                   "uid": uid_of(dep), "controller": true, "blockOwnerDeletion": true}]},
            "spec": {"replicas": replicas,
                "selector": {"matchLabels": {"app": "web", "pod-template-hash": hash}},
                "template": template}})
@@ -698,10 +678,10 @@ fn pod_for(rs: &Value, owner_kind: &str, owner_api: &str) -> Value {
     let mut template = rs["spec"]["template"].clone();
     let meta = template["metadata"].take();
     json!({"apiVersion": "v1", "kind": "Pod",
-           "metadata": {"generateName": format!("{}-", name(rs)), "namespace": NS,
+           "metadata": {"generateName": format!("{}-", name_of(rs)), "namespace": NS,
                "labels": meta["labels"],
-               "ownerReferences": [{"apiVersion": owner_api, "kind": owner_kind, "name": name(rs),
-                   "uid": uid(rs), "controller": true, "blockOwnerDeletion": true}]},
+               "ownerReferences": [{"apiVersion": owner_api, "kind": owner_kind, "name": name_of(rs),
+                   "uid": uid_of(rs), "controller": true, "blockOwnerDeletion": true}]},
            "spec": template["spec"]})
 }
 
@@ -715,7 +695,7 @@ fn running_status(pod: &Value, node_index: usize, pod_index: usize, phase: &str)
         json!({"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": NOW, "finishedAt": NOW}})
     };
     let ready = if phase == "Running" { "True" } else { "False" };
-    json!({"metadata": {"uid": uid(pod)},
+    json!({"metadata": {"uid": uid_of(pod)},
            "status": {"phase": phase, "podIP": ip, "podIPs": [{"ip": ip}],
                "hostIP": format!("10.0.0.{}", node_index + 1),
                "hostIPs": [{"ip": format!("10.0.0.{}", node_index + 1)}], "startTime": NOW,
@@ -727,7 +707,7 @@ fn running_status(pod: &Value, node_index: usize, pod_index: usize, phase: &str)
                    {"type": "PodScheduled", "status": "True", "lastTransitionTime": NOW}],
                "containerStatuses": [{"name": container["name"], "image": container["image"],
                    "imageID": format!("docker.io/library/{}", container["image"].as_str().unwrap_or_default()),
-                   "containerID": format!("containerd://{}", uid(pod)), "ready": phase == "Running",
+                   "containerID": format!("containerd://{}", uid_of(pod)), "ready": phase == "Running",
                    "started": phase == "Running", "restartCount": 0, "state": state}]}})
 }
 
@@ -742,14 +722,14 @@ fn schedule_and_run(
     phase: &str,
 ) -> Value {
     let node = NODES[n];
-    let pname = name(pod);
+    let pname = name_of(pod);
     let path = format!("/api/v1/namespaces/{NS}/pods/{pname}");
     r.post(
         &cast.scheduler,
         &format!("{path}/binding"),
         &[],
         &json!({"apiVersion": "v1", "kind": "Binding",
-                "metadata": {"name": pname, "namespace": NS, "uid": uid(pod)},
+                "metadata": {"name": pname, "namespace": NS, "uid": uid_of(pod)},
                 "target": {"apiVersion": "v1", "kind": "Node", "name": node}}),
         201,
     );
@@ -775,7 +755,7 @@ fn schedule_and_run(
         &[],
         &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
                 "spec": {"audiences": null, "expirationSeconds": 3607,
-                         "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": pname, "uid": uid(pod)}}}),
+                         "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": pname, "uid": uid_of(pod)}}}),
         201,
     );
     r.check(tr["status"]["token"].is_string(), || {
@@ -863,7 +843,7 @@ fn deployment_flow(r: &mut Replay, cast: &Cast, rows: &[Row]) {
                         "spec": {"containers": [{"name": "nginx", "image": "nginx:1.27"}]}}}}),
         "kubectl-create",
     );
-    let created_rv = rv(&dep);
+    let created_rv = resource_version_of(&dep);
     let dep = r.get(&kubectl, &format!("{deps}/web"), 200);
     r.check(
         dep["spec"]["strategy"]["type"] == "RollingUpdate"
@@ -905,7 +885,13 @@ fn deployment_flow(r: &mut Replay, cast: &Cast, rows: &[Row]) {
         &rsc,
         &format!("/api/v1/namespaces/{NS}/events"),
         &[],
-        &event(NS, "ReplicaSet", &name(&rs1), "apps/v1", "SuccessfulCreate"),
+        &event(
+            NS,
+            "ReplicaSet",
+            &name_of(&rs1),
+            "apps/v1",
+            "SuccessfulCreate",
+        ),
         201,
     );
     let rs1 = replicaset_status(r, &rsc, &rs1, 3);
@@ -926,8 +912,8 @@ fn deployment_flow(r: &mut Replay, cast: &Cast, rows: &[Row]) {
     let mut rs1_scaled = rs1.clone();
     rs1_scaled["spec"]["replicas"] = json!(5);
     rs1_scaled["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] = json!("5");
-    let rs1 = r.put(&dc, &format!("{rss}/{}", name(&rs1)), &rs1_scaled, 200);
-    r.put(&dc, &format!("{rss}/{}", name(&rs1)), &rs1_scaled, 409);
+    let rs1 = r.put(&dc, &format!("{rss}/{}", name_of(&rs1)), &rs1_scaled, 200);
+    r.put(&dc, &format!("{rss}/{}", name_of(&rs1)), &rs1_scaled, 409);
     run_pods_of(r, cast, &rs1, 3..5, &mut pods);
     let rs1 = replicaset_status(r, &rsc, &rs1, 5);
 
@@ -1039,9 +1025,9 @@ fn deployment_flow(r: &mut Replay, cast: &Cast, rows: &[Row]) {
     // kubelets finish the deletion.
     let mut rs1_down = rs1.clone();
     rs1_down["spec"]["replicas"] = json!(0);
-    r.put(&dc, &format!("{rss}/{}", name(&rs1)), &rs1_down, 200);
+    r.put(&dc, &format!("{rss}/{}", name_of(&rs1)), &rs1_down, 200);
     for (pod, n) in &pods {
-        let path = format!("/api/v1/namespaces/{NS}/pods/{}", name(pod));
+        let path = format!("/api/v1/namespaces/{NS}/pods/{}", name_of(pod));
         let terminating = r.delete(&rsc, &path, &json!({}), 200);
         r.check(
             terminating["metadata"]["deletionTimestamp"].is_string(),
@@ -1055,7 +1041,7 @@ fn deployment_flow(r: &mut Replay, cast: &Cast, rows: &[Row]) {
         r.delete(
             &cast.kubelets[*n].clone(),
             &path,
-            &json!({"gracePeriodSeconds": 0, "preconditions": {"uid": uid(pod)}}),
+            &json!({"gracePeriodSeconds": 0, "preconditions": {"uid": uid_of(pod)}}),
             200,
         );
     }
@@ -1076,7 +1062,7 @@ fn deployment_flow(r: &mut Replay, cast: &Cast, rows: &[Row]) {
     );
     let gc = cast.controller("generic-garbage-collector").clone();
     for rs in [&rs1, &rs2] {
-        let path = format!("{rss}/{}", name(rs));
+        let path = format!("{rss}/{}", name_of(rs));
         let still = r.get(&gc, &path, 200);
         r.check(
             still["metadata"]["ownerReferences"][0]["name"] == "web",
@@ -1085,17 +1071,17 @@ fn deployment_flow(r: &mut Replay, cast: &Cast, rows: &[Row]) {
         r.delete(
             &gc,
             &path,
-            &json!({"propagationPolicy": "Background", "preconditions": {"uid": uid(rs)}}),
+            &json!({"propagationPolicy": "Background", "preconditions": {"uid": uid_of(rs)}}),
             200,
         );
     }
     for (pod, _) in &new_pods {
-        let path = format!("/api/v1/namespaces/{NS}/pods/{}", name(pod));
+        let path = format!("/api/v1/namespaces/{NS}/pods/{}", name_of(pod));
         r.get(&gc, &path, 200);
         r.delete(
             &gc,
             &path,
-            &json!({"propagationPolicy": "Background", "preconditions": {"uid": uid(pod)}}),
+            &json!({"propagationPolicy": "Background", "preconditions": {"uid": uid_of(pod)}}),
             200,
         );
     }
@@ -1132,7 +1118,7 @@ fn run_pods_of(
         r.check(&running["spec"]["containers"][0]["image"] == image, || {
             format!(
                 "a pod of {} runs {}",
-                name(rs),
+                name_of(rs),
                 running["spec"]["containers"][0]["image"]
             )
         });
@@ -1144,7 +1130,7 @@ fn replicaset_status(r: &mut Replay, rsc: &Who, rs: &Value, n: i64) -> Value {
     let current = r_get_quiet(
         r,
         rsc,
-        &format!("/apis/apps/v1/namespaces/{NS}/replicasets/{}", name(rs)),
+        &format!("/apis/apps/v1/namespaces/{NS}/replicasets/{}", name_of(rs)),
     );
     let mut with = current.clone();
     with["status"] = json!({"replicas": n, "fullyLabeledReplicas": n, "readyReplicas": n,
@@ -1153,7 +1139,7 @@ fn replicaset_status(r: &mut Replay, rsc: &Who, rs: &Value, n: i64) -> Value {
         rsc,
         &format!(
             "/apis/apps/v1/namespaces/{NS}/replicasets/{}/status",
-            name(rs)
+            name_of(rs)
         ),
         &with,
         200,
@@ -1174,7 +1160,7 @@ fn endpoint_addresses(pods: &[(Value, usize)]) -> Vec<Value> {
     pods.iter()
         .map(|(p, n)| {
             json!({"ip": p["status"]["podIP"], "nodeName": NODES[*n],
-            "targetRef": {"kind": "Pod", "name": name(p), "namespace": NS, "uid": uid(p)}})
+            "targetRef": {"kind": "Pod", "name": name_of(p), "namespace": NS, "uid": uid_of(p)}})
         })
         .collect()
 }
@@ -1185,7 +1171,7 @@ fn slice_endpoints(pods: &[(Value, usize)]) -> Vec<Value> {
             json!({"addresses": [p["status"]["podIP"]],
             "conditions": {"ready": true, "serving": true, "terminating": false},
             "nodeName": NODES[*n],
-            "targetRef": {"kind": "Pod", "name": name(p), "namespace": NS, "uid": uid(p)}})
+            "targetRef": {"kind": "Pod", "name": name_of(p), "namespace": NS, "uid": uid_of(p)}})
         })
         .collect()
 }
@@ -1202,7 +1188,7 @@ fn endpoints_of(r: &mut Replay, cast: &Cast, svc: &Value, pods: &[(Value, usize)
                 "metadata": {"generateName": "web-",
                     "labels": {"kubernetes.io/service-name": "web",
                         "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"},
-                    "ownerReferences": [{"apiVersion": "v1", "kind": "Service", "name": "web", "uid": uid(svc),
+                    "ownerReferences": [{"apiVersion": "v1", "kind": "Service", "name": "web", "uid": uid_of(svc),
                         "controller": true, "blockOwnerDeletion": true}]},
                 "addressType": "IPv4", "endpoints": slice_endpoints(pods),
                 "ports": [{"name": "", "port": 80, "protocol": "TCP"}]}), 201);
@@ -1232,7 +1218,7 @@ fn endpoints_update(r: &mut Replay, cast: &Cast, pods: &[(Value, usize)]) {
         &esc,
         &format!(
             "/apis/discovery.k8s.io/v1/namespaces/{NS}/endpointslices/{}",
-            name(&slice)
+            name_of(&slice)
         ),
         &slice,
         200,
@@ -1276,7 +1262,7 @@ fn job_flow(r: &mut Replay, cast: &Cast) {
     let pod = r.post(&jc, &format!("/api/v1/namespaces/{NS}/pods"), &[],
         &json!({"apiVersion": "v1", "kind": "Pod",
                 "metadata": {"generateName": "once-", "labels": labels, "finalizers": ["batch.kubernetes.io/job-tracking"],
-                    "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "once", "uid": uid(&job),
+                    "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "once", "uid": uid_of(&job),
                         "controller": true, "blockOwnerDeletion": true}]},
                 "spec": template["spec"]}), 201);
     r.post(
@@ -1634,21 +1620,7 @@ fn apiserver_rows(r: &mut Replay, admin: &Who, rows: &[Row]) -> BTreeSet<usize> 
 
 #[test]
 fn every_upstream_control_plane_call_gets_upstreams_answer() {
-    let key = format!("{KEYS}/rsa.pk8");
-    let public = format!("{KEYS}/rsa.crt");
-    let k = Kapi::start(
-        &[
-            "--authorization-mode=Node,RBAC",
-            "--enable-admission-plugins=NamespaceLifecycle,NodeRestriction,LimitRanger,ServiceAccount,DefaultStorageClass,ResourceQuota",
-            "--service-account-key-file",
-            &public,
-            "--service-account-signing-key-file",
-            &key,
-            "--service-account-issuer=https://server.kubernetes.local:6443",
-            "--service-cluster-ip-range=10.32.0.0/24",
-        ],
-        &[],
-    );
+    let k = Kapi::start_control_plane();
     let rows = rows();
     let mut cast = Cast::new(&k);
     let mut r = Replay {
@@ -1731,7 +1703,7 @@ fn every_upstream_control_plane_call_gets_upstreams_answer() {
         &kubectl,
         &format!("/api/v1/namespaces/{NS}/pods?labelSelector=job-name%3Donce"),
     );
-    let job_pod = name(&job_pod["items"][0]);
+    let job_pod = name_of(&job_pod["items"][0]);
     for n in [0, 1] {
         let kubelet = cast.kubelets[n].clone();
         r.get(
