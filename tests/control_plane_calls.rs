@@ -22,6 +22,10 @@ use support::objects::{name_of, resource_version_of, uid_of};
 use support::users::{tls_client, user};
 
 const CALLS: &str = include_str!("data/upstream/control-plane/calls.tsv");
+/// Upstream 1.36's aggregated discovery (kapi serves these files): each resource's and
+/// subresource's kind, which the answers' shapes are checked against.
+const CORE_DISCOVERY: &str = include_str!("../src/api/data/discovery/api.aggregated-v2.json");
+const GROUP_DISCOVERY: &str = include_str!("../src/api/data/discovery/apis.aggregated-v2.json");
 /// A watch's bound: the server ends it after this many seconds if the test has not.
 const WATCH_TIMEOUT_SECONDS: &str = "30";
 const NODES: [&str; 3] = ["hollow-node-1", "hollow-node-2", "hollow-node-3"];
@@ -711,6 +715,35 @@ fn running_status(pod: &Value, node_index: usize, pod_index: usize, phase: &str)
                    "started": phase == "Running", "restartCount": 0, "state": state}]}})
 }
 
+/// Waits (bounded) until the kubelet's own list of its pods shows `pod`, as its watch would
+/// before it acts: the Node authorizer decides from the same cache, which follows the store.
+fn kubelet_sees(r: &Replay, kubelet: &Who, node: &str, pod: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let selector = format!("spec.nodeName={node}");
+    loop {
+        let resp = r.request(
+            kubelet,
+            "GET",
+            "/api/v1/pods",
+            &[("fieldSelector", &selector)],
+            None,
+        );
+        let list: Value =
+            serde_json::from_slice(&resp.bytes().unwrap_or_default()).unwrap_or(Value::Null);
+        let seen = list["items"]
+            .as_array()
+            .is_some_and(|items| items.iter().any(|p| name_of(p) == pod));
+        if seen {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{node} never saw {pod}: {list}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// A pod's way from created to running: the scheduler binds it to a node, the kubelet there
 /// reads it, asks a token for its ServiceAccount and reports it running (or `phase`).
 fn schedule_and_run(
@@ -734,6 +767,7 @@ fn schedule_and_run(
         201,
     );
     let kubelet = cast.kubelets[n].clone();
+    kubelet_sees(r, &kubelet, node, &pname);
     let bound = r.get(&kubelet, &path, 200);
     let scheduled = bound["status"]["conditions"].as_array().is_some_and(|c| {
         c.iter()
@@ -1744,6 +1778,90 @@ fn every_upstream_control_plane_call_gets_upstreams_answer() {
     report(&rows, &r, &skipped, &k);
 }
 
+/// (group, version, resource, subresource) → (apiVersion, kind) of upstream's answers.
+fn response_kinds() -> BTreeMap<(String, String, String, String), (String, String)> {
+    let mut out = BTreeMap::new();
+    for doc in [CORE_DISCOVERY, GROUP_DISCOVERY] {
+        let doc: Value = serde_json::from_str(doc).expect("the discovery documents");
+        for group in doc["items"].as_array().into_iter().flatten() {
+            let g = group["metadata"]["name"].as_str().unwrap_or_default();
+            for version in group["versions"].as_array().into_iter().flatten() {
+                let v = version["version"].as_str().unwrap_or_default();
+                for res in version["resources"].as_array().into_iter().flatten() {
+                    let r = res["resource"].as_str().unwrap_or_default();
+                    let kind_of = |rk: &Value| {
+                        let (kg, kv) = (
+                            rk["group"].as_str().unwrap_or(g),
+                            rk["version"].as_str().unwrap_or(v),
+                        );
+                        let (kg, kv) = if kv.is_empty() { (g, v) } else { (kg, kv) };
+                        let api_version = if kg.is_empty() {
+                            kv.to_string()
+                        } else {
+                            format!("{kg}/{kv}")
+                        };
+                        (
+                            api_version,
+                            rk["kind"].as_str().unwrap_or_default().to_string(),
+                        )
+                    };
+                    out.insert(
+                        (g.into(), v.into(), r.into(), String::new()),
+                        kind_of(&res["responseKind"]),
+                    );
+                    for sub in res["subresources"].as_array().into_iter().flatten() {
+                        let s = sub["subresource"].as_str().unwrap_or_default();
+                        out.insert(
+                            (g.into(), v.into(), r.into(), s.into()),
+                            kind_of(&sub["responseKind"]),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Whether a 2xx answer to a replayed row has upstream's shape: the resource's kind (its
+/// list kind for a list), a Status for a binding, either for a delete.
+fn shape_problem(
+    o: &Outcome,
+    kinds: &BTreeMap<(String, String, String, String), (String, String)>,
+) -> Option<String> {
+    let k = &o.key;
+    if !(200..300).contains(&o.got)
+        || k.agent == "kube-apiserver"
+        || !k.path.is_empty()
+        || k.verb == "watch"
+    {
+        return None;
+    }
+    let Some((api_version, kind)) = kinds.get(&(
+        k.group.clone(),
+        k.version.clone(),
+        k.resource.clone(),
+        k.subresource.clone(),
+    )) else {
+        return Some(format!("{k:?}: no such resource in upstream's discovery"));
+    };
+    let (want_version, want_kinds): (&str, Vec<String>) =
+        match (k.verb.as_str(), k.subresource.as_str()) {
+            ("list" | "deletecollection", _) => (api_version, vec![format!("{kind}List")]),
+            ("create", "binding") => ("v1", vec!["Status".into()]),
+            ("delete", _) => (api_version, vec![kind.clone(), "Status".into()]),
+            _ => (api_version, vec![kind.clone()]),
+        };
+    let (got_version, got_kind) = (
+        o.body["apiVersion"].as_str().unwrap_or_default(),
+        o.body["kind"].as_str().unwrap_or_default(),
+    );
+    let version_ok = got_version == want_version || got_kind == "Status";
+    (!version_ok || !want_kinds.iter().any(|w| w == got_kind)).then(|| {
+        format!("{k:?}: kapi answered {got_version} {got_kind}, upstream answers {want_version} {want_kinds:?}")
+    })
+}
+
 /// Prints the table of rows by client and fails on any row kapi answered otherwise, any row
 /// not replayed, any replayed call that is no row, and any failed shape check.
 fn report(rows: &[Row], r: &Replay, skipped: &BTreeSet<usize>, k: &Kapi) {
@@ -1782,6 +1900,13 @@ fn report(rows: &[Row], r: &Replay, skipped: &BTreeSet<usize>, k: &Kapi) {
             t.agree += 1;
         }
     }
+    let kinds = response_kinds();
+    failures.extend(
+        r.outcomes
+            .iter()
+            .filter_map(|o| shape_problem(o, &kinds))
+            .map(|p| format!("shape: {p}")),
+    );
     for o in &r.outcomes {
         if !rows
             .iter()
