@@ -27,7 +27,10 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Service, ServiceAccount};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
+    PatchParams, PostParams, Preconditions, PropagationPolicy,
+};
 use kube::{Client, Config};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -567,101 +570,46 @@ impl Kind {
         }
     }
 
+    fn resource(self) -> ApiResource {
+        let (group, version, kind, plural) = match self {
+            Kind::Deployment => ("apps", "v1", "Deployment", "deployments"),
+            Kind::ReplicaSet => ("apps", "v1", "ReplicaSet", "replicasets"),
+            Kind::Job => ("batch", "v1", "Job", "jobs"),
+            Kind::Pod => ("", "v1", "Pod", "pods"),
+        };
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
+    }
+
+    fn api(self, c: &Client, ns: &str) -> Api<DynamicObject> {
+        Api::namespaced_with(c.clone(), ns, &self.resource())
+    }
+
     async fn list(self, c: &Client) -> Result<Vec<Value>, kube::Error> {
-        let lp = ListParams::default();
-        match self {
-            Kind::Deployment => list(&Api::<Deployment>::all(c.clone()), &lp).await,
-            Kind::ReplicaSet => list(&Api::<ReplicaSet>::all(c.clone()), &lp).await,
-            Kind::Job => list(&Api::<Job>::all(c.clone()), &lp).await,
-            Kind::Pod => list(&Api::<Pod>::all(c.clone()), &lp).await,
-        }
+        list(
+            &Api::<DynamicObject>::all_with(c.clone(), &self.resource()),
+            &ListParams::default(),
+        )
+        .await
     }
 
-    async fn get(self, c: &Client, ns: &str, name: &str) -> Result<Option<Value>, kube::Error> {
-        Ok(match self {
-            Kind::Deployment => Api::<Deployment>::namespaced(c.clone(), ns)
-                .get_opt(name)
-                .await?
-                .map(|o| val(&o)),
-            Kind::ReplicaSet => Api::<ReplicaSet>::namespaced(c.clone(), ns)
-                .get_opt(name)
-                .await?
-                .map(|o| val(&o)),
-            Kind::Job => Api::<Job>::namespaced(c.clone(), ns)
-                .get_opt(name)
-                .await?
-                .map(|o| val(&o)),
-            Kind::Pod => Api::<Pod>::namespaced(c.clone(), ns)
-                .get_opt(name)
-                .await?
-                .map(|o| val(&o)),
-        })
-    }
-
-    async fn delete(self, c: &Client, o: &Value, policy: &str) -> Result<(), kube::Error> {
+    /// Deletes `o` (if it is still the same object) with `policy`.
+    async fn delete(
+        self,
+        c: &Client,
+        o: &Value,
+        policy: PropagationPolicy,
+    ) -> Result<(), kube::Error> {
         let dp = DeleteParams {
-            propagation_policy: Some(if policy == "Foreground" {
-                kube::api::PropagationPolicy::Foreground
-            } else {
-                kube::api::PropagationPolicy::Background
-            }),
+            propagation_policy: Some(policy),
             preconditions: Some(Preconditions {
                 uid: Some(uid_of(o)),
                 resource_version: None,
             }),
             ..DeleteParams::default()
         };
-        let (ns, name) = (namespace_of(o), name_of(o));
-        let gone = |r: Result<(), kube::Error>| match r {
+        match self.api(c, &namespace_of(o)).delete(&name_of(o), &dp).await {
             Err(kube::Error::Api(s)) if s.is_not_found() => Ok(()),
-            other => other,
-        };
-        gone(match self {
-            Kind::Deployment => Api::<Deployment>::namespaced(c.clone(), &ns)
-                .delete(&name, &dp)
-                .await
-                .map(drop),
-            Kind::ReplicaSet => Api::<ReplicaSet>::namespaced(c.clone(), &ns)
-                .delete(&name, &dp)
-                .await
-                .map(drop),
-            Kind::Job => Api::<Job>::namespaced(c.clone(), &ns)
-                .delete(&name, &dp)
-                .await
-                .map(drop),
-            Kind::Pod => Api::<Pod>::namespaced(c.clone(), &ns)
-                .delete(&name, &dp)
-                .await
-                .map(drop),
-        })
-    }
-
-    async fn set_finalizers(
-        self,
-        c: &Client,
-        o: &Value,
-        finalizers: Vec<Value>,
-    ) -> Result<(), kube::Error> {
-        let patch = Patch::Merge(json!({"metadata": {"finalizers": finalizers,
-            "resourceVersion": o["metadata"]["resourceVersion"]}}));
-        let (ns, name, pp) = (namespace_of(o), name_of(o), PatchParams::default());
-        match self {
-            Kind::Deployment => Api::<Deployment>::namespaced(c.clone(), &ns)
-                .patch(&name, &pp, &patch)
-                .await
-                .map(drop),
-            Kind::ReplicaSet => Api::<ReplicaSet>::namespaced(c.clone(), &ns)
-                .patch(&name, &pp, &patch)
-                .await
-                .map(drop),
-            Kind::Job => Api::<Job>::namespaced(c.clone(), &ns)
-                .patch(&name, &pp, &patch)
-                .await
-                .map(drop),
-            Kind::Pod => Api::<Pod>::namespaced(c.clone(), &ns)
-                .patch(&name, &pp, &patch)
-                .await
-                .map(drop),
+            other => other.map(drop),
         }
     }
 }
@@ -689,15 +637,19 @@ async fn garbage_collector_pass(r: Client, c: Client) -> Result<(), kube::Error>
                 .collect();
             for (dk, d) in &dependents {
                 if !deleting(d) {
-                    dk.delete(&c, d, "Foreground").await?;
+                    dk.delete(&c, d, PropagationPolicy::Foreground).await?;
                 }
             }
             if dependents.is_empty() {
-                let rest = finalizers
+                let rest: Vec<Value> = finalizers
                     .into_iter()
                     .filter(|f| f != "foregroundDeletion")
                     .collect();
-                kind.set_finalizers(&c, o, rest).await?;
+                let patch = Patch::Merge(json!({"metadata": {"finalizers": rest,
+                    "resourceVersion": o["metadata"]["resourceVersion"]}}));
+                kind.api(&c, &namespace_of(o))
+                    .patch(&name_of(o), &PatchParams::default(), &patch)
+                    .await?;
             }
         }
         for r in o["metadata"]["ownerReferences"]
@@ -709,10 +661,10 @@ async fn garbage_collector_pass(r: Client, c: Client) -> Result<(), kube::Error>
                 continue;
             };
             let name = r["name"].as_str().unwrap_or_default();
-            let present = owner_kind.get(&c, &namespace_of(o), name).await?;
-            let gone = present.is_none_or(|p| uid_of(&p) != r["uid"].as_str().unwrap_or_default());
+            let present = owner_kind.api(&c, &namespace_of(o)).get_opt(name).await?;
+            let gone = present.is_none_or(|p| p.metadata.uid.as_deref() != r["uid"].as_str());
             if gone && !deleting(o) {
-                kind.delete(&c, o, "Background").await?;
+                kind.delete(&c, o, PropagationPolicy::Background).await?;
             }
         }
     }
