@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -19,88 +18,10 @@ use kube::api::{Api, ListParams, PostParams};
 use serde_json::{Value, json};
 use support::client::Client as AdminClient;
 use support::kapi::{Kapi, kubectl_at};
+use support::users::{User, tls_client, user};
 
 /// How long a change of RBAC objects may take to be in force (the follower polls the cache).
 const PROPAGATION: Duration = Duration::from_secs(20);
-
-/// A test user: its certificate, key and kubeconfig.
-struct User {
-    kubeconfig: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-    port: u16,
-    ca: PathBuf,
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().expect("the command runs");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A client certificate `CN=<name>, O=<group>...` signed by kapi's CA, and a kubeconfig.
-fn user(k: &Kapi, name: &str, groups: &[&str]) -> User {
-    let dir = k.data_dir.join("users");
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = name.replace(':', "_");
-    let key = dir.join(format!("{file}.key"));
-    let csr = dir.join(format!("{file}.csr"));
-    let cert = dir.join(format!("{file}.crt"));
-    let ext = dir.join("ext");
-    std::fs::write(
-        &ext,
-        "extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n",
-    )
-    .unwrap();
-    let mut subject = format!("/CN={name}");
-    for g in groups {
-        subject.push_str(&format!("/O={g}"));
-    }
-    run(Command::new("openssl")
-        .args([
-            "req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", &subject,
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&csr));
-    let serial = format!("{}", std::process::id() as u64 * 1000 + groups.len() as u64);
-    run(Command::new("openssl")
-        .args(["x509", "-req", "-days", "1", "-set_serial", &serial])
-        .arg("-in")
-        .arg(&csr)
-        .arg("-CA")
-        .arg(k.data_dir.join("ca.crt"))
-        .arg("-CAkey")
-        .arg(k.data_dir.join("ca.key"))
-        .arg("-extfile")
-        .arg(&ext)
-        .arg("-out")
-        .arg(&cert));
-    let kubeconfig = dir.join(format!("{file}.kubeconfig"));
-    let ca = k.data_dir.join("ca.crt");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: kapi\n  cluster:\n    server: https://127.0.0.1:{}\n    certificate-authority: {}\nusers:\n- name: u\n  user:\n    client-certificate: {}\n    client-key: {}\ncontexts:\n- name: c\n  context:\n    cluster: kapi\n    user: u\ncurrent-context: c\n",
-            k.port,
-            ca.display(),
-            cert.display(),
-            key.display()
-        ),
-    )
-    .unwrap();
-    User {
-        kubeconfig,
-        cert,
-        key,
-        port: k.port,
-        ca,
-    }
-}
 
 impl User {
     fn kubectl(&self, args: &[&str]) -> Output {
@@ -124,35 +45,6 @@ impl User {
             .expect("config");
         kube::Client::try_from(config).expect("client")
     }
-}
-
-fn tls_client(ca: &Path, identity: Option<(&Path, &Path)>) -> reqwest::blocking::Client {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_file(ca).expect("ca.crt"))
-        .expect("a CA");
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_root_certificates(roots);
-    let tls = match identity {
-        Some((cert, key)) => builder
-            .with_client_auth_cert(
-                vec![CertificateDer::from_pem_file(cert).expect("cert")],
-                PrivateKeyDer::from_pem_file(key).expect("key"),
-            )
-            .expect("a client certificate"),
-        None => builder.with_no_client_auth(),
-    };
-    reqwest::blocking::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(30))
-        .tls_backend_preconfigured(tls)
-        .build()
-        .expect("an HTTP client")
 }
 
 fn send(
@@ -907,12 +799,59 @@ items:
             .0,
         403
     );
-    // The system:node role's other rules: pods and nodes are readable.
+    // Pods and nodes as upstream's AuthorizeNodeWithSelectors: a node gets the pods bound to
+    // it and lists them by its own spec.nodeName; it reads only its own Node (which need not
+    // exist yet).
     assert_eq!(
-        n2.call("GET", "/api/v1/namespaces/default/pods", None).0,
+        n1.call("GET", "/api/v1/namespaces/default/pods/p1", None).0,
         200
     );
-    assert_eq!(n2.call("GET", "/api/v1/nodes", None).0, 200);
+    let (code, body) = n2.call("GET", "/api/v1/namespaces/default/pods/p1", None);
+    assert_eq!(code, 403, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .ends_with(": no relationship found between node 'n2' and this object"),
+        "{body}"
+    );
+    let (code, body) = n2.call("GET", "/api/v1/namespaces/default/pods", None);
+    assert_eq!(code, 403);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .ends_with(": can only list/watch pods with spec.nodeName field selector"),
+        "{body}"
+    );
+    let (code, body) = n1.call("GET", "/api/v1/pods?fieldSelector=spec.nodeName%3Dn1", None);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["items"][0]["metadata"]["name"], "p1");
+    assert_eq!(
+        n2.call("GET", "/api/v1/pods?fieldSelector=spec.nodeName%3Dn1", None)
+            .0,
+        403
+    );
+    assert_eq!(n2.call("GET", "/api/v1/nodes/n2", None).0, 404);
+    assert_eq!(
+        n2.call(
+            "GET",
+            "/api/v1/nodes?fieldSelector=metadata.name%3Dn2",
+            None
+        )
+        .0,
+        200
+    );
+    let (code, body) = n2.call("GET", "/api/v1/nodes", None);
+    assert_eq!(code, 403);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .ends_with(": node 'n2' cannot read all nodes, only its own Node object"),
+        "{body}"
+    );
+    assert_eq!(n2.call("GET", "/api/v1/nodes/n1", None).0, 403);
 }
 
 #[test]

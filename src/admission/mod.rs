@@ -354,7 +354,7 @@ impl Chain {
             match name {
                 "NamespaceLifecycle" => chain
                     .mutating
-                    .push(Box::new(namespace_lifecycle::NamespaceLifecycle)),
+                    .push(Box::new(namespace_lifecycle::NamespaceLifecycle::default())),
                 "LimitRanger" => {
                     chain.mutating.push(Box::new(limit_ranger::LimitRanger));
                     chain.validating.push(Box::new(limit_ranger::LimitRanger));

@@ -2,7 +2,13 @@
 //! exist (404) or is being terminated (403, cause NamespaceTerminating), and the namespaces the
 //! cluster cannot live without (`default`, `kube-system`, `kube-public`) are never deleted.
 //! Namespaces are read from the watch cache; one not found there is looked up once more after
-//! the cache caught up with the store (a namespace created a moment ago).
+//! the cache caught up with the store (a namespace created a moment ago), and so is one still
+//! active there that this server admitted the deletion of lately (upstream's live lookup of
+//! recently deleted namespaces): a create right after the delete is refused, not let in.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -14,7 +20,45 @@ use crate::api::status::{Cause, GroupResource, Status};
 /// Upstream's immortal namespaces.
 const IMMORTAL: &[&str] = &["default", "kube-system", "kube-public"];
 
-pub struct NamespaceLifecycle;
+/// How long after a namespace's deletion creates in it are checked against the store rather
+/// than only the cache (upstream's `forceLiveLookupTTL`).
+const RECENT_DELETION: Duration = Duration::from_secs(30);
+/// Deletions remembered at once; past it the oldest is forgotten (its creates then rely on
+/// the cache alone, as any after `RECENT_DELETION`).
+const RECENT_DELETIONS_MAX: usize = 4096;
+
+#[derive(Default)]
+pub struct NamespaceLifecycle {
+    /// The namespaces whose deletion this server admitted lately, oldest first.
+    recently_deleted: Mutex<VecDeque<(String, Instant)>>,
+}
+
+impl NamespaceLifecycle {
+    fn remember_deletion(&self, ns: &str, at: Instant) {
+        let mut recent = self
+            .recently_deleted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        recent.push_back((ns.to_string(), at));
+        while recent.len() > RECENT_DELETIONS_MAX {
+            recent.pop_front();
+        }
+    }
+
+    fn deleted_lately(&self, ns: &str, now: Instant) -> bool {
+        let mut recent = self
+            .recently_deleted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        while recent
+            .front()
+            .is_some_and(|(_, at)| now.saturating_duration_since(*at) > RECENT_DELETION)
+        {
+            recent.pop_front();
+        }
+        recent.iter().any(|(n, _)| n == ns)
+    }
+}
 
 #[async_trait(?Send)]
 impl Mutating for NamespaceLifecycle {
@@ -43,6 +87,9 @@ impl Mutating for NamespaceLifecycle {
                 s.name = Some(attrs.name.to_string());
                 return Err(s);
             }
+            if attrs.operation == Operation::Delete {
+                self.remember_deletion(attrs.name, Instant::now());
+            }
             return Ok(());
         }
         let (Operation::Create, Some(ns)) = (attrs.operation, attrs.namespace) else {
@@ -51,7 +98,12 @@ impl Mutating for NamespaceLifecycle {
         if !res.namespaced {
             return Ok(());
         }
-        match api.namespace_phase(ns).await? {
+        let mut phase = api.namespace_phase(ns).await?;
+        if phase == Some(false) && self.deleted_lately(ns, Instant::now()) {
+            api.catch_up_cache().await?;
+            phase = api.namespace_phase(ns).await?;
+        }
+        match phase {
             Some(terminating) if !terminating => Ok(()),
             Some(_) => {
                 let mut s = Status::new(
@@ -81,5 +133,25 @@ impl Mutating for NamespaceLifecycle {
                 ns,
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_deletions_are_remembered_for_a_while_and_bounded() {
+        let lifecycle = NamespaceLifecycle::default();
+        let start = Instant::now();
+        lifecycle.remember_deletion("gone", start);
+        assert!(lifecycle.deleted_lately("gone", start));
+        assert!(!lifecycle.deleted_lately("other", start));
+        assert!(!lifecycle.deleted_lately("gone", start + RECENT_DELETION * 2));
+        for i in 0..=RECENT_DELETIONS_MAX {
+            lifecycle.remember_deletion(&format!("ns{i}"), start);
+        }
+        assert!(!lifecycle.deleted_lately("ns0", start));
+        assert!(lifecycle.deleted_lately(&format!("ns{RECENT_DELETIONS_MAX}"), start));
     }
 }

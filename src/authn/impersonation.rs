@@ -142,6 +142,7 @@ pub fn impersonate(req: &Request, user: UserInfo, authz: &Chain) -> Result<UserI
             resource: Some(&rr),
             path: "",
             selected_name: None,
+            field_selector: None,
         };
         authz.authorize(&attrs)?;
     }

@@ -185,6 +185,9 @@ pub struct Attributes<'a> {
     /// upstream's request info makes the request's name (so `resourceNames` rules and the
     /// Node authorizer allow a kubelet's single-object watch).
     pub selected_name: Option<&'a str>,
+    /// A list's or watch's whole `fieldSelector` (the Node authorizer lets a kubelet list and
+    /// watch the pods it selects by its own `spec.nodeName`).
+    pub field_selector: Option<&'a str>,
 }
 
 impl<'a> Attributes<'a> {
@@ -201,6 +204,7 @@ impl<'a> Attributes<'a> {
                 resource: Some(rr),
                 path,
                 selected_name: None,
+                field_selector: None,
             },
             _ => Attributes {
                 user,
@@ -208,6 +212,7 @@ impl<'a> Attributes<'a> {
                 resource: None,
                 path,
                 selected_name: None,
+                field_selector: None,
             },
         }
     }
@@ -218,6 +223,7 @@ impl<'a> Attributes<'a> {
         let listing = matches!(self.verb, "list" | "watch");
         if listing && self.resource.is_some_and(|rr| rr.name.is_none()) {
             self.selected_name = query.get("fieldSelector").and_then(selected_name);
+            self.field_selector = query.get("fieldSelector");
         }
         self
     }
@@ -392,6 +398,7 @@ impl Chain {
             resource: Some(&rr),
             path: "",
             selected_name: None,
+            field_selector: None,
         };
         matches!(self.decide(&attrs), Decision::Allow(_))
     }

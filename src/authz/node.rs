@@ -1,8 +1,9 @@
 //! The Node authorizer (upstream's `plugin/pkg/auth/authorizer/node`): a kubelet, user
 //! `system:node:<name>` in group `system:nodes`, may read only the Secrets, ConfigMaps,
 //! PersistentVolumeClaims, PersistentVolumes and ResourceClaims that pods bound to its node
-//! use, and ask tokens only for their service accounts; everything else it may do is the
-//! `system:node` ClusterRole's rules. The pods of a node are found through the watch cache's
+//! use, and ask tokens only for their service accounts; it reads only its own Node and the pods
+//! bound to it (upstream's AuthorizeNodeWithSelectors, on since 1.32); everything else it may
+//! do is the `system:node` ClusterRole's rules. The pods of a node are found through the watch cache's
 //! `spec.nodeName` index, so a decision reads memory only.
 
 use std::sync::Arc;
@@ -110,6 +111,17 @@ impl NodeAuthorizer {
     }
 }
 
+/// Whether a field selector has the term `spec.nodeName=<node>` (or `==`).
+fn selects_node(selector: &str, node: &str) -> bool {
+    selector.split(',').any(|term| {
+        term.trim()
+            .strip_prefix("spec.nodeName")
+            .and_then(|rest| rest.trim_start().strip_prefix('='))
+            .map(|v| v.strip_prefix('=').unwrap_or(v).trim())
+            == Some(node)
+    })
+}
+
 /// The names of the objects of `kind` a pod uses (its namespace's).
 fn references(pod: &Value, kind: Kind) -> Vec<String> {
     let mut out = Vec::new();
@@ -213,6 +225,8 @@ impl Authorizer for NodeAuthorizer {
             rr.resource.as_str(),
             rr.subresource.as_deref(),
         ) {
+            ("", "nodes", None) => return self.authorize_node(node, attrs),
+            ("", "pods", None) => return self.authorize_pod(node, attrs),
             ("", "secrets", None) => Kind::Secret,
             ("", "configmaps", None) => Kind::ConfigMap,
             ("", "persistentvolumeclaims", None) => Kind::Claim,
@@ -272,6 +286,70 @@ impl Authorizer for NodeAuthorizer {
 }
 
 impl NodeAuthorizer {
+    /// Upstream's authorizeNode: a node reads only its own Node object (by name, so that it may
+    /// look before registering); writes are the rules' (NodeRestriction limits them).
+    fn authorize_node(&self, node: &str, attrs: &Attributes<'_>) -> Decision {
+        if !matches!(attrs.verb, "get" | "list" | "watch") {
+            return self.by_rules(attrs);
+        }
+        match attrs.name() {
+            name if name == node => Decision::Allow(String::new()),
+            "" => Decision::NoOpinion(format!(
+                "node '{node}' cannot read all nodes, only its own Node object"
+            )),
+            other => Decision::NoOpinion(format!(
+                "node '{node}' cannot read '{other}', only its own Node object"
+            )),
+        }
+    }
+
+    /// Upstream's authorizePod: a node gets the pods bound to it, and lists or watches them by
+    /// its own `spec.nodeName`; other verbs are the rules'.
+    fn authorize_pod(&self, node: &str, attrs: &Attributes<'_>) -> Decision {
+        let related = || {
+            if self.pod_on_node(node, attrs.namespace(), attrs.name()) {
+                Decision::Allow(String::new())
+            } else {
+                Decision::NoOpinion(format!(
+                    "no relationship found between node '{node}' and this object"
+                ))
+            }
+        };
+        match attrs.verb {
+            "get" => related(),
+            "list" | "watch" => {
+                if attrs.field_selector.is_some_and(|s| selects_node(s, node)) {
+                    Decision::Allow(String::new())
+                } else if !attrs.name().is_empty() {
+                    related()
+                } else {
+                    Decision::NoOpinion(
+                        "can only list/watch pods with spec.nodeName field selector".into(),
+                    )
+                }
+            }
+            _ => self.by_rules(attrs),
+        }
+    }
+
+    /// Whether the pod `namespace/name` is bound to `node`.
+    fn pod_on_node(&self, node: &str, namespace: &str, name: &str) -> bool {
+        let Some(pods) = self.rbac.as_ref().and_then(|r| r.resource("pods")) else {
+            return false;
+        };
+        if namespace.is_empty() || name.is_empty() {
+            return false;
+        }
+        let key = format!(
+            "{}{namespace}/{name}",
+            String::from_utf8_lossy(&pods.prefix)
+        );
+        pods.snapshot()
+            .get(key.as_bytes())
+            .and_then(|o| super::decode(&o.value))
+            .is_some_and(|pod| pod["spec"]["nodeName"].as_str() == Some(node))
+    }
+
     fn by_rules(&self, attrs: &Attributes<'_>) -> Decision {
         let req = super::rbac::request(attrs);
         if self.node_rules.iter().any(|r| r.allows(&req)) {
@@ -279,5 +357,24 @@ impl NodeAuthorizer {
         } else {
             Decision::NoOpinion(String::new())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::selects_node;
+
+    #[test]
+    fn a_kubelet_selects_its_pods_by_its_own_node_name_only() {
+        assert!(selects_node("spec.nodeName=n1", "n1"));
+        assert!(selects_node(
+            "status.phase!=Failed, spec.nodeName==n1",
+            "n1"
+        ));
+        assert!(!selects_node("spec.nodeName=n2", "n1"));
+        assert!(!selects_node("spec.nodeName!=n1", "n1"));
+        assert!(!selects_node("spec.nodeName=n1x", "n1"));
+        assert!(!selects_node("metadata.name=n1", "n1"));
+        assert!(!selects_node("", "n1"));
     }
 }

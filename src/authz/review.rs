@@ -158,6 +158,7 @@ fn decide(req: &ComputedRequest<'_>, user: &UserInfo, spec: &Value) -> Value {
             resource: Some(&rr),
             path: "",
             selected_name: None,
+            field_selector: None,
         };
         req.api.authz.decide(&attrs)
     } else {
@@ -169,6 +170,7 @@ fn decide(req: &ComputedRequest<'_>, user: &UserInfo, spec: &Value) -> Value {
             resource: None,
             path: &path,
             selected_name: None,
+            field_selector: None,
         };
         req.api.authz.decide(&attrs)
     };

@@ -47,6 +47,28 @@ impl Kapi {
         k
     }
 
+    /// Starts kapi as the apiserver of the upstream control-plane capture
+    /// (`tests/data/upstream/control-plane/README.md`) ran: the Node and RBAC authorizers, its
+    /// six admission plugins, service-account keys (the test RSA pair) and issuer, and
+    /// `--service-cluster-ip-range=10.32.0.0/24`.
+    pub fn start_control_plane() -> Kapi {
+        let keys = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/serviceaccounts");
+        let key = format!("--service-account-signing-key-file={keys}/rsa.pk8");
+        let public = format!("--service-account-key-file={keys}/rsa.crt");
+        Kapi::start(
+            &[
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NamespaceLifecycle,NodeRestriction,LimitRanger,\
+                 ServiceAccount,DefaultStorageClass,ResourceQuota",
+                &public,
+                &key,
+                "--service-account-issuer=https://server.kubernetes.local:6443",
+                "--service-cluster-ip-range=10.32.0.0/24",
+            ],
+            &[],
+        )
+    }
+
     fn spawn(&mut self) {
         let log = std::fs::File::create(self.data_dir.join("kapi.log")).expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kapi"));

@@ -8,6 +8,10 @@ pub mod kapi;
 #[allow(dead_code)]
 pub mod namespaces;
 #[allow(dead_code)]
+pub mod objects;
+#[allow(dead_code)]
 pub mod openssl;
+#[allow(dead_code)]
+pub mod users;
 #[allow(dead_code)]
 pub mod workflow;
