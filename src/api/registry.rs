@@ -207,6 +207,50 @@ impl Resource {
     }
 }
 
+/// Where upstream keeps the resources that have no GA version, by the storage version of
+/// `pkg/kubeapiserver/default_storage_factory_builder.go` (or the only version there is).
+const BETA_STORAGE: &[(&str, &str, &str)] = &[
+    ("certificates.k8s.io", "clustertrustbundles", "v1beta1"),
+    ("certificates.k8s.io", "podcertificaterequests", "v1beta1"),
+    ("coordination.k8s.io", "leasecandidates", "v1beta1"),
+    ("internal.apiserver.k8s.io", "storageversions", "v1alpha1"),
+    ("resource.k8s.io", "devicetaintrules", "v1alpha3"),
+    ("resource.k8s.io", "resourcepoolstatusrequests", "v1alpha3"),
+    ("scheduling.k8s.io", "workloads", "v1alpha2"),
+    ("scheduling.k8s.io", "podgroups", "v1alpha2"),
+    (
+        "storagemigration.k8s.io",
+        "storageversionmigrations",
+        "v1beta1",
+    ),
+];
+
+/// A beta or alpha version's storage: its GA version's (stored once, in the GA storage
+/// version, and converted), else upstream's storage version under `/registry/<resource>/`.
+fn beta_storage(
+    layout: &HashMap<(String, String, String), (String, Storage)>,
+    group: &str,
+    resource: &str,
+    kind: &str,
+) -> Option<(String, Storage)> {
+    if let Some((_, found)) = layout
+        .iter()
+        .find(|((g, _, r), _)| g == group && r == resource)
+    {
+        return Some(found.clone());
+    }
+    let (_, _, version) = BETA_STORAGE
+        .iter()
+        .find(|(g, r, _)| *g == group && *r == resource)?;
+    Some((
+        format!("{resource}/"),
+        Storage::Protobuf {
+            api_version: format!("{group}/{version}"),
+            kind: kind.to_string(),
+        },
+    ))
+}
+
 pub struct Registry {
     resources: Vec<Resource>,
     by_gvr: HashMap<(String, String, String), usize>,
@@ -269,7 +313,10 @@ impl Registry {
             layout.insert((c[0].into(), c[1].into(), c[2].into()), (prefix, storage));
         }
         let mut resources = Vec::new();
-        for (name, bytes) in DISCOVERY {
+        let betas = crate::api::runtime_config::served_betas()
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()));
+        for (name, bytes) in DISCOVERY.iter().map(|(n, b)| (*n, *b)).chain(betas) {
             if !(name.starts_with("api__") || name.starts_with("apis__")) {
                 continue;
             }
@@ -302,6 +349,7 @@ impl Registry {
                 let (key_prefix, storage) = layout
                     .get(&(group.to_string(), version.to_string(), full.to_string()))
                     .cloned()
+                    .or_else(|| beta_storage(&layout, group, full, &kind))
                     .unwrap_or((String::new(), Storage::None));
                 let api_version = gv.to_string();
                 resources.push(Resource {
