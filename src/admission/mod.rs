@@ -185,6 +185,7 @@ const IMPLEMENTED: &[&str] = &[
     "CertificateApproval",
     "CertificateSigning",
     "CertificateSubjectRestriction",
+    "ClusterTrustBundleAttest",
     "PodSecurity",
     "ValidatingAdmissionPolicy",
     "PodTopologyLabels",
@@ -393,6 +394,9 @@ impl Chain {
                 "CertificateSigning" => chain
                     .validating
                     .push(Box::new(certificates::CertificateSigning)),
+                "ClusterTrustBundleAttest" => chain
+                    .validating
+                    .push(Box::new(certificates::ClusterTrustBundleAttest)),
                 "CertificateSubjectRestriction" => chain
                     .validating
                     .push(Box::new(certificates::CertificateSubjectRestriction)),

@@ -37,6 +37,7 @@ mod simple_defaults;
 mod small_rules;
 mod statefulset_rules;
 mod storage_rules;
+mod trust_bundles;
 mod webhook_rules;
 pub mod workload_rules;
 mod workloads;
@@ -280,6 +281,7 @@ pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
         ("certificates.k8s.io", "certificatesigningrequests") => {
             &certificates::CertificateSigningRequests
         }
+        ("certificates.k8s.io", "clustertrustbundles") => &trust_bundles::ClusterTrustBundles,
         ("", "namespaces") => &namespaces::Namespaces,
         ("", "events") => &events::Events { legacy: true },
         ("events.k8s.io", "events") => &events::Events { legacy: false },
