@@ -187,7 +187,9 @@ impl Validating for ClusterTrustBundleAttest {
             return Ok(());
         }
         if attrs.operation == Operation::Update
-            && attrs.old.is_some_and(|old| only_gc_fields_changed(obj, old))
+            && attrs
+                .old
+                .is_some_and(|old| only_gc_fields_changed(obj, old))
         {
             return Ok(());
         }

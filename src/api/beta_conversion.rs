@@ -46,11 +46,31 @@ pub fn supported(from: (&str, &str), to: (&str, &str)) -> bool {
 
 /// Moves the fields that differ between the two versions; apiVersion is the caller's.
 pub fn convert_fields(obj: &mut Map<String, Value>, from: &str, to: &str) {
+    let kind = obj
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    convert_kind_fields(obj, &kind, from, to);
+}
+
+/// `convert_fields` for an object of `kind` (which may lack its `kind` field).
+pub fn convert_kind_fields(obj: &mut Map<String, Value>, kind: &str, from: &str, to: &str) {
     match (from, to) {
-        ("resource.k8s.io/v1beta1", _) => resource_v1beta1_to_v1(obj),
-        (_, "resource.k8s.io/v1beta1") => resource_v1_to_v1beta1(obj),
+        ("resource.k8s.io/v1beta1", _) => resource_v1beta1_to_v1(obj, kind),
+        (_, "resource.k8s.io/v1beta1") => resource_v1_to_v1beta1(obj, kind),
         _ => {}
     }
+}
+
+/// Whether the two versions of `kind` differ in more than their apiVersion.
+pub fn fields_differ(kind: &str, from: &str, to: &str) -> bool {
+    from != to
+        && (from == "resource.k8s.io/v1beta1" || to == "resource.k8s.io/v1beta1")
+        && matches!(
+            kind,
+            "ResourceClaim" | "ResourceClaimTemplate" | "ResourceSlice"
+        )
 }
 
 /// A v1beta1 device request's own fields: v1's `exactly`.
@@ -79,9 +99,9 @@ fn slice_devices_mut(obj: &mut Map<String, Value>) -> Option<&mut Vec<Value>> {
     obj.get_mut("spec")?.get_mut("devices")?.as_array_mut()
 }
 
-fn resource_v1beta1_to_v1(obj: &mut Map<String, Value>) {
-    match obj.get("kind").and_then(Value::as_str) {
-        Some("ResourceClaim" | "ResourceClaimTemplate") => {
+fn resource_v1beta1_to_v1(obj: &mut Map<String, Value>, kind: &str) {
+    match kind {
+        "ResourceClaim" | "ResourceClaimTemplate" => {
             for r in requests_mut(obj).into_iter().flatten() {
                 let Some(r) = r.as_object_mut() else { continue };
                 let mut exactly = Map::new();
@@ -100,7 +120,7 @@ fn resource_v1beta1_to_v1(obj: &mut Map<String, Value>) {
                 }
             }
         }
-        Some("ResourceSlice") => {
+        "ResourceSlice" => {
             for d in slice_devices_mut(obj).into_iter().flatten() {
                 let Some(d) = d.as_object_mut() else { continue };
                 if let Some(Value::Object(basic)) = d.remove("basic") {
@@ -114,9 +134,9 @@ fn resource_v1beta1_to_v1(obj: &mut Map<String, Value>) {
     }
 }
 
-fn resource_v1_to_v1beta1(obj: &mut Map<String, Value>) {
-    match obj.get("kind").and_then(Value::as_str) {
-        Some("ResourceClaim" | "ResourceClaimTemplate") => {
+fn resource_v1_to_v1beta1(obj: &mut Map<String, Value>, kind: &str) {
+    match kind {
+        "ResourceClaim" | "ResourceClaimTemplate" => {
             for r in requests_mut(obj).into_iter().flatten() {
                 let Some(r) = r.as_object_mut() else { continue };
                 if let Some(Value::Object(exactly)) = r.remove("exactly") {
@@ -126,7 +146,7 @@ fn resource_v1_to_v1beta1(obj: &mut Map<String, Value>) {
                 }
             }
         }
-        Some("ResourceSlice") => {
+        "ResourceSlice" => {
             for d in slice_devices_mut(obj).into_iter().flatten() {
                 let Some(d) = d.as_object_mut() else { continue };
                 let name = d.remove("name");

@@ -361,7 +361,9 @@ impl Registry {
                     namespaced: r["namespaced"].as_bool().unwrap_or(false),
                     verbs: strings(&r["verbs"]),
                     subresources,
-                    strategy: StrategyRef::Static(crate::kinds::strategy_for(group, full)),
+                    strategy: StrategyRef::Static(crate::kinds::strategy_for_version(
+                        group, version, full,
+                    )),
                     custom: None,
                     key_prefix,
                     storage,

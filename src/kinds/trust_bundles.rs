@@ -46,7 +46,11 @@ impl Strategy for ClusterTrustBundles {
         let (new_signer, old_signer) = (&obj["spec"]["signerName"], &old["spec"]["signerName"]);
         if new_signer.as_str().unwrap_or_default() != old_signer.as_str().unwrap_or_default() {
             let shown = new_signer.as_str().map_or_else(|| json!(""), |s| json!(s));
-            causes.push(invalid("spec.signerName".into(), &shown, "field is immutable"));
+            causes.push(invalid(
+                "spec.signerName".into(),
+                &shown,
+                "field is immutable",
+            ));
         }
         causes
     }
@@ -93,7 +97,9 @@ fn pem_blocks(text: &str) -> Vec<Block> {
     let mut rest = text;
     while let Some(start) = rest.find("-----BEGIN ") {
         let after = &rest[start + 11..];
-        let Some(end_label) = after.find("-----") else { break };
+        let Some(end_label) = after.find("-----") else {
+            break;
+        };
         let kind = after[..end_label].to_string();
         let body_start = &after[end_label + 5..];
         let end_marker = format!("-----END {kind}-----");
@@ -200,22 +206,32 @@ mod tests {
                            "spec": {"signerName": "example.com/signer", "trustBundle": ca}});
         assert_eq!(
             messages(&wrong),
-            ["metadata.name: Invalid value: \"one\": ClusterTrustBundle for signerName example.com/signer must be named with prefix example.com:signer:"]
+            [
+                "metadata.name: Invalid value: \"one\": ClusterTrustBundle for signerName example.com/signer must be named with prefix example.com:signer:"
+            ]
         );
         let colon = json!({"metadata": {"name": "a:b"}, "spec": {"trustBundle": ca}});
         assert!(messages(&colon)[0].contains("without signer name must not have \":\""));
         let leaf = json!({"metadata": {"name": "leaf"}, "spec": {"trustBundle": ca_pem(false)}});
         assert_eq!(
             messages(&leaf),
-            ["spec.trustBundle: Invalid value: \"<value omitted>\": entry 0 does not have the CA bit set"]
+            [
+                "spec.trustBundle: Invalid value: \"<value omitted>\": entry 0 does not have the CA bit set"
+            ]
         );
         let empty = json!({"metadata": {"name": "e"}, "spec": {"trustBundle": "junk"}});
         assert!(messages(&empty)[0].ends_with("at least one trust anchor must be provided"));
-        let twice = json!({"metadata": {"name": "t"}, "spec": {"trustBundle": format!("{ca}{ca}")}});
+        let twice =
+            json!({"metadata": {"name": "t"}, "spec": {"trustBundle": format!("{ca}{ca}")}});
         assert!(messages(&twice)[0].ends_with("duplicate trust anchor (indices [0 1])"));
         let old = json!({"metadata": {"name": "p"}, "spec": {"trustBundle": ca}});
-        let moved = json!({"metadata": {"name": "p"}, "spec": {"signerName": "a.io/b", "trustBundle": ca}});
+        let moved =
+            json!({"metadata": {"name": "p"}, "spec": {"signerName": "a.io/b", "trustBundle": ca}});
         let causes = ClusterTrustBundles.validate_update(&moved, &old);
-        assert!(causes.iter().any(|c| c.message.ends_with("field is immutable")));
+        assert!(
+            causes
+                .iter()
+                .any(|c| c.message.ends_with("field is immutable"))
+        );
     }
 }
