@@ -9,6 +9,7 @@ mod support;
 
 use serde_json::{Value, json};
 use support::client::Client;
+use support::etcd::Etcd;
 use support::kapi::Kapi;
 
 const CTBS: &str = "/apis/certificates.k8s.io/v1beta1/clustertrustbundles";
@@ -43,10 +44,24 @@ fn curl(k: &Kapi, extra: &[&str], path: &str) -> Vec<u8> {
     out.stdout
 }
 
+/// The object etcd holds at `key` (protobuf with the `k8s\0` envelope), as JSON.
+fn stored(etcd: &Etcd, key: &str) -> Value {
+    let out = etcd.etcdctl(&["get", key, "--print-value-only"]);
+    let mut v = out.stdout;
+    v.pop(); // etcdctl's newline
+    assert!(v.starts_with(b"k8s\0"), "{key}: {v:?}");
+    let mut json = Vec::new();
+    kapi_codec::to_json::envelope_to_json(&v, &mut json).unwrap();
+    serde_json::from_slice(&json).unwrap()
+}
+
 #[test]
 fn api_all_serves_beta_versions_and_converts_to_the_stored_version() {
+    let etcd = Etcd::start();
+    let servers = format!("--etcd-servers={}", etcd.endpoint);
     let k = Kapi::start(
         &[
+            &servers,
             "--runtime-config=api/all=true,certificates.k8s.io/v1alpha1=false",
             "--feature-gates=ClusterTrustBundle=true",
             "--authorization-mode=Node,RBAC",
@@ -164,6 +179,10 @@ fn api_all_serves_beta_versions_and_converts_to_the_stored_version() {
     assert_eq!(first["type"], "ADDED", "{watch}");
     assert_eq!(first["object"]["kind"], "ClusterTrustBundle", "{watch}");
     assert_eq!(first["object"]["metadata"]["name"], "plain", "{watch}");
+    // Stored as upstream: v1beta1 protobuf under /registry/clustertrustbundles/.
+    let as_json = stored(&etcd, "/registry/clustertrustbundles/plain");
+    assert_eq!(as_json["apiVersion"], "certificates.k8s.io/v1beta1");
+    assert_eq!(as_json["spec"]["trustBundle"], pem);
     // ClusterTrustBundle validation: CA certificates only.
     let mut leaf = rcgen::CertificateParams::new(vec!["leaf.example".to_string()]).unwrap();
     leaf.is_ca = rcgen::IsCa::NoCa;
@@ -202,6 +221,9 @@ fn api_all_serves_beta_versions_and_converts_to_the_stored_version() {
     assert_eq!(ga["apiVersion"], "networking.k8s.io/v1");
     assert_eq!(ga["metadata"]["uid"], made["metadata"]["uid"]);
     assert_eq!(ga["spec"], made["spec"]);
+    // Stored once, in the GA storage version.
+    let ip_json = stored(&etcd, "/registry/ipaddresses/10.0.0.77");
+    assert_eq!(ip_json["apiVersion"], "networking.k8s.io/v1");
     // Changed through GA, seen through beta.
     k.ok(&[
         "label",
@@ -251,6 +273,12 @@ fn api_all_serves_beta_versions_and_converts_to_the_stored_version() {
         json!({"name": "gpu", "exactly": {"deviceClassName": "gpu.example.com",
                                           "allocationMode": "ExactCount", "count": 2}}),
         "{v1}"
+    );
+    let claim_json = stored(&etcd, "/registry/resourceclaims/default/gpu");
+    assert_eq!(claim_json["apiVersion"], "resource.k8s.io/v1");
+    assert_eq!(
+        claim_json["spec"]["devices"]["requests"][0]["exactly"]["count"],
+        2
     );
     // Validated on the v1 form, with upstream's field path.
     let bare = json!({"apiVersion": "resource.k8s.io/v1beta1", "kind": "ResourceClaim",
