@@ -291,6 +291,22 @@ fn api_all_serves_beta_versions_and_converts_to_the_stored_version() {
         "{status}"
     );
 
+    // A namespaced beta-only kind (its list across namespaces does not make it cluster-wide).
+    let lc = json!({"apiVersion": "coordination.k8s.io/v1beta1", "kind": "LeaseCandidate",
+        "metadata": {"name": "lc1", "namespace": "default"},
+        "spec": {"leaseName": "l", "binaryVersion": "1.36.0", "emulationVersion": "1.36.0",
+                 "strategy": "OldestEmulationVersion"}});
+    let out = k.kubectl_stdin(&["apply", "--server-side", "-f", "-"], &lc.to_string());
+    assert!(out.status.success(), "{out:?}");
+    let table = k.ok(&["get", "leasecandidates", "-n", "default"]);
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(table.contains("LEASENAME"), "{table}");
+    assert!(table.contains("1.36.0"), "{table}");
+    assert_eq!(
+        stored(&etcd, "/registry/leasecandidates/default/lc1")["apiVersion"],
+        "coordination.k8s.io/v1beta1"
+    );
+
     // ClusterTrustBundleAttest: bob may write bundles, but one naming a signer needs `attest`
     // on it.
     let rbac = r#"

@@ -54,7 +54,10 @@ def main():
             if not pm:
                 continue
             watch, ns, name, _, sub = pm.groups()
-            e = res.setdefault(name, {"ns": bool(ns), "verbs": set(), "subs": {}, "kind": None})
+            # A namespaced resource also has a list path across namespaces: any path with
+            # `{namespace}` makes it namespaced.
+            e = res.setdefault(name, {"ns": False, "verbs": set(), "subs": {}, "kind": None})
+            e["ns"] = e["ns"] or bool(ns)
             for meth, op in ops.items():
                 if not isinstance(op, dict) or "x-kubernetes-action" not in op:
                     continue
