@@ -487,4 +487,50 @@ mod tests {
         }
         assert!(reg.all().len() >= 60, "{}", reg.all().len());
     }
+
+    #[test]
+    fn every_beta_resource_has_a_schema_and_upstreams_storage() {
+        let schema = Schema::get();
+        let mut layout: HashMap<(String, String, String), (String, Storage)> = HashMap::new();
+        for r in Registry::builtin().all() {
+            layout.insert(
+                (r.group.clone(), r.version.clone(), r.resource.clone()),
+                (r.key_prefix.clone(), r.storage.clone()),
+            );
+        }
+        for (name, bytes) in crate::api::runtime_config::BETA_DISCOVERY {
+            let doc: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+            let gv = doc["groupVersion"].as_str().unwrap();
+            let group = gv.split('/').next().unwrap();
+            for r in doc["resources"].as_array().unwrap() {
+                let (resource, kind) = (r["name"].as_str().unwrap(), r["kind"].as_str().unwrap());
+                if resource.contains('/') {
+                    continue;
+                }
+                assert!(
+                    schema.kind(gv, kind).is_some(),
+                    "{name}: no schema for {kind}"
+                );
+                let (prefix, storage) = beta_storage(&layout, group, resource, kind)
+                    .unwrap_or_else(|| panic!("{name}: no storage for {resource}"));
+                assert_eq!(prefix, format!("{resource}/"), "{name}");
+                let Storage::Protobuf { api_version, kind } = storage else {
+                    panic!("{name}: {resource} is not stored as protobuf");
+                };
+                assert!(
+                    schema.kind(&api_version, &kind).is_some(),
+                    "{api_version} {kind}"
+                );
+            }
+        }
+        // GA resources' beta versions are stored as GA's are.
+        let ips = beta_storage(&layout, "networking.k8s.io", "ipaddresses", "IPAddress").unwrap();
+        assert_eq!(
+            ips.1,
+            Storage::Protobuf {
+                api_version: "networking.k8s.io/v1".into(),
+                kind: "IPAddress".into()
+            }
+        );
+    }
 }
