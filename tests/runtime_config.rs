@@ -397,6 +397,16 @@ fn beta_off_alpha_gates_and_the_defaults() {
         None,
     );
     assert_eq!(code, 200);
+    // OpenAPI v3 lists the served group-versions only.
+    let (code, index) = c.call("GET", "/openapi/v3", "application/json", None);
+    assert_eq!(code, 200);
+    let paths = index["paths"].as_object().unwrap();
+    assert!(
+        paths.contains_key("apis/scheduling.k8s.io/v1alpha2"),
+        "{index}"
+    );
+    assert!(paths.contains_key("apis/apps/v1"), "{index}");
+    assert!(!paths.keys().any(|p| p.contains("beta")), "{index}");
     let (code, _) = c.call(
         "GET",
         "/apis/networking.k8s.io/v1beta1/ipaddresses",

@@ -206,9 +206,8 @@ impl Doc {
     }
 }
 
-/// The beta and alpha group-versions' documents (and the groups only they have), served
-/// while their group-version is (`--runtime-config`): every resource upstream's version has,
-/// gated off or not.
+/// The beta and alpha group-versions' documents (and the groups only they have): every
+/// resource upstream's version has, gated off or not.
 const BETA_DOCS: &[(&str, &[u8])] = &[
     (
         "apis/admissionregistration.k8s.io/v1alpha1",
@@ -276,19 +275,20 @@ const BETA_DOCS: &[(&str, &[u8])] = &[
     ),
 ];
 
-/// Whether a beta document's path (`apis/<group>[/<version>]`) is served in this process.
-fn beta_served(path: &str) -> bool {
+/// Whether a document's path (`api/v1`, `apis/<group>[/<version>]`) is served in this
+/// process: its group-version is (`--runtime-config`), or for a group's, one of its versions.
+fn served_path(path: &str) -> bool {
     let parts: Vec<&str> = path.split('/').collect();
     let served = crate::api::runtime_config::served;
     match parts.as_slice() {
+        ["api", version] => served("", version),
         ["apis", group, version] => served(group, version),
-        // A group only beta versions have: served while one of them is.
-        ["apis", group] => BETA_DOCS.iter().any(|(p, _)| {
+        ["apis", group] => DOCS.iter().chain(BETA_DOCS).any(|(p, _)| {
             p.strip_prefix("apis/")
                 .and_then(|gv| gv.split_once('/'))
                 .is_some_and(|(g, v)| g == *group && served(g, v))
         }),
-        _ => false,
+        _ => true,
     }
 }
 
@@ -296,7 +296,8 @@ fn docs() -> &'static HashMap<&'static str, Doc> {
     static DOCS_MAP: OnceLock<HashMap<&'static str, Doc>> = OnceLock::new();
     DOCS_MAP.get_or_init(|| {
         DOCS.iter()
-            .chain(BETA_DOCS.iter().filter(|(p, _)| beta_served(p)))
+            .chain(BETA_DOCS)
+            .filter(|(p, _)| served_path(p))
             .filter_map(|(path, gz)| {
                 let mut body = Vec::new();
                 flate2::read::GzDecoder::new(*gz)
