@@ -90,6 +90,10 @@ pub struct Flags {
     /// `api/all`, `api/ga`, `api/beta`, `api/alpha`, `api/legacy` (= `v1`).
     #[arg(long, value_delimiter = ',', help_heading = API_ENABLEMENT)]
     pub runtime_config: Vec<String>,
+    /// A set of key=value pairs that describe feature gates for alpha/experimental features
+    /// (`AllAlpha`, `AllBeta`, and the gates of the alpha and beta APIs kapi serves).
+    #[arg(long, value_delimiter = ',', help_heading = GENERIC)]
+    pub feature_gates: Vec<String>,
     /// The storage backend for persistence. Options: 'etcd3' (default).
     #[arg(long, default_value = "etcd3", help_heading = ETCD)]
     pub storage_backend: String,
@@ -211,8 +215,13 @@ impl Flags {
                 ));
             }
         }
+        let (gates, gate_warnings) = crate::features::Gates::parse(&self.feature_gates)?;
+        warnings.extend(gate_warnings);
         crate::api::runtime_config::parse(&self.runtime_config)?;
-        warnings.extend(crate::api::runtime_config::warnings(&self.runtime_config));
+        warnings.extend(crate::api::runtime_config::warnings(
+            &self.runtime_config,
+            &gates,
+        ));
         warnings.extend(crate::admission::check_plugins(
             &self.enable_admission_plugins,
             &self.disable_admission_plugins,
@@ -411,12 +420,6 @@ const COMPAT: &[(&str, &str, Takes, Why)] = &[
         "external-hostname",
         Value,
         NotYet("no generated externalized URLs"),
-    ),
-    (
-        GENERIC,
-        "feature-gates",
-        Value,
-        NotYet("kapi serves 1.36's default feature set and does not vary by gate"),
     ),
     (
         GENERIC,

@@ -15,6 +15,7 @@ pub mod cel;
 pub mod convert;
 pub mod crd;
 pub mod fault;
+pub mod features;
 pub mod flags;
 pub mod flowcontrol;
 #[cfg(any(test, feature = "fuzzing"))]

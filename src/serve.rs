@@ -114,6 +114,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
     crate::flags::init(&args.flags);
     crate::kubelet::init(&args.flags)?;
     crate::aggregator::init(&args.flags)?;
+    crate::features::init(&args.flags.feature_gates)?;
     crate::api::runtime_config::init(&args.flags.runtime_config)?;
     let hosts = vec![args.bind_address.to_string()];
     let pki =

@@ -80,6 +80,21 @@ const API_SERVICE_PRIORITIES: &[(&str, &str, i64, i64)] = &[
     ("discovery.k8s.io", "v1", 16200, 15),
     ("flowcontrol.apiserver.k8s.io", "v1", 16100, 21),
     ("resource.k8s.io", "v1", 15900, 15),
+    // Beta and alpha versions, registered only when served (`--runtime-config`).
+    ("certificates.k8s.io", "v1beta1", 17300, 9),
+    ("certificates.k8s.io", "v1alpha1", 17300, 1),
+    ("networking.k8s.io", "v1beta1", 17200, 9),
+    ("storage.k8s.io", "v1beta1", 16800, 9),
+    ("admissionregistration.k8s.io", "v1beta1", 16700, 12),
+    ("admissionregistration.k8s.io", "v1alpha1", 16700, 9),
+    ("coordination.k8s.io", "v1beta1", 16500, 13),
+    ("coordination.k8s.io", "v1alpha2", 16500, 12),
+    ("scheduling.k8s.io", "v1alpha2", 16600, 9),
+    ("internal.apiserver.k8s.io", "v1alpha1", 16000, 9),
+    ("resource.k8s.io", "v1beta2", 15900, 13),
+    ("resource.k8s.io", "v1beta1", 15900, 12),
+    ("resource.k8s.io", "v1alpha3", 15900, 9),
+    ("storagemigration.k8s.io", "v1beta1", 15800, 9),
 ];
 
 /// A loopback client of kapi's own API.
@@ -272,7 +287,7 @@ async fn ensure_all(client: &Client, info: &Info, identity: &Identity) -> Result
             .await?;
     }
     for &(group, version, group_min, version_priority) in API_SERVICE_PRIORITIES {
-        if !crate::api::runtime_config::enabled(group, version) {
+        if !crate::api::runtime_config::served(group, version) {
             continue;
         }
         client

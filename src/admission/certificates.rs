@@ -5,7 +5,11 @@
 //!   signer, or by its domain with `/*`;
 //! - CertificateSigning: changing the issued certificate (`status`) needs `sign` likewise;
 //! - CertificateSubjectRestriction: a request to the `kubernetes.io/kube-apiserver-client`
-//!   signer may not ask for the `system:masters` group.
+//!   signer may not ask for the `system:masters` group;
+//! - ClusterTrustBundleAttest: writing a ClusterTrustBundle that names a signer needs the
+//!   `attest` verb on that signer (or its domain's `/*`), unless an update changes only what
+//!   the garbage collector changes (owner references, finalizers); inert while the
+//!   ClusterTrustBundle feature gate is off.
 //!
 //! A refusal is upstream's 403.
 
@@ -19,6 +23,7 @@ use crate::api::status::Status;
 pub struct CertificateApproval;
 pub struct CertificateSigning;
 pub struct CertificateSubjectRestriction;
+pub struct ClusterTrustBundleAttest;
 
 const GROUP: &str = "certificates.k8s.io";
 
@@ -133,5 +138,67 @@ impl Validating for CertificateSubjectRestriction {
             ));
         }
         Ok(())
+    }
+}
+
+/// Whether `new` differs from `old` only in what the garbage collector writes (upstream's
+/// `rbac.IsOnlyMutatingGCFields`); server-maintained metadata is not compared.
+fn only_gc_fields_changed(new: &Value, old: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            for k in [
+                "ownerReferences",
+                "finalizers",
+                "managedFields",
+                "resourceVersion",
+            ] {
+                m.remove(k);
+            }
+        }
+        v
+    };
+    strip(new) == strip(old)
+}
+
+#[async_trait(?Send)]
+impl Validating for ClusterTrustBundleAttest {
+    fn name(&self) -> &'static str {
+        "ClusterTrustBundleAttest"
+    }
+
+    async fn validate(
+        &self,
+        api: &Api,
+        attrs: &Attributes<'_>,
+        obj: Option<&Value>,
+    ) -> Result<(), Status> {
+        if !crate::features::enabled("ClusterTrustBundle")
+            || attrs.resource.group != GROUP
+            || attrs.resource.resource != "clustertrustbundles"
+            || attrs.subresource.is_some()
+            || !matches!(attrs.operation, Operation::Create | Operation::Update)
+        {
+            return Ok(());
+        }
+        let Some(obj) = obj else { return Ok(()) };
+        let signer = signer(obj);
+        if signer.is_empty() {
+            return Ok(());
+        }
+        if attrs.operation == Operation::Update
+            && attrs
+                .old
+                .is_some_and(|old| only_gc_fields_changed(obj, old))
+        {
+            return Ok(());
+        }
+        if may(api, attrs, "attest", signer) {
+            return Ok(());
+        }
+        Err(forbidden(
+            attrs,
+            &format!("user not permitted to attest for signerName {signer:?}"),
+        ))
     }
 }

@@ -192,6 +192,7 @@ const IMPLEMENTED: &[&str] = &[
     "CertificateApproval",
     "CertificateSigning",
     "CertificateSubjectRestriction",
+    "ClusterTrustBundleAttest",
     "PodSecurity",
     "ValidatingAdmissionPolicy",
     "MutatingAdmissionPolicy",
@@ -404,6 +405,9 @@ impl Chain {
                 "CertificateSigning" => chain
                     .validating
                     .push(Box::new(certificates::CertificateSigning)),
+                "ClusterTrustBundleAttest" => chain
+                    .validating
+                    .push(Box::new(certificates::ClusterTrustBundleAttest)),
                 "CertificateSubjectRestriction" => chain
                     .validating
                     .push(Box::new(certificates::CertificateSubjectRestriction)),

@@ -1,7 +1,8 @@
 //! Conversion between a resource's served version and its storage version, for the built-in
 //! resources that upstream stores in another version: events.k8s.io/v1 Events (stored as core
 //! v1 Events), autoscaling/v1 HorizontalPodAutoscalers (stored as autoscaling/v2), and
-//! MutatingAdmissionPolicies (stored as admissionregistration.k8s.io/v1beta1, same shape).
+//! MutatingAdmissionPolicies (stored as admissionregistration.k8s.io/v1beta1, same shape), and
+//! the served beta and alpha versions (`beta_conversion`).
 //! Works on JSON trees; only these few kinds take this path.
 
 use serde_json::{Map, Value, json};
@@ -31,13 +32,14 @@ pub fn supported(from: (&str, &str), to: (&str, &str)) -> bool {
                 ("autoscaling/v2", "HorizontalPodAutoscaler"),
                 ("autoscaling/v1", "HorizontalPodAutoscaler")
             )
-    ) || (from.1 == "CustomResourceDefinition"
-        && to.1 == "CustomResourceDefinition"
-        && matches!(
-            (from.0, to.0),
-            ("apiextensions.k8s.io/v1beta1", "apiextensions.k8s.io/v1")
-                | ("apiextensions.k8s.io/v1", "apiextensions.k8s.io/v1beta1")
-        ))
+    ) || super::beta_conversion::supported(from, to)
+        || (from.1 == "CustomResourceDefinition"
+            && to.1 == "CustomResourceDefinition"
+            && matches!(
+                (from.0, to.0),
+                ("apiextensions.k8s.io/v1beta1", "apiextensions.k8s.io/v1")
+                    | ("apiextensions.k8s.io/v1", "apiextensions.k8s.io/v1beta1")
+            ))
         || (from.1 == to.1
             && from.0.starts_with("admissionregistration.k8s.io/")
             && to.0.starts_with("admissionregistration.k8s.io/")
@@ -71,7 +73,7 @@ pub fn convert(obj: &Value, to: (&str, &str)) -> Option<Value> {
         ("autoscaling/v2", "autoscaling/v1") => hpa_v2_to_v1(&mut out),
         ("apiextensions.k8s.io/v1beta1", "apiextensions.k8s.io/v1") => crd_v1beta1_to_v1(&mut out),
         ("apiextensions.k8s.io/v1", "apiextensions.k8s.io/v1beta1") => crd_v1_to_v1beta1(&mut out),
-        _ => {}
+        (from, to) => super::beta_conversion::convert_fields(&mut out, from, to),
     }
     out.insert("apiVersion".into(), json!(to.0));
     out.insert("kind".into(), json!(to.1));

@@ -2,8 +2,10 @@
 //! resources, content negotiation, the generic REST handlers and discovery. Knows the store
 //! only through `crate::storage`.
 
+pub mod beta_conversion;
 pub mod cached;
 pub mod conversion;
+pub mod discovery_merge;
 pub mod health;
 pub mod negotiate;
 pub mod objects;

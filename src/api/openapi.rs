@@ -206,10 +206,98 @@ impl Doc {
     }
 }
 
+/// The beta and alpha group-versions' documents (and the groups only they have): every
+/// resource upstream's version has, gated off or not.
+const BETA_DOCS: &[(&str, &[u8])] = &[
+    (
+        "apis/admissionregistration.k8s.io/v1alpha1",
+        include_bytes!("data/openapi/apis__admissionregistration.k8s.io__v1alpha1_openapi.json.gz"),
+    ),
+    (
+        "apis/admissionregistration.k8s.io/v1beta1",
+        include_bytes!("data/openapi/apis__admissionregistration.k8s.io__v1beta1_openapi.json.gz"),
+    ),
+    (
+        "apis/certificates.k8s.io/v1alpha1",
+        include_bytes!("data/openapi/apis__certificates.k8s.io__v1alpha1_openapi.json.gz"),
+    ),
+    (
+        "apis/certificates.k8s.io/v1beta1",
+        include_bytes!("data/openapi/apis__certificates.k8s.io__v1beta1_openapi.json.gz"),
+    ),
+    (
+        "apis/coordination.k8s.io/v1alpha2",
+        include_bytes!("data/openapi/apis__coordination.k8s.io__v1alpha2_openapi.json.gz"),
+    ),
+    (
+        "apis/coordination.k8s.io/v1beta1",
+        include_bytes!("data/openapi/apis__coordination.k8s.io__v1beta1_openapi.json.gz"),
+    ),
+    (
+        "apis/internal.apiserver.k8s.io/v1alpha1",
+        include_bytes!("data/openapi/apis__internal.apiserver.k8s.io__v1alpha1_openapi.json.gz"),
+    ),
+    (
+        "apis/internal.apiserver.k8s.io",
+        include_bytes!("data/openapi/apis__internal.apiserver.k8s.io_openapi.json.gz"),
+    ),
+    (
+        "apis/networking.k8s.io/v1beta1",
+        include_bytes!("data/openapi/apis__networking.k8s.io__v1beta1_openapi.json.gz"),
+    ),
+    (
+        "apis/resource.k8s.io/v1alpha3",
+        include_bytes!("data/openapi/apis__resource.k8s.io__v1alpha3_openapi.json.gz"),
+    ),
+    (
+        "apis/resource.k8s.io/v1beta1",
+        include_bytes!("data/openapi/apis__resource.k8s.io__v1beta1_openapi.json.gz"),
+    ),
+    (
+        "apis/resource.k8s.io/v1beta2",
+        include_bytes!("data/openapi/apis__resource.k8s.io__v1beta2_openapi.json.gz"),
+    ),
+    (
+        "apis/scheduling.k8s.io/v1alpha2",
+        include_bytes!("data/openapi/apis__scheduling.k8s.io__v1alpha2_openapi.json.gz"),
+    ),
+    (
+        "apis/storage.k8s.io/v1beta1",
+        include_bytes!("data/openapi/apis__storage.k8s.io__v1beta1_openapi.json.gz"),
+    ),
+    (
+        "apis/storagemigration.k8s.io/v1beta1",
+        include_bytes!("data/openapi/apis__storagemigration.k8s.io__v1beta1_openapi.json.gz"),
+    ),
+    (
+        "apis/storagemigration.k8s.io",
+        include_bytes!("data/openapi/apis__storagemigration.k8s.io_openapi.json.gz"),
+    ),
+];
+
+/// Whether a document's path (`api/v1`, `apis/<group>[/<version>]`) is served in this
+/// process: its group-version is (`--runtime-config`), or for a group's, one of its versions.
+fn served_path(path: &str) -> bool {
+    let parts: Vec<&str> = path.split('/').collect();
+    let served = crate::api::runtime_config::served;
+    match parts.as_slice() {
+        ["api", version] => served("", version),
+        ["apis", group, version] => served(group, version),
+        ["apis", group] => DOCS.iter().chain(BETA_DOCS).any(|(p, _)| {
+            p.strip_prefix("apis/")
+                .and_then(|gv| gv.split_once('/'))
+                .is_some_and(|(g, v)| g == *group && served(g, v))
+        }),
+        _ => true,
+    }
+}
+
 fn docs() -> &'static HashMap<&'static str, Doc> {
     static DOCS_MAP: OnceLock<HashMap<&'static str, Doc>> = OnceLock::new();
     DOCS_MAP.get_or_init(|| {
         DOCS.iter()
+            .chain(BETA_DOCS)
+            .filter(|(p, _)| served_path(p))
             .filter_map(|(path, gz)| {
                 let mut body = Vec::new();
                 flate2::read::GzDecoder::new(*gz)

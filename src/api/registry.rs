@@ -207,6 +207,50 @@ impl Resource {
     }
 }
 
+/// Where upstream keeps the resources that have no GA version, by the storage version of
+/// `pkg/kubeapiserver/default_storage_factory_builder.go` (or the only version there is).
+const BETA_STORAGE: &[(&str, &str, &str)] = &[
+    ("certificates.k8s.io", "clustertrustbundles", "v1beta1"),
+    ("certificates.k8s.io", "podcertificaterequests", "v1beta1"),
+    ("coordination.k8s.io", "leasecandidates", "v1beta1"),
+    ("internal.apiserver.k8s.io", "storageversions", "v1alpha1"),
+    ("resource.k8s.io", "devicetaintrules", "v1alpha3"),
+    ("resource.k8s.io", "resourcepoolstatusrequests", "v1alpha3"),
+    ("scheduling.k8s.io", "workloads", "v1alpha2"),
+    ("scheduling.k8s.io", "podgroups", "v1alpha2"),
+    (
+        "storagemigration.k8s.io",
+        "storageversionmigrations",
+        "v1beta1",
+    ),
+];
+
+/// A beta or alpha version's storage: its GA version's (stored once, in the GA storage
+/// version, and converted), else upstream's storage version under `/registry/<resource>/`.
+fn beta_storage(
+    layout: &HashMap<(String, String, String), (String, Storage)>,
+    group: &str,
+    resource: &str,
+    kind: &str,
+) -> Option<(String, Storage)> {
+    if let Some((_, found)) = layout
+        .iter()
+        .find(|((g, _, r), _)| g == group && r == resource)
+    {
+        return Some(found.clone());
+    }
+    let (_, _, version) = BETA_STORAGE
+        .iter()
+        .find(|(g, r, _)| *g == group && *r == resource)?;
+    Some((
+        format!("{resource}/"),
+        Storage::Protobuf {
+            api_version: format!("{group}/{version}"),
+            kind: kind.to_string(),
+        },
+    ))
+}
+
 pub struct Registry {
     resources: Vec<Resource>,
     by_gvr: HashMap<(String, String, String), usize>,
@@ -269,7 +313,10 @@ impl Registry {
             layout.insert((c[0].into(), c[1].into(), c[2].into()), (prefix, storage));
         }
         let mut resources = Vec::new();
-        for (name, bytes) in DISCOVERY {
+        let betas = crate::api::runtime_config::served_betas()
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()));
+        for (name, bytes) in DISCOVERY.iter().map(|(n, b)| (*n, *b)).chain(betas) {
             if !(name.starts_with("api__") || name.starts_with("apis__")) {
                 continue;
             }
@@ -302,6 +349,7 @@ impl Registry {
                 let (key_prefix, storage) = layout
                     .get(&(group.to_string(), version.to_string(), full.to_string()))
                     .cloned()
+                    .or_else(|| beta_storage(&layout, group, full, &kind))
                     .unwrap_or((String::new(), Storage::None));
                 let api_version = gv.to_string();
                 resources.push(Resource {
@@ -313,7 +361,9 @@ impl Registry {
                     namespaced: r["namespaced"].as_bool().unwrap_or(false),
                     verbs: strings(&r["verbs"]),
                     subresources,
-                    strategy: StrategyRef::Static(crate::kinds::strategy_for(group, full)),
+                    strategy: StrategyRef::Static(crate::kinds::strategy_for_version(
+                        group, version, full,
+                    )),
                     custom: None,
                     key_prefix,
                     storage,
@@ -436,5 +486,51 @@ mod tests {
             }
         }
         assert!(reg.all().len() >= 60, "{}", reg.all().len());
+    }
+
+    #[test]
+    fn every_beta_resource_has_a_schema_and_upstreams_storage() {
+        let schema = Schema::get();
+        let mut layout: HashMap<(String, String, String), (String, Storage)> = HashMap::new();
+        for r in Registry::builtin().all() {
+            layout.insert(
+                (r.group.clone(), r.version.clone(), r.resource.clone()),
+                (r.key_prefix.clone(), r.storage.clone()),
+            );
+        }
+        for (name, bytes) in crate::api::runtime_config::BETA_DISCOVERY {
+            let doc: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+            let gv = doc["groupVersion"].as_str().unwrap();
+            let group = gv.split('/').next().unwrap();
+            for r in doc["resources"].as_array().unwrap() {
+                let (resource, kind) = (r["name"].as_str().unwrap(), r["kind"].as_str().unwrap());
+                if resource.contains('/') {
+                    continue;
+                }
+                assert!(
+                    schema.kind(gv, kind).is_some(),
+                    "{name}: no schema for {kind}"
+                );
+                let (prefix, storage) = beta_storage(&layout, group, resource, kind)
+                    .unwrap_or_else(|| panic!("{name}: no storage for {resource}"));
+                assert_eq!(prefix, format!("{resource}/"), "{name}");
+                let Storage::Protobuf { api_version, kind } = storage else {
+                    panic!("{name}: {resource} is not stored as protobuf");
+                };
+                assert!(
+                    schema.kind(&api_version, &kind).is_some(),
+                    "{api_version} {kind}"
+                );
+            }
+        }
+        // GA resources' beta versions are stored as GA's are.
+        let ips = beta_storage(&layout, "networking.k8s.io", "ipaddresses", "IPAddress").unwrap();
+        assert_eq!(
+            ips.1,
+            Storage::Protobuf {
+                api_version: "networking.k8s.io/v1".into(),
+                kind: "IPAddress".into()
+            }
+        );
     }
 }

@@ -526,13 +526,9 @@ fn discovery(registry: &Registry, req: &Request, path: &str, pretty: bool) -> Re
     if !remote.is_empty() && matches!(name.as_str(), "apis.json" | "apis.aggregated-v2.json") {
         let base: Vec<u8> = match custom.docs.get(&name) {
             Some(doc) => doc.to_vec(),
-            None => {
-                let doc = discovery_doc(&name);
-                super::runtime_config::any_disabled()
-                    .then(|| super::runtime_config::filter_discovery(&name, doc))
-                    .flatten()
-                    .unwrap_or_else(|| doc.to_vec())
-            }
+            None => super::runtime_config::discovery(&name)
+                .unwrap_or_default()
+                .to_vec(),
         };
         if let Some(doc) = crate::aggregator::with_remote(&base, aggregated, &remote) {
             return discovery_response(&doc, pretty, aggregated);
@@ -541,22 +537,10 @@ fn discovery(registry: &Registry, req: &Request, path: &str, pretty: bool) -> Re
     if let Some(doc) = custom.docs.get(&name) {
         return discovery_response(doc, pretty, aggregated);
     }
-    let Some((_, doc)) = DISCOVERY.iter().find(|(n, _)| *n == name) else {
-        return status_response(&Status::no_such_resource(), Encoding::Json, pretty);
-    };
-    let filtered;
-    let doc: &[u8] = if super::runtime_config::any_disabled() {
-        match super::runtime_config::filter_discovery(&name, doc) {
-            Some(d) => {
-                filtered = d;
-                &filtered
-            }
-            None => return status_response(&Status::no_such_resource(), Encoding::Json, pretty),
-        }
-    } else {
-        doc
-    };
-    discovery_response(doc, pretty, aggregated)
+    match super::runtime_config::discovery(&name) {
+        Some(doc) if name != "version.json" => discovery_response(doc, pretty, aggregated),
+        _ => status_response(&Status::no_such_resource(), Encoding::Json, pretty),
+    }
 }
 
 fn discovery_response(doc: &[u8], pretty: bool, aggregated: bool) -> Response {
@@ -577,15 +561,11 @@ fn discovery_response(doc: &[u8], pretty: bool, aggregated: bool) -> Response {
 /// `/apis/<group>`: the APIGroup entry of `/apis`.
 fn group_doc(registry: &Registry, group: &str, pretty: bool) -> Response {
     let custom = registry.custom();
-    let doc = discovery_doc("apis.json");
-    let filtered = match custom.docs.get("apis.json") {
-        Some(d) => Some(d.to_vec()),
-        None => super::runtime_config::any_disabled()
-            .then(|| super::runtime_config::filter_discovery("apis.json", doc))
-            .flatten(),
+    let doc: &[u8] = match custom.docs.get("apis.json") {
+        Some(d) => d,
+        None => super::runtime_config::discovery("apis.json").unwrap_or_default(),
     };
-    let apis: serde_json::Value =
-        serde_json::from_slice(filtered.as_deref().unwrap_or(doc)).unwrap_or_default();
+    let apis: serde_json::Value = serde_json::from_slice(doc).unwrap_or_default();
     let found = apis["groups"]
         .as_array()
         .and_then(|gs| gs.iter().find(|g| g["name"] == group))

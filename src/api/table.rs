@@ -319,6 +319,16 @@ fn columns(group: &str, resource: &str) -> Vec<Column> {
         ("coordination.k8s.io", "leases") => {
             vec![NAME, col("Holder", Path("/spec/holderIdentity")), AGE]
         }
+        ("coordination.k8s.io", "leasecandidates") => vec![
+            NAME,
+            col("LeaseName", Path("/spec/leaseName")),
+            col("BinaryVersion", Path("/spec/binaryVersion")),
+            col("EmulationVersion", Path("/spec/emulationVersion")),
+            AGE,
+        ],
+        ("certificates.k8s.io", "clustertrustbundles") => {
+            vec![NAME, col("SignerName", Path("/spec/signerName"))]
+        }
         _ => vec![NAME, CREATED_AT],
     }
 }

@@ -485,11 +485,8 @@ fn discovery_docs(rows: &[Arc<Resource>]) -> HashMap<String, Arc<Vec<u8>>> {
         aggregated.push(json!({"metadata": {"name": group}, "versions": agg_versions}));
     }
     let builtin = |name: &str| -> Value {
-        let doc = crate::api::server::discovery_doc(name);
-        let filtered = crate::api::runtime_config::any_disabled()
-            .then(|| crate::api::runtime_config::filter_discovery(name, doc))
-            .flatten();
-        serde_json::from_slice(filtered.as_deref().unwrap_or(doc)).unwrap_or_default()
+        let doc = crate::api::runtime_config::discovery(name).unwrap_or_default();
+        serde_json::from_slice(doc).unwrap_or_default()
     };
     let mut apis = builtin("apis.json");
     if let Some(gs) = apis["groups"].as_array_mut() {

@@ -183,7 +183,7 @@ pub fn request_organizations(spec: &Value) -> Vec<String> {
 }
 
 /// Upstream's `ValidateSignerName`: `<domain>/<path>`, the domain a DNS subdomain.
-fn signer_name_error(name: &str) -> Option<String> {
+pub(crate) fn signer_name_error(name: &str) -> Option<String> {
     let form = "must be a fully qualified domain and path of the form 'example.com/signer-name'";
     let Some((domain, path)) = name.split_once('/') else {
         return Some(form.into());

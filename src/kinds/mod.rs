@@ -12,6 +12,7 @@ mod batch_updates;
 pub mod certificates;
 mod claim_rules;
 mod container_rules;
+mod converted;
 pub mod crds;
 mod endpoint_rules;
 mod event_rules;
@@ -42,6 +43,7 @@ mod simple_defaults;
 mod small_rules;
 mod statefulset_rules;
 mod storage_rules;
+mod trust_bundles;
 mod webhook_rules;
 pub mod workload_rules;
 mod workloads;
@@ -288,6 +290,46 @@ impl Strategy for ReturnsDeleted {
     }
 }
 
+static RESOURCE_SLICES: Validated = Validated {
+    generation: true,
+    rules: resource_rules::resource_slice,
+    names: NameRule::Subdomain,
+};
+
+/// resource.k8s.io v1beta1's claims, claim templates and slices: their v1 strategies on
+/// the v1 form.
+static RESOURCE_V1BETA1: [converted::Converted; 3] = [
+    converted::Converted {
+        inner: &simple_defaults::ResourceClaims { template: false },
+        kind: "ResourceClaim",
+        served: "resource.k8s.io/v1beta1",
+        stored: "resource.k8s.io/v1",
+    },
+    converted::Converted {
+        inner: &simple_defaults::ResourceClaims { template: true },
+        kind: "ResourceClaimTemplate",
+        served: "resource.k8s.io/v1beta1",
+        stored: "resource.k8s.io/v1",
+    },
+    converted::Converted {
+        inner: &RESOURCE_SLICES,
+        kind: "ResourceSlice",
+        served: "resource.k8s.io/v1beta1",
+        stored: "resource.k8s.io/v1",
+    },
+];
+
+/// The strategy of a built-in resource served at `version`: the kind's own, on the stored
+/// version's form where the served version's fields differ.
+pub fn strategy_for_version(group: &str, version: &str, resource: &str) -> &'static dyn Strategy {
+    match (group, version, resource) {
+        ("resource.k8s.io", "v1beta1", "resourceclaims") => &RESOURCE_V1BETA1[0],
+        ("resource.k8s.io", "v1beta1", "resourceclaimtemplates") => &RESOURCE_V1BETA1[1],
+        ("resource.k8s.io", "v1beta1", "resourceslices") => &RESOURCE_V1BETA1[2],
+        _ => strategy_for(group, resource),
+    }
+}
+
 /// The strategy of a built-in resource (`group`, plural `resource`).
 pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
     match (group, resource) {
@@ -295,6 +337,7 @@ pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
         ("certificates.k8s.io", "certificatesigningrequests") => {
             &certificates::CertificateSigningRequests
         }
+        ("certificates.k8s.io", "clustertrustbundles") => &trust_bundles::ClusterTrustBundles,
         ("", "namespaces") => &namespaces::Namespaces,
         ("", "events") => &events::Events { legacy: true },
         ("events.k8s.io", "events") => &events::Events { legacy: false },
@@ -378,11 +421,7 @@ pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
             rules: small_rules::ingress_class,
             names: NameRule::Subdomain,
         },
-        ("resource.k8s.io", "resourceslices") => &Validated {
-            generation: true,
-            rules: resource_rules::resource_slice,
-            names: NameRule::Subdomain,
-        },
+        ("resource.k8s.io", "resourceslices") => &RESOURCE_SLICES,
         ("node.k8s.io", "runtimeclasses") => &Validated {
             generation: false,
             rules: small_rules::runtime_class,
