@@ -185,11 +185,20 @@ impl Flags {
                 self.storage_backend
             ));
         }
-        for cidr in &self.service_cluster_ip_range {
-            parse_cidr(cidr).map_err(|e| format!("--service-cluster-ip-range: {e}"))?;
-        }
         if self.service_cluster_ip_range.len() > 2 {
-            return Err("--service-cluster-ip-range: at most two CIDRs (one per family)".into());
+            return Err("--service-cluster-ip-range must not contain more than two entries".into());
+        }
+        let mut families = Vec::new();
+        for cidr in &self.service_cluster_ip_range {
+            let (ip, _) =
+                parse_cidr(cidr).map_err(|e| format!("--service-cluster-ip-range: {e}"))?;
+            families.push(ip.is_ipv6());
+        }
+        if families.len() == 2 && families[0] == families[1] {
+            return Err(
+                "--service-cluster-ip-range[0] and --service-cluster-ip-range[1] must be of different IP family"
+                    .into(),
+            );
         }
         parse_port_range(&self.service_node_port_range)
             .map_err(|e| format!("--service-node-port-range: {e}"))?;

@@ -354,10 +354,9 @@ async fn ensure_service(client: &Client, info: &Info) -> Result<(), String> {
     } else {
         info.service_cidrs.clone()
     };
-    let ips = cidrs
-        .iter()
-        .map(|c| first_address(c))
-        .collect::<Result<Vec<_>, _>>()?;
+    // The Service is single-stack on the primary range, as upstream's: the ServiceCIDR has
+    // both ranges.
+    let ip = first_address(&cidrs[0])?;
     client
         .ensure(
             "/apis/networking.k8s.io/v1/servicecidrs",
@@ -383,8 +382,6 @@ async fn ensure_service(client: &Client, info: &Info) -> Result<(), String> {
             }]}})),
         )
         .await;
-    let ip_strings: Vec<String> = ips.iter().map(IpAddr::to_string).collect();
-    let families: Vec<&str> = ips.iter().map(family).collect();
     client
         .ensure(
             "/api/v1/namespaces/default/services",
@@ -398,10 +395,10 @@ async fn ensure_service(client: &Client, info: &Info) -> Result<(), String> {
                 },
                 "spec": {
                     "type": "ClusterIP",
-                    "clusterIP": ip_strings[0],
-                    "clusterIPs": ip_strings,
-                    "ipFamilies": families,
-                    "ipFamilyPolicy": if ips.len() > 1 { "RequireDualStack" } else { "SingleStack" },
+                    "clusterIP": ip.to_string(),
+                    "clusterIPs": [ip.to_string()],
+                    "ipFamilies": [family(&ip)],
+                    "ipFamilyPolicy": "SingleStack",
                     "ports": [{
                         "name": "https",
                         "protocol": "TCP",
@@ -413,30 +410,28 @@ async fn ensure_service(client: &Client, info: &Info) -> Result<(), String> {
             }),
         )
         .await?;
-    for ip in &ips {
-        client
-            .ensure(
-                "/apis/networking.k8s.io/v1/ipaddresses",
-                &json!({
-                    "apiVersion": "networking.k8s.io/v1",
-                    "kind": "IPAddress",
-                    "metadata": {
-                        "name": ip.to_string(),
-                        "labels": {
-                            "ipaddress.kubernetes.io/ip-family": family(ip),
-                            "ipaddress.kubernetes.io/managed-by": "ipallocator.k8s.io",
-                        },
+    client
+        .ensure(
+            "/apis/networking.k8s.io/v1/ipaddresses",
+            &json!({
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "IPAddress",
+                "metadata": {
+                    "name": ip.to_string(),
+                    "labels": {
+                        "ipaddress.kubernetes.io/ip-family": family(&ip),
+                        "ipaddress.kubernetes.io/managed-by": "ipallocator.k8s.io",
                     },
-                    "spec": {"parentRef": {
-                        "group": "",
-                        "resource": "services",
-                        "namespace": "default",
-                        "name": "kubernetes",
-                    }},
-                }),
-            )
-            .await?;
-    }
+                },
+                "spec": {"parentRef": {
+                    "group": "",
+                    "resource": "services",
+                    "namespace": "default",
+                    "name": "kubernetes",
+                }},
+            }),
+        )
+        .await?;
     Ok(())
 }
 

@@ -12,6 +12,7 @@ mod eviction;
 mod node_ports;
 mod read;
 mod scale;
+mod service_writes;
 mod write;
 
 pub use allocation::repair as repair_service_addresses;
