@@ -590,3 +590,211 @@ fn dual_stack_services_get_an_address_per_family() {
         "{st}"
     );
 }
+
+/// A small HTTP/1.1 server on a free loopback port, standing in for a pod's: it answers each
+/// request with JSON naming its method, path (with query) and body; `/stream` answers in two
+/// chunks, the second once the test says so (`go`).
+struct Backend {
+    port: u16,
+    go: std::sync::mpsc::Sender<()>,
+}
+
+impl Backend {
+    fn start() -> Backend {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let port = listener.local_addr().unwrap().port();
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let mut parts = line.split_whitespace();
+                let (method, path) = (
+                    parts.next().unwrap_or("").to_owned(),
+                    parts.next().unwrap_or("").to_owned(),
+                );
+                let mut length = 0usize;
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).is_err() || h == "\r\n" || h.is_empty() {
+                        break;
+                    }
+                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0u8; length];
+                let _ = reader.read_exact(&mut body);
+                if path == "/stream" {
+                    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+                    let _ = conn.write_all(head.as_bytes());
+                    let _ = conn.write_all(b"6\r\nfirst\n\r\n");
+                    let _ = conn.flush();
+                    // Bounded: a proxy that buffers the whole answer fails the test, not hangs it.
+                    let _ = wait.recv_timeout(std::time::Duration::from_secs(30));
+                    let _ = conn.write_all(b"7\r\nsecond\n\r\n0\r\n\r\n");
+                    continue;
+                }
+                let answer = json!({"method": method, "path": path,
+                                    "body": String::from_utf8_lossy(&body)})
+                .to_string();
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+            }
+        });
+        Backend { port, go }
+    }
+}
+
+#[test]
+fn pods_and_services_proxy_to_the_pod_and_a_ready_endpoint() {
+    let k = Kapi::start(&[], &[("KAPI_PROXY_ALLOW_LOOPBACK", "1")]);
+    let c = Client::new(&k);
+    let ct = "application/json";
+    let backend = Backend::start();
+    let port = backend.port;
+    const PODS: &str = "/api/v1/namespaces/default/pods";
+    let pod = |name: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "web"}},
+               "spec": {"containers": [{"name": "web", "image": "web",
+                                        "ports": [{"containerPort": port}]}]}})
+    };
+    for name in ["web", "noip"] {
+        let (code, body) = c.json("POST", PODS, ct, &pod(name));
+        assert_eq!(code, 201, "{body}");
+    }
+    let (code, body) = c.json(
+        "PATCH",
+        &format!("{PODS}/web/status"),
+        "application/merge-patch+json",
+        &json!({"status": {"podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}]}}),
+    );
+    assert_eq!(code, 200, "{body}");
+
+    // kubectl through the pod's proxy, the port named or the first container port.
+    let out = k.ok(&[
+        "get",
+        "--raw",
+        &format!("/api/v1/namespaces/default/pods/web:{port}/proxy/hello?x=1"),
+    ]);
+    let got: Value = serde_json::from_str(&out).expect("the backend's JSON");
+    // The query goes along (kubectl's own `timeout` with it).
+    assert_eq!(got["method"], "GET", "{got}");
+    let path = got["path"].as_str().unwrap();
+    assert!(path.starts_with("/hello?") && path.contains("x=1"), "{got}");
+    let (code, got) = c.call(
+        "GET",
+        &format!("{PODS}/http:web:{port}/proxy/a/b"),
+        ct,
+        None,
+    );
+    assert_eq!(code, 200, "{got}");
+    assert_eq!(got["path"], "/a/b");
+    // Every method, with its body.
+    for method in ["POST", "PUT", "PATCH", "DELETE"] {
+        let (code, got) = c.send(
+            method,
+            &format!("{PODS}/web/proxy/items"),
+            "text/plain",
+            b"payload".to_vec(),
+        );
+        assert_eq!(code, 200, "{method}: {got}");
+        assert_eq!(
+            got,
+            json!({"method": method, "path": "/items", "body": "payload"})
+        );
+    }
+
+    // The answer streams: the first chunk arrives before the backend sends the second.
+    let mut streamed = c.raw("GET", &format!("{PODS}/web:{port}/proxy/stream"));
+    let mut first = [0u8; 6];
+    std::io::Read::read_exact(&mut streamed, &mut first).expect("the first chunk");
+    assert_eq!(&first, b"first\n");
+    backend.go.send(()).unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut streamed, &mut rest).expect("the rest");
+    assert_eq!(rest, "second\n");
+
+    // Upstream's errors: no pod address, a bad name, nothing listening.
+    let (code, st) = c.call("GET", &format!("{PODS}/noip/proxy/x"), ct, None);
+    assert_eq!(
+        (code, st["message"].as_str()),
+        (400, Some("address not allowed")),
+        "{st}"
+    );
+    let (code, st) = c.call("GET", &format!("{PODS}/ftp:web:80/proxy/x"), ct, None);
+    assert_eq!(code, 400, "{st}");
+    assert_eq!(st["message"], r#"invalid pod request "ftp:web:80""#);
+    let (code, st) = c.call("GET", &format!("{PODS}/missing/proxy/x"), ct, None);
+    assert_eq!(code, 404, "{st}");
+    let (code, st) = c.call("GET", &format!("{PODS}/web:1/proxy/x"), ct, None);
+    assert_eq!(code, 500, "{st}");
+    assert!(
+        st["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("error trying to reach service: "),
+        "{st}"
+    );
+
+    // A Service: a ready endpoint of its EndpointSlice, the port by number or name.
+    let web = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"},
+                 "ports": [{"name": "http", "port": 80, "targetPort": port}]}});
+    let (code, body) = c.json("POST", SERVICES, ct, &web);
+    assert_eq!(code, 201, "{body}");
+    let (code, st) = c.call("GET", &format!("{SERVICES}/web:80/proxy/x"), ct, None);
+    assert_eq!(code, 503, "{st}");
+    assert_eq!(
+        st["message"],
+        r#"no endpoints available for service "web:80""#
+    );
+    let slice = json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "web-1", "labels": {"kubernetes.io/service-name": "web"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": true},
+                       "targetRef": {"kind": "Pod", "namespace": "default", "name": "web"}},
+                      {"addresses": ["127.0.0.2"], "conditions": {"ready": false}}],
+        "ports": [{"name": "http", "port": port, "protocol": "TCP"}]});
+    let (code, body) = c.json(
+        "POST",
+        "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
+        ct,
+        &slice,
+    );
+    assert_eq!(code, 201, "{body}");
+    let out = k.ok(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/services/web:80/proxy/via/service",
+    ]);
+    let got: Value = serde_json::from_str(&out).expect("the backend's JSON");
+    assert!(
+        got["path"].as_str().unwrap().starts_with("/via/service?"),
+        "{got}"
+    );
+    for id in ["web:http", "http:web:http"] {
+        let (code, got) = c.send(
+            "POST",
+            &format!("{SERVICES}/{id}/proxy/named"),
+            "text/plain",
+            b"to the service".to_vec(),
+        );
+        assert_eq!(code, 200, "{id}: {got}");
+        assert_eq!(got["body"], "to the service");
+    }
+    let (code, st) = c.call("GET", &format!("{SERVICES}/web:81/proxy/x"), ct, None);
+    assert_eq!(code, 503, "{st}");
+    assert_eq!(
+        st["message"],
+        r#"no service port 81 found for service "web""#
+    );
+}
