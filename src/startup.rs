@@ -55,6 +55,8 @@ pub struct Info {
     pub advertise: IpAddr,
     pub secure_port: u16,
     pub hostname: String,
+    /// `--endpoint-reconciler-type`: how the `kubernetes` endpoints list the apiservers.
+    pub reconciler: crate::reconcilers::EndpointReconciler,
 }
 
 /// Upstream's APIService priorities (group minimum, version) for the group-versions kapi serves.
@@ -204,16 +206,30 @@ pub fn start(api: Arc<Api>, info: Info) -> Result<(), String> {
             let mut runtime = runtime;
             runtime.block_on(async move {
                 let client = Client::new(api);
+                // Shutdown waits (bounded) until this apiserver has left the endpoints.
+                let hold = client.api.lifecycle.hold();
                 let identity = Identity::new(&info.hostname);
                 let result = ensure_all(&client, &info, &identity).await;
                 let _ = done_tx.send(result);
                 let mut repairs = 0u64;
+                let lifecycle = client.api.lifecycle.clone();
+                let mut shutdown =
+                    Box::pin(lifecycle.reached(crate::shutdown::Phase::ShutdownInitiated));
                 loop {
-                    monoio::time::sleep(RENEW_INTERVAL).await;
+                    let tick = Box::pin(monoio::time::sleep(RENEW_INTERVAL));
+                    if let futures::future::Either::Right(_) =
+                        futures::future::select(tick, shutdown.as_mut()).await
+                    {
+                        if let Err(e) = info.reconciler.remove(&client, &info).await {
+                            eprintln!("kapi: kubernetes endpoints: {e}");
+                        }
+                        drop(hold);
+                        return;
+                    }
                     if let Err(e) = identity.renew(&client).await {
                         eprintln!("kapi: identity lease: {e}");
                     }
-                    if let Err(e) = ensure_endpoints(&client, &info).await {
+                    if let Err(e) = info.reconciler.reconcile(&client, &info).await {
                         eprintln!("kapi: kubernetes endpoints: {e}");
                     }
                     repairs += 1;
@@ -311,7 +327,7 @@ async fn ensure_all(client: &Client, info: &Info, identity: &Identity) -> Result
             .await;
     }
     ensure_service(client, info).await?;
-    if let Err(e) = ensure_endpoints(client, info).await {
+    if let Err(e) = info.reconciler.reconcile(client, info).await {
         warnings.push(e);
     }
     identity.renew(client).await?;
@@ -435,10 +451,14 @@ async fn ensure_service(client: &Client, info: &Info) -> Result<(), String> {
     Ok(())
 }
 
-/// The `kubernetes` Endpoints and EndpointSlice: this apiserver's address and port (a single
-/// apiserver; several apiservers' lease reconciliation is not built yet).
-async fn ensure_endpoints(client: &Client, info: &Info) -> Result<(), String> {
-    let ip = info.advertise.to_string();
+/// The `kubernetes` Endpoints and EndpointSlice: the apiservers' addresses `ips` (what the
+/// endpoint reconciler decided, `reconcilers`) and this apiserver's port.
+pub(crate) async fn ensure_endpoints(
+    client: &Client,
+    info: &Info,
+    ips: &[String],
+) -> Result<(), String> {
+    let addresses: Vec<Value> = ips.iter().map(|ip| json!({"ip": ip})).collect();
     let endpoints = json!({
         "apiVersion": "v1",
         "kind": "Endpoints",
@@ -448,10 +468,18 @@ async fn ensure_endpoints(client: &Client, info: &Info) -> Result<(), String> {
             "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"},
         },
         "subsets": [{
-            "addresses": [{"ip": ip}],
+            "addresses": addresses,
             "ports": [{"name": "https", "port": info.secure_port, "protocol": "TCP"}],
         }],
     });
+    let family = match ips.first().map(|ip| ip.contains(':')) {
+        Some(true) => "IPv6",
+        _ => "IPv4",
+    };
+    let slice_endpoints: Vec<Value> = ips
+        .iter()
+        .map(|ip| json!({"addresses": [ip], "conditions": {"ready": true}}))
+        .collect();
     let slice = json!({
         "apiVersion": "discovery.k8s.io/v1",
         "kind": "EndpointSlice",
@@ -460,8 +488,8 @@ async fn ensure_endpoints(client: &Client, info: &Info) -> Result<(), String> {
             "namespace": "default",
             "labels": {"kubernetes.io/service-name": "kubernetes"},
         },
-        "addressType": family(&info.advertise),
-        "endpoints": [{"addresses": [ip], "conditions": {"ready": true}}],
+        "addressType": family,
+        "endpoints": slice_endpoints,
         "ports": [{"name": "https", "port": info.secure_port, "protocol": "TCP"}],
     });
     for (collection, name, want, fields) in [
@@ -788,6 +816,7 @@ mod tests {
             advertise: "127.0.0.1".parse().unwrap(),
             secure_port: 6443,
             hostname: "h".into(),
+            reconciler: crate::reconcilers::EndpointReconciler::Lease,
         };
         let first = authentication_data(&json!({}), &info);
         assert_eq!(
