@@ -414,6 +414,17 @@ fn updates_claim_and_release_addresses_and_node_ports_as_upstream() {
         "a refused update claims nothing"
     );
 
+    // A dry run of the change shows it and lets nothing go.
+    let (code, svc) = c.json(
+        "PATCH",
+        &format!("{SERVICES}/web?dryRun=All"),
+        "application/merge-patch+json",
+        &json!({"spec": {"type": "ExternalName", "externalName": "web.example.com"}}),
+    );
+    assert_eq!(code, 200, "{svc}");
+    assert!(svc["spec"].get("clusterIP").is_none(), "{svc}");
+    assert!(addresses(&c).contains(&ip), "{ip} still held");
+
     // ClusterIP → ExternalName releases the address; back to ClusterIP allocates a new one,
     // here a requested one.
     let (code, svc) = merge_patch(

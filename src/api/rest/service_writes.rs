@@ -76,7 +76,11 @@ pub(super) async fn begin_update(
     dry_run: bool,
 ) -> Result<Held, Status> {
     service_updates::keep_allocated_values(svc, old);
-    let ips = allocation::update(api, svc, old, ns, name, dry_run).await?;
+    let mut ips = allocation::update(api, svc, old, ns, name, dry_run).await?;
+    if dry_run {
+        // A dry run shows the outcome and lets nothing go.
+        ips.released.clear();
+    }
     let ports = match node_ports::update(api, svc, old, name, dry_run).await {
         Ok(ports) => ports,
         Err(e) => {
