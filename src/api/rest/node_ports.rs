@@ -489,7 +489,9 @@ pub async fn update(
                 .filter(|p| *p != 0),
         );
     }
-    if asked.is_empty() && !(needs_check && !had_check) {
+    // The health-check port is claimed when `Local` starts to apply.
+    let claims_check = needs_check && !had_check;
+    if asked.is_empty() && !claims_check {
         return Ok(Changed {
             claimed: Vec::new(),
             released,
@@ -524,7 +526,7 @@ pub async fn update(
             seen.push((port, protocol.as_str()));
             assigned.push(Some(port));
         }
-        let check = (needs_check && !had_check).then_some(asked_check);
+        let check = claims_check.then_some(asked_check);
         let check = close(bitmap, &mut chosen, check, &range, dry_run)?;
         Ok((chosen, assigned, check))
     })
