@@ -34,6 +34,15 @@ pub struct Flags {
     /// `kubernetes` Service's endpoints). If blank, the --bind-address will be used.
     #[arg(long, help_heading = GENERIC)]
     pub advertise_address: Option<IpAddr>,
+    /// Use an endpoint reconciler (master-count, lease, none): how the `kubernetes` Service's
+    /// endpoints list the apiservers. master-count is deprecated, and will be removed in a
+    /// future version.
+    #[arg(long, default_value = "lease", help_heading = MISC)]
+    pub endpoint_reconciler_type: String,
+    /// The number of apiservers running in the cluster, must be a positive number. (In use
+    /// when --endpoint-reconciler-type=master-count is enabled.)
+    #[arg(long, default_value_t = 1, help_heading = MISC)]
+    pub apiserver_count: i64,
     /// If true, allow privileged containers.
     #[arg(long, default_value_t = false, action = ArgAction::Set, num_args = 0..=1,
           default_missing_value = "true", help_heading = MISC)]
@@ -189,11 +198,30 @@ impl Flags {
                 self.storage_backend
             ));
         }
-        for cidr in &self.service_cluster_ip_range {
-            parse_cidr(cidr).map_err(|e| format!("--service-cluster-ip-range: {e}"))?;
+        if self.apiserver_count <= 0 {
+            return Err(format!(
+                "--apiserver-count should be a positive number, but value '{}' provided",
+                self.apiserver_count
+            ));
         }
+        crate::reconcilers::EndpointReconciler::parse(
+            &self.endpoint_reconciler_type,
+            self.apiserver_count,
+        )?;
         if self.service_cluster_ip_range.len() > 2 {
-            return Err("--service-cluster-ip-range: at most two CIDRs (one per family)".into());
+            return Err("--service-cluster-ip-range must not contain more than two entries".into());
+        }
+        let mut families = Vec::new();
+        for cidr in &self.service_cluster_ip_range {
+            let (ip, _) =
+                parse_cidr(cidr).map_err(|e| format!("--service-cluster-ip-range: {e}"))?;
+            families.push(ip.is_ipv6());
+        }
+        if families.len() == 2 && families[0] == families[1] {
+            return Err(
+                "--service-cluster-ip-range[0] and --service-cluster-ip-range[1] must be of different IP family"
+                    .into(),
+            );
         }
         parse_port_range(&self.service_node_port_range)
             .map_err(|e| format!("--service-node-port-range: {e}"))?;
@@ -1049,21 +1077,9 @@ const COMPAT: &[(&str, &str, Takes, Why)] = &[
     ),
     (
         MISC,
-        "apiserver-count",
-        Value,
-        Deprecated("upstream deprecated it with the master-count reconciler"),
-    ),
-    (
-        MISC,
         "enable-aggregator-routing",
         Switch,
         NotYet("kapi does not proxy to aggregated API servers yet"),
-    ),
-    (
-        MISC,
-        "endpoint-reconciler-type",
-        Value,
-        NotYet("the kubernetes Service's endpoints are not reconciled yet"),
     ),
     (MISC, "kubelet-read-only-port", Value, Removed("1.24")),
     (

@@ -26,6 +26,7 @@ pub mod kubelet;
 pub mod metrics;
 pub mod offthread;
 pub mod pki;
+pub mod reconcilers;
 pub mod serve;
 pub mod shutdown;
 pub mod ssa;

@@ -242,6 +242,10 @@ fn startup_info(
         hostname: hostname::get()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "localhost".into()),
+        reconciler: crate::reconcilers::EndpointReconciler::parse(
+            &args.flags.endpoint_reconciler_type,
+            args.flags.apiserver_count,
+        )?,
     })
 }
 

@@ -55,6 +55,8 @@ pub struct Info {
     pub advertise: IpAddr,
     pub secure_port: u16,
     pub hostname: String,
+    /// `--endpoint-reconciler-type`: how the `kubernetes` endpoints list the apiservers.
+    pub reconciler: crate::reconcilers::EndpointReconciler,
 }
 
 /// Upstream's APIService priorities (group minimum, version) for the group-versions kapi serves.
@@ -219,16 +221,30 @@ pub fn start(api: Arc<Api>, info: Info) -> Result<(), String> {
             let mut runtime = runtime;
             runtime.block_on(async move {
                 let client = Client::new(api);
+                // Shutdown waits (bounded) until this apiserver has left the endpoints.
+                let hold = client.api.lifecycle.hold();
                 let identity = Identity::new(&info.hostname);
                 let result = ensure_all(&client, &info, &identity).await;
                 let _ = done_tx.send(result);
                 let mut repairs = 0u64;
+                let lifecycle = client.api.lifecycle.clone();
+                let mut shutdown =
+                    Box::pin(lifecycle.reached(crate::shutdown::Phase::ShutdownInitiated));
                 loop {
-                    monoio::time::sleep(RENEW_INTERVAL).await;
+                    let tick = Box::pin(monoio::time::sleep(RENEW_INTERVAL));
+                    if let futures::future::Either::Right(_) =
+                        futures::future::select(tick, shutdown.as_mut()).await
+                    {
+                        if let Err(e) = info.reconciler.remove(&client, &info).await {
+                            eprintln!("kapi: kubernetes endpoints: {e}");
+                        }
+                        drop(hold);
+                        return;
+                    }
                     if let Err(e) = identity.renew(&client).await {
                         eprintln!("kapi: identity lease: {e}");
                     }
-                    if let Err(e) = ensure_endpoints(&client, &info).await {
+                    if let Err(e) = info.reconciler.reconcile(&client, &info).await {
                         eprintln!("kapi: kubernetes endpoints: {e}");
                     }
                     repairs += 1;
@@ -326,7 +342,7 @@ async fn ensure_all(client: &Client, info: &Info, identity: &Identity) -> Result
             .await;
     }
     ensure_service(client, info).await?;
-    if let Err(e) = ensure_endpoints(client, info).await {
+    if let Err(e) = info.reconciler.reconcile(client, info).await {
         warnings.push(e);
     }
     identity.renew(client).await?;
@@ -369,10 +385,9 @@ async fn ensure_service(client: &Client, info: &Info) -> Result<(), String> {
     } else {
         info.service_cidrs.clone()
     };
-    let ips = cidrs
-        .iter()
-        .map(|c| first_address(c))
-        .collect::<Result<Vec<_>, _>>()?;
+    // The Service is single-stack on the primary range, as upstream's: the ServiceCIDR has
+    // both ranges.
+    let ip = first_address(&cidrs[0])?;
     client
         .ensure(
             "/apis/networking.k8s.io/v1/servicecidrs",
@@ -398,8 +413,6 @@ async fn ensure_service(client: &Client, info: &Info) -> Result<(), String> {
             }]}})),
         )
         .await;
-    let ip_strings: Vec<String> = ips.iter().map(IpAddr::to_string).collect();
-    let families: Vec<&str> = ips.iter().map(family).collect();
     client
         .ensure(
             "/api/v1/namespaces/default/services",
@@ -413,10 +426,10 @@ async fn ensure_service(client: &Client, info: &Info) -> Result<(), String> {
                 },
                 "spec": {
                     "type": "ClusterIP",
-                    "clusterIP": ip_strings[0],
-                    "clusterIPs": ip_strings,
-                    "ipFamilies": families,
-                    "ipFamilyPolicy": if ips.len() > 1 { "RequireDualStack" } else { "SingleStack" },
+                    "clusterIP": ip.to_string(),
+                    "clusterIPs": [ip.to_string()],
+                    "ipFamilies": [family(&ip)],
+                    "ipFamilyPolicy": "SingleStack",
                     "ports": [{
                         "name": "https",
                         "protocol": "TCP",
@@ -428,37 +441,39 @@ async fn ensure_service(client: &Client, info: &Info) -> Result<(), String> {
             }),
         )
         .await?;
-    for ip in &ips {
-        client
-            .ensure(
-                "/apis/networking.k8s.io/v1/ipaddresses",
-                &json!({
-                    "apiVersion": "networking.k8s.io/v1",
-                    "kind": "IPAddress",
-                    "metadata": {
-                        "name": ip.to_string(),
-                        "labels": {
-                            "ipaddress.kubernetes.io/ip-family": family(ip),
-                            "ipaddress.kubernetes.io/managed-by": "ipallocator.k8s.io",
-                        },
+    client
+        .ensure(
+            "/apis/networking.k8s.io/v1/ipaddresses",
+            &json!({
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "IPAddress",
+                "metadata": {
+                    "name": ip.to_string(),
+                    "labels": {
+                        "ipaddress.kubernetes.io/ip-family": family(&ip),
+                        "ipaddress.kubernetes.io/managed-by": "ipallocator.k8s.io",
                     },
-                    "spec": {"parentRef": {
-                        "group": "",
-                        "resource": "services",
-                        "namespace": "default",
-                        "name": "kubernetes",
-                    }},
-                }),
-            )
-            .await?;
-    }
+                },
+                "spec": {"parentRef": {
+                    "group": "",
+                    "resource": "services",
+                    "namespace": "default",
+                    "name": "kubernetes",
+                }},
+            }),
+        )
+        .await?;
     Ok(())
 }
 
-/// The `kubernetes` Endpoints and EndpointSlice: this apiserver's address and port (a single
-/// apiserver; several apiservers' lease reconciliation is not built yet).
-async fn ensure_endpoints(client: &Client, info: &Info) -> Result<(), String> {
-    let ip = info.advertise.to_string();
+/// The `kubernetes` Endpoints and EndpointSlice: the apiservers' addresses `ips` (what the
+/// endpoint reconciler decided, `reconcilers`) and this apiserver's port.
+pub(crate) async fn ensure_endpoints(
+    client: &Client,
+    info: &Info,
+    ips: &[String],
+) -> Result<(), String> {
+    let addresses: Vec<Value> = ips.iter().map(|ip| json!({"ip": ip})).collect();
     let endpoints = json!({
         "apiVersion": "v1",
         "kind": "Endpoints",
@@ -468,10 +483,18 @@ async fn ensure_endpoints(client: &Client, info: &Info) -> Result<(), String> {
             "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"},
         },
         "subsets": [{
-            "addresses": [{"ip": ip}],
+            "addresses": addresses,
             "ports": [{"name": "https", "port": info.secure_port, "protocol": "TCP"}],
         }],
     });
+    let family = match ips.first().map(|ip| ip.contains(':')) {
+        Some(true) => "IPv6",
+        _ => "IPv4",
+    };
+    let slice_endpoints: Vec<Value> = ips
+        .iter()
+        .map(|ip| json!({"addresses": [ip], "conditions": {"ready": true}}))
+        .collect();
     let slice = json!({
         "apiVersion": "discovery.k8s.io/v1",
         "kind": "EndpointSlice",
@@ -480,8 +503,8 @@ async fn ensure_endpoints(client: &Client, info: &Info) -> Result<(), String> {
             "namespace": "default",
             "labels": {"kubernetes.io/service-name": "kubernetes"},
         },
-        "addressType": family(&info.advertise),
-        "endpoints": [{"addresses": [ip], "conditions": {"ready": true}}],
+        "addressType": family,
+        "endpoints": slice_endpoints,
         "ports": [{"name": "https", "port": info.secure_port, "protocol": "TCP"}],
     });
     for (collection, name, want, fields) in [
@@ -808,6 +831,7 @@ mod tests {
             advertise: "127.0.0.1".parse().unwrap(),
             secure_port: 6443,
             hostname: "h".into(),
+            reconciler: crate::reconcilers::EndpointReconciler::Lease,
         };
         let first = authentication_data(&json!({}), &info);
         assert_eq!(

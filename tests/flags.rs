@@ -433,6 +433,14 @@ fn each_honoured_flag_has_its_effect() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("etcd2"));
     let out = refused(&["--service-cluster-ip-range=10.32.0.0/99"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid CIDR address"));
+    let out = refused(&["--service-cluster-ip-range=10.32.0.0/24,10.33.0.0/24"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "--service-cluster-ip-range[0] and --service-cluster-ip-range[1] must be of different IP family"
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = refused(&["--runtime-config=apps/v1=maybe"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--runtime-config"));
     let out = refused(&["--tls-cipher-suites=TLS_MADE_UP"]);

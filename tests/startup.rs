@@ -1,6 +1,7 @@
 //! The objects kapi creates at start as upstream's apiserver does, checked with kubectl:
 //! the `kubernetes` Service and its addresses, APIServices, PriorityClasses, the
-//! authentication ConfigMaps, the identity Lease (renewed), and that a restart keeps them.
+//! authentication ConfigMaps, the identity Lease (renewed), and that a restart keeps them;
+//! the lease endpoint reconciler listing every live apiserver of one etcd.
 
 mod support;
 
@@ -170,4 +171,82 @@ fn start_up_objects_are_made_and_kept() {
             .count(),
         1
     );
+}
+
+/// The addresses the `kubernetes` Endpoints and EndpointSlice list, as kubectl shows them.
+fn kubernetes_addresses(k: &Kapi) -> (Vec<String>, Vec<String>) {
+    let ep = get(k, &["-n", "default", "endpoints", "kubernetes"]);
+    let slice = get(k, &["-n", "default", "endpointslices", "kubernetes"]);
+    let strings = |v: &Value, key: &str| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| {
+                let a = if key.is_empty() { a } else { &a[key] };
+                a.as_str().unwrap_or("").to_owned()
+            })
+            .collect()
+    };
+    let endpoints = strings(&ep["subsets"][0]["addresses"], "ip");
+    let slice_ips: Vec<String> = slice["endpoints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|e| strings(&e["addresses"], ""))
+        .collect();
+    (endpoints, slice_ips)
+}
+
+#[test]
+fn the_lease_reconciler_lists_every_live_apiserver_of_one_etcd() {
+    let etcd = support::etcd::Etcd::start();
+    let first = Kapi::start(
+        &[
+            "--etcd-servers",
+            &etcd.endpoint,
+            "--advertise-address=127.0.0.1",
+        ],
+        &[],
+    );
+    let mut second = Kapi::start(
+        &[
+            "--etcd-servers",
+            &etcd.endpoint,
+            "--advertise-address=127.0.0.2",
+        ],
+        &[],
+    );
+    // The second apiserver reconciled at its start: both addresses, in order, in both objects.
+    let both = vec!["127.0.0.1".to_string(), "127.0.0.2".to_string()];
+    assert_eq!(kubernetes_addresses(&first), (both.clone(), both.clone()));
+
+    // Upstream's keys: /registry/masterleases/<ip>, an Endpoints value on an etcd lease.
+    for ip in ["127.0.0.1", "127.0.0.2"] {
+        let key = format!("/registry/masterleases/{ip}");
+        let out = etcd.etcdctl(&["get", &key, "--write-out=json"]);
+        let got: Value = serde_json::from_slice(&out.stdout).expect("etcdctl's JSON");
+        let kv = &got["kvs"][0];
+        assert!(
+            kv["lease"].as_i64().unwrap_or(0) != 0,
+            "{key} has a lease: {got}"
+        );
+        let out = etcd.etcdctl(&["get", &key, "--print-value-only"]);
+        assert!(out.stdout.starts_with(b"k8s\0"), "{key}: {:?}", out.stdout);
+        assert!(
+            out.stdout.windows(ip.len()).any(|w| w == ip.as_bytes()),
+            "{key} holds its address"
+        );
+    }
+
+    // A graceful stop removes the leaving apiserver's lease and address at once.
+    second.signal("TERM");
+    assert!(
+        second.wait_exit(Duration::from_secs(60)).is_some(),
+        "kapi exits"
+    );
+    let out = etcd.etcdctl(&["get", "/registry/masterleases/", "--prefix", "--keys-only"]);
+    let keys = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(keys.trim(), "/registry/masterleases/127.0.0.1");
+    let one = vec!["127.0.0.1".to_string()];
+    assert_eq!(kubernetes_addresses(&first), (one.clone(), one));
 }

@@ -3,17 +3,16 @@
 //! policies, selector values and requested cluster IPs. Services' defaults are in `services`.
 
 use std::collections::HashSet;
-use std::net::IpAddr;
 
 use serde_json::{Value, json};
 
 use super::NameRule;
+use super::field::forbidden;
 use super::podspec_rules::{duplicate, invalid, not_supported, required};
 use crate::api::status::Cause;
 
 const TYPES: &[&str] = &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"];
 const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
-const IP_MSG: &str = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)";
 
 fn port_number(v: &Value, field: String, causes: &mut Vec<Cause>) {
     if let Some(n) = v.as_i64()
@@ -137,19 +136,37 @@ pub fn validate(obj: &Value) -> Vec<Cause> {
             }
         }
     }
-    let mut ips: Vec<&str> = spec
-        .get("clusterIPs")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    if ips.is_empty() && !s("clusterIP").is_empty() {
-        ips.push(s("clusterIP"));
-    }
-    for (i, ip) in ips.iter().enumerate() {
-        if *ip != "None" && !ip.is_empty() && ip.parse::<IpAddr>().is_err() {
-            causes.push(invalid(format!("spec.clusterIPs[{i}]"), &json!(ip), IP_MSG));
+    match ty {
+        "NodePort" | "LoadBalancer" if s("clusterIP") == "None" => {
+            causes.push(invalid(
+                "spec.clusterIPs[0]".into(),
+                &json!("None"),
+                &format!("may not be set to 'None' for {ty} services"),
+            ));
         }
+        "ExternalName" => {
+            let cname = s("externalName").trim_end_matches('.');
+            if cname.is_empty() {
+                causes.push(required("spec.externalName".into()));
+            } else {
+                for msg in super::meta::name_errors(NameRule::Subdomain, cname, false) {
+                    causes.push(invalid("spec.externalName".into(), &json!(cname), &msg));
+                }
+            }
+        }
+        "ClusterIP" => {
+            for (i, p) in ports.iter().enumerate() {
+                if p["nodePort"].as_i64().unwrap_or(0) != 0 {
+                    causes.push(forbidden(
+                        format!("spec.ports[{i}].nodePort"),
+                        "may not be used when `type` is 'ClusterIP'",
+                    ));
+                }
+            }
+        }
+        _ => {}
     }
+    causes.extend(super::service_families::validate(spec));
     causes
 }
 #[cfg(test)]
@@ -163,6 +180,7 @@ mod tests {
             "ports": [{"name": "http", "port": 99999}, {"name": "http", "port": 80, "protocol": "HTTP"}],
             "externalTrafficPolicy": "Local",
             "clusterIP": "not-an-ip",
+            "clusterIPs": ["not-an-ip"],
         }});
         let causes = validate(&svc);
         let fields: Vec<(&str, &str)> = causes

@@ -1,6 +1,6 @@
-//! Services: DNS-1035 names, DELETE answering with the object, and the defaults of upstream's
-//! `SetDefaults_Service` plus the IP family fields its REST storage fills in before allocating
-//! (cluster IPs and node ports themselves are allocated elsewhere).
+//! Services: DNS-1035 names, DELETE answering with the object, the defaults of upstream's
+//! `SetDefaults_Service`, and on update the type-dependent fields dropped (`service_updates`).
+//! IP families are settled where addresses are allocated (`service_families`, `api::rest`).
 
 use serde_json::{Map, Value, json};
 
@@ -21,6 +21,17 @@ impl Strategy for Services {
 
     fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
         super::service_rules::validate(obj)
+    }
+
+    /// `ValidateServiceUpdate`: the primary cluster IP and family stay; then the create rules.
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<crate::api::status::Cause> {
+        let mut causes = super::service_families::validate_update(&obj["spec"], &old["spec"]);
+        causes.extend(super::service_rules::validate(obj));
+        causes
+    }
+
+    fn prepare_for_update(&self, obj: &mut Value, old: &Value) {
+        super::service_updates::drop_type_dependent_fields(obj, old);
     }
 
     fn name_rule(&self) -> NameRule {
@@ -89,41 +100,6 @@ fn default_service_spec(s: &mut Map<String, Value>) {
     if ty == "LoadBalancer" {
         or_set(s, "allocateLoadBalancerNodePorts", json!(true));
     }
-    if ty == "ExternalName" {
-        return;
-    }
-    // IP families, as the REST storage settles them before allocating.
-    let cluster_ip = s
-        .get("clusterIP")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    if !cluster_ip.is_empty() {
-        or_set(s, "clusterIPs", json!([cluster_ip]));
-    }
-    let headless = cluster_ip == "None";
-    let selectorless = s
-        .get("selector")
-        .and_then(Value::as_object)
-        .is_none_or(Map::is_empty);
-    if headless && selectorless {
-        or_set(s, "ipFamilyPolicy", json!("RequireDualStack"));
-    } else {
-        or_set(s, "ipFamilyPolicy", json!("SingleStack"));
-    }
-    let families_empty = s
-        .get("ipFamilies")
-        .and_then(Value::as_array)
-        .is_none_or(Vec::is_empty);
-    if families_empty {
-        let dual = s.get("ipFamilyPolicy") != Some(&json!("SingleStack"));
-        let families = if dual {
-            json!(["IPv4", "IPv6"])
-        } else {
-            json!(["IPv4"])
-        };
-        s.insert("ipFamilies".into(), families);
-    }
 }
 
 #[cfg(test)]
@@ -137,7 +113,7 @@ mod tests {
     }
 
     #[test]
-    fn a_bare_service_gets_type_affinity_protocol_target_port_and_families() {
+    fn a_bare_service_gets_type_affinity_protocol_and_target_port() {
         let s = defaulted(json!({"selector": {"app": "x"}, "ports": [{"port": 80}]}));
         assert_eq!(s["type"], "ClusterIP");
         assert_eq!(s["sessionAffinity"], "None");
@@ -146,9 +122,10 @@ mod tests {
             json!({"port": 80, "protocol": "TCP", "targetPort": 80})
         );
         assert_eq!(s["internalTrafficPolicy"], "Cluster");
-        assert_eq!(s["ipFamilyPolicy"], "SingleStack");
-        assert_eq!(s["ipFamilies"], json!(["IPv4"]));
-        assert!(s.get("clusterIP").is_none(), "allocation is not a default");
+        assert!(
+            s.get("clusterIP").is_none() && s.get("ipFamilies").is_none(),
+            "allocation settles addresses and families, not defaulting"
+        );
     }
 
     #[test]
@@ -161,13 +138,5 @@ mod tests {
         );
         assert_eq!(s["externalTrafficPolicy"], "Cluster");
         assert_eq!(s["ports"][0]["targetPort"], "http");
-    }
-
-    #[test]
-    fn a_selectorless_headless_service_requires_dual_stack() {
-        let s = defaulted(json!({"clusterIP": "None", "ports": [{"port": 1}]}));
-        assert_eq!(s["clusterIPs"], json!(["None"]));
-        assert_eq!(s["ipFamilyPolicy"], "RequireDualStack");
-        assert_eq!(s["ipFamilies"], json!(["IPv4", "IPv6"]));
     }
 }

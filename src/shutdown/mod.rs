@@ -51,6 +51,9 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a core waits for its connections to close once their streams were ended: a client
 /// that neither reads nor closes does not hold the process.
 pub const CONNECTIONS_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long shutdown waits for its holds (the endpoints update of a leaving apiserver): a
+/// storage that does not answer does not keep the process.
+pub const PRE_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The shared lifecycle: cheap to clone, one per process.
 #[derive(Clone)]
@@ -63,6 +66,9 @@ struct Shared {
     in_flight: AtomicUsize,
     /// Open long-running requests (watches).
     long_running: AtomicUsize,
+    /// Work that must finish once shutdown begins, before requests are refused (upstream's
+    /// pre-shutdown hooks: the apiserver leaving the `kubernetes` endpoints).
+    holds: AtomicUsize,
 }
 
 impl Lifecycle {
@@ -73,6 +79,7 @@ impl Lifecycle {
             options,
             in_flight: AtomicUsize::new(0),
             long_running: AtomicUsize::new(0),
+            holds: AtomicUsize::new(0),
         }))
     }
 
@@ -135,12 +142,32 @@ impl Lifecycle {
         }
     }
 
+    /// Holds the shutdown sequence at its start (bounded by `PRE_SHUTDOWN_TIMEOUT`) until the
+    /// guard is dropped.
+    pub fn hold(&self) -> Hold {
+        self.0.holds.fetch_add(1, Ordering::AcqRel);
+        Hold(self.clone())
+    }
+
+    fn holds(&self) -> usize {
+        self.0.holds.load(Ordering::Acquire)
+    }
+
     fn in_flight(&self) -> usize {
         self.0.in_flight.load(Ordering::Acquire)
     }
 
     fn long_running(&self) -> usize {
         self.0.long_running.load(Ordering::Acquire)
+    }
+}
+
+/// Work the shutdown sequence waits for (`Lifecycle::hold`).
+pub struct Hold(Lifecycle);
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.0.0.holds.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use super::{DRAIN_TIMEOUT, Lifecycle, Phase};
+use super::{DRAIN_TIMEOUT, Lifecycle, PRE_SHUTDOWN_TIMEOUT, Phase};
 
 /// How often the sequence looks at the counts it waits on (requests in flight, open watches).
 const POLL: Duration = Duration::from_millis(20);
@@ -47,6 +47,7 @@ pub fn start(lifecycle: Lifecycle) -> std::io::Result<()> {
 fn run(lifecycle: &Lifecycle) {
     let options = lifecycle.options();
     lifecycle.advance(Phase::ShutdownInitiated);
+    wait_until(PRE_SHUTDOWN_TIMEOUT, || lifecycle.holds() == 0);
     std::thread::sleep(options.delay);
     lifecycle.advance(Phase::NotAcceptingNewRequests);
     let drained = wait_until(DRAIN_TIMEOUT, || lifecycle.in_flight() == 0);

@@ -162,6 +162,8 @@ pub enum Request {
         key: Bytes,
         value: Bytes,
         expected_mod_revision: Revision,
+        /// A new lease for the key (its TTL restarts); none: the key keeps its lease.
+        lease_ttl_seconds: Option<i64>,
         reply: Reply<KeyValue>,
     },
     Delete {
@@ -339,6 +341,19 @@ impl StoreClient {
         value: Bytes,
         expected_mod_revision: Revision,
     ) -> Result<KeyValue, StoreError> {
+        self.update_leased(key, value, expected_mod_revision, None)
+            .await
+    }
+
+    /// `update`, attaching the key to a new lease of `lease_ttl_seconds` when given: its TTL
+    /// starts again (upstream's GuaranteedUpdate with a TTL, as the apiservers' leases use).
+    pub async fn update_leased(
+        &self,
+        key: &[u8],
+        value: Bytes,
+        expected_mod_revision: Revision,
+        lease_ttl_seconds: Option<i64>,
+    ) -> Result<KeyValue, StoreError> {
         let key = Bytes::copy_from_slice(key);
         let (stored, plain) = self.seal(&key, value)?;
         let kv = self
@@ -346,6 +361,7 @@ impl StoreClient {
                 key,
                 value: stored,
                 expected_mod_revision,
+                lease_ttl_seconds,
                 reply,
             })
             .await;

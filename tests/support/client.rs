@@ -48,6 +48,11 @@ impl Client {
         self.send(method, path, ctype, bytes)
     }
 
+    /// The answer to a request without a body, unread: a streamed body is read as it comes.
+    pub fn raw(&self, method: &str, path: &str) -> reqwest::blocking::Response {
+        self.bare(method, path)
+    }
+
     fn bare(&self, method: &str, path: &str) -> reqwest::blocking::Response {
         let m = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
         self.http

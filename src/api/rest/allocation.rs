@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 
 use crate::api::server::Api;
 use crate::api::status::{Cause, Status};
+use crate::kinds::service_families::{self, IPV4, IPV6, service_type, set_strings, strings};
+use crate::kinds::service_updates;
 use crate::startup::Client;
 
 /// Addresses probed per allocation before the range is reported full: each probe is a cache
@@ -99,6 +101,18 @@ fn ranges() -> Vec<(String, Range)> {
         .collect()
 }
 
+/// The families the cluster serves, primary first.
+pub fn families() -> Vec<&'static str> {
+    ranges()
+        .iter()
+        .map(|(_, r)| if r.v6 { IPV6 } else { IPV4 })
+        .collect()
+}
+
+fn range_of(family: &str) -> Option<(String, Range)> {
+    ranges().into_iter().find(|(_, r)| r.v6 == (family == IPV6))
+}
+
 /// Whether the Service gets cluster IPs (not headless, not ExternalName).
 fn wants_cluster_ip(svc: &Value) -> bool {
     let spec = &svc["spec"];
@@ -108,22 +122,14 @@ fn wants_cluster_ip(svc: &Value) -> bool {
 /// The addresses a Service holds (clusterIPs, else clusterIP).
 fn held(svc: &Value) -> Vec<String> {
     let spec = &svc["spec"];
-    let mut ips: Vec<String> = spec["clusterIPs"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut ips = strings(spec, "clusterIPs");
     if ips.is_empty()
         && let Some(ip) = spec["clusterIP"].as_str()
         && !ip.is_empty()
     {
         ips.push(ip.to_owned());
     }
-    ips.retain(|ip| ip != "None");
+    ips.retain(|ip| ip != "None" && !ip.is_empty());
     ips
 }
 
@@ -150,7 +156,7 @@ pub(super) fn service_invalid(name: &str, field: String, value: &str, why: &str)
     )
 }
 
-/// The addresses a create claimed (released if the create does not happen).
+/// The addresses a write claimed (released if the write does not happen).
 #[derive(Debug, Default)]
 pub struct Claimed(Vec<String>);
 
@@ -180,7 +186,7 @@ fn ip_address(ip: &IpAddr, ns: &str, name: &str) -> Value {
         "metadata": {
             "name": ip.to_string(),
             "labels": {
-                "ipaddress.kubernetes.io/ip-family": if ip.is_ipv4() { "IPv4" } else { "IPv6" },
+                "ipaddress.kubernetes.io/ip-family": if ip.is_ipv4() { IPV4 } else { IPV6 },
                 "ipaddress.kubernetes.io/managed-by": "ipallocator.k8s.io",
             },
         },
@@ -214,8 +220,154 @@ fn taken(api: &Api, ip: &IpAddr) -> bool {
         .is_some_and(|rc| rc.snapshot().get(key.as_bytes()).is_some())
 }
 
-/// Allocates the cluster IP of a new Service (the one it asks for, or a free one) and writes
-/// it into `svc`; with `dry_run`, picks without claiming.
+/// Who asks for addresses: the Service, and whether the write is a dry run.
+struct Asker<'a> {
+    api: &'a Arc<Api>,
+    client: Client,
+    ns: &'a str,
+    name: &'a str,
+    dry_run: bool,
+}
+
+impl<'a> Asker<'a> {
+    fn new(api: &'a Arc<Api>, ns: &'a str, name: &'a str, dry_run: bool) -> Asker<'a> {
+        Asker {
+            api,
+            client: Client::new(api.clone()),
+            ns,
+            name,
+            dry_run,
+        }
+    }
+
+    /// One address of `family`: `requested` (in range and free) or a free one; `listed` is the
+    /// Service's `clusterIPs` as its errors quote them.
+    async fn one(
+        &self,
+        family: &str,
+        requested: &str,
+        listed: &[String],
+        claimed: &mut Claimed,
+    ) -> Result<IpAddr, Status> {
+        let Some((cidr, range)) = range_of(family) else {
+            return Err(Status::internal(format!(
+                "failed to allocate a serviceIP: {family} is not configured on this cluster"
+            )));
+        };
+        let (api, ns, name) = (self.api, self.ns, self.name);
+        if !requested.is_empty() {
+            let Ok(ip) = requested.parse::<IpAddr>() else {
+                return Err(invalid(
+                    name,
+                    listed,
+                    format!("failed to allocate IP {requested}: not a valid IP address"),
+                ));
+            };
+            if !range.contains(&ip) {
+                return Err(invalid(
+                    name,
+                    listed,
+                    format!(
+                        "failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range. The range of valid IPs is {cidr}"
+                    ),
+                ));
+            }
+            let already = || {
+                invalid(
+                    name,
+                    listed,
+                    format!("failed to allocate IP {ip}: provided IP is already allocated"),
+                )
+            };
+            if self.dry_run {
+                return match taken(api, &ip) {
+                    true => Err(already()),
+                    false => Ok(ip),
+                };
+            }
+            return match claim(&self.client, &ip, ns, name).await {
+                201 => {
+                    claimed.0.push(ip.to_string());
+                    Ok(ip)
+                }
+                409 => Err(already()),
+                other => Err(Status::internal(format!(
+                    "failed to allocate IP {ip}: {other}"
+                ))),
+            };
+        }
+        // A free address from the dynamic band first, then the static band, from a random start.
+        let size = range.size();
+        let start = range.dynamic_start();
+        let bands = [(start, size - start), (0, start)];
+        for (band_start, band_len) in bands {
+            if band_len == 0 {
+                continue;
+            }
+            let first = u128::from(fastrand::u64(..)) % band_len;
+            let probes = band_len.min(u128::from(MAX_PROBES));
+            for i in 0..probes {
+                let ip = range.at(band_start + (first + i) % band_len);
+                if taken(api, &ip) {
+                    continue;
+                }
+                if self.dry_run {
+                    return Ok(ip);
+                }
+                match claim(&self.client, &ip, ns, name).await {
+                    201 => {
+                        claimed.0.push(ip.to_string());
+                        return Ok(ip);
+                    }
+                    409 => continue,
+                    other => {
+                        return Err(Status::internal(format!(
+                            "failed to allocate a serviceIP: {other}"
+                        )));
+                    }
+                }
+            }
+        }
+        Err(Status::internal(
+            "failed to allocate a serviceIP: range is full",
+        ))
+    }
+
+    /// An address for each of the Service's families from `from` on (upstream's
+    /// `allocClusterIPs`), written into `clusterIPs` (and `clusterIP` for the first).
+    async fn each_family(&self, svc: &mut Value, from: usize) -> Result<Claimed, Status> {
+        let mut claimed = Claimed::default();
+        let families = strings(&svc["spec"], "ipFamilies");
+        let mut ips = strings(&svc["spec"], "clusterIPs");
+        ips.resize(ips.len().max(families.len()), String::new());
+        let listed = strings(&svc["spec"], "clusterIPs");
+        for (i, family) in families.iter().enumerate().skip(from) {
+            match self.one(family, &ips[i], &listed, &mut claimed).await {
+                Ok(ip) => ips[i] = ip.to_string(),
+                Err(e) => {
+                    claimed.release(self.api).await;
+                    return Err(e);
+                }
+            }
+        }
+        if let Some(spec) = svc.get_mut("spec").and_then(Value::as_object_mut) {
+            if let Some(first) = ips.first() {
+                spec.insert("clusterIP".into(), json!(first));
+            }
+            set_strings(spec, "clusterIPs", &ips);
+        }
+        Ok(claimed)
+    }
+}
+
+fn settle_families(svc: &mut Value, old: Option<&Value>, name: &str) -> Result<(), Status> {
+    service_families::init(svc, old, &families())
+        .map_err(|causes| Status::invalid("", "Service", name, causes))
+}
+
+/// Settles the IP families of a new Service and allocates its cluster IPs (the ones it asks
+/// for, or free ones, one per family), written into `svc`; with `dry_run`, picks without
+/// claiming.
 pub async fn allocate(
     api: &Arc<Api>,
     svc: &mut Value,
@@ -223,109 +375,85 @@ pub async fn allocate(
     name: &str,
     dry_run: bool,
 ) -> Result<Claimed, Status> {
+    service_updates::normalize_created(svc);
+    settle_families(svc, None, name)?;
     if !wants_cluster_ip(svc) {
         return Ok(Claimed::default());
     }
-    let ranges = ranges();
-    let Some((cidr, range)) = ranges.first().cloned() else {
-        return Err(Status::internal("no service cluster IP range"));
-    };
-    let client = Client::new(api.clone());
-    let asked = held(svc);
-    let mut claimed = Claimed::default();
-    if let Some(first) = asked.first() {
-        let Ok(ip) = first.parse::<IpAddr>() else {
-            // Not an address: validation refuses it with its own message.
-            return Ok(claimed);
-        };
-        if !range.contains(&ip) {
-            return Err(invalid(
-                name,
-                &asked,
-                format!(
-                    "failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range. The range of valid IPs is {cidr}"
-                ),
-            ));
-        }
-        if !dry_run {
-            let code = claim(&client, &ip, ns, name).await;
-            match code {
-                201 => claimed.0.push(ip.to_string()),
-                409 => {
-                    return Err(invalid(
-                        name,
-                        &asked,
-                        format!("failed to allocate IP {ip}: provided IP is already allocated"),
-                    ));
-                }
-                other => {
-                    return Err(Status::internal(format!(
-                        "failed to allocate IP {ip}: {other}"
-                    )));
-                }
-            }
-        } else if taken(api, &ip) {
-            return Err(invalid(
-                name,
-                &asked,
-                format!("failed to allocate IP {ip}: provided IP is already allocated"),
-            ));
-        }
-        return Ok(claimed);
-    }
-    // A free address from the dynamic band first, then the static band, from a random start.
-    let size = range.size();
-    let start = range.dynamic_start();
-    let bands = [(start, size - start), (0, start)];
-    for (band_start, band_len) in bands {
-        if band_len == 0 {
-            continue;
-        }
-        let first = u128::from(fastrand::u64(..)) % band_len;
-        let probes = band_len.min(u128::from(MAX_PROBES));
-        for i in 0..probes {
-            let ip = range.at(band_start + (first + i) % band_len);
-            if taken(api, &ip) {
-                continue;
-            }
-            if dry_run {
-                set_ip(svc, &ip);
-                return Ok(claimed);
-            }
-            let code = claim(&client, &ip, ns, name).await;
-            match code {
-                201 => {
-                    set_ip(svc, &ip);
-                    claimed.0.push(ip.to_string());
-                    return Ok(claimed);
-                }
-                409 => continue,
-                other => {
-                    return Err(Status::internal(format!(
-                        "failed to allocate a serviceIP: {other}"
-                    )));
-                }
-            }
-        }
-    }
-    Err(Status::internal(
-        "failed to allocate a serviceIP: range is full",
-    ))
+    let asker = Asker::new(api, ns, name, dry_run);
+    asker.each_family(svc, 0).await
 }
 
-fn set_ip(svc: &mut Value, ip: &IpAddr) {
-    if let Some(spec) = svc.get_mut("spec").and_then(Value::as_object_mut) {
-        spec.insert("clusterIP".into(), json!(ip.to_string()));
-        spec.insert("clusterIPs".into(), json!([ip.to_string()]));
-    }
+/// What an update did to a Service's addresses: claimed (let go if the update fails) and to
+/// release (once it is written).
+#[derive(Debug, Default)]
+pub struct Changed {
+    pub claimed: Claimed,
+    pub released: Vec<String>,
 }
 
-/// Releases the addresses of a deleted Service (those whose IPAddress names it as parent).
-pub async fn release_deleted(api: &Arc<Api>, svc: &Value) {
+/// The address side of a Service update (upstream's `updateClusterIPs`): leaving ExternalName
+/// allocates every family, going to ExternalName releases every address, a dual-stack upgrade
+/// allocates the secondary address and a downgrade releases it. Headless Services and
+/// unchanged PreferDualStack ones are left alone.
+pub async fn update(
+    api: &Arc<Api>,
+    svc: &mut Value,
+    old: &Value,
+    ns: &str,
+    name: &str,
+    dry_run: bool,
+) -> Result<Changed, Status> {
+    settle_families(svc, Some(old), name)?;
+    let (spec, was) = (&svc["spec"], &old["spec"]);
+    if service_families::unchanged_prefer_dual_stack(spec, Some(was)) {
+        return Ok(Changed::default());
+    }
+    let asker = Asker::new(api, ns, name, dry_run);
+    let (old_type, new_type) = (service_type(was), service_type(spec));
+    if old_type == "ExternalName" && new_type != "ExternalName" {
+        if !wants_cluster_ip(svc) {
+            return Ok(Changed::default());
+        }
+        let claimed = asker.each_family(svc, 0).await?;
+        return Ok(Changed {
+            claimed,
+            released: Vec::new(),
+        });
+    }
+    if strings(was, "clusterIPs").first().map(String::as_str) == Some("None") {
+        return Ok(Changed::default());
+    }
+    if old_type != "ExternalName" && new_type == "ExternalName" {
+        return Ok(Changed {
+            claimed: Claimed::default(),
+            released: held(old),
+        });
+    }
+    let (old_families, new_families) = (
+        strings(was, "ipFamilies").len(),
+        strings(spec, "ipFamilies").len(),
+    );
+    if old_families == 1 && new_families == 2 {
+        let claimed = asker.each_family(svc, 1).await?;
+        return Ok(Changed {
+            claimed,
+            released: Vec::new(),
+        });
+    }
+    if old_families == 2 && new_families == 1 {
+        return Ok(Changed {
+            claimed: Claimed::default(),
+            released: held(old).into_iter().skip(1).collect(),
+        });
+    }
+    Ok(Changed::default())
+}
+
+/// Lets go of `ips` where their IPAddress still names Service `ns/name` as its parent.
+pub async fn release_held(api: &Arc<Api>, ns: &str, name: &str, ips: &[String]) {
     let client = Client::new(api.clone());
-    let ns = svc["metadata"]["namespace"].as_str().unwrap_or("");
-    let name = svc["metadata"]["name"].as_str().unwrap_or("");
-    for ip in held(svc) {
+    for ip in ips {
         let (code, addr) = client
             .call(
                 Method::GET,
@@ -339,9 +467,16 @@ pub async fn release_deleted(api: &Arc<Api>, svc: &Value) {
             && parent["namespace"] == ns
             && parent["name"] == name
         {
-            release_one(&client, &ip).await;
+            release_one(&client, ip).await;
         }
     }
+}
+
+/// Releases the addresses of a deleted Service (those whose IPAddress names it as parent).
+pub async fn release_deleted(api: &Arc<Api>, svc: &Value) {
+    let ns = svc["metadata"]["namespace"].as_str().unwrap_or("");
+    let name = svc["metadata"]["name"].as_str().unwrap_or("");
+    release_held(api, ns, name, &held(svc)).await;
 }
 
 /// How old an IPAddress without its Service must be before the repair sweep removes it: a

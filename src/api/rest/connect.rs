@@ -74,6 +74,21 @@ impl Ctx<'_> {
         })?;
         let address = crate::kubelet::location(&node).map_err(Status::internal)?;
         let url = format!("https://{address}{path}");
+        let method = self.req.method.clone();
+        let fail = move |url: &str, e: String| Status::internal(format!("{method} {url:?}: {e}"));
+        self.forward(url, None, fail).await
+    }
+
+    /// Sends the request on to `url` (its credentials and identity headers dropped; a
+    /// connection upgrade kept over HTTP/1.1) and passes the answer back as it comes: a
+    /// stream, or a tunnel spliced both ways. `other`: credentials other than the kubelets';
+    /// `fail`: the answer when the target cannot be reached.
+    pub(super) async fn forward(
+        &self,
+        url: String,
+        other: Option<client::Credentials>,
+        fail: impl FnOnce(&str, String) -> Status,
+    ) -> Result<Response, Status> {
         let upgrade = self
             .req
             .headers
@@ -106,10 +121,10 @@ impl Ctx<'_> {
             headers,
             body: self.req.body.clone(),
             upgrade,
-            other: None,
+            other: other.map(|c| (c, None)),
         })
         .await
-        .map_err(|e| Status::internal(format!("{} {url:?}: {e}", self.req.method)))?;
+        .map_err(|e| fail(&url, e))?;
         let mut out_headers = answer.headers;
         for h in ["content-length", "transfer-encoding", "keep-alive"] {
             out_headers.remove(h);
@@ -159,18 +174,25 @@ impl Ctx<'_> {
         Ok((Some(node), path))
     }
 
-    /// A pod's kubelet path for `log`, `exec`, `attach` or `portforward`, after upstream's
-    /// checks of the pod and container; no node when the pod has none yet (logs only).
-    async fn pod_target(&self, sub: &str) -> Result<(Option<String>, String), Status> {
+    /// The pod `name` of the request's namespace, from the cache (caught up once when the pod
+    /// is not there yet); 404 when there is none.
+    pub(super) async fn named_pod(&self, name: &str) -> Result<Value, Status> {
         let ns = self.rr.namespace.clone().unwrap_or_default();
-        let name = self.name();
         let lookup = &self.api.service_accounts.lookup;
         let mut pod = lookup.object(Kind::Pod, &ns, name)?;
         if pod.is_none() {
             self.api.catch_up_cache().await?;
             pod = lookup.object(Kind::Pod, &ns, name)?;
         }
-        let pod = pod.ok_or_else(|| Status::not_found(gr(self.res), name))?;
+        pod.ok_or_else(|| Status::not_found(gr(self.res), name))
+    }
+
+    /// A pod's kubelet path for `log`, `exec`, `attach` or `portforward`, after upstream's
+    /// checks of the pod and container; no node when the pod has none yet (logs only).
+    async fn pod_target(&self, sub: &str) -> Result<(Option<String>, String), Status> {
+        let ns = self.rr.namespace.clone().unwrap_or_default();
+        let name = self.name();
+        let pod = self.named_pod(name).await?;
         let query = self.query;
         let spec = pod.get("spec").unwrap_or(&Value::Null);
         let names = |key: &str| -> Vec<&str> {

@@ -10,8 +10,10 @@ mod defaults;
 mod delete;
 mod eviction;
 mod node_ports;
+mod proxy;
 mod read;
 mod scale;
+mod service_writes;
 mod write;
 
 pub use allocation::repair as repair_service_addresses;
@@ -171,6 +173,9 @@ pub async fn serve(
     };
     if connect::is_connect(&rr) && rr.name.is_some() {
         return ctx.connect().await.map_err(fail);
+    }
+    if proxy::is_proxy(&rr) && rr.name.is_some() {
+        return ctx.proxy().await.map_err(fail);
     }
     let computed = computed::is_computed(&rr);
     if let Some(sub) = &rr.subresource

@@ -155,7 +155,7 @@ fn invalid(name: &str, field: String, port: i64, why: &str) -> Status {
 }
 
 /// Applies `change` to the bitmap by compare-and-swap (creating the key when absent).
-async fn update<T>(
+async fn update_bitmap<T>(
     api: &Arc<Api>,
     mut change: impl FnMut(&mut Bitmap) -> Result<T, Status>,
 ) -> Result<T, Status> {
@@ -208,36 +208,36 @@ fn static_band(size: u32) -> u32 {
     (size / 32).clamp(16, 128).min(size / 2)
 }
 
-/// One port for `field`: the one asked for (in range and free), else a free one — the upper
-/// band first, from a random start; the lower band (kept for ports clients ask for) only when
-/// the upper one is full, as upstream's static-subrange rule.
-fn claim(
-    bitmap: &Bitmap,
-    chosen: &[u32],
-    requested: Option<i64>,
-    field: String,
-    name: &str,
-    range: &str,
-) -> Result<u32, Status> {
+/// Why a port could not be had (upstream's port allocator errors).
+enum Refusal {
+    NotInRange,
+    Allocated,
+    Full,
+}
+
+impl Refusal {
+    fn text(&self, range: &str) -> String {
+        match self {
+            Refusal::NotInRange => format!(
+                "provided port is not in the valid range. The range of valid ports is {range}"
+            ),
+            Refusal::Allocated => "provided port is already allocated".into(),
+            Refusal::Full => "range is full".into(),
+        }
+    }
+}
+
+/// One port: the one asked for (in range and free), else a free one — the upper band first,
+/// from a random start; the lower band (kept for ports clients ask for) only when the upper one
+/// is full, as upstream's static-subrange rule.
+fn take(bitmap: &Bitmap, chosen: &[u32], requested: Option<i64>) -> Result<u32, Refusal> {
     if let Some(p) = requested.filter(|p| *p != 0) {
         let p32 = u32::try_from(p).unwrap_or(0);
         if p32 < bitmap.base || p32 - bitmap.base >= bitmap.size {
-            return Err(invalid(
-                name,
-                field,
-                p,
-                &format!(
-                    "provided port is not in the valid range. The range of valid ports is {range}"
-                ),
-            ));
+            return Err(Refusal::NotInRange);
         }
         if bitmap.has(p32) || chosen.contains(&p32) {
-            return Err(invalid(
-                name,
-                field,
-                p,
-                "provided port is already allocated",
-            ));
+            return Err(Refusal::Allocated);
         }
         return Ok(p32);
     }
@@ -254,13 +254,74 @@ fn claim(
     };
     pick(band, upper)
         .or_else(|| pick(0, band))
-        .ok_or_else(|| Status::internal("failed to allocate a nodePort: range is full"))
+        .ok_or(Refusal::Full)
+}
+
+/// A port for `field`: a refused request is upstream's 422 on the field, a full range its 500.
+fn claim(
+    bitmap: &Bitmap,
+    chosen: &[u32],
+    requested: Option<i64>,
+    field: String,
+    name: &str,
+    range: &str,
+) -> Result<u32, Status> {
+    take(bitmap, chosen, requested).map_err(|why| match (why, requested) {
+        (Refusal::Full, _) | (_, None | Some(0)) => {
+            Status::internal("failed to allocate a nodePort: range is full")
+        }
+        (why, Some(p)) => invalid(name, field, p, &why.text(range)),
+    })
+}
+
+/// The health-check node port (upstream's `allocHealthCheckNodePort`, whose failures are 500s).
+fn claim_health_check(
+    bitmap: &Bitmap,
+    chosen: &[u32],
+    requested: Option<i64>,
+    range: &str,
+) -> Result<u32, Status> {
+    take(bitmap, chosen, requested).map_err(|why| match requested.filter(|p| *p != 0) {
+        Some(p) => Status::internal(format!(
+            "failed to allocate requested HealthCheck NodePort {p}: {}",
+            why.text(range)
+        )),
+        None => Status::internal(format!(
+            "failed to allocate a HealthCheck NodePort 0: {}",
+            why.text(range)
+        )),
+    })
+}
+
+/// The end of a claim: the health-check port when one is wanted (`Some(requested)`), then
+/// every chosen port marked taken (not on a dry run). Gives the health-check port.
+fn close(
+    bitmap: &mut Bitmap,
+    chosen: &mut Vec<u32>,
+    health_check: Option<Option<i64>>,
+    range: &str,
+    dry_run: bool,
+) -> Result<Option<u32>, Status> {
+    let port = match health_check {
+        Some(requested) => {
+            let port = claim_health_check(bitmap, chosen, requested, range)?;
+            chosen.push(port);
+            Some(port)
+        }
+        None => None,
+    };
+    if !dry_run {
+        for p in chosen.iter() {
+            bitmap.set(*p, true);
+        }
+    }
+    Ok(port)
 }
 
 /// Whether a Service needs a health-check node port: a LoadBalancer whose external traffic
 /// stays on the node (`externalTrafficPolicy: Local`).
 fn wants_health_check_port(svc: &Value) -> bool {
-    svc["spec"]["type"] == "LoadBalancer" && svc["spec"]["externalTrafficPolicy"] == "Local"
+    crate::kinds::service_updates::needs_health_check_port(&svc["spec"])
 }
 
 /// Claims the node ports of a new Service (the ones it names, and a free one for each port
@@ -293,7 +354,7 @@ pub async fn allocate(
         .unwrap_or_default();
     let asked_health_check = svc["spec"]["healthCheckNodePort"].as_i64();
     let name = name.to_owned();
-    let (chosen, assigned, health_check) = update(api, |bitmap| {
+    let (chosen, assigned, health_check) = update_bitmap(api, |bitmap| {
         let mut chosen: Vec<u32> = Vec::new();
         let mut assigned: Vec<u32> = Vec::new();
         let mut by_number: Vec<(i64, u32)> = Vec::new();
@@ -330,20 +391,8 @@ pub async fn allocate(
                 by_number.push((number, port));
             }
         }
-        let health_check = match wants_health_check {
-            true => {
-                let field = "spec.healthCheckNodePort".to_string();
-                let port = claim(bitmap, &chosen, asked_health_check, field, &name, &range)?;
-                chosen.push(port);
-                Some(port)
-            }
-            false => None,
-        };
-        if !dry_run {
-            for p in &chosen {
-                bitmap.set(*p, true);
-            }
-        }
+        let health_check = wants_health_check.then_some(asked_health_check);
+        let health_check = close(bitmap, &mut chosen, health_check, &range, dry_run)?;
         Ok((chosen, assigned, health_check))
     })
     .await?;
@@ -363,13 +412,145 @@ pub async fn release(api: &Arc<Api>, ports: &[u32]) {
     if ports.is_empty() {
         return;
     }
-    let _ = update(api, |bitmap| {
+    let _ = update_bitmap(api, |bitmap| {
         for p in ports {
             bitmap.set(*p, false);
         }
         Ok(())
     })
     .await;
+}
+
+/// What an update did to node ports: claimed now (let go if the update fails) and to release
+/// once the update is written.
+#[derive(Debug, Default)]
+pub struct Changed {
+    pub claimed: Vec<u32>,
+    pub released: Vec<u32>,
+}
+
+/// The ports' node ports (not the health-check port): upstream's `collectServiceNodePorts`.
+fn port_node_ports(svc: &Value) -> Vec<u32> {
+    svc["spec"]["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["nodePort"].as_u64())
+        .filter_map(|p| u32::try_from(p).ok())
+        .filter(|p| *p != 0)
+        .collect()
+}
+
+/// The node-port side of a Service update (upstream's `txnUpdateNodePorts`): leaving
+/// NodePort/LoadBalancer for ClusterIP or ExternalName releases every node port; a
+/// NodePort/LoadBalancer Service keeps the ports it had, claims a port it names anew and a
+/// free one for a port without, and releases those no port uses any more; the health-check
+/// port is claimed when `externalTrafficPolicy: Local` starts to apply and released when it
+/// stops.
+pub async fn update(
+    api: &Arc<Api>,
+    svc: &mut Value,
+    old: &Value,
+    name: &str,
+    dry_run: bool,
+) -> Result<Changed, Status> {
+    use crate::kinds::service_families::service_type;
+    let (spec, was) = (&svc["spec"], &old["spec"]);
+    let old_ports = port_node_ports(old);
+    let mut released: Vec<u32> = Vec::new();
+    let leaving = matches!(service_type(was), "NodePort" | "LoadBalancer")
+        && matches!(service_type(spec), "ClusterIP" | "ExternalName");
+    if leaving {
+        released.extend(&old_ports);
+    }
+    let wants_ports = matches!(service_type(spec), "NodePort" | "LoadBalancer");
+    let allocates = wants_node_ports(svc);
+    let asked: Vec<(i64, String)> = match wants_ports {
+        true => spec["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                (
+                    p["nodePort"].as_i64().unwrap_or(0),
+                    p["protocol"].as_str().unwrap_or("TCP").to_owned(),
+                )
+            })
+            .collect(),
+        false => Vec::new(),
+    };
+    let (had_check, needs_check) = (wants_health_check_port(old), wants_health_check_port(svc));
+    let asked_check = spec["healthCheckNodePort"].as_i64();
+    if had_check && !needs_check {
+        released.extend(
+            was["healthCheckNodePort"]
+                .as_u64()
+                .and_then(|p| u32::try_from(p).ok())
+                .filter(|p| *p != 0),
+        );
+    }
+    // The health-check port is claimed when `Local` starts to apply.
+    let claims_check = needs_check && !had_check;
+    if asked.is_empty() && !claims_check {
+        return Ok(Changed {
+            claimed: Vec::new(),
+            released,
+        });
+    }
+    let range = crate::flags::settings().node_port_range.to_string();
+    let owner = name.to_owned();
+    let (chosen, assigned, check) = update_bitmap(api, |bitmap| {
+        let mut chosen: Vec<u32> = Vec::new();
+        let mut assigned: Vec<Option<u32>> = Vec::new();
+        let mut seen: Vec<(u32, &str)> = Vec::new();
+        for (i, (asked, protocol)) in asked.iter().enumerate() {
+            if *asked == 0 && !allocates {
+                assigned.push(None);
+                continue;
+            }
+            let port = match u32::try_from(*asked).ok().filter(|p| *p != 0) {
+                Some(p) if old_ports.contains(&p) || chosen.contains(&p) => p,
+                _ => {
+                    let field = format!("spec.ports[{i}].nodePort");
+                    let requested = Some(*asked).filter(|p| *p != 0);
+                    let p = claim(bitmap, &chosen, requested, field, &owner, &range)?;
+                    chosen.push(p);
+                    p
+                }
+            };
+            if seen.contains(&(port, protocol.as_str())) {
+                return Err(Status::internal(format!(
+                    "duplicate nodePort: {{{protocol} {port}}}"
+                )));
+            }
+            seen.push((port, protocol.as_str()));
+            assigned.push(Some(port));
+        }
+        let check = claims_check.then_some(asked_check);
+        let check = close(bitmap, &mut chosen, check, &range, dry_run)?;
+        Ok((chosen, assigned, check))
+    })
+    .await?;
+    if let Some(ps) = svc["spec"]["ports"].as_array_mut() {
+        for (p, port) in ps.iter_mut().zip(&assigned) {
+            if let Some(port) = port {
+                p["nodePort"] = json!(port);
+            }
+        }
+    }
+    if let Some(port) = check {
+        svc["spec"]["healthCheckNodePort"] = json!(port);
+    }
+    if wants_ports {
+        let now: Vec<u32> = assigned.iter().flatten().copied().collect();
+        released.extend(old_ports.iter().filter(|p| !now.contains(p)));
+    }
+    released.sort_unstable();
+    released.dedup();
+    Ok(Changed {
+        claimed: if dry_run { Vec::new() } else { chosen },
+        released: if dry_run { Vec::new() } else { released },
+    })
 }
 
 /// The node ports a stored Service holds.

@@ -162,22 +162,14 @@ impl Ctx<'_> {
         strategy.prepare_for_create_by(&mut obj, self.user);
         super::apply::set_managed_fields(&mut obj, managed);
         if self.is_service() {
-            // A Service's cluster IP is claimed first, and let go if the create fails.
+            // A Service's cluster IPs and node ports are claimed first, and let go if the
+            // create fails.
             let ns = self.rr.namespace.clone().unwrap_or_default();
-            let claimed =
-                super::allocation::allocate(self.api, &mut obj, &ns, &name, dry_run).await?;
-            let ports = match super::node_ports::allocate(self.api, &mut obj, &name, dry_run).await
-            {
-                Ok(ports) => ports,
-                Err(e) => {
-                    claimed.release(self.api).await;
-                    return Err(e);
-                }
-            };
+            let held = super::service_writes::begin_create(self.api, &mut obj, &ns, &name, dry_run)
+                .await?;
             let created = self.create_prepared(obj, &name, validation, dry_run).await;
             if created.is_err() {
-                claimed.release(self.api).await;
-                super::node_ports::release(self.api, &ports).await;
+                held.revert(self.api).await;
             }
             return created;
         }
@@ -334,88 +326,131 @@ impl Ctx<'_> {
             if self.rr.subresource.is_none() {
                 strategy.prepare_for_update(&mut merged, &old);
             }
-            let attrs = self.admission_attrs(Operation::Update, self.name(), Some(&old), dry_run);
-            let (value, warnings, merged) =
-                self.admit_and_encode(&attrs, merged, validation).await?;
-            // An unchanged object is not written again, unless its stored value was not
-            // sealed by the current first provider and key (rotation rewrites it, as upstream).
-            let unchanged = value == current.value
-                && !self
-                    .api
-                    .store
-                    .stale(self.key(self.name()).as_bytes(), current.mod_revision)
-                    .await;
-            if unchanged || dry_run {
-                let obj = objects::served(self.res, &value, current.mod_revision)?;
-                return Ok(
-                    self.warnings_response(self.object_response(StatusCode::OK, &obj)?, &warnings)
-                );
-            }
-            let key = self.key(self.name());
-            // An update that empties the finalizers of an object being deleted deletes it
-            // instead (upstream's ShouldDeleteDuringUpdate); the client gets its object.
-            if super::delete::deletes_during_update(strategy, &merged, &old) {
-                let obj = objects::served(self.res, &value, current.mod_revision)?;
-                let outcome = match dry_run {
-                    true => Ok(()),
-                    false => self
-                        .api
-                        .store
-                        .delete(key.as_bytes(), Some(current.mod_revision))
-                        .await
-                        .map(drop),
-                };
-                match outcome {
-                    Ok(()) | Err(StoreError::NotFound) => {
-                        if !dry_run {
-                            self.released(&merged).await;
-                        }
-                        return Ok(self.warnings_response(
-                            self.object_response(StatusCode::OK, &obj)?,
-                            &warnings,
-                        ));
-                    }
-                    Err(StoreError::Conflict {
-                        current: Some(newer),
-                    }) if retry => {
-                        current = Current {
-                            value: newer.value,
-                            mod_revision: newer.mod_revision,
-                        };
-                        continue;
-                    }
-                    Err(StoreError::Conflict { .. }) if !retry => {
-                        return Err(Status::modified_conflict(gr(self.res), self.name()));
-                    }
-                    Err(e) => return Err(store_error(self.res, self.name(), e)),
+            let held = match self.is_service() && self.rr.subresource.is_none() {
+                true => {
+                    let ns = self.rr.namespace.clone().unwrap_or_default();
+                    let held = super::service_writes::begin_update(
+                        self.api,
+                        &mut merged,
+                        &old,
+                        &ns,
+                        self.name(),
+                        dry_run,
+                    );
+                    Some(held.await?)
                 }
-            }
-            let stored = match self
-                .api
-                .store
-                .update(key.as_bytes(), value, current.mod_revision)
-                .await
-            {
-                Ok(stored) => stored,
-                Err(StoreError::Conflict { current: newer }) if retry => {
-                    current = match newer {
-                        Some(kv) => Current {
-                            value: kv.value,
-                            mod_revision: kv.mod_revision,
-                        },
-                        None => return Err(Status::not_found(gr(self.res), self.name())),
-                    };
-                    // Another writer won: run the request again on what it wrote.
-                    continue;
-                }
-                Err(e) => return Err(store_error(self.res, self.name(), e)),
+                false => None,
             };
-            let obj = objects::served(self.res, &stored.value, stored.mod_revision)?;
-            return Ok(
-                self.warnings_response(self.object_response(StatusCode::OK, &obj)?, &warnings)
-            );
+            let outcome = self
+                .update_attempt(&old, merged, &mut current, validation, dry_run, retry)
+                .await;
+            if let Some(held) = held {
+                match &outcome {
+                    Ok(Some(_)) => held.commit(self.api).await,
+                    _ => held.revert(self.api).await,
+                }
+            }
+            if let Some(response) = outcome? {
+                return Ok(response);
+            }
         }
         Err(Status::modified_conflict(gr(self.res), self.name()))
+    }
+
+    /// One attempt of an update once the object is prepared: admission, defaults,
+    /// validation, the store's transaction. `None`: another writer won and `current` is what
+    /// it wrote (the caller runs the change again).
+    async fn update_attempt(
+        &self,
+        old: &Value,
+        merged: Value,
+        current: &mut Current,
+        validation: FieldValidation,
+        dry_run: bool,
+        retry: bool,
+    ) -> Result<Option<Response>, Status> {
+        let strategy = &*self.res.strategy;
+        let attrs = self.admission_attrs(Operation::Update, self.name(), Some(old), dry_run);
+        let (value, warnings, merged) = self.admit_and_encode(&attrs, merged, validation).await?;
+        // An unchanged object is not written again, unless its stored value was not
+        // sealed by the current first provider and key (rotation rewrites it, as upstream).
+        let unchanged = value == current.value
+            && !self
+                .api
+                .store
+                .stale(self.key(self.name()).as_bytes(), current.mod_revision)
+                .await;
+        if unchanged || dry_run {
+            let obj = objects::served(self.res, &value, current.mod_revision)?;
+            return Ok(Some(self.warnings_response(
+                self.object_response(StatusCode::OK, &obj)?,
+                &warnings,
+            )));
+        }
+        let key = self.key(self.name());
+        // An update that empties the finalizers of an object being deleted deletes it
+        // instead (upstream's ShouldDeleteDuringUpdate); the client gets its object.
+        if super::delete::deletes_during_update(strategy, &merged, old) {
+            let obj = objects::served(self.res, &value, current.mod_revision)?;
+            let outcome = match dry_run {
+                true => Ok(()),
+                false => self
+                    .api
+                    .store
+                    .delete(key.as_bytes(), Some(current.mod_revision))
+                    .await
+                    .map(drop),
+            };
+            match outcome {
+                Ok(()) | Err(StoreError::NotFound) => {
+                    if !dry_run {
+                        self.released(&merged).await;
+                    }
+                    return Ok(Some(self.warnings_response(
+                        self.object_response(StatusCode::OK, &obj)?,
+                        &warnings,
+                    )));
+                }
+                Err(StoreError::Conflict {
+                    current: Some(newer),
+                }) if retry => {
+                    *current = Current {
+                        value: newer.value,
+                        mod_revision: newer.mod_revision,
+                    };
+                    return Ok(None);
+                }
+                Err(StoreError::Conflict { .. }) if !retry => {
+                    return Err(Status::modified_conflict(gr(self.res), self.name()));
+                }
+                Err(e) => return Err(store_error(self.res, self.name(), e)),
+            }
+        }
+        let stored = match self
+            .api
+            .store
+            .update(key.as_bytes(), value, current.mod_revision)
+            .await
+        {
+            Ok(stored) => stored,
+            Err(StoreError::Conflict { current: newer }) if retry => {
+                *current = match newer {
+                    Some(kv) => Current {
+                        value: kv.value,
+                        mod_revision: kv.mod_revision,
+                    },
+                    None => return Err(Status::not_found(gr(self.res), self.name())),
+                };
+                // Another writer won: run the request again on what it wrote.
+                return Ok(None);
+            }
+            Err(e) => return Err(store_error(self.res, self.name(), e)),
+        };
+        let obj = objects::served(self.res, &stored.value, stored.mod_revision)?;
+        Ok(Some(self.warnings_response(
+            self.object_response(StatusCode::OK, &obj)?,
+            &warnings,
+        )))
     }
 
     /// The generic part of preparing an update: immutable metadata from the old object; for

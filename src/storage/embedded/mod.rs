@@ -161,11 +161,13 @@ impl EmbeddedBackend {
                     key,
                     value,
                     expected_mod_revision,
+                    lease_ttl_seconds,
                     reply,
                 } => {
-                    let result = self
-                        .check_size(&key, &value)
-                        .and_then(|()| self.mvcc.update(key, value, expected_mod_revision));
+                    let result = self.check_size(&key, &value).and_then(|()| {
+                        let lease = lease_ttl_seconds.map(|ttl| (ttl, now));
+                        self.mvcc.update(key, value, expected_mod_revision, lease)
+                    });
                     answers.push(reply, self.log(result));
                 }
                 Request::Delete {

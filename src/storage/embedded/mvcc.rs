@@ -173,11 +173,14 @@ impl Mvcc {
         Ok(kv)
     }
 
+    /// Replaces a key's value; with `lease` (TTL seconds, now in ms) the key gets a new lease
+    /// (named by this revision) and its deadline starts again, else it keeps its own.
     pub fn update(
         &mut self,
         key: Bytes,
         value: Bytes,
         expected_mod_revision: Revision,
+        lease: Option<(i64, i64)>,
     ) -> Result<KeyValue, StoreError> {
         let current = self.get(&key).ok_or(StoreError::NotFound)?;
         if current.mod_revision != expected_mod_revision {
@@ -185,14 +188,25 @@ impl Mvcc {
                 current: Some(current.clone()),
             });
         }
+        let revision = self.revision + 1;
+        let (lease_id, deadline) = match lease {
+            None => (current.lease, self.deadline(&key)),
+            Some((ttl, now_ms)) if ttl > 0 => (
+                revision,
+                Some(now_ms.saturating_add(ttl.saturating_mul(1000))),
+            ),
+            Some((ttl, _)) => {
+                return Err(StoreError::Internal(format!("invalid lease TTL {ttl}")));
+            }
+        };
         let kv = KeyValue {
             key,
             value,
-            mod_revision: self.revision + 1,
+            mod_revision: revision,
             version: current.version + 1,
+            lease: lease_id,
             ..current.clone()
         };
-        let deadline = self.deadline(&kv.key);
         self.put(kv.clone(), deadline);
         Ok(kv)
     }
@@ -410,13 +424,13 @@ mod tests {
         );
         assert_eq!(m.revision(), 2, "a failed write does not step the revision");
         assert_eq!(
-            m.update(b("/a"), b("2"), 1),
+            m.update(b("/a"), b("2"), 1, None),
             Err(StoreError::Conflict {
                 current: Some(created.clone())
             })
         );
         let updated = m
-            .update(b("/a"), b("2"), 2)
+            .update(b("/a"), b("2"), 2, None)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             (
@@ -433,7 +447,10 @@ mod tests {
                 prev: Some(created.clone())
             })
         );
-        assert_eq!(m.update(b("/b"), b("1"), 1), Err(StoreError::NotFound));
+        assert_eq!(
+            m.update(b("/b"), b("1"), 1, None),
+            Err(StoreError::NotFound)
+        );
         assert!(matches!(
             m.delete(b"/a", Some(2)),
             Err(StoreError::Conflict { .. })
@@ -492,7 +509,7 @@ mod tests {
         );
         assert!(m.range(b"/p/", b"/r", 0, 0).is_ok_and(|r| r.kvs.is_empty()));
 
-        let _ = m.update(b("/p/a"), b("v2"), 2); // rev 7
+        let _ = m.update(b("/p/a"), b("v2"), 2, None); // rev 7
         let _ = m.delete(b"/p/b", None); // rev 8
         let at4 = m.range(b"/p/", b"", 4, 0).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(keys(&at4), [b"/p/a", b"/p/b", b"/p/c"]);
@@ -510,10 +527,10 @@ mod tests {
     fn compaction_keeps_what_reads_at_or_after_it_see() {
         let mut m = Mvcc::default();
         let _ = m.create(b("/a"), b("1"), None, 0); // 2
-        let _ = m.update(b("/a"), b("2"), 2); // 3
+        let _ = m.update(b("/a"), b("2"), 2, None); // 3
         let _ = m.create(b("/b"), b("1"), None, 0); // 4
         let _ = m.delete(b"/b", None); // 5
-        let _ = m.update(b("/a"), b("3"), 3); // 6
+        let _ = m.update(b("/a"), b("3"), 3, None); // 6
         assert_eq!(m.compact(5), Ok(()));
         assert_eq!(
             m.range(b"/", b"", 4, 0).map(|r| r.count),
@@ -545,7 +562,7 @@ mod tests {
             .map(|kv| kv.lease);
         assert_eq!(lease, Ok(2));
         let _ = m.create(b("/plain"), b("1"), None, 1_000);
-        let _ = m.update(b("/e"), b("2"), 2);
+        let _ = m.update(b("/e"), b("2"), 2, None);
         assert_eq!(m.get(b"/e").map(|kv| kv.lease), Some(2));
         assert_eq!(m.expire(10_999, 100), 0);
         assert_eq!(m.expire(11_000, 100), 1);

@@ -48,6 +48,7 @@ fn update(store: &mut EmbeddedBackend, key: &str, value: &str, expected: Revisio
         key: b(key),
         value: b(value),
         expected_mod_revision: expected,
+        lease_ttl_seconds: None,
         reply,
     })
     .expect("update")
@@ -171,6 +172,7 @@ fn writes_answer_with_etcd_revisions_and_conflicts_carry_the_current_kv() {
         key: b("/a"),
         value: b("2"),
         expected_mod_revision: 1,
+        lease_ttl_seconds: None,
         reply,
     });
     assert_eq!(

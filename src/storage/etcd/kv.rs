@@ -111,10 +111,24 @@ impl Etcd {
         key: Bytes,
         value: Bytes,
         expected: Revision,
+        lease_ttl_seconds: Option<i64>,
     ) -> Result<KeyValue, StoreError> {
+        // A new lease restarts the key's TTL; without one the key keeps its own.
+        let lease = match lease_ttl_seconds {
+            None => None,
+            Some(ttl) if ttl > 0 => match self.leases.lease(ttl, &self.client).await {
+                Ok(id) => Some(id),
+                Err(e) => return Err(self.store_error(e).await),
+            },
+            Some(ttl) => return Err(StoreError::Internal(format!("invalid lease TTL {ttl}"))),
+        };
+        let put_op = match lease {
+            Some(id) => put_leased(&key, &value, id),
+            None => put(&key, &value, 0, true),
+        };
         let txn = pb::TxnRequest {
             compare: vec![present(&key), modified_at(&key, expected)],
-            success: vec![put(&key, &value, 0, true)],
+            success: vec![put_op],
             failure: vec![op(request_op::Request::RequestRange(single(&key)))],
         };
         let response = self.txn(txn).await?;
@@ -134,7 +148,7 @@ impl Etcd {
             create_revision: prev.create_revision,
             mod_revision: revision,
             version: prev.version + 1,
-            lease: prev.lease,
+            lease: lease.unwrap_or(prev.lease),
         })
     }
 
@@ -252,6 +266,17 @@ fn op(request: request_op::Request) -> pb::RequestOp {
 }
 
 /// A put; an update keeps the key's lease (`ignore_lease`) and reads what it replaced.
+/// An update's put onto a new lease (the previous kv returned, the lease not kept).
+fn put_leased(key: &[u8], value: &[u8], lease: i64) -> pb::RequestOp {
+    op(request_op::Request::RequestPut(pb::PutRequest {
+        key: key.to_vec(),
+        value: value.to_vec(),
+        lease,
+        prev_kv: true,
+        ..Default::default()
+    }))
+}
+
 fn put(key: &[u8], value: &[u8], lease: i64, update: bool) -> pb::RequestOp {
     op(request_op::Request::RequestPut(pb::PutRequest {
         key: key.to_vec(),

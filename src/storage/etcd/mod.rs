@@ -198,9 +198,10 @@ impl Etcd {
                 key,
                 value,
                 expected_mod_revision,
+                lease_ttl_seconds,
                 reply,
             } => {
-                let update = self.update(key, value, expected_mod_revision);
+                let update = self.update(key, value, expected_mod_revision, lease_ttl_seconds);
                 answer(reply, within(REQUEST_TIMEOUT, update).await);
             }
             Request::Delete {
