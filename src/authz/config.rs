@@ -131,7 +131,8 @@ pub fn from_modes(
 
 /// Reads and validates `--authorization-config`: its authorizers, or upstream's error.
 pub fn load(path: &Path) -> Result<(Vec<Named>, Vec<u8>), String> {
-    let data = std::fs::read(path).map_err(|e| format!("open {}: {e}", path.display()))?;
+    let data =
+        std::fs::read(path).map_err(|e| format!("open {}: {}", path.display(), os_error(&e)))?;
     let authorizers = parse(&data)?;
     Ok((authorizers, data))
 }

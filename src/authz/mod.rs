@@ -182,37 +182,17 @@ pub fn start(
     Ok(chain)
 }
 
-/// Re-reads `--authorization-config` every `RELOAD_INTERVAL`; a changed, valid configuration
-/// replaces the chain, an invalid one is logged and the old chain kept (as upstream's reload).
-fn follow(chain: &Chain, path: &std::path::Path, mut loaded: Vec<u8>) {
-    loop {
-        std::thread::sleep(RELOAD_INTERVAL);
-        let Ok(data) = std::fs::read(path) else {
-            continue;
-        };
-        if data == loaded {
-            continue;
-        }
-        let status = match config::parse(&data) {
-            Ok(authorizers) => {
-                chain.replace(authorizers);
-                eprintln!(
-                    "kapi: authorization: loaded the new configuration of {}",
-                    path.display()
-                );
-                "success"
-            }
-            Err(e) => {
-                eprintln!(
-                    "kapi: authorization: keeping the previous configuration: {}: {e}",
-                    path.display()
-                );
-                "failure"
-            }
-        };
-        loaded = data;
-        metrics::RELOADS.with_label_values(&[status]).inc();
-    }
+/// Follows `--authorization-config`: a changed, valid configuration replaces the chain, an
+/// invalid one is logged and the old chain kept (as upstream's reload).
+fn follow(chain: &Chain, path: &std::path::Path, loaded: Vec<u8>) {
+    crate::reload::follow(
+        path,
+        loaded,
+        RELOAD_INTERVAL,
+        "authorization",
+        |data| config::parse(data).map(|authorizers| chain.replace(authorizers)),
+        |status| metrics::RELOADS.with_label_values(&[status]).inc(),
+    );
 }
 
 /// What a request asks to do, as upstream's `authorizer.Attributes`.
