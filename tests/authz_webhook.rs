@@ -329,6 +329,26 @@ fn the_legacy_webhook_flags_send_v1beta1_reviews() {
     assert!(review["spec"].get("groups").is_none(), "{review}");
     assert_eq!(review["spec"]["resourceAttributes"]["name"], "s1");
     assert_eq!(review["spec"]["resourceAttributes"]["verb"], "get");
+    // A list's selectors are in the review, as requirements.
+    let (code, body) = call(
+        &k,
+        "allowed-token",
+        "/api/v1/namespaces/default/pods?labelSelector=app%3Dweb&fieldSelector=spec.nodeName%21%3Dn1",
+    );
+    assert_eq!(code, 200, "{body}");
+    let review = hook
+        .reviews()
+        .into_iter()
+        .find(|r| r["spec"]["resourceAttributes"]["resource"] == "pods")
+        .expect("a review of the pod list");
+    assert_eq!(
+        review["spec"]["resourceAttributes"]["labelSelector"],
+        json!({"requirements": [{"key": "app", "operator": "In", "values": ["web"]}]})
+    );
+    assert_eq!(
+        review["spec"]["resourceAttributes"]["fieldSelector"],
+        json!({"requirements": [{"key": "spec.nodeName", "operator": "NotIn", "values": ["n1"]}]})
+    );
     // An authorized TTL of 0: allowed answers are not cached.
     let asked = hook.reviews().len();
     call(&k, "allowed-token", "/api/v1/namespaces/default/secrets/s1");

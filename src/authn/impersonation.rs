@@ -142,6 +142,7 @@ pub async fn impersonate(req: &Request, user: UserInfo, authz: &Chain) -> Result
             resource: Some(&rr),
             path: "",
             selected_name: None,
+            selectors: crate::authz::Selectors::default(),
         };
         authz.authorize(&attrs).await?;
     }

@@ -209,6 +209,17 @@ pub struct Attributes<'a> {
     /// upstream's request info makes the request's name (so `resourceNames` rules and the
     /// Node authorizer allow a kubelet's single-object watch).
     pub selected_name: Option<&'a str>,
+    /// A list's, watch's or deletecollection's selectors, for authorizers that look at them
+    /// (the webhook's review carries them).
+    pub selectors: Selectors<'a>,
+}
+
+/// The raw `fieldSelector` and `labelSelector` of a request (upstream's request info keeps
+/// them for list, watch and deletecollection).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Selectors<'a> {
+    pub field: Option<&'a str>,
+    pub label: Option<&'a str>,
 }
 
 impl<'a> Attributes<'a> {
@@ -225,6 +236,7 @@ impl<'a> Attributes<'a> {
                 resource: Some(rr),
                 path,
                 selected_name: None,
+                selectors: Selectors::default(),
             },
             _ => Attributes {
                 user,
@@ -232,16 +244,24 @@ impl<'a> Attributes<'a> {
                 resource: None,
                 path,
                 selected_name: None,
+                selectors: Selectors::default(),
             },
         }
     }
 
-    /// The name a list or watch selects with `fieldSelector` (`metadata.name=<name>`), as
-    /// upstream's request info reads it.
+    /// The name a list or watch selects with `fieldSelector` (`metadata.name=<name>`), and
+    /// the selectors of a list, watch or deletecollection, as upstream's request info reads
+    /// them.
     pub fn with_query(mut self, query: &'a crate::api::request::Query) -> Attributes<'a> {
         let listing = matches!(self.verb, "list" | "watch");
         if listing && self.resource.is_some_and(|rr| rr.name.is_none()) {
             self.selected_name = query.get("fieldSelector").and_then(selected_name);
+        }
+        if matches!(self.verb, "list" | "watch" | "deletecollection") && self.resource.is_some() {
+            self.selectors = Selectors {
+                field: query.get("fieldSelector").filter(|s| !s.is_empty()),
+                label: query.get("labelSelector").filter(|s| !s.is_empty()),
+            };
         }
         self
     }
@@ -495,6 +515,7 @@ impl Chain {
             resource: Some(&rr),
             path: "",
             selected_name: None,
+            selectors: Selectors::default(),
         };
         matches!(self.decide(&attrs).await.decision, Decision::Allow(_))
     }

@@ -158,6 +158,7 @@ async fn decide(req: &ComputedRequest<'_>, user: &UserInfo, spec: &Value) -> Val
             resource: Some(&rr),
             path: "",
             selected_name: None,
+            selectors: crate::authz::Selectors::default(),
         };
         req.api.authz.decide(&attrs).await
     } else {
@@ -169,6 +170,7 @@ async fn decide(req: &ComputedRequest<'_>, user: &UserInfo, spec: &Value) -> Val
             resource: None,
             path: &path,
             selected_name: None,
+            selectors: crate::authz::Selectors::default(),
         };
         req.api.authz.decide(&attrs).await
     };

@@ -282,11 +282,14 @@ fn cacheable(attrs: &Attributes<'_>) -> bool {
             + rr.resource.len()
             + rr.subresource.as_deref().map_or(0, str::len)
     });
+    let selectors =
+        attrs.selectors.field.map_or(0, str::len) + attrs.selectors.label.map_or(0, str::len);
     let size = attrs.namespace().len()
         + attrs.verb.len()
         + resource
         + attrs.name().len()
-        + attrs.path.len();
+        + attrs.path.len()
+        + selectors;
     size < MAX_CACHED_ATTRIBUTE_BYTES
 }
 
@@ -313,6 +316,9 @@ pub fn spec(attrs: &Attributes<'_>) -> Value {
                 rr.subresource.as_deref().unwrap_or(""),
             );
             put(&mut ra, "name", attrs.name());
+            for (key, requirements) in selector_requirements(attrs) {
+                ra.insert(key.into(), json!({"requirements": requirements}));
+            }
             spec.insert("resourceAttributes".into(), Value::Object(ra));
         }
         None => {
@@ -332,6 +338,28 @@ pub fn spec(attrs: &Attributes<'_>) -> Value {
     }
     put(&mut spec, "uid", &user.uid);
     Value::Object(spec)
+}
+
+/// The request's selectors as the review's `fieldSelector` and `labelSelector`
+/// requirements (upstream's webhook leaves out one that does not parse or is empty).
+fn selector_requirements(attrs: &Attributes<'_>) -> Vec<(&'static str, Vec<Value>)> {
+    use crate::api::selector::{FieldSelector, LabelSelector};
+    let mut out = Vec::new();
+    let field = attrs
+        .selectors
+        .field
+        .and_then(|s| FieldSelector::parse(s).ok());
+    if let Some(reqs) = field.map(|f| f.requirements()).filter(|r| !r.is_empty()) {
+        out.push(("fieldSelector", reqs));
+    }
+    let label = attrs
+        .selectors
+        .label
+        .and_then(|s| LabelSelector::parse(s).ok());
+    if let Some(reqs) = label.map(|l| l.requirements()).filter(|r| !r.is_empty()) {
+        out.push(("labelSelector", reqs));
+    }
+    out
 }
 
 /// The `request` match conditions see: every field of the spec, empty ones too (upstream
@@ -355,6 +383,9 @@ fn cel_request(attrs: &Attributes<'_>) -> Value {
                 "subresource": rr.subresource.as_deref().unwrap_or(""),
                 "name": attrs.name(),
             });
+            for (key, requirements) in selector_requirements(attrs) {
+                request["resourceAttributes"][key] = json!({"requirements": requirements});
+            }
         }
         None => {
             request["nonResourceAttributes"] = json!({"verb": attrs.verb, "path": attrs.path});
@@ -431,6 +462,27 @@ mod tests {
             spec(&attrs)["nonResourceAttributes"],
             json!({"path": "/healthz", "verb": "get"})
         );
+        // A list's selectors are the review's requirements.
+        let path = "/api/v1/namespaces/ns/pods";
+        let query = Query::parse(Some(
+            "labelSelector=tier%3Dweb%2Capp+in+(a%2Cb)%2C!old&fieldSelector=spec.nodeName%3Dn1",
+        ));
+        let target = parse(&method, path, &query);
+        let attrs = Attributes::new(&user, &method, path, target.as_ref()).with_query(&query);
+        let ra = &spec(&attrs)["resourceAttributes"];
+        assert_eq!(
+            ra["fieldSelector"],
+            json!({"requirements": [{"key": "spec.nodeName", "operator": "In", "values": ["n1"]}]})
+        );
+        assert_eq!(
+            ra["labelSelector"],
+            json!({"requirements": [
+                {"key": "app", "operator": "In", "values": ["a", "b"]},
+                {"key": "old", "operator": "DoesNotExist"},
+                {"key": "tier", "operator": "In", "values": ["web"]}]})
+        );
+        let path = "/healthz";
+        let attrs = Attributes::new(&user, &method, path, None);
         // Match conditions see every field, empty ones too.
         assert_eq!(cel_request(&attrs)["nonResourceAttributes"]["verb"], "get");
     }
