@@ -22,7 +22,9 @@ const PROPAGATION: Duration = Duration::from_secs(30);
 const TOKENS: &str = "allowed-token,allowed-user,uid-allowed,\"team-a,team-b\"\n\
                       denied-token,denied-user,uid-denied,\n\
                       rbac-token,rbac-user,uid-rbac,\n\
-                      nobody-token,nobody,uid-nobody,\n";
+                      nobody-token,nobody,uid-nobody,\n\
+                      flaky-token,flaky-user,uid-flaky,\n\
+                      refused-token,refused-user,uid-refused,\n";
 
 /// The test's webhook: allows `allowed-user`, denies `denied-user`, has no opinion on anyone
 /// else; answers in the version it was asked in.
@@ -30,6 +32,9 @@ fn answer(_path: &str, review: &Value) -> Value {
     let status = match review["spec"]["user"].as_str().unwrap_or("") {
         "allowed-user" => json!({"allowed": true, "reason": "allowed by the hook"}),
         "denied-user" => json!({"allowed": false, "denied": true, "reason": "denied by the hook"}),
+        // A webhook in trouble (retried) and one refusing the call (not retried).
+        "flaky-user" => return json!({"httpStatus": 500}),
+        "refused-user" => return json!({"httpStatus": 400}),
         _ => json!({"allowed": false, "reason": "the hook has no opinion"}),
     };
     json!({"apiVersion": review["apiVersion"], "kind": "SubjectAccessReview", "status": status})
@@ -240,6 +245,7 @@ fn the_configured_webhook_decides_in_the_chain_and_follows_its_file() {
         r#"apiserver_authorization_decisions_total{decision="denied",name="hook",type="Webhook"}"#,
         r#"apiserver_authorization_decisions_total{decision="allowed",name="rbac",type="RBAC"}"#,
         r#"apiserver_authorization_webhook_evaluations_total{name="hook",result="success"}"#,
+        r#"apiserver_authorization_webhook_duration_seconds_count{name="hook",result="success"}"#,
         r#"apiserver_authorization_match_condition_exclusions_total{name="hook",type="Webhook"}"#,
     ] {
         assert!(metrics.contains(line), "{line} in {metrics}");
@@ -289,6 +295,7 @@ fn the_configured_webhook_decides_in_the_chain_and_follows_its_file() {
     for line in [
         r#"apiserver_authorization_config_controller_automatic_reloads_total{status="success"} 2"#,
         r#"apiserver_authorization_config_controller_automatic_reloads_total{status="failure"} 1"#,
+        r#"apiserver_authorization_config_controller_automatic_reload_last_timestamp_seconds{status="failure"}"#,
     ] {
         assert!(metrics.contains(line), "{line} in {metrics}");
     }
@@ -353,6 +360,22 @@ fn the_legacy_webhook_flags_send_v1beta1_reviews() {
     let asked = hook.reviews().len();
     call(&k, "allowed-token", "/api/v1/namespaces/default/secrets/s1");
     assert_eq!(hook.reviews().len(), asked + 1);
+    // A 500 is retried with back-off (5 tries in all), a 400 is not; then the failure (no
+    // opinion, as the legacy flags' webhook fails open) leaves the request to RBAC, which has
+    // no rule for these users: upstream's 500.
+    let tries = |user: &str| {
+        hook.reviews()
+            .iter()
+            .filter(|r| r["spec"]["user"] == user)
+            .count()
+    };
+    let (code, body) = call(&k, "flaky-token", "/api/v1/namespaces/default/secrets");
+    assert_eq!(code, 500, "{body}");
+    assert!(body.contains("status code 500"), "{body}");
+    assert_eq!(tries("flaky-user"), 5);
+    let (code, _) = call(&k, "refused-token", "/api/v1/namespaces/default/secrets");
+    assert_eq!(code, 500);
+    assert_eq!(tries("refused-user"), 1);
     // Denied answers are (30s by default).
     call(&k, "denied-token", "/api/v1/namespaces/default/secrets/s1");
     let asked = hook.reviews().len();

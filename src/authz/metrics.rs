@@ -5,7 +5,7 @@
 
 use std::sync::LazyLock;
 
-use prometheus::{IntCounterVec, Opts};
+use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts};
 
 use crate::metrics::{Stability, help, register};
 
@@ -32,6 +32,23 @@ pub static WEBHOOK_EVALUATIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
         "apiserver_authorization_webhook_evaluations_total",
         "Round-trips to authorization webhooks.",
         &["name", "result"],
+    )
+});
+
+/// Webhook round-trips' durations in seconds, by name and result (upstream's buckets).
+pub static WEBHOOK_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register(
+        HistogramVec::new(
+            HistogramOpts::new(
+                "apiserver_authorization_webhook_duration_seconds",
+                help(Stability::Alpha, None, "Request latency in seconds."),
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            &["name", "result"],
+        )
+        .expect("a valid metric"),
     )
 });
 
@@ -71,6 +88,33 @@ pub static RELOADS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
+/// When `--authorization-config` was last reloaded, by status, in seconds since the epoch.
+pub static RELOAD_TIME: LazyLock<GaugeVec> = LazyLock::new(|| {
+    register(
+        GaugeVec::new(
+            Opts::new(
+                "apiserver_authorization_config_controller_automatic_reload_last_timestamp_seconds",
+                help(
+                    Stability::Alpha,
+                    None,
+                    "Timestamp of the last automatic reload of authorization configuration split by status and apiserver identity.",
+                ),
+            ),
+            &["status"],
+        )
+        .expect("a valid metric"),
+    )
+});
+
+/// Counts a reload of `--authorization-config` and notes its time.
+pub fn reloaded(status: &str) {
+    RELOADS.with_label_values(&[status]).inc();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    RELOAD_TIME.with_label_values(&[status]).set(now);
+}
+
 pub fn init() {
     LazyLock::force(&DECISIONS);
     LazyLock::force(&WEBHOOK_EVALUATIONS);
@@ -78,4 +122,6 @@ pub fn init() {
     LazyLock::force(&MATCH_EXCLUSIONS);
     LazyLock::force(&MATCH_ERRORS);
     LazyLock::force(&RELOADS);
+    LazyLock::force(&WEBHOOK_DURATION);
+    LazyLock::force(&RELOAD_TIME);
 }

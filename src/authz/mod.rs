@@ -191,7 +191,7 @@ fn follow(chain: &Chain, path: &std::path::Path, loaded: Vec<u8>) {
         RELOAD_INTERVAL,
         "authorization",
         |data| config::parse(data).map(|authorizers| chain.replace(authorizers)),
-        |status| metrics::RELOADS.with_label_values(&[status]).inc(),
+        metrics::reloaded,
     );
 }
 

@@ -233,6 +233,7 @@ impl Webhook {
             backoff: Some(AUTH_WEBHOOK_BACKOFF),
             ..Call::default()
         };
+        let started = Instant::now();
         let result = client::post(call)
             .await
             .and_then(|bytes| read_answer(&bytes));
@@ -241,9 +242,13 @@ impl Webhook {
             Err(why) if why.contains("timed out") => "timeout",
             Err(_) => "error",
         };
+        let labels = [s.name.as_str(), outcome];
         metrics::WEBHOOK_EVALUATIONS
-            .with_label_values(&[s.name.as_str(), outcome])
+            .with_label_values(&labels)
             .inc();
+        metrics::WEBHOOK_DURATION
+            .with_label_values(&labels)
+            .observe(started.elapsed().as_secs_f64());
         result
     }
 
