@@ -354,7 +354,7 @@ pub trait Authorizer: Send + Sync {
 /// One link of the chain: an authorizer deciding from memory, or a webhook (awaited).
 enum Link {
     Local(Box<dyn Authorizer>),
-    Webhook(webhook::Webhook),
+    Webhook(Box<webhook::Webhook>),
 }
 
 /// A configured authorizer with the type and name its decisions are counted under (none for
@@ -427,7 +427,7 @@ impl Chain {
                     None => continue,
                 },
                 config::Configured::Webhook(settings) => {
-                    Link::Webhook(webhook::Webhook::new(*settings))
+                    Link::Webhook(Box::new(webhook::Webhook::new(*settings)))
                 }
             };
             entries.push(Entry {
