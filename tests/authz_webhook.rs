@@ -268,11 +268,11 @@ fn the_configured_webhook_decides_in_the_chain_and_follows_its_file() {
     until(&k, "rbac-token", CONFIGMAPS, 200);
     let (code, body) = call(&k, "nobody-token", CONFIGMAPS);
     assert_eq!(code, 500, "{body}");
-    // A bad file is refused and logged; the chain in force stays.
-    replace(
-        &config,
-        "apiVersion: apiserver.config.k8s.io/v1\nkind: AuthorizationConfiguration\nauthorizers: []\n",
-    );
+    // A file that drops the types the server started with is refused and logged; the chain
+    // in force stays.
+    let webhook_only = authorization_config(&hook_kubeconfig, "NoOpinion");
+    let webhook_only = &webhook_only[..webhook_only.find("- type: Node").unwrap()];
+    replace(&config, webhook_only);
     let deadline = Instant::now() + PROPAGATION;
     while !k.log().contains("keeping the previous configuration") {
         assert!(
@@ -283,9 +283,7 @@ fn the_configured_webhook_decides_in_the_chain_and_follows_its_file() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(
-        k.log().contains(
-            "authorizers: Required value: at least one authorization mode must be defined"
-        ),
+        k.log().contains("missing required types: [Node RBAC]"),
         "{}",
         k.log()
     );
@@ -376,6 +374,10 @@ fn the_legacy_webhook_flags_send_v1beta1_reviews() {
     let (code, _) = call(&k, "refused-token", "/api/v1/namespaces/default/secrets");
     assert_eq!(code, 500);
     assert_eq!(tries("refused-user"), 1);
+    // The flags' webhook is counted as upstream names it.
+    let (_, metrics) = Client::new(&k).text("GET", "/metrics");
+    let line = r#"apiserver_authorization_decisions_total{decision="allowed",name="default",type="Webhook"}"#;
+    assert!(metrics.contains(line), "{line} in {metrics}");
     // Denied answers are (30s by default).
     call(&k, "denied-token", "/api/v1/namespaces/default/secrets/s1");
     let asked = hook.reviews().len();

@@ -151,9 +151,11 @@ impl Api {
         let verdict = self.authz.decide(&attrs).await;
         let allowed = matches!(verdict.decision, authz::Decision::Allow(_));
         if let Some(recorder) = audit {
-            let reason = match (allowed, &verdict.error) {
-                (false, Some(_)) => "internal error",
-                _ => "",
+            // Upstream's annotation: the decision's reason, or "internal error" for a failure.
+            let reason = match (&verdict.decision, &verdict.error) {
+                (authz::Decision::Allow(why), _) => why.as_str(),
+                (_, Some(_)) => "internal error",
+                (authz::Decision::Deny(why) | authz::Decision::NoOpinion(why), None) => why,
             };
             recorder.authorized(allowed, reason);
         }

@@ -62,7 +62,8 @@ impl Named {
 }
 
 /// The legacy flags as upstream converts them: each mode named by its lower-cased type, the
-/// webhook with a 30s timeout, no opinion on failure, and the flags' version and TTLs.
+/// webhook (`default`) with a 30s timeout, no opinion on failure, and the flags' version and
+/// TTLs (0: not cached).
 pub fn from_modes(
     modes: &[String],
     webhook_config_file: Option<&Path>,
@@ -97,7 +98,7 @@ pub fn from_modes(
                 let connection = Kubeconfig::read(file)
                     .map_err(|e| format!("--authorization-webhook-config-file: {e}"))?;
                 Configured::Webhook(Box::new(Settings {
-                    name: "webhook".into(),
+                    name: "default".into(),
                     connection,
                     version,
                     timeout: MAX_TIMEOUT,
@@ -121,10 +122,12 @@ pub fn from_modes(
             }
             other => return Err(format!("authorization-mode {other:?} is not a valid mode")),
         };
-        out.push(Named {
-            name: mode.to_ascii_lowercase(),
-            authorizer,
-        });
+        // Upstream names the flags' webhook "default", every other mode by its type.
+        let name = match authorizer {
+            Configured::Webhook(_) => "default".to_string(),
+            _ => mode.to_ascii_lowercase(),
+        };
+        out.push(Named { name, authorizer });
     }
     Ok(out)
 }
@@ -133,12 +136,25 @@ pub fn from_modes(
 pub fn load(path: &Path) -> Result<(Vec<Named>, Vec<u8>), String> {
     let data =
         std::fs::read(path).map_err(|e| format!("open {}: {}", path.display(), os_error(&e)))?;
-    let authorizers = parse(&data)?;
+    let authorizers = parse(&data, &[])?;
     Ok((authorizers, data))
 }
 
-/// An AuthorizationConfiguration (YAML or JSON) read into its authorizers.
-pub fn parse(data: &[u8]) -> Result<Vec<Named>, String> {
+/// The types other than Webhook in `authorizers`: what a reload must keep (upstream's
+/// `requireNonWebhookTypes`).
+pub fn non_webhook_types(authorizers: &[Named]) -> Vec<&'static str> {
+    let mut types: Vec<&'static str> = authorizers
+        .iter()
+        .map(Named::type_name)
+        .filter(|t| *t != "Webhook")
+        .collect();
+    types.sort_unstable();
+    types
+}
+
+/// An AuthorizationConfiguration (YAML or JSON) read into its authorizers; every type of
+/// `required` must be among them.
+pub fn parse(data: &[u8], required: &[&str]) -> Result<Vec<Named>, String> {
     let doc = if data.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
@@ -166,12 +182,42 @@ pub fn parse(data: &[u8]) -> Result<Vec<Named>, String> {
             .iter()
             .map(|c| format!("{}: {}", c.field, c.message))
             .collect();
-        return Err(match errs.len() {
-            1 => errs[0].clone(),
-            _ => format!("[{}]", errs.join(", ")),
-        });
+        return Err(aggregate(errs));
+    }
+    // kube-apiserver's own rules: the other types are named as the legacy flags name them,
+    // and a reload keeps the types the server started with.
+    let mut errs = Vec::new();
+    for a in &authorizers {
+        let expected = a.type_name().to_ascii_lowercase();
+        if a.type_name() != "Webhook" && a.name != expected {
+            errs.push(format!(
+                "expected name {expected} for authorizer {} instead of {}",
+                a.type_name(),
+                a.name
+            ));
+        }
+    }
+    let present = non_webhook_types(&authorizers);
+    let missing: Vec<&str> = required
+        .iter()
+        .filter(|t| !present.contains(t))
+        .copied()
+        .collect();
+    if !missing.is_empty() {
+        errs.push(format!("missing required types: [{}]", missing.join(" ")));
+    }
+    if !errs.is_empty() {
+        return Err(aggregate(errs));
     }
     Ok(authorizers)
+}
+
+/// Upstream's aggregate error text: the one error, or `[a, b]`.
+fn aggregate(mut errs: Vec<String>) -> String {
+    match errs.len() {
+        1 => errs.remove(0),
+        _ => format!("[{}]", errs.join(", ")),
+    }
 }
 
 /// Upstream's `ValidateAuthorizationConfiguration`; the authorizers when it passes.
@@ -519,7 +565,7 @@ mod tests {
     use super::*;
 
     fn errors(yaml: &str) -> String {
-        match parse(yaml.as_bytes()) {
+        match parse(yaml.as_bytes(), &[]) {
             Ok(_) => String::new(),
             Err(e) => e,
         }
@@ -562,6 +608,19 @@ mod tests {
             "[authorizers[0].name: Invalid value: \"Bad_Name\": authorizer name is invalid: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*'), authorizers[0].connectionInfo.kubeConfigFile: Invalid value: \"/nonexistent/k.yaml\": error loading file: stat /nonexistent/k.yaml: no such file or directory]"
         );
         assert!(errors("apiVersion: v1\nkind: Pod\n").contains("no kind \"Pod\" is registered"));
+        assert_eq!(
+            errors(&format!(
+                "{head}authorizers:\n- {{type: RBAC, name: my-rbac}}\n"
+            )),
+            "expected name rbac for authorizer RBAC instead of my-rbac"
+        );
+        let only_rbac = format!("{head}authorizers:\n- {{type: RBAC, name: rbac}}\n");
+        assert_eq!(
+            parse(only_rbac.as_bytes(), &["Node", "RBAC"])
+                .err()
+                .unwrap(),
+            "missing required types: [Node]"
+        );
     }
 
     #[test]
@@ -577,7 +636,7 @@ mod tests {
             "apiVersion: apiserver.config.k8s.io/v1\nkind: AuthorizationConfiguration\nauthorizers:\n- {{type: Node, name: node}}\n- type: Webhook\n  name: first\n  webhook:\n    timeout: 3s\n    subjectAccessReviewVersion: v1\n    matchConditionSubjectAccessReviewVersion: v1\n    failurePolicy: Deny\n    cacheUnauthorizedRequests: false\n    connectionInfo: {{type: KubeConfigFile, kubeConfigFile: {}}}\n    matchConditions:\n    - expression: has(request.resourceAttributes)\n- {{type: RBAC, name: rbac}}\n",
             kubeconfig.display()
         );
-        let chain = parse(yaml.as_bytes()).unwrap();
+        let chain = parse(yaml.as_bytes(), &["Node", "RBAC"]).unwrap();
         let types: Vec<_> = chain.iter().map(|n| n.type_name()).collect();
         assert_eq!(types, ["Node", "Webhook", "RBAC"]);
         let Configured::Webhook(w) = &chain[1].authorizer else {

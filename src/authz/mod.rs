@@ -171,26 +171,28 @@ pub fn start(
     let rbac = rbac::Rbac::new(cache.clone(), prefix);
     rbac.follow(store.clone())
         .map_err(|e| format!("RBAC: {e}"))?;
+    let required = config::non_webhook_types(&authorizers);
     let chain = Arc::new(Chain::configured(authorizers, Some(rbac)));
     if let (Some(path), Some(data)) = (&flags.authorization_config, config_data) {
         let (chain, path) = (chain.clone(), path.clone());
         std::thread::Builder::new()
             .name("kapi-authz-reload".into())
-            .spawn(move || follow(&chain, &path, data))
+            .spawn(move || follow(&chain, &path, data, required))
             .map_err(|e| format!("starting the authorization configuration reload: {e}"))?;
     }
     Ok(chain)
 }
 
-/// Follows `--authorization-config`: a changed, valid configuration replaces the chain, an
-/// invalid one is logged and the old chain kept (as upstream's reload).
-fn follow(chain: &Chain, path: &std::path::Path, loaded: Vec<u8>) {
+/// Follows `--authorization-config`: a changed, valid configuration (keeping the `required`
+/// types other than Webhook) replaces the chain, an invalid one is logged and the old chain
+/// kept (as upstream's reload).
+fn follow(chain: &Chain, path: &std::path::Path, loaded: Vec<u8>, required: Vec<&str>) {
     crate::reload::follow(
         path,
         loaded,
         RELOAD_INTERVAL,
         "authorization",
-        |data| config::parse(data).map(|authorizers| chain.replace(authorizers)),
+        |data| config::parse(data, &required).map(|authorizers| chain.replace(authorizers)),
         metrics::reloaded,
     );
 }
