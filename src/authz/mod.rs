@@ -362,8 +362,9 @@ enum Link {
 /// A configured authorizer with the type and name its decisions are counted under (none for
 /// the privileged group, which upstream does not count either).
 struct Entry {
-    kind: &'static str,
-    name: String,
+    /// Its `apiserver_authorization_decisions_total` counters (allowed, denied), resolved
+    /// once; none for the privileged group.
+    counters: Option<(prometheus::IntCounter, prometheus::IntCounter)>,
     link: Link,
 }
 
@@ -388,8 +389,7 @@ impl Chain {
         let entries = authorizers
             .into_iter()
             .map(|a| Entry {
-                kind: "",
-                name: String::new(),
+                counters: None,
                 link: Link::Local(a),
             })
             .collect();
@@ -412,8 +412,7 @@ impl Chain {
     /// Puts `authorizers` in force (at start, and when `--authorization-config` changes).
     pub fn replace(&self, authorizers: Vec<config::Named>) {
         let mut entries = vec![Entry {
-            kind: "",
-            name: String::new(),
+            counters: None,
             link: Link::Local(Box::new(PrivilegedGroup)),
         }];
         for named in authorizers {
@@ -432,9 +431,11 @@ impl Chain {
                     Link::Webhook(Box::new(webhook::Webhook::new(*settings)))
                 }
             };
+            let counter = |decision: &str| {
+                metrics::DECISIONS.with_label_values(&[kind, named.name.as_str(), decision])
+            };
             entries.push(Entry {
-                kind,
-                name: named.name,
+                counters: Some((counter("allowed"), counter("denied"))),
                 link,
             });
         }
@@ -449,7 +450,8 @@ impl Chain {
     /// with every reason given, one a line. Errors of authorizers that could not decide are
     /// kept beside the decision.
     pub async fn decide(&self, attrs: &Attributes<'_>) -> Verdict {
-        let entries = self.entries.load_full();
+        // A guard, not a clone: no shared reference count is written per request.
+        let entries = self.entries.load();
         let mut reasons: Vec<String> = Vec::new();
         let mut errors: Vec<String> = Vec::new();
         for entry in entries.iter() {
@@ -458,17 +460,12 @@ impl Chain {
                 Link::Webhook(w) => w.authorize(attrs).await,
             };
             errors.extend(error);
-            let counted = match &decision {
-                Decision::Allow(_) => Some("allowed"),
-                Decision::Deny(_) => Some("denied"),
-                Decision::NoOpinion(_) => None,
-            };
-            if let Some(outcome) = counted
-                && !entry.kind.is_empty()
-            {
-                metrics::DECISIONS
-                    .with_label_values(&[entry.kind, entry.name.as_str(), outcome])
-                    .inc();
+            if let Some((allowed, denied)) = &entry.counters {
+                match &decision {
+                    Decision::Allow(_) => allowed.inc(),
+                    Decision::Deny(_) => denied.inc(),
+                    Decision::NoOpinion(_) => {}
+                }
             }
             match decision {
                 Decision::NoOpinion(why) => {
