@@ -67,8 +67,9 @@ fn serve_connection(
             Some(code) => (code, String::new()),
             None => (200, out.to_string()),
         };
+        let reason = if status == 200 { "OK" } else { "Error" };
         let head = format!(
-            "HTTP/1.1 {status} Test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
             out.len()
         );
         let s = stream.get_mut();
