@@ -95,7 +95,7 @@ pub fn from_modes(
                         .map_err(|e| format!("--{flag}: {e}"))
                         .map(|d| Some(d).filter(|d| !d.is_zero()))
                 };
-                let connection = Kubeconfig::read(file)
+                let connection = webhook_kubeconfig(file)
                     .map_err(|e| format!("--authorization-webhook-config-file: {e}"))?;
                 Configured::Webhook(Box::new(Settings {
                     name: "default".into(),
@@ -471,7 +471,7 @@ fn connection(at: &str, info: &Value, causes: &mut Vec<Cause>) -> Option<Kubecon
                 match std::fs::metadata(name) {
                     Err(e) => format!("error loading file: stat {name}: {}", os_error(&e)),
                     Ok(m) if !m.is_file() => "must be a regular file".to_string(),
-                    Ok(_) => match Kubeconfig::read(Path::new(name)) {
+                    Ok(_) => match webhook_kubeconfig(Path::new(name)) {
                         Ok(k) => return Some(k),
                         Err(e) => format!("error loading file: {e}"),
                     },
@@ -489,6 +489,18 @@ fn connection(at: &str, info: &Value, causes: &mut Vec<Cause>) -> Option<Kubecon
             None
         }
     }
+}
+
+/// A webhook's kubeconfig; one that asks to skip TLS verification is refused (kapi always
+/// verifies the webhook's certificate).
+fn webhook_kubeconfig(path: &Path) -> Result<Kubeconfig, String> {
+    let k = Kubeconfig::read(path)?;
+    if k.insecure_skip_tls_verify {
+        return Err(
+            "insecure-skip-tls-verify is not supported by kapi: give certificate-authority".into(),
+        );
+    }
+    Ok(k)
 }
 
 /// Go's wording of a file error (`no such file or directory`).
@@ -648,5 +660,16 @@ mod tests {
         assert_eq!(w.failure_policy, FailurePolicy::Deny);
         assert_eq!(w.conditions.len(), 1);
         assert_eq!(w.connection.server, "https://127.0.0.1:9/");
+        // A kubeconfig that skips TLS verification is refused.
+        std::fs::write(
+            &kubeconfig,
+            "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:9/', insecure-skip-tls-verify: true}}]\n",
+        )
+        .unwrap();
+        let e = parse(yaml.as_bytes(), &[]).err().unwrap();
+        assert!(
+            e.contains("insecure-skip-tls-verify is not supported"),
+            "{e}"
+        );
     }
 }
