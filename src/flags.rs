@@ -973,45 +973,9 @@ const COMPAT: &[(&str, &str, Takes, Why)] = &[
     ),
     (
         AUTHORIZATION,
-        "authorization-config",
-        Value,
-        NotYet("structured authorization configuration is not read yet"),
-    ),
-    (
-        AUTHORIZATION,
-        "authorization-mode",
-        Value,
-        NotYet("RBAC and Node authorization are not built yet"),
-    ),
-    (
-        AUTHORIZATION,
         "authorization-policy-file",
         Value,
         NotYet("ABAC is not supported"),
-    ),
-    (
-        AUTHORIZATION,
-        "authorization-webhook-cache-authorized-ttl",
-        Value,
-        NotYet("the webhook authorizer is not built yet"),
-    ),
-    (
-        AUTHORIZATION,
-        "authorization-webhook-cache-unauthorized-ttl",
-        Value,
-        NotYet("the webhook authorizer is not built yet"),
-    ),
-    (
-        AUTHORIZATION,
-        "authorization-webhook-config-file",
-        Value,
-        NotYet("the webhook authorizer is not built yet"),
-    ),
-    (
-        AUTHORIZATION,
-        "authorization-webhook-version",
-        Value,
-        NotYet("the webhook authorizer is not built yet"),
     ),
     (
         EGRESS,

@@ -855,7 +855,7 @@ items:
 }
 
 #[test]
-fn authorization_mode_orders_the_chain_and_refuses_what_kapi_lacks() {
+fn authorization_mode_orders_the_chain_and_refuses_bad_modes() {
     let k = Kapi::start(&["--authorization-mode=RBAC,AlwaysAllow"], &[]);
     let alice = user(&k, "alice", &[]);
     assert_eq!(alice.call("GET", "/api/v1/secrets", None).0, 200);
@@ -877,14 +877,17 @@ fn authorization_mode_orders_the_chain_and_refuses_what_kapi_lacks() {
     );
     drop(k);
     for (flag, says) in [
-        ("--authorization-mode=Node,Webhook", "Webhook"),
+        (
+            "--authorization-mode=Node,Webhook",
+            "authorization-mode Webhook's authorization config file not passed",
+        ),
         (
             "--authorization-mode=RBAC,Magic",
             "\"Magic\" is not a valid mode",
         ),
         (
             "--authorization-config=/nonexistent.yaml",
-            "--authorization-config",
+            "open /nonexistent.yaml: no such file or directory",
         ),
     ] {
         let dir = tempfile::tempdir().unwrap();

@@ -35,9 +35,13 @@ fn is_request(attrs: &Attributes<'_>, subresource: Option<&str>) -> bool {
 
 /// Whether the user may `verb` requests of `signer`: the signer by name, or its domain's
 /// wildcard (`example.com/*`).
-fn may(api: &Api, attrs: &Attributes<'_>, verb: &str, signer: &str) -> bool {
+async fn may(api: &Api, attrs: &Attributes<'_>, verb: &str, signer: &str) -> bool {
     let user = attrs.user;
-    if api.authz.allows(user, verb, GROUP, "signers", "", signer) {
+    if api
+        .authz
+        .allows(user, verb, GROUP, "signers", "", signer)
+        .await
+    {
         return true;
     }
     let Some((domain, _)) = signer.split_once('/') else {
@@ -45,6 +49,7 @@ fn may(api: &Api, attrs: &Attributes<'_>, verb: &str, signer: &str) -> bool {
     };
     api.authz
         .allows(user, verb, GROUP, "signers", "", &format!("{domain}/*"))
+        .await
 }
 
 fn signer(obj: &Value) -> &str {
@@ -52,7 +57,7 @@ fn signer(obj: &Value) -> &str {
 }
 
 /// Ok when the user may `verb` (`approve`, `sign`) requests of the object's signer.
-fn signer_check(
+async fn signer_check(
     api: &Api,
     attrs: &Attributes<'_>,
     obj: Option<&Value>,
@@ -60,7 +65,7 @@ fn signer_check(
 ) -> Result<(), Status> {
     let Some(obj) = obj else { return Ok(()) };
     let signer = signer(obj);
-    if may(api, attrs, verb, signer) {
+    if may(api, attrs, verb, signer).await {
         return Ok(());
     }
     Err(forbidden(
@@ -84,7 +89,7 @@ impl Validating for CertificateApproval {
         if attrs.operation != Operation::Update || !is_request(attrs, Some("approval")) {
             return Ok(());
         }
-        signer_check(api, attrs, obj, "approve")
+        signer_check(api, attrs, obj, "approve").await
     }
 }
 
@@ -107,7 +112,7 @@ impl Validating for CertificateSigning {
         if old == obj.map(|o| &o["status"]["certificate"]) {
             return Ok(());
         }
-        signer_check(api, attrs, obj, "sign")
+        signer_check(api, attrs, obj, "sign").await
     }
 }
 
@@ -193,7 +198,7 @@ impl Validating for ClusterTrustBundleAttest {
         {
             return Ok(());
         }
-        if may(api, attrs, "attest", signer) {
+        if may(api, attrs, "attest", signer).await {
             return Ok(());
         }
         Err(forbidden(

@@ -108,6 +108,36 @@ impl LabelSelector {
         self.0.is_empty()
     }
 
+    /// The requirements as `metav1.LabelSelectorRequirement`s (`In`, `NotIn`, `Exists`,
+    /// `DoesNotExist`), sorted by key as upstream's parser sorts them: what an authorization
+    /// webhook is told a request selects.
+    pub fn requirements(&self) -> Vec<serde_json::Value> {
+        let mut reqs: Vec<(&str, &str, Vec<&str>)> = self
+            .0
+            .iter()
+            .map(|r| match r {
+                LabelReq::Eq(k, v) => (k.as_str(), "In", vec![v.as_str()]),
+                LabelReq::In(k, vs) => (k.as_str(), "In", vs.iter().map(String::as_str).collect()),
+                LabelReq::NotEq(k, v) => (k.as_str(), "NotIn", vec![v.as_str()]),
+                LabelReq::NotIn(k, vs) => {
+                    (k.as_str(), "NotIn", vs.iter().map(String::as_str).collect())
+                }
+                LabelReq::Exists(k) => (k.as_str(), "Exists", Vec::new()),
+                LabelReq::NotExists(k) => (k.as_str(), "DoesNotExist", Vec::new()),
+            })
+            .collect();
+        reqs.sort_by_key(|r| r.0);
+        reqs.into_iter()
+            .map(|(key, operator, values)| {
+                let mut r = serde_json::json!({"key": key, "operator": operator});
+                if !values.is_empty() {
+                    r["values"] = serde_json::json!(values);
+                }
+                r
+            })
+            .collect()
+    }
+
     /// `labels` sorted by key or not; looked up linearly (objects carry few labels).
     pub fn matches<K: AsRef<str>, V: AsRef<str>>(&self, labels: &[(K, V)]) -> bool {
         let get = |k: &str| {
@@ -156,6 +186,18 @@ impl FieldSelector {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// The requirements as `metav1.FieldSelectorRequirement`s (`=` is `In`, `!=` is `NotIn`),
+    /// in the selector's order: what an authorization webhook is told a request selects.
+    pub fn requirements(&self) -> Vec<serde_json::Value> {
+        self.0
+            .iter()
+            .map(|(field, eq, value)| {
+                let operator = if *eq { "In" } else { "NotIn" };
+                serde_json::json!({"key": field, "operator": operator, "values": [value]})
+            })
+            .collect()
     }
 
     /// The value required for `field` by an `=` requirement, if any (to narrow a scan).

@@ -19,7 +19,7 @@ use crate::transport::{Body, Request, Response};
 /// Everything a handler needs; shared by all cores.
 pub struct Api {
     pub authn: crate::authn::Chain,
-    pub authz: crate::authz::Chain,
+    pub authz: Arc<crate::authz::Chain>,
     pub admission: crate::admission::Chain,
     pub registry: Arc<Registry>,
     pub store: StoreClient,
@@ -94,7 +94,7 @@ impl Api {
         };
         // Impersonation: the request runs as the impersonated user, if it may be impersonated.
         let user = if crate::authn::impersonation::requested(&req) {
-            match crate::authn::impersonation::impersonate(&req, user, &self.authz) {
+            match crate::authn::impersonation::impersonate(&req, user, &self.authz).await {
                 Ok(user) => {
                     if let Some(recorder) = audit.as_mut() {
                         recorder.impersonated(&user);
@@ -148,12 +148,30 @@ impl Api {
     ) -> Response {
         let attrs =
             authz::Attributes::new(user, &req.method, path, target.as_ref()).with_query(&query);
-        let decision = self.authz.authorize(&attrs);
+        let verdict = self.authz.decide(&attrs).await;
+        let allowed = matches!(verdict.decision, authz::Decision::Allow(_));
         if let Some(recorder) = audit {
-            recorder.authorized(decision.is_ok(), "");
+            // Upstream's annotation: the decision's reason, or "internal error" for a failure.
+            let reason = match (&verdict.decision, &verdict.error) {
+                (authz::Decision::Allow(why), _) => why.as_str(),
+                (_, Some(_)) => "internal error",
+                (authz::Decision::Deny(why) | authz::Decision::NoOpinion(why), None) => why,
+            };
+            recorder.authorized(allowed, reason);
         }
-        if let Err(status) = decision {
-            return status_response(&status, Encoding::Json, pretty);
+        match (verdict.decision, verdict.error) {
+            (authz::Decision::Allow(_), _) => {}
+            // An authorizer that failed (a webhook that could not be asked) and nothing that
+            // allowed: upstream's plain-text 500.
+            (_, Some(error)) => {
+                return text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("Internal Server Error: {:?}: {error}\n", req.uri.as_str()),
+                );
+            }
+            (authz::Decision::Deny(why) | authz::Decision::NoOpinion(why), None) => {
+                return status_response(&authz::forbidden(&attrs, &why), Encoding::Json, pretty);
+            }
         }
         match target {
             Some(Target::Other { path }) => self.other(req, &path, pretty).await,

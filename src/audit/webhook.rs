@@ -12,10 +12,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use serde_json::Value;
+use rustls_pki_types::ServerName;
 
 use super::event::Event;
 
@@ -46,34 +43,8 @@ pub struct Batching {
 
 /// Reads the kubeconfig: its current context's (else its first) cluster and user.
 pub fn target(config_file: &Path) -> Result<Target, String> {
-    let data = std::fs::read(config_file)
-        .map_err(|e| format!("reading {}: {e}", config_file.display()))?;
-    let doc = kapi_codec::yaml::from_yaml(&data).map_err(|e| e.to_string())?;
-    let named = |list: &str, name: &str, field: &str| -> Value {
-        let items = doc[list].as_array().cloned().unwrap_or_default();
-        items
-            .iter()
-            .find(|i| !name.is_empty() && i["name"] == name)
-            .or_else(|| items.first())
-            .map(|i| i[field].clone())
-            .unwrap_or(Value::Null)
-    };
-    let current = doc["current-context"].as_str().unwrap_or_default();
-    let context = named("contexts", current, "context");
-    let cluster = named(
-        "clusters",
-        context["cluster"].as_str().unwrap_or_default(),
-        "cluster",
-    );
-    let user = named(
-        "users",
-        context["user"].as_str().unwrap_or_default(),
-        "user",
-    );
-    let base = config_file.parent().unwrap_or(Path::new("."));
-    let server = cluster["server"]
-        .as_str()
-        .ok_or("the kubeconfig names no cluster server")?;
+    let config = crate::kubeconfig::Kubeconfig::read(config_file)?;
+    let server = config.server.as_str();
     let (scheme, rest) = server
         .split_once("://")
         .ok_or_else(|| format!("server {server:?} is not a URL"))?;
@@ -92,7 +63,7 @@ pub fn target(config_file: &Path) -> Result<Target, String> {
     };
     let tls = match scheme {
         "http" => None,
-        "https" => Some(tls_config(&cluster, &user, base, &host)?),
+        "https" => Some(tls_config(&config, &host)?),
         other => return Err(format!("server {server:?}: unsupported scheme {other:?}")),
     };
     Ok(Target {
@@ -100,66 +71,30 @@ pub fn target(config_file: &Path) -> Result<Target, String> {
         port,
         path: path.to_string(),
         tls,
-        token: user["token"].as_str().map(str::to_string),
+        token: config.token.clone(),
     })
 }
 
-/// `<field>-data` (base64) or `<field>` (a path, relative to the kubeconfig).
-fn file_or_data(v: &Value, field: &str, base: &Path) -> Result<Option<Vec<u8>>, String> {
-    if let Some(data) = v[format!("{field}-data")].as_str() {
-        return base64::engine::general_purpose::STANDARD
-            .decode(data)
-            .map(Some)
-            .map_err(|e| format!("{field}-data: {e}"));
-    }
-    match v[field].as_str() {
-        Some(path) => std::fs::read(base.join(path))
-            .map(Some)
-            .map_err(|e| format!("{field} {path}: {e}")),
-        None => Ok(None),
-    }
-}
-
 fn tls_config(
-    cluster: &Value,
-    user: &Value,
-    base: &Path,
+    config: &crate::kubeconfig::Kubeconfig,
     host: &str,
 ) -> Result<(Arc<rustls::ClientConfig>, ServerName<'static>), String> {
-    if cluster["insecure-skip-tls-verify"].as_bool() == Some(true) {
+    if config.insecure_skip_tls_verify {
         return Err("insecure-skip-tls-verify is not supported: give certificate-authority".into());
     }
-    let ca = file_or_data(cluster, "certificate-authority", base)?
+    let ca = config
+        .certificate_authority
+        .as_deref()
         .ok_or("an https server needs certificate-authority (or -data)")?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&ca) {
-        roots
-            .add(cert.map_err(|e| format!("certificate-authority: {e}"))?)
-            .map_err(|e| format!("certificate-authority: {e}"))?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots);
-    let cert = file_or_data(user, "client-certificate", base)?;
-    let key = file_or_data(user, "client-key", base)?;
-    let config = match (cert, key) {
-        (Some(cert), Some(key)) => {
-            let chain = CertificateDer::pem_slice_iter(&cert)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("client-certificate: {e}"))?;
-            let key =
-                PrivateKeyDer::from_pem_slice(&key).map_err(|e| format!("client-key: {e}"))?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| format!("client certificate: {e}"))?
-        }
-        _ => builder.with_no_client_auth(),
-    };
+    let identity = config.identity();
+    let tls = crate::admission::webhook::client::tls_config(
+        ca,
+        "certificate-authority",
+        identity.as_ref(),
+    )?;
     let name =
         ServerName::try_from(host.to_string()).map_err(|e| format!("server name {host:?}: {e}"))?;
-    Ok((Arc::new(config), name))
+    Ok((Arc::new(tls), name))
 }
 
 /// The sender thread: batches events and POSTs them until every sender is gone.

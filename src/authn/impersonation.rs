@@ -38,7 +38,7 @@ pub fn requested(req: &Request) -> bool {
 /// The user the request runs as: `user` itself, or the impersonated user when `user` may
 /// impersonate everything asked for; upstream's 403 (or 500 for groups or extras without a
 /// user, as upstream answers) otherwise.
-pub fn impersonate(req: &Request, user: UserInfo, authz: &Chain) -> Result<UserInfo, Status> {
+pub async fn impersonate(req: &Request, user: UserInfo, authz: &Chain) -> Result<UserInfo, Status> {
     let text = |v: &http::HeaderValue| v.to_str().unwrap_or("").to_owned();
     let requested_user = req.headers.get(USER_HEADER).map(text).unwrap_or_default();
     let groups: Vec<String> = req.headers.get_all(GROUP_HEADER).iter().map(text).collect();
@@ -142,9 +142,9 @@ pub fn impersonate(req: &Request, user: UserInfo, authz: &Chain) -> Result<UserI
             resource: Some(&rr),
             path: "",
             selected_name: None,
-            field_selector: None,
+            selectors: crate::authz::Selectors::default(),
         };
-        authz.authorize(&attrs)?;
+        authz.authorize(&attrs).await?;
     }
     let groups_specified = !groups.is_empty();
     let mut new_groups = if groups_specified { groups } else { sa_groups };

@@ -20,7 +20,7 @@ const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 pub struct EscalationCheck;
 
 /// Whether the chain allows `user` the `verb` on an RBAC object (`escalate`, `bind`).
-fn authorized(
+async fn authorized(
     api: &Api,
     user: &UserInfo,
     verb: &str,
@@ -30,6 +30,7 @@ fn authorized(
 ) -> bool {
     api.authz
         .allows(user, verb, RBAC_GROUP, resource, namespace, name)
+        .await
 }
 
 fn rules_of(obj: &Value) -> Vec<Rule> {
@@ -165,7 +166,7 @@ impl Mutating for EscalationCheck {
         let name = attrs.name;
         match resource {
             "roles" | "clusterroles" => {
-                if authorized(api, user, "escalate", resource, namespace, name) {
+                if authorized(api, user, "escalate", resource, namespace, name).await {
                     return Ok(());
                 }
                 confirm_no_escalation(api, user, namespace, &rules_of(obj))
@@ -209,7 +210,7 @@ impl Mutating for EscalationCheck {
                     RoleKind::Role => "roles",
                     RoleKind::ClusterRole => "clusterroles",
                 };
-                if authorized(api, user, "bind", role_resource, namespace, role) {
+                if authorized(api, user, "bind", role_resource, namespace, role).await {
                     return Ok(());
                 }
                 let rules: Vec<Rule> = match api.authz.rbac() {

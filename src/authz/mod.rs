@@ -1,36 +1,43 @@
 //! Authorization: the stage after authentication and flow control. A chain of authorizers
-//! (upstream's `--authorization-mode`, in order) decides whether the request's user may do the
-//! request's verb on its resource or path; the first that allows or denies decides, and a
-//! request no authorizer allows is a 403 with upstream's message.
+//! (upstream's `--authorization-mode` or `--authorization-config`, in order) decides whether
+//! the request's user may do the request's verb on its resource or path; the first that
+//! allows or denies decides, and a request no authorizer allows is a 403 with upstream's
+//! message (a 500 when an authorizer failed: a webhook that could not be asked).
 
 pub mod aggregate;
 pub mod bootstrap_policy;
+pub mod config;
 pub mod escalation;
+pub mod metrics;
 pub mod node;
 pub mod rbac;
 pub mod review;
+pub mod webhook;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use crate::api::request::{ResourceRequest, Target};
 use crate::api::status::Status;
 use crate::authn::UserInfo;
 
 /// The authorization flags, as kube-apiserver's.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 #[group(id = "authorization-flags")]
 #[command(next_help_heading = "Authorization flags")]
 pub struct Flags {
     /// Ordered list of plug-ins to do authorization on secure port. Comma-delimited list of:
     /// AlwaysAllow,AlwaysDeny,Webhook,RBAC,Node. kapi's default is Node,RBAC (upstream's is
     /// AlwaysAllow, which makes every authenticated user a cluster admin: kapi chooses the
-    /// secure setting of every real control plane). Webhook and ABAC are refused at start:
-    /// kapi does not have them yet.
-    #[arg(long, value_delimiter = ',', default_value = "Node,RBAC")]
+    /// secure setting of every real control plane). ABAC is refused at start.
+    #[arg(long, value_delimiter = ',')]
     pub authorization_mode: Vec<String>,
-    /// File with Authorization Configuration to configure the authorizer chain. Not
-    /// supported by kapi yet: refused at start, naming it.
+    /// File with Authorization Configuration to configure the authorizer chain. Requires
+    /// feature gate StructuredAuthorizationConfiguration. This flag is mutually exclusive
+    /// with the other --authorization-mode and --authorization-webhook-* flags. The file is
+    /// re-read when it changes.
     #[arg(long)]
     pub authorization_config: Option<PathBuf>,
     /// File with authorization policy in json line by line format, used with
@@ -38,113 +45,109 @@ pub struct Flags {
     #[arg(long)]
     pub authorization_policy_file: Option<PathBuf>,
     /// File with webhook configuration in kubeconfig format, used with
-    /// --authorization-mode=Webhook (not supported by kapi yet: refused at start).
+    /// --authorization-mode=Webhook. The API server will query the remote service to
+    /// determine access on the API server's secure port.
     #[arg(long)]
     pub authorization_webhook_config_file: Option<PathBuf>,
     /// The API version of the authorization.k8s.io SubjectAccessReview to send to and expect
-    /// from the webhook.
-    #[arg(long, default_value = "v1beta1")]
-    pub authorization_webhook_version: String,
-    /// The duration to cache 'authorized' responses from the webhook authorizer.
-    #[arg(long, default_value = "5m0s")]
-    pub authorization_webhook_cache_authorized_ttl: String,
-    /// The duration to cache 'unauthorized' responses from the webhook authorizer.
-    #[arg(long, default_value = "30s")]
-    pub authorization_webhook_cache_unauthorized_ttl: String,
+    /// from the webhook (default "v1beta1").
+    #[arg(long)]
+    pub authorization_webhook_version: Option<String>,
+    /// The duration to cache 'authorized' responses from the webhook authorizer (default 5m0s).
+    #[arg(long)]
+    pub authorization_webhook_cache_authorized_ttl: Option<String>,
+    /// The duration to cache 'unauthorized' responses from the webhook authorizer (default 30s).
+    #[arg(long)]
+    pub authorization_webhook_cache_unauthorized_ttl: Option<String>,
 }
 
-impl Default for Flags {
-    fn default() -> Flags {
-        Flags {
-            authorization_mode: vec!["Node".into(), "RBAC".into()],
-            authorization_config: None,
-            authorization_policy_file: None,
-            authorization_webhook_config_file: None,
-            authorization_webhook_version: "v1beta1".into(),
-            authorization_webhook_cache_authorized_ttl: "5m0s".into(),
-            authorization_webhook_cache_unauthorized_ttl: "30s".into(),
-        }
-    }
-}
-
-/// One `--authorization-mode` entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    AlwaysAllow,
-    AlwaysDeny,
-    Rbac,
-    Node,
-}
+/// kapi's `--authorization-mode` when neither it nor `--authorization-config` is given.
+const DEFAULT_MODES: &[&str] = &["Node", "RBAC"];
 
 impl Flags {
-    /// The modes, in order; an error naming what kapi cannot honour or upstream refuses.
-    pub fn modes(&self) -> Result<Vec<Mode>, String> {
+    /// Whether a flag `--authorization-config` excludes was given (upstream's
+    /// `AreLegacyFlagsSet`).
+    fn legacy_flags_set(&self) -> bool {
+        !self.authorization_mode.is_empty()
+            || self.authorization_webhook_config_file.is_some()
+            || self.authorization_webhook_version.is_some()
+            || self.authorization_webhook_cache_authorized_ttl.is_some()
+            || self.authorization_webhook_cache_unauthorized_ttl.is_some()
+    }
+
+    /// The configured authorizers, in order, with the configuration file's bytes when they
+    /// come from `--authorization-config`; an error with upstream's message for what upstream
+    /// refuses (or kapi cannot honour).
+    pub fn authorizers(&self) -> Result<(Vec<config::Named>, Option<Vec<u8>>), String> {
         if let Some(f) = &self.authorization_config {
-            return Err(format!(
-                "--authorization-config={}: structured authorization configuration is not supported by kapi yet; use --authorization-mode",
-                f.display()
-            ));
+            if self.legacy_flags_set() {
+                return Err("--authorization-config can not be specified when --authorization-mode or --authorization-webhook-* flags are defined".into());
+            }
+            let (authorizers, data) = config::load(f)?;
+            return Ok((authorizers, Some(data)));
         }
-        let mut out = Vec::new();
-        for m in &self.authorization_mode {
-            let mode = match m.trim() {
-                "AlwaysAllow" => Mode::AlwaysAllow,
-                "AlwaysDeny" => Mode::AlwaysDeny,
-                "RBAC" => Mode::Rbac,
-                "Node" => Mode::Node,
-                "Webhook" => {
-                    return Err("--authorization-mode=Webhook: the webhook authorizer is not supported by kapi yet".into());
-                }
-                "ABAC" => {
-                    return Err(
-                        "--authorization-mode=ABAC: the ABAC authorizer is not supported by kapi"
-                            .into(),
-                    );
-                }
-                other => {
-                    return Err(format!(
-                        "--authorization-mode: authorization mode {other:?} is not a valid mode (AlwaysAllow, AlwaysDeny, ABAC, Webhook, RBAC, Node)"
-                    ));
-                }
-            };
-            if out.contains(&mode) {
+        let modes: Vec<String> = if self.authorization_mode.is_empty() {
+            DEFAULT_MODES.iter().map(|m| m.to_string()).collect()
+        } else {
+            self.authorization_mode
+                .iter()
+                .map(|m| m.trim().to_string())
+                .collect()
+        };
+        for (i, m) in modes.iter().enumerate() {
+            if modes[..i].contains(m) {
+                let quoted: Vec<String> = modes.iter().map(|m| format!("{m:?}")).collect();
                 return Err(format!(
-                    "--authorization-mode: {m:?} is specified more than once"
+                    "authorization-mode [{}] has mode specified more than once",
+                    quoted.join(" ")
                 ));
             }
-            out.push(mode);
         }
-        if out.is_empty() {
+        if self.authorization_policy_file.is_some() && !modes.iter().any(|m| m == "ABAC") {
+            return Err("cannot specify --authorization-policy-file without mode ABAC".into());
+        }
+        if self.authorization_webhook_config_file.is_some() && !modes.iter().any(|m| m == "Webhook")
+        {
             return Err(
-                "--authorization-mode: at least one authorization mode must be given".into(),
+                "cannot specify --authorization-webhook-config-file without mode Webhook".into(),
             );
         }
-        if self.authorization_policy_file.is_some() {
-            return Err("--authorization-policy-file: only with --authorization-mode=ABAC".into());
-        }
-        if self.authorization_webhook_config_file.is_some() {
-            return Err(
-                "--authorization-webhook-config-file: only with --authorization-mode=Webhook"
-                    .into(),
-            );
-        }
-        Ok(out)
+        let authorizers = config::from_modes(
+            &modes,
+            self.authorization_webhook_config_file.as_deref(),
+            self.authorization_webhook_version
+                .as_deref()
+                .unwrap_or("v1beta1"),
+            self.authorization_webhook_cache_authorized_ttl
+                .as_deref()
+                .unwrap_or("5m0s"),
+            self.authorization_webhook_cache_unauthorized_ttl
+                .as_deref()
+                .unwrap_or("30s"),
+        )?;
+        Ok((authorizers, None))
     }
 }
 
 /// How long start-up waits for the watch cache to hold the bootstrap policy it just wrote.
 const CACHE_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// How often `--authorization-config` is read again to see whether it changed (upstream
+/// watches the file and re-reads it every minute; reading a small file this often costs
+/// nothing, and a change is in force soon).
+pub const RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The authorizer chain of `flags`, ready before the server serves: the bootstrap policy
 /// created and reconciled in the store, the RBAC index loaded from the cache and followed,
-/// ClusterRole aggregation running.
+/// ClusterRole aggregation running; `--authorization-config` followed for changes.
 pub fn start(
     flags: &Flags,
     store: &crate::storage::StoreClient,
     cache: &Arc<kapi_cache::Cache>,
     prefix: &str,
-) -> Result<Chain, String> {
-    let modes = flags.modes()?;
+) -> Result<Arc<Chain>, String> {
+    let (authorizers, config_data) = flags.authorizers()?;
+    metrics::init();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -168,7 +171,30 @@ pub fn start(
     let rbac = rbac::Rbac::new(cache.clone(), prefix);
     rbac.follow(store.clone())
         .map_err(|e| format!("RBAC: {e}"))?;
-    Ok(Chain::from_modes(&modes, Some(rbac)))
+    let required = config::non_webhook_types(&authorizers);
+    let chain = Arc::new(Chain::configured(authorizers, Some(rbac)));
+    if let (Some(path), Some(data)) = (&flags.authorization_config, config_data) {
+        let (chain, path) = (chain.clone(), path.clone());
+        std::thread::Builder::new()
+            .name("kapi-authz-reload".into())
+            .spawn(move || follow(&chain, &path, data, required))
+            .map_err(|e| format!("starting the authorization configuration reload: {e}"))?;
+    }
+    Ok(chain)
+}
+
+/// Follows `--authorization-config`: a changed, valid configuration (keeping the `required`
+/// types other than Webhook) replaces the chain, an invalid one is logged and the old chain
+/// kept (as upstream's reload).
+fn follow(chain: &Chain, path: &std::path::Path, loaded: Vec<u8>, required: Vec<&str>) {
+    crate::reload::follow(
+        path,
+        loaded,
+        RELOAD_INTERVAL,
+        "authorization",
+        |data| config::parse(data, &required).map(|authorizers| chain.replace(authorizers)),
+        metrics::reloaded,
+    );
 }
 
 /// What a request asks to do, as upstream's `authorizer.Attributes`.
@@ -185,9 +211,17 @@ pub struct Attributes<'a> {
     /// upstream's request info makes the request's name (so `resourceNames` rules and the
     /// Node authorizer allow a kubelet's single-object watch).
     pub selected_name: Option<&'a str>,
-    /// A list's or watch's whole `fieldSelector` (the Node authorizer lets a kubelet list and
-    /// watch the pods it selects by its own `spec.nodeName`).
-    pub field_selector: Option<&'a str>,
+    /// A list's, watch's or deletecollection's selectors, for authorizers that look at them
+    /// (the webhook's review carries them).
+    pub selectors: Selectors<'a>,
+}
+
+/// The raw `fieldSelector` and `labelSelector` of a request (upstream's request info keeps
+/// them for list, watch and deletecollection).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Selectors<'a> {
+    pub field: Option<&'a str>,
+    pub label: Option<&'a str>,
 }
 
 impl<'a> Attributes<'a> {
@@ -204,7 +238,7 @@ impl<'a> Attributes<'a> {
                 resource: Some(rr),
                 path,
                 selected_name: None,
-                field_selector: None,
+                selectors: Selectors::default(),
             },
             _ => Attributes {
                 user,
@@ -212,18 +246,24 @@ impl<'a> Attributes<'a> {
                 resource: None,
                 path,
                 selected_name: None,
-                field_selector: None,
+                selectors: Selectors::default(),
             },
         }
     }
 
-    /// The name a list or watch selects with `fieldSelector` (`metadata.name=<name>`), as
-    /// upstream's request info reads it.
+    /// The name a list or watch selects with `fieldSelector` (`metadata.name=<name>`), and
+    /// the selectors of a list, watch or deletecollection, as upstream's request info reads
+    /// them.
     pub fn with_query(mut self, query: &'a crate::api::request::Query) -> Attributes<'a> {
         let listing = matches!(self.verb, "list" | "watch");
         if listing && self.resource.is_some_and(|rr| rr.name.is_none()) {
             self.selected_name = query.get("fieldSelector").and_then(selected_name);
-            self.field_selector = query.get("fieldSelector");
+        }
+        if matches!(self.verb, "list" | "watch" | "deletecollection") && self.resource.is_some() {
+            self.selectors = Selectors {
+                field: query.get("fieldSelector").filter(|s| !s.is_empty()),
+                label: query.get("labelSelector").filter(|s| !s.is_empty()),
+            };
         }
         self
     }
@@ -313,41 +353,93 @@ pub trait Authorizer: Send + Sync {
     }
 }
 
-/// The authorizers; cloning shares them (CEL's `authorizer` variable holds one).
-#[derive(Clone)]
+/// One link of the chain: an authorizer deciding from memory, or a webhook (awaited).
+enum Link {
+    Local(Box<dyn Authorizer>),
+    Webhook(Box<webhook::Webhook>),
+}
+
+/// A configured authorizer with the type and name its decisions are counted under (none for
+/// the privileged group, which upstream does not count either).
+struct Entry {
+    /// Its `apiserver_authorization_decisions_total` counters (allowed, denied), resolved
+    /// once; none for the privileged group.
+    counters: Option<(prometheus::IntCounter, prometheus::IntCounter)>,
+    link: Link,
+}
+
+/// The ordered authorizers. The list is swapped whole when `--authorization-config` changes;
+/// a request decides on the list it loaded.
 pub struct Chain {
-    authorizers: Arc<[Box<dyn Authorizer>]>,
+    entries: ArcSwap<Vec<Entry>>,
     /// The RBAC index, when RBAC is a mode (escalation checks read it).
     rbac: Option<Arc<rbac::Rbac>>,
 }
 
+/// What the chain decided, and the errors of authorizers that could not decide (upstream's
+/// aggregate error: a request nothing allowed is then a 500, not a 403).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub decision: Decision,
+    pub error: Option<String>,
+}
+
 impl Chain {
     pub fn new(authorizers: Vec<Box<dyn Authorizer>>) -> Chain {
+        let entries = authorizers
+            .into_iter()
+            .map(|a| Entry {
+                counters: None,
+                link: Link::Local(a),
+            })
+            .collect();
         Chain {
-            authorizers: authorizers.into(),
+            entries: ArcSwap::from_pointee(entries),
             rbac: None,
         }
     }
 
-    /// The chain of `modes` after upstream's privileged-group authorizer.
-    pub fn from_modes(modes: &[Mode], rbac: Option<Arc<rbac::Rbac>>) -> Chain {
-        let mut authorizers: Vec<Box<dyn Authorizer>> = vec![Box::new(PrivilegedGroup)];
-        for m in modes {
-            match m {
-                Mode::AlwaysAllow => authorizers.push(Box::new(AlwaysAllow)),
-                Mode::AlwaysDeny => authorizers.push(Box::new(AlwaysDeny)),
-                Mode::Node => authorizers.push(Box::new(node::NodeAuthorizer::new(rbac.clone()))),
-                Mode::Rbac => {
-                    if let Some(r) = &rbac {
-                        authorizers.push(Box::new(rbac::RbacAuthorizer(r.clone())));
-                    }
-                }
-            }
-        }
-        Chain {
-            authorizers: authorizers.into(),
+    /// The chain of `authorizers` after upstream's privileged-group authorizer.
+    pub fn configured(authorizers: Vec<config::Named>, rbac: Option<Arc<rbac::Rbac>>) -> Chain {
+        let chain = Chain {
+            entries: ArcSwap::from_pointee(Vec::new()),
             rbac,
+        };
+        chain.replace(authorizers);
+        chain
+    }
+
+    /// Puts `authorizers` in force (at start, and when `--authorization-config` changes).
+    pub fn replace(&self, authorizers: Vec<config::Named>) {
+        let mut entries = vec![Entry {
+            counters: None,
+            link: Link::Local(Box::new(PrivilegedGroup)),
+        }];
+        for named in authorizers {
+            let kind = named.type_name();
+            let link = match named.authorizer {
+                config::Configured::AlwaysAllow => Link::Local(Box::new(AlwaysAllow)),
+                config::Configured::AlwaysDeny => Link::Local(Box::new(AlwaysDeny)),
+                config::Configured::Node => {
+                    Link::Local(Box::new(node::NodeAuthorizer::new(self.rbac.clone())))
+                }
+                config::Configured::Rbac => match &self.rbac {
+                    Some(r) => Link::Local(Box::new(rbac::RbacAuthorizer(r.clone()))),
+                    None => continue,
+                },
+                config::Configured::Webhook(settings) => {
+                    Link::Webhook(Box::new(webhook::Webhook::new(*settings)))
+                }
+            };
+            let counter = |decision: &str| {
+                metrics::DECISIONS.with_label_values(&[kind, named.name.as_str(), decision])
+            };
+            entries.push(Entry {
+                counters: Some((counter("allowed"), counter("denied"))),
+                link,
+            });
         }
+        self.entries.store(Arc::new(entries));
     }
 
     pub fn rbac(&self) -> Option<&Arc<rbac::Rbac>> {
@@ -355,11 +447,57 @@ impl Chain {
     }
 
     /// Upstream's union authorizer: the first Allow or Deny decides; otherwise no opinion,
-    /// with every reason given, one a line.
-    pub fn decide(&self, attrs: &Attributes<'_>) -> Decision {
+    /// with every reason given, one a line. Errors of authorizers that could not decide are
+    /// kept beside the decision.
+    pub async fn decide(&self, attrs: &Attributes<'_>) -> Verdict {
+        // A guard, not a clone: no shared reference count is written per request.
+        let entries = self.entries.load();
         let mut reasons: Vec<String> = Vec::new();
-        for authorizer in self.authorizers.iter() {
-            match authorizer.authorize(attrs) {
+        let mut errors: Vec<String> = Vec::new();
+        for entry in entries.iter() {
+            let (decision, error) = match &entry.link {
+                Link::Local(a) => (a.authorize(attrs), None),
+                Link::Webhook(w) => w.authorize(attrs).await,
+            };
+            errors.extend(error);
+            if let Some((allowed, denied)) = &entry.counters {
+                match &decision {
+                    Decision::Allow(_) => allowed.inc(),
+                    Decision::Deny(_) => denied.inc(),
+                    Decision::NoOpinion(_) => {}
+                }
+            }
+            match decision {
+                Decision::NoOpinion(why) => {
+                    if !why.is_empty() {
+                        reasons.push(why);
+                    }
+                }
+                decided => {
+                    return Verdict {
+                        decision: decided,
+                        error: aggregate(errors),
+                    };
+                }
+            }
+        }
+        Verdict {
+            decision: Decision::NoOpinion(reasons.join("\n")),
+            error: aggregate(errors),
+        }
+    }
+
+    /// The union decision without waiting: what CEL's `authorizer` asks while an expression
+    /// runs (evaluation is synchronous). Authorizers deciding from memory answer as in
+    /// `decide`; a webhook authorizer, which would need a call out, has no opinion here.
+    pub fn decide_now(&self, attrs: &Attributes<'_>) -> Decision {
+        let entries = self.entries.load();
+        let mut reasons: Vec<String> = Vec::new();
+        for entry in entries.iter() {
+            let Link::Local(a) = &entry.link else {
+                continue;
+            };
+            match a.authorize(attrs) {
                 Decision::NoOpinion(why) => {
                     if !why.is_empty() {
                         reasons.push(why);
@@ -374,7 +512,7 @@ impl Chain {
     /// Whether `user` may `verb` (any verb, `approve`, `bind`, ...) the object `name` of
     /// `group`/`resource` in `namespace` ("" for cluster-scoped): the checks the apiserver
     /// makes itself beyond the request's own verb.
-    pub fn allows(
+    pub async fn allows(
         &self,
         user: &UserInfo,
         verb: &str,
@@ -398,14 +536,14 @@ impl Chain {
             resource: Some(&rr),
             path: "",
             selected_name: None,
-            field_selector: None,
+            selectors: Selectors::default(),
         };
-        matches!(self.decide(&attrs), Decision::Allow(_))
+        matches!(self.decide(&attrs).await.decision, Decision::Allow(_))
     }
 
-    /// Ok when allowed; else upstream's 403 `Status`.
-    pub fn authorize(&self, attrs: &Attributes<'_>) -> Result<(), Status> {
-        match self.decide(attrs) {
+    /// Ok when allowed; else upstream's 403 `Status` (an authorizer's error included).
+    pub async fn authorize(&self, attrs: &Attributes<'_>) -> Result<(), Status> {
+        match self.decide(attrs).await.decision {
             Decision::Allow(_) => Ok(()),
             Decision::Deny(why) | Decision::NoOpinion(why) => Err(forbidden(attrs, &why)),
         }
@@ -414,14 +552,30 @@ impl Chain {
     /// Every authorizer's rules for `user` in `namespace` (upstream's union `RulesFor`).
     pub fn rules_for(&self, user: &UserInfo, namespace: &str) -> RuleSet {
         let mut out = RuleSet::default();
-        for a in self.authorizers.iter() {
-            let r = a.rules_for(user, namespace);
+        for entry in self.entries.load().iter() {
+            let r = match &entry.link {
+                Link::Local(a) => a.rules_for(user, namespace),
+                Link::Webhook(_) => RuleSet {
+                    incomplete: true,
+                    errors: vec!["webhook authorizer does not support user rule resolution".into()],
+                    ..RuleSet::default()
+                },
+            };
             out.resource.extend(r.resource);
             out.non_resource.extend(r.non_resource);
             out.incomplete |= r.incomplete;
             out.errors.extend(r.errors);
         }
         out
+    }
+}
+
+/// Upstream's aggregate of errors: none, the one, or `[a, b]`.
+fn aggregate(mut errors: Vec<String>) -> Option<String> {
+    match errors.len() {
+        0 => None,
+        1 => errors.pop(),
+        _ => Some(format!("[{}]", errors.join(", "))),
     }
 }
 

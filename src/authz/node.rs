@@ -318,7 +318,7 @@ impl NodeAuthorizer {
         match attrs.verb {
             "get" => related(),
             "list" | "watch" => {
-                if attrs.field_selector.is_some_and(|s| selects_node(s, node)) {
+                if attrs.selectors.field.is_some_and(|s| selects_node(s, node)) {
                     Decision::Allow(String::new())
                 } else if !attrs.name().is_empty() {
                     related()

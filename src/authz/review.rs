@@ -132,7 +132,7 @@ fn spec_user(spec: &Value) -> UserInfo {
 }
 
 /// Asks the chain about `spec`'s attributes for `user`; the review's status.
-fn decide(req: &ComputedRequest<'_>, user: &UserInfo, spec: &Value) -> Value {
+async fn decide(req: &ComputedRequest<'_>, user: &UserInfo, spec: &Value) -> Value {
     let s = |v: &Value| v.as_str().unwrap_or("").to_string();
     let decision = if let Some(ra) = spec.get("resourceAttributes").filter(|v| v.is_object()) {
         let opt = |v: &Value| Some(s(v)).filter(|x| !x.is_empty());
@@ -158,9 +158,9 @@ fn decide(req: &ComputedRequest<'_>, user: &UserInfo, spec: &Value) -> Value {
             resource: Some(&rr),
             path: "",
             selected_name: None,
-            field_selector: None,
+            selectors: crate::authz::Selectors::default(),
         };
-        req.api.authz.decide(&attrs)
+        req.api.authz.decide(&attrs).await
     } else {
         let nra = &spec["nonResourceAttributes"];
         let (verb, path) = (s(&nra["verb"]), s(&nra["path"]));
@@ -170,11 +170,11 @@ fn decide(req: &ComputedRequest<'_>, user: &UserInfo, spec: &Value) -> Value {
             resource: None,
             path: &path,
             selected_name: None,
-            field_selector: None,
+            selectors: crate::authz::Selectors::default(),
         };
-        req.api.authz.decide(&attrs)
+        req.api.authz.decide(&attrs).await
     };
-    let (allowed, denied, reason) = match decision {
+    let (allowed, denied, reason) = match decision.decision {
         Decision::Allow(r) => (true, false, r),
         Decision::Deny(r) => (false, true, r),
         Decision::NoOpinion(r) => (false, false, r),
@@ -185,6 +185,9 @@ fn decide(req: &ComputedRequest<'_>, user: &UserInfo, spec: &Value) -> Value {
     }
     if !reason.is_empty() {
         status["reason"] = json!(reason);
+    }
+    if let Some(error) = decision.error {
+        status["evaluationError"] = json!(error);
     }
     status
 }
@@ -208,7 +211,7 @@ pub async fn subject_access_review(req: &ComputedRequest<'_>) -> Result<Value, S
     if !causes.is_empty() {
         return Err(invalid(KIND, causes));
     }
-    let status = decide(req, &spec_user(&spec), &spec);
+    let status = decide(req, &spec_user(&spec), &spec).await;
     Ok(answer(req.body.clone(), KIND, status))
 }
 
@@ -258,7 +261,7 @@ pub async fn local_subject_access_review(req: &ComputedRequest<'_>) -> Result<Va
             "spec.resourceAttributes.namespace must match namespace: {namespace}"
         )));
     }
-    let status = decide(req, &spec_user(&spec), &spec);
+    let status = decide(req, &spec_user(&spec), &spec).await;
     Ok(answer(body, KIND, status))
 }
 
@@ -270,7 +273,7 @@ pub async fn self_subject_access_review(req: &ComputedRequest<'_>) -> Result<Val
     if !causes.is_empty() {
         return Err(invalid(KIND, causes));
     }
-    let status = decide(req, req.user, &spec);
+    let status = decide(req, req.user, &spec).await;
     Ok(answer(req.body.clone(), KIND, status))
 }
 

@@ -53,7 +53,7 @@ pub struct RequestResource {
 /// `kubernetes.authorization.Authorizer`: the chain and whom it decides for.
 #[derive(Clone)]
 pub struct Authorizer {
-    chain: Chain,
+    chain: Arc<Chain>,
     user: Arc<UserInfo>,
     request: Option<Arc<RequestResource>>,
 }
@@ -80,7 +80,7 @@ impl Opaque for Authorizer {
 
 impl Authorizer {
     /// The `authorizer` variable of a request by `user` on `request` (None: no resource).
-    pub fn new(chain: Chain, user: UserInfo, request: Option<RequestResource>) -> Authorizer {
+    pub fn new(chain: Arc<Chain>, user: UserInfo, request: Option<RequestResource>) -> Authorizer {
         Authorizer {
             chain,
             user: Arc::new(user),
@@ -294,8 +294,9 @@ fn check(c: &Call) -> Out {
             resource: None,
             path: &p.path,
             selected_name: None,
+            selectors: Default::default(),
         };
-        return decided(p.authorizer.chain.decide(&attrs));
+        return decided(p.authorizer.chain.decide_now(&attrs));
     }
     let r = this::<ResourceCheck>(c)?;
     let t = &r.target;
@@ -315,8 +316,9 @@ fn check(c: &Call) -> Out {
         resource: Some(&rr),
         path: "",
         selected_name: None,
+        selectors: Default::default(),
     };
-    decided(r.authorizer.chain.decide(&attrs))
+    decided(r.authorizer.chain.decide_now(&attrs))
 }
 
 fn decision(c: &Call) -> Option<&Decision> {
@@ -378,7 +380,7 @@ mod tests {
     }
 
     fn eval(user: &str, src: &str) -> Result<CelValue, String> {
-        let chain = Chain::new(vec![Box::new(OnlyAlice)]);
+        let chain = Arc::new(Chain::new(vec![Box::new(OnlyAlice)]));
         let user = UserInfo {
             name: user.into(),
             ..UserInfo::default()

@@ -8,7 +8,7 @@
 //! threads with its `sync` feature), so each core's accept loop, each HTTP/2 connection and
 //! each streamed body can wait for its own step without polling.
 
-mod duration;
+pub(crate) mod duration;
 mod sequence;
 
 use std::sync::Arc;

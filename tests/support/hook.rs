@@ -1,6 +1,7 @@
 //! A webhook server for tests: HTTPS on a loopback port with a self-signed certificate (for
 //! 127.0.0.1 and `hook.default.svc`), answering each JSON review POSTed to it with the test's
-//! function of (path, review), and keeping every review it got.
+//! function of (path, review) (`{"httpStatus": <code>}` answers with that status instead),
+//! and keeping every review it got.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -59,10 +60,16 @@ fn serve_connection(
         } else {
             serde_json::from_slice(&body).ok()?
         };
-        let out = answer(&path, &review).to_string();
+        let out = answer(&path, &review);
         reviews.lock().unwrap().push(review);
+        // An answer `{"httpStatus": <code>}` is that status, without a body.
+        let (status, out) = match out["httpStatus"].as_u64() {
+            Some(code) => (code, String::new()),
+            None => (200, out.to_string()),
+        };
+        let reason = if status == 200 { "OK" } else { "Error" };
         let head = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
             out.len()
         );
         let s = stream.get_mut();

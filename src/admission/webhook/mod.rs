@@ -295,6 +295,7 @@ async fn call(
                 ca_bundle,
                 body,
                 timeout: Duration::from_secs(timeout),
+                ..client::Call::default()
             })
             .await;
             answer.and_then(|bytes| read_answer(&bytes, &uid))

@@ -279,7 +279,7 @@ pub fn start(
 
 /// Re-reads the file every `RELOAD_INTERVAL`; a changed, valid configuration replaces the old
 /// one, an invalid one is logged and the old one kept (as upstream's reload controller does).
-fn follow(encryption: &Encryption, path: &std::path::Path, mut loaded: Vec<u8>) {
+fn follow(encryption: &Encryption, path: &std::path::Path, loaded: Vec<u8>) {
     use crate::metrics::{Stability, help, register};
     let reloads = prometheus::IntCounterVec::new(
         prometheus::Opts::new(
@@ -294,36 +294,18 @@ fn follow(encryption: &Encryption, path: &std::path::Path, mut loaded: Vec<u8>) 
     )
     .ok()
     .map(register);
-    loop {
-        std::thread::sleep(RELOAD_INTERVAL);
-        let Ok(data) = std::fs::read(path) else {
-            continue;
-        };
-        if data == loaded {
-            continue;
-        }
-        let status = match config::parse(&data) {
-            Ok(config) => {
-                encryption.replace(config);
-                eprintln!(
-                    "kapi: encryption: loaded the new configuration of {}",
-                    path.display()
-                );
-                "success"
+    crate::reload::follow(
+        path,
+        loaded,
+        RELOAD_INTERVAL,
+        "encryption",
+        |data| config::parse(data).map(|config| encryption.replace(config)),
+        |status| {
+            if let Some(r) = &reloads {
+                r.with_label_values(&[status]).inc();
             }
-            Err(e) => {
-                eprintln!(
-                    "kapi: encryption: keeping the previous configuration: {}: {e}",
-                    path.display()
-                );
-                "failure"
-            }
-        };
-        loaded = data;
-        if let Some(r) = &reloads {
-            r.with_label_values(&[status]).inc();
-        }
-    }
+        },
+    );
 }
 
 #[cfg(test)]
