@@ -44,8 +44,9 @@ pub struct Batching {
     pub initial_backoff: Duration,
 }
 
-/// Reads the kubeconfig: its current context's (else its first) cluster and user.
-pub fn target(config_file: &Path) -> Result<Target, String> {
+/// A kubeconfig's current context's (else its first) cluster and user, and the folder its
+/// relative paths start from. Shared with the webhook token authenticator.
+pub(crate) fn kubeconfig(config_file: &Path) -> Result<(Value, Value, &Path), String> {
     let data = std::fs::read(config_file)
         .map_err(|e| format!("reading {}: {e}", config_file.display()))?;
     let doc = kapi_codec::yaml::from_yaml(&data).map_err(|e| e.to_string())?;
@@ -71,6 +72,12 @@ pub fn target(config_file: &Path) -> Result<Target, String> {
         "user",
     );
     let base = config_file.parent().unwrap_or(Path::new("."));
+    Ok((cluster, user, base))
+}
+
+/// Reads the kubeconfig: its current context's (else its first) cluster and user.
+pub fn target(config_file: &Path) -> Result<Target, String> {
+    let (cluster, user, base) = kubeconfig(config_file)?;
     let server = cluster["server"]
         .as_str()
         .ok_or("the kubeconfig names no cluster server")?;
@@ -105,7 +112,7 @@ pub fn target(config_file: &Path) -> Result<Target, String> {
 }
 
 /// `<field>-data` (base64) or `<field>` (a path, relative to the kubeconfig).
-fn file_or_data(v: &Value, field: &str, base: &Path) -> Result<Option<Vec<u8>>, String> {
+pub(crate) fn file_or_data(v: &Value, field: &str, base: &Path) -> Result<Option<Vec<u8>>, String> {
     if let Some(data) = v[format!("{field}-data")].as_str() {
         return base64::engine::general_purpose::STANDARD
             .decode(data)

@@ -34,7 +34,7 @@ mod resource_rules;
 mod service_rules;
 mod services;
 mod simple_defaults;
-mod small_rules;
+pub(crate) mod small_rules;
 mod statefulset_rules;
 mod storage_rules;
 mod webhook_rules;

@@ -1,0 +1,200 @@
+//! The webhook token authenticator (`--authentication-token-webhook-config-file`): a bearer
+//! token no other authenticator knows is POSTed in a TokenReview
+//! (`--authentication-token-webhook-version`, v1beta1 by default as upstream) to the server the
+//! kubeconfig names, and its answer names the user. Answers are remembered for
+//! `--authentication-token-webhook-cache-ttl` (SHA-256 of the token and audiences →
+//! answer), in a bounded map; the calls go through the outbound HTTPS thread of the admission
+//! webhooks, so no call blocks a serving core.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::{TokenOutcome, UserInfo};
+
+/// Answers remembered: a cluster's active webhook tokens fit; past it the expired go, then
+/// all (asked again on next use).
+const CACHE_CAPACITY: usize = 4096;
+/// How long one TokenReview call may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+const VERSIONS: &[&str] = &["v1", "v1beta1"];
+
+/// What the webhook said about a token.
+#[derive(Clone)]
+enum Answer {
+    /// Authenticated: the user and the audiences it named (none: the server's).
+    User(UserInfo, Vec<String>),
+    /// Not authenticated, and why if it said.
+    Refused(String),
+}
+
+pub struct TokenWebhook {
+    url: String,
+    ca_bundle: Option<Vec<u8>>,
+    version: String,
+    ttl: Duration,
+    /// The server's own audiences, for an answer that names none (upstream's implicit ones).
+    api_audiences: Vec<String>,
+    cache: Mutex<HashMap<[u8; 32], (Instant, Answer)>>,
+}
+
+impl TokenWebhook {
+    /// Reads the kubeconfig (its current context's cluster: `server`, `certificate-authority`).
+    pub fn load(
+        config_file: &Path,
+        version: &str,
+        ttl: Duration,
+        api_audiences: Vec<String>,
+    ) -> Result<TokenWebhook, String> {
+        if !VERSIONS.contains(&version) {
+            return Err(format!(
+                "unsupported authentication webhook version {version:?}, supported versions are {:?}",
+                VERSIONS
+            ));
+        }
+        let (cluster, _, base) = crate::audit::webhook::kubeconfig(config_file)?;
+        let url = cluster["server"]
+            .as_str()
+            .filter(|s| s.starts_with("https://"))
+            .ok_or("the kubeconfig names no https cluster server")?
+            .to_string();
+        let ca_bundle =
+            crate::audit::webhook::file_or_data(&cluster, "certificate-authority", base)?;
+        Ok(TokenWebhook {
+            url,
+            ca_bundle,
+            version: version.to_string(),
+            ttl,
+            api_audiences,
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn key(token: &str, audiences: &[String]) -> [u8; 32] {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(token.as_bytes());
+        for a in audiences {
+            ctx.update(b"\0");
+            ctx.update(a.as_bytes());
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        out
+    }
+
+    fn cached(&self, key: &[u8; 32]) -> Option<Answer> {
+        let cache = self.cache.lock().ok()?;
+        let (at, answer) = cache.get(key)?;
+        (at.elapsed() < self.ttl).then(|| answer.clone())
+    }
+
+    fn remember(&self, key: [u8; 32], answer: Answer) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let Ok(mut cache) = self.cache.lock() else {
+            return;
+        };
+        if cache.len() >= CACHE_CAPACITY {
+            let ttl = self.ttl;
+            cache.retain(|_, (at, _)| at.elapsed() < ttl);
+            if cache.len() >= CACHE_CAPACITY {
+                cache.clear();
+            }
+        }
+        cache.insert(key, (Instant::now(), answer));
+    }
+
+    async fn ask(&self, token: &str, audiences: &[String]) -> Result<Answer, String> {
+        let mut spec = json!({"token": token});
+        if !audiences.is_empty() {
+            spec["audiences"] = json!(audiences);
+        }
+        let review = json!({
+            "apiVersion": format!("authentication.k8s.io/{}", self.version),
+            "kind": "TokenReview",
+            "metadata": {"creationTimestamp": null},
+            "spec": spec,
+            "status": {"user": {}},
+        });
+        let body =
+            crate::admission::webhook::client::post(crate::admission::webhook::client::Call {
+                url: self.url.clone(),
+                resolve: None,
+                ca_bundle: self.ca_bundle.clone(),
+                body: serde_json::to_vec(&review).map_err(|e| e.to_string())?,
+                timeout: CALL_TIMEOUT,
+            })
+            .await?;
+        let answer: Value = serde_json::from_slice(&body)
+            .map_err(|e| format!("decoding the webhook's TokenReview: {e}"))?;
+        let status = &answer["status"];
+        if status["authenticated"].as_bool() != Some(true) {
+            return Ok(Answer::Refused(
+                status["error"].as_str().unwrap_or_default().to_string(),
+            ));
+        }
+        let u = &status["user"];
+        let strs = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let extra: BTreeMap<String, Vec<String>> = u["extra"]
+            .as_object()
+            .map(|o| o.iter().map(|(k, v)| (k.clone(), strs(v))).collect())
+            .unwrap_or_default();
+        Ok(Answer::User(
+            UserInfo {
+                name: u["username"].as_str().unwrap_or_default().to_string(),
+                uid: u["uid"].as_str().unwrap_or_default().to_string(),
+                groups: strs(&u["groups"]),
+                extra,
+            },
+            strs(&status["audiences"]),
+        ))
+    }
+
+    /// The user `token` is for, valid for (some of) `audiences` (upstream's: the webhook's
+    /// audiences if it names any, else the server's, intersected with those wanted).
+    pub async fn authenticate(&self, token: &str, audiences: &[String]) -> TokenOutcome {
+        let key = Self::key(token, audiences);
+        let answer = match self.cached(&key) {
+            Some(a) => a,
+            None => match self.ask(token, audiences).await {
+                Ok(a) => {
+                    self.remember(key, a.clone());
+                    a
+                }
+                Err(e) => return TokenOutcome::Invalid(e),
+            },
+        };
+        match answer {
+            Answer::Refused(why) if why.is_empty() => TokenOutcome::NotMine,
+            Answer::Refused(why) => TokenOutcome::Invalid(why),
+            Answer::User(user, got) => {
+                let got = if got.is_empty() {
+                    &self.api_audiences
+                } else {
+                    &got
+                };
+                let auds: Vec<String> = audiences
+                    .iter()
+                    .filter(|a| got.contains(a))
+                    .cloned()
+                    .collect();
+                if !audiences.is_empty() && auds.is_empty() {
+                    return TokenOutcome::NotMine;
+                }
+                TokenOutcome::User(user, auds)
+            }
+        }
+    }
+}
