@@ -8,14 +8,14 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use kapi::authn::keys::SigningKey;
 use serde_json::{Value, json};
 use support::hook::Hook;
-use support::kapi::{Kapi, free_port};
+use support::kapi::{Kapi, refused};
 
 const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/serviceaccounts");
 /// How long a reloaded configuration may take to be in effect.
@@ -355,35 +355,9 @@ fn oidc_flags_configure_the_same_authenticator() {
     assert_ne!(status(&signed(&rsa(), &claims("bob", json!({})))), 401);
 }
 
-/// Runs kapi with `args` and returns its error output; it must exit, unsuccessfully.
+/// The error output of kapi refusing `args` at start.
 fn refused_at_start(args: &[&str]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kapi"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .arg("--secure-port")
-        .arg(free_port().to_string())
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("kapi started with {args:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(!status.success());
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-    err
+    String::from_utf8_lossy(&refused(args).stderr).into_owned()
 }
 
 #[test]

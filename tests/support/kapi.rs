@@ -267,6 +267,32 @@ pub fn kubectl_at(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Outp
     child.wait_with_output().expect("kubectl output")
 }
 
+/// Runs kapi expecting it to refuse its flags at once.
+pub fn refused(flags: &[&str]) -> Output {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kapi"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("--secure-port")
+        .arg(free_port().to_string())
+        .args(flags)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + START_TIMEOUT;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("kapi did not refuse {flags:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "kapi accepted {flags:?}");
+    out
+}
+
 impl Drop for Kapi {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
