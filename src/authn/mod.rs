@@ -371,6 +371,25 @@ mod tests {
     }
 
     #[test]
+    fn anonymous_conditions_name_the_paths_allowed() {
+        let any = Anonymous {
+            enabled: true,
+            paths: vec![],
+        };
+        assert!(any.allows("/api") && any.allows("/livez"));
+        let some = Anonymous {
+            enabled: true,
+            paths: vec!["/livez".into(), "/readyz".into()],
+        };
+        assert!(some.allows("/livez") && !some.allows("/livez/ping") && !some.allows("/api"));
+        let off = Anonymous {
+            enabled: false,
+            paths: vec!["/livez".into()],
+        };
+        assert!(!off.allows("/livez"));
+    }
+
+    #[test]
     fn no_credential_is_anonymous_and_an_unknown_one_is_401() {
         let chain = Chain::new(vec![Box::new(Fixed(|_| Outcome::NotMine))], true);
         let user = futures::executor::block_on(chain.authenticate(&request(None))).unwrap();
