@@ -264,6 +264,37 @@ fn a_structured_configuration_maps_verified_tokens_to_users_and_reloads() {
             .contains("Unauthorized")
     );
 
+    // TokenReview: a JWT authenticator is good for the server's own audiences only.
+    let c = support::client::Client::new(&k);
+    let review = |token: &str, audiences: Value| {
+        let (code, body) = c.json(
+            "POST",
+            "/apis/authentication.k8s.io/v1/tokenreviews",
+            "application/json",
+            &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                    "spec": {"token": token, "audiences": audiences}}),
+        );
+        assert_eq!(code, 201, "{body}");
+        body["status"].clone()
+    };
+    let alice = signed(&rsa(), &claims("alice", json!({})));
+    let status = review(&alice, json!(null));
+    assert_eq!(status["authenticated"], true, "{status}");
+    assert_eq!(status["user"]["username"], "oidc:alice");
+    assert_eq!(
+        status["audiences"],
+        json!(["https://kubernetes.default.svc.cluster.local"])
+    );
+    assert_ne!(review(&alice, json!(["elsewhere"]))["authenticated"], true);
+    let expired = review(&bad(json!({"exp": now() - 60})), json!(null));
+    assert!(
+        expired["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("token is expired"),
+        "{expired}"
+    );
+
     // Service-account tokens still go to their own authenticator.
     let sa = k.ok(&["create", "token", "default"]);
     assert_eq!(
@@ -300,7 +331,6 @@ fn a_structured_configuration_maps_verified_tokens_to_users_and_reloads() {
     assert_eq!(asked("webhook-bad"), before, "answers are cached");
 
     // A changed file is in effect soon; an invalid one is refused and the last one kept.
-    let alice = signed(&rsa(), &claims("alice", json!({})));
     std::fs::write(&config, configuration(&hook, "new:")).unwrap();
     eventually("the reloaded username prefix", &k, || {
         k.whoami(&alice)
