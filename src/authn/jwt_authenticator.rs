@@ -5,6 +5,10 @@
 //! mappings to a user (claims with prefixes, or CEL over `claims`), and the user validation
 //! rules (CEL over `user`). The set of authenticators is swapped whole when
 //! `--authentication-config` changes.
+//!
+//! On the path of every request bearing such a token: a token that passed is remembered for
+//! `USER_TTL` (as upstream's token cache), so its signature and CEL are paid once per token and
+//! ten seconds; its expiry is checked on every use.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,6 +21,7 @@ use super::authentication_config::{
     CLAIMS_VARS, JwtAuthenticator as Config, PrefixedClaimOrExpression, USER_VARS,
 };
 use super::jwt_issuer::{self, KeySet, RemoteKeys, Source};
+use super::token_cache::TokenCache;
 use super::{TokenOutcome, UserInfo};
 use crate::cel::{Activation, Compiled};
 
@@ -185,10 +190,11 @@ impl Issuer {
         })
     }
 
-    async fn authenticate(&self, token: &str) -> Result<UserInfo, String> {
+    /// The user `token` maps to, and when the token expires.
+    async fn authenticate(&self, token: &str) -> Result<(UserInfo, i64), String> {
         let claims = self.verified(token).await?;
         let now = super::serviceaccount::now_unix();
-        self.check_standard_claims(&claims, now)?;
+        let exp = self.check_standard_claims(&claims, now)?;
         let mut activation = Activation::default();
         activation.bind("claims", Some(&claims));
         for rule in &self.claim_rules {
@@ -215,10 +221,11 @@ impl Issuer {
                 }
             }
         }
-        Ok(user)
+        Ok((user, exp))
     }
 
-    fn check_standard_claims(&self, claims: &Value, now: i64) -> Result<(), String> {
+    /// `iss`, `aud`, `exp` and `nbf`; the expiry.
+    fn check_standard_claims(&self, claims: &Value, now: i64) -> Result<i64, String> {
         let iss = claims["iss"].as_str().unwrap_or_default();
         if iss != self.url {
             return Err(format!(
@@ -238,10 +245,10 @@ impl Issuer {
             ));
         }
         let time = |k: &str| claims[k].as_f64().map(|f| f as i64);
-        match time("exp") {
-            Some(exp) if exp > now => {}
+        let exp = match time("exp") {
+            Some(exp) if exp > now => exp,
             _ => return Err("oidc: verify token: oidc: token is expired".into()),
-        }
+        };
         if let Some(nbf) = time("nbf")
             && nbf > now.saturating_add(NBF_LEEWAY_SECS)
         {
@@ -249,7 +256,7 @@ impl Issuer {
                 "oidc: verify token: oidc: current time {now} before the nbf (not before) time: {nbf}"
             ));
         }
-        Ok(())
+        Ok(exp)
     }
 
     fn map_user(&self, claims: &Value, activation: &Activation) -> Result<UserInfo, String> {
@@ -411,21 +418,32 @@ fn user_value(u: &UserInfo) -> Value {
     json!({"username": u.name, "uid": u.uid, "groups": u.groups, "extra": u.extra})
 }
 
+/// Users of tokens that passed every check, remembered (upstream's token success cache): a
+/// token is verified and mapped once per `USER_TTL`, not on each request; its expiry is still
+/// checked on each. Capacity: a cluster's active OIDC users' tokens fit.
+const USER_CAPACITY: usize = 4096;
+/// Upstream's `TokenSuccessCacheTTL`.
+const USER_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Every configured issuer, swapped whole on reload.
 pub struct JwtAuthenticators {
     issuers: ArcSwap<Vec<Arc<Issuer>>>,
+    users: TokenCache<(UserInfo, i64)>,
 }
 
 impl JwtAuthenticators {
     pub fn new(issuers: Vec<Issuer>) -> JwtAuthenticators {
         JwtAuthenticators {
             issuers: ArcSwap::from_pointee(issuers.into_iter().map(Arc::new).collect()),
+            users: TokenCache::new(USER_CAPACITY, USER_TTL),
         }
     }
 
+    /// A new configuration: its issuers, and nothing remembered from the old one.
     pub fn replace(&self, issuers: Vec<Issuer>) {
         self.issuers
             .store(Arc::new(issuers.into_iter().map(Arc::new).collect()));
+        self.users.clear();
     }
 
     /// The issuer `token` claims to be from, if it is one of ours (no signature checked yet).
@@ -440,11 +458,20 @@ impl JwtAuthenticators {
 
     /// The user `token` names, as the chain's remote authenticators answer.
     pub async fn authenticate(&self, token: &str) -> TokenOutcome {
+        let key = TokenCache::<(UserInfo, i64)>::key(&[token.as_bytes()]);
+        if let Some((user, exp)) = self.users.get(&key)
+            && exp > super::serviceaccount::now_unix()
+        {
+            return TokenOutcome::User(user, Vec::new());
+        }
         let Some(issuer) = self.issuer_of(token) else {
             return TokenOutcome::NotMine;
         };
         match issuer.authenticate(token).await {
-            Ok(user) => TokenOutcome::User(user, Vec::new()),
+            Ok((user, exp)) => {
+                self.users.put(key, (user.clone(), exp));
+                TokenOutcome::User(user, Vec::new())
+            }
             Err(why) => TokenOutcome::Invalid(why),
         }
     }

@@ -22,6 +22,7 @@ pub mod options;
 pub mod review;
 pub mod serviceaccount;
 pub mod structured;
+pub mod token_cache;
 pub mod token_file;
 pub mod token_webhook;
 pub mod x509;

@@ -6,13 +6,13 @@
 //! answer), in a bounded map; the calls go through the outbound HTTPS thread of the admission
 //! webhooks, so no call blocks a serving core.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::token_cache::TokenCache;
 use super::{TokenOutcome, UserInfo};
 
 /// Answers remembered: a cluster's active webhook tokens fit; past it the expired go, then
@@ -35,10 +35,9 @@ pub struct TokenWebhook {
     url: String,
     ca_bundle: Option<Vec<u8>>,
     version: String,
-    ttl: Duration,
     /// The server's own audiences, for an answer that names none (upstream's implicit ones).
     api_audiences: Vec<String>,
-    cache: Mutex<HashMap<[u8; 32], (Instant, Answer)>>,
+    cache: TokenCache<Answer>,
 }
 
 impl TokenWebhook {
@@ -67,45 +66,9 @@ impl TokenWebhook {
             url,
             ca_bundle,
             version: version.to_string(),
-            ttl,
             api_audiences,
-            cache: Mutex::new(HashMap::new()),
+            cache: TokenCache::new(CACHE_CAPACITY, ttl),
         })
-    }
-
-    fn key(token: &str, audiences: &[String]) -> [u8; 32] {
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        ctx.update(token.as_bytes());
-        for a in audiences {
-            ctx.update(b"\0");
-            ctx.update(a.as_bytes());
-        }
-        let mut out = [0u8; 32];
-        out.copy_from_slice(ctx.finish().as_ref());
-        out
-    }
-
-    fn cached(&self, key: &[u8; 32]) -> Option<Answer> {
-        let cache = self.cache.lock().ok()?;
-        let (at, answer) = cache.get(key)?;
-        (at.elapsed() < self.ttl).then(|| answer.clone())
-    }
-
-    fn remember(&self, key: [u8; 32], answer: Answer) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        let Ok(mut cache) = self.cache.lock() else {
-            return;
-        };
-        if cache.len() >= CACHE_CAPACITY {
-            let ttl = self.ttl;
-            cache.retain(|_, (at, _)| at.elapsed() < ttl);
-            if cache.len() >= CACHE_CAPACITY {
-                cache.clear();
-            }
-        }
-        cache.insert(key, (Instant::now(), answer));
     }
 
     async fn ask(&self, token: &str, audiences: &[String]) -> Result<Answer, String> {
@@ -165,12 +128,14 @@ impl TokenWebhook {
     /// The user `token` is for, valid for (some of) `audiences` (upstream's: the webhook's
     /// audiences if it names any, else the server's, intersected with those wanted).
     pub async fn authenticate(&self, token: &str, audiences: &[String]) -> TokenOutcome {
-        let key = Self::key(token, audiences);
-        let answer = match self.cached(&key) {
+        let mut parts = vec![token.as_bytes()];
+        parts.extend(audiences.iter().map(|a| a.as_bytes()));
+        let key = TokenCache::<Answer>::key(&parts);
+        let answer = match self.cache.get(&key) {
             Some(a) => a,
             None => match self.ask(token, audiences).await {
                 Ok(a) => {
-                    self.remember(key, a.clone());
+                    self.cache.put(key, a.clone());
                     a
                 }
                 Err(e) => return TokenOutcome::Invalid(e),
