@@ -177,7 +177,7 @@ clusters:
     certificate-authority-data: {}
 users:
 - name: kapi
-  user: {{}}
+  user: {{token: kapi-to-hook}}
 contexts:
 - name: hook
   context: {{cluster: hook, user: kapi}}
@@ -325,6 +325,12 @@ fn a_structured_configuration_maps_verified_tokens_to_users_and_reloads() {
         .find(|r| r["spec"]["token"] == "webhook-bad")
         .unwrap();
     assert_eq!(sent["apiVersion"], "authentication.k8s.io/v1beta1");
+    assert!(
+        hook.authorizations()
+            .iter()
+            .any(|a| a == "Bearer kapi-to-hook"),
+        "the kubeconfig's token is presented to the webhook"
+    );
     assert_eq!(sent["kind"], "TokenReview");
     let before = asked("webhook-bad");
     refused("a refused token, again", "webhook-bad");

@@ -236,6 +236,9 @@ async fn follow(
         }
     };
     loop {
+        // Whoever asked so far is served by this fetch; whoever asks while it runs, by the
+        // next one.
+        while asked.try_recv().is_ok() {}
         let wait = match fetch(&client, &source).await {
             Ok(keys) => {
                 current.store(Some(Arc::new(keys)));
@@ -250,8 +253,6 @@ async fn follow(
         };
         done.send_modify(|n| *n = n.wrapping_add(1));
         tokio::time::sleep(MIN_REFRESH_INTERVAL).await;
-        // Requests asking while the last fetch ran are served by the next one.
-        while asked.try_recv().is_ok() {}
         tokio::select! {
             got = asked.recv() => if got.is_none() { return },
             _ = tokio::time::sleep(wait.saturating_sub(MIN_REFRESH_INTERVAL)) => {

@@ -34,6 +34,8 @@ enum Answer {
 pub struct TokenWebhook {
     url: String,
     ca_bundle: Option<Vec<u8>>,
+    /// The kubeconfig user's `token` (or `tokenFile`), presented to the webhook.
+    bearer_token: Option<String>,
     version: String,
     /// The server's own audiences, for an answer that names none (upstream's implicit ones).
     api_audiences: Vec<String>,
@@ -41,7 +43,8 @@ pub struct TokenWebhook {
 }
 
 impl TokenWebhook {
-    /// Reads the kubeconfig (its current context's cluster: `server`, `certificate-authority`).
+    /// Reads the kubeconfig: its current context's cluster (`server`, `certificate-authority`)
+    /// and user (`token` or `tokenFile`; client certificates are not presented).
     pub fn load(
         config_file: &Path,
         version: &str,
@@ -54,7 +57,7 @@ impl TokenWebhook {
                 VERSIONS
             ));
         }
-        let (cluster, _, base) = crate::audit::webhook::kubeconfig(config_file)?;
+        let (cluster, user, base) = crate::audit::webhook::kubeconfig(config_file)?;
         let url = cluster["server"]
             .as_str()
             .filter(|s| s.starts_with("https://"))
@@ -62,9 +65,19 @@ impl TokenWebhook {
             .to_string();
         let ca_bundle =
             crate::audit::webhook::file_or_data(&cluster, "certificate-authority", base)?;
+        let bearer_token = match user["tokenFile"].as_str() {
+            Some(file) => Some(
+                std::fs::read_to_string(base.join(file))
+                    .map_err(|e| format!("tokenFile {file}: {e}"))?
+                    .trim()
+                    .to_string(),
+            ),
+            None => user["token"].as_str().map(str::to_string),
+        };
         Ok(TokenWebhook {
             url,
             ca_bundle,
+            bearer_token,
             version: version.to_string(),
             api_audiences,
             cache: TokenCache::new(CACHE_CAPACITY, ttl),
@@ -90,6 +103,7 @@ impl TokenWebhook {
                 ca_bundle: self.ca_bundle.clone(),
                 body: serde_json::to_vec(&review).map_err(|e| e.to_string())?,
                 timeout: CALL_TIMEOUT,
+                bearer_token: self.bearer_token.clone(),
             })
             .await?;
         let answer: Value = serde_json::from_slice(&body)

@@ -121,6 +121,7 @@ fn webhook(
         ca_bundle,
         body,
         timeout: WEBHOOK_TIMEOUT,
+        bearer_token: None,
     };
     let answer = futures::executor::block_on(crate::admission::webhook::client::post(call))
         .map_err(|e| failed(served, &e))?;

@@ -37,6 +37,8 @@ pub struct Call {
     pub ca_bundle: Option<Vec<u8>>,
     pub body: Vec<u8>,
     pub timeout: Duration,
+    /// A bearer token to present (a kubeconfig user's `token`), if any.
+    pub bearer_token: Option<String>,
 }
 
 type Answer = Result<Vec<u8>, String>;
@@ -128,6 +130,10 @@ async fn send(client: &reqwest::Client, call: Call) -> Answer {
         .header("Accept", "application/json")
         .timeout(call.timeout)
         .body(call.body);
+    let request = match &call.bearer_token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    };
     let mut resp = request
         .send()
         .await

@@ -264,6 +264,7 @@ async fn call(
                 ca_bundle,
                 body,
                 timeout: Duration::from_secs(timeout),
+                bearer_token: None,
             })
             .await;
             answer.and_then(|bytes| read_answer(&bytes, &uid))
