@@ -9,7 +9,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use kapi::authn::keys::SigningKey;
@@ -23,6 +23,8 @@ const PROPAGATION: Duration = Duration::from_secs(30);
 
 /// The issuer's URL (`https://127.0.0.1:<hook port>`), set once the hook listens.
 static ISSUER: OnceLock<String> = OnceLock::new();
+/// Keys the issuer publishes besides the two test keys (a rotation adds one).
+static ROTATED: Mutex<Vec<Value>> = Mutex::new(Vec::new());
 
 fn rsa() -> SigningKey {
     SigningKey::from_file(&Path::new(KEYS).join("rsa.key")).unwrap()
@@ -43,7 +45,11 @@ fn answer(path: &str, review: &Value) -> Value {
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256", "ES256"],
         }),
-        "/jwks" => json!({"keys": [rsa().public.jwk(), ec().public.jwk()]}),
+        "/jwks" => {
+            let mut keys = vec![rsa().public.jwk(), ec().public.jwk()];
+            keys.extend(ROTATED.lock().unwrap().iter().cloned());
+            json!({ "keys": keys })
+        }
         "/tokenreview" => {
             let token = review["spec"]["token"].as_str().unwrap_or_default();
             let status = match token {
@@ -253,6 +259,12 @@ fn a_structured_configuration_maps_verified_tokens_to_users_and_reloads() {
     refused(
         "a key the issuer does not publish",
         &signed(&stranger, &claims("carol", json!({}))),
+    );
+    // A key the issuer starts publishing is fetched when a token names it.
+    ROTATED.lock().unwrap().push(stranger.public.jwk());
+    assert_eq!(
+        user_info(&k, &signed(&stranger, &claims("dave", json!({}))))["username"],
+        "oidc:dave"
     );
     assert_ne!(
         k.status_with_token(&bad(json!({"tier": "gold"})), "/api/v1/namespaces"),
