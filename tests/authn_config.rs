@@ -349,20 +349,31 @@ fn a_structured_configuration_maps_verified_tokens_to_users_and_reloads() {
     assert_eq!(asked("webhook-bad"), before, "answers are cached");
 
     // A changed file is in effect soon; an invalid one is refused and the last one kept.
-    std::fs::write(&config, configuration(&hook, "new:")).unwrap();
+    // Written whole (a rename), as a reload must not see half a file.
+    let replace = |text: String| {
+        let next = dir.path().join("authn.json.next");
+        std::fs::write(&next, text).unwrap();
+        std::fs::rename(&next, &config).unwrap();
+    };
+    replace(configuration(&hook, "new:"));
     eventually("the reloaded username prefix", &k, || {
         k.whoami(&alice)
             .is_ok_and(|r| r["status"]["userInfo"]["username"] == "new:alice")
     });
-    std::fs::write(
-        &config,
-        configuration(&hook, "newer:").replace("https://127.0.0.1", "http://127.0.0.1"),
-    )
-    .unwrap();
+    replace(configuration(&hook, "newer:").replace("https://127.0.0.1", "http://127.0.0.1"));
     eventually("the invalid configuration logged", &k, || {
         k.log().contains("URL scheme must be https")
     });
     assert_eq!(user_info(&k, &alice)["username"], "new:alice");
+    let metrics = k.ok(&["get", "--raw", "/metrics"]);
+    for status in ["success", "failure"] {
+        assert!(
+            metrics.contains(&format!(
+                "apiserver_authentication_config_controller_automatic_reloads_total{{status=\"{status}\"}}"
+            )),
+            "{status} reloads counted"
+        );
+    }
 }
 
 #[test]

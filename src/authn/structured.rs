@@ -181,6 +181,20 @@ fn reload_loop(
     jwt: &JwtAuthenticators,
     sa_issuers: &[String],
 ) {
+    use crate::metrics::{Stability, help, register};
+    let reloads = prometheus::IntCounterVec::new(
+        prometheus::Opts::new(
+            "apiserver_authentication_config_controller_automatic_reloads_total",
+            help(
+                Stability::Alpha,
+                None,
+                "Total number of automatic reloads of authentication configuration split by status and apiserver identity.",
+            ),
+        ),
+        &["status"],
+    )
+    .ok()
+    .map(register);
     loop {
         std::thread::sleep(RELOAD_INTERVAL);
         let Ok((c, data)) = config::load(path).map(|(c, d)| (Some(c), d)).or_else(|e| {
@@ -200,15 +214,22 @@ fn reload_loop(
             }
             Some(c) => issuers(&c, sa_issuers),
         };
-        match result {
+        let status = match result {
             Ok(new) => {
                 jwt.replace(new);
                 eprintln!("kapi: reloaded authentication config {}", path.display());
+                "success"
             }
-            Err(e) => eprintln!(
-                "kapi: error: failed to reload authentication config {}; keeping the previous one: {e}",
-                path.display()
-            ),
+            Err(e) => {
+                eprintln!(
+                    "kapi: error: failed to reload authentication config {}; keeping the previous one: {e}",
+                    path.display()
+                );
+                "failure"
+            }
+        };
+        if let Some(r) = &reloads {
+            r.with_label_values(&[status]).inc();
         }
     }
 }
