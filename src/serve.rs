@@ -126,7 +126,8 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         (None, None) => (pki.serving_cert.clone(), pki.serving_key.clone()),
         _ => return Err("--tls-cert-file and --tls-private-key-file go together".into()),
     };
-    let authentication = crate::authn::options::Authentication::load(&args.authn, &pki.ca_cert)?;
+    let mut authentication =
+        crate::authn::options::Authentication::load(&args.authn, &pki.ca_cert)?;
     let tls = crate::pki::server_tls_with(
         &cert,
         &key,
@@ -142,6 +143,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
     // names no host clients can reach (the issuer's host is used instead).
     authn.external_address = (!args.bind_address.is_unspecified())
         .then(|| SocketAddr::new(args.bind_address, args.secure_port).to_string());
+    authentication.start_remote(&args.authn, &authn.issuers, &authn.api_audiences)?;
     let store = open_store(args)?;
     let prefix = format!("{}/", args.etcd_prefix.trim_end_matches('/'));
     let lifecycle = crate::shutdown::Lifecycle::new(crate::shutdown::Options {

@@ -5,11 +5,11 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::etcd::Etcd;
-use support::kapi::free_port;
+use support::kapi::{free_port, refused};
 use support::openssl::{make_ca, openssl, sign};
 
 /// How long a start may take (debug build, busy machine).
@@ -205,32 +205,6 @@ fn start(flags: &[String], pki: &Path) -> Started {
         assert!(Instant::now() < deadline, "not ready: {}", started.log());
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-/// Runs kapi expecting it to refuse its flags at once.
-fn refused(flags: &[&str]) -> Output {
-    let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kapi"))
-        .arg("--data-dir")
-        .arg(data.path())
-        .arg("--secure-port")
-        .arg(free_port().to_string())
-        .args(flags)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + START_TIMEOUT;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("kapi did not refuse {flags:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(!out.status.success(), "kapi accepted {flags:?}");
-    out
 }
 
 /// A pod with a privileged container.

@@ -9,8 +9,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -24,76 +23,6 @@ const PROPAGATION: Duration = Duration::from_secs(15);
 
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
-}
-
-/// A kubeconfig that trusts kapi's CA and presents only `token`.
-fn token_kubeconfig(k: &Kapi, token: &str) -> PathBuf {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let path = k.data_dir.join(format!("token-{n}.kubeconfig"));
-    let text = format!(
-        "apiVersion: v1
-kind: Config
-clusters:
-- name: kapi
-  cluster:
-    server: https://127.0.0.1:{}
-    certificate-authority: {}
-users:
-- name: bearer
-  user:
-    token: {token}
-contexts:
-- name: kapi
-  context: {{cluster: kapi, user: bearer}}
-current-context: kapi
-",
-        k.port,
-        k.data_dir.join("ca.crt").display()
-    );
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// `kubectl auth whoami -o json` as the bearer of `token`: the SelfSubjectReview, or stderr.
-fn whoami(k: &Kapi, token: &str) -> Result<Value, String> {
-    let out = kubectl_at(
-        &token_kubeconfig(k, token),
-        &["auth", "whoami", "-o", "json"],
-        None,
-    );
-    if out.status.success() {
-        Ok(serde_json::from_slice(&out.stdout).unwrap())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
-/// The HTTP status of GET `path` with `token` as the only credential.
-fn status_with(k: &Kapi, token: &str, path: &str) -> u16 {
-    let out = Command::new("curl")
-        .args([
-            "-sS",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "30",
-        ])
-        .arg("--cacert")
-        .arg(k.data_dir.join("ca.crt"))
-        .arg("-H")
-        .arg(format!("Authorization: Bearer {token}"))
-        .arg(format!("https://127.0.0.1:{}{path}", k.port))
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0)
 }
 
 fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
@@ -194,7 +123,7 @@ fn kubectl_create_token_authenticates_as_the_service_account() {
         sa_uid.as_str()
     );
 
-    let review = whoami(&k, token).unwrap();
+    let review = k.whoami(token).unwrap();
     let info = &review["status"]["userInfo"];
     assert_eq!(info["username"], "system:serviceaccount:team:builder");
     assert_eq!(info["uid"], sa_uid.as_str());
@@ -210,7 +139,7 @@ fn kubectl_create_token_authenticates_as_the_service_account() {
         info["extra"]["authentication.kubernetes.io/credential-id"],
         json!([format!("JTI={}", claims["jti"].as_str().unwrap())])
     );
-    assert_ne!(status_with(&k, token, "/api/v1/namespaces"), 401);
+    assert_ne!(k.status_with_token(token, "/api/v1/namespaces"), 401);
 
     // The kube crate with the token as its only credential.
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -219,7 +148,7 @@ fn kubectl_create_token_authenticates_as_the_service_account() {
         .unwrap();
     rt.block_on(async {
         use k8s_openapi::api::authentication::v1::SelfSubjectReview;
-        let kubeconfig = kube::config::Kubeconfig::read_from(token_kubeconfig(&k, token)).unwrap();
+        let kubeconfig = kube::config::Kubeconfig::read_from(k.token_kubeconfig(token)).unwrap();
         let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
             .await
             .unwrap();
@@ -256,9 +185,9 @@ fn kubectl_create_token_authenticates_as_the_service_account() {
     // Deleting the ServiceAccount ends its tokens.
     k.ok(&["delete", "serviceaccount", "builder", "-n", "team"]);
     eventually("a deleted ServiceAccount's token is refused", || {
-        status_with(&k, token, "/api/v1/namespaces") == 401
+        k.status_with_token(token, "/api/v1/namespaces") == 401
     });
-    assert!(whoami(&k, token).unwrap_err().contains("Unauthorized"));
+    assert!(k.whoami(token).unwrap_err().contains("Unauthorized"));
 }
 
 #[test]
@@ -267,22 +196,25 @@ fn tokens_for_another_audience_tampered_or_bound_to_a_deleted_pod_are_refused() 
     k.ok(&["create", "serviceaccount", "runner"]);
     let other = k.ok(&["create", "token", "runner", "--audience", "vault"]);
     assert_eq!(claims_of(other.trim())["aud"], json!(["vault"]));
-    assert_eq!(status_with(&k, other.trim(), "/api/v1/namespaces"), 401);
+    assert_eq!(k.status_with_token(other.trim(), "/api/v1/namespaces"), 401);
 
     let good = k.ok(&["create", "token", "runner"]);
     let good = good.trim();
-    assert_ne!(status_with(&k, good, "/api/v1/namespaces"), 401);
+    assert_ne!(k.status_with_token(good, "/api/v1/namespaces"), 401);
     // The payload of another token under this token's signature.
     let mut parts: Vec<&str> = good.split('.').collect();
     let forged_payload = other.trim().split('.').nth(1).unwrap().to_string();
     parts[1] = &forged_payload;
-    assert_eq!(status_with(&k, &parts.join("."), "/api/v1/namespaces"), 401);
+    assert_eq!(
+        k.status_with_token(&parts.join("."), "/api/v1/namespaces"),
+        401
+    );
     // A signature that is not the key's.
     let mut sig: Vec<char> = good.rsplit('.').next().unwrap().chars().collect();
     sig[10] = if sig[10] == 'A' { 'B' } else { 'A' };
     let (head, _) = good.rsplit_once('.').unwrap();
     let tampered = format!("{head}.{}", sig.iter().collect::<String>());
-    assert_eq!(status_with(&k, &tampered, "/api/v1/namespaces"), 401);
+    assert_eq!(k.status_with_token(&tampered, "/api/v1/namespaces"), 401);
 
     // A pod-bound token: names the pod and its node, and ends with the pod.
     k.ok(&[
@@ -304,7 +236,7 @@ fn tokens_for_another_audience_tampered_or_bound_to_a_deleted_pod_are_refused() 
     let claims = claims_of(bound);
     assert_eq!(claims["kubernetes.io"]["pod"]["uid"], pod_uid.as_str());
     assert_eq!(claims["kubernetes.io"]["node"]["name"], "node-a");
-    let info = whoami(&k, bound).unwrap()["status"]["userInfo"].clone();
+    let info = k.whoami(bound).unwrap()["status"]["userInfo"].clone();
     assert_eq!(
         info["extra"]["authentication.kubernetes.io/pod-name"],
         json!(["worker"])
@@ -329,9 +261,9 @@ fn tokens_for_another_audience_tampered_or_bound_to_a_deleted_pod_are_refused() 
     ]);
     assert_ne!(uid_of(&k, "pod/worker"), pod_uid);
     eventually("a token bound to a replaced pod is refused", || {
-        status_with(&k, bound, "/api/v1/namespaces") == 401
+        k.status_with_token(bound, "/api/v1/namespaces") == 401
     });
-    assert_ne!(status_with(&k, good, "/api/v1/namespaces"), 401);
+    assert_ne!(k.status_with_token(good, "/api/v1/namespaces"), 401);
 
     // Secret- and Node-bound tokens end with their object.
     k.ok(&[
@@ -372,8 +304,8 @@ fn tokens_for_another_audience_tampered_or_bound_to_a_deleted_pod_are_refused() 
         claims_of(to_node)["kubernetes.io"]["node"]["uid"],
         uid_of(&k, "node/node-b").as_str()
     );
-    assert_ne!(status_with(&k, to_secret, "/api/v1/namespaces"), 401);
-    let info = whoami(&k, to_node).unwrap()["status"]["userInfo"].clone();
+    assert_ne!(k.status_with_token(to_secret, "/api/v1/namespaces"), 401);
+    let info = k.whoami(to_node).unwrap()["status"]["userInfo"].clone();
     assert_eq!(
         info["extra"]["authentication.kubernetes.io/node-name"],
         json!(["node-b"])
@@ -383,8 +315,8 @@ fn tokens_for_another_audience_tampered_or_bound_to_a_deleted_pod_are_refused() 
     eventually(
         "tokens bound to a deleted Secret or Node are refused",
         || {
-            status_with(&k, to_secret, "/api/v1/namespaces") == 401
-                && status_with(&k, to_node, "/api/v1/namespaces") == 401
+            k.status_with_token(to_secret, "/api/v1/namespaces") == 401
+                && k.status_with_token(to_node, "/api/v1/namespaces") == 401
         },
     );
     // A bound object that is not there, or not the uid asked for, gets no token.
@@ -439,16 +371,16 @@ fn hand_signed_expired_and_legacy_secret_tokens_follow_upstream_rules() {
     // Signed by the key in --service-account-key-file: good until it expires (60 s leeway).
     let fresh = rsa_signed(&bound(now() + 600));
     assert_eq!(
-        whoami(&k, &fresh).unwrap()["status"]["userInfo"]["username"],
+        k.whoami(&fresh).unwrap()["status"]["userInfo"]["username"],
         "system:serviceaccount:default:old"
     );
     let expired = rsa_signed(&bound(now() - 120));
-    assert_eq!(status_with(&k, &expired, "/api/v1/namespaces"), 401);
+    assert_eq!(k.status_with_token(&expired, "/api/v1/namespaces"), 401);
     // Another issuer is not ours.
     let mut foreign = bound(now() + 600);
     foreign["iss"] = json!("https://elsewhere.test");
     assert_eq!(
-        status_with(&k, &rsa_signed(&foreign), "/api/v1/namespaces"),
+        k.status_with_token(&rsa_signed(&foreign), "/api/v1/namespaces"),
         401
     );
 
@@ -478,7 +410,7 @@ fn hand_signed_expired_and_legacy_secret_tokens_follow_upstream_rules() {
         "kubernetes.io/serviceaccount/service-account.uid": uid,
     }));
     assert_eq!(
-        status_with(&k, &legacy, "/api/v1/namespaces"),
+        k.status_with_token(&legacy, "/api/v1/namespaces"),
         401,
         "no Secret yet"
     );
@@ -493,14 +425,14 @@ fn hand_signed_expired_and_legacy_secret_tokens_follow_upstream_rules() {
     });
     k.kubectl_stdin(&["apply", "-f", "-"], &secret.to_string());
     eventually("a legacy token whose Secret holds it is accepted", || {
-        status_with(&k, &legacy, "/api/v1/namespaces") != 401
+        k.status_with_token(&legacy, "/api/v1/namespaces") != 401
     });
-    let info = whoami(&k, &legacy).unwrap()["status"]["userInfo"].clone();
+    let info = k.whoami(&legacy).unwrap()["status"]["userInfo"].clone();
     assert_eq!(info["username"], "system:serviceaccount:default:old");
     assert_eq!(info["uid"], uid.as_str());
     k.ok(&["delete", "secret", "old-token"]);
     eventually("a legacy token without its Secret is refused", || {
-        status_with(&k, &legacy, "/api/v1/namespaces") == 401
+        k.status_with_token(&legacy, "/api/v1/namespaces") == 401
     });
 }
 
@@ -547,7 +479,7 @@ fn kubelet_style_pod_tokens_are_extended_to_a_year_unless_turned_off() {
             assert_eq!(lifetime, 365 * 24 * 3600);
             // Used within the hour it asked for, it counts as a valid (not stale) token.
             let token = answer["status"]["token"].as_str().unwrap();
-            assert_ne!(status_with(&k, token, "/api/v1/namespaces"), 401);
+            assert_ne!(k.status_with_token(token, "/api/v1/namespaces"), 401);
             let metrics = k.ok(&["get", "--raw", "/metrics"]);
             assert!(
                 metrics.contains("serviceaccount_valid_tokens_total 1"),
@@ -628,9 +560,9 @@ fn bootstrap_tokens_need_the_flag_and_an_unexpired_secret_and_lookup_can_be_off(
         );
     }
     eventually("a bootstrap token is accepted", || {
-        status_with(&on, "abcdef.0123456789abcdef", "/api/v1/namespaces") != 401
+        on.status_with_token("abcdef.0123456789abcdef", "/api/v1/namespaces") != 401
     });
-    let info = whoami(&on, "abcdef.0123456789abcdef").unwrap()["status"]["userInfo"].clone();
+    let info = on.whoami("abcdef.0123456789abcdef").unwrap()["status"]["userInfo"].clone();
     assert_eq!(info["username"], "system:bootstrap:abcdef");
     assert_eq!(
         info["groups"],
@@ -641,15 +573,15 @@ fn bootstrap_tokens_need_the_flag_and_an_unexpired_secret_and_lookup_can_be_off(
         ])
     );
     assert_eq!(
-        status_with(&on, "expird.0123456789abcdef", "/api/v1/namespaces"),
+        on.status_with_token("expird.0123456789abcdef", "/api/v1/namespaces"),
         401
     );
     assert_eq!(
-        status_with(&on, "abcdef.0123456789abcdee", "/api/v1/namespaces"),
+        on.status_with_token("abcdef.0123456789abcdee", "/api/v1/namespaces"),
         401
     );
     assert_eq!(
-        status_with(&off, "abcdef.0123456789abcdef", "/api/v1/namespaces"),
+        off.status_with_token("abcdef.0123456789abcdef", "/api/v1/namespaces"),
         401
     );
 
@@ -663,7 +595,7 @@ fn bootstrap_tokens_need_the_flag_and_an_unexpired_secret_and_lookup_can_be_off(
         "kubernetes.io/serviceaccount/service-account.name": "ghost",
         "kubernetes.io/serviceaccount/service-account.uid": "0d4691ed-659b-4935-a832-355f77ee47cc",
     }));
-    let info = whoami(&on, &legacy).unwrap()["status"]["userInfo"].clone();
+    let info = on.whoami(&legacy).unwrap()["status"]["userInfo"].clone();
     assert_eq!(info["username"], "system:serviceaccount:default:ghost");
 }
 
@@ -732,7 +664,7 @@ fn whoami_and_token_review_report_the_caller_and_the_token() {
     let token = k.ok(&["create", "token", "reviewed"]);
     let token = token.trim();
     let table = String::from_utf8_lossy(
-        &kubectl_at(&token_kubeconfig(&k, token), &["auth", "whoami"], None).stdout,
+        &kubectl_at(&k.token_kubeconfig(token), &["auth", "whoami"], None).stdout,
     )
     .into_owned();
     assert!(

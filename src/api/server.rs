@@ -78,7 +78,7 @@ impl Api {
             header_str(&req.headers, header::USER_AGENT),
         );
         // Authentication: a credential no authenticator accepts is a 401 whatever the path.
-        let user = match self.authn.authenticate(&req) {
+        let user = match self.authn.authenticate(&req).await {
             Ok(user) => user,
             Err(status) => {
                 let resp = status_response(&status, Encoding::Json, pretty);

@@ -6,11 +6,14 @@
 //! credential decides; a credential that no authenticator accepts is a 401, whatever the path;
 //! a request with no credential at all is `system:anonymous` when anonymous requests are allowed.
 
+pub mod authentication_config;
 pub mod bootstrap;
 pub mod claims;
 pub mod flags;
 pub mod impersonation;
 pub mod jwt;
+pub mod jwt_authenticator;
+pub mod jwt_issuer;
 pub mod keys;
 pub mod lookup;
 pub mod loopback;
@@ -18,7 +21,10 @@ pub mod oidc;
 pub mod options;
 pub mod review;
 pub mod serviceaccount;
+pub mod structured;
+pub mod token_cache;
 pub mod token_file;
+pub mod token_webhook;
 pub mod x509;
 
 use std::collections::BTreeMap;
@@ -106,39 +112,119 @@ pub fn bearer_token(req: &Request) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// The authenticators of `--authentication-*` flags, in upstream's order, and whether
-/// anonymous requests are allowed (`--anonymous-auth`).
+/// A token authenticator that may call out (an issuer's keys, a webhook): asked after the
+/// others, in upstream's order (JWT authenticators, then the webhook), and awaited.
+pub enum Remote {
+    Jwt(std::sync::Arc<jwt_authenticator::JwtAuthenticators>),
+    Webhook(std::sync::Arc<token_webhook::TokenWebhook>),
+}
+
+impl Remote {
+    /// `audiences`: those the token must be good for (the webhook checks them; JWT
+    /// authenticators are audience-agnostic, as upstream wraps them).
+    async fn authenticate(&self, token: &str, audiences: &[String]) -> TokenOutcome {
+        match self {
+            Remote::Jwt(j) => j.authenticate(token).await,
+            Remote::Webhook(w) => w.authenticate(token, audiences).await,
+        }
+    }
+}
+
+/// When a request without a credential is `system:anonymous` (`--anonymous-auth`, or the
+/// configuration file's `anonymous`: enabled, for some paths only if it names conditions).
+#[derive(Debug, Clone, Default)]
+pub struct Anonymous {
+    pub enabled: bool,
+    /// Empty: every path.
+    pub paths: Vec<String>,
+}
+
+impl Anonymous {
+    pub fn allows(&self, path: &str) -> bool {
+        self.enabled && (self.paths.is_empty() || self.paths.iter().any(|p| p == path))
+    }
+}
+
+/// The authenticators of `--authentication-*` flags, in upstream's order, and when anonymous
+/// requests are allowed.
 pub struct Chain {
     authenticators: Vec<Box<dyn Authenticator>>,
-    anonymous: bool,
+    remote: Vec<Remote>,
+    anonymous: Anonymous,
+    /// The server's audiences (`--api-audiences`): what a request's token must be good for.
+    api_audiences: Vec<String>,
 }
 
 impl Chain {
     pub fn new(authenticators: Vec<Box<dyn Authenticator>>, anonymous: bool) -> Chain {
         Chain {
             authenticators,
-            anonymous,
+            remote: Vec::new(),
+            anonymous: Anonymous {
+                enabled: anonymous,
+                paths: Vec::new(),
+            },
+            api_audiences: Vec::new(),
         }
     }
 
+    /// Adds the token authenticators that call out, and the audiences they check.
+    pub fn with_remote(
+        mut self,
+        remote: Vec<Remote>,
+        anonymous: Anonymous,
+        api_audiences: Vec<String>,
+    ) -> Chain {
+        self.remote = remote;
+        self.anonymous = anonymous;
+        self.api_audiences = api_audiences;
+        self
+    }
+
     /// The user a request is from, or upstream's 401 `Status`.
-    pub fn authenticate(&self, req: &Request) -> Result<UserInfo, Status> {
+    pub async fn authenticate(&self, req: &Request) -> Result<UserInfo, Status> {
         let mut invalid = false;
+        let mut found = None;
         for authenticator in &self.authenticators {
             match authenticator.authenticate(req) {
-                Outcome::User(mut user) => {
-                    // Upstream's AuthenticatedGroupAdder.
-                    if !user.in_group(AUTHENTICATED_GROUP) && !user.is_anonymous() {
-                        user.groups.push(AUTHENTICATED_GROUP.to_string());
-                    }
-                    return Ok(user);
+                Outcome::User(user) => {
+                    found = Some(user);
+                    break;
                 }
                 Outcome::Invalid => invalid = true,
                 Outcome::NotMine => {}
             }
         }
+        if found.is_none()
+            && let Some(token) = bearer_token(req)
+        {
+            for remote in &self.remote {
+                match remote.authenticate(token, &self.api_audiences).await {
+                    TokenOutcome::User(user, _) => {
+                        found = Some(user);
+                        break;
+                    }
+                    TokenOutcome::Invalid(why) => {
+                        // As upstream logs every failed authentication.
+                        eprintln!("kapi: unable to authenticate the request: {why}");
+                        invalid = true;
+                    }
+                    TokenOutcome::NotMine => {}
+                }
+            }
+        }
+        if let Some(mut user) = found {
+            // Upstream's AuthenticatedGroupAdder.
+            if !user.in_group(AUTHENTICATED_GROUP) && !user.is_anonymous() {
+                user.groups.push(AUTHENTICATED_GROUP.to_string());
+            }
+            return Ok(user);
+        }
         // A bearer token no authenticator knows is an invalid credential too.
-        if invalid || req.headers.contains_key(http::header::AUTHORIZATION) || !self.anonymous {
+        if invalid
+            || req.headers.contains_key(http::header::AUTHORIZATION)
+            || !self.anonymous.allows(req.uri.path())
+        {
             return Err(Status::unauthorized());
         }
         Ok(UserInfo::anonymous())
@@ -147,7 +233,7 @@ impl Chain {
     /// TokenReview: `token` through every authenticator, for the review's `audiences` (none:
     /// the server's own, `api_audiences`). The user (with `system:authenticated`) and the
     /// audiences it is good for, or the errors met (upstream's union wording).
-    pub fn review(
+    pub async fn review(
         &self,
         token: &str,
         audiences: &[String],
@@ -158,37 +244,61 @@ impl Chain {
         } else {
             audiences
         };
+        // Audience-agnostic authenticators: good for the server's audiences the review asks for.
+        let agnostic: Vec<String> = api_audiences
+            .iter()
+            .filter(|a| requested.contains(a))
+            .cloned()
+            .collect();
         let mut errors = Vec::new();
+        let mut found = None;
         for authenticator in &self.authenticators {
             let outcome = match authenticator.authenticate_token(token, requested) {
                 Some(outcome) => outcome,
                 None => {
-                    // Audience-agnostic: good for the server's audiences the review asks for.
-                    let auds: Vec<String> = api_audiences
-                        .iter()
-                        .filter(|a| requested.contains(a))
-                        .cloned()
-                        .collect();
-                    if auds.is_empty() {
+                    if agnostic.is_empty() {
                         continue;
                     }
                     match authenticator.authenticate(&bearer_request(token)) {
-                        Outcome::User(user) => TokenOutcome::User(user, auds),
+                        Outcome::User(user) => TokenOutcome::User(user, agnostic.clone()),
                         Outcome::Invalid => TokenOutcome::Invalid("invalid bearer token".into()),
                         Outcome::NotMine => TokenOutcome::NotMine,
                     }
                 }
             };
             match outcome {
-                TokenOutcome::User(mut user, auds) => {
-                    if !user.in_group(AUTHENTICATED_GROUP) {
-                        user.groups.push(AUTHENTICATED_GROUP.to_string());
-                    }
-                    return Ok((user, auds));
+                TokenOutcome::User(user, auds) => {
+                    found = Some((user, auds));
+                    break;
                 }
                 TokenOutcome::Invalid(why) => errors.push(why),
                 TokenOutcome::NotMine => {}
             }
+        }
+        if found.is_none() {
+            for remote in &self.remote {
+                if matches!(remote, Remote::Jwt(_)) && agnostic.is_empty() {
+                    continue;
+                }
+                match remote.authenticate(token, requested).await {
+                    TokenOutcome::User(user, auds) => {
+                        let auds = match remote {
+                            Remote::Jwt(_) => agnostic.clone(),
+                            Remote::Webhook(_) => auds,
+                        };
+                        found = Some((user, auds));
+                        break;
+                    }
+                    TokenOutcome::Invalid(why) => errors.push(why),
+                    TokenOutcome::NotMine => {}
+                }
+            }
+        }
+        if let Some((mut user, auds)) = found {
+            if !user.in_group(AUTHENTICATED_GROUP) {
+                user.groups.push(AUTHENTICATED_GROUP.to_string());
+            }
+            return Ok((user, auds));
         }
         Err(match errors.len() {
             0 => String::new(),
@@ -256,24 +366,52 @@ mod tests {
             ],
             true,
         );
-        let user = chain.authenticate(&request(None)).unwrap();
+        let user = futures::executor::block_on(chain.authenticate(&request(None))).unwrap();
         assert_eq!(user.name, "alice");
         assert_eq!(user.groups, vec!["devs", AUTHENTICATED_GROUP]);
     }
 
     #[test]
+    fn anonymous_conditions_name_the_paths_allowed() {
+        let any = Anonymous {
+            enabled: true,
+            paths: vec![],
+        };
+        assert!(any.allows("/api") && any.allows("/livez"));
+        let some = Anonymous {
+            enabled: true,
+            paths: vec!["/livez".into(), "/readyz".into()],
+        };
+        assert!(some.allows("/livez") && !some.allows("/livez/ping") && !some.allows("/api"));
+        let off = Anonymous {
+            enabled: false,
+            paths: vec!["/livez".into()],
+        };
+        assert!(!off.allows("/livez"));
+    }
+
+    #[test]
     fn no_credential_is_anonymous_and_an_unknown_one_is_401() {
         let chain = Chain::new(vec![Box::new(Fixed(|_| Outcome::NotMine))], true);
-        let user = chain.authenticate(&request(None)).unwrap();
+        let user = futures::executor::block_on(chain.authenticate(&request(None))).unwrap();
         assert!(user.is_anonymous());
         assert_eq!(user.groups, vec![UNAUTHENTICATED_GROUP]);
-        let err = chain
-            .authenticate(&request(Some("Bearer nope")))
+        let err = futures::executor::block_on(chain.authenticate(&request(Some("Bearer nope"))))
             .unwrap_err();
         assert_eq!(err.code, 401);
         let closed = Chain::new(vec![], false);
-        assert_eq!(closed.authenticate(&request(None)).unwrap_err().code, 401);
+        assert_eq!(
+            futures::executor::block_on(closed.authenticate(&request(None)))
+                .unwrap_err()
+                .code,
+            401
+        );
         let invalid = Chain::new(vec![Box::new(Fixed(|_| Outcome::Invalid))], true);
-        assert_eq!(invalid.authenticate(&request(None)).unwrap_err().code, 401);
+        assert_eq!(
+            futures::executor::block_on(invalid.authenticate(&request(None)))
+                .unwrap_err()
+                .code,
+            401
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::token_file::TokenFile;
 use super::x509::{CaBundle, RequestHeader, X509};
-use super::{Authenticator, Chain};
+use super::{Anonymous, Authenticator, Chain, Remote};
 
 #[derive(Debug, Clone, clap::Args)]
 #[group(id = "authentication-flags")]
@@ -15,9 +15,66 @@ pub struct Flags {
     /// Enables anonymous requests to the secure port. Requests that are not rejected by
     /// another authentication method are treated as anonymous requests (user
     /// system:anonymous, group system:unauthenticated).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
+    /// (Unset is true; whether it was given matters beside --authentication-config.)
+    #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1,
           default_missing_value = "true")]
-    pub anonymous_auth: bool,
+    pub anonymous_auth: Option<bool>,
+    /// File with Authentication Configuration to configure the JWT Token authenticator or the
+    /// anonymous authenticator. This flag is mutually exclusive with the --oidc-* flags if the
+    /// file configures the JWT Token authenticator. This flag is mutually exclusive with
+    /// --anonymous-auth if the file configures the Anonymous authenticator. Reloaded when the
+    /// file changes.
+    #[arg(long)]
+    pub authentication_config: Option<PathBuf>,
+    /// The URL of the OpenID issuer, only HTTPS scheme will be accepted. If set, it will be
+    /// used to verify the OIDC JSON Web Token (JWT).
+    #[arg(long)]
+    pub oidc_issuer_url: Option<String>,
+    /// The client ID for the OpenID Connect client, must be set if oidc-issuer-url is set.
+    #[arg(long)]
+    pub oidc_client_id: Option<String>,
+    /// If set, the OpenID server's certificate will be verified by one of the authorities in
+    /// the oidc-ca-file, otherwise the host's root CA set will be used.
+    #[arg(long)]
+    pub oidc_ca_file: Option<PathBuf>,
+    /// The OpenID claim to use as the user name. Note that claims other than the default
+    /// ('sub') is not guaranteed to be unique and immutable. (default "sub")
+    #[arg(long)]
+    pub oidc_username_claim: Option<String>,
+    /// If provided, all usernames will be prefixed with this value. If not provided, username
+    /// claims other than 'email' are prefixed by the issuer URL to avoid clashes. To skip any
+    /// prefixing, provide the value '-'.
+    #[arg(long)]
+    pub oidc_username_prefix: Option<String>,
+    /// If provided, the name of a custom OpenID Connect claim for specifying user groups. The
+    /// claim value is expected to be a string or array of strings.
+    #[arg(long)]
+    pub oidc_groups_claim: Option<String>,
+    /// If provided, all groups will be prefixed with this value to prevent conflicts with
+    /// other authentication strategies.
+    #[arg(long)]
+    pub oidc_groups_prefix: Option<String>,
+    /// A key=value pair that describes a required claim in the ID Token. If set, the claim is
+    /// verified to be present in the ID Token with a matching value. Repeat this flag to
+    /// specify multiple claims.
+    #[arg(long)]
+    pub oidc_required_claim: Vec<String>,
+    /// Comma-separated list of allowed JOSE asymmetric signing algorithms. JWTs with a
+    /// supported 'alg' header values are: RS256, RS384, RS512, ES256, ES384, PS256, PS384,
+    /// PS512 (kapi: not ES512). (default [RS256])
+    #[arg(long, value_delimiter = ',')]
+    pub oidc_signing_algs: Vec<String>,
+    /// File with webhook configuration for token authentication in kubeconfig format. The API
+    /// server will query the remote service to determine authentication for bearer tokens.
+    #[arg(long)]
+    pub authentication_token_webhook_config_file: Option<PathBuf>,
+    /// The API version of the authentication.k8s.io TokenReview to send to and expect from
+    /// the webhook.
+    #[arg(long, default_value = "v1beta1")]
+    pub authentication_token_webhook_version: String,
+    /// The duration to cache responses from the webhook token authenticator.
+    #[arg(long, default_value = "2m0s", value_parser = crate::shutdown::parse_duration)]
+    pub authentication_token_webhook_cache_ttl: std::time::Duration,
     /// Any request presenting a client certificate signed by one of the authorities in this
     /// file is authenticated with an identity corresponding to the CommonName of the client
     /// certificate. kapi: the CA it generates in --data-dir when absent.
@@ -57,6 +114,11 @@ pub struct Authentication {
     request_header: Option<RequestHeader>,
     token_file: Option<TokenFile>,
     pub anonymous: bool,
+    /// The JWT authenticators and the webhook, and the anonymous rule of the configuration
+    /// file (`structured`), once started.
+    remote: Vec<Remote>,
+    anonymous_rule: Option<Anonymous>,
+    api_audiences: Vec<String>,
 }
 
 fn lower(names: &[String]) -> Vec<String> {
@@ -113,8 +175,27 @@ impl Authentication {
             requestheader_ca,
             request_header,
             token_file,
-            anonymous: flags.anonymous_auth,
+            anonymous: flags.anonymous_auth.unwrap_or(true),
+            remote: Vec::new(),
+            anonymous_rule: None,
+            api_audiences: Vec::new(),
         })
+    }
+
+    /// Starts the JWT authenticators (`--authentication-config` or `--oidc-*`) and the token
+    /// webhook the flags configure; `sa_issuers` and `api_audiences` are the resolved
+    /// service-account issuers and the server's audiences.
+    pub fn start_remote(
+        &mut self,
+        flags: &Flags,
+        sa_issuers: &[String],
+        api_audiences: &[String],
+    ) -> Result<(), String> {
+        let started = super::structured::start(flags, sa_issuers, api_audiences)?;
+        self.remote = started.remote;
+        self.anonymous_rule = started.anonymous;
+        self.api_audiences = api_audiences.to_vec();
+        Ok(())
     }
 
     /// Client certificates only (kapi's generated CA), anonymous allowed: the in-process
@@ -126,6 +207,9 @@ impl Authentication {
             request_header: None,
             token_file: None,
             anonymous: true,
+            remote: Vec::new(),
+            anonymous_rule: None,
+            api_audiences: Vec::new(),
         }
     }
 
@@ -151,6 +235,14 @@ impl Authentication {
             authenticators.push(Box::new(tf));
         }
         authenticators.extend(tokens);
-        Chain::new(authenticators, self.anonymous)
+        let anonymous = self.anonymous_rule.unwrap_or(Anonymous {
+            enabled: self.anonymous,
+            paths: Vec::new(),
+        });
+        Chain::new(authenticators, self.anonymous).with_remote(
+            self.remote,
+            anonymous,
+            self.api_audiences,
+        )
     }
 }

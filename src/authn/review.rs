@@ -80,7 +80,7 @@ pub async fn token_review(req: &ComputedRequest<'_>) -> Result<Value, Status> {
     let audiences = strings(spec.get("audiences"), "spec.audiences")?;
     let api_audiences = &req.api.service_accounts.settings.api_audiences;
     let mut status = Map::new();
-    match req.api.authn.review(token, &audiences, api_audiences) {
+    match req.api.authn.review(token, &audiences, api_audiences).await {
         Ok((user, auds)) => {
             status.insert("authenticated".into(), json!(true));
             status.insert("user".into(), user_info(&user));

@@ -5,14 +5,13 @@
 //! objects still there with the same uid (in the watch cache).
 //!
 //! Hot path for every request with a service-account token. Verified signatures are
-//! remembered (`VerifiedTokens`: SHA-256 of the token → its claims, bounded, short-lived), so
+//! remembered (a `TokenCache`: SHA-256 of the token → its claims, bounded, short-lived), so
 //! the RSA/ECDSA check is paid once per token and minute; time, audiences and the objects are
 //! checked on every use, so a deleted pod or ServiceAccount ends its tokens at once. The
 //! claims themselves are `claims`'. Guarded by `benches/authn.rs`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use serde_json::Value;
@@ -21,6 +20,7 @@ pub use super::claims::{Binding, Ref, claims};
 use super::claims::{Claims, Info};
 use super::flags::Settings;
 use super::lookup::{Identity, Kind, Lookup};
+use super::token_cache::TokenCache;
 use super::{Authenticator, Outcome, TokenOutcome};
 use crate::transport::Request;
 
@@ -85,35 +85,6 @@ pub fn now_unix() -> i64 {
         .unwrap_or(0)
 }
 
-/// A verified token's claims, and when its signature was checked.
-type Verified = (Instant, Arc<Claims>);
-
-/// Tokens whose signature has been checked: SHA-256 of the token → its claims.
-struct VerifiedTokens {
-    entries: Mutex<HashMap<[u8; 32], Verified>>,
-}
-
-impl VerifiedTokens {
-    fn get(&self, digest: &[u8; 32]) -> Option<Arc<Claims>> {
-        let entries = self.entries.lock().ok()?;
-        let (at, claims) = entries.get(digest)?;
-        (at.elapsed() < VERIFIED_TTL).then(|| claims.clone())
-    }
-
-    fn put(&self, digest: [u8; 32], claims: Arc<Claims>) {
-        let Ok(mut entries) = self.entries.lock() else {
-            return;
-        };
-        if entries.len() >= VERIFIED_CAPACITY {
-            entries.retain(|_, (at, _)| at.elapsed() < VERIFIED_TTL);
-            if entries.len() >= VERIFIED_CAPACITY {
-                entries.clear();
-            }
-        }
-        entries.insert(digest, (Instant::now(), claims));
-    }
-}
-
 /// The service-account token issuer and verifier: the resolved flags, the watch-cache lookups
 /// and the verified-token memory. One per server, shared by the authenticator chain and the
 /// TokenRequest and discovery handlers.
@@ -122,7 +93,7 @@ pub struct ServiceAccounts {
     pub lookup: Arc<Lookup>,
     /// The issuer discovery documents, when the issuer is an https URL.
     pub discovery: Option<super::oidc::Discovery>,
-    verified: VerifiedTokens,
+    verified: TokenCache<Arc<Claims>>,
 }
 
 impl ServiceAccounts {
@@ -135,9 +106,7 @@ impl ServiceAccounts {
             settings,
             lookup,
             discovery,
-            verified: VerifiedTokens {
-                entries: Mutex::new(HashMap::new()),
-            },
+            verified: TokenCache::new(VERIFIED_CAPACITY, VERIFIED_TTL),
         }
     }
 
@@ -148,9 +117,7 @@ impl ServiceAccounts {
         if token.len() > super::jwt::MAX_TOKEN_BYTES {
             return TokenOutcome::NotMine;
         }
-        let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
-        let mut key = [0u8; 32];
-        key.copy_from_slice(digest.as_ref());
+        let key = TokenCache::<Arc<Claims>>::key(&[token.as_bytes()]);
         // A remembered token passed every check below before: its bytes are the same.
         let claims = match self.verified.get(&key) {
             Some(c) => c,

@@ -42,7 +42,7 @@ mod service_rules;
 pub mod service_updates;
 mod services;
 mod simple_defaults;
-mod small_rules;
+pub(crate) mod small_rules;
 mod statefulset_rules;
 mod storage_rules;
 mod trust_bundles;

@@ -356,6 +356,13 @@ pub fn ingress_class(obj: &Value) -> Vec<Cause> {
     if c.len() > 250 {
         causes.push(super::field::too_long(f.into(), 250));
     }
+    causes.extend(domain_prefixed_path(f, c));
+    causes
+}
+
+/// Upstream's `IsDomainPrefixedPath`: `<DNS subdomain>/<path>` at `f`.
+pub fn domain_prefixed_path(f: &str, c: &str) -> Vec<Cause> {
+    let mut causes = Vec::new();
     if c.is_empty() {
         causes.push(required(f.into()));
         return causes;

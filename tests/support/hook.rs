@@ -17,12 +17,15 @@ pub struct Hook {
     pub port: u16,
     pub ca_pem: String,
     reviews: Arc<Mutex<Vec<Value>>>,
+    /// The `Authorization` header of every request that had one.
+    authorizations: Arc<Mutex<Vec<String>>>,
 }
 
 fn serve_connection(
     tls: Arc<rustls::ServerConfig>,
     tcp: TcpStream,
     reviews: Arc<Mutex<Vec<Value>>>,
+    authorizations: Arc<Mutex<Vec<String>>>,
     answer: Answer,
 ) -> Option<()> {
     let conn = rustls::ServerConnection::new(tls).ok()?;
@@ -45,6 +48,9 @@ fn serve_connection(
             if let Some((k, v)) = h.split_once(':') {
                 if k.eq_ignore_ascii_case("content-length") {
                     length = v.trim().parse().ok()?;
+                }
+                if k.eq_ignore_ascii_case("authorization") {
+                    authorizations.lock().unwrap().push(v.trim().to_string());
                 }
                 if k.to_ascii_lowercase().starts_with("x-remote-") {
                     identity.push((k.to_ascii_lowercase(), v.trim().to_string()));
@@ -101,18 +107,22 @@ impl Hook {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
         let port = listener.local_addr().unwrap().port();
         let reviews = Arc::new(Mutex::new(Vec::new()));
+        let authorizations = Arc::new(Mutex::new(Vec::new()));
         let kept = Arc::clone(&reviews);
+        let seen = Arc::clone(&authorizations);
         std::thread::spawn(move || {
             for tcp in listener.incoming().flatten() {
                 let tls = Arc::clone(&tls);
                 let kept = Arc::clone(&kept);
-                std::thread::spawn(move || serve_connection(tls, tcp, kept, answer));
+                let seen = Arc::clone(&seen);
+                std::thread::spawn(move || serve_connection(tls, tcp, kept, seen, answer));
             }
         });
         Hook {
             port,
             ca_pem,
             reviews,
+            authorizations,
         }
     }
 
@@ -122,6 +132,10 @@ impl Hook {
 
     pub fn reviews(&self) -> Vec<Value> {
         self.reviews.lock().unwrap().clone()
+    }
+
+    pub fn authorizations(&self) -> Vec<String> {
+        self.authorizations.lock().unwrap().clone()
     }
 }
 

@@ -116,6 +116,76 @@ impl Kapi {
         );
     }
 
+    /// A kubeconfig that trusts kapi's CA and presents only `token`.
+    pub fn token_kubeconfig(&self, token: &str) -> PathBuf {
+        let n = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let path = self.data_dir.join(format!("token-{n}.kubeconfig"));
+        let text = format!(
+            "apiVersion: v1
+kind: Config
+clusters:
+- name: kapi
+  cluster:
+    server: https://127.0.0.1:{}
+    certificate-authority: {}
+users:
+- name: bearer
+  user:
+    token: {token}
+contexts:
+- name: kapi
+  context: {{cluster: kapi, user: bearer}}
+current-context: kapi
+",
+            self.port,
+            self.data_dir.join("ca.crt").display()
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// `kubectl auth whoami -o json` as the bearer of `token`: the SelfSubjectReview, or stderr.
+    pub fn whoami(&self, token: &str) -> Result<serde_json::Value, String> {
+        let out = kubectl_at(
+            &self.token_kubeconfig(token),
+            &["auth", "whoami", "-o", "json"],
+            None,
+        );
+        if out.status.success() {
+            Ok(serde_json::from_slice(&out.stdout).unwrap())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// The HTTP status of GET `path` with `token` as the only credential.
+    pub fn status_with_token(&self, token: &str, path: &str) -> u16 {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "30",
+            ])
+            .arg("--cacert")
+            .arg(self.data_dir.join("ca.crt"))
+            .arg("-H")
+            .arg(format!("Authorization: Bearer {token}"))
+            .arg(format!("https://127.0.0.1:{}{path}", self.port))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data_dir.join("kapi.log")).unwrap_or_default()
     }
@@ -217,6 +287,32 @@ pub fn kubectl_at(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Outp
             .map(|mut s| s.write_all(input.as_bytes()));
     }
     child.wait_with_output().expect("kubectl output")
+}
+
+/// Runs kapi expecting it to refuse its flags at once.
+pub fn refused(flags: &[&str]) -> Output {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kapi"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("--secure-port")
+        .arg(free_port().to_string())
+        .args(flags)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + START_TIMEOUT;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("kapi did not refuse {flags:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "kapi accepted {flags:?}");
+    out
 }
 
 impl Drop for Kapi {

@@ -131,16 +131,31 @@ async fn serve(mut rx: tokio::sync::mpsc::Receiver<Job>) {
 }
 
 fn client(call: &Call) -> Result<reqwest::Client, String> {
-    let pem = match &call.ca_bundle {
-        Some(b) => b.clone(),
+    https_client(
+        call.ca_bundle.as_deref(),
+        call.resolve.as_ref(),
+        call.identity.as_ref(),
+    )
+}
+
+/// A client trusting `ca_bundle` (PEM; the system's roots when `None`), connecting the host
+/// of `resolve` at its address, presenting `identity` (a certificate chain and key, PEM) when
+/// there is one. Shared with the other outbound HTTPS callers (OIDC issuers).
+pub(crate) fn https_client(
+    ca_bundle: Option<&[u8]>,
+    resolve: Option<&(String, SocketAddr)>,
+    identity: Option<&(Vec<u8>, Vec<u8>)>,
+) -> Result<reqwest::Client, String> {
+    let pem = match ca_bundle {
+        Some(b) => b.to_vec(),
         None => std::fs::read(SYSTEM_ROOTS).unwrap_or_default(),
     };
-    let mut tls = tls_config(&pem, "caBundle", call.identity.as_ref())?;
+    let mut tls = tls_config(&pem, "caBundle", identity)?;
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let mut builder = reqwest::Client::builder()
         .no_proxy()
         .tls_backend_preconfigured(tls);
-    if let Some((host, addr)) = &call.resolve {
+    if let Some((host, addr)) = resolve {
         builder = builder.resolve(host, *addr);
     }
     builder.build().map_err(|e| e.to_string())
