@@ -126,3 +126,10 @@ pub fn too_many(field: String, actual: usize, max: usize) -> Cause {
         field,
     }
 }
+
+/// `ValidateImmutableField`'s error: `Invalid value: <new value>: field is immutable`. Upstream
+/// prints a scalar as Go does and anything structured as JSON (a map with sorted keys); an
+/// absent value is `null`.
+pub fn immutable(field: String, new: Option<&Value>) -> Cause {
+    invalid(field, new.unwrap_or(&Value::Null), "field is immutable")
+}

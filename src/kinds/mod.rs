@@ -9,6 +9,7 @@ mod batch;
 pub mod certificates;
 mod claim_rules;
 mod container_rules;
+mod core_updates;
 pub mod crds;
 mod endpoint_rules;
 mod event_rules;
@@ -294,6 +295,8 @@ pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
         ("", "persistentvolumes") => &simple_defaults::PersistentVolumes,
         ("", "persistentvolumeclaims") => &simple_defaults::PersistentVolumeClaims,
         ("", "secrets") => &simple_defaults::Secrets,
+        ("", "configmaps") => &ConfigMaps,
+        ("", "resourcequotas") => &ResourceQuotas,
         ("", "limitranges") => &simple_defaults::LimitRanges,
         ("", "endpoints") => &networking::EndpointsStrategy,
         ("apps", "deployments") => &workloads::Deployments,
@@ -439,5 +442,25 @@ pub struct PathNamed;
 impl Strategy for PathNamed {
     fn name_rule(&self) -> NameRule {
         NameRule::PathSegment
+    }
+}
+
+/// ConfigMaps: marked `immutable`, their data is frozen.
+#[derive(Debug)]
+pub struct ConfigMaps;
+
+impl Strategy for ConfigMaps {
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<Cause> {
+        core_updates::config_map(obj, old)
+    }
+}
+
+/// ResourceQuotas: their scopes are fixed once created.
+#[derive(Debug)]
+pub struct ResourceQuotas;
+
+impl Strategy for ResourceQuotas {
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<Cause> {
+        core_updates::resource_quota(obj, old)
     }
 }

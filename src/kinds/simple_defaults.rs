@@ -144,6 +144,12 @@ impl Strategy for Secrets {
         super::small_rules::secret(obj)
     }
 
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<crate::api::status::Cause> {
+        let mut causes = super::core_updates::secret(obj, old);
+        causes.extend(self.validate_create(obj));
+        causes
+    }
+
     fn default(&self, obj: &mut Value) {
         let Some(o) = obj.as_object_mut() else { return };
         or_zero(o, "type", json!("Opaque"));
@@ -257,6 +263,12 @@ impl Strategy for PersistentVolumes {
         super::storage_rules::persistent_volume(obj)
     }
 
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<crate::api::status::Cause> {
+        let mut causes = self.validate_create(obj);
+        causes.extend(super::core_updates::volume(obj, old));
+        causes
+    }
+
     fn default(&self, obj: &mut Value) {
         let Some(o) = obj.as_object_mut() else { return };
         if let Some(s) = child(o, "spec") {
@@ -284,6 +296,12 @@ impl Strategy for PersistentVolumeClaims {
     fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
         let mut causes = Vec::new();
         super::claim_rules::spec(obj.get("spec"), "spec", &mut causes);
+        causes
+    }
+
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<crate::api::status::Cause> {
+        let mut causes = self.validate_create(obj);
+        causes.extend(super::core_updates::claim(obj, old));
         causes
     }
 
