@@ -16,6 +16,7 @@ mod event_rules;
 mod events;
 pub mod field;
 mod flowcontrol_rules;
+mod group_updates;
 mod hpa_rules;
 mod ingress_rules;
 mod ip_rules;
@@ -38,6 +39,7 @@ mod simple_defaults;
 mod small_rules;
 mod statefulset_rules;
 mod storage_rules;
+mod storage_updates;
 mod webhook_rules;
 pub mod workload_rules;
 mod workloads;
@@ -217,6 +219,15 @@ pub(crate) fn field_reasons(causes: &[Cause]) -> Vec<(&str, &str)> {
         .collect()
 }
 
+/// (field, reason, message) of each cause: what the update rules' unit tests compare.
+#[cfg(test)]
+pub(crate) fn cause_triples(causes: Vec<Cause>) -> Vec<(String, String, String)> {
+    causes
+        .into_iter()
+        .map(|c| (c.field, c.reason, c.message))
+        .collect()
+}
+
 /// (field, reason) of each cause, for tests that check which rules fired.
 #[cfg(test)]
 pub(crate) fn cause_fields(causes: Vec<Cause>) -> Vec<(String, String)> {
@@ -262,6 +273,45 @@ impl Strategy for Validated {
     fn validate_create(&self, obj: &Value) -> Vec<Cause> {
         (self.rules)(obj)
     }
+}
+
+/// `Validated` kinds with update rules of their own (upstream's `Validate<Kind>Update`): an
+/// update runs both, in upstream's order.
+#[derive(Debug)]
+pub struct Updated {
+    pub base: Validated,
+    pub update: fn(&Value, &Value) -> Vec<Cause>,
+    /// Whether upstream reports the update's own causes before the create rules'.
+    pub update_first: bool,
+}
+
+impl Strategy for Updated {
+    fn tracks_generation(&self) -> bool {
+        self.base.tracks_generation()
+    }
+
+    fn name_rule(&self) -> NameRule {
+        self.base.name_rule()
+    }
+
+    fn validate_create(&self, obj: &Value) -> Vec<Cause> {
+        self.base.validate_create(obj)
+    }
+
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<Cause> {
+        let (create, update) = (self.validate_create(obj), (self.update)(obj, old));
+        let (mut first, then) = match self.update_first {
+            true => (update, create),
+            false => (create, update),
+        };
+        first.extend(then);
+        first
+    }
+}
+
+/// The create rules of a kind that has none beyond object meta.
+fn no_rules(_: &Value) -> Vec<Cause> {
+    Vec::new()
 }
 
 /// Kinds whose DELETE returns the object, with nothing else of their own.
@@ -336,20 +386,41 @@ pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
         ("scheduling.k8s.io", "priorityclasses") => &simple_defaults::PriorityClasses,
         ("storage.k8s.io", "storageclasses") => &simple_defaults::StorageClasses,
         ("storage.k8s.io", "csidrivers") => &simple_defaults::CsiDrivers,
-        ("storage.k8s.io", "volumeattachments") => &Validated {
-            generation: false,
-            rules: storage_rules::volume_attachment,
-            names: NameRule::Subdomain,
+        ("storage.k8s.io", "volumeattachments") => &Updated {
+            base: Validated {
+                generation: false,
+                rules: storage_rules::volume_attachment,
+                names: NameRule::Subdomain,
+            },
+            update: storage_updates::volume_attachment,
+            update_first: false,
         },
-        ("storage.k8s.io", "volumeattributesclasses") => &Validated {
-            generation: false,
-            rules: storage_rules::volume_attributes_class,
-            names: NameRule::Subdomain,
+        ("storage.k8s.io", "volumeattributesclasses") => &Updated {
+            base: Validated {
+                generation: false,
+                rules: storage_rules::volume_attributes_class,
+                names: NameRule::Subdomain,
+            },
+            update: storage_updates::volume_attributes_class,
+            update_first: true,
         },
-        ("storage.k8s.io", "csistoragecapacities") => &Validated {
-            generation: false,
-            rules: storage_rules::csi_storage_capacity,
-            names: NameRule::Subdomain,
+        ("storage.k8s.io", "csistoragecapacities") => &Updated {
+            base: Validated {
+                generation: false,
+                rules: storage_rules::csi_storage_capacity,
+                names: NameRule::Subdomain,
+            },
+            update: storage_updates::csi_storage_capacity,
+            update_first: false,
+        },
+        ("storage.k8s.io", "csinodes") => &Updated {
+            base: Validated {
+                generation: false,
+                rules: no_rules,
+                names: NameRule::Subdomain,
+            },
+            update: storage_updates::csi_node,
+            update_first: false,
         },
         ("rbac.authorization.k8s.io", "roles" | "clusterroles") => &rbac::ROLES,
         ("rbac.authorization.k8s.io", "rolebindings") => &rbac::ROLE_BINDINGS,
@@ -359,20 +430,32 @@ pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
             rules: small_rules::disruption_budget,
             names: NameRule::PathSegment,
         },
-        ("networking.k8s.io", "ingressclasses") => &Validated {
-            generation: true,
-            rules: small_rules::ingress_class,
-            names: NameRule::Subdomain,
+        ("networking.k8s.io", "ingressclasses") => &Updated {
+            base: Validated {
+                generation: true,
+                rules: small_rules::ingress_class,
+                names: NameRule::Subdomain,
+            },
+            update: group_updates::ingress_class,
+            update_first: true,
         },
-        ("resource.k8s.io", "resourceslices") => &Validated {
-            generation: true,
-            rules: resource_rules::resource_slice,
-            names: NameRule::Subdomain,
+        ("resource.k8s.io", "resourceslices") => &Updated {
+            base: Validated {
+                generation: true,
+                rules: resource_rules::resource_slice,
+                names: NameRule::Subdomain,
+            },
+            update: group_updates::resource_slice,
+            update_first: false,
         },
-        ("node.k8s.io", "runtimeclasses") => &Validated {
-            generation: false,
-            rules: small_rules::runtime_class,
-            names: NameRule::Subdomain,
+        ("node.k8s.io", "runtimeclasses") => &Updated {
+            base: Validated {
+                generation: false,
+                rules: small_rules::runtime_class,
+                names: NameRule::Subdomain,
+            },
+            update: group_updates::runtime_class,
+            update_first: false,
         },
         ("coordination.k8s.io", "leases") => &Validated {
             generation: false,
@@ -385,10 +468,14 @@ pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
             names: NameRule::Subdomain,
         },
         ("networking.k8s.io", "ipaddresses") => &ip_rules::IpAddresses,
-        ("networking.k8s.io", "servicecidrs") => &Validated {
-            generation: false,
-            rules: ip_rules::service_cidr,
-            names: NameRule::Subdomain,
+        ("networking.k8s.io", "servicecidrs") => &Updated {
+            base: Validated {
+                generation: false,
+                rules: ip_rules::service_cidr,
+                names: NameRule::Subdomain,
+            },
+            update: group_updates::service_cidr,
+            update_first: false,
         },
         ("apiextensions.k8s.io", "customresourcedefinitions") => &crds::CustomResourceDefinitions,
         ("resource.k8s.io", "deviceclasses") => &Generational,

@@ -128,6 +128,11 @@ impl Strategy for PriorityClasses {
         super::small_rules::priority_class(obj)
     }
 
+    /// Upstream's update runs `ValidatePriorityClassUpdate` alone.
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<crate::api::status::Cause> {
+        super::group_updates::priority_class(obj, old)
+    }
+
     fn default(&self, obj: &mut Value) {
         if let Some(o) = obj.as_object_mut() {
             or_set(o, "preemptionPolicy", json!("PreemptLowerPriority"));
@@ -217,6 +222,12 @@ impl Strategy for StorageClasses {
         super::storage_rules::storage_class(obj)
     }
 
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<crate::api::status::Cause> {
+        let mut causes = self.validate_create(obj);
+        causes.extend(super::storage_updates::storage_class(obj, old));
+        causes
+    }
+
     fn default(&self, obj: &mut Value) {
         if let Some(o) = obj.as_object_mut() {
             or_set(o, "reclaimPolicy", json!("Delete"));
@@ -229,6 +240,10 @@ impl Strategy for StorageClasses {
 pub struct CsiDrivers;
 
 impl Strategy for CsiDrivers {
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<crate::api::status::Cause> {
+        super::storage_updates::csi_driver(obj, old)
+    }
+
     fn default(&self, obj: &mut Value) {
         let Some(s) = obj.as_object_mut().and_then(|o| child(o, "spec")) else {
             return;
@@ -329,6 +344,11 @@ impl Strategy for ResourceClaims {
             true => super::resource_rules::claim_spec(obj.pointer("/spec/spec"), "spec.spec"),
             false => super::resource_rules::claim_spec(obj.get("spec"), "spec"),
         }
+    }
+
+    /// The spec is fixed, and so not validated again.
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<crate::api::status::Cause> {
+        super::group_updates::claim_spec(obj, old)
     }
 
     fn default(&self, obj: &mut Value) {
