@@ -399,8 +399,19 @@ fn immutable_fields_of_each_kind_are_refused_and_the_rest_may_change() {
         got["message"],
         "Invalid value: \"Terminating\": may only be 'Active' if `deletionTimestamp` is empty"
     );
-    // A bound claim may grow.
-    let claims = "/api/v1/namespaces/default/persistentvolumeclaims/claim";
+    // A bound claim may grow (its class, patched above, allows expansion) but not shrink
+    // below its capacity.
+    let (code, body) = c.call(
+        "POST",
+        "/api/v1/namespaces/default/persistentvolumeclaims",
+        "application/json",
+        Some(json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "grown"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "fast",
+                     "resources": {"requests": {"storage": "1Gi"}}}})),
+    );
+    assert_eq!(code, 201, "{body}");
+    let claims = "/api/v1/namespaces/default/persistentvolumeclaims/grown";
     let (code, body) = c.call(
         "PATCH",
         &format!("{claims}/status"),
@@ -471,9 +482,15 @@ fn server_owned_metadata_may_not_change() {
         let got = cause(&body, field);
         assert_eq!(got["reason"], "FieldValueInvalid");
         assert_eq!(got["message"], message.as_str());
+        // Upstream names the object as the request does (a renamed one by its new name).
+        let shown = if field == "metadata.name" {
+            "other"
+        } else {
+            "owned"
+        };
         assert_eq!(
             body["message"],
-            format!("ConfigMap \"owned\" is invalid: {field}: {message}")
+            format!("ConfigMap \"{shown}\" is invalid: {field}: {message}")
         );
     }
     // What the request leaves out is kept: the uid and creation time come from the object.

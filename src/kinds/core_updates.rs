@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value};
 
-use super::field::{duplicate, forbidden, immutable, invalid};
+use super::field::{duplicate, forbidden, immutable, invalid, pruned, same};
 use crate::api::status::Cause;
 
 const IMMUTABLE_WHEN_SET: &str = "field is immutable when `immutable` is set";
@@ -31,6 +31,14 @@ fn present<'a>(obj: &'a Value, pointer: &str) -> Option<&'a Value> {
 /// The spec members that differ, as the "diff" part of a Forbidden message.
 fn diff(old: &Map<String, Value>, new: &Map<String, Value>) -> String {
     super::pod_updates::spec_diff(&Value::Object(old.clone()), &Value::Object(new.clone()))
+}
+
+/// A spec as upstream's structs see it (`pruned`).
+fn pruned_map(m: Map<String, Value>) -> Map<String, Value> {
+    match pruned(&Value::Object(m)) {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    }
 }
 
 /// A quantity's milli-value (None when it does not parse: validation reports it).
@@ -110,6 +118,7 @@ pub fn claim(new: &Value, old: &Value) -> Vec<Cause> {
         new_spec.insert("volumeAttributesClassName".into(), v.clone());
         old_spec.insert("volumeAttributesClassName".into(), v.clone());
     }
+    let (new_spec, old_spec) = (pruned_map(new_spec), pruned_map(old_spec));
     if new_spec != old_spec {
         causes.push(forbidden(
             "spec".into(),
@@ -185,6 +194,7 @@ pub fn volume(new: &Value, old: &Value) -> Vec<Cause> {
     if secret_added && let Some(csi) = new_source.get_mut("csi").and_then(Value::as_object_mut) {
         csi.remove("controllerExpandSecretRef");
     }
+    let (new_source, old_source) = (pruned_map(new_source), pruned_map(old_source));
     if new_source != old_source {
         causes.push(forbidden(
             "spec.persistentvolumesource".into(),
@@ -196,7 +206,7 @@ pub fn volume(new: &Value, old: &Value) -> Vec<Cause> {
     }
     volume_mode(new, old, &mut causes);
     if let Some(affinity) = present(old, "/spec/nodeAffinity")
-        && present(new, "/spec/nodeAffinity") != Some(affinity)
+        && !same(present(new, "/spec/nodeAffinity"), Some(affinity))
     {
         causes.push(immutable(
             "nodeAffinity".into(),
@@ -227,14 +237,9 @@ fn frozen(new: &Value, old: &Value, keys: &[&str], causes: &mut Vec<Cause>) {
     if !is_immutable(new) {
         causes.push(forbidden("immutable".into(), IMMUTABLE_WHEN_SET));
     }
-    // An empty map and an absent one are the same data (upstream decodes both to nil).
-    let data = |obj: &Value, k: &str| {
-        obj.get(k)
-            .filter(|v| v.as_object().is_some_and(|m| !m.is_empty()))
-            .cloned()
-    };
     for k in keys {
-        if data(new, k) != data(old, k) {
+        // An empty map and an absent one are the same data (`same`).
+        if !same(new.get(*k), old.get(*k)) {
             causes.push(forbidden((*k).into(), IMMUTABLE_WHEN_SET));
         }
     }

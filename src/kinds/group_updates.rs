@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use super::field::{forbidden, immutable};
+use super::field::{forbidden, immutable, same};
 use crate::api::status::Cause;
 
 fn present<'a>(obj: &'a Value, pointer: &str) -> Option<&'a Value> {
@@ -18,7 +18,7 @@ fn present<'a>(obj: &'a Value, pointer: &str) -> Option<&'a Value> {
 /// `pointer` of `new` differs from `old`'s: `field is immutable` at `field`.
 fn fixed(new: &Value, old: &Value, pointer: &str, field: &str) -> Option<Cause> {
     let n = present(new, pointer);
-    (n != present(old, pointer)).then(|| immutable(field.into(), n))
+    (!same(n, present(old, pointer))).then(|| immutable(field.into(), n))
 }
 
 /// A string member where absent and empty are the same (a Go string field).

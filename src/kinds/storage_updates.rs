@@ -7,25 +7,16 @@
 
 use serde_json::Value;
 
-use super::field::{forbidden, immutable, invalid};
+use super::field::{forbidden, immutable, invalid, same};
 use crate::api::status::Cause;
 
 fn present<'a>(obj: &'a Value, pointer: &str) -> Option<&'a Value> {
     obj.pointer(pointer).filter(|v| !v.is_null())
 }
 
-/// A map member where an empty map and an absent one are the same (upstream compares Go maps
-/// that decode both to nil).
-fn map_at<'a>(obj: &'a Value, key: &str) -> Option<&'a Value> {
-    obj.get(key)
-        .filter(|v| v.as_object().is_some_and(|m| !m.is_empty()))
-}
-
 fn forbidden_change(new: &Value, old: &Value, key: &str, causes: &mut Vec<Cause>) {
-    let differs = match key {
-        "parameters" => map_at(new, key) != map_at(old, key),
-        _ => present(new, &format!("/{key}")) != present(old, &format!("/{key}")),
-    };
+    // An empty map and an absent one are the same (`same`).
+    let differs = !same(new.get(key), old.get(key));
     if differs {
         causes.push(forbidden(
             key.into(),
@@ -59,7 +50,7 @@ pub fn volume_attributes_class(new: &Value, old: &Value) -> Vec<Cause> {
 /// `ValidateVolumeAttachmentUpdate`: the spec is read-only.
 pub fn volume_attachment(new: &Value, old: &Value) -> Vec<Cause> {
     let spec = present(new, "/spec");
-    if spec == present(old, "/spec") {
+    if same(spec, present(old, "/spec")) {
         return Vec::new();
     }
     vec![immutable("spec".into(), spec)]
@@ -74,7 +65,7 @@ pub fn csi_driver(new: &Value, old: &Value) -> Vec<Cause> {
         ("volumeLifecycleModes", "spec.volumeLifecycleModes"),
     ] {
         let n = present(new, &format!("/spec/{key}"));
-        if n != present(old, &format!("/spec/{key}")) {
+        if !same(n, present(old, &format!("/spec/{key}"))) {
             causes.push(immutable(path.into(), n));
         }
     }
@@ -105,7 +96,7 @@ pub fn csi_node(new: &Value, old: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
     for o in &old_drivers {
         for n in new_drivers.iter().filter(|n| name(n) == name(o)) {
-            if n != o {
+            if !same(Some(n), Some(o)) {
                 causes.push(immutable("spec.drivers".into(), Some(n)));
             }
         }
@@ -117,7 +108,7 @@ pub fn csi_node(new: &Value, old: &Value) -> Vec<Cause> {
 pub fn csi_storage_capacity(new: &Value, old: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
     let topology = present(new, "/nodeTopology");
-    if topology != present(old, "/nodeTopology") {
+    if !same(topology, present(old, "/nodeTopology")) {
         let shown = topology.cloned().unwrap_or(Value::Null);
         causes.push(invalid("nodeTopology".into(), &shown, "field is immutable"));
     }
