@@ -508,6 +508,18 @@ fn server_owned_metadata_may_not_change() {
         updated["metadata"]["creationTimestamp"],
         created["metadata"]["creationTimestamp"]
     );
+    // A PUT naming another uid is about another object: a failed precondition, 409.
+    let mut stale = updated.clone();
+    stale["metadata"]["uid"] = json!("0b3e2a34-0000-4000-8000-000000000000");
+    let (code, body) = c.call("PUT", &path, "application/json", Some(stale));
+    assert_eq!(code, 409, "{body}");
+    assert_eq!(
+        body["message"],
+        format!(
+            "Operation cannot be fulfilled on configmaps \"owned\": Precondition failed: UID in precondition: 0b3e2a34-0000-4000-8000-000000000000, UID in object meta: {}",
+            created["metadata"]["uid"].as_str().unwrap()
+        )
+    );
     // Another namespace in the body is the URL's mismatch, a 400.
     let (code, body) = c.call(
         "PATCH",

@@ -313,6 +313,9 @@ impl Ctx<'_> {
         let mut current = self.current().await?;
         for _ in 0..MAX_UPDATE_ATTEMPTS {
             let (old, new, expected_rv) = self.apply_change(&change, &current).await?;
+            if let Change::Replace(..) = change {
+                uid_precondition(self.res, self.name(), &new, &old)?;
+            }
             if !expected_rv.is_empty() && expected_rv != current.mod_revision.to_string() {
                 return Err(Status::modified_conflict(gr(self.res), self.name()));
             }
@@ -743,4 +746,25 @@ pub(super) fn strip_rv(res: &Resource, obj: Served) -> Result<Served, Status> {
         m.remove("resourceVersion");
     }
     objects::from_value(res, &v)
+}
+
+/// The uid a PUT's object names is a precondition on the stored object's (upstream's
+/// `DefaultUpdatedObjectInfo.Preconditions`), checked before its resourceVersion: another
+/// object of the same name is a 409, not an update of it. A patch has no such precondition.
+fn uid_precondition(res: &Resource, name: &str, new: &Value, old: &Value) -> Result<(), Status> {
+    let uid = |obj: &Value| {
+        obj.pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let (want, have) = (uid(new), uid(old));
+    if want.is_empty() || want == have {
+        return Ok(());
+    }
+    Err(Status::conflict(
+        gr(res),
+        name,
+        &format!("Precondition failed: UID in precondition: {want}, UID in object meta: {have}"),
+    ))
 }
