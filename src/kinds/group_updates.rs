@@ -128,14 +128,12 @@ mod tests {
         )
     }
 
+    type Rule = fn(&Value, &Value) -> Vec<Cause>;
+    type Triple = (String, String, String);
+
     #[test]
     fn identity_fields_of_small_kinds_are_fixed() {
-        let cases: Vec<(
-            fn(&Value, &Value) -> Vec<Cause>,
-            Value,
-            Value,
-            (String, String, String),
-        )> = vec![
+        let cases: Vec<(Rule, Value, Value, Triple)> = vec![
             (
                 ingress_class,
                 json!({"spec": {"controller": "a/b"}}),
