@@ -480,7 +480,8 @@ mod tests {
     fn a_volume_source_mode_and_affinity_are_fixed() {
         let old = json!({"spec": {"capacity": {"storage": "1Gi"}, "volumeMode": "Filesystem",
             "csi": {"driver": "d", "volumeHandle": "h"},
-            "nodeAffinity": {"required": {"nodeSelectorTerms": []}}}});
+            "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                {"key": "zone", "operator": "In", "values": ["a"]}]}]}}}});
         let mut ok = old.clone();
         ok["spec"]["capacity"]["storage"] = json!("2Gi");
         ok["spec"]["csi"]["controllerExpandSecretRef"] = json!({"name": "s", "namespace": "n"});

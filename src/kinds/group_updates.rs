@@ -163,9 +163,9 @@ mod tests {
             ),
             (
                 claim_spec,
-                json!({"spec": {"devices": {}}}),
-                json!({"spec": {}}),
-                invalid("spec", "{}"),
+                json!({"spec": {"devices": {"requests": [{"name": "a"}]}}}),
+                json!({"spec": {"devices": {"requests": [{"name": "b"}]}}}),
+                invalid("spec", "{\"devices\":{\"requests\":[{\"name\":\"b\"}]}}"),
             ),
             (
                 resource_slice,
