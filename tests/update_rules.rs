@@ -387,6 +387,16 @@ fn immutable_fields_of_each_kind_are_refused_and_the_rest_may_change() {
     }
     // A namespace's phase follows its deletion timestamp, through `namespaces/status`.
     k.ok(&["create", "namespace", "phased"]);
+    // Its finalizers change only through `namespaces/finalize`.
+    let (code, body) = c.call(
+        "PATCH",
+        "/api/v1/namespaces/phased",
+        MERGE,
+        Some(json!({"spec": {"finalizers": []}, "metadata": {"labels": {"a": "b"}}})),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["spec"]["finalizers"], json!(["kubernetes"]));
+    assert_eq!(body["metadata"]["labels"]["a"], "b");
     let (code, body) = c.call(
         "PATCH",
         "/api/v1/namespaces/phased/status",

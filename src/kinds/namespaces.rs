@@ -39,6 +39,13 @@ impl Strategy for Namespaces {
         (sub == "finalize").then(|| super::old_with(old, new, "spec", "finalizers"))
     }
 
+    /// An update of the namespace itself keeps its finalizers (upstream's PrepareForUpdate):
+    /// only `namespaces/finalize` changes them.
+    fn prepare_for_update(&self, obj: &mut Value, old: &Value) {
+        let kept = super::old_with(obj, old, "spec", "finalizers");
+        *obj = kept;
+    }
+
     fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
         super::core_updates::namespace_finalizers(obj, false)
     }
