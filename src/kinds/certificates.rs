@@ -9,6 +9,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::Strategy;
+use super::field::forbidden;
 use super::podspec_rules::{duplicate, invalid, not_supported, required};
 use crate::api::status::Cause;
 use crate::authn::UserInfo;
@@ -139,9 +140,96 @@ impl Strategy for CertificateSigningRequests {
         causes
     }
 
-    fn validate_update(&self, _obj: &Value, _old: &Value) -> Vec<Cause> {
-        Vec::new()
+    /// The main resource keeps spec and status from the stored request, so only its
+    /// metadata can change; what is left to check is `update_rules`' (moot there).
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<Cause> {
+        update_rules(obj, old, Through::Main)
     }
+
+    fn validate_subresource_update(
+        &self,
+        sub: &str,
+        obj: &Value,
+        old: &Value,
+    ) -> Option<Vec<Cause>> {
+        match sub {
+            "status" => Some(update_rules(obj, old, Through::Status)),
+            "approval" => Some(update_rules(obj, old, Through::Approval)),
+            _ => None,
+        }
+    }
+}
+
+/// Which path an update of a request came through: what each may change.
+#[derive(Clone, Copy, PartialEq)]
+enum Through {
+    Main,
+    /// `status`: the signer sets the certificate, once.
+    Status,
+    /// `approval`: an approver adds Approved or Denied.
+    Approval,
+}
+
+fn conditions_of<'a>(csr: &'a Value, ty: &str) -> Vec<&'a Value> {
+    csr.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .map(|l| l.iter().filter(|c| c["type"] == ty).collect())
+        .unwrap_or_default()
+}
+
+/// Upstream's `validateCertificateSigningRequestUpdate`, beyond the create rules: the
+/// decision conditions are never removed and only added through `approval`; the certificate is
+/// only set through `status`, and never changed once set.
+fn update_rules(new: &Value, old: &Value, through: Through) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let at = "status.conditions".to_string();
+    for ty in ["Approved", "Denied", "Failed"] {
+        if conditions_of(new, ty).len() < conditions_of(old, ty).len() {
+            causes.push(forbidden(
+                at.clone(),
+                &format!("updates may not remove a condition of type \"{ty}\""),
+            ));
+        }
+    }
+    if through != Through::Approval {
+        for ty in ["Approved", "Denied"] {
+            let (n, o) = (conditions_of(new, ty), conditions_of(old, ty));
+            if n.len() > o.len() {
+                causes.push(forbidden(
+                    at.clone(),
+                    &format!("updates may not add a condition of type \"{ty}\""),
+                ));
+            } else if n.len() == o.len() && n != o {
+                let shown: Vec<String> = n.iter().map(|c| c.to_string()).collect();
+                causes.push(forbidden(
+                    at.clone(),
+                    &format!(
+                        "updates may not modify a condition of type \"{ty}\"\n{}",
+                        shown.join("\n")
+                    ),
+                ));
+            }
+        }
+    }
+    let certificate = |csr: &Value| {
+        csr.pointer("/status/certificate")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let (new_cert, old_cert) = (certificate(new), certificate(old));
+    if new_cert != old_cert {
+        let field = "status.certificate".to_string();
+        if through != Through::Status {
+            causes.push(forbidden(field, "updates may not set certificate content"));
+        } else if !old_cert.is_empty() {
+            causes.push(forbidden(
+                field,
+                "updates may not modify existing certificate content",
+            ));
+        }
+    }
+    causes
 }
 
 /// The DER of the request's PEM `CERTIFICATE REQUEST`, its signature checked.
@@ -253,5 +341,43 @@ mod tests {
         let causes = CertificateSigningRequests.validate_create(&json!({"spec": {}}));
         let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
         assert_eq!(fields, ["spec.request", "spec.usages", "spec.signerName"]);
+    }
+
+    #[test]
+    fn decisions_stay_and_a_certificate_is_set_once() {
+        let old = json!({"status": {"conditions": [{"type": "Approved", "status": "True"}],
+            "certificate": "Y2VydA=="}});
+        let removed = json!({"status": {"certificate": "Y2VydA=="}});
+        let got: Vec<String> = update_rules(&removed, &old, Through::Approval)
+            .into_iter()
+            .map(|c| format!("{} {} {}", c.field, c.reason, c.message))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                "status.conditions FieldValueForbidden Forbidden: updates may not remove a condition of type \"Approved\""
+            ]
+        );
+        let mut recert = old.clone();
+        recert["status"]["certificate"] = json!("b3RoZXI=");
+        let got = update_rules(&recert, &old, Through::Status);
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            got[0].message,
+            "Forbidden: updates may not modify existing certificate content"
+        );
+        let got = update_rules(&recert, &old, Through::Main);
+        assert_eq!(
+            got[0].message,
+            "Forbidden: updates may not set certificate content"
+        );
+        let fresh = json!({"status": {}});
+        let mut denied = fresh.clone();
+        denied["status"]["conditions"] = json!([{"type": "Denied", "status": "True"}]);
+        assert!(update_rules(&denied, &fresh, Through::Approval).is_empty());
+        assert_eq!(
+            update_rules(&denied, &fresh, Through::Status)[0].message,
+            "Forbidden: updates may not add a condition of type \"Denied\""
+        );
     }
 }

@@ -126,3 +126,35 @@ pub fn too_many(field: String, actual: usize, max: usize) -> Cause {
         field,
     }
 }
+
+/// `ValidateImmutableField`'s error: `Invalid value: <new value>: field is immutable`. Upstream
+/// prints a scalar as Go does and anything structured as JSON (a map with sorted keys); an
+/// absent value is `null`.
+pub fn immutable(field: String, new: Option<&Value>) -> Cause {
+    invalid(field, new.unwrap_or(&Value::Null), "field is immutable")
+}
+
+/// `v` as upstream's typed structs see it after a round trip through storage: null members,
+/// empty lists and empty maps are the same as absent ones.
+pub fn pruned(v: &Value) -> Option<Value> {
+    match v {
+        Value::Null => None,
+        Value::Array(l) if l.is_empty() => None,
+        Value::Array(l) => Some(Value::Array(
+            l.iter().map(|x| pruned(x).unwrap_or(Value::Null)).collect(),
+        )),
+        Value::Object(m) => {
+            let kept: serde_json::Map<String, Value> = m
+                .iter()
+                .filter_map(|(k, x)| Some((k.clone(), pruned(x)?)))
+                .collect();
+            (!kept.is_empty()).then_some(Value::Object(kept))
+        }
+        other => Some(other.clone()),
+    }
+}
+
+/// Whether two values are the same to upstream's semantic equality (`pruned` alike).
+pub fn same(a: Option<&Value>, b: Option<&Value>) -> bool {
+    a.and_then(pruned) == b.and_then(pruned)
+}

@@ -142,6 +142,12 @@ impl super::Strategy for IpAddresses {
     fn validate_create(&self, obj: &Value) -> Vec<Cause> {
         ip_address(obj)
     }
+
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<Cause> {
+        let mut causes = ip_address(obj);
+        causes.extend(super::other_updates::ip_address(obj, old));
+        causes
+    }
 }
 
 pub fn ip_address(obj: &Value) -> Vec<Cause> {

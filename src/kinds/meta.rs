@@ -285,6 +285,125 @@ pub fn validate(obj: &Value, rule: NameRule) -> Vec<Cause> {
     causes
 }
 
+/// Upstream's `ValidateObjectMetaAccessorUpdate`: what an update may not do to the metadata the
+/// server owns. The pipeline has already taken from `old` what upstream's `BeforeUpdate` takes
+/// (generation always; uid, creationTimestamp, deletionTimestamp and the grace period where the
+/// request left them out), so what is left here is a change the client asked for.
+///
+/// Upstream runs this twice on an update (once for every kind, once in the kind's own update
+/// rules) and its causes repeat; the message it builds from them does not. kapi reports each once.
+pub fn validate_update(new: &Value, old: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let at = |obj: &Value, k: &str| obj.pointer(&format!("/metadata/{k}")).cloned();
+    if at(old, "deletionTimestamp").is_some_and(|v| !v.is_null()) {
+        let known = finalizers(old);
+        let mut extra: Vec<String> = finalizers(new)
+            .into_iter()
+            .filter(|f| !known.contains(f))
+            .collect();
+        extra.sort();
+        extra.dedup();
+        if !extra.is_empty() {
+            causes.push(super::field::forbidden(
+                "metadata.finalizers".into(),
+                &format!(
+                    "no new finalizers can be added if the object is being deleted, found new finalizers {}",
+                    go_string_slice(&extra)
+                ),
+            ));
+        }
+    }
+    let generation = |obj: &Value| at(obj, "generation").and_then(|g| g.as_i64()).unwrap_or(0);
+    if generation(new) < generation(old) {
+        causes.push(super::field::invalid(
+            "metadata.generation".into(),
+            &Value::from(generation(new)),
+            "must not be decremented",
+        ));
+    }
+    for k in ["name", "namespace", "uid"] {
+        let text = |obj: &Value| {
+            at(obj, k)
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        };
+        if text(new) != text(old) {
+            causes.push(immutable(&format!("metadata.{k}"), &go_quote(&text(new))));
+        }
+    }
+    for k in ["creationTimestamp", "deletionTimestamp"] {
+        let (n, o) = (at(new, k), at(old, k));
+        if !same_instant(n.as_ref(), o.as_ref()) {
+            causes.push(immutable(&format!("metadata.{k}"), &go_time(n.as_ref())));
+        }
+    }
+    let grace = |obj: &Value| at(obj, "deletionGracePeriodSeconds").filter(|v| !v.is_null());
+    if grace(new) != grace(old) {
+        let shown = grace(new).map_or("null".to_string(), |v| v.to_string());
+        causes.push(immutable("metadata.deletionGracePeriodSeconds", &shown));
+    }
+    causes
+}
+
+fn immutable(field: &str, shown: &str) -> Cause {
+    Cause {
+        reason: "FieldValueInvalid".into(),
+        message: format!("Invalid value: {shown}: field is immutable"),
+        field: field.into(),
+    }
+}
+
+fn finalizers(obj: &Value) -> Vec<String> {
+    let meta = obj.get("metadata").unwrap_or(&Value::Null);
+    super::json_read::strs(meta, "finalizers")
+        .into_iter()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A list of strings as Go's `%#v` prints a `[]string`.
+pub fn go_string_slice(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| go_quote(s)).collect();
+    format!("[]string{{{}}}", quoted.join(", "))
+}
+
+/// Whether two timestamps (RFC 3339 text, or absent) name the same instant, as upstream's
+/// semantic equality compares `metav1.Time`.
+fn same_instant(a: Option<&Value>, b: Option<&Value>) -> bool {
+    let parse = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(|s| chrono::DateTime::parse_from_rfc3339(s).map_err(|_| s.to_string()))
+    };
+    match (parse(a), parse(b)) {
+        (Some(Ok(x)), Some(Ok(y))) => x == y,
+        (x, y) => x == y,
+    }
+}
+
+/// A timestamp as upstream prints a `metav1.Time` in a field error (Go's `Time.String`, on a
+/// server whose local zone is UTC); `null` when absent.
+fn go_time(v: Option<&Value>) -> String {
+    let Some(s) = v.and_then(Value::as_str).filter(|s| !s.is_empty()) else {
+        return "null".into();
+    };
+    match chrono::DateTime::parse_from_rfc3339(s) {
+        Ok(t) => {
+            let t = t.with_timezone(&chrono::Utc);
+            let mut out = t.format("%Y-%m-%d %H:%M:%S").to_string();
+            let nanos = t.timestamp_subsec_nanos();
+            if nanos != 0 {
+                let frac = format!("{nanos:09}");
+                out.push('.');
+                out.push_str(frac.trim_end_matches('0'));
+            }
+            out.push_str(" +0000 UTC");
+            out
+        }
+        Err(_) => go_quote(s),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,5 +452,67 @@ mod tests {
             causes[0].message,
             format!("Invalid value: \"bad key\": {QUALIFIED_NAME_MSG}")
         );
+    }
+
+    fn meta(m: Value) -> Value {
+        json!({ "metadata": m })
+    }
+
+    #[test]
+    fn server_owned_metadata_may_not_change_on_update() {
+        let old = meta(json!({"name": "a", "namespace": "ns", "uid": "u1",
+            "creationTimestamp": "2026-01-02T03:04:05Z", "generation": 2}));
+        assert!(validate_update(&old, &old).is_empty());
+        let new = meta(json!({"name": "b", "namespace": "ns", "uid": "u2",
+            "creationTimestamp": "2026-01-02T03:04:05Z", "generation": 1,
+            "deletionTimestamp": "2026-01-02T03:04:06.5Z", "deletionGracePeriodSeconds": 30}));
+        let causes = validate_update(&new, &old);
+        let got: Vec<(&str, &str)> = causes
+            .iter()
+            .map(|c| (c.field.as_str(), c.message.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "metadata.generation",
+                    "Invalid value: 1: must not be decremented"
+                ),
+                ("metadata.name", "Invalid value: \"b\": field is immutable"),
+                ("metadata.uid", "Invalid value: \"u2\": field is immutable"),
+                (
+                    "metadata.deletionTimestamp",
+                    "Invalid value: 2026-01-02 03:04:06.5 +0000 UTC: field is immutable"
+                ),
+                (
+                    "metadata.deletionGracePeriodSeconds",
+                    "Invalid value: 30: field is immutable"
+                ),
+            ]
+        );
+        assert!(causes.iter().all(|c| c.reason == "FieldValueInvalid"));
+    }
+
+    #[test]
+    fn an_object_being_deleted_takes_no_new_finalizers() {
+        let old = meta(
+            json!({"name": "a", "deletionTimestamp": "2026-01-02T03:04:05Z",
+            "finalizers": ["x/keep"]}),
+        );
+        let new = meta(
+            json!({"name": "a", "deletionTimestamp": "2026-01-02T03:04:05+00:00",
+            "finalizers": ["x/keep", "x/b", "x/a"]}),
+        );
+        let causes = validate_update(&new, &old);
+        assert_eq!(causes.len(), 1);
+        assert_eq!(causes[0].field, "metadata.finalizers");
+        assert_eq!(causes[0].reason, "FieldValueForbidden");
+        assert_eq!(
+            causes[0].message,
+            "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{\"x/a\", \"x/b\"}"
+        );
+        // Removing finalizers is how deletion proceeds.
+        let fewer = meta(json!({"name": "a", "deletionTimestamp": "2026-01-02T03:04:05Z"}));
+        assert!(validate_update(&fewer, &old).is_empty());
     }
 }

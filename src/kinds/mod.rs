@@ -13,6 +13,7 @@ pub mod certificates;
 mod claim_rules;
 mod container_rules;
 mod converted;
+mod core_updates;
 pub mod crds;
 mod endpoint_rules;
 mod event_rules;
@@ -20,6 +21,7 @@ mod events;
 pub mod field;
 mod flowcontrol_rules;
 mod group_updates;
+mod other_updates;
 mod hpa_rules;
 mod immutable;
 mod ingress_rules;
@@ -45,6 +47,7 @@ mod simple_defaults;
 pub(crate) mod small_rules;
 mod statefulset_rules;
 mod storage_rules;
+mod storage_updates;
 mod trust_bundles;
 mod webhook_rules;
 pub mod workload_rules;
@@ -235,6 +238,15 @@ pub(crate) fn field_reasons(causes: &[Cause]) -> Vec<(&str, &str)> {
         .collect()
 }
 
+/// (field, reason, message) of each cause: what the update rules' unit tests compare.
+#[cfg(test)]
+pub(crate) fn cause_triples(causes: Vec<Cause>) -> Vec<(String, String, String)> {
+    causes
+        .into_iter()
+        .map(|c| (c.field, c.reason, c.message))
+        .collect()
+}
+
 /// (field, reason) of each cause, for tests that check which rules fired.
 #[cfg(test)]
 pub(crate) fn cause_fields(causes: Vec<Cause>) -> Vec<(String, String)> {
@@ -282,6 +294,45 @@ impl Strategy for Validated {
     }
 }
 
+/// `Validated` kinds with update rules of their own (upstream's `Validate<Kind>Update`): an
+/// update runs both, in upstream's order.
+#[derive(Debug)]
+pub struct UpdateChecked {
+    pub base: Validated,
+    pub update: fn(&Value, &Value) -> Vec<Cause>,
+    /// Whether upstream reports the update's own causes before the create rules'.
+    pub update_first: bool,
+}
+
+impl Strategy for UpdateChecked {
+    fn tracks_generation(&self) -> bool {
+        self.base.tracks_generation()
+    }
+
+    fn name_rule(&self) -> NameRule {
+        self.base.name_rule()
+    }
+
+    fn validate_create(&self, obj: &Value) -> Vec<Cause> {
+        self.base.validate_create(obj)
+    }
+
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<Cause> {
+        let (create, update) = (self.validate_create(obj), (self.update)(obj, old));
+        let (mut first, then) = match self.update_first {
+            true => (update, create),
+            false => (create, update),
+        };
+        first.extend(then);
+        first
+    }
+}
+
+/// The create rules of a kind that has none beyond object meta.
+fn no_rules(_: &Value) -> Vec<Cause> {
+    Vec::new()
+}
+
 /// Kinds whose DELETE returns the object, with nothing else of their own.
 #[derive(Debug)]
 pub struct ReturnsDeleted;
@@ -292,10 +343,14 @@ impl Strategy for ReturnsDeleted {
     }
 }
 
-static RESOURCE_SLICES: Validated = Validated {
-    generation: true,
-    rules: resource_rules::resource_slice,
-    names: NameRule::Subdomain,
+static RESOURCE_SLICES: UpdateChecked = UpdateChecked {
+    base: Validated {
+        generation: true,
+        rules: resource_rules::resource_slice,
+        names: NameRule::Subdomain,
+    },
+    update: other_updates::resource_slice,
+    update_first: false,
 };
 
 /// resource.k8s.io v1beta1's claims, claim templates and slices: their v1 strategies on
@@ -354,6 +409,8 @@ pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
         ("", "persistentvolumes") => &simple_defaults::PersistentVolumes,
         ("", "persistentvolumeclaims") => &simple_defaults::PersistentVolumeClaims,
         ("", "secrets") => &simple_defaults::Secrets,
+        ("", "configmaps") => &ConfigMaps,
+        ("", "resourcequotas") => &ResourceQuotas,
         ("", "limitranges") => &simple_defaults::LimitRanges,
         ("", "endpoints") => &networking::EndpointsStrategy,
         ("apps", "deployments") => &workloads::Deployments,
@@ -393,20 +450,41 @@ pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
         ("scheduling.k8s.io", "priorityclasses") => &simple_defaults::PriorityClasses,
         ("storage.k8s.io", "storageclasses") => &simple_defaults::StorageClasses,
         ("storage.k8s.io", "csidrivers") => &simple_defaults::CsiDrivers,
-        ("storage.k8s.io", "volumeattachments") => &Validated {
-            generation: false,
-            rules: storage_rules::volume_attachment,
-            names: NameRule::Subdomain,
+        ("storage.k8s.io", "volumeattachments") => &UpdateChecked {
+            base: Validated {
+                generation: false,
+                rules: storage_rules::volume_attachment,
+                names: NameRule::Subdomain,
+            },
+            update: storage_updates::volume_attachment,
+            update_first: false,
         },
-        ("storage.k8s.io", "volumeattributesclasses") => &Validated {
-            generation: false,
-            rules: storage_rules::volume_attributes_class,
-            names: NameRule::Subdomain,
+        ("storage.k8s.io", "volumeattributesclasses") => &UpdateChecked {
+            base: Validated {
+                generation: false,
+                rules: storage_rules::volume_attributes_class,
+                names: NameRule::Subdomain,
+            },
+            update: storage_updates::volume_attributes_class,
+            update_first: true,
         },
-        ("storage.k8s.io", "csistoragecapacities") => &Validated {
-            generation: false,
-            rules: storage_rules::csi_storage_capacity,
-            names: NameRule::Subdomain,
+        ("storage.k8s.io", "csistoragecapacities") => &UpdateChecked {
+            base: Validated {
+                generation: false,
+                rules: storage_rules::csi_storage_capacity,
+                names: NameRule::Subdomain,
+            },
+            update: storage_updates::csi_storage_capacity,
+            update_first: false,
+        },
+        ("storage.k8s.io", "csinodes") => &UpdateChecked {
+            base: Validated {
+                generation: false,
+                rules: no_rules,
+                names: NameRule::Subdomain,
+            },
+            update: storage_updates::csi_node,
+            update_first: false,
         },
         ("rbac.authorization.k8s.io", "roles" | "clusterroles") => &rbac::ROLES,
         ("rbac.authorization.k8s.io", "rolebindings") => &rbac::ROLE_BINDINGS,
@@ -418,16 +496,24 @@ pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
             status: Some(group_updates::disruption_budget_status),
             names: NameRule::PathSegment,
         },
-        ("networking.k8s.io", "ingressclasses") => &Validated {
-            generation: true,
-            rules: small_rules::ingress_class,
-            names: NameRule::Subdomain,
+        ("networking.k8s.io", "ingressclasses") => &UpdateChecked {
+            base: Validated {
+                generation: true,
+                rules: small_rules::ingress_class,
+                names: NameRule::Subdomain,
+            },
+            update: other_updates::ingress_class,
+            update_first: true,
         },
         ("resource.k8s.io", "resourceslices") => &RESOURCE_SLICES,
-        ("node.k8s.io", "runtimeclasses") => &Validated {
-            generation: false,
-            rules: small_rules::runtime_class,
-            names: NameRule::Subdomain,
+        ("node.k8s.io", "runtimeclasses") => &UpdateChecked {
+            base: Validated {
+                generation: false,
+                rules: small_rules::runtime_class,
+                names: NameRule::Subdomain,
+            },
+            update: other_updates::runtime_class,
+            update_first: false,
         },
         ("coordination.k8s.io", "leases") => &Validated {
             generation: false,
@@ -442,10 +528,14 @@ pub fn strategy_for(group: &str, resource: &str) -> &'static dyn Strategy {
             names: NameRule::Subdomain,
         },
         ("networking.k8s.io", "ipaddresses") => &ip_rules::IpAddresses,
-        ("networking.k8s.io", "servicecidrs") => &Validated {
-            generation: false,
-            rules: ip_rules::service_cidr,
-            names: NameRule::Subdomain,
+        ("networking.k8s.io", "servicecidrs") => &UpdateChecked {
+            base: Validated {
+                generation: false,
+                rules: ip_rules::service_cidr,
+                names: NameRule::Subdomain,
+            },
+            update: other_updates::service_cidr,
+            update_first: false,
         },
         ("apiextensions.k8s.io", "customresourcedefinitions") => &crds::CustomResourceDefinitions,
         ("resource.k8s.io", "deviceclasses") => &Generational,
@@ -516,5 +606,25 @@ impl Strategy for Updated {
 
     fn validate_status_update(&self, obj: &Value, old: &Value) -> Option<Vec<Cause>> {
         self.status.map(|status| status(obj, old))
+    }
+}
+
+/// ConfigMaps: marked `immutable`, their data is frozen.
+#[derive(Debug)]
+pub struct ConfigMaps;
+
+impl Strategy for ConfigMaps {
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<Cause> {
+        core_updates::config_map(obj, old)
+    }
+}
+
+/// ResourceQuotas: their scopes are fixed once created.
+#[derive(Debug)]
+pub struct ResourceQuotas;
+
+impl Strategy for ResourceQuotas {
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<Cause> {
+        core_updates::resource_quota(obj, old)
     }
 }

@@ -39,6 +39,32 @@ impl Strategy for Namespaces {
         (sub == "finalize").then(|| super::old_with(old, new, "spec", "finalizers"))
     }
 
+    /// An update of the namespace itself keeps its finalizers (upstream's PrepareForUpdate):
+    /// only `namespaces/finalize` changes them.
+    fn prepare_for_update(&self, obj: &mut Value, old: &Value) {
+        let kept = super::old_with(obj, old, "spec", "finalizers");
+        *obj = kept;
+    }
+
+    fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
+        super::core_updates::namespace_finalizers(obj, false)
+    }
+
+    /// `namespaces/status`: the phase follows the deletion timestamp; `namespaces/finalize`:
+    /// the finalizers' names, each at its index.
+    fn validate_subresource_update(
+        &self,
+        sub: &str,
+        obj: &Value,
+        _old: &Value,
+    ) -> Option<Vec<crate::api::status::Cause>> {
+        match sub {
+            "status" => Some(super::core_updates::namespace_status(obj)),
+            "finalize" => Some(super::core_updates::namespace_finalizers(obj, true)),
+            _ => None,
+        }
+    }
+
     fn default(&self, obj: &mut Value) {
         let name = obj
             .pointer("/metadata/name")

@@ -85,6 +85,12 @@ impl Strategy for EndpointSlices {
         super::endpoint_rules::endpoint_slice(obj)
     }
 
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<crate::api::status::Cause> {
+        let mut causes = self.validate_create(obj);
+        causes.extend(super::other_updates::endpoint_slice(obj, old));
+        causes
+    }
+
     fn default(&self, obj: &mut Value) {
         let Some(o) = obj.as_object_mut() else { return };
         for p in items(o, "ports") {

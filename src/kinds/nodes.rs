@@ -18,6 +18,14 @@ impl Strategy for Nodes {
         super::small_rules::node(obj)
     }
 
+    /// Upstream runs the create rules, then `ValidateNodeUpdate` (the status subresource
+    /// runs the same).
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<crate::api::status::Cause> {
+        let mut causes = self.validate_create(obj);
+        causes.extend(super::core_updates::node(obj, old));
+        causes
+    }
+
     fn default(&self, obj: &mut Value) {
         let Some(s) = obj.as_object_mut().and_then(|o| existing(o, "spec")) else {
             return;

@@ -28,7 +28,7 @@ fn list<'a>(spec: &'a Value, key: &str) -> &'a [Value] {
 
 /// The spec fields that differ between two specs, as the "diff" part of a Forbidden message
 /// (upstream prints a go-cmp diff of its internal struct, which cannot be reproduced).
-fn spec_diff(old: &Value, new: &Value) -> String {
+pub(super) fn spec_diff(old: &Value, new: &Value) -> String {
     let empty = Map::new();
     let (o, n) = (
         old.as_object().unwrap_or(&empty),

@@ -141,6 +141,11 @@ impl Strategy for PriorityClasses {
         super::small_rules::priority_class(obj)
     }
 
+    /// Upstream's update runs `ValidatePriorityClassUpdate` alone.
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<crate::api::status::Cause> {
+        super::other_updates::priority_class(obj, old)
+    }
+
     fn default(&self, obj: &mut Value) {
         if let Some(o) = obj.as_object_mut() {
             or_set(o, "preemptionPolicy", json!("PreemptLowerPriority"));
@@ -155,6 +160,12 @@ pub struct Secrets;
 impl Strategy for Secrets {
     fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
         super::small_rules::secret(obj)
+    }
+
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<crate::api::status::Cause> {
+        let mut causes = super::core_updates::secret(obj, old);
+        causes.extend(self.validate_create(obj));
+        causes
     }
 
     fn default(&self, obj: &mut Value) {
@@ -224,6 +235,12 @@ impl Strategy for StorageClasses {
         super::storage_rules::storage_class(obj)
     }
 
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<crate::api::status::Cause> {
+        let mut causes = self.validate_create(obj);
+        causes.extend(super::storage_updates::storage_class(obj, old));
+        causes
+    }
+
     fn default(&self, obj: &mut Value) {
         if let Some(o) = obj.as_object_mut() {
             or_set(o, "reclaimPolicy", json!("Delete"));
@@ -236,6 +253,10 @@ impl Strategy for StorageClasses {
 pub struct CsiDrivers;
 
 impl Strategy for CsiDrivers {
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<crate::api::status::Cause> {
+        super::storage_updates::csi_driver(obj, old)
+    }
+
     fn default(&self, obj: &mut Value) {
         let Some(s) = obj.as_object_mut().and_then(|o| child(o, "spec")) else {
             return;
@@ -270,6 +291,12 @@ impl Strategy for PersistentVolumes {
         super::storage_rules::persistent_volume(obj)
     }
 
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<crate::api::status::Cause> {
+        let mut causes = self.validate_create(obj);
+        causes.extend(super::core_updates::volume(obj, old));
+        causes
+    }
+
     fn default(&self, obj: &mut Value) {
         let Some(o) = obj.as_object_mut() else { return };
         if let Some(s) = child(o, "spec") {
@@ -300,6 +327,12 @@ impl Strategy for PersistentVolumeClaims {
         causes
     }
 
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<crate::api::status::Cause> {
+        let mut causes = self.validate_create(obj);
+        causes.extend(super::core_updates::claim(obj, old));
+        causes
+    }
+
     fn default(&self, obj: &mut Value) {
         let Some(o) = obj.as_object_mut() else { return };
         if let Some(s) = child(o, "spec") {
@@ -324,6 +357,11 @@ impl Strategy for ResourceClaims {
             true => super::resource_rules::claim_spec(obj.pointer("/spec/spec"), "spec.spec"),
             false => super::resource_rules::claim_spec(obj.get("spec"), "spec"),
         }
+    }
+
+    /// The spec is fixed, and so not validated again.
+    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<crate::api::status::Cause> {
+        super::other_updates::claim_spec(obj, old)
     }
 
     fn default(&self, obj: &mut Value) {

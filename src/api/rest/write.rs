@@ -66,6 +66,9 @@ impl Ctx<'_> {
     fn validate(&self, obj: &Value, old: Option<&Value>) -> Result<(), Status> {
         let strategy = &*self.res.strategy;
         let mut causes = meta::validate(obj, strategy.name_rule());
+        if let Some(old) = old {
+            causes.extend(meta::validate_update(obj, old));
+        }
         causes.extend(match (old, self.rr.subresource.as_deref()) {
             (None, _) => strategy.validate_create(obj),
             (Some(old), Some(sub)) => strategy
@@ -224,22 +227,7 @@ impl Ctx<'_> {
         let meta = meta
             .as_object_mut()
             .ok_or_else(|| Status::bad_request("metadata is not an object"))?;
-        // Namespace: the URL's; a different one in the body is an error.
-        if self.res.namespaced {
-            let url_ns = self.rr.namespace.clone().unwrap_or_default();
-            match meta.get("namespace").and_then(Value::as_str) {
-                Some(ns) if !ns.is_empty() && ns != url_ns => {
-                    return Err(Status::bad_request(
-                        "the namespace of the provided object does not match the namespace sent on the request",
-                    ));
-                }
-                _ => {
-                    meta.insert("namespace".into(), json!(url_ns));
-                }
-            }
-        } else {
-            meta.remove("namespace");
-        }
+        self.url_namespace(meta)?;
         let mut name = meta
             .get("name")
             .and_then(Value::as_str)
@@ -318,6 +306,9 @@ impl Ctx<'_> {
         let mut current = self.current().await?;
         for _ in 0..MAX_UPDATE_ATTEMPTS {
             let (old, new, expected_rv) = self.apply_change(&change, &current).await?;
+            if let Change::Replace(..) = change {
+                uid_precondition(self.res, self.name(), &new, &old)?;
+            }
             if !expected_rv.is_empty() && expected_rv != current.mod_revision.to_string() {
                 return Err(Status::modified_conflict(gr(self.res), self.name()));
             }
@@ -506,24 +497,7 @@ impl Ctx<'_> {
         let meta = meta
             .as_object_mut()
             .ok_or_else(|| Status::bad_request("metadata is not an object"))?;
-        for k in [
-            "uid",
-            "creationTimestamp",
-            "namespace",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "generation",
-            "name",
-        ] {
-            match old.pointer(&format!("/metadata/{k}")) {
-                Some(v) => {
-                    meta.insert(k.into(), v.clone());
-                }
-                None => {
-                    meta.remove(k);
-                }
-            }
-        }
+        self.take_server_meta(meta, old)?;
         if self.res.strategy.tracks_generation() && spec_changed {
             let g = old
                 .pointer("/metadata/generation")
@@ -532,6 +506,64 @@ impl Ctx<'_> {
             meta.insert("generation".into(), json!(g + 1));
         }
         Ok(new)
+    }
+
+    /// The object's namespace is the URL's (none for a cluster-scoped kind); a different one
+    /// in the body is a 400.
+    fn url_namespace(&self, meta: &mut serde_json::Map<String, Value>) -> Result<(), Status> {
+        if !self.res.namespaced {
+            meta.remove("namespace");
+            return Ok(());
+        }
+        let url_ns = self.rr.namespace.clone().unwrap_or_default();
+        match meta.get("namespace").and_then(Value::as_str) {
+            Some(ns) if !ns.is_empty() && ns != url_ns => Err(Status::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            )),
+            _ => {
+                meta.insert("namespace".into(), json!(url_ns));
+                Ok(())
+            }
+        }
+    }
+
+    /// What upstream's `BeforeUpdate` takes from the old object before validating: the
+    /// namespace of the URL (a different one is a 400), the generation always, and the uid,
+    /// creation and deletion timestamps and grace period where the request left them out. A
+    /// request that changes one of them is refused by `meta::validate_update`.
+    fn take_server_meta(
+        &self,
+        meta: &mut serde_json::Map<String, Value>,
+        old: &Value,
+    ) -> Result<(), Status> {
+        let old_meta = |k: &str| {
+            old.pointer(&format!("/metadata/{k}"))
+                .filter(|v| !v.is_null())
+                .cloned()
+        };
+        let absent = |meta: &serde_json::Map<String, Value>, k: &str| {
+            meta.get(k)
+                .is_none_or(|v| v.is_null() || v.as_str() == Some(""))
+        };
+        self.url_namespace(meta)?;
+        let taken = [
+            ("generation", true),
+            ("uid", absent(meta, "uid")),
+            ("creationTimestamp", old_meta("creationTimestamp").is_some()),
+            ("deletionTimestamp", old_meta("deletionTimestamp").is_some()),
+            (
+                "deletionGracePeriodSeconds",
+                old_meta("deletionGracePeriodSeconds").is_some()
+                    && absent(meta, "deletionGracePeriodSeconds"),
+            ),
+        ];
+        for (k, _) in taken.iter().filter(|(_, when)| *when) {
+            match old_meta(k) {
+                Some(v) => meta.insert((*k).into(), v),
+                None => meta.remove(*k),
+            };
+        }
+        Ok(())
     }
 
     pub(super) async fn patch(&self) -> Result<Response, Status> {
@@ -750,4 +782,25 @@ pub(super) fn strip_rv(res: &Resource, obj: Served) -> Result<Served, Status> {
         m.remove("resourceVersion");
     }
     objects::from_value(res, &v)
+}
+
+/// The uid a PUT's object names is a precondition on the stored object's (upstream's
+/// `DefaultUpdatedObjectInfo.Preconditions`), checked before its resourceVersion: another
+/// object of the same name is a 409, not an update of it. A patch has no such precondition.
+fn uid_precondition(res: &Resource, name: &str, new: &Value, old: &Value) -> Result<(), Status> {
+    let uid = |obj: &Value| {
+        obj.pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let (want, have) = (uid(new), uid(old));
+    if want.is_empty() || want == have {
+        return Ok(());
+    }
+    Err(Status::conflict(
+        gr(res),
+        name,
+        &format!("Precondition failed: UID in precondition: {want}, UID in object meta: {have}"),
+    ))
 }
