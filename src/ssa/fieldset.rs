@@ -240,6 +240,24 @@ impl FieldSet {
         }
     }
 
+    /// `union_with` taking `other` by value: its elements move instead of being cloned, and
+    /// a subtree this set lacks is put in whole (building a set bottom-up stays linear).
+    pub fn union_owned(&mut self, other: FieldSet) {
+        if self.is_empty() {
+            *self = other;
+            return;
+        }
+        self.members.extend(other.members);
+        for (pe, c) in other.children {
+            match self.children.entry(pe) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(c);
+                }
+                std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().union_owned(c),
+            }
+        }
+    }
+
     pub fn difference(&self, other: &FieldSet) -> FieldSet {
         let members = self.members.difference(&other.members).cloned().collect();
         let mut children = BTreeMap::new();
@@ -375,7 +393,7 @@ impl FieldSet {
     /// Puts `set` under `pe` (an empty set adds nothing).
     pub(crate) fn add_child(&mut self, pe: PathElement, set: FieldSet) {
         if !set.is_empty() {
-            self.children.entry(pe).or_default().union_with(&set);
+            self.children.entry(pe).or_default().union_owned(set);
         }
     }
 }

@@ -192,14 +192,15 @@ impl Ownership<'_> {
             }
             _ => new,
         };
-        let cmp = self.typed().compare(root, base, seen);
-        let changed = cmp.modified.union(&cmp.added);
+        let mut cmp = self.typed().compare(root, base, seen);
+        let mut changed = std::mem::take(&mut cmp.modified);
+        changed.union_owned(std::mem::take(&mut cmp.added));
         for e in &mut managed.entries {
             e.fields = e.fields.difference(&changed).difference(&cmp.removed);
         }
         let own = self.owned_part(&changed);
         if !own.is_empty() {
-            let previous = managed
+            let mut fields = managed
                 .find(
                     self.manager,
                     Operation::Update,
@@ -208,13 +209,14 @@ impl Ownership<'_> {
                 )
                 .map(|e| e.fields.clone())
                 .unwrap_or_default();
+            fields.union_owned(own);
             managed.set(Entry {
                 manager: self.manager.to_string(),
                 operation: Operation::Update,
                 api_version: self.api_version.to_string(),
                 time: Some(self.now.clone()),
                 subresource: self.subresource.to_string(),
-                fields: previous.union(&own),
+                fields,
             });
         }
         managed.drop_empty();
