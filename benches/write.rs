@@ -1,7 +1,9 @@
 //! The write pipeline of one pod, stage by stage as `api::rest::write` runs it for a create
-//! (decode the body → the kind's prepare → defaults → encode for storage → object-meta and
+//! (decode the body → its managedFields (`ssa::Ownership::update` of the defaulted body, as a
+//! create records them) → the kind's prepare → defaults → encode for storage → object-meta and
 //! pod validation), against the plain transcode of the same JSON to the stored protobuf — the
-//! least any write does. Admission and the store are left out: they are not CPU on this path.
+//! least any write does — and the managedFields step alone. Admission and the store are left
+//! out: they are not CPU on this path.
 //!
 //! Run: `cargo bench --bench write`.
 
@@ -11,6 +13,7 @@ use std::hint::black_box;
 use kapi::api::objects::encode_for_storage;
 use kapi::api::registry::Registry;
 use kapi::kinds::meta;
+use kapi::ssa::{Model, Ownership, reset_fields};
 use kapi_codec::FieldValidation;
 use kapi_codec::to_json::envelope_to_json;
 use kapi_codec::to_pb::json_to_envelope;
@@ -44,13 +47,31 @@ fn write_pipeline(c: &mut Criterion) {
     let registry = Registry::builtin();
     let pods = registry.get("", "v1", "pods").unwrap();
     let body = pod_body();
+    let model = Model::builtin();
+    let ownership = Ownership {
+        model: &model,
+        manager: "kubectl-create",
+        api_version: "v1",
+        kind: "Pod",
+        subresource: "",
+        ignored: reset_fields(true, ""),
+        now: "2026-12-01T00:00:00Z".into(),
+    };
+    let managed = |obj: &serde_json::Value| {
+        let mut decoded = obj.clone();
+        pods.strategy.default(&mut decoded);
+        ownership.update(None, &mut decoded);
+        decoded["metadata"]["managedFields"].take()
+    };
     let mut g = c.benchmark_group("create_pod");
     g.throughput(Throughput::Bytes(body.len() as u64));
     g.bench_function("kapi_pipeline", |b| {
         b.iter(|| {
             let mut obj: serde_json::Value = serde_json::from_slice(black_box(&body)).unwrap();
             let strategy = &*pods.strategy;
+            let fields = managed(&obj);
             strategy.prepare_for_create(&mut obj);
+            obj["metadata"]["managedFields"] = fields;
             strategy.default(&mut obj);
             let (stored, _) = encode_for_storage(pods, &obj, FieldValidation::Strict).unwrap();
             let mut causes = meta::validate(&obj, strategy.name_rule());
@@ -58,6 +79,10 @@ fn write_pipeline(c: &mut Criterion) {
             assert!(causes.is_empty());
             black_box(stored.len())
         })
+    });
+    g.bench_function("managed_fields_only", |b| {
+        let obj: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        b.iter(|| black_box(managed(black_box(&obj))))
     });
     g.bench_function("baseline_transcode_only", |b| {
         let mut out = Vec::with_capacity(body.len());

@@ -1118,7 +1118,7 @@ mod tests {
         let m = cmd
             .try_get_matches_from([
                 "t",
-                "--apiserver-count=1",
+                "--debug-socket-path=/tmp/x",
                 "--profiling",
                 "--insecure-port",
                 "0",

@@ -367,12 +367,11 @@ fn classes_are_defaulted_and_checked() {
             Some(json!({"spec": {"resources": {"requests": {"storage": "2Gi"}}}})),
         )
     };
+    // An unbound claim's requests are fixed by the update rules, before admission (upstream's
+    // order: validation, then validating admission).
     let (code, body) = grow("c");
-    assert_eq!(code, 403, "{body}");
-    assert_eq!(
-        body["message"],
-        "persistentvolumeclaims \"c\" is forbidden: Only bound persistent volume claims can be expanded"
-    );
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(body["details"]["causes"][0]["field"], "spec", "{body}");
     for name in ["a", "c"] {
         let (code, body) = c.call(
             "PATCH",
