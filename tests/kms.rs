@@ -130,18 +130,22 @@ struct Method<F>(Arc<Keys>, F);
 
 impl<Req, Resp, F> tonic::server::UnaryService<Req> for Method<F>
 where
-    F: Fn(&Keys, Req) -> Result<Resp, tonic::Status> + Clone + Send + 'static,
+    F: Fn(&Keys, Req) -> Result<Resp, &'static str> + Clone + Send + 'static,
     Req: Send + 'static,
     Resp: Send + 'static,
 {
     type Response = Resp;
     type Future = std::future::Ready<Result<tonic::Response<Resp>, tonic::Status>>;
     fn call(&mut self, request: tonic::Request<Req>) -> Self::Future {
-        std::future::ready((self.1)(&self.0, request.into_inner()).map(tonic::Response::new))
+        std::future::ready(
+            (self.1)(&self.0, request.into_inner())
+                .map(tonic::Response::new)
+                .map_err(tonic::Status::invalid_argument),
+        )
     }
 }
 
-fn status(keys: &Keys, _: StatusRequest) -> Result<StatusResponse, tonic::Status> {
+fn status(keys: &Keys, _: StatusRequest) -> Result<StatusResponse, &'static str> {
     Ok(StatusResponse {
         version: "v2".into(),
         healthz: "ok".into(),
@@ -149,7 +153,7 @@ fn status(keys: &Keys, _: StatusRequest) -> Result<StatusResponse, tonic::Status
     })
 }
 
-fn encrypt(keys: &Keys, r: EncryptRequest) -> Result<EncryptResponse, tonic::Status> {
+fn encrypt(keys: &Keys, r: EncryptRequest) -> Result<EncryptResponse, &'static str> {
     keys.encrypts.fetch_add(1, Ordering::SeqCst);
     let key_id = keys.key_id.lock().unwrap().clone();
     Ok(EncryptResponse {
@@ -159,14 +163,14 @@ fn encrypt(keys: &Keys, r: EncryptRequest) -> Result<EncryptResponse, tonic::Sta
     })
 }
 
-fn decrypt(keys: &Keys, r: DecryptRequest) -> Result<DecryptResponse, tonic::Status> {
+fn decrypt(keys: &Keys, r: DecryptRequest) -> Result<DecryptResponse, &'static str> {
     keys.decrypts.fetch_add(1, Ordering::SeqCst);
     if r.annotations.get("kms.example.com").map(Vec::as_slice) != Some(b"test") {
-        return Err(tonic::Status::invalid_argument("annotations lost"));
+        return Err("annotations lost");
     }
     Keys::open(&r.key_id, &r.ciphertext)
         .map(|plaintext| DecryptResponse { plaintext })
-        .ok_or_else(|| tonic::Status::invalid_argument("cannot decrypt"))
+        .ok_or("cannot decrypt")
 }
 
 fn grpc<T: Message + Send + 'static, U: Message + Default + Send + 'static>()
