@@ -98,14 +98,17 @@ fn decrypt(input: Vec<u8>, config: &std::path::Path, key: Option<&str>) -> Resul
             );
             let key = key.to_string();
             Box::new(move |v| {
-                e.open(key.as_bytes(), bytes::Bytes::copy_from_slice(v))
-                    .map(|b| b.to_vec())
+                // A KMS provider's read may call its plugin, on the plugin runtime.
+                futures::executor::block_on(
+                    e.open(key.as_bytes(), bytes::Bytes::copy_from_slice(v)),
+                )
+                .map(|b| b.to_vec())
             })
         }
         None => Box::new(move |v| {
             config
                 .providers()
-                .find_map(|p| open_with(&vec![p.clone()], b"", v).ok())
+                .find_map(|p| futures::executor::block_on(open_with(&vec![p.clone()], b"", v)).ok())
                 .ok_or_else(|| {
                     "no provider of the configuration could read the value (for aesgcm, \
                      give --etcd-key: the key is its authenticated data)"

@@ -67,14 +67,8 @@ fn kapi_with(etcd: &Etcd, config: &Path, extra: &[&str]) -> Kapi {
     Kapi::start(&args, &[])
 }
 
-/// The exact bytes etcd holds at `key` (etcdctl's JSON output, so no newline is added).
 fn stored(etcd: &Etcd, key: &str) -> Vec<u8> {
-    let out = etcd.etcdctl(&["get", key, "-w", "json"]);
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let value = doc["kvs"][0]["value"]
-        .as_str()
-        .unwrap_or_else(|| panic!("etcd has no key {key}: {doc}"));
-    b64(value)
+    etcd.value(key)
 }
 
 /// Puts `value` at `key` with etcdctl (value on standard input: it may be any bytes).
@@ -166,21 +160,7 @@ fn a_secret_created_with_kubectl_is_stored_encrypted_and_read_back_in_clear() {
 
     // `kapi decode` reads the value as etcdctl prints it (with its newline).
     let printed = etcd.etcdctl(&["get", "/registry/secrets/default/s1", "--print-value-only"]);
-    let mut decode = Command::new(env!("CARGO_BIN_EXE_kapi"))
-        .args(["decode", "--encryption-provider-config"])
-        .arg(&config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    decode
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(&printed.stdout)
-        .unwrap();
-    let out = decode.wait_with_output().unwrap();
+    let out = support::kapi::decode_encrypted(&config, None, &printed.stdout);
     assert!(
         out.status.success(),
         "{}",
@@ -219,25 +199,7 @@ fn each_provider_round_trips_through_etcd() {
     // `kapi decode` reads the aesgcm value given its etcd key (the authenticated data).
     let key = "/registry/secrets/default/s";
     let decode = |with_key: bool| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kapi"));
-        cmd.args(["decode", "--encryption-provider-config"])
-            .arg(&config);
-        if with_key {
-            cmd.args(["--etcd-key", key]);
-        }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(&stored(&etcd, key))
-            .unwrap();
-        child.wait_with_output().unwrap()
+        support::kapi::decode_encrypted(&config, with_key.then_some(key), &stored(&etcd, key))
     };
     let out = decode(true);
     assert!(
@@ -470,7 +432,15 @@ fn an_invalid_configuration_stops_the_start_with_upstreams_message() {
         "{err}"
     );
     let err = refused_start(&format!(
-        "{head}resources:\n- resources: [secrets]\n  providers:\n  - kms: {{apiVersion: v2, name: vault, endpoint: 'unix:///tmp/kms.sock'}}\n"
+        "{head}resources:\n- resources: [secrets]\n  providers:\n  - kms: {{apiVersion: v2, name: 'vault:1', endpoint: 'unix:///tmp/kms.sock'}}\n"
     ));
-    assert!(err.contains("kms") && err.contains("vault"), "{err}");
+    assert!(
+        err.contains("resources[0].providers[0].kms.name: Invalid value: \"vault:1\": invalid KMS provider name vault:1, must not contain ':'"),
+        "{err}"
+    );
+    // KMS v1 (the default apiVersion) is behind upstream's deprecated KMSv1 gate.
+    let err = refused_start(&format!(
+        "{head}resources:\n- resources: [secrets]\n  providers:\n  - kms: {{name: vault, endpoint: 'unix:///tmp/kms.sock'}}\n"
+    ));
+    assert!(err.contains("KMSv1 is deprecated"), "{err}");
 }

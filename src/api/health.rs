@@ -22,6 +22,8 @@ enum Endpoint {
 
 const ALL: &[Endpoint] = &[Endpoint::Livez, Endpoint::Readyz, Endpoint::Healthz];
 const READYZ: &[Endpoint] = &[Endpoint::Readyz];
+/// Where upstream lists its KMS check: not livez (a plugin outage must not restart the server).
+const HEALTHZ_READYZ: &[Endpoint] = &[Endpoint::Readyz, Endpoint::Healthz];
 
 /// What a check looks at.
 #[derive(Clone, Copy)]
@@ -33,6 +35,9 @@ enum Check {
     Store,
     /// Shutdown has not started.
     NotShuttingDown,
+    /// The KMS plugins of `--encryption-provider-config` answer `Status` (listed only when
+    /// there are any, or the configuration is reloaded).
+    Kms,
 }
 
 /// The checks in upstream's order, with the endpoints that list them. Only post-start hooks
@@ -43,6 +48,7 @@ const CHECKS: &[(&str, &[Endpoint], Check)] = &[
     ("log", ALL, Check::Started),
     ("etcd", ALL, Check::Store),
     ("etcd-readiness", READYZ, Check::Store),
+    ("kms-providers", HEALTHZ_READYZ, Check::Kms),
     ("informer-sync", READYZ, Check::Started),
     (
         "poststarthook/generic-apiserver-start-informers",
@@ -100,6 +106,9 @@ pub async fn serve(
     let listed = CHECKS.iter().filter(|(_, on, _)| on.contains(&endpoint));
     if let Some(name) = check {
         let (_, _, check) = listed.into_iter().find(|(n, _, _)| *n == name)?;
+        if matches!(check, Check::Kms) && store.kms_health().await.is_none() {
+            return None;
+        }
         return Some(match run(*check, store, lifecycle, &mut None).await {
             Ok(()) => (StatusCode::OK, "ok".into()),
             Err(reason) => (
@@ -125,7 +134,14 @@ pub async fn serve(
             exclude.swap_remove(i);
             continue;
         }
-        match run(*check, store, lifecycle, &mut store_ok).await {
+        let outcome = match check {
+            Check::Kms => match store.kms_health().await {
+                None => continue,
+                Some(result) => result,
+            },
+            check => run(*check, store, lifecycle, &mut store_ok).await,
+        };
+        match outcome {
             Ok(()) => out.push_str(&format!("[+]{name} ok\n")),
             Err(_) => {
                 failed = true;
@@ -165,12 +181,13 @@ async fn run(
     store: &StoreClient,
     lifecycle: &Lifecycle,
     store_ok: &mut Option<bool>,
-) -> Result<(), &'static str> {
+) -> Result<(), String> {
     match check {
         Check::Started => Ok(()),
         Check::NotShuttingDown if lifecycle.phase() >= Phase::ShutdownInitiated => {
-            Err("process is shutting down")
+            Err("process is shutting down".into())
         }
+        Check::Kms => store.kms_health().await.unwrap_or(Ok(())),
         Check::NotShuttingDown => Ok(()),
         Check::Store => {
             let ok = match *store_ok {
@@ -187,7 +204,7 @@ async fn run(
             if ok {
                 Ok(())
             } else {
-                Err("the store does not answer")
+                Err("the store does not answer".into())
             }
         }
     }

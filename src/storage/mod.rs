@@ -279,7 +279,7 @@ impl StoreClient {
             })
             .await?;
         match kv {
-            Some(kv) => self.open(kv).map(Some),
+            Some(kv) => self.open(kv).await.map(Some),
             None => Ok(None),
         }
     }
@@ -306,7 +306,7 @@ impl StoreClient {
             .await?;
         if let Some(e) = &self.encryption {
             for kv in &mut result.kvs {
-                open_or_keep(e, kv);
+                open_or_keep(e, kv).await;
             }
         }
         Ok(result)
@@ -330,7 +330,7 @@ impl StoreClient {
                 reply,
             })
             .await;
-        self.written(kv, plain)
+        self.written(kv, plain).await
     }
 
     /// Replaces `key`'s value if its mod_revision is `expected_mod_revision`: `Conflict` with the
@@ -365,7 +365,7 @@ impl StoreClient {
                 reply,
             })
             .await;
-        self.written(kv, plain)
+        self.written(kv, plain).await
     }
 
     /// Deletes `key` (if its mod_revision is `expected_mod_revision`, when given). Returns the
@@ -388,10 +388,10 @@ impl StoreClient {
         match (result, &self.encryption) {
             // The key is gone whatever its value was: an unreadable one is returned as stored.
             (Ok(mut kv), Some(e)) => {
-                open_or_keep(e, &mut kv);
+                open_or_keep(e, &mut kv).await;
                 Ok(kv)
             }
-            (result, _) => self.opened_conflict(result),
+            (result, _) => self.opened_conflict(result).await,
         }
     }
 
@@ -472,7 +472,7 @@ impl StoreClient {
 
     /// A write's answer as its caller sees it: the plaintext it wrote, a conflict's current
     /// value opened.
-    fn written(
+    async fn written(
         &self,
         result: Result<KeyValue, StoreError>,
         plain: Option<Bytes>,
@@ -482,18 +482,18 @@ impl StoreClient {
                 kv.value = plain;
                 Ok(kv)
             }
-            (result, _) => self.opened_conflict(result),
+            (result, _) => self.opened_conflict(result).await,
         }
     }
 
-    fn opened_conflict(
+    async fn opened_conflict(
         &self,
         result: Result<KeyValue, StoreError>,
     ) -> Result<KeyValue, StoreError> {
         match result {
             Err(StoreError::Conflict { current: Some(kv) }) if self.encryption.is_some() => {
                 Err(StoreError::Conflict {
-                    current: Some(self.open(kv)?),
+                    current: Some(self.open(kv).await?),
                 })
             }
             other => other,
@@ -501,11 +501,23 @@ impl StoreClient {
     }
 
     /// `kv` with its value opened; a value no provider reads is an error for this key.
-    fn open(&self, mut kv: KeyValue) -> Result<KeyValue, StoreError> {
+    async fn open(&self, mut kv: KeyValue) -> Result<KeyValue, StoreError> {
         if let Some(e) = &self.encryption {
-            kv.value = e.open(&kv.key, kv.value).map_err(StoreError::Internal)?;
+            kv.value = e
+                .open(&kv.key, kv.value.clone())
+                .await
+                .map_err(StoreError::Internal)?;
         }
         Ok(kv)
+    }
+
+    /// The `kms-providers` health check of `--encryption-provider-config`; `None` when there is
+    /// none.
+    pub async fn kms_health(&self) -> Option<Result<(), String>> {
+        match &self.encryption {
+            Some(e) => e.kms_health().await,
+            None => None,
+        }
     }
 
     pub async fn health(&self) -> Result<(), StoreError> {
@@ -516,8 +528,8 @@ impl StoreClient {
 /// Opens `kv`'s value in place for a listing or a watch, where one unreadable value must not
 /// fail the others: it is kept as stored (so serving that object fails, and only it) and
 /// logged.
-fn open_or_keep(encryption: &encryption::Encryption, kv: &mut KeyValue) {
-    match encryption.open(&kv.key, kv.value.clone()) {
+async fn open_or_keep(encryption: &encryption::Encryption, kv: &mut KeyValue) {
+    match encryption.open(&kv.key, kv.value.clone()).await {
         Ok(plain) => kv.value = plain,
         Err(e) => eprintln!("kapi: storage: {e}"),
     }

@@ -38,14 +38,14 @@ impl WatchStream {
             for event in events {
                 match event {
                     Event::Put { kv, prev } => {
-                        super::open_or_keep(e, kv);
+                        super::open_or_keep(e, kv).await;
                         if let Some(prev) = prev {
-                            super::open_or_keep(e, prev);
+                            super::open_or_keep(e, prev).await;
                         }
                     }
                     Event::Delete { prev, .. } => {
                         if let Some(prev) = prev {
-                            super::open_or_keep(e, prev);
+                            super::open_or_keep(e, prev).await;
                         }
                     }
                 }

@@ -131,6 +131,19 @@ impl Etcd {
         output
     }
 
+    /// The exact bytes etcd holds at `key` (etcdctl's JSON output, so no newline is added).
+    pub fn value(&self, key: &str) -> Vec<u8> {
+        use base64::Engine;
+        let out = self.etcdctl(&["get", key, "-w", "json"]);
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("etcdctl's JSON");
+        let value = doc["kvs"][0]["value"]
+            .as_str()
+            .unwrap_or_else(|| panic!("etcd has no key {key}: {doc}"));
+        base64::engine::general_purpose::STANDARD
+            .decode(value)
+            .expect("base64 from etcdctl")
+    }
+
     /// The value of one of etcd's Prometheus metrics (a gauge or counter without labels).
     pub fn metric(&self, name: &str) -> f64 {
         let body = http_get(self.ports.metrics, "/metrics").expect("etcd's /metrics");

@@ -18,6 +18,8 @@ pub struct Kapi {
     args: Vec<String>,
     env: Vec<(String, String)>,
     _tmp: Option<tempfile::TempDir>,
+    /// What a start waits for.
+    ready_path: String,
 }
 
 pub fn free_port() -> u16 {
@@ -30,6 +32,12 @@ pub fn free_port() -> u16 {
 impl Kapi {
     /// Starts kapi on the embedded store (or with `args`, e.g. `--etcd-servers`).
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Kapi {
+        Kapi::start_until(args, env, "/readyz")
+    }
+
+    /// Starts kapi and waits until `path` (`/readyz`, or `/livez` for a server expected not to
+    /// be ready) answers.
+    pub fn start_until(args: &[&str], env: &[(&str, &str)], path: &str) -> Kapi {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = tmp.path().to_path_buf();
         let mut k = Kapi {
@@ -42,6 +50,7 @@ impl Kapi {
                 .map(|(a, b)| (a.to_string(), b.to_string()))
                 .collect(),
             _tmp: Some(tmp),
+            ready_path: path.to_string(),
         };
         k.spawn();
         k
@@ -85,7 +94,7 @@ impl Kapi {
         self.child = Some(cmd.spawn().expect("kapi starts"));
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            let out = self.kubectl(&["get", "--raw", "/readyz"]);
+            let out = self.kubectl(&["get", "--raw", &self.ready_path]);
             if out.status.success() {
                 // Best effort: a test may start kapi with an authorizer that refuses it.
                 let _ = self.kubectl(&["create", "serviceaccount", "default", "-n", "default"]);
@@ -344,4 +353,28 @@ pub fn admin_tls(data_dir: &Path, alpn: &[&[u8]]) -> rustls::ClientConfig {
         .expect("the admin certificate");
     tls.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     tls
+}
+
+/// `kapi decode --encryption-provider-config <config> [--etcd-key <key>]` of `input`.
+pub fn decode_encrypted(config: &Path, etcd_key: Option<&str>, input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kapi"));
+    cmd.args(["decode", "--encryption-provider-config"])
+        .arg(config);
+    if let Some(key) = etcd_key {
+        cmd.args(["--etcd-key", key]);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kapi decode starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("writing to kapi decode");
+    child.wait_with_output().expect("kapi decode ends")
 }

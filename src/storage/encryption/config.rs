@@ -4,10 +4,12 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine;
 use serde_json::Value;
 
+use super::kms::Kms;
 use super::providers::{AESCBC_PREFIX, AESGCM_PREFIX, NamedKey, Provider, SECRETBOX_PREFIX};
 
 /// Largest configuration file read: a configuration is a few kilobytes; this only stops a
@@ -80,6 +82,20 @@ impl Config {
     pub fn providers(&self) -> impl Iterator<Item = &Provider> {
         self.chains.values().flat_map(|c| c.iter())
     }
+
+    /// The configuration's KMS providers, each once, by name.
+    pub fn kms_providers(&self) -> Vec<Arc<Kms>> {
+        let mut out: Vec<Arc<Kms>> = Vec::new();
+        for p in self.providers() {
+            if let Provider::Kms(kms) = p
+                && !out.iter().any(|k| Arc::ptr_eq(k, kms))
+            {
+                out.push(kms.clone());
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
 }
 
 /// Reads and checks the file; the message says what is wrong, as upstream's does.
@@ -132,6 +148,7 @@ pub fn parse(data: &[u8]) -> Result<Config, String> {
         errors.push("resources: Required value: at least one resources is required".to_string());
     }
     let mut parsed: Vec<(Vec<GroupResource>, Arc<Chain>)> = Vec::new();
+    let mut kms_names: Vec<String> = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
         let rpath = format!("resources[{i}].resources");
         let ppath = format!("resources[{i}].providers");
@@ -157,7 +174,8 @@ pub fn parse(data: &[u8]) -> Result<Config, String> {
         }
         let mut chain = Vec::new();
         for (j, p) in providers.iter().enumerate() {
-            if let Some(provider) = provider(p, &format!("{ppath}[{j}]"), &mut errors) {
+            let path = format!("{ppath}[{j}]");
+            if let Some(provider) = provider(p, &path, &mut kms_names, &mut errors) {
                 chain.push(provider);
             }
         }
@@ -276,7 +294,12 @@ fn check_names(names: &[&str], path: &str, errors: &mut Vec<String>) {
 }
 
 /// One provider element; `None` (with the errors noted) when it is not usable.
-fn provider(p: &Value, path: &str, errors: &mut Vec<String>) -> Option<Provider> {
+fn provider(
+    p: &Value,
+    path: &str,
+    kms_names: &mut Vec<String>,
+    errors: &mut Vec<String>,
+) -> Option<Provider> {
     let present: Vec<&str> = ["kms", "aesgcm", "aescbc", "secretbox", "identity"]
         .into_iter()
         .filter(|k| !p[*k].is_null())
@@ -321,16 +344,116 @@ fn provider(p: &Value, path: &str, errors: &mut Vec<String>) -> Option<Provider>
             errors,
         )
         .map(Provider::Secretbox),
-        _ => {
-            // KMS (v1 or v2) needs a plugin reached over gRPC; kapi has no client for it yet.
-            let name = p["kms"]["name"].as_str().unwrap_or_default();
+        _ => kms(&p["kms"], &format!("{path}.kms"), kms_names, errors),
+    }
+}
+
+/// Upstream's default KMS call timeout.
+const KMS_DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A `kms` element, checked as upstream's `validateKMSConfiguration`; API version v2 only
+/// (v1 is behind upstream's deprecated `KMSv1` gate, which kapi does not have).
+fn kms(
+    p: &Value,
+    path: &str,
+    names: &mut Vec<String>,
+    errors: &mut Vec<String>,
+) -> Option<Provider> {
+    let before = errors.len();
+    let name = p["name"].as_str().unwrap_or_default();
+    // Upstream defaults an absent apiVersion to v1.
+    let api_version = p["apiVersion"].as_str().unwrap_or("v1");
+    if name.is_empty() {
+        errors.push(format!(
+            "{path}.name: Required value: name is a mandatory field for a provider"
+        ));
+    }
+    if api_version != "v1" && name.contains(':') {
+        errors.push(format!(
+            "{path}.name: Invalid value: {name:?}: invalid KMS provider name {name}, must not contain ':'"
+        ));
+    }
+    if names.iter().any(|n| n == name) {
+        errors.push(format!(
+            "{path}.name: Invalid value: {name:?}: duplicate KMS provider name {name}, names must be unique"
+        ));
+    }
+    names.push(name.to_string());
+    let timeout = match &p["timeout"] {
+        Value::Null => Some(KMS_DEFAULT_TIMEOUT),
+        Value::String(s) => match kapi_codec::goscalar::parse_duration(s) {
+            Ok(nanos) if nanos > 0 => Some(Duration::from_nanos(nanos as u64)),
+            Ok(_) => {
+                errors.push(format!(
+                    "{path}.timeout: Invalid value: {s:?}: timeout should be a positive value"
+                ));
+                None
+            }
+            Err(e) => {
+                errors.push(format!("{path}.timeout: Invalid value: {s:?}: {e}"));
+                None
+            }
+        },
+        other => {
             errors.push(format!(
-                "{path}.kms: Unsupported value: {name:?}: kapi does not support the kms provider \
-                 (KMS v2 plugins over gRPC) yet; use aescbc, aesgcm, secretbox or identity"
+                "{path}.timeout: Invalid value: {other}: timeout should be a duration such as \"3s\""
             ));
             None
         }
+    };
+    let endpoint = p["endpoint"].as_str().unwrap_or_default();
+    let socket = if endpoint.is_empty() {
+        errors.push(format!(
+            "{path}.endpoint: Invalid value: \"\": endpoint is a mandatory field for a kms"
+        ));
+        None
+    } else {
+        let scheme = endpoint.split_once("://").map_or("", |(s, _)| s);
+        match super::kms::plugin::socket_path(endpoint) {
+            Some(socket) => Some(socket),
+            None if scheme == "unix" => {
+                errors.push(format!(
+                    "{path}.endpoint: Invalid value: {endpoint:?}: invalid endpoint for kms provider, \
+                     error: the unix endpoint has no socket path"
+                ));
+                None
+            }
+            None => {
+                errors.push(format!(
+                    "{path}.endpoint: Invalid value: {endpoint:?}: unsupported scheme {scheme:?} for \
+                     KMS provider, only unix is supported"
+                ));
+                None
+            }
+        }
+    };
+    if api_version != "v1" && !p["cachesize"].is_null() {
+        errors.push(format!(
+            "{path}.cachesize: Invalid value: {}: cachesize is not supported in v2",
+            p["cachesize"]
+        ));
     }
+    if api_version != "v1" && api_version != "v2" {
+        errors.push(format!(
+            "{path}.apiVersion: Invalid value: {api_version:?}: unsupported apiVersion apiVersion \
+             for KMS provider, only v1 and v2 are supported"
+        ));
+    }
+    if errors.len() != before {
+        return None;
+    }
+    if api_version == "v1" {
+        errors.push(
+            "KMSv1 is deprecated and will only receive security updates going forward. Use KMSv2 \
+             instead.  Set --feature-gates=KMSv1=true to use the deprecated KMSv1 feature."
+                .into(),
+        );
+        return None;
+    }
+    let (Some(socket), Some(timeout)) = (socket, timeout) else {
+        return None;
+    };
+    Some(Provider::Kms(Arc::new(Kms::new(name, socket, timeout))))
 }
 
 fn keys(
@@ -444,7 +567,32 @@ mod tests {
             bad("resources:\n- resources: [secrets]\n  providers: [{identity: {}, aescbc: {}}]")
                 .contains("more than one provider")
         );
-        assert!(bad("resources:\n- resources: [secrets]\n  providers: [{kms: {apiVersion: v2, name: p, endpoint: 'unix:///kms.sock'}}]").contains("kms"));
+        let kms = |p: &str| {
+            bad(&format!(
+                "resources:\n- resources: [secrets]\n  providers: [{p}]"
+            ))
+        };
+        assert!(
+            kms("{kms: {name: p, endpoint: 'unix:///kms.sock'}}")
+                .starts_with("KMSv1 is deprecated")
+        );
+        assert_eq!(
+            kms(
+                "{kms: {apiVersion: v2, name: 'a:b', endpoint: 'tcp://127.0.0.1:1', cachesize: 10, timeout: 0s}}"
+            ),
+            "[resources[0].providers[0].kms.name: Invalid value: \"a:b\": invalid KMS provider name a:b, must not contain ':', \
+             resources[0].providers[0].kms.timeout: Invalid value: \"0s\": timeout should be a positive value, \
+             resources[0].providers[0].kms.endpoint: Invalid value: \"tcp://127.0.0.1:1\": unsupported scheme \"tcp\" for KMS provider, only unix is supported, \
+             resources[0].providers[0].kms.cachesize: Invalid value: 10: cachesize is not supported in v2]"
+        );
+        assert!(
+            kms("{kms: {apiVersion: v2, name: p, endpoint: 'unix:///a.sock'}}, {kms: {apiVersion: v2, name: p, endpoint: 'unix:///b.sock'}}")
+                .contains("duplicate KMS provider name p, names must be unique")
+        );
+        assert!(
+            kms("{kms: {apiVersion: v2, name: p}}")
+                .contains("endpoint is a mandatory field for a kms")
+        );
         let masked = bad(
             "resources:\n- resources: ['*.']\n  providers: [{identity: {}}]\n- resources: [secrets]\n  providers: [{identity: {}}]",
         );

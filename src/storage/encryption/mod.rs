@@ -6,6 +6,7 @@
 //! pass untouched (no lookup, no copy).
 
 pub mod config;
+pub mod kms;
 pub mod providers;
 
 use std::collections::HashMap;
@@ -47,6 +48,9 @@ pub type Layout = Vec<(String, String, String)>;
 /// The transformer of every key, swapped whole when the configuration is reloaded.
 pub struct Encryption {
     current: RwLock<Arc<Resolved>>,
+    /// With automatic reload the `kms-providers` health check is there even without KMS
+    /// providers (as upstream's).
+    reload: bool,
     layout: Layout,
     /// `/registry/`: what every key starts with.
     etcd_prefix: String,
@@ -124,17 +128,49 @@ impl Encryption {
     pub fn new(config: Config, layout: Layout, etcd_prefix: &str) -> Encryption {
         Encryption {
             current: RwLock::new(Arc::new(Resolved::new(config, &layout))),
+            reload: false,
             layout,
             etcd_prefix: etcd_prefix.to_string(),
         }
     }
 
-    /// Applies a new configuration to every later read and write.
+    /// Applies a new configuration to every later read and write (its KMS providers primed
+    /// first; the old ones stop polling once no request holds them).
     pub fn replace(&self, config: Config) {
+        for kms in config.kms_providers() {
+            kms.start();
+        }
         let resolved = Arc::new(Resolved::new(config, &self.layout));
         match self.current.write() {
             Ok(mut current) => *current = resolved,
             Err(poisoned) => *poisoned.into_inner() = resolved,
+        }
+    }
+
+    /// The `kms-providers` health check: `None` when it is not there (no KMS provider, no
+    /// reload), else every KMS provider's probe, failures named `kms-provider-<i>`.
+    pub async fn kms_health(&self) -> Option<Result<(), String>> {
+        let providers = self.resolved().config.kms_providers();
+        if providers.is_empty() && !self.reload {
+            return None;
+        }
+        let mut errors = Vec::new();
+        for (i, kms) in providers.iter().enumerate() {
+            if let Err(e) = kms.health().await {
+                errors.push(format!("kms-provider-{i}: {e}"));
+            }
+        }
+        Some(match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(format!("[{}]", errors.join(", "))),
+        })
+    }
+
+    fn resolved(&self) -> Arc<Resolved> {
+        match self.current.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
@@ -176,11 +212,11 @@ impl Encryption {
     }
 
     /// The plaintext of the value stored at `key`, read by the provider whose prefix it carries.
-    pub fn open(&self, key: &[u8], value: Bytes) -> Result<Bytes, String> {
+    pub async fn open(&self, key: &[u8], value: Bytes) -> Result<Bytes, String> {
         let Some(chain) = self.chain(key) else {
             return Ok(value);
         };
-        let result = open_with(&chain, key, &value);
+        let result = open_with(&chain, key, &value).await;
         count("from_storage", value_prefix(&value), result.is_ok());
         result
             .map(Bytes::from)
@@ -238,9 +274,16 @@ fn count(kind: &str, prefix: &str, ok: bool) {
 
 /// Reads `value` with the first provider of `chain` whose prefix it carries. Identity (empty
 /// prefix) matches everything but refuses encrypted data, and then the next provider is tried,
-/// so `[identity, aescbc]` reads both plain and old encrypted values.
-pub fn open_with(chain: &Chain, key: &[u8], value: &[u8]) -> Result<Vec<u8>, String> {
+/// so `[identity, aescbc]` reads both plain and old encrypted values. A KMS provider's value may
+/// need its plugin (`Decrypt`), awaited here.
+pub async fn open_with(chain: &Chain, key: &[u8], value: &[u8]) -> Result<Vec<u8>, String> {
     for provider in chain {
+        if let Provider::Kms(kms) = provider {
+            match value.strip_prefix(&*kms.prefix) {
+                Some(sealed) => return kms.open(sealed, key).await,
+                None => continue,
+            }
+        }
         match provider.open(value, key) {
             None => continue,
             Some(Err(_)) if matches!(provider, Provider::Identity) => continue,
@@ -266,7 +309,12 @@ pub fn start(
     };
     let (config, data) = config::load(path)
         .map_err(|e| format!("--encryption-provider-config: error while parsing file: {e}"))?;
-    let encryption = Arc::new(Encryption::new(config, layout, etcd_prefix));
+    for kms in config.kms_providers() {
+        kms.start();
+    }
+    let mut encryption = Encryption::new(config, layout, etcd_prefix);
+    encryption.reload = flags.encryption_provider_config_automatic_reload;
+    let encryption = Arc::new(encryption);
     if flags.encryption_provider_config_automatic_reload {
         let (e, path) = (encryption.clone(), path.clone());
         std::thread::Builder::new()
@@ -349,10 +397,13 @@ resources:
         let key = b"/registry/secrets/default/s";
         let sealed = e.seal(key, Bytes::from_static(b"k8s\0plain")).unwrap();
         assert!(sealed.starts_with(b"k8s:enc:aesgcm:v1:key2:"));
-        assert_eq!(e.open(key, sealed).unwrap(), &b"k8s\0plain"[..]);
+        assert_eq!(
+            futures::executor::block_on(e.open(key, sealed)).unwrap(),
+            &b"k8s\0plain"[..]
+        );
         // Plain values (written before encryption) are still read through identity.
         assert_eq!(
-            e.open(key, Bytes::from_static(b"old")).unwrap(),
+            futures::executor::block_on(e.open(key, Bytes::from_static(b"old"))).unwrap(),
             &b"old"[..]
         );
         // Other resources pass untouched.
@@ -392,8 +443,8 @@ resources:
             )
             .unwrap(),
         );
-        let err = e.open(key, sealed).unwrap_err();
+        let err = futures::executor::block_on(e.open(key, sealed)).unwrap_err();
         assert!(err.contains("no matching prefix found"), "{err}");
-        assert!(e.open(key, Bytes::from_static(b"plain")).is_err());
+        assert!(futures::executor::block_on(e.open(key, Bytes::from_static(b"plain"))).is_err());
     }
 }

@@ -61,6 +61,8 @@ pub enum Provider {
     AesCbc(Vec<NamedKey>),
     AesGcm(Vec<NamedKey>),
     Secretbox(Vec<NamedKey>),
+    /// A KMS v2 plugin's envelope encryption; its reads may call the plugin (`open_with`).
+    Kms(std::sync::Arc<super::kms::Kms>),
 }
 
 /// Why a value could not be read or written.
@@ -79,6 +81,7 @@ impl Provider {
             Provider::AesCbc(_) => AESCBC_PREFIX,
             Provider::AesGcm(_) => AESGCM_PREFIX,
             Provider::Secretbox(_) => SECRETBOX_PREFIX,
+            Provider::Kms(_) => super::kms::envelope::KMS_V2_PREFIX,
         }
     }
 
@@ -89,6 +92,7 @@ impl Provider {
             Provider::AesCbc(keys) => (keys.first(), cbc_seal),
             Provider::AesGcm(keys) => (keys.first(), gcm_seal),
             Provider::Secretbox(keys) => (keys.first(), secretbox_seal),
+            Provider::Kms(kms) => return kms.seal(value, etcd_key).map(Some),
         };
         let key = key.ok_or("the provider has no keys")?;
         let mut out = Vec::with_capacity(key.prefix.len() + value.len() + 48);
@@ -105,12 +109,14 @@ impl Provider {
             Provider::AesCbc(keys) | Provider::AesGcm(keys) | Provider::Secretbox(keys) => {
                 keys.first().is_some_and(|k| stored.starts_with(&k.prefix))
             }
+            Provider::Kms(kms) => kms.wrote(stored),
         }
     }
 
     /// Reads `value` if it carries one of this provider's prefixes: `None` if it does not
     /// (another provider may), else the plaintext or why it cannot be read. `stale` is set when
-    /// the value was not written with the first key.
+    /// the value was not written with the first key. A KMS provider's values are read by
+    /// `open_with`, which may await its plugin: here they are `None`.
     pub fn open(&self, value: &[u8], etcd_key: &[u8]) -> Option<Result<Vec<u8>, Error>> {
         let (keys, open, what): (_, OpenFn, _) = match self {
             Provider::Identity => {
@@ -123,6 +129,7 @@ impl Provider {
             Provider::AesCbc(keys) => (keys, cbc_open as _, "AES"),
             Provider::AesGcm(keys) => (keys, gcm_open as _, "AES"),
             Provider::Secretbox(keys) => (keys, secretbox_open as _, "Secretbox"),
+            Provider::Kms(_) => return None,
         };
         let rest = value.strip_prefix(self.prefix().as_bytes())?;
         for key in keys {
@@ -137,7 +144,7 @@ impl Provider {
     }
 }
 
-fn random(buf: &mut [u8]) -> Result<(), Error> {
+pub(super) fn random(buf: &mut [u8]) -> Result<(), Error> {
     getrandom::getrandom(buf).map_err(|e| format!("unable to read sufficient random bytes: {e}"))
 }
 
@@ -190,7 +197,12 @@ fn cbc_open(secret: &[u8], sealed: &[u8], _etcd_key: &[u8]) -> Result<Vec<u8>, E
         .map_err(|_| "invalid padding on input".to_string()))
 }
 
-fn gcm_seal(secret: &[u8], value: &[u8], etcd_key: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+pub(super) fn gcm_seal(
+    secret: &[u8],
+    value: &[u8],
+    etcd_key: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
     let mut nonce = [0u8; GCM_NONCE];
     random(&mut nonce)?;
     let payload = Payload {
@@ -206,7 +218,7 @@ fn gcm_seal(secret: &[u8], value: &[u8], etcd_key: &[u8], out: &mut Vec<u8>) -> 
     Ok(())
 }
 
-fn gcm_open(secret: &[u8], sealed: &[u8], etcd_key: &[u8]) -> Result<Vec<u8>, Error> {
+pub(super) fn gcm_open(secret: &[u8], sealed: &[u8], etcd_key: &[u8]) -> Result<Vec<u8>, Error> {
     if sealed.len() < GCM_NONCE + GCM_TAG {
         return Err("the stored data was shorter than the required size".into());
     }
