@@ -219,7 +219,12 @@ fn local_load_balancers_get_a_health_check_node_port() {
         )
     );
     k.ok(&["delete", "service", "local"]);
-    let (code, svc) = c.json("POST", SERVICES, ct, &lb("second", Some(health)));
+    // The port's own node port is asked for too: a dynamic one could be the freed health port
+    // (ports are allocated before the health port, as upstream's, so that would be a conflict).
+    let node_port = svc["spec"]["ports"][0]["nodePort"].clone();
+    let mut second = lb("second", Some(health));
+    second["spec"]["ports"][0]["nodePort"] = node_port;
+    let (code, svc) = c.json("POST", SERVICES, ct, &second);
     assert_eq!(code, 201, "{svc}");
     assert_eq!(svc["spec"]["healthCheckNodePort"], health);
     // Only a Local load balancer may have one.
