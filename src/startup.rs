@@ -226,6 +226,9 @@ pub fn start(api: Arc<Api>, info: Info) -> Result<(), String> {
                 let identity = Identity::new(&info.hostname);
                 let result = ensure_all(&client, &info, &identity).await;
                 let _ = done_tx.send(result);
+                // Repaired on start, then every REPAIR_EVERY renewals.
+                crate::api::rest::repair_service_addresses(&client.api).await;
+                crate::api::rest::repair_node_ports(&client.api).await;
                 let mut repairs = 0u64;
                 let lifecycle = client.api.lifecycle.clone();
                 let mut shutdown =
@@ -250,6 +253,7 @@ pub fn start(api: Arc<Api>, info: Info) -> Result<(), String> {
                     repairs += 1;
                     if repairs.is_multiple_of(REPAIR_EVERY) {
                         crate::api::rest::repair_service_addresses(&client.api).await;
+                        crate::api::rest::repair_node_ports(&client.api).await;
                     }
                 }
             });

@@ -130,7 +130,7 @@ fn assert_port_taken(code: u16, st: &Value, port: u32) {
 #[test]
 fn node_ports_are_claimed_on_upstreams_shared_bitmap() {
     let etcd = support::etcd::Etcd::start();
-    let k = Kapi::start(
+    let mut k = Kapi::start(
         &[
             "--etcd-servers",
             &etcd.endpoint,
@@ -187,6 +187,29 @@ fn node_ports_are_claimed_on_upstreams_shared_bitmap() {
         &node_port_service("again", Some(30005)),
     );
     assert_eq!(code, 201, "{svc}");
+    // Repair on start: with the bitmap gone, a restarted kapi claims the Services' ports again
+    // (upstream's repair loop), so they are not handed out twice.
+    let out = etcd.etcdctl(&["del", "/registry/ranges/servicenodeports"]);
+    assert!(out.status.success(), "{out:?}");
+    k.kill_and_restart();
+    let want: BTreeSet<u32> = [30005, u32::try_from(port).unwrap()].into();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !node_port_bitmap(&etcd, 30000).is_superset(&want) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not repaired: {:?}",
+            node_port_bitmap(&etcd, 30000)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let c = Client::new(&k);
+    let (code, st) = c.json(
+        "POST",
+        SERVICES,
+        ct,
+        &node_port_service("after-repair", Some(30005)),
+    );
+    assert_port_taken(code, &st, 30005);
 }
 
 #[test]
@@ -258,6 +281,10 @@ fn node_port_bitmap(etcd: &support::etcd::Etcd, base: u32) -> BTreeSet<u32> {
     let mut value = out.stdout;
     while value.last() == Some(&b'\n') {
         value.pop();
+    }
+    if value.is_empty() {
+        // No bitmap (yet): nothing claimed.
+        return BTreeSet::new();
     }
     let env = kapi_codec::envelope::Envelope::parse(&value).expect("a k8s envelope");
     let alloc = <RangeAllocation as prost::Message>::decode(env.raw).expect("a RangeAllocation");

@@ -19,6 +19,7 @@ mod write;
 pub use allocation::repair as repair_service_addresses;
 pub use computed::ComputedRequest;
 pub use defaults::{now_rfc3339, random_suffix, rfc3339, unix_now};
+pub use node_ports::repair as repair_node_ports;
 
 use std::sync::Arc;
 

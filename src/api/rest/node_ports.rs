@@ -575,9 +575,135 @@ pub fn held(svc: &Value) -> Vec<u32> {
     held
 }
 
+/// Sweeps in a row a port must be found claimed with no Service holding it before the repair
+/// lets it go (upstream's `numRepairsBeforeLeakCleanup`): a create claims its ports before it
+/// writes its Service, so one sweep may see them unheld.
+const SWEEPS_BEFORE_LEAK_CLEANUP: u8 = 3;
+
+/// Ports found claimed but unheld, and in how many sweeps in a row (at most one entry per
+/// port of the range).
+static LEAKS: std::sync::Mutex<std::collections::BTreeMap<u32, u8>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// One repair decision over `bitmap`: ports the Services hold are claimed (a crash between a
+/// claim and its write, or a bitmap lost, left them out), ports claimed that no Service holds
+/// are let go once seen so `SWEEPS_BEFORE_LEAK_CLEANUP` sweeps in a row. Gives whether the
+/// bitmap changed.
+fn repair_bitmap(
+    bitmap: &mut Bitmap,
+    held: &std::collections::BTreeSet<u32>,
+    leaks: &mut std::collections::BTreeMap<u32, u8>,
+) -> bool {
+    let mut changed = false;
+    for p in held {
+        if !bitmap.has(*p) && p.wrapping_sub(bitmap.base) < bitmap.size {
+            eprintln!("kapi: node port repair: port {p} is held by a Service but was not claimed");
+            bitmap.set(*p, true);
+            changed = true;
+        }
+    }
+    let mut still = std::collections::BTreeMap::new();
+    for i in 0..bitmap.size {
+        let p = bitmap.base + i;
+        if !bitmap.has(p) || held.contains(&p) {
+            continue;
+        }
+        let seen = leaks.get(&p).copied().unwrap_or(0) + 1;
+        if seen >= SWEEPS_BEFORE_LEAK_CLEANUP {
+            eprintln!("kapi: node port repair: port {p} leaked; releasing it");
+            bitmap.set(p, false);
+            changed = true;
+        } else {
+            still.insert(p, seen);
+        }
+    }
+    *leaks = still;
+    changed
+}
+
+/// Upstream's node-port repair loop, one sweep: the bitmap is read first, then every Service
+/// (a consistent list, at or after that read), and the repaired bitmap is written only if the
+/// key is unchanged since it was read (an allocation in between: the next sweep decides).
+pub async fn repair(api: &Arc<Api>) {
+    let Ok((base, size)) =
+        crate::flags::parse_port_range(&crate::flags::settings().node_port_range)
+    else {
+        return;
+    };
+    let range = crate::flags::settings().node_port_range.to_string();
+    let key = key(api);
+    let Ok(current) = api.store.get(key.as_bytes()).await else {
+        return;
+    };
+    let client = crate::startup::Client::new(api.clone());
+    let (code, list) = client
+        .call(http::Method::GET, "/api/v1/services", None)
+        .await;
+    if code != 200 {
+        return;
+    }
+    let held: std::collections::BTreeSet<u32> = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(held)
+        .collect();
+    let mut bitmap = match &current {
+        Some(kv) => {
+            let (_, data) = decode(&kv.value).unwrap_or_default();
+            Bitmap::from_data(u32::from(base), u32::from(size), &data)
+        }
+        None => Bitmap::new(u32::from(base), u32::from(size)),
+    };
+    let changed = {
+        let mut leaks = LEAKS.lock().unwrap_or_else(|e| e.into_inner());
+        repair_bitmap(&mut bitmap, &held, &mut leaks)
+    };
+    if !changed {
+        return;
+    }
+    let value = Bytes::from(encode(&range, &bitmap));
+    let _ = match &current {
+        Some(kv) => api
+            .store
+            .update(key.as_bytes(), value, kv.mod_revision)
+            .await
+            .map(|_| ()),
+        None => api
+            .store
+            .create(key.as_bytes(), value, None)
+            .await
+            .map(|_| ()),
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repair_claims_held_ports_and_lets_leaks_go_after_three_sweeps() {
+        let mut b = Bitmap::new(30000, 100);
+        b.set(30005, true); // held, claimed
+        b.set(30007, true); // claimed, held by nobody
+        let held: std::collections::BTreeSet<u32> = [30005, 30009].into();
+        let mut leaks = std::collections::BTreeMap::new();
+        assert!(repair_bitmap(&mut b, &held, &mut leaks));
+        assert!(b.has(30009), "a held port is claimed");
+        assert!(b.has(30007), "a leak is kept at first");
+        assert!(!repair_bitmap(&mut b, &held, &mut leaks));
+        assert!(b.has(30007));
+        assert!(repair_bitmap(&mut b, &held, &mut leaks));
+        assert!(!b.has(30007), "let go on the third sweep");
+        assert!(b.has(30005) && b.has(30009));
+        assert!(leaks.is_empty());
+        // A port claimed again in between starts over.
+        b.set(30011, true);
+        repair_bitmap(&mut b, &held, &mut leaks);
+        let held_now: std::collections::BTreeSet<u32> = [30005, 30009, 30011].into();
+        repair_bitmap(&mut b, &held_now, &mut leaks);
+        assert!(leaks.is_empty() && b.has(30011));
+    }
 
     #[test]
     fn reads_and_writes_upstreams_stored_bitmap() {
