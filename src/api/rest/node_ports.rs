@@ -180,16 +180,7 @@ async fn update_bitmap<T>(
         let value = Bytes::from(encode(&range, &bitmap));
         let written = match &current {
             Some(kv) if kv.value == value => return Ok(out),
-            Some(kv) => api
-                .store
-                .update(key.as_bytes(), value, kv.mod_revision)
-                .await
-                .map(|_| ()),
-            None => api
-                .store
-                .create(key.as_bytes(), value, None)
-                .await
-                .map(|_| ()),
+            _ => write_bitmap(api, &key, current.as_ref(), value).await,
         };
         match written {
             Ok(()) => return Ok(out),
@@ -663,7 +654,17 @@ pub async fn repair(api: &Arc<Api>) {
         return;
     }
     let value = Bytes::from(encode(&range, &bitmap));
-    let _ = match &current {
+    let _ = write_bitmap(api, &key, current.as_ref(), value).await;
+}
+
+/// Writes the bitmap over `current` (compare-and-swap on its revision), or creates it.
+async fn write_bitmap(
+    api: &Arc<Api>,
+    key: &str,
+    current: Option<&crate::storage::KeyValue>,
+    value: Bytes,
+) -> Result<(), StoreError> {
+    match current {
         Some(kv) => api
             .store
             .update(key.as_bytes(), value, kv.mod_revision)
@@ -674,7 +675,7 @@ pub async fn repair(api: &Arc<Api>) {
             .create(key.as_bytes(), value, None)
             .await
             .map(|_| ()),
-    };
+    }
 }
 
 #[cfg(test)]
