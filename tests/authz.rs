@@ -8,7 +8,6 @@
 mod support;
 
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
@@ -18,10 +17,7 @@ use kube::api::{Api, ListParams, PostParams};
 use serde_json::{Value, json};
 use support::client::Client as AdminClient;
 use support::kapi::{Kapi, kubectl_at};
-use support::users::{User, tls_client, user};
-
-/// How long a change of RBAC objects may take to be in force (the follower polls the cache).
-const PROPAGATION: Duration = Duration::from_secs(20);
+use support::users::{User, eventually, tls_client, user};
 
 impl User {
     fn kubectl(&self, args: &[&str]) -> Output {
@@ -77,15 +73,6 @@ fn apply(k: &Kapi, yaml: &str) {
         "apply: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// Waits (bounded) until `f` holds: RBAC changes are in force within the follower's poll.
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let since = Instant::now();
-    while !f() {
-        assert!(since.elapsed() < PROPAGATION, "never: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn names(k: &Kapi, args: &[&str]) -> Vec<String> {

@@ -8,6 +8,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 use support::client::Client;
 use support::kapi::Kapi;
+use support::users::{eventually, until_allowed};
 
 const CSRS: &str = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
 
@@ -73,6 +74,15 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: bob}]
 "#;
     let out = k.kubectl_stdin(&["apply", "-f", "-"], rbac);
     assert!(out.status.success(), "{out:?}");
+    until_allowed(
+        &k,
+        &[
+            "update",
+            "certificatesigningrequests/approval",
+            "--as",
+            "bob",
+        ],
+    );
     let out = k.kubectl(&["certificate", "approve", "alice", "--as", "bob"]);
     assert!(!out.status.success());
     assert!(
@@ -100,7 +110,11 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: bob}]
 "#;
     let out = k.kubectl_stdin(&["apply", "-f", "-"], grant);
     assert!(out.status.success(), "{out:?}");
-    k.ok(&["certificate", "approve", "alice", "--as", "bob"]);
+    eventually("bob approves once the signer grant is in force", || {
+        k.kubectl(&["certificate", "approve", "alice", "--as", "bob"])
+            .status
+            .success()
+    });
     let (_, approved) = c.call("GET", &format!("{CSRS}/alice"), "", None);
     assert_eq!(approved["status"]["conditions"][0]["type"], "Approved");
     assert_eq!(approved["status"]["conditions"][0]["status"], "True");

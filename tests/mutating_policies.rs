@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use support::client::Client;
 use support::hook::Hook;
 use support::kapi::Kapi;
+use support::users::{eventually, until_allowed};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -473,15 +474,21 @@ spec:
 /// the whole file: start-up costs seconds).
 fn the_authorizer_answers_for_the_requesting_user(k: &Kapi) {
     apply(k, USERS);
-    let out = k.kubectl(&["--as=alice", "create", "configmap", "a", "-n", "guarded"]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains(
-            "ValidatingAdmissionPolicy 'deleters-only' with binding 'deleters-only' denied request: user alice may not delete deployments"
-        ),
-        "{}",
-        stderr(&out)
+    // Roles, bindings and policies are in force once the watch cache has them.
+    until_allowed(
+        k,
+        &["create", "configmaps", "-n", "guarded", "--as", "alice"],
     );
+    until_allowed(
+        k,
+        &["delete", "deployments", "-n", "guarded", "--as", "bob"],
+    );
+    let denied = "ValidatingAdmissionPolicy 'deleters-only' with binding 'deleters-only' denied request: user alice may not delete deployments";
+    eventually("the policy denies alice", || {
+        let out = k.kubectl(&["--as=alice", "create", "configmap", "a", "-n", "guarded"]);
+        assert!(!out.status.success(), "alice's configmap was created");
+        stderr(&out).contains(denied)
+    });
     let out = k.kubectl(&["--as=bob", "create", "configmap", "b", "-n", "guarded"]);
     assert!(out.status.success(), "{}", stderr(&out));
 }

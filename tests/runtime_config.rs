@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use support::client::Client;
 use support::etcd::Etcd;
 use support::kapi::Kapi;
+use support::users::{eventually, until_allowed};
 
 const CTBS: &str = "/apis/certificates.k8s.io/v1beta1/clustertrustbundles";
 
@@ -326,6 +327,7 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: bob}]
 "#;
     let out = k.kubectl_stdin(&["apply", "-f", "-"], rbac);
     assert!(out.status.success(), "{out:?}");
+    until_allowed(&k, &["create", "clustertrustbundles", "--as", "bob"]);
     let signed = ctb("example.com:signer:one", Some("example.com/signer"), &pem).to_string();
     let out = k.kubectl_stdin(&["create", "-f", "-", "--as", "bob"], &signed);
     assert!(!out.status.success(), "{out:?}");
@@ -359,8 +361,11 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: bob}]
 "#;
     let out = k.kubectl_stdin(&["apply", "-f", "-"], grant);
     assert!(out.status.success(), "{out:?}");
-    let out = k.kubectl_stdin(&["create", "-f", "-", "--as", "bob"], &signed);
-    assert!(out.status.success(), "{out:?}\n{}", k.log());
+    eventually("bob attests once the grant is in force", || {
+        k.kubectl_stdin(&["create", "-f", "-", "--as", "bob"], &signed)
+            .status
+            .success()
+    });
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::kapi::Kapi;
 
@@ -117,4 +117,24 @@ pub fn tls_client(ca: &Path, identity: Option<(&Path, &Path)>) -> reqwest::block
         .tls_backend_preconfigured(tls)
         .build()
         .expect("an HTTP client")
+}
+
+/// How long a change of RBAC objects may take to be in force: the authorizer follows the
+/// watch cache, as upstream's follows its informers, so a just-written binding lags a little.
+pub const PROPAGATION: Duration = Duration::from_secs(20);
+
+/// Waits (bounded by [`PROPAGATION`]) until `f` holds.
+pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let since = Instant::now();
+    while !f() {
+        assert!(since.elapsed() < PROPAGATION, "never: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until `kubectl auth can-i <args>` answers yes: an RBAC change is in force.
+pub fn until_allowed(k: &Kapi, args: &[&str]) {
+    let mut a = vec!["auth", "can-i"];
+    a.extend_from_slice(args);
+    eventually(&format!("{a:?}"), || k.kubectl(&a).status.success());
 }
