@@ -21,6 +21,9 @@ pub mod taint_nodes;
 pub mod topology;
 pub mod webhook;
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -272,10 +275,61 @@ pub(crate) fn cached_objects(
     resource: &str,
     namespace: Option<&str>,
 ) -> Result<Vec<Value>, Status> {
+    if namespace.is_none() {
+        return cluster_objects(api, group, version, resource);
+    }
     Ok(cached_entries(api, group, version, resource, namespace)?
         .into_iter()
         .map(|(v, _)| v)
         .collect())
+}
+
+/// Decoded cluster-scoped objects, per resource, with the cache snapshot they came from.
+type Decoded = (Arc<kapi_cache::Snapshot>, Vec<Value>);
+
+/// Resources whose decoded objects are kept (each store prefix is one; tests start many).
+const MAX_DECODED: usize = 64;
+
+/// `cached_objects` of a cluster-scoped resource, decoded once per snapshot: every pod
+/// create reads the PriorityClasses, which change a few times in a cluster's life.
+fn cluster_objects(
+    api: &Api,
+    group: &str,
+    version: &str,
+    resource: &str,
+) -> Result<Vec<Value>, Status> {
+    static DECODED: std::sync::LazyLock<std::sync::Mutex<HashMap<String, Decoded>>> =
+        std::sync::LazyLock::new(Default::default);
+    let Some(row) = api.registry.lookup(group, version, resource) else {
+        return Ok(Vec::new());
+    };
+    let res: &Resource = &row;
+    let prefix = format!("{}{}", api.prefix, res.key_prefix);
+    let Some(rc) = api.cache.resource(prefix.as_bytes()) else {
+        return Ok(Vec::new());
+    };
+    let snap = rc.snapshot();
+    let lock = |m: &'static std::sync::Mutex<HashMap<String, Decoded>>| {
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    };
+    if let Some((at, objects)) = lock(&DECODED).get(&prefix)
+        && Arc::ptr_eq(at, &snap)
+    {
+        return Ok(objects.clone());
+    }
+    let objects = snap
+        .range(prefix.as_bytes(), b"")
+        .map(|o| {
+            let served = crate::api::objects::served(res, &o.value, o.mod_revision)?;
+            crate::api::objects::to_value(res, &served)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut memo = lock(&DECODED);
+    if memo.len() >= MAX_DECODED && !memo.contains_key(&prefix) {
+        memo.clear();
+    }
+    memo.insert(prefix, (snap, objects.clone()));
+    Ok(objects)
 }
 
 /// One object of `group/version/resource` from the watch cache, as served JSON (`namespace`

@@ -18,16 +18,18 @@ pub struct PodTopologyLabels;
 
 /// The topology labels of `node` (none when it does not exist: upstream ignores that).
 pub fn node_labels(api: &Api, node: &str) -> Result<Vec<(String, String)>, Status> {
-    let Some(node) = api.service_accounts.lookup.object(Kind::Node, "", node)? else {
-        return Ok(Vec::new());
-    };
+    let labels = api
+        .service_accounts
+        .lookup
+        .labels(Kind::Node, "", node)
+        .unwrap_or_default();
     Ok(LABELS
         .iter()
         .filter_map(|k| {
-            node.pointer("/metadata/labels")
-                .and_then(|l| l.get(*k))
-                .and_then(Value::as_str)
-                .map(|v| (k.to_string(), v.to_string()))
+            labels
+                .iter()
+                .find(|(name, _)| name == k)
+                .map(|(_, v)| (k.to_string(), v.clone()))
         })
         .collect())
 }

@@ -407,13 +407,41 @@ pub fn encode_for_storage(
     validation: FieldValidation,
 ) -> Result<(Bytes, Vec<String>), Status> {
     let mut obj = obj.clone();
+    encode_for_storage_in(res, &mut obj, validation)
+}
+
+/// `encode_for_storage` of an object the caller owns: its resourceVersion is taken out for the
+/// encoding and put back (no copy of the object).
+pub fn encode_owned_for_storage(
+    res: &Resource,
+    obj: &mut Value,
+    validation: FieldValidation,
+) -> Result<(Bytes, Vec<String>), Status> {
+    let rv = obj
+        .get_mut("metadata")
+        .and_then(Value::as_object_mut)
+        .and_then(|m| m.remove("resourceVersion"));
+    let encoded = encode_for_storage_in(res, obj, validation);
+    if let Some(rv) = rv
+        && let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut)
+    {
+        m.insert("resourceVersion".into(), rv);
+    }
+    encoded
+}
+
+fn encode_for_storage_in(
+    res: &Resource,
+    obj: &mut Value,
+    validation: FieldValidation,
+) -> Result<(Bytes, Vec<String>), Status> {
     if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("resourceVersion");
     }
     if res.is_custom() {
-        return crate::crd::strategy::encode_for_storage(res, obj, validation);
+        return crate::crd::strategy::encode_for_storage(res, obj.clone(), validation);
     }
-    let json = serde_json::to_vec(&obj).map_err(|e| Status::internal(e.to_string()))?;
+    let json = serde_json::to_vec(&*obj).map_err(|e| Status::internal(e.to_string()))?;
     let mut pb = Vec::with_capacity(json.len());
     let decoded = json_to_envelope(
         &json,

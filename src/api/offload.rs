@@ -22,6 +22,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use futures::channel::oneshot;
 
+use serde_json::Value;
+
 use super::status::Status;
 
 /// Work below this many input bytes stays on the core: the hand-off would cost more than the
@@ -85,6 +87,46 @@ fn work(jobs: &Mutex<Receiver<Job>>) {
     }
 }
 
+/// About how many bytes `v` takes as compact JSON, counted up to `limit` (then `limit`): the
+/// size `run` is given for a decoded object. Strings count their bytes, numbers their digits,
+/// escapes nothing: an estimate for a threshold, a tenth of serializing the object (which a
+/// create would pay on every request).
+pub fn json_size(v: &Value, limit: usize) -> usize {
+    fn walk(v: &Value, left: &mut usize) {
+        let n = match v {
+            Value::Null => 4,
+            Value::Bool(_) => 5,
+            Value::Number(_) => 8,
+            Value::String(s) => s.len() + 2,
+            Value::Array(a) => {
+                *left = left.saturating_sub(a.len() + 2);
+                for x in a {
+                    if *left == 0 {
+                        return;
+                    }
+                    walk(x, left);
+                }
+                0
+            }
+            Value::Object(o) => {
+                *left = left.saturating_sub(o.len() + 2);
+                for (k, x) in o {
+                    if *left == 0 {
+                        return;
+                    }
+                    *left = left.saturating_sub(k.len() + 3);
+                    walk(x, left);
+                }
+                0
+            }
+        };
+        *left = left.saturating_sub(n);
+    }
+    let mut left = limit;
+    walk(v, &mut left);
+    limit - left
+}
+
 /// Runs `job` inline when `size` (the bytes it works on) is below `OFFLOAD_MIN_BYTES`,
 /// otherwise on the worker pool; 429 when the pool's queue is full.
 pub async fn run<T, F>(size: usize, job: F) -> Result<T, Status>
@@ -124,6 +166,23 @@ fn busy() -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_size_is_close_to_the_serialized_length_and_stops_at_the_limit() {
+        let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web", "labels": {"app": "web", "tier": "front"}},
+            "spec": {"containers": [{"name": "c", "image": "nginx:1.27",
+                "ports": [{"containerPort": 8080, "protocol": "TCP"}]}], "hostNetwork": false}});
+        let exact = serde_json::to_vec(&pod).unwrap().len();
+        let est = json_size(&pod, usize::MAX / 2);
+        assert!(
+            est * 10 >= exact * 9 && est * 10 <= exact * 11,
+            "{est} vs {exact}"
+        );
+        assert_eq!(json_size(&pod, 40), 40);
+        let big = serde_json::json!({"data": "x".repeat(100_000)});
+        assert_eq!(json_size(&big, OFFLOAD_MIN_BYTES), OFFLOAD_MIN_BYTES);
+    }
 
     #[test]
     fn small_work_runs_inline_and_large_work_on_a_worker() {

@@ -100,6 +100,21 @@ impl Lookup {
         })
     }
 
+    /// The labels of `kind` `namespace/name`, if the cache has it: read from the stored
+    /// metadata without decoding the object (a pod create asks for its node's).
+    pub fn labels(&self, kind: Kind, namespace: &str, name: &str) -> Option<Vec<(String, String)>> {
+        let stored = self.stored(kind, namespace, name)?;
+        let msg = self.row(kind)?.msg?;
+        let env = kapi_codec::envelope::Envelope::parse(&stored).ok()?;
+        let meta = kapi_codec::meta::meta_from_pb(msg, env.raw, 0).ok()?;
+        Some(
+            meta.labels
+                .into_iter()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
     /// The whole object as served JSON, if the cache has it.
     pub fn object(&self, kind: Kind, namespace: &str, name: &str) -> Result<Option<Value>, Status> {
         let Some(stored) = self.stored(kind, namespace, name) else {

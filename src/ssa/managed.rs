@@ -26,7 +26,7 @@ pub enum Operation {
 }
 
 impl Operation {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Operation::Apply => "Apply",
             Operation::Update => "Update",
@@ -269,6 +269,12 @@ pub fn strip_set() -> FieldSet {
         s.insert(&[f("metadata"), f(n)]);
     }
     s
+}
+
+/// `strip_set`, built once.
+pub fn strip_set_ref() -> &'static FieldSet {
+    static SET: std::sync::OnceLock<FieldSet> = std::sync::OnceLock::new();
+    SET.get_or_init(strip_set)
 }
 
 #[cfg(test)]

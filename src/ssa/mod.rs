@@ -159,7 +159,7 @@ impl Ownership<'_> {
     /// What the writer owns of a change: not the ignored fields, not server-owned metadata.
     fn owned_part(&self, set: &FieldSet) -> FieldSet {
         set.recursive_difference(&self.ignored)
-            .difference(&managed::strip_set())
+            .difference(managed::strip_set_ref())
     }
 
     /// Records a non-apply write (create, update, patch, subresource) of `new` over `live`
@@ -222,6 +222,49 @@ impl Ownership<'_> {
         managed.drop_empty();
         managed.cap_updates();
         set_managed(new, &managed);
+    }
+
+    /// The managedFields of a create of `new` (None: nobody owns a field), as `update(None,
+    /// new)` leaves them, without changing `new`. Unless the client sent managedFields of its
+    /// own, one walk writes the entry's `fieldsV1` directly (`Typed::created_fields_v1`).
+    pub fn created(&self, new: &Value) -> Option<Value> {
+        let sent = managed_of(new).filter(|v| v.as_array().is_some_and(|a| !a.is_empty()));
+        if sent.is_some_and(|v| Managed::decode(Some(v)).is_some()) {
+            let mut copy = new.clone();
+            self.update(None, &mut copy);
+            return managed_of(&copy).cloned();
+        }
+        let root = self.root();
+        let zero = self.model.zero_object(root);
+        let converted;
+        let seen = match conversion_annotation(self.api_version, self.kind) {
+            Some((key, value)) => {
+                converted = with_annotation(new, key, value);
+                &converted
+            }
+            None => new,
+        };
+        let fields = self.typed().created_fields_v1(
+            root,
+            &zero,
+            seen,
+            &self.ignored,
+            managed::strip_set_ref(),
+        );
+        if fields.is_empty() {
+            return None;
+        }
+        let mut entry = serde_json::Map::new();
+        entry.insert("manager".into(), json!(self.manager));
+        entry.insert("operation".into(), json!(Operation::Update.as_str()));
+        entry.insert("apiVersion".into(), json!(self.api_version));
+        entry.insert("time".into(), json!(self.now));
+        entry.insert("fieldsType".into(), json!("FieldsV1"));
+        entry.insert("fieldsV1".into(), Value::Object(fields));
+        if !self.subresource.is_empty() {
+            entry.insert("subresource".into(), json!(self.subresource));
+        }
+        Some(Value::Array(vec![Value::Object(entry)]))
     }
 
     /// Server-side apply of `config` to `live` (None: the object is created): merged by the

@@ -137,6 +137,15 @@ fn present<'v>(
     }
 }
 
+/// What a created object's fields lose on the way to its managedFields: the fields its
+/// endpoint resets (with all below them) and the server-owned ones (members only), each at
+/// the level being walked.
+#[derive(Clone, Copy)]
+struct Prune<'a> {
+    ignored: Option<&'a FieldSet>,
+    strip: Option<&'a FieldSet>,
+}
+
 /// Reads values through one model.
 pub struct Typed<'m> {
     pub model: &'m Model,
@@ -222,7 +231,28 @@ impl Typed<'_> {
         c: &mut Comparison,
         depth: usize,
     ) -> bool {
-        // A null beside a list or map is an empty one (a nil slice of a zero Go object).
+        let Some(pairs) = self.child_pairs(t, old, new, depth) else {
+            return true;
+        };
+        for (pe, ct, ov, nv) in pairs {
+            self.compare_child(pe, ct, ov, nv, c, depth);
+        }
+        false
+    }
+
+    /// The children two values of type `t` are compared by: (element, type, old's, new's),
+    /// old's first, then those only new has. A null beside a list or map is an empty one (a
+    /// nil slice of a zero Go object); what Go would leave out of a typed object is not there
+    /// to compare. None when the node is a leaf (either value is one, or one is a list and
+    /// the other a map).
+    #[allow(clippy::type_complexity)]
+    fn child_pairs<'v>(
+        &self,
+        t: TypeId,
+        old: Option<&'v Value>,
+        new: Option<&'v Value>,
+        depth: usize,
+    ) -> Option<Vec<(PathElement, TypeId, Option<&'v Value>, Option<&'v Value>)>> {
         let (old, new) = match (old, new) {
             (Some(Value::Null), Some(n)) if n.is_object() || n.is_array() => (None, Some(n)),
             (Some(o), Some(Value::Null)) if o.is_object() || o.is_array() => (Some(o), None),
@@ -236,67 +266,57 @@ impl Typed<'_> {
             _ => true,
         };
         if leaf(&so) || leaf(&sn) || !same_kind {
-            return true;
+            return None;
         }
         let s = sn.or(so).unwrap_or(Shape::Leaf);
+        let mut out = Vec::new();
         match &s {
             Shape::Struct { .. } | Shape::Map(_) => {
-                let empty = Map::new();
-                let om = old.and_then(Value::as_object).unwrap_or(&empty);
-                let nm = new.and_then(Value::as_object).unwrap_or(&empty);
-                // What Go would leave out of a typed object is not there to compare.
+                static EMPTY: std::sync::LazyLock<Map<String, Value>> =
+                    std::sync::LazyLock::new(Map::new);
+                let om = old.and_then(Value::as_object).unwrap_or(&EMPTY);
+                let nm = new.and_then(Value::as_object).unwrap_or(&EMPTY);
                 let struct_id = match &s {
                     Shape::Struct { id, .. } => Some(*id),
                     _ => None,
                 };
                 let present = |m, k| present(self.model, struct_id, m, k);
                 for k in om.keys() {
-                    let (Some(ov), Some(ct)) = (present(om, k), child_type(&s, k)) else {
-                        continue;
-                    };
-                    let pe = PathElement::Field(k.clone());
-                    self.compare_child(pe, ct, Some(ov), present(nm, k), c, depth);
+                    if let (Some(ov), Some(ct)) = (present(om, k), child_type(&s, k)) {
+                        out.push((PathElement::Field(k.clone()), ct, Some(ov), present(nm, k)));
+                    }
                 }
                 for k in nm.keys() {
                     if present(om, k).is_some() {
                         continue;
                     }
-                    let (Some(nv), Some(ct)) = (present(nm, k), child_type(&s, k)) else {
-                        continue;
-                    };
-                    let pe = PathElement::Field(k.clone());
-                    self.compare_child(pe, ct, None, Some(nv), c, depth);
-                }
-            }
-            Shape::List(elem, kind) => {
-                let none: Vec<Value> = Vec::new();
-                let oi = old.and_then(Value::as_array).unwrap_or(&none);
-                let ni = new.and_then(Value::as_array).unwrap_or(&none);
-                let oi = index_items(kind, oi, false, &[]).unwrap_or_default();
-                let ni = index_items(kind, ni, false, &[]).unwrap_or_default();
-                let nmap: std::collections::BTreeMap<&PathElement, &Value> =
-                    ni.iter().map(|(p, v)| (p, *v)).collect();
-                let omap: std::collections::BTreeMap<&PathElement, &Value> =
-                    oi.iter().map(|(p, v)| (p, *v)).collect();
-                for (pe, ov) in &oi {
-                    self.compare_child(
-                        pe.clone(),
-                        *elem,
-                        Some(ov),
-                        nmap.get(pe).copied(),
-                        c,
-                        depth,
-                    );
-                }
-                for (pe, nv) in &ni {
-                    if !omap.contains_key(pe) {
-                        self.compare_child(pe.clone(), *elem, None, Some(nv), c, depth);
+                    if let (Some(nv), Some(ct)) = (present(nm, k), child_type(&s, k)) {
+                        out.push((PathElement::Field(k.clone()), ct, None, Some(nv)));
                     }
                 }
             }
-            Shape::Leaf => return true,
+            Shape::List(elem, kind) => {
+                let items = |v: Option<&'v Value>| {
+                    let items = v.and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+                    index_items(kind, items, false, &[]).unwrap_or_default()
+                };
+                let (oi, ni) = (items(old), items(new));
+                let nmap: std::collections::BTreeMap<&PathElement, &Value> =
+                    ni.iter().map(|(p, v)| (p, *v)).collect();
+                for (pe, ov) in &oi {
+                    out.push((pe.clone(), *elem, Some(*ov), nmap.get(pe).copied()));
+                }
+                let omap: std::collections::BTreeSet<&PathElement> =
+                    oi.iter().map(|(p, _)| p).collect();
+                for (pe, nv) in ni {
+                    if !omap.contains(&pe) {
+                        out.push((pe, *elem, None, Some(nv)));
+                    }
+                }
+            }
+            Shape::Leaf => return None,
         }
-        false
+        Some(out)
     }
 
     fn compare_child(
@@ -327,6 +347,90 @@ impl Typed<'_> {
         c.added.add_child(pe.clone(), sub.added);
         c.modified.add_child(pe.clone(), sub.modified);
         c.removed.add_child(pe, sub.removed);
+    }
+
+    /// The `fieldsV1` of what a create sets: what `compare(t, zero, new)` adds or modifies,
+    /// less `ignored` (and all under its members) and less `strip`'s members, encoded as
+    /// `FieldSet::to_fields_v1` encodes it. One walk that builds no sets: every create pays
+    /// for it (`benches/write.rs`), and the sets were most of a pod create's CPU.
+    pub fn created_fields_v1(
+        &self,
+        t: TypeId,
+        zero: &Value,
+        new: &Value,
+        ignored: &FieldSet,
+        strip: &FieldSet,
+    ) -> Map<String, Value> {
+        let mut out = Map::new();
+        self.created_at(
+            t,
+            Some(zero),
+            Some(new),
+            Prune {
+                ignored: Some(ignored),
+                strip: Some(strip),
+            },
+            &mut out,
+            0,
+        );
+        out
+    }
+
+    /// `compare_at` of a create, writing the added and modified children of one node into
+    /// `out`; returns whether the node is a leaf.
+    fn created_at(
+        &self,
+        t: TypeId,
+        old: Option<&Value>,
+        new: Option<&Value>,
+        prune: Prune<'_>,
+        out: &mut Map<String, Value>,
+        depth: usize,
+    ) -> bool {
+        let Some(pairs) = self.child_pairs(t, old, new, depth) else {
+            return true;
+        };
+        // A child the new value lacks is removed: nothing of it is added.
+        for (pe, ct, ov, nv) in pairs {
+            if let Some(nv) = nv {
+                self.created_child(pe, ct, ov, nv, prune, out, depth);
+            }
+        }
+        false
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn created_child(
+        &self,
+        pe: PathElement,
+        t: TypeId,
+        old: Option<&Value>,
+        new: &Value,
+        prune: Prune<'_>,
+        out: &mut Map<String, Value>,
+        depth: usize,
+    ) {
+        if prune.ignored.is_some_and(|i| i.is_member(&pe)) {
+            return;
+        }
+        let below = Prune {
+            ignored: prune.ignored.and_then(|i| i.child(&pe)),
+            strip: prune.strip.and_then(|s| s.child(&pe)),
+        };
+        let mut sub = Map::new();
+        let leaf = self.created_at(t, old, Some(new), below, &mut sub, depth + 1);
+        let member = match (leaf, old) {
+            (_, None) => true,
+            (true, Some(o)) => o != new,
+            (false, Some(_)) => false,
+        } && !prune.strip.is_some_and(|s| s.is_member(&pe));
+        if !member && sub.is_empty() {
+            return;
+        }
+        if member && !sub.is_empty() {
+            sub.insert(".".into(), Value::Object(Map::new()));
+        }
+        out.insert(pe.encode(), Value::Object(sub));
     }
 
     /// `config` merged into `live`: config's values win, granular maps and structs merge by

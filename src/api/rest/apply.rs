@@ -67,38 +67,49 @@ impl Ctx<'_> {
         ssa::reset_fields(has_status, self.rr.subresource.as_deref().unwrap_or(""))
     }
 
-    /// Records a non-apply write of `obj` over `old` (None: a create) in its managedFields.
-    pub(super) fn track_fields(&self, old: Option<&Value>, obj: &mut Value) -> Result<(), Status> {
+    /// The ownership record of this request's writer (None for an apply, which makes its
+    /// own).
+    fn ownership<'m>(
+        &'m self,
+        model: &'m ssa::Model,
+        manager: &'m str,
+        api_version: &'m str,
+    ) -> ssa::Ownership<'m> {
+        ssa::Ownership {
+            model,
+            manager,
+            api_version,
+            kind: &self.res.kind,
+            subresource: self.rr.subresource.as_deref().unwrap_or(""),
+            ignored: self.reset_fields(),
+            now: now_rfc3339(),
+        }
+    }
+
+    /// Records a non-apply write of `obj` over `old` in its managedFields.
+    pub(super) fn track_fields(&self, old: &Value, obj: &mut Value) -> Result<(), Status> {
         if self.is_apply() {
             return Ok(());
         }
         let manager = self.field_manager()?;
         let model = self.field_model();
         let api_version = self.res.api_version();
-        ssa::Ownership {
-            model: &model,
-            manager: &manager,
-            api_version: &api_version,
-            kind: &self.res.kind,
-            subresource: self.rr.subresource.as_deref().unwrap_or(""),
-            ignored: self.reset_fields(),
-            now: now_rfc3339(),
-        }
-        .update(old, obj);
+        self.ownership(&model, &manager, &api_version)
+            .update(Some(old), obj);
         Ok(())
     }
 
-    /// The managedFields of a create: what the decoded and defaulted body sets, before the
-    /// kind prepares it (as upstream's create handler records them; fields the strategy sets,
-    /// such as a Job's selector, are nobody's). None for an apply, which made its own.
+    /// The managedFields of a create: what the decoded and defaulted body `obj` sets, before
+    /// the kind prepares it (as upstream's create handler records them; fields the strategy
+    /// sets, such as a Job's selector, are nobody's). An apply's are the ones it made.
     pub(super) fn created_fields(&self, obj: &Value) -> Result<Option<Value>, Status> {
         if self.is_apply() {
             return Ok(obj.pointer("/metadata/managedFields").cloned());
         }
-        let mut decoded = obj.clone();
-        self.res.strategy.default(&mut decoded);
-        self.track_fields(None, &mut decoded)?;
-        Ok(decoded.pointer("/metadata/managedFields").cloned())
+        let manager = self.field_manager()?;
+        let model = self.field_model();
+        let api_version = self.res.api_version();
+        Ok(self.ownership(&model, &manager, &api_version).created(obj))
     }
 
     /// PATCH with `application/apply-patch+yaml`: the live object merged with the

@@ -116,13 +116,14 @@ impl Ctx<'_> {
         mut obj: Value,
         validation: FieldValidation,
     ) -> Result<(Bytes, Vec<String>, Value), Status> {
-        // Upstream's decoder defaults the object before admission sees it, and its storage
-        // defaults it again on the way back (what admission added gets its defaults too).
-        self.res.strategy.default(&mut obj);
-        // Ownership of what an update changed, before admission's changes (as upstream; a
-        // create's is taken before its preparation, in `create_object`).
+        // Upstream's decoder defaults the object before admission sees it (a create's was
+        // defaulted before its preparation, in `create_object`), and its storage defaults it
+        // again on the way back (what admission added gets its defaults too).
         if let Some(old) = attrs.old {
-            self.track_fields(Some(old), &mut obj)?;
+            self.res.strategy.default(&mut obj);
+            // Ownership of what an update changed, before admission's changes (as upstream; a
+            // create's is taken before its preparation).
+            self.track_fields(old, &mut obj)?;
         }
         self.api
             .admission
@@ -159,6 +160,8 @@ impl Ctx<'_> {
         let validation = self.validation()?;
         let dry_run = self.dry_run()?;
         let strategy = &*self.res.strategy;
+        // Defaults as upstream's decoder applies them, then the writer's fields.
+        strategy.default(&mut obj);
         let managed = self.created_fields(&obj)?;
         let name = self.prepare_create_meta(&mut obj)?;
         // Prepare, mutating admission, defaults, validation, validating admission.
@@ -664,12 +667,14 @@ impl Ctx<'_> {
         validation: FieldValidation,
     ) -> Result<(Bytes, Vec<String>, Value), Status> {
         let res = self.res.clone();
-        let size = self.req.body.len().max(
-            crate::api::patch::json_len_within(&obj, offload::OFFLOAD_MIN_BYTES)
-                .unwrap_or(offload::OFFLOAD_MIN_BYTES),
-        );
+        let size = self
+            .req
+            .body
+            .len()
+            .max(offload::json_size(&obj, offload::OFFLOAD_MIN_BYTES));
         offload::run(size, move || {
-            objects::encode_for_storage(&res, &obj, validation).map(|(v, w)| (v, w, obj))
+            let mut obj = obj;
+            objects::encode_owned_for_storage(&res, &mut obj, validation).map(|(v, w)| (v, w, obj))
         })
         .await?
     }
