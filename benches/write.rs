@@ -1,16 +1,17 @@
 //! The write pipeline of one pod, stage by stage as `api::rest::write` runs it for a create
-//! (decode the body → its managedFields (`ssa::Ownership::update` of the defaulted body, as a
-//! create records them) → the kind's prepare → defaults → encode for storage → object-meta and
-//! pod validation), against the plain transcode of the same JSON to the stored protobuf — the
-//! least any write does — and the managedFields step alone. Admission and the store are left
-//! out: they are not CPU on this path.
+//! (decode the body → defaults → its managedFields (`ssa::Ownership::created` of the defaulted
+//! body, as a create records them) → the kind's prepare → defaults → encode for storage →
+//! object-meta and pod validation), against the plain transcode of the same JSON to the stored
+//! protobuf — the least any write does — and the managedFields step alone, in one walk and
+//! through field sets (`Ownership::update`, what creates used before). Admission and the
+//! store are left out.
 //!
 //! Run: `cargo bench --bench write`.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 
-use kapi::api::objects::encode_for_storage;
+use kapi::api::objects::encode_owned_for_storage;
 use kapi::api::registry::Registry;
 use kapi::kinds::meta;
 use kapi::ssa::{Model, Ownership, reset_fields};
@@ -57,9 +58,8 @@ fn write_pipeline(c: &mut Criterion) {
         ignored: reset_fields(true, ""),
         now: "2026-12-01T00:00:00Z".into(),
     };
-    let managed = |obj: &serde_json::Value| {
+    let set_based = |obj: &serde_json::Value| {
         let mut decoded = obj.clone();
-        pods.strategy.default(&mut decoded);
         ownership.update(None, &mut decoded);
         decoded["metadata"]["managedFields"].take()
     };
@@ -69,20 +69,27 @@ fn write_pipeline(c: &mut Criterion) {
         b.iter(|| {
             let mut obj: serde_json::Value = serde_json::from_slice(black_box(&body)).unwrap();
             let strategy = &*pods.strategy;
-            let fields = managed(&obj);
+            strategy.default(&mut obj);
+            let fields = ownership.created(&obj).unwrap();
             strategy.prepare_for_create(&mut obj);
             obj["metadata"]["managedFields"] = fields;
             strategy.default(&mut obj);
-            let (stored, _) = encode_for_storage(pods, &obj, FieldValidation::Strict).unwrap();
+            let (stored, _) =
+                encode_owned_for_storage(pods, &mut obj, FieldValidation::Strict).unwrap();
             let mut causes = meta::validate(&obj, strategy.name_rule());
             causes.extend(strategy.validate_create(&obj));
             assert!(causes.is_empty());
             black_box(stored.len())
         })
     });
+    let mut defaulted: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    pods.strategy.default(&mut defaulted);
+    assert_eq!(ownership.created(&defaulted), Some(set_based(&defaulted)));
     g.bench_function("managed_fields_only", |b| {
-        let obj: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        b.iter(|| black_box(managed(black_box(&obj))))
+        b.iter(|| black_box(ownership.created(black_box(&defaulted))))
+    });
+    g.bench_function("managed_fields_through_sets", |b| {
+        b.iter(|| black_box(set_based(black_box(&defaulted))))
     });
     g.bench_function("baseline_transcode_only", |b| {
         let mut out = Vec::with_capacity(body.len());

@@ -13,6 +13,7 @@ NODES=${NODES:-20}
 PPN=${PPN:-500}
 CLIENTS=${CLIENTS:-16}
 OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/kapi-ab.XXXXXX")}
+mkdir -p "$OUT"
 for r in $(seq 1 "$ROUNDS"); do
   for spec in "$@"; do
     name=${spec%%=*}

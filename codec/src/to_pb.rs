@@ -1,4 +1,6 @@
-//! JSON → protobuf, driven by the schema: walks the parsed JSON tape and writes each message's
+//! JSON → protobuf, driven by the schema: walks the parsed JSON tape (a request body's text) or
+//! a decoded `serde_json::Value` (the write pipeline's object, `value_to_envelope`: the same
+//! bytes without printing and re-parsing it; tests/value_source.rs) and writes each message's
 //! fields in protobuf number order, with gogo-protobuf's rules for what is written (value
 //! fields always, pointers when set, map entries sorted), so the bytes are the bytes upstream
 //! stores. Unknown and duplicate fields are reported per the field-validation mode.
@@ -29,17 +31,116 @@ enum Seg<'s> {
     Index(usize),
 }
 
-pub struct JsonToPb<'s, 'd> {
+/// What the encoder reads JSON through: the tape of a request body's text (`Doc`), or an
+/// object already decoded to a `serde_json::Value` (the write pipeline's, encoded without
+/// printing it as text and parsing it again).
+pub trait Source<'d> {
+    /// A value in the source.
+    type Node: Copy;
+    fn tok(&self, n: Self::Node) -> Tok;
+    /// A string's content, unescaped.
+    fn text(&self, n: Self::Node) -> Cow<'d, str>;
+    /// A number's JSON text.
+    fn number(&self, n: Self::Node) -> Cow<'d, str>;
+    /// An object's members: key and value.
+    fn members(&self, n: Self::Node) -> impl Iterator<Item = (Cow<'d, str>, Self::Node)>;
+    fn elements(&self, n: Self::Node) -> impl Iterator<Item = Self::Node>;
+    /// Appends the value as compact JSON, as Go's encoder writes embedded raw JSON.
+    fn compact(&self, n: Self::Node, out: &mut Vec<u8>);
+    /// Appends the value as compact JSON keeping its own escapes.
+    fn compact_as_is(&self, n: Self::Node, out: &mut Vec<u8>);
+}
+
+impl<'d> Source<'d> for Doc<'d> {
+    type Node = usize;
+    #[inline]
+    fn tok(&self, n: usize) -> Tok {
+        self.node(n).tok
+    }
+    #[inline]
+    fn text(&self, n: usize) -> Cow<'d, str> {
+        self.str(n)
+    }
+    fn number(&self, n: usize) -> Cow<'d, str> {
+        String::from_utf8_lossy(self.raw(n))
+    }
+    fn members(&self, n: usize) -> impl Iterator<Item = (Cow<'d, str>, usize)> {
+        Doc::members(self, n).map(|(k, v)| (self.str(k), v))
+    }
+    fn elements(&self, n: usize) -> impl Iterator<Item = usize> {
+        Doc::elements(self, n)
+    }
+    fn compact(&self, n: usize, out: &mut Vec<u8>) {
+        if crate::json_compact::compact(self.raw_value(n), out).is_err() {
+            // The tape parser already accepted this text; keep its own copy.
+            self.write_compact(n, out);
+        }
+    }
+    fn compact_as_is(&self, n: usize, out: &mut Vec<u8>) {
+        self.write_compact(n, out);
+    }
+}
+
+/// A decoded object as a source (the root is the value itself).
+pub struct ValueSource<'d>(pub &'d serde_json::Value);
+
+impl<'d> Source<'d> for ValueSource<'d> {
+    type Node = &'d serde_json::Value;
+    #[inline]
+    fn tok(&self, n: Self::Node) -> Tok {
+        use serde_json::Value::*;
+        match n {
+            Null => Tok::Null,
+            Bool(true) => Tok::True,
+            Bool(false) => Tok::False,
+            Number(_) => Tok::Num,
+            String(_) => Tok::Str,
+            Array(_) => Tok::Arr,
+            Object(_) => Tok::Obj,
+        }
+    }
+    #[inline]
+    fn text(&self, n: Self::Node) -> Cow<'d, str> {
+        Cow::Borrowed(n.as_str().unwrap_or(""))
+    }
+    fn number(&self, n: Self::Node) -> Cow<'d, str> {
+        match n {
+            serde_json::Value::Number(x) => Cow::Owned(x.to_string()),
+            _ => Cow::Borrowed(""),
+        }
+    }
+    fn members(&self, n: Self::Node) -> impl Iterator<Item = (Cow<'d, str>, Self::Node)> {
+        n.as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (Cow::Borrowed(k.as_str()), v))
+    }
+    fn elements(&self, n: Self::Node) -> impl Iterator<Item = Self::Node> {
+        n.as_array().into_iter().flatten()
+    }
+    fn compact(&self, n: Self::Node, out: &mut Vec<u8>) {
+        // serde_json prints compact JSON; Go's encoder also escapes HTML and U+2028/9.
+        let text = serde_json::to_vec(n).unwrap_or_default();
+        if crate::json_compact::compact(&text, out).is_err() {
+            out.extend_from_slice(&text);
+        }
+    }
+    fn compact_as_is(&self, n: Self::Node, out: &mut Vec<u8>) {
+        let _ = serde_json::to_writer(&mut *out, n);
+    }
+}
+
+pub struct JsonToPb<'s, 'd, S: Source<'d> = Doc<'d>> {
     schema: &'s Schema,
-    doc: &'d Doc<'d>,
+    doc: &'d S,
     validation: FieldValidation,
     /// Unknown and duplicate fields, as upstream words them (`unknown field "spec.foo"`).
     pub reports: Vec<String>,
     path: Vec<Seg<'s>>,
 }
 
-impl<'s, 'd> JsonToPb<'s, 'd> {
-    pub fn new(schema: &'s Schema, doc: &'d Doc<'d>, validation: FieldValidation) -> Self {
+impl<'s, 'd, S: Source<'d>> JsonToPb<'s, 'd, S> {
+    pub fn new(schema: &'s Schema, doc: &'d S, validation: FieldValidation) -> Self {
         JsonToPb {
             schema,
             doc,
@@ -50,7 +151,12 @@ impl<'s, 'd> JsonToPb<'s, 'd> {
     }
 
     /// Encodes the JSON value at `node` as message `id` (its body, no tag).
-    pub fn message(&mut self, id: MsgId, node: usize, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    pub fn message(
+        &mut self,
+        id: MsgId,
+        node: S::Node,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
         self.message_body(id, Some(node), out, true, 0)
     }
 
@@ -88,8 +194,8 @@ impl<'s, 'd> JsonToPb<'s, 'd> {
         self.reports.push(format!("{what} field \"{path}\""));
     }
 
-    fn type_error(&self, node: usize, go_type: &str) -> CodecError {
-        let what = match self.doc.node(node).tok {
+    fn type_error(&self, node: S::Node, go_type: &str) -> CodecError {
+        let what = match self.doc.tok(node) {
             Tok::Null => "null",
             Tok::True | Tok::False => "bool",
             Tok::Num => "number",
@@ -97,8 +203,8 @@ impl<'s, 'd> JsonToPb<'s, 'd> {
             Tok::Arr => "array",
             Tok::Obj => "object",
         };
-        let what = if self.doc.node(node).tok == Tok::Num {
-            format!("number {}", String::from_utf8_lossy(self.doc.raw(node)))
+        let what = if self.doc.tok(node) == Tok::Num {
+            format!("number {}", self.doc.number(node))
         } else {
             what.to_string()
         };
@@ -116,7 +222,7 @@ impl<'s, 'd> JsonToPb<'s, 'd> {
     fn message_body(
         &mut self,
         id: MsgId,
-        node: Option<usize>,
+        node: Option<S::Node>,
         out: &mut Vec<u8>,
         report: bool,
         depth: usize,
@@ -126,28 +232,27 @@ impl<'s, 'd> JsonToPb<'s, 'd> {
         }
         let schema = self.schema;
         let msg = schema.msg(id);
-        let node = node.filter(|&n| self.doc.node(n).tok != Tok::Null);
+        let node = node.filter(|&n| self.doc.tok(n) != Tok::Null);
         if msg.special != Special::None {
             return self.special(msg, node, out, depth);
         }
         if let Some(n) = node
-            && self.doc.node(n).tok != Tok::Obj
+            && self.doc.tok(n) != Tok::Obj
         {
             return Err(self.type_error(n, &format!("v1.{}", msg.short_name())));
         }
-        // Which JSON member feeds each field; u32::MAX: none.
-        let mut slots: smallvec::SmallVec<[u32; 48]> =
-            smallvec::smallvec![u32::MAX; msg.fields.len()];
+        // Which JSON member feeds each field.
+        let mut slots: smallvec::SmallVec<[Option<S::Node>; 48]> =
+            smallvec::smallvec![None; msg.fields.len()];
         if let Some(n) = node {
             let doc = self.doc;
-            for (k, v) in doc.members(n) {
-                let name = doc.str(k);
+            for (name, v) in doc.members(n) {
                 match msg.field_index_by_json(&name) {
                     Some(fi) => {
-                        if slots[fi] != u32::MAX && report {
+                        if slots[fi].is_some() && report {
                             self.report("duplicate", &name);
                         }
-                        slots[fi] = v as u32;
+                        slots[fi] = Some(v);
                     }
                     None if report && !self.known_elsewhere(msg, &name) => {
                         self.report("unknown", &name);
@@ -168,13 +273,13 @@ impl<'s, 'd> JsonToPb<'s, 'd> {
                 continue;
             }
             let value = match slots[fi as usize] {
-                u32::MAX if !f.pb_writes_zero => continue,
+                None if !f.pb_writes_zero => continue,
                 // An absent value field: its zero value, which cannot fail.
-                u32::MAX => {
+                None => {
                     self.field(f, None, out, depth)?;
                     continue;
                 }
-                v => Some(v as usize),
+                v => v,
             };
             self.path.push(Seg::Field(&f.json));
             let r = self.field(f, value, out, depth);
@@ -202,14 +307,14 @@ impl<'s, 'd> JsonToPb<'s, 'd> {
     fn field(
         &mut self,
         f: &'s Field,
-        value: Option<usize>,
+        value: Option<S::Node>,
         out: &mut Vec<u8>,
         depth: usize,
     ) -> Result<(), CodecError> {
-        let value = value.filter(|&n| self.doc.node(n).tok != Tok::Null);
+        let value = value.filter(|&n| self.doc.tok(n) != Tok::Null);
         if f.repeated {
             let Some(n) = value else { return Ok(()) };
-            if self.doc.node(n).tok != Tok::Arr {
+            if self.doc.tok(n) != Tok::Arr {
                 return Err(self.type_error(n, &self.go_type(f)));
             }
             let doc = self.doc;
@@ -236,7 +341,7 @@ impl<'s, 'd> JsonToPb<'s, 'd> {
     fn single(
         &mut self,
         f: &'s Field,
-        value: Option<usize>,
+        value: Option<S::Node>,
         out: &mut Vec<u8>,
         depth: usize,
     ) -> Result<(), CodecError> {
@@ -276,16 +381,16 @@ impl<'s, 'd> JsonToPb<'s, 'd> {
         &mut self,
         f: &'s Field,
         value_ty: MapValue,
-        n: usize,
+        n: S::Node,
         out: &mut Vec<u8>,
         depth: usize,
     ) -> Result<(), CodecError> {
-        if self.doc.node(n).tok != Tok::Obj {
+        if self.doc.tok(n) != Tok::Obj {
             return Err(self.type_error(n, &self.go_type(f)));
         }
         let doc = self.doc;
-        let mut entries: smallvec::SmallVec<[(Cow<'_, str>, usize); 8]> =
-            doc.members(n).map(|(k, v)| (doc.str(k), v)).collect();
+        let mut entries: smallvec::SmallVec<[(Cow<'_, str>, S::Node); 8]> =
+            doc.members(n).collect();
         // Sorted by key, as gogo-protobuf writes maps; for equal keys the last one wins.
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         let mut i = 0;
@@ -298,7 +403,7 @@ impl<'s, 'd> JsonToPb<'s, 'd> {
             let start = begin_len(out, f.number);
             put_bytes_field(out, 1, key.as_bytes());
             self.path.push(Seg::Field(&f.json));
-            let null = doc.node(v).tok == Tok::Null;
+            let null = doc.tok(v) == Tok::Null;
             let r = match value_ty {
                 MapValue::Scalar(Scalar::Bytes) if null => Ok(()),
                 MapValue::Scalar(s) => self.scalar(s, 2, Some(v), s.go_name(), out),
@@ -322,17 +427,17 @@ impl<'s, 'd> JsonToPb<'s, 'd> {
         &mut self,
         s: Scalar,
         number: u32,
-        value: Option<usize>,
+        value: Option<S::Node>,
         go_type: &str,
         out: &mut Vec<u8>,
     ) -> Result<(), CodecError> {
         let doc = self.doc;
-        let value = value.filter(|&n| doc.node(n).tok != Tok::Null);
+        let value = value.filter(|&n| doc.tok(n) != Tok::Null);
         match s {
             Scalar::String => {
                 let text = match value {
                     None => Cow::Borrowed(""),
-                    Some(n) if matches!(doc.node(n).tok, Tok::Str | Tok::StrEsc) => doc.str(n),
+                    Some(n) if matches!(doc.tok(n), Tok::Str | Tok::StrEsc) => doc.text(n),
                     Some(n) => return Err(self.type_error(n, go_type)),
                 };
                 put_bytes_field(out, number, text.as_bytes());
@@ -340,8 +445,8 @@ impl<'s, 'd> JsonToPb<'s, 'd> {
             Scalar::Bytes => {
                 let bytes = match value {
                     None => Vec::new(),
-                    Some(n) if matches!(doc.node(n).tok, Tok::Str | Tok::StrEsc) => {
-                        decode_base64(&doc.str(n)).map_err(|e| {
+                    Some(n) if matches!(doc.tok(n), Tok::Str | Tok::StrEsc) => {
+                        decode_base64(&doc.text(n)).map_err(|e| {
                             CodecError::malformed(format!(
                                 "illegal base64 data in field {}: {e}",
                                 self.path_string(None)
@@ -353,10 +458,13 @@ impl<'s, 'd> JsonToPb<'s, 'd> {
                 put_bytes_field(out, number, &bytes);
             }
             Scalar::Bool => {
-                let b = match value.map(|n| doc.node(n).tok) {
-                    None | Some(Tok::False) => false,
-                    Some(Tok::True) => true,
-                    Some(_) => return Err(self.type_error(value.unwrap_or(0), go_type)),
+                let b = match value {
+                    None => false,
+                    Some(n) => match doc.tok(n) {
+                        Tok::False => false,
+                        Tok::True => true,
+                        _ => return Err(self.type_error(n, go_type)),
+                    },
                 };
                 put_tag(out, number, WIRE_VARINT);
                 out.push(b as u8);
@@ -364,8 +472,7 @@ impl<'s, 'd> JsonToPb<'s, 'd> {
             Scalar::Double | Scalar::Float => {
                 let x: f64 = match value {
                     None => 0.0,
-                    Some(n) if doc.node(n).tok == Tok::Num => std::str::from_utf8(doc.raw(n))
-                        .ok()
+                    Some(n) if doc.tok(n) == Tok::Num => Some(doc.number(n))
                         .and_then(|t| t.parse().ok())
                         .filter(|x: &f64| x.is_finite())
                         .ok_or_else(|| self.type_error(n, go_type))?,
@@ -382,8 +489,7 @@ impl<'s, 'd> JsonToPb<'s, 'd> {
             _ => {
                 let x: i128 = match value {
                     None => 0,
-                    Some(n) if doc.node(n).tok == Tok::Num => std::str::from_utf8(doc.raw(n))
-                        .ok()
+                    Some(n) if doc.tok(n) == Tok::Num => Some(doc.number(n))
                         .and_then(|t| t.parse::<i128>().ok())
                         .filter(|&x| int_fits(s, x))
                         .ok_or_else(|| self.type_error(n, go_type))?,
@@ -406,13 +512,13 @@ impl<'s, 'd> JsonToPb<'s, 'd> {
     fn special(
         &mut self,
         msg: &'s Message,
-        node: Option<usize>,
+        node: Option<S::Node>,
         out: &mut Vec<u8>,
         depth: usize,
     ) -> Result<(), CodecError> {
         let doc = self.doc;
-        let text = |n: usize| -> Option<Cow<'_, str>> {
-            matches!(doc.node(n).tok, Tok::Str | Tok::StrEsc).then(|| doc.str(n))
+        let text = |n: S::Node| -> Option<Cow<'_, str>> {
+            matches!(doc.tok(n), Tok::Str | Tok::StrEsc).then(|| doc.text(n))
         };
         match msg.special {
             Special::Time | Special::MicroTime => {
@@ -466,11 +572,9 @@ impl<'s, 'd> JsonToPb<'s, 'd> {
                 match node {
                     None => canonical.push(b'0'),
                     Some(n) => {
-                        let s: Cow<'_, str> = match doc.node(n).tok {
-                            Tok::Num => {
-                                Cow::Borrowed(std::str::from_utf8(doc.raw(n)).unwrap_or(""))
-                            }
-                            Tok::Str | Tok::StrEsc => doc.str(n),
+                        let s: Cow<'_, str> = match doc.tok(n) {
+                            Tok::Num => doc.number(n),
+                            Tok::Str | Tok::StrEsc => doc.text(n),
                             _ => return Err(self.type_error(n, "resource.Quantity")),
                         };
                         goscalar::canonical_quantity(s.trim(), &mut canonical).map_err(|e| {
@@ -487,11 +591,10 @@ impl<'s, 'd> JsonToPb<'s, 'd> {
             Special::IntOrString => {
                 let (ty, int, s): (u64, i64, Cow<'_, str>) = match node {
                     None => (0, 0, Cow::Borrowed("")),
-                    Some(n) => match doc.node(n).tok {
-                        Tok::Str | Tok::StrEsc => (1, 0, doc.str(n)),
+                    Some(n) => match doc.tok(n) {
+                        Tok::Str | Tok::StrEsc => (1, 0, doc.text(n)),
                         Tok::Num => {
-                            let v = std::str::from_utf8(doc.raw(n))
-                                .ok()
+                            let v = Some(doc.number(n))
                                 .and_then(|t| t.parse::<i32>().ok())
                                 .ok_or_else(|| self.type_error(n, "int32"))?;
                             (0, i64::from(v), Cow::Borrowed(""))
@@ -509,10 +612,7 @@ impl<'s, 'd> JsonToPb<'s, 'd> {
                 if let Some(n) = node {
                     // Compacted straight into the output: the length prefix is patched after.
                     let start = begin_len(out, 1);
-                    if crate::json_compact::compact(doc.raw_value(n), out).is_err() {
-                        // The tape parser already accepted this text; keep its own copy.
-                        doc.write_compact(n, out);
-                    }
+                    doc.compact(n, out);
                     end_len(out, start);
                 }
             }
@@ -520,7 +620,7 @@ impl<'s, 'd> JsonToPb<'s, 'd> {
                 put_bytes_field(out, 1, b"");
                 if let Some(n) = node {
                     let mut raw = Vec::new();
-                    doc.write_compact(n, &mut raw);
+                    doc.compact_as_is(n, &mut raw);
                     put_bytes_field(out, 2, &raw);
                 }
                 put_bytes_field(out, 3, b"");
@@ -528,11 +628,11 @@ impl<'s, 'd> JsonToPb<'s, 'd> {
             }
             Special::StringList => {
                 if let Some(n) = node {
-                    if doc.node(n).tok != Tok::Arr {
+                    if doc.tok(n) != Tok::Arr {
                         return Err(self.type_error(n, "[]string"));
                     }
                     for e in doc.elements(n) {
-                        let s = match doc.node(e).tok {
+                        let s = match doc.tok(e) {
                             Tok::Null => Cow::Borrowed(""),
                             _ => text(e).ok_or_else(|| self.type_error(e, "string"))?,
                         };
@@ -545,7 +645,7 @@ impl<'s, 'd> JsonToPb<'s, 'd> {
                     .schema
                     .schema_props_of(msg)
                     .ok_or_else(|| CodecError::malformed("schema lacks JSONSchemaProps"))?;
-                let tok = node.map(|n| doc.node(n).tok);
+                let tok = node.map(|n| doc.tok(n));
                 match (msg.special, tok, node) {
                     (_, None, _) | (_, _, None) => {
                         if msg.special == Special::PropsOrBool {
@@ -624,18 +724,24 @@ pub struct Decoded {
 
 /// Reads `apiVersion` and `kind` from the top level of a JSON object.
 pub fn type_meta(doc: &Doc<'_>) -> Result<(String, String), CodecError> {
-    if doc.node(0).tok != Tok::Obj {
+    source_type_meta(doc, 0)
+}
+
+fn source_type_meta<'d, S: Source<'d>>(
+    src: &S,
+    root: S::Node,
+) -> Result<(String, String), CodecError> {
+    if src.tok(root) != Tok::Obj {
         return Err(CodecError::malformed(
             "json: cannot unmarshal the body into an object: it is not a JSON object",
         ));
     }
     let mut api_version = String::new();
     let mut kind = String::new();
-    for (k, v) in doc.members(0) {
-        let name = doc.str(k);
+    for (name, v) in src.members(root) {
         if name == "apiVersion" || name == "kind" {
-            let value = match doc.node(v).tok {
-                Tok::Str | Tok::StrEsc => doc.str(v).into_owned(),
+            let value = match src.tok(v) {
+                Tok::Str | Tok::StrEsc => src.text(v).into_owned(),
                 Tok::Null => String::new(),
                 _ => {
                     return Err(CodecError::malformed(format!(
@@ -663,7 +769,29 @@ pub fn json_to_envelope(
     out: &mut Vec<u8>,
 ) -> Result<Decoded, CodecError> {
     let doc = Doc::parse(json)?;
-    let (mut api_version, mut kind) = type_meta(&doc)?;
+    out.reserve(json.len() / 2 + 64);
+    source_to_envelope(&doc, 0, expect, validation, out)
+}
+
+/// `json_to_envelope` of an object already decoded: the same bytes as encoding its
+/// `serde_json` text, without printing and parsing that text.
+pub fn value_to_envelope(
+    value: &serde_json::Value,
+    expect: Option<(&str, &str)>,
+    validation: FieldValidation,
+    out: &mut Vec<u8>,
+) -> Result<Decoded, CodecError> {
+    source_to_envelope(&ValueSource(value), value, expect, validation, out)
+}
+
+fn source_to_envelope<'d, S: Source<'d>>(
+    src: &'d S,
+    root: S::Node,
+    expect: Option<(&str, &str)>,
+    validation: FieldValidation,
+    out: &mut Vec<u8>,
+) -> Result<Decoded, CodecError> {
+    let (mut api_version, mut kind) = source_type_meta(src, root)?;
     if let Some((av, k)) = expect {
         if (!api_version.is_empty() && api_version != av) || (!kind.is_empty() && kind != k) {
             return Err(CodecError::malformed(format!(
@@ -682,13 +810,12 @@ pub fn json_to_envelope(
     let id = schema
         .kind(&api_version, &kind)
         .ok_or_else(|| crate::envelope::unknown_kind(&api_version, &kind))?;
-    let mut enc = JsonToPb::new(schema, &doc, validation);
+    let mut enc = JsonToPb::new(schema, src, validation);
     // Encoded straight into `out` behind the envelope header; the body's length is patched
     // in afterwards (one shift when it needs more than one length byte).
     let start_len = out.len();
-    out.reserve(json.len() / 2 + 64);
     let body = crate::envelope::begin_envelope(&api_version, &kind, out);
-    if let Err(e) = enc.message(id, 0, out) {
+    if let Err(e) = enc.message(id, root, out) {
         out.truncate(start_len);
         return Err(e);
     }

@@ -4,7 +4,8 @@
 //! `data/field-types.tsv` (generated from the v1.36 OpenAPI by `data/gen-field-types.py`) once;
 //! a CRD's comes from its openAPIV3Schema (`Model::from_crd_schema`).
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::FxHashSet;
 use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
@@ -68,17 +69,17 @@ pub struct Model {
     /// Fields present in a struct's zero Go object: true for `{}`, false for `null`.
     zero: HashMap<TypeId, Vec<(String, bool)>>,
     /// Fields of a struct whose zero value Go omits (omitempty on a value, slice or map).
-    omitempty: HashMap<TypeId, std::collections::HashSet<String>>,
+    omitempty: HashMap<TypeId, FxHashSet<String>>,
 }
 
 impl Model {
     fn empty() -> Model {
         Model {
             types: vec![Type::Deduced, Type::Scalar],
-            kinds: HashMap::new(),
+            kinds: HashMap::default(),
             root: None,
-            zero: HashMap::new(),
-            omitempty: HashMap::new(),
+            zero: HashMap::default(),
+            omitempty: HashMap::default(),
         }
     }
 
@@ -173,7 +174,7 @@ fn builtin_object_meta(m: &mut Model) -> TypeId {
     let id = b.root_for("v1", "ConfigMap");
     match b.get(id) {
         Type::Struct { fields, .. } => match fields.get("metadata") {
-            Some(&meta) => copy_type(m, &b, meta, &mut HashMap::new()),
+            Some(&meta) => copy_type(m, &b, meta, &mut HashMap::default()),
             None => DEDUCED,
         },
         _ => DEDUCED,
@@ -267,7 +268,7 @@ fn crd_type(m: &mut Model, s: &Value, depth: usize, meta: TypeId) -> TypeId {
                 .get("x-kubernetes-embedded-resource")
                 .and_then(Value::as_bool)
                 == Some(true);
-            let mut fields = HashMap::new();
+            let mut fields = HashMap::default();
             if let Some(props) = s.get("properties").and_then(Value::as_object) {
                 for (k, v) in props {
                     fields.insert(k.clone(), crd_type(m, v, depth + 1, meta));
@@ -306,7 +307,7 @@ fn crd_type(m: &mut Model, s: &Value, depth: usize, meta: TypeId) -> TypeId {
 /// Parses `field-types.tsv` (see `gen-field-types.py` for its grammar).
 fn parse_builtin(text: &str) -> Model {
     let mut m = Model::empty();
-    let mut named: HashMap<String, TypeId> = HashMap::new();
+    let mut named: HashMap<String, TypeId> = HashMap::default();
     let mut id_of = |m: &mut Model, name: &str| -> TypeId {
         *named
             .entry(name.to_string())
@@ -341,7 +342,7 @@ fn parse_builtin(text: &str) -> Model {
     for (id, ty) in pending {
         m.types[id] = match ty.as_str() {
             "{" | "}" => Type::Struct {
-                fields: HashMap::new(),
+                fields: HashMap::default(),
                 atomic: ty == "}",
                 other: None,
             },

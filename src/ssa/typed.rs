@@ -3,7 +3,7 @@
 //! (`merge`, list items matched by key as structured-merge-diff matches them) and the removal
 //! of owned paths (`remove`). Recursion is bounded by `MAX_VALUE_DEPTH`.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use serde_json::{Map, Value};
 
@@ -146,6 +146,64 @@ struct Prune<'a> {
     strip: Option<&'a FieldSet>,
 }
 
+/// A list's items by element: searched in place when few (most lists, and a create's zero
+/// object has none), through a map when many.
+enum ItemIndex<'i, 'v> {
+    Few(&'i [(PathElement, &'v Value)]),
+    Many(std::collections::BTreeMap<&'i PathElement, &'v Value>),
+}
+
+impl<'i, 'v> ItemIndex<'i, 'v> {
+    fn new(items: &'i [(PathElement, &'v Value)]) -> Self {
+        match items.len() {
+            0..=16 => ItemIndex::Few(items),
+            _ => ItemIndex::Many(items.iter().map(|(p, v)| (p, *v)).collect()),
+        }
+    }
+
+    fn get(&self, pe: &PathElement) -> Option<&'v Value> {
+        match self {
+            ItemIndex::Few(items) => items.iter().find(|(p, _)| p == pe).map(|(_, v)| *v),
+            ItemIndex::Many(m) => m.get(pe).copied(),
+        }
+    }
+}
+
+/// A child of a node: a field by name, or a list item by its element.
+enum Child<'v> {
+    Field(&'v str),
+    Item(PathElement),
+}
+
+impl Child<'_> {
+    fn element(self) -> PathElement {
+        match self {
+            Child::Field(k) => PathElement::Field(k.to_string()),
+            Child::Item(pe) => pe,
+        }
+    }
+
+    fn element_ref(&self) -> std::borrow::Cow<'_, PathElement> {
+        match self {
+            Child::Field(k) => std::borrow::Cow::Owned(PathElement::Field(k.to_string())),
+            Child::Item(pe) => std::borrow::Cow::Borrowed(pe),
+        }
+    }
+
+    /// The `fieldsV1` key.
+    fn encode(&self) -> String {
+        match self {
+            Child::Field(k) => {
+                let mut s = String::with_capacity(k.len() + 2);
+                s.push_str("f:");
+                s.push_str(k);
+                s
+            }
+            Child::Item(pe) => pe.encode(),
+        }
+    }
+}
+
 /// Reads values through one model.
 pub struct Typed<'m> {
     pub model: &'m Model,
@@ -231,28 +289,24 @@ impl Typed<'_> {
         c: &mut Comparison,
         depth: usize,
     ) -> bool {
-        let Some(pairs) = self.child_pairs(t, old, new, depth) else {
-            return true;
-        };
-        for (pe, ct, ov, nv) in pairs {
-            self.compare_child(pe, ct, ov, nv, c, depth);
-        }
-        false
+        !self.child_pairs(t, old, new, depth, &mut |child, ct, ov, nv| {
+            self.compare_child(child.element(), ct, ov, nv, c, depth);
+        })
     }
 
-    /// The children two values of type `t` are compared by: (element, type, old's, new's),
-    /// old's first, then those only new has. A null beside a list or map is an empty one (a
-    /// nil slice of a zero Go object); what Go would leave out of a typed object is not there
-    /// to compare. None when the node is a leaf (either value is one, or one is a list and
-    /// the other a map).
-    #[allow(clippy::type_complexity)]
+    /// Visits the children two values of type `t` are compared by, with their type, old's
+    /// and new's: old's first, then those only new has. A null beside a list or map is an
+    /// empty one (a nil slice of a zero Go object); what Go would leave out of a typed object
+    /// is not there to compare. False when the node is a leaf (either value is one, or one is
+    /// a list and the other a map): nothing is visited.
     fn child_pairs<'v>(
         &self,
         t: TypeId,
         old: Option<&'v Value>,
         new: Option<&'v Value>,
         depth: usize,
-    ) -> Option<Vec<(PathElement, TypeId, Option<&'v Value>, Option<&'v Value>)>> {
+        visit: &mut dyn FnMut(Child<'v>, TypeId, Option<&'v Value>, Option<&'v Value>),
+    ) -> bool {
         let (old, new) = match (old, new) {
             (Some(Value::Null), Some(n)) if n.is_object() || n.is_array() => (None, Some(n)),
             (Some(o), Some(Value::Null)) if o.is_object() || o.is_array() => (Some(o), None),
@@ -266,10 +320,9 @@ impl Typed<'_> {
             _ => true,
         };
         if leaf(&so) || leaf(&sn) || !same_kind {
-            return None;
+            return false;
         }
         let s = sn.or(so).unwrap_or(Shape::Leaf);
-        let mut out = Vec::new();
         match &s {
             Shape::Struct { .. } | Shape::Map(_) => {
                 static EMPTY: std::sync::LazyLock<Map<String, Value>> =
@@ -283,7 +336,7 @@ impl Typed<'_> {
                 let present = |m, k| present(self.model, struct_id, m, k);
                 for k in om.keys() {
                     if let (Some(ov), Some(ct)) = (present(om, k), child_type(&s, k)) {
-                        out.push((PathElement::Field(k.clone()), ct, Some(ov), present(nm, k)));
+                        visit(Child::Field(k), ct, Some(ov), present(nm, k));
                     }
                 }
                 for k in nm.keys() {
@@ -291,7 +344,7 @@ impl Typed<'_> {
                         continue;
                     }
                     if let (Some(nv), Some(ct)) = (present(nm, k), child_type(&s, k)) {
-                        out.push((PathElement::Field(k.clone()), ct, None, Some(nv)));
+                        visit(Child::Field(k), ct, None, Some(nv));
                     }
                 }
             }
@@ -301,22 +354,19 @@ impl Typed<'_> {
                     index_items(kind, items, false, &[]).unwrap_or_default()
                 };
                 let (oi, ni) = (items(old), items(new));
-                let nmap: std::collections::BTreeMap<&PathElement, &Value> =
-                    ni.iter().map(|(p, v)| (p, *v)).collect();
+                let (on, nn) = (ItemIndex::new(&oi), ItemIndex::new(&ni));
                 for (pe, ov) in &oi {
-                    out.push((pe.clone(), *elem, Some(*ov), nmap.get(pe).copied()));
+                    visit(Child::Item(pe.clone()), *elem, Some(*ov), nn.get(pe));
                 }
-                let omap: std::collections::BTreeSet<&PathElement> =
-                    oi.iter().map(|(p, _)| p).collect();
                 for (pe, nv) in ni {
-                    if !omap.contains(&pe) {
-                        out.push((pe, *elem, None, Some(nv)));
+                    if on.get(&pe).is_none() {
+                        visit(Child::Item(pe), *elem, None, Some(nv));
                     }
                 }
             }
-            Shape::Leaf => return None,
+            Shape::Leaf => return false,
         }
-        Some(out)
+        true
     }
 
     fn compare_child(
@@ -387,22 +437,18 @@ impl Typed<'_> {
         out: &mut Map<String, Value>,
         depth: usize,
     ) -> bool {
-        let Some(pairs) = self.child_pairs(t, old, new, depth) else {
-            return true;
-        };
         // A child the new value lacks is removed: nothing of it is added.
-        for (pe, ct, ov, nv) in pairs {
+        !self.child_pairs(t, old, new, depth, &mut |child, ct, ov, nv| {
             if let Some(nv) = nv {
-                self.created_child(pe, ct, ov, nv, prune, out, depth);
+                self.created_child(child, ct, ov, nv, prune, out, depth);
             }
-        }
-        false
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
     fn created_child(
         &self,
-        pe: PathElement,
+        child: Child<'_>,
         t: TypeId,
         old: Option<&Value>,
         new: &Value,
@@ -410,12 +456,20 @@ impl Typed<'_> {
         out: &mut Map<String, Value>,
         depth: usize,
     ) {
-        if prune.ignored.is_some_and(|i| i.is_member(&pe)) {
-            return;
-        }
-        let below = Prune {
-            ignored: prune.ignored.and_then(|i| i.child(&pe)),
-            strip: prune.strip.and_then(|s| s.child(&pe)),
+        // The prune sets are a few fields near the root: deeper, nothing is looked up.
+        let (below, stripped) = match (prune.ignored, prune.strip) {
+            (None, None) => (prune, false),
+            (ignored, strip) => {
+                let pe = child.element_ref();
+                if ignored.is_some_and(|i| i.is_member(&pe)) {
+                    return;
+                }
+                let below = Prune {
+                    ignored: ignored.and_then(|i| i.child(&pe)),
+                    strip: strip.and_then(|s| s.child(&pe)),
+                };
+                (below, strip.is_some_and(|s| s.is_member(&pe)))
+            }
         };
         let mut sub = Map::new();
         let leaf = self.created_at(t, old, Some(new), below, &mut sub, depth + 1);
@@ -423,14 +477,14 @@ impl Typed<'_> {
             (_, None) => true,
             (true, Some(o)) => o != new,
             (false, Some(_)) => false,
-        } && !prune.strip.is_some_and(|s| s.is_member(&pe));
+        } && !stripped;
         if !member && sub.is_empty() {
             return;
         }
         if member && !sub.is_empty() {
             sub.insert(".".into(), Value::Object(Map::new()));
         }
-        out.insert(pe.encode(), Value::Object(sub));
+        out.insert(child.encode(), Value::Object(sub));
     }
 
     /// `config` merged into `live`: config's values win, granular maps and structs merge by
