@@ -19,6 +19,12 @@ use kapi_codec::FieldValidation;
 use kapi_codec::to_json::envelope_to_json;
 use kapi_codec::to_pb::json_to_envelope;
 
+/// kapi-load's pod (three containers with env, probes and mounts: what `loadtest/ab.sh`
+/// creates), beside the small nginx pod.
+#[path = "../loadtest/src/objects.rs"]
+#[allow(dead_code, unused_imports)]
+mod load_objects;
+
 /// A pod as a client sends it: the served nginx pod's JSON, less what the server sets.
 fn pod_body() -> Vec<u8> {
     let mut json = Vec::new();
@@ -45,9 +51,17 @@ fn pod_body() -> Vec<u8> {
 }
 
 fn write_pipeline(c: &mut Criterion) {
+    let load_pod =
+        serde_json::to_vec(&load_objects::pod("pod-1", "kapi-load-0", "node-1")).unwrap();
+    for (group, body) in [("create_pod", pod_body()), ("create_load_pod", load_pod)] {
+        pipeline_of(c, group, &body);
+    }
+}
+
+/// The stages of one create of `body`, and their baseline, as criterion group `group`.
+fn pipeline_of(c: &mut Criterion, group: &str, body: &[u8]) {
     let registry = Registry::builtin();
     let pods = registry.get("", "v1", "pods").unwrap();
-    let body = pod_body();
     let model = Model::builtin();
     let ownership = Ownership {
         model: &model,
@@ -63,11 +77,11 @@ fn write_pipeline(c: &mut Criterion) {
         ownership.update(None, &mut decoded);
         decoded["metadata"]["managedFields"].take()
     };
-    let mut g = c.benchmark_group("create_pod");
+    let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Bytes(body.len() as u64));
     g.bench_function("kapi_pipeline", |b| {
         b.iter(|| {
-            let mut obj: serde_json::Value = serde_json::from_slice(black_box(&body)).unwrap();
+            let mut obj: serde_json::Value = serde_json::from_slice(black_box(body)).unwrap();
             let strategy = &*pods.strategy;
             strategy.default(&mut obj);
             let fields = ownership.created(&obj).unwrap();
@@ -82,7 +96,7 @@ fn write_pipeline(c: &mut Criterion) {
             black_box(stored.len())
         })
     });
-    let mut defaulted: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let mut defaulted: serde_json::Value = serde_json::from_slice(body).unwrap();
     pods.strategy.default(&mut defaulted);
     assert_eq!(ownership.created(&defaulted), Some(set_based(&defaulted)));
     g.bench_function("managed_fields_only", |b| {
@@ -96,7 +110,7 @@ fn write_pipeline(c: &mut Criterion) {
         b.iter(|| {
             out.clear();
             json_to_envelope(
-                black_box(&body),
+                black_box(body),
                 Some(("v1", "Pod")),
                 FieldValidation::Strict,
                 &mut out,

@@ -334,16 +334,21 @@ impl Typed<'_> {
                     _ => None,
                 };
                 let present = |m, k| present(self.model, struct_id, m, k);
-                for k in om.keys() {
-                    if let (Some(ov), Some(ct)) = (present(om, k), child_type(&s, k)) {
+                // A member's own value, unless Go would leave it out.
+                let kept = |k: &str, v: &'v Value| match struct_id {
+                    Some(id) if self.model.omitted(id, k, v) => None,
+                    _ => Some(v),
+                };
+                for (k, ov) in om {
+                    if let (Some(ov), Some(ct)) = (kept(k, ov), child_type(&s, k)) {
                         visit(Child::Field(k), ct, Some(ov), present(nm, k));
                     }
                 }
-                for k in nm.keys() {
-                    if present(om, k).is_some() {
+                for (k, nv) in nm {
+                    if !om.is_empty() && present(om, k).is_some() {
                         continue;
                     }
-                    if let (Some(nv), Some(ct)) = (present(nm, k), child_type(&s, k)) {
+                    if let (Some(nv), Some(ct)) = (kept(k, nv), child_type(&s, k)) {
                         visit(Child::Field(k), ct, None, Some(nv));
                     }
                 }
@@ -411,7 +416,7 @@ impl Typed<'_> {
         ignored: &FieldSet,
         strip: &FieldSet,
     ) -> Map<String, Value> {
-        let mut out = Map::new();
+        let mut out = Vec::new();
         self.created_at(
             t,
             Some(zero),
@@ -423,7 +428,7 @@ impl Typed<'_> {
             &mut out,
             0,
         );
-        out
+        Map::from_iter(out)
     }
 
     /// `compare_at` of a create, writing the added and modified children of one node into
@@ -434,7 +439,7 @@ impl Typed<'_> {
         old: Option<&Value>,
         new: Option<&Value>,
         prune: Prune<'_>,
-        out: &mut Map<String, Value>,
+        out: &mut Vec<(String, Value)>,
         depth: usize,
     ) -> bool {
         // A child the new value lacks is removed: nothing of it is added.
@@ -453,7 +458,7 @@ impl Typed<'_> {
         old: Option<&Value>,
         new: &Value,
         prune: Prune<'_>,
-        out: &mut Map<String, Value>,
+        out: &mut Vec<(String, Value)>,
         depth: usize,
     ) {
         // The prune sets are a few fields near the root: deeper, nothing is looked up.
@@ -471,7 +476,7 @@ impl Typed<'_> {
                 (below, strip.is_some_and(|s| s.is_member(&pe)))
             }
         };
-        let mut sub = Map::new();
+        let mut sub = Vec::new();
         let leaf = self.created_at(t, old, Some(new), below, &mut sub, depth + 1);
         let member = match (leaf, old) {
             (_, None) => true,
@@ -482,9 +487,10 @@ impl Typed<'_> {
             return;
         }
         if member && !sub.is_empty() {
-            sub.insert(".".into(), Value::Object(Map::new()));
+            sub.push((".".into(), Value::Object(Map::new())));
         }
-        out.insert(child.encode(), Value::Object(sub));
+        // Built from the whole level at once: sorted in one pass, no search per key.
+        out.push((child.encode(), Value::Object(Map::from_iter(sub))));
     }
 
     /// `config` merged into `live`: config's values win, granular maps and structs merge by
