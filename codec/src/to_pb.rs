@@ -49,6 +49,32 @@ pub trait Source<'d> {
     fn compact(&self, n: Self::Node, out: &mut Vec<u8>);
     /// Appends the value as compact JSON keeping its own escapes.
     fn compact_as_is(&self, n: Self::Node, out: &mut Vec<u8>);
+    /// The JSON text a placeholder stands for (`raw_json_placeholder`), if `n` is one.
+    fn raw_json(&self, _n: Self::Node) -> Option<&'d str> {
+        None
+    }
+}
+
+/// The one key of a placeholder object standing for JSON text not parsed yet: a create's
+/// `fieldsV1`, printed straight from the object (`kapi::ssa`) and written as it is, instead of
+/// a tree of maps built only to be printed again. The encoder honours it for `FieldsV1` only,
+/// and only when the text is valid JSON; a client's object never keeps one (undecodable
+/// managedFields are reset before the encoder sees them).
+pub const RAW_JSON_KEY: &str = "\u{0}kapi:raw-json";
+
+/// A placeholder for the JSON `text`.
+pub fn raw_json_placeholder(text: String) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    m.insert(RAW_JSON_KEY.into(), serde_json::Value::String(text));
+    serde_json::Value::Object(m)
+}
+
+/// The JSON text of a placeholder.
+pub fn raw_json_text(v: &serde_json::Value) -> Option<&str> {
+    match v.as_object() {
+        Some(m) if m.len() == 1 => m.get(RAW_JSON_KEY)?.as_str(),
+        _ => None,
+    }
 }
 
 impl<'d> Source<'d> for Doc<'d> {
@@ -127,6 +153,9 @@ impl<'d> Source<'d> for ValueSource<'d> {
     }
     fn compact_as_is(&self, n: Self::Node, out: &mut Vec<u8>) {
         let _ = serde_json::to_writer(&mut *out, n);
+    }
+    fn raw_json(&self, n: Self::Node) -> Option<&'d str> {
+        raw_json_text(n)
     }
 }
 
@@ -612,7 +641,13 @@ impl<'s, 'd, S: Source<'d>> JsonToPb<'s, 'd, S> {
                 if let Some(n) = node {
                     // Compacted straight into the output: the length prefix is patched after.
                     let start = begin_len(out, 1);
-                    doc.compact(n, out);
+                    let placed = msg.name.ends_with(".FieldsV1")
+                        && doc.raw_json(n).is_some_and(|text| {
+                            crate::json_compact::compact(text.as_bytes(), out).is_ok()
+                        });
+                    if !placed {
+                        doc.compact(n, out);
+                    }
                     end_len(out, start);
                 }
             }

@@ -491,6 +491,30 @@ impl Chain {
             || self.validating.iter().any(|p| p.name() == name)
     }
 
+    /// Whether a plugin of the chain may read a written object whole (admission webhooks and
+    /// CEL policies, once any is configured): such objects must not hold text placeholders
+    /// (`ssa::materialize`).
+    pub fn reads_whole_objects(&self, api: &Api) -> bool {
+        const CONFIGS: &[&str] = &[
+            "mutatingwebhookconfigurations",
+            "validatingwebhookconfigurations",
+            "mutatingadmissionpolicybindings",
+            "validatingadmissionpolicybindings",
+        ];
+        CONFIGS.iter().any(|resource| {
+            let Some(row) = api
+                .registry
+                .lookup("admissionregistration.k8s.io", "v1", resource)
+            else {
+                return false;
+            };
+            let prefix = format!("{}{}", api.prefix, row.key_prefix);
+            api.cache
+                .resource(prefix.as_bytes())
+                .is_some_and(|rc| rc.snapshot().range(prefix.as_bytes(), b"").next().is_some())
+        })
+    }
+
     pub async fn mutate(
         &self,
         api: &Api,

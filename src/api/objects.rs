@@ -438,6 +438,8 @@ fn encode_for_storage_in(
         m.remove("resourceVersion");
     }
     if res.is_custom() {
+        // Stored as the object's JSON: a create's managedFields parsed first.
+        crate::ssa::materialize(obj);
         return crate::crd::strategy::encode_for_storage(res, obj.clone(), validation);
     }
     // Encoded from the value (not its JSON text) into this thread's scratch buffer: allocated

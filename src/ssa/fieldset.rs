@@ -117,6 +117,20 @@ impl PathElement {
     pub fn encode(&self) -> String {
         match self {
             PathElement::Field(n) => format!("f:{n}"),
+            // Keys sorted by name and distinct (as items are keyed): printed as they are.
+            PathElement::Key(kv) if kv.windows(2).all(|w| w[0].0 < w[1].0) => {
+                let mut out = b"k:{".to_vec();
+                for (i, (k, v)) in kv.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    let _ = serde_json::to_writer(&mut out, k);
+                    out.push(b':');
+                    let _ = serde_json::to_writer(&mut out, v);
+                }
+                out.push(b'}');
+                String::from_utf8(out).unwrap_or_default()
+            }
             PathElement::Key(kv) => {
                 let mut m = Map::new();
                 for (k, v) in kv {

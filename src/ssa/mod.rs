@@ -114,6 +114,26 @@ fn with_annotation(obj: &Value, key: &str, value: &str) -> Value {
     out
 }
 
+/// Parses the `fieldsV1` a create left as text (`Ownership::created`) into the object, for
+/// whatever reads the object's managedFields before it is stored (admission webhooks, CEL
+/// policies, a custom resource's JSON).
+pub fn materialize(obj: &mut Value) {
+    let Some(entries) = obj
+        .pointer_mut("/metadata/managedFields")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    for e in entries {
+        if let Some(f) = e.get_mut("fieldsV1")
+            && let Some(text) = kapi_codec::to_pb::raw_json_text(f)
+            && let Ok(v) = serde_json::from_str::<Value>(text)
+        {
+            *f = v;
+        }
+    }
+}
+
 /// One write's view of ownership: who writes, through which version and endpoint.
 pub struct Ownership<'a> {
     pub model: &'a Model,
@@ -254,13 +274,19 @@ impl Ownership<'_> {
         if fields.is_empty() {
             return None;
         }
+        // Kept as text until it is stored (or read: `materialize`).
+        let fields = String::from_utf8(fields)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         let mut entry = serde_json::Map::new();
         entry.insert("manager".into(), json!(self.manager));
         entry.insert("operation".into(), json!(Operation::Update.as_str()));
         entry.insert("apiVersion".into(), json!(self.api_version));
         entry.insert("time".into(), json!(self.now));
         entry.insert("fieldsType".into(), json!("FieldsV1"));
-        entry.insert("fieldsV1".into(), Value::Object(fields));
+        entry.insert(
+            "fieldsV1".into(),
+            kapi_codec::to_pb::raw_json_placeholder(fields),
+        );
         if !self.subresource.is_empty() {
             entry.insert("subresource".into(), json!(self.subresource));
         }

@@ -123,20 +123,6 @@ fn index_items<'v>(
     Ok(out)
 }
 
-/// Field `k` of `m`, unless Go would leave it out of struct `struct_id`'s objects.
-fn present<'v>(
-    model: &Model,
-    struct_id: Option<TypeId>,
-    m: &'v Map<String, Value>,
-    k: &str,
-) -> Option<&'v Value> {
-    let v = m.get(k)?;
-    match struct_id {
-        Some(id) if model.omitted(id, k, v) => None,
-        _ => Some(v),
-    }
-}
-
 /// What a created object's fields lose on the way to its managedFields: the fields its
 /// endpoint resets (with all below them) and the server-owned ones (members only), each at
 /// the level being walked.
@@ -169,38 +155,98 @@ impl<'i, 'v> ItemIndex<'i, 'v> {
     }
 }
 
-/// A child of a node: a field by name, or a list item by its element.
+/// Appends `s` escaped inside a JSON string as serde_json escapes it: `"`, `\\` and the
+/// control characters, the common ones short (`\\n`), the rest as `\\u00XX`.
+fn escape_into(s: &str, out: &mut Vec<u8>) {
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.extend_from_slice(s.as_bytes());
+        return;
+    }
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let short: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&s.as_bytes()[start..i]);
+        if short.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[(b >> 4) as usize]);
+            out.push(HEX[(b & 0xf) as usize]);
+        } else {
+            out.extend_from_slice(short);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&s.as_bytes()[start..]);
+}
+
+/// One level of `fieldsV1` being written: whether an entry is out already (a comma goes
+/// before the next), and its list items, written apart to be sorted by their keys.
+#[derive(Default)]
+struct Level {
+    written: bool,
+    /// Each item's key (unescaped: what a map of them sorts by) and its printed entry.
+    items: Vec<(String, Vec<u8>)>,
+}
+
+impl Level {
+    /// Appends the level's list items in the order of their keys, as a map of them prints.
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        self.items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (_, item) in self.items.drain(..) {
+            if self.written {
+                out.push(b',');
+            }
+            out.extend_from_slice(&item);
+            self.written = true;
+        }
+    }
+}
+
+/// A child of a node: a field by name, or a list item by its element (and, once printed,
+/// its `fieldsV1` key).
 enum Child<'v> {
     Field(&'v str),
     Item(PathElement),
+    Keyed(PathElement, &'v str),
 }
 
 impl Child<'_> {
     fn element(self) -> PathElement {
         match self {
             Child::Field(k) => PathElement::Field(k.to_string()),
-            Child::Item(pe) => pe,
+            Child::Item(pe) | Child::Keyed(pe, _) => pe,
         }
     }
 
     fn element_ref(&self) -> std::borrow::Cow<'_, PathElement> {
         match self {
             Child::Field(k) => std::borrow::Cow::Owned(PathElement::Field(k.to_string())),
-            Child::Item(pe) => std::borrow::Cow::Borrowed(pe),
+            Child::Item(pe) | Child::Keyed(pe, _) => std::borrow::Cow::Borrowed(pe),
         }
     }
 
-    /// The `fieldsV1` key.
-    fn encode(&self) -> String {
+    /// The `fieldsV1` key as a JSON string, escaped as serde_json escapes.
+    fn write_key(&self, out: &mut Vec<u8>) {
+        out.push(b'"');
         match self {
             Child::Field(k) => {
-                let mut s = String::with_capacity(k.len() + 2);
-                s.push_str("f:");
-                s.push_str(k);
-                s
+                out.extend_from_slice(b"f:");
+                escape_into(k, out);
             }
-            Child::Item(pe) => pe.encode(),
+            Child::Item(pe) => escape_into(&pe.encode(), out),
+            Child::Keyed(_, key) => escape_into(key, out),
         }
+        out.push(b'"');
     }
 }
 
@@ -333,23 +379,40 @@ impl Typed<'_> {
                     Shape::Struct { id, .. } => Some(*id),
                     _ => None,
                 };
-                let present = |m, k| present(self.model, struct_id, m, k);
                 // A member's own value, unless Go would leave it out.
                 let kept = |k: &str, v: &'v Value| match struct_id {
                     Some(id) if self.model.omitted(id, k, v) => None,
                     _ => Some(v),
                 };
-                for (k, ov) in om {
-                    if let (Some(ov), Some(ct)) = (kept(k, ov), child_type(&s, k)) {
-                        visit(Child::Field(k), ct, Some(ov), present(nm, k));
-                    }
-                }
-                for (k, nv) in nm {
-                    if !om.is_empty() && present(om, k).is_some() {
+                // Both maps' keys in one sorted pass (each map iterates sorted): the
+                // children come in key order, as `fieldsV1` lists them.
+                let (mut oi, mut ni) = (om.iter().peekable(), nm.iter().peekable());
+                loop {
+                    let (k, ov, nv) = match (oi.peek(), ni.peek()) {
+                        (None, None) => break,
+                        (Some((ok, _)), Some((nk, _))) if ok == nk => {
+                            let ((k, ov), (_, nv)) = (oi.next().unwrap(), ni.next().unwrap());
+                            (k, Some(ov), Some(nv))
+                        }
+                        (Some((ok, _)), Some((nk, _))) if ok < nk => {
+                            let (k, ov) = oi.next().unwrap();
+                            (k, Some(ov), None)
+                        }
+                        (Some(_), None) => {
+                            let (k, ov) = oi.next().unwrap();
+                            (k, Some(ov), None)
+                        }
+                        _ => {
+                            let (k, nv) = ni.next().unwrap();
+                            (k, None, Some(nv))
+                        }
+                    };
+                    let Some(ct) = child_type(&s, k) else {
                         continue;
-                    }
-                    if let (Some(nv), Some(ct)) = (kept(k, nv), child_type(&s, k)) {
-                        visit(Child::Field(k), ct, None, Some(nv));
+                    };
+                    let (ov, nv) = (ov.and_then(|v| kept(k, v)), nv.and_then(|v| kept(k, v)));
+                    if ov.is_some() || nv.is_some() {
+                        visit(Child::Field(k), ct, ov, nv);
                     }
                 }
             }
@@ -404,10 +467,11 @@ impl Typed<'_> {
         c.removed.add_child(pe, sub.removed);
     }
 
-    /// The `fieldsV1` of what a create sets: what `compare(t, zero, new)` adds or modifies,
-    /// less `ignored` (and all under its members) and less `strip`'s members, encoded as
-    /// `FieldSet::to_fields_v1` encodes it. One walk that builds no sets: every create pays
-    /// for it (`benches/write.rs`), and the sets were most of a pod create's CPU.
+    /// The `fieldsV1` of what a create sets, as compact JSON (serde_json's escapes): what
+    /// `compare(t, zero, new)` adds or modifies, less `ignored` (and all under its members)
+    /// and less `strip`'s members — `FieldSet::to_fields_v1` of that set, printed. One walk
+    /// that builds no sets and no tree: every create pays for it (`benches/write.rs`), and
+    /// they were most of a pod create's CPU. Empty when nothing is owned.
     pub fn created_fields_v1(
         &self,
         t: TypeId,
@@ -415,8 +479,10 @@ impl Typed<'_> {
         new: &Value,
         ignored: &FieldSet,
         strip: &FieldSet,
-    ) -> Map<String, Value> {
-        let mut out = Vec::new();
+    ) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1024);
+        out.push(b'{');
+        let mut level = Level::default();
         self.created_at(
             t,
             Some(zero),
@@ -426,30 +492,58 @@ impl Typed<'_> {
                 strip: Some(strip),
             },
             &mut out,
+            &mut level,
             0,
         );
-        Map::from_iter(out)
+        level.finish(&mut out);
+        if out.len() == 1 {
+            out.clear();
+        } else {
+            out.push(b'}');
+        }
+        out
     }
 
     /// `compare_at` of a create, writing the added and modified children of one node into
-    /// `out`; returns whether the node is a leaf.
+    /// `out` (fields in order, list items into `level` to be sorted); returns whether the node
+    /// is a leaf.
+    #[allow(clippy::too_many_arguments)]
     fn created_at(
         &self,
         t: TypeId,
         old: Option<&Value>,
         new: Option<&Value>,
         prune: Prune<'_>,
-        out: &mut Vec<(String, Value)>,
+        out: &mut Vec<u8>,
+        level: &mut Level,
         depth: usize,
     ) -> bool {
         // A child the new value lacks is removed: nothing of it is added.
         !self.child_pairs(t, old, new, depth, &mut |child, ct, ov, nv| {
             if let Some(nv) = nv {
-                self.created_child(child, ct, ov, nv, prune, out, depth);
+                match child {
+                    Child::Field(_) => {
+                        self.created_child(child, ct, ov, nv, prune, out, level, depth)
+                    }
+                    // A list's items print in the order of their keys' text: each is
+                    // written apart, then sorted.
+                    Child::Item(pe) => {
+                        let key = pe.encode();
+                        let mut item = Vec::new();
+                        let mut alone = Level::default();
+                        let child = Child::Keyed(pe, &key);
+                        self.created_child(child, ct, ov, nv, prune, &mut item, &mut alone, depth);
+                        if !item.is_empty() {
+                            level.items.push((key, item));
+                        }
+                    }
+                    Child::Keyed(..) => {}
+                }
             }
         })
     }
 
+    /// Writes `"key":{…}` for one child when it is owned or has owned children.
     #[allow(clippy::too_many_arguments)]
     fn created_child(
         &self,
@@ -458,7 +552,8 @@ impl Typed<'_> {
         old: Option<&Value>,
         new: &Value,
         prune: Prune<'_>,
-        out: &mut Vec<(String, Value)>,
+        out: &mut Vec<u8>,
+        level: &mut Level,
         depth: usize,
     ) {
         // The prune sets are a few fields near the root: deeper, nothing is looked up.
@@ -476,21 +571,40 @@ impl Typed<'_> {
                 (below, strip.is_some_and(|s| s.is_member(&pe)))
             }
         };
-        let mut sub = Vec::new();
-        let leaf = self.created_at(t, old, Some(new), below, &mut sub, depth + 1);
+        let mark = out.len();
+        if level.written {
+            out.push(b',');
+        }
+        child.write_key(out);
+        out.extend_from_slice(b":{");
+        let body = out.len();
+        // A node new to the object is owned itself: `.` first, kept if it has children.
+        let added = old.is_none() && !stripped;
+        if added {
+            out.extend_from_slice(b"\".\":{}");
+        }
+        let children = out.len();
+        let mut inner = Level {
+            written: added,
+            items: Vec::new(),
+        };
+        let leaf = self.created_at(t, old, Some(new), below, out, &mut inner, depth + 1);
+        inner.finish(out);
+        let parent = out.len() > children;
         let member = match (leaf, old) {
             (_, None) => true,
             (true, Some(o)) => o != new,
             (false, Some(_)) => false,
         } && !stripped;
-        if !member && sub.is_empty() {
+        if !parent {
+            out.truncate(body);
+        }
+        if !member && !parent {
+            out.truncate(mark);
             return;
         }
-        if member && !sub.is_empty() {
-            sub.push((".".into(), Value::Object(Map::new())));
-        }
-        // Built from the whole level at once: sorted in one pass, no search per key.
-        out.push((child.encode(), Value::Object(Map::from_iter(sub))));
+        out.push(b'}');
+        level.written = true;
     }
 
     /// `config` merged into `live`: config's values win, granular maps and structs merge by

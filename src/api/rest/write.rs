@@ -125,6 +125,11 @@ impl Ctx<'_> {
             // create's is taken before its preparation).
             self.track_fields(old, &mut obj)?;
         }
+        // A create's managedFields are text until stored; what reads objects whole reads them
+        // parsed.
+        if self.api.admission.reads_whole_objects(self.api) {
+            crate::ssa::materialize(&mut obj);
+        }
         self.api
             .admission
             .mutate(self.api, attrs, Some(&mut obj))
