@@ -392,14 +392,46 @@ spec: {policyName: copy-hook-label}
     );
     assert_eq!(code, 201, "{body}");
     caught_up(k);
-    k.ok(&["create", "configmap", "hooked", "-n", "via-hook"]);
+    k.ok(&[
+        "create",
+        "configmap",
+        "hooked",
+        "-n",
+        "via-hook",
+        "--from-literal=k=v",
+    ]);
     let cm = get(k, &["get", "configmap", "hooked", "-n", "via-hook"]);
     assert_eq!(cm["metadata"]["labels"]["hooked-by"], "webhook", "{cm}");
     assert_eq!(
         cm["metadata"]["annotations"]["hooked-by"], "webhook",
         "{cm}"
     );
-    assert_eq!(hook.reviews().len(), 1);
+    let reviews = hook.reviews();
+    assert_eq!(reviews.len(), 1);
+    // The webhook sees the create's managedFields as objects (kapi keeps a create's fieldsV1
+    // as text until it is stored, and parses it for whatever reads objects whole).
+    let sent = &reviews[0]["request"]["object"]["metadata"]["managedFields"];
+    assert_eq!(
+        sent[0]["fieldsV1"],
+        json!({"f:data": {".": {}, "f:k": {}}}),
+        "{sent}"
+    );
+    let stored = get(
+        k,
+        &[
+            "get",
+            "configmap",
+            "hooked",
+            "-n",
+            "via-hook",
+            "--show-managed-fields",
+        ],
+    );
+    assert_eq!(
+        stored["metadata"]["managedFields"][0]["fieldsV1"]["f:data"],
+        json!({".": {}, "f:k": {}}),
+        "{stored}"
+    );
 }
 
 /// Alice may create ConfigMaps in `guarded`; Bob may also delete Deployments there.
