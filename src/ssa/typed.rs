@@ -95,6 +95,31 @@ pub fn item_element(kind: &ListKind, item: &Value) -> Result<PathElement, String
     }
 }
 
+/// Appends the `fieldsV1` key text of item `i` of a granular list (`PathElement::encode` of
+/// its element as `index_items` makes it), without building the element for the common
+/// one-key list.
+fn write_item_key(kind: &ListKind, item: &Value, i: usize, out: &mut Vec<u8>) {
+    if let ListKind::Map(keys) = kind
+        && let [(k, default)] = keys.as_slice()
+    {
+        match item.as_object().and_then(|o| o.get(k).or(default.as_ref())) {
+            Some(v) => {
+                out.extend_from_slice(b"k:{");
+                let _ = serde_json::to_writer(&mut *out, k);
+                out.push(b':');
+                let _ = serde_json::to_writer(&mut *out, v);
+                out.push(b'}');
+            }
+            None => {
+                let _ = std::io::Write::write_fmt(out, format_args!("i:{i}"));
+            }
+        }
+        return;
+    }
+    let pe = item_element(kind, item).unwrap_or(PathElement::Index(i));
+    out.extend_from_slice(pe.encode().as_bytes());
+}
+
 /// Items of a granular list by their path elements (the first of duplicates wins), in order.
 fn index_items<'v>(
     kind: &ListKind,
@@ -537,6 +562,7 @@ impl Typed<'_> {
                             level.items.push((key, item));
                         }
                     }
+                    // Only ever made below, for an item being written.
                     Child::Keyed(..) => {}
                 }
             }
@@ -571,6 +597,12 @@ impl Typed<'_> {
                 (below, strip.is_some_and(|s| s.is_member(&pe)))
             }
         };
+        // A node the zero object lacks, with nothing below to prune: all of it is added.
+        if old.is_none() && !stripped && below.ignored.is_none() && below.strip.is_none() {
+            let key = |out: &mut Vec<u8>| child.write_key(out);
+            self.added_child(key, t, new, out, &mut level.written, depth);
+            return;
+        }
         let mark = out.len();
         if level.written {
             out.push(b',');
@@ -605,6 +637,86 @@ impl Typed<'_> {
         }
         out.push(b'}');
         level.written = true;
+    }
+
+    /// The entry of a node new to the object (`created_child` of a node `old` lacks, nothing
+    /// pruned): `"key":{}` for a leaf or a node without children, else `"key":{".":{},…}`
+    /// with every child added. The fast path of a create: no merge with an old value, list
+    /// items keyed into one buffer and written in key order without a buffer each.
+    fn added_child(
+        &self,
+        write_key: impl FnOnce(&mut Vec<u8>),
+        t: TypeId,
+        v: &Value,
+        out: &mut Vec<u8>,
+        written: &mut bool,
+        depth: usize,
+    ) {
+        if *written {
+            out.push(b',');
+        }
+        *written = true;
+        write_key(out);
+        out.extend_from_slice(b":{");
+        let body = out.len();
+        out.extend_from_slice(b"\".\":{}");
+        let children = out.len();
+        self.added_children(t, v, out, depth + 1);
+        if out.len() == children {
+            out.truncate(body);
+        }
+        out.push(b'}');
+    }
+
+    /// The children of a node new to the object, each after a comma.
+    fn added_children(&self, t: TypeId, v: &Value, out: &mut Vec<u8>, depth: usize) {
+        let mut written = true;
+        let s = shape(self.model, t, v, depth);
+        match (&s, v) {
+            (Shape::Struct { .. } | Shape::Map(_), Value::Object(m)) => {
+                let struct_id = match &s {
+                    Shape::Struct { id, .. } => Some(*id),
+                    _ => None,
+                };
+                for (k, cv) in m {
+                    let Some(ct) = child_type(&s, k) else {
+                        continue;
+                    };
+                    if struct_id.is_some_and(|id| self.model.omitted(id, k, cv)) {
+                        continue;
+                    }
+                    let key = |out: &mut Vec<u8>| {
+                        out.extend_from_slice(b"\"f:");
+                        escape_into(k, out);
+                        out.push(b'"');
+                    };
+                    self.added_child(key, ct, cv, out, &mut written, depth);
+                }
+            }
+            (Shape::List(elem, kind), Value::Array(items)) => {
+                // Each item's key text in one buffer; items in the order of their keys, the
+                // first of duplicates kept (as `index_items` keeps it).
+                let mut keys = Vec::with_capacity(items.len() * 24);
+                let mut order: Vec<(usize, usize, usize)> = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    let start = keys.len();
+                    write_item_key(kind, item, i, &mut keys);
+                    order.push((start, keys.len(), i));
+                }
+                order.sort_by(|a, b| keys[a.0..a.1].cmp(&keys[b.0..b.1]).then(a.2.cmp(&b.2)));
+                order.dedup_by(|b, a| keys[a.0..a.1] == keys[b.0..b.1]);
+                for (start, end, i) in order {
+                    let text = std::str::from_utf8(&keys[start..end]).unwrap_or_default();
+                    let key = |out: &mut Vec<u8>| {
+                        out.push(b'"');
+                        escape_into(text, out);
+                        out.push(b'"');
+                    };
+                    self.added_child(key, *elem, &items[i], out, &mut written, depth);
+                }
+            }
+            _ => {}
+        }
     }
 
     /// `config` merged into `live`: config's values win, granular maps and structs merge by
