@@ -21,6 +21,7 @@ pub mod flowcontrol;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod ingest;
+pub mod jsonptr;
 pub mod kinds;
 pub mod kubeconfig;
 pub mod kubelet;

@@ -69,6 +69,22 @@ pub fn raw_json_placeholder(text: String) -> serde_json::Value {
     serde_json::Value::Object(m)
 }
 
+/// Appends a placeholder's text as Go's encoder writes raw JSON; false (nothing appended)
+/// when it is not valid JSON. The text is kapi's own compact print (`kapi::ssa`): unless it
+/// holds a byte Go escapes and serde_json does not (`<`, `>`, `&`, or the lead byte of
+/// U+2028/U+2029), it is copied as it is, without a second parse.
+fn place_raw_json(text: &str, out: &mut Vec<u8>) -> bool {
+    let plain = !text
+        .bytes()
+        .any(|b| matches!(b, b'<' | b'>' | b'&' | 0xE2 | b' ' | b'\n' | b'\r' | b'\t'));
+    let shaped = text.starts_with('{') && text.ends_with('}');
+    if plain && shaped {
+        out.extend_from_slice(text.as_bytes());
+        return true;
+    }
+    crate::json_compact::compact(text.as_bytes(), out).is_ok()
+}
+
 /// The JSON text of a placeholder.
 pub fn raw_json_text(v: &serde_json::Value) -> Option<&str> {
     match v.as_object() {
@@ -642,9 +658,9 @@ impl<'s, 'd, S: Source<'d>> JsonToPb<'s, 'd, S> {
                     // Compacted straight into the output: the length prefix is patched after.
                     let start = begin_len(out, 1);
                     let placed = msg.name.ends_with(".FieldsV1")
-                        && doc.raw_json(n).is_some_and(|text| {
-                            crate::json_compact::compact(text.as_bytes(), out).is_ok()
-                        });
+                        && doc
+                            .raw_json(n)
+                            .is_some_and(|text| place_raw_json(text, out));
                     if !placed {
                         doc.compact(n, out);
                     }

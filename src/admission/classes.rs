@@ -15,6 +15,7 @@
 //!
 //! Classes are read from the watch cache, after it caught up with the store.
 
+use crate::jsonptr::At;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
@@ -29,7 +30,7 @@ fn is(attrs: &Attributes<'_>, group: &str, resource: &str) -> bool {
 }
 
 fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
-    obj.pointer("/metadata/annotations")
+    obj.at("/metadata/annotations")
         .and_then(|a| a.get(key))
         .and_then(Value::as_str)
 }
@@ -42,7 +43,7 @@ fn newest_default(classes: Vec<Value>, annotations: &[&str]) -> Option<Value> {
         .collect();
     defaults.sort_by(|a, b| {
         let created = |v: &Value| {
-            v.pointer("/metadata/creationTimestamp")
+            v.at("/metadata/creationTimestamp")
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string()
@@ -79,7 +80,7 @@ impl Mutating for DefaultStorageClass {
             return Ok(());
         }
         let named = claim
-            .pointer("/spec/storageClassName")
+            .at("/spec/storageClassName")
             .is_some_and(|v| !v.is_null());
         if named || annotation(claim, BETA_CLAIM_CLASS).is_some() {
             return Ok(());
@@ -121,7 +122,7 @@ impl Mutating for DefaultIngressClass {
             return Ok(());
         }
         let named = ingress
-            .pointer("/spec/ingressClassName")
+            .at("/spec/ingressClassName")
             .is_some_and(|v| !v.is_null());
         if named || annotation(ingress, INGRESS_CLASS_ANNOTATION).is_some() {
             return Ok(());
@@ -146,7 +147,7 @@ pub struct PersistentVolumeClaimResize;
 /// A claim's class: `spec.storageClassName`, else the beta annotation.
 fn claim_class(claim: &Value) -> &str {
     claim
-        .pointer("/spec/storageClassName")
+        .at("/spec/storageClassName")
         .and_then(Value::as_str)
         .or_else(|| annotation(claim, BETA_CLAIM_CLASS))
         .unwrap_or("")
@@ -154,7 +155,7 @@ fn claim_class(claim: &Value) -> &str {
 
 fn storage_request(claim: &Value) -> i64 {
     claim
-        .pointer("/spec/resources/requests/storage")
+        .at("/spec/resources/requests/storage")
         .and_then(Value::as_str)
         .and_then(|s| kapi_codec::goscalar::quantity_milli_value(s).ok())
         .unwrap_or(0)
@@ -181,7 +182,7 @@ impl Validating for PersistentVolumeClaimResize {
         if storage_request(claim) <= storage_request(old) {
             return Ok(());
         }
-        if old.pointer("/status/phase").and_then(Value::as_str) != Some("Bound") {
+        if old.at("/status/phase").and_then(Value::as_str) != Some("Bound") {
             return Err(forbidden(
                 attrs,
                 "Only bound persistent volume claims can be expanded",
@@ -212,10 +213,7 @@ async fn runtime_class(
     attrs: &Attributes<'_>,
     pod: &Value,
 ) -> Result<Option<Value>, Status> {
-    let Some(name) = pod
-        .pointer("/spec/runtimeClassName")
-        .and_then(Value::as_str)
-    else {
+    let Some(name) = pod.at("/spec/runtimeClassName").and_then(Value::as_str) else {
         return Ok(None);
     };
     let find = || -> Result<Option<Value>, Status> {
@@ -288,7 +286,7 @@ impl Mutating for RuntimeClass {
         let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
             return Ok(());
         };
-        if let Some(fixed) = class.pointer("/overhead/podFixed").filter(|v| !v.is_null()) {
+        if let Some(fixed) = class.at("/overhead/podFixed").filter(|v| !v.is_null()) {
             if let Some(own) = spec.get("overhead").filter(|v| !v.is_null())
                 && !same_resources(own, fixed)
             {
@@ -362,10 +360,10 @@ impl Validating for RuntimeClass {
             return Ok(());
         }
         let class = runtime_class(api, attrs, pod).await?;
-        let own = pod.pointer("/spec/overhead").filter(|v| !v.is_null());
+        let own = pod.at("/spec/overhead").filter(|v| !v.is_null());
         match class
             .as_ref()
-            .and_then(|c| c.pointer("/overhead/podFixed"))
+            .and_then(|c| c.at("/overhead/podFixed"))
             .filter(|v| !v.is_null())
         {
             Some(fixed) if own.is_none_or(|o| !same_resources(o, fixed)) => Err(forbidden(

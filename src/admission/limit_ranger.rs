@@ -8,6 +8,7 @@
 //! Quantities are compared as milli-units in 128 bits (upstream compares exact decimals; the two
 //! differ only past 9.2·10^15 units, where the milli-value saturates).
 
+use crate::jsonptr::At;
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 
@@ -348,7 +349,7 @@ fn applies(attrs: &Attributes<'_>) -> Option<bool> {
         return None;
     }
     if attrs.old.is_some_and(|o| {
-        !o.pointer("/metadata/deletionTimestamp")
+        !o.at("/metadata/deletionTimestamp")
             .unwrap_or(&Value::Null)
             .is_null()
     }) {

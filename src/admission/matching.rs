@@ -3,6 +3,7 @@
 //! selectors, a policy's `matchResources` (with its exclusions); and the `request` they are
 //! shown (the AdmissionReview's, also CEL's `request`).
 
+use crate::jsonptr::At;
 use serde_json::{Value, json};
 
 use super::{Attributes, Operation, cached_object};
@@ -64,7 +65,7 @@ pub(super) fn selector_selects(selector: &Value, labels: Option<&Value>) -> bool
 }
 
 pub(super) fn labels_of(obj: Option<&Value>) -> Option<&Value> {
-    obj.and_then(|o| o.pointer("/metadata/labels"))
+    obj.and_then(|o| o.at("/metadata/labels"))
 }
 
 /// The namespace selector: a namespaced object's namespace's labels, a Namespace's own;
@@ -89,9 +90,7 @@ pub(super) fn namespace_selected(
     }
     let ns = attrs.namespace.unwrap_or("");
     let namespace = cached_object(api, ("", "v1", "namespaces"), None, ns)?;
-    let labels = namespace
-        .as_ref()
-        .and_then(|n| n.pointer("/metadata/labels"));
+    let labels = namespace.as_ref().and_then(|n| n.at("/metadata/labels"));
     Ok(selector_selects(selector, labels))
 }
 

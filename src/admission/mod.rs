@@ -276,7 +276,7 @@ pub(crate) fn cached_objects(
     namespace: Option<&str>,
 ) -> Result<Vec<Value>, Status> {
     if namespace.is_none() {
-        return cluster_objects(api, group, version, resource);
+        return Ok(cluster_objects(api, group, version, resource)?.to_vec());
     }
     Ok(cached_entries(api, group, version, resource, namespace)?
         .into_iter()
@@ -285,28 +285,28 @@ pub(crate) fn cached_objects(
 }
 
 /// Decoded cluster-scoped objects, per resource, with the cache snapshot they came from.
-type Decoded = (Arc<kapi_cache::Snapshot>, Vec<Value>);
+type Decoded = (Arc<kapi_cache::Snapshot>, Arc<Vec<Value>>);
 
 /// Resources whose decoded objects are kept (each store prefix is one; tests start many).
 const MAX_DECODED: usize = 64;
 
-/// `cached_objects` of a cluster-scoped resource, decoded once per snapshot: every pod
-/// create reads the PriorityClasses, which change a few times in a cluster's life.
-fn cluster_objects(
+/// `cached_objects` of a cluster-scoped resource, decoded once per snapshot and shared: every
+/// pod create reads the PriorityClasses, which change a few times in a cluster's life.
+pub(crate) fn cluster_objects(
     api: &Api,
     group: &str,
     version: &str,
     resource: &str,
-) -> Result<Vec<Value>, Status> {
+) -> Result<Arc<Vec<Value>>, Status> {
     static DECODED: std::sync::LazyLock<std::sync::Mutex<HashMap<String, Decoded>>> =
         std::sync::LazyLock::new(Default::default);
     let Some(row) = api.registry.lookup(group, version, resource) else {
-        return Ok(Vec::new());
+        return Ok(Arc::default());
     };
     let res: &Resource = &row;
     let prefix = format!("{}{}", api.prefix, res.key_prefix);
     let Some(rc) = api.cache.resource(prefix.as_bytes()) else {
-        return Ok(Vec::new());
+        return Ok(Arc::default());
     };
     let snap = rc.snapshot();
     let lock = |m: &'static std::sync::Mutex<HashMap<String, Decoded>>| {
@@ -324,6 +324,7 @@ fn cluster_objects(
             crate::api::objects::to_value(res, &served)
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let objects = Arc::new(objects);
     let mut memo = lock(&DECODED);
     if memo.len() >= MAX_DECODED && !memo.contains_key(&prefix) {
         memo.clear();

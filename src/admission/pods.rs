@@ -19,6 +19,8 @@
 //! read their informers; one not found there is looked for again once the cache caught up with
 //! the store (an object created a moment ago).
 
+use crate::jsonptr::At;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -27,7 +29,6 @@ use serde_json::{Map, Value, json};
 use super::{Attributes, Mutating, Operation, Validating, forbidden};
 use crate::api::server::Api;
 use crate::api::status::Status;
-use crate::authn::lookup::Kind;
 
 /// Where the service-account volume is mounted.
 pub const TOKEN_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -70,9 +71,9 @@ pub struct ServiceAccount;
 impl ServiceAccount {
     /// The account `namespace/name`: from the cache, again once it caught up with the store,
     /// and for `default` up to upstream's ten attempts.
-    async fn account(api: &Api, namespace: &str, name: &str) -> Result<Option<Value>, Status> {
+    async fn account(api: &Api, namespace: &str, name: &str) -> Result<Option<Arc<Value>>, Status> {
         let lookup = &api.service_accounts.lookup;
-        if let Some(sa) = lookup.object(Kind::ServiceAccount, namespace, name)? {
+        if let Some(sa) = lookup.account(namespace, name)? {
             return Ok(Some(sa));
         }
         let attempts = if name == "default" {
@@ -86,7 +87,7 @@ impl ServiceAccount {
                 monoio::time::sleep(pause).await;
             }
             api.catch_up_cache().await?;
-            if let Some(sa) = lookup.object(Kind::ServiceAccount, namespace, name)? {
+            if let Some(sa) = lookup.account(namespace, name)? {
                 return Ok(Some(sa));
             }
         }
@@ -202,7 +203,7 @@ fn limit_secret_references(sa: &Value, spec: &Value) -> Result<(), String> {
         for c in spec[list].as_array().into_iter().flatten() {
             for env in c["env"].as_array().into_iter().flatten() {
                 if let Some(secret) = env
-                    .pointer("/valueFrom/secretKeyRef/name")
+                    .at("/valueFrom/secretKeyRef/name")
                     .and_then(Value::as_str)
                     && !mountable.iter().any(|m| m == secret)
                 {
@@ -255,7 +256,7 @@ fn check_mirror(attrs: &Attributes<'_>, spec: &Value) -> Result<(), Status> {
         .flat_map(|l| spec[*l].as_array().into_iter().flatten())
         .any(|c| {
             c["env"].as_array().into_iter().flatten().any(|e| {
-                !e.pointer("/valueFrom/secretKeyRef")
+                !e.at("/valueFrom/secretKeyRef")
                     .unwrap_or(&Value::Null)
                     .is_null()
             }) || c["envFrom"]
@@ -285,7 +286,7 @@ fn check_mirror(attrs: &Attributes<'_>, spec: &Value) -> Result<(), Status> {
 }
 
 fn is_mirror(pod: &Value) -> bool {
-    pod.pointer("/metadata/annotations")
+    pod.at("/metadata/annotations")
         .and_then(Value::as_object)
         .is_some_and(|a| a.contains_key(MIRROR_ANNOTATION))
 }
@@ -370,7 +371,7 @@ impl Mutating for ServiceAccount {
 }
 
 fn enforced(sa: &Value) -> bool {
-    sa.pointer("/metadata/annotations")
+    sa.at("/metadata/annotations")
         .and_then(|a| a.get(ENFORCE_MOUNTABLE_SECRETS))
         .and_then(Value::as_str)
         .is_some_and(|v| matches!(v, "1" | "t" | "T" | "true" | "TRUE" | "True"))
@@ -392,8 +393,8 @@ fn default_class(classes: &[Value]) -> Option<&Value> {
         .min_by_key(|c| c["value"].as_i64().unwrap_or(0))
 }
 
-async fn priority_classes(api: &Api) -> Result<Vec<Value>, Status> {
-    super::cached_objects(api, "scheduling.k8s.io", "v1", "priorityclasses", None)
+async fn priority_classes(api: &Api) -> Result<Arc<Vec<Value>>, Status> {
+    super::cluster_objects(api, "scheduling.k8s.io", "v1", "priorityclasses")
 }
 
 #[async_trait(?Send)]
@@ -440,7 +441,7 @@ impl Mutating for Priority {
                     let classes = priority_classes(api).await?;
                     match default_class(&classes) {
                         Some(c) => {
-                            if let Some(n) = c.pointer("/metadata/name").and_then(Value::as_str) {
+                            if let Some(n) = c.at("/metadata/name").and_then(Value::as_str) {
                                 spec.insert("priorityClassName".into(), json!(n));
                             }
                             (
@@ -511,8 +512,9 @@ impl Mutating for Priority {
 async fn find_class(api: &Api, name: &str) -> Result<Option<Value>, Status> {
     Ok(priority_classes(api)
         .await?
-        .into_iter()
-        .find(|c| c.pointer("/metadata/name").and_then(Value::as_str) == Some(name)))
+        .iter()
+        .find(|c| c.at("/metadata/name").and_then(Value::as_str) == Some(name))
+        .cloned())
 }
 
 #[async_trait(?Send)]

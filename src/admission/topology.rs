@@ -3,6 +3,7 @@
 //! created with `spec.nodeName` through this plugin, a pod bound through `pods/binding` by the
 //! binding (`rest::computed` asks `node_labels`). Labels the pod already has are kept.
 
+use crate::jsonptr::At;
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 
@@ -72,7 +73,7 @@ impl Mutating for PodTopologyLabels {
         }
         let Some(pod) = obj else { return Ok(()) };
         let Some(node) = pod
-            .pointer("/spec/nodeName")
+            .at("/spec/nodeName")
             .and_then(Value::as_str)
             .filter(|n| !n.is_empty())
             .map(str::to_string)

@@ -274,20 +274,25 @@ impl Api {
         &self,
         ns: &str,
     ) -> Result<Option<Vec<(String, String)>>, Status> {
-        Ok(self.namespace_meta(ns).await?.map(|(_, labels)| labels))
+        Ok(self
+            .namespace_meta(ns, true)
+            .await?
+            .map(|(_, labels)| labels))
     }
 
     /// Whether a namespace is being deleted (None: no such namespace).
     pub async fn namespace_phase(&self, ns: &str) -> Result<Option<bool>, Status> {
         Ok(self
-            .namespace_meta(ns)
+            .namespace_meta(ns, false)
             .await?
             .map(|(terminating, _)| terminating))
     }
 
+    /// Whether namespace `ns` is being deleted, and its labels when `labels` is set.
     async fn namespace_meta(
         &self,
         ns: &str,
+        labels: bool,
     ) -> Result<Option<(bool, Vec<(String, String)>)>, Status> {
         let Some(res) = self.registry.get("", "v1", "namespaces") else {
             return Ok(None);
@@ -314,11 +319,14 @@ impl Api {
         else {
             return Ok(Some((false, Vec::new())));
         };
-        let labels = meta
-            .labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let labels = match labels {
+            true => meta
+                .labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            false => Vec::new(),
+        };
         Ok(Some((meta.deletion_timestamp.is_some(), labels)))
     }
 

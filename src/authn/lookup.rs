@@ -3,6 +3,7 @@
 //! Identity checks need only metadata (uid, deletionTimestamp), read straight from the stored
 //! protobuf; Secrets' data and Pods' spec are decoded to JSON only where they are needed.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use kapi_cache::Cache;
@@ -32,7 +33,13 @@ pub struct Lookup {
     cache: Arc<Cache>,
     /// Per `Kind`, resolved once: a lookup is one key and one snapshot read.
     rows: [Option<Row>; 4],
+    /// ServiceAccounts decoded, by key, with the revision they were decoded at: every pod
+    /// create reads its account, which rarely changes.
+    accounts: std::sync::Mutex<HashMap<bytes::Bytes, (i64, Arc<Value>)>>,
 }
+
+/// ServiceAccounts kept decoded; past this many the memo starts again.
+const MAX_DECODED_ACCOUNTS: usize = 4096;
 
 /// A resource credentials refer to, with its place in the watch cache.
 struct Row {
@@ -58,6 +65,7 @@ impl Lookup {
                 row("nodes"),
             ],
             cache,
+            accounts: Default::default(),
         }
     }
 
@@ -71,6 +79,11 @@ impl Lookup {
 
     /// The stored bytes of `kind` `namespace/name` in the cache's current snapshot.
     fn stored(&self, kind: Kind, namespace: &str, name: &str) -> Option<bytes::Bytes> {
+        self.entry(kind, namespace, name).map(|o| o.value.clone())
+    }
+
+    /// The cache's entry of `kind` `namespace/name` in its current snapshot.
+    fn entry(&self, kind: Kind, namespace: &str, name: &str) -> Option<Arc<kapi_cache::Obj>> {
         let row = self.rows[kind as usize].as_ref()?;
         if name.is_empty() || name.contains('/') || namespace.contains('/') {
             return None;
@@ -82,10 +95,32 @@ impl Lookup {
             key.push('/');
         }
         key.push_str(name);
-        row.cached
-            .snapshot()
-            .get(key.as_bytes())
-            .map(|o| o.value.clone())
+        row.cached.snapshot().get(key.as_bytes()).cloned()
+    }
+
+    /// The ServiceAccount `namespace/name` as served JSON, if the cache has it: decoded once
+    /// per revision of it.
+    pub fn account(&self, namespace: &str, name: &str) -> Result<Option<Arc<Value>>, Status> {
+        let Some(entry) = self.entry(Kind::ServiceAccount, namespace, name) else {
+            return Ok(None);
+        };
+        let Some(res) = self.row(Kind::ServiceAccount) else {
+            return Ok(None);
+        };
+        let lock = || self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((rev, sa)) = lock().get(&entry.key)
+            && *rev == entry.mod_revision
+        {
+            return Ok(Some(sa.clone()));
+        }
+        let served = crate::api::objects::served(res, &entry.value, 0)?;
+        let sa = Arc::new(crate::api::objects::to_value(res, &served)?);
+        let mut memo = lock();
+        if memo.len() >= MAX_DECODED_ACCOUNTS {
+            memo.clear();
+        }
+        memo.insert(entry.key.clone(), (entry.mod_revision, sa.clone()));
+        Ok(Some(sa))
     }
 
     /// The uid and deletion time of `kind` `namespace/name`, if the cache has it.

@@ -33,16 +33,16 @@ impl Strategy for WebhookConfigurations {
     fn default(&self, obj: &mut Value) {
         let Some(o) = obj.as_object_mut() else { return };
         for w in items(o, "webhooks") {
-            or_set(w, "failurePolicy", json!("Fail"));
-            or_set(w, "matchPolicy", json!("Equivalent"));
+            or_set(w, "failurePolicy", "Fail");
+            or_set(w, "matchPolicy", "Equivalent");
             or_set(w, "namespaceSelector", json!({}));
             or_set(w, "objectSelector", json!({}));
             or_set(w, "timeoutSeconds", json!(WEBHOOK_TIMEOUT_SECONDS));
             if self.mutating {
-                or_set(w, "reinvocationPolicy", json!("Never"));
+                or_set(w, "reinvocationPolicy", "Never");
             }
             for r in items(w, "rules") {
-                or_set(r, "scope", json!("*"));
+                or_set(r, "scope", "*");
             }
             if let Some(svc) = existing(w, "clientConfig").and_then(|c| existing(c, "service")) {
                 or_set(svc, "port", json!(443));
@@ -53,12 +53,12 @@ impl Strategy for WebhookConfigurations {
 
 /// `SetDefaults_MatchResources`.
 fn default_match_resources(m: &mut Map<String, Value>) {
-    or_set(m, "matchPolicy", json!("Equivalent"));
+    or_set(m, "matchPolicy", "Equivalent");
     or_set(m, "namespaceSelector", json!({}));
     or_set(m, "objectSelector", json!({}));
     for list in ["resourceRules", "excludeResourceRules"] {
         for r in items(m, list) {
-            or_set(r, "scope", json!("*"));
+            or_set(r, "scope", "*");
         }
     }
 }
@@ -93,7 +93,7 @@ impl Strategy for AdmissionPolicies {
         let Some(s) = obj.as_object_mut().and_then(|o| existing(o, "spec")) else {
             return;
         };
-        or_set(s, "failurePolicy", json!("Fail"));
+        or_set(s, "failurePolicy", "Fail");
         if let Some(m) = existing(s, "matchConstraints") {
             default_match_resources(m);
         }

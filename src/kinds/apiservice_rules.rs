@@ -3,6 +3,7 @@
 //! version, priorities in range, and a local APIService (no service) with no CA bundle or
 //! TLS skipping; a status update checks its conditions' statuses.
 
+use crate::jsonptr::At;
 use serde_json::{Value, json};
 
 use super::NameRule;
@@ -24,7 +25,7 @@ pub fn validate(obj: &Value) -> Vec<Cause> {
     let spec = obj.get("spec").unwrap_or(&empty);
     let (group, version) = (str_at(spec, "group"), str_at(spec, "version"));
     let name = obj
-        .pointer("/metadata/name")
+        .at("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or("");
     let wanted = format!("{version}.{group}");
@@ -105,7 +106,7 @@ pub fn validate(obj: &Value) -> Vec<Cause> {
 /// A status update: each condition's status is True, False or Unknown.
 pub fn validate_status(obj: &Value) -> Vec<Cause> {
     const STATUSES: &[&str] = &["True", "False", "Unknown"];
-    let conditions = obj.pointer("/status/conditions").and_then(Value::as_array);
+    let conditions = obj.at("/status/conditions").and_then(Value::as_array);
     conditions
         .into_iter()
         .flatten()

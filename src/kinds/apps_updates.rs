@@ -4,6 +4,7 @@
 //! the fields upstream lists; a ControllerRevision's data is fixed. Status updates check the
 //! status counters only (`Validate<Kind>StatusUpdate`).
 
+use crate::jsonptr::At;
 use serde_json::{Value, json};
 
 use super::field::{forbidden, invalid, non_negative};
@@ -76,12 +77,8 @@ fn at_most(status: &Value, key: &str, bound: &str, causes: &mut Vec<Cause>) {
 
 /// `status.collisionCount` only grows.
 fn collisions_kept(new: &Value, old: &Value, causes: &mut Vec<Cause>) {
-    let n = new
-        .pointer("/status/collisionCount")
-        .and_then(Value::as_i64);
-    let o = old
-        .pointer("/status/collisionCount")
-        .and_then(Value::as_i64);
+    let n = new.at("/status/collisionCount").and_then(Value::as_i64);
+    let o = old.at("/status/collisionCount").and_then(Value::as_i64);
     if let Some(o) = o
         && n.is_none_or(|n| n < o)
     {

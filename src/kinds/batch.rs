@@ -2,6 +2,7 @@
 //! manual selector (upstream's job strategy `generateSelector`), and `SetDefaults_Job` /
 //! `SetDefaults_CronJob` of `pkg/apis/batch/v1` with the shared pod template defaults.
 
+use crate::jsonptr::At;
 use serde_json::{Map, Value, json};
 
 use super::Strategy;
@@ -58,11 +59,11 @@ impl Strategy for Jobs {
     /// Unless `manualSelector` is true: the template is labelled with the job's uid and name,
     /// and the selector, when absent, selects the uid.
     fn prepare_for_create(&self, obj: &mut Value) {
-        if obj.pointer("/spec/manualSelector") == Some(&json!(true)) {
+        if obj.at("/spec/manualSelector") == Some(&json!(true)) {
             return;
         }
-        let uid = obj.pointer("/metadata/uid").and_then(Value::as_str);
-        let name = obj.pointer("/metadata/name").and_then(Value::as_str);
+        let uid = obj.at("/metadata/uid").and_then(Value::as_str);
+        let name = obj.at("/metadata/name").and_then(Value::as_str);
         let (Some(uid), Some(name)) = (uid.map(str::to_string), name.map(str::to_string)) else {
             return;
         };
@@ -91,7 +92,7 @@ impl Strategy for Jobs {
 
     fn default(&self, obj: &mut Value) {
         let template_labels = obj
-            .pointer("/spec/template/metadata/labels")
+            .at("/spec/template/metadata/labels")
             .and_then(Value::as_object)
             .filter(|l| !l.is_empty())
             .cloned();
@@ -127,13 +128,13 @@ fn default_job_spec(s: &mut Map<String, Value>) {
         "backoffLimit",
         json!(if per_index { i64::from(i32::MAX) } else { 6 }),
     );
-    or_set(s, "completionMode", json!("NonIndexed"));
+    or_set(s, "completionMode", "NonIndexed");
     or_set(s, "suspend", json!(false));
     let has_failure_policy = !unset(s, "podFailurePolicy");
     if let Some(pfp) = existing(s, "podFailurePolicy") {
         for rule in items(pfp, "rules") {
             for cond in items(rule, "onPodConditions") {
-                or_set(cond, "status", json!("True"));
+                or_set(cond, "status", "True");
             }
         }
     }
@@ -171,7 +172,7 @@ impl Strategy for CronJobs {
     fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
         let mut causes =
             super::workload_rules::validate(obj, super::workload_rules::Workload::CronJob);
-        let name = obj.pointer("/metadata/name").and_then(Value::as_str);
+        let name = obj.at("/metadata/name").and_then(Value::as_str);
         if let Some(name) = name.filter(|n| n.len() > MAX_CRON_JOB_NAME) {
             causes.push(super::field::invalid(
                 "metadata.name".into(),
@@ -194,7 +195,7 @@ impl Strategy for CronJobs {
         let Some(s) = obj.as_object_mut().and_then(|o| child(o, "spec")) else {
             return;
         };
-        or_zero(s, "concurrencyPolicy", json!("Allow"));
+        or_zero(s, "concurrencyPolicy", "Allow");
         or_set(s, "suspend", json!(false));
         or_set(s, "successfulJobsHistoryLimit", json!(3));
         or_set(s, "failedJobsHistoryLimit", json!(1));

@@ -5,6 +5,7 @@
 //! node selector, tolerations, scheduling gates, template labels and annotations), and an
 //! Indexed Job may change its completions together with its parallelism.
 
+use crate::jsonptr::At;
 use serde_json::{Value, json};
 
 use super::field::{invalid, non_negative};
@@ -20,10 +21,8 @@ fn spec_of(obj: &Value) -> &Value {
 /// Whether the old Job lets its template's scheduling directives change: suspended, and
 /// never started.
 fn scheduling_mutable(old: &Value) -> bool {
-    let suspended = old.pointer("/spec/suspend") == Some(&json!(true));
-    let started = old
-        .pointer("/status/startTime")
-        .is_some_and(|t| !t.is_null());
+    let suspended = old.at("/spec/suspend") == Some(&json!(true));
+    let started = old.at("/status/startTime").is_some_and(|t| !t.is_null());
     suspended && !started
 }
 
@@ -39,7 +38,7 @@ fn with_scheduling_of(old: &Value, new: &Value) -> Value {
         .as_object_mut();
     if let Some(meta) = meta {
         for key in ["labels", "annotations"] {
-            match new.pointer(&format!("/metadata/{key}")) {
+            match new.at(&format!("/metadata/{key}")) {
                 Some(v) => meta.insert(key.into(), v.clone()),
                 None => meta.remove(key),
             };
@@ -49,12 +48,12 @@ fn with_scheduling_of(old: &Value, new: &Value) -> Value {
         return t;
     };
     for key in ["nodeSelector", "tolerations", "schedulingGates"] {
-        match new.pointer(&format!("/spec/{key}")) {
+        match new.at(&format!("/spec/{key}")) {
             Some(v) => spec.insert(key.into(), v.clone()),
             None => spec.remove(key),
         };
     }
-    let new_affinity = new.pointer("/spec/affinity").filter(|a| !a.is_null());
+    let new_affinity = new.at("/spec/affinity").filter(|a| !a.is_null());
     let node_affinity = new_affinity.and_then(|a| a.get("nodeAffinity")).cloned();
     match (
         new_affinity,
@@ -258,7 +257,7 @@ pub fn job_status(new: &Value, old: &Value) -> Vec<Cause> {
 pub fn cron_job(new: &Value, old: &Value) -> Vec<Cause> {
     let causes = validate(new, Workload::CronJob);
     let had_tz = old
-        .pointer("/spec/schedule")
+        .at("/spec/schedule")
         .and_then(Value::as_str)
         .is_some_and(|s| s.contains("TZ"));
     if !had_tz {

@@ -5,6 +5,7 @@
 //! request must be a PEM `CERTIFICATE REQUEST` whose signature holds, the signer a domain and
 //! path, the usages known ones.
 
+use crate::jsonptr::At;
 use base64::Engine;
 use serde_json::{Value, json};
 
@@ -90,7 +91,7 @@ impl Strategy for CertificateSigningRequests {
     }
 
     fn prepare_for_status_update(&self, obj: &mut Value, old: &Value) {
-        let conditions = old.pointer("/status/conditions").cloned();
+        let conditions = old.at("/status/conditions").cloned();
         if let Some(status) = obj.get_mut("status").and_then(Value::as_object_mut) {
             match conditions {
                 Some(c) => status.insert("conditions".into(), c),
@@ -171,7 +172,7 @@ enum Through {
 }
 
 fn conditions_of<'a>(csr: &'a Value, ty: &str) -> Vec<&'a Value> {
-    csr.pointer("/status/conditions")
+    csr.at("/status/conditions")
         .and_then(Value::as_array)
         .map(|l| l.iter().filter(|c| c["type"] == ty).collect())
         .unwrap_or_default()
@@ -212,7 +213,7 @@ fn update_rules(new: &Value, old: &Value, through: Through) -> Vec<Cause> {
         }
     }
     let certificate = |csr: &Value| {
-        csr.pointer("/status/certificate")
+        csr.at("/status/certificate")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string()

@@ -2,6 +2,7 @@
 //! shared by PersistentVolumeClaims, StatefulSets' claim templates and ephemeral volumes:
 //! access modes, the storage request, class names, volume mode, data sources.
 
+use crate::jsonptr::At;
 use serde_json::{Value, json};
 
 use super::NameRule;
@@ -107,7 +108,7 @@ pub fn spec(spec: Option<&Value>, at: &str, causes: &mut Vec<Cause>) {
         super::workload_rules::label_selector(sel, &format!("{at}.selector"), causes);
     }
     access_modes(&modes, &format!("{at}.accessModes"), causes);
-    match spec.pointer("/resources/requests/storage") {
+    match spec.at("/resources/requests/storage") {
         None | Some(Value::Null) => causes.push(required(format!("{at}.resources[storage]"))),
         Some(q) => positive_quantity(q, format!("{at}.resources[storage]"), causes),
     }

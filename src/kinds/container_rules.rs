@@ -3,6 +3,8 @@
 //! mounts, pull policy, probes and lifecycle handlers, security context. Shared by pods and
 //! every pod template; `at` is the list's path (`spec.containers`, ...).
 
+use crate::jsonptr::At;
+use crate::kinds::field::FieldPath;
 use std::collections::HashSet;
 
 use serde_json::{Value, json};
@@ -324,13 +326,14 @@ fn key_selector(s: &Value, f: &str, causes: &mut Vec<Cause>) {
 fn env(c: &Value, f: &str, causes: &mut Vec<Cause>) {
     let list = c.get("env").and_then(Value::as_array);
     for (j, e) in list.into_iter().flatten().enumerate() {
-        let ef = format!("{f}.env[{j}]");
+        // The item's path is printed only for an error or a valueFrom.
+        let ef = || format!("{f}.env[{j}]");
         let name = str_at(e, "name");
         if name.is_empty() {
-            causes.push(required(format!("{ef}.name")));
+            causes.push(required(format!("{}.name", ef())));
         } else if name.contains('=') || !name.bytes().all(|b| (0x20..0x7f).contains(&b)) {
             causes.push(invalid(
-                format!("{ef}.name"),
+                format!("{}.name", ef()),
                 &json!(name),
                 "a valid environment variable name must consist only of printable ASCII characters other than '='",
             ));
@@ -338,7 +341,7 @@ fn env(c: &Value, f: &str, causes: &mut Vec<Cause>) {
         let Some(from) = e.get("valueFrom").filter(|v| !v.is_null()) else {
             continue;
         };
-        let vf = format!("{ef}.valueFrom");
+        let vf = format!("{}.valueFrom", ef());
         let mut sources = 0;
         if let Some(fs) = from.get("fieldRef").filter(|v| !v.is_null()) {
             sources += 1;
@@ -409,21 +412,22 @@ fn mounts(c: &Value, f: &str, volumes: &HashSet<String>, causes: &mut Vec<Cause>
     let mut paths = HashSet::new();
     let list = c.get("volumeMounts").and_then(Value::as_array);
     for (j, m) in list.into_iter().flatten().enumerate() {
-        let mf = format!("{f}.volumeMounts[{j}]");
+        // The item's path is printed only for an error.
+        let mf = || format!("{f}.volumeMounts[{j}]");
         let name = str_at(m, "name");
         if name.is_empty() {
-            causes.push(required(format!("{mf}.name")));
+            causes.push(required(format!("{}.name", mf())));
         }
         if !volumes.contains(name) {
-            causes.push(not_found(format!("{mf}.name"), &json!(name)));
+            causes.push(not_found(format!("{}.name", mf()), &json!(name)));
         }
         let path = str_at(m, "mountPath");
         if path.is_empty() {
-            causes.push(required(format!("{mf}.mountPath")));
+            causes.push(required(format!("{}.mountPath", mf())));
         }
         if !paths.insert(path) {
             causes.push(invalid(
-                format!("{mf}.mountPath"),
+                format!("{}.mountPath", mf()),
                 &json!(path),
                 "must be unique",
             ));
@@ -432,7 +436,7 @@ fn mounts(c: &Value, f: &str, volumes: &HashSet<String>, causes: &mut Vec<Cause>
             && !["None", "HostToContainer", "Bidirectional"].contains(&p)
         {
             causes.push(not_supported(
-                format!("{mf}.mountPropagation"),
+                format!("{}.mountPropagation", mf()),
                 &json!(p),
                 &["Bidirectional", "HostToContainer", "None"],
             ));
@@ -441,10 +445,15 @@ fn mounts(c: &Value, f: &str, volumes: &HashSet<String>, causes: &mut Vec<Cause>
 }
 
 /// A probe's or handler's port: a number in range, or a valid port name.
-fn port_ref(port: &Value, field: String, causes: &mut Vec<Cause>) {
+fn port_ref(port: &Value, field: impl FieldPath, causes: &mut Vec<Cause>) {
     match port {
         Value::String(s) => {
-            for msg in port_name_errors(s) {
+            let errors = port_name_errors(s);
+            if errors.is_empty() {
+                return;
+            }
+            let field = field.into_path();
+            for msg in errors {
                 causes.push(invalid(field.clone(), port, msg));
             }
         }
@@ -452,7 +461,7 @@ fn port_ref(port: &Value, field: String, causes: &mut Vec<Cause>) {
             let p = other.as_i64().unwrap_or(0);
             if !(1..=65535).contains(&p) {
                 causes.push(invalid(
-                    field,
+                    field.into_path(),
                     &json!(p),
                     "must be between 1 and 65535, inclusive",
                 ));
@@ -491,7 +500,7 @@ fn handler(h: &Value, f: &str, actions: &[&str], causes: &mut Vec<Cause>) {
                 }
                 port_ref(
                     a.get("port").unwrap_or(&json!(0)),
-                    format!("{af}.port"),
+                    format_args!("{af}.port"),
                     causes,
                 );
                 if let Some(s) = a.get("scheme").and_then(Value::as_str)
@@ -506,7 +515,7 @@ fn handler(h: &Value, f: &str, actions: &[&str], causes: &mut Vec<Cause>) {
             }
             "tcpSocket" => port_ref(
                 a.get("port").unwrap_or(&json!(0)),
-                format!("{af}.port"),
+                format_args!("{af}.port"),
                 causes,
             ),
             "grpc" => {
@@ -546,7 +555,7 @@ fn probe(p: &Value, f: &str, kind: &str, causes: &mut Vec<Cause>) {
         "successThreshold",
         "failureThreshold",
     ] {
-        non_negative(p.get(k), format!("{f}.{k}"), causes);
+        non_negative(p.get(k), format_args!("{f}.{k}"), causes);
     }
     if let Some(g) = p
         .get("terminationGracePeriodSeconds")
@@ -594,12 +603,12 @@ fn probes_and_lifecycle(c: &Value, f: &str, causes: &mut Vec<Cause>) {
 }
 
 /// `IsValidUserID`/`IsValidGroupID`: 0 ..= 2^31 - 1.
-pub fn id_range(v: Option<&Value>, field: String, causes: &mut Vec<Cause>) {
+pub fn id_range(v: Option<&Value>, field: impl FieldPath, causes: &mut Vec<Cause>) {
     if let Some(n) = v.and_then(Value::as_i64)
         && !(0..=i64::from(i32::MAX)).contains(&n)
     {
         causes.push(invalid(
-            field,
+            field.into_path(),
             &json!(n),
             "must be between 0 and 2147483647, inclusive",
         ));
@@ -618,8 +627,8 @@ fn security_context(sc: Option<&Value>, f: &str, causes: &mut Vec<Cause>) {
             "disallowed by cluster policy",
         ));
     }
-    id_range(sc.get("runAsUser"), format!("{f}.runAsUser"), causes);
-    id_range(sc.get("runAsGroup"), format!("{f}.runAsGroup"), causes);
+    id_range(sc.get("runAsUser"), format_args!("{f}.runAsUser"), causes);
+    id_range(sc.get("runAsGroup"), format_args!("{f}.runAsGroup"), causes);
     if let Some(p) = sc.get("procMount").and_then(Value::as_str)
         && !["Default", "Unmasked"].contains(&p)
     {
@@ -638,7 +647,7 @@ fn security_context(sc: Option<&Value>, f: &str, causes: &mut Vec<Cause>) {
             ));
         }
         let adds_sys_admin = sc
-            .pointer("/capabilities/add")
+            .at("/capabilities/add")
             .and_then(Value::as_array)
             .is_some_and(|a| a.iter().any(|c| c == "SYS_ADMIN" || c == "CAP_SYS_ADMIN"));
         if adds_sys_admin {

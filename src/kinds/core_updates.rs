@@ -4,6 +4,7 @@
 //! nodes, resource quotas, and the namespace subresources. Each function gives the update's own
 //! causes; the strategies add the create rules where upstream runs them too.
 
+use crate::jsonptr::At;
 use serde_json::{Map, Value};
 
 use super::field::{duplicate, forbidden, immutable, invalid, pruned, same};
@@ -21,11 +22,11 @@ fn spec_of(obj: &Value) -> Map<String, Value> {
 }
 
 fn str_at<'a>(obj: &'a Value, pointer: &str) -> &'a str {
-    obj.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+    obj.at(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
 fn present<'a>(obj: &'a Value, pointer: &str) -> Option<&'a Value> {
-    obj.pointer(pointer).filter(|v| !v.is_null())
+    obj.at(pointer).filter(|v| !v.is_null())
 }
 
 /// The spec members that differ, as the "diff" part of a Forbidden message.
@@ -64,7 +65,7 @@ pub fn claim(new: &Value, old: &Value) -> Vec<Cause> {
         };
     }
     let annotation = |obj: &Value| {
-        obj.pointer("/metadata/annotations")
+        obj.at("/metadata/annotations")
             .and_then(|a| a.get(STORAGE_CLASS_ANNOTATION))
             .and_then(Value::as_str)
             .map(str::to_string)
@@ -106,7 +107,7 @@ pub fn claim(new: &Value, old: &Value) -> Vec<Cause> {
             .and_then(|r| r.get_mut("requests"))
             .and_then(Value::as_object_mut)
     {
-        match old.pointer("/spec/resources/requests/storage") {
+        match old.at("/spec/resources/requests/storage") {
             Some(q) => requests.insert("storage".into(), q.clone()),
             None => requests.remove("storage"),
         };
@@ -125,7 +126,7 @@ pub fn claim(new: &Value, old: &Value) -> Vec<Cause> {
             &format!("{CLAIM_SPEC_FORBIDDEN}\n{}", diff(&old_spec, &new_spec)),
         ));
     }
-    let size = |obj: &Value, p: &str| milli(obj.pointer(p)).unwrap_or(0);
+    let size = |obj: &Value, p: &str| milli(obj.at(p)).unwrap_or(0);
     let new_size = size(new, "/spec/resources/requests/storage");
     if new_size < size(old, "/spec/resources/requests/storage")
         && new_size <= size(old, "/status/capacity/storage")
@@ -267,7 +268,7 @@ pub fn config_map(new: &Value, old: &Value) -> Vec<Cause> {
 /// the external ID never changes, and a node's addresses are distinct.
 pub fn node(new: &Value, old: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
-    let addresses = new.pointer("/status/addresses").and_then(Value::as_array);
+    let addresses = new.at("/status/addresses").and_then(Value::as_array);
     let mut seen = Vec::new();
     for (i, a) in addresses.into_iter().flatten().enumerate() {
         let key = (str_at(a, "/type"), str_at(a, "/address"));
@@ -278,7 +279,7 @@ pub fn node(new: &Value, old: &Value) -> Vec<Cause> {
         seen.push(key);
     }
     let cidrs = |obj: &Value| {
-        obj.pointer("/spec/podCIDRs")
+        obj.at("/spec/podCIDRs")
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default()
@@ -331,7 +332,7 @@ pub fn resource_quota(new: &Value, old: &Value) -> Vec<Cause> {
 /// only if it is a standard one (`kubernetes`).
 pub fn namespace_finalizers(obj: &Value, indexed: bool) -> Vec<Cause> {
     let mut causes = Vec::new();
-    let list = obj.pointer("/spec/finalizers").and_then(Value::as_array);
+    let list = obj.at("/spec/finalizers").and_then(Value::as_array);
     for (i, f) in list.into_iter().flatten().enumerate() {
         let name = f.as_str().unwrap_or("");
         let field = match indexed {

@@ -6,6 +6,7 @@
 //! columns and selectable fields move to `spec.*` when all versions agree: the causes' paths
 //! follow that form (`spec.validation.openAPIV3Schema...` for a single version).
 
+use crate::jsonptr::At;
 use serde_json::{Map, Value, json};
 
 use super::Strategy;
@@ -143,7 +144,7 @@ impl Strategy for CustomResourceDefinitions {
         }
         let mut out = Vec::new();
         let empty = json!({});
-        let accepted = obj.pointer("/status/acceptedNames").unwrap_or(&empty);
+        let accepted = obj.at("/status/acceptedNames").unwrap_or(&empty);
         name_rules(accepted, "status.acceptedNames", &mut out);
         Some(out)
     }
@@ -197,7 +198,7 @@ pub fn set_defaults(obj: &mut Value) {
         }
     }
     let stored_empty = obj
-        .pointer("/status/storedVersions")
+        .at("/status/storedVersions")
         .and_then(Value::as_array)
         .is_none_or(|a| a.is_empty());
     if stored_empty && storage_version(obj).is_some() {
@@ -271,7 +272,7 @@ pub fn validate(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
     let names = spec.get("names").unwrap_or(&empty);
     if old.is_none() {
         let name = obj
-            .pointer("/metadata/name")
+            .at("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or("");
         if name != format!("{}.{group}", s(names, "plural")) {
@@ -286,13 +287,13 @@ pub fn validate(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
     if let Some(old_spec) = old.and_then(|o| o.get("spec")) {
         update_rules(spec, old_spec, old, &mut out);
     }
-    let accepted = obj.pointer("/status/acceptedNames").unwrap_or(&empty);
+    let accepted = obj.at("/status/acceptedNames").unwrap_or(&empty);
     name_rules(accepted, "status.acceptedNames", &mut out);
     stored_versions(obj, &mut out);
     api_approval(obj, old, &mut out);
     let preserve = spec.get("preserveUnknownFields").and_then(Value::as_bool) == Some(true);
     let old_preserve = old
-        .and_then(|o| o.pointer("/spec/preserveUnknownFields"))
+        .and_then(|o| o.at("/spec/preserveUnknownFields"))
         .and_then(Value::as_bool)
         == Some(true);
     if preserve && !old_preserve {
@@ -341,9 +342,7 @@ fn spec_rules(spec: &Value, _old: Option<&Value>, out: &mut Vec<Cause>) {
         .is_none()
     {
         for (i, v) in vs.iter().enumerate() {
-            if v.pointer("/schema/openAPIV3Schema")
-                .is_none_or(Value::is_null)
-            {
+            if v.at("/schema/openAPIV3Schema").is_none_or(Value::is_null) {
                 out.push(required(format!(
                     "spec.versions[{i}].schema.openAPIV3Schema"
                 )));
@@ -354,7 +353,7 @@ fn spec_rules(spec: &Value, _old: Option<&Value>, out: &mut Vec<Cause>) {
     if preserve
         && vs
             .iter()
-            .any(|v| schema_has_defaults(v.pointer("/schema/openAPIV3Schema")))
+            .any(|v| schema_has_defaults(v.at("/schema/openAPIV3Schema")))
     {
         out.push(invalid(
             "spec.preserveUnknownFields".into(),
@@ -531,10 +530,7 @@ fn version_rules(v: &Value, path: &str, status: bool, h: &Hoisted, out: &mut Vec
     }
     let sel = list(v, "selectableFields");
     if !h.selectable_hoisted && !sel.is_empty() {
-        match v
-            .pointer("/schema/openAPIV3Schema")
-            .filter(|s| !s.is_null())
-        {
+        match v.at("/schema/openAPIV3Schema").filter(|s| !s.is_null()) {
             None => out.push(invalid(
                 format!("{path}.selectableFields"),
                 &Value::from(""),
@@ -870,7 +866,7 @@ fn immutable(new: &Value, old: &Value, field: &str, out: &mut Vec<Cause>) {
 }
 
 fn update_rules(spec: &Value, old_spec: &Value, old: Option<&Value>, out: &mut Vec<Cause>) {
-    let at = |v: &Value, p: &str| v.pointer(p).cloned().unwrap_or(Value::from(""));
+    let at = |v: &Value, p: &str| v.at(p).cloned().unwrap_or(Value::from(""));
     if old.is_some_and(established) {
         immutable(
             &at(spec, "/scope"),
@@ -902,7 +898,7 @@ fn update_rules(spec: &Value, old_spec: &Value, old: Option<&Value>, out: &mut V
 fn stored_versions(obj: &Value, out: &mut Vec<Cause>) {
     let field = "status.storedVersions";
     let stored: Vec<&str> = obj
-        .pointer("/status/storedVersions")
+        .at("/status/storedVersions")
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
@@ -946,10 +942,7 @@ fn stored_versions(obj: &Value, out: &mut Vec<Cause>) {
 
 /// `validateAPIApproval`: groups under k8s.io and kubernetes.io need the approval annotation.
 fn api_approval(obj: &Value, old: Option<&Value>, out: &mut Vec<Cause>) {
-    let group = obj
-        .pointer("/spec/group")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let group = obj.at("/spec/group").and_then(Value::as_str).unwrap_or("");
     let protected = group == "k8s.io"
         || group.ends_with(".k8s.io")
         || group == "kubernetes.io"
@@ -959,7 +952,7 @@ fn api_approval(obj: &Value, old: Option<&Value>, out: &mut Vec<Cause>) {
     }
     let state = |o: &Value| -> (u8, String) {
         let a = o
-            .pointer("/metadata/annotations")
+            .at("/metadata/annotations")
             .and_then(Value::as_object)
             .and_then(|m: &Map<String, Value>| m.get(APPROVAL_ANNOTATION))
             .and_then(Value::as_str)
@@ -997,7 +990,7 @@ fn api_approval(obj: &Value, old: Option<&Value>, out: &mut Vec<Cause>) {
         0 => out.push(required_why(field, &reason)),
         3 => {
             let v = obj
-                .pointer("/metadata/annotations")
+                .at("/metadata/annotations")
                 .and_then(|a| a.get(APPROVAL_ANNOTATION))
                 .cloned()
                 .unwrap_or(Value::from(""));

@@ -2,6 +2,7 @@
 //! the legacy rules every Event passes (the regarding object's namespace; once `eventTime` is
 //! set, the reporter, action and reason), and the strict ones of events.k8s.io/v1 writes.
 
+use crate::jsonptr::At;
 use serde_json::{Value, json};
 
 use super::field::{invalid, required};
@@ -73,7 +74,7 @@ pub fn validate(obj: &Value) -> Vec<Cause> {
 /// The legacy rules every Event passes; whether it has an event time.
 fn legacy_rules(obj: &Value, n: &Names, strict: bool, causes: &mut Vec<Cause>) -> bool {
     let ns = obj
-        .pointer("/metadata/namespace")
+        .at("/metadata/namespace")
         .and_then(Value::as_str)
         .unwrap_or("");
     let empty = json!({});

@@ -96,13 +96,37 @@ pub fn not_found(field: String, value: &Value) -> Cause {
     }
 }
 
+/// A field's path, as text or as `format_args!` printed only when a check fails: the checks
+/// of every pod's containers pass far more often than not.
+pub trait FieldPath {
+    fn into_path(self) -> String;
+}
+
+impl FieldPath for String {
+    fn into_path(self) -> String {
+        self
+    }
+}
+
+impl FieldPath for &str {
+    fn into_path(self) -> String {
+        self.to_string()
+    }
+}
+
+impl FieldPath for std::fmt::Arguments<'_> {
+    fn into_path(self) -> String {
+        std::fmt::format(self)
+    }
+}
+
 /// `ValidateNonnegativeField`: a number below 0 at `field`.
-pub fn non_negative(value: Option<&Value>, field: String, causes: &mut Vec<Cause>) {
+pub fn non_negative(value: Option<&Value>, field: impl FieldPath, causes: &mut Vec<Cause>) {
     if let Some(n) = value.and_then(Value::as_i64)
         && n < 0
     {
         causes.push(invalid(
-            field,
+            field.into_path(),
             &json!(n),
             "must be greater than or equal to 0",
         ));

@@ -3,6 +3,7 @@
 //! non-resource rules) and PriorityLevelConfigurations (type, limited or exempt shares, the
 //! limit response and its queuing).
 
+use crate::jsonptr::At;
 use serde_json::{Value, json};
 
 use super::NameRule;
@@ -46,7 +47,7 @@ pub fn flow_schema(obj: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
     let empty = json!({});
     let spec = obj.get("spec").unwrap_or(&empty);
-    let name = obj.pointer("/metadata/name").and_then(Value::as_str);
+    let name = obj.at("/metadata/name").and_then(Value::as_str);
     let prec = spec
         .get("matchingPrecedence")
         .and_then(Value::as_i64)
@@ -78,7 +79,7 @@ pub fn flow_schema(obj: &Value) -> Vec<Cause> {
         ));
     }
     let pl = spec
-        .pointer("/priorityLevelConfiguration/name")
+        .at("/priorityLevelConfiguration/name")
         .and_then(Value::as_str)
         .unwrap_or("");
     let plf = "spec.priorityLevelConfiguration.name".to_string();
@@ -285,7 +286,7 @@ pub fn priority_level(obj: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
     let empty = json!({});
     let spec = obj.get("spec").unwrap_or(&empty);
-    let name = obj.pointer("/metadata/name").and_then(Value::as_str);
+    let name = obj.at("/metadata/name").and_then(Value::as_str);
     let ty = str_at(spec, "type");
     if (name == Some("exempt")) != (ty == "Exempt") {
         causes.push(invalid(

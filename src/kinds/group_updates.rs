@@ -3,6 +3,7 @@
 //! with label values no longer valid; an HPA keeps a minimum of 0 replicas it already had;
 //! their status updates check the status counters.
 
+use crate::jsonptr::At;
 use serde_json::Value;
 
 use super::field::non_negative;
@@ -11,7 +12,7 @@ use crate::api::status::Cause;
 
 /// Whether a stored selector had label values the create rules refuse now.
 fn selector_had_bad_values(old: &Value) -> bool {
-    let Some(sel) = old.pointer("/spec/selector").filter(|s| s.is_object()) else {
+    let Some(sel) = old.at("/spec/selector").filter(|s| s.is_object()) else {
         return false;
     };
     let mut causes = Vec::new();
@@ -46,7 +47,7 @@ pub fn disruption_budget_status(new: &Value, _old: &Value) -> Vec<Cause> {
         "expectedPods",
     ] {
         non_negative(
-            new.pointer(&format!("/status/{key}")),
+            new.at(&format!("/status/{key}")),
             format!("status.{key}"),
             &mut causes,
         );
@@ -58,8 +59,8 @@ pub fn disruption_budget_status(new: &Value, _old: &Value) -> Vec<Cause> {
 /// already had stays allowed (upstream lowers the bound to 0 for it).
 pub fn autoscaler(new: &Value, old: &Value) -> Vec<Cause> {
     let causes = super::hpa_rules::validate(new);
-    let old_zero = old.pointer("/spec/minReplicas").and_then(Value::as_i64) == Some(0);
-    let new_zero = new.pointer("/spec/minReplicas").and_then(Value::as_i64) == Some(0);
+    let old_zero = old.at("/spec/minReplicas").and_then(Value::as_i64) == Some(0);
+    let new_zero = new.at("/spec/minReplicas").and_then(Value::as_i64) == Some(0);
     if !(old_zero && new_zero) {
         return causes;
     }
@@ -74,13 +75,13 @@ pub fn autoscaler(new: &Value, old: &Value) -> Vec<Cause> {
 pub fn autoscaler_status(new: &Value, _old: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
     non_negative(
-        new.pointer("/status/currentReplicas"),
-        "status.currentReplicas".into(),
+        new.at("/status/currentReplicas"),
+        "status.currentReplicas",
         &mut causes,
     );
     non_negative(
-        new.pointer("/status/desiredReplicas"),
-        "status.desiredReplicasa".into(),
+        new.at("/status/desiredReplicas"),
+        "status.desiredReplicasa",
         &mut causes,
     );
     causes

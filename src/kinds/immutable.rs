@@ -2,6 +2,7 @@
 //! `apiequality.Semantic` does: a missing field, `null`, an empty list and an empty map are
 //! the same value. Each kind's update rules (`Strategy::validate_update`) call these.
 
+use crate::jsonptr::At;
 use serde_json::{Map, Value};
 
 use super::field::invalid;
@@ -88,7 +89,7 @@ pub fn selector_text(sel: Option<&Value>) -> String {
 /// `spec.selector` may not change (apps/v1 workloads, Jobs); the cause prints the new selector
 /// as upstream does.
 pub fn immutable_selector(new: &Value, old: &Value, causes: &mut Vec<Cause>) {
-    let (n, o) = (new.pointer("/spec/selector"), old.pointer("/spec/selector"));
+    let (n, o) = (new.at("/spec/selector"), old.at("/spec/selector"));
     if !same(n, o) {
         causes.push(Cause {
             reason: "FieldValueInvalid".into(),

@@ -3,6 +3,7 @@
 //! not IPs); HTTP paths by path type; service or resource backends; TLS hosts and secret names;
 //! the class name and the legacy class annotation agreeing with it.
 
+use crate::jsonptr::At;
 use serde_json::{Value, json};
 
 use super::NameRule;
@@ -252,7 +253,7 @@ pub fn validate(obj: &Value) -> Vec<Cause> {
         }
     }
     if let (Some(annotated), Some(c)) = (
-        obj.pointer("/metadata/annotations")
+        obj.at("/metadata/annotations")
             .and_then(|a| a.get(CLASS_ANNOTATION))
             .and_then(Value::as_str),
         class,

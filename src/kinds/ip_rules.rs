@@ -2,6 +2,7 @@
 //! legacy-field forms of `pkg/apis/core/validation`), and the kinds made of little else:
 //! IPAddresses (named by their canonical address, a parent reference) and ServiceCIDRs.
 
+use crate::jsonptr::At;
 use std::net::IpAddr;
 
 use serde_json::{Value, json};
@@ -152,7 +153,7 @@ impl super::Strategy for IpAddresses {
 
 pub fn ip_address(obj: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
-    let Some(p) = obj.pointer("/spec/parentRef").filter(|v| !v.is_null()) else {
+    let Some(p) = obj.at("/spec/parentRef").filter(|v| !v.is_null()) else {
         return vec![required("spec.parentRef".into())];
     };
     let f = "spec.parentRef";

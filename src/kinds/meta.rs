@@ -2,6 +2,7 @@
 //! kind's rule, generateName, label keys and values, annotation keys and their total size.
 //! Messages and field paths are upstream's, so a 422's causes read the same.
 
+use crate::jsonptr::At;
 use serde_json::Value;
 
 use super::NameRule;
@@ -294,7 +295,7 @@ pub fn validate(obj: &Value, rule: NameRule) -> Vec<Cause> {
 /// rules) and its causes repeat; the message it builds from them does not. kapi reports each once.
 pub fn validate_update(new: &Value, old: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
-    let at = |obj: &Value, k: &str| obj.pointer(&format!("/metadata/{k}")).cloned();
+    let at = |obj: &Value, k: &str| obj.at(&format!("/metadata/{k}")).cloned();
     if at(old, "deletionTimestamp").is_some_and(|v| !v.is_null()) {
         let known = finalizers(old);
         let mut extra: Vec<String> = finalizers(new)

@@ -2,6 +2,7 @@
 //! phase Active; DELETE makes the namespace Terminating, and it goes when the namespace controller
 //! has deleted its contents and emptied `spec.finalizers` (`namespaces/finalize`).
 
+use crate::jsonptr::At;
 use serde_json::{Value, json};
 
 use super::{NameRule, Strategy};
@@ -67,7 +68,7 @@ impl Strategy for Namespaces {
 
     fn default(&self, obj: &mut Value) {
         let name = obj
-            .pointer("/metadata/name")
+            .at("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();

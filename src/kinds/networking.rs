@@ -50,7 +50,7 @@ impl Strategy for NetworkPolicies {
             for rule in items(s, dir) {
                 for p in items(rule, "ports") {
                     // A pointer upstream: "" is a value (refused by validation), not unset.
-                    or_set(p, "protocol", json!("TCP"));
+                    or_set(p, "protocol", "TCP");
                 }
             }
         }
@@ -94,8 +94,8 @@ impl Strategy for EndpointSlices {
     fn default(&self, obj: &mut Value) {
         let Some(o) = obj.as_object_mut() else { return };
         for p in items(o, "ports") {
-            or_set(p, "name", json!(""));
-            or_set(p, "protocol", json!("TCP"));
+            or_set(p, "name", "");
+            or_set(p, "protocol", "TCP");
         }
     }
 }
@@ -112,7 +112,7 @@ impl Strategy for EndpointsStrategy {
         let Some(o) = obj.as_object_mut() else { return };
         for subset in items(o, "subsets") {
             for p in items(subset, "ports") {
-                or_zero(p, "protocol", json!("TCP"));
+                or_zero(p, "protocol", "TCP");
             }
         }
     }

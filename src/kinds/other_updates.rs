@@ -6,13 +6,14 @@
 //! pool and node. Each function gives the update's own causes; the registry rows
 //! (`super::strategy_for`) add the create rules where upstream runs them too.
 
+use crate::jsonptr::At;
 use serde_json::Value;
 
 use super::field::{forbidden, immutable, same};
 use crate::api::status::Cause;
 
 fn present<'a>(obj: &'a Value, pointer: &str) -> Option<&'a Value> {
-    obj.pointer(pointer).filter(|v| !v.is_null())
+    obj.at(pointer).filter(|v| !v.is_null())
 }
 
 /// `pointer` of `new` differs from `old`'s: `field is immutable` at `field`.
@@ -24,7 +25,7 @@ fn fixed(new: &Value, old: &Value, pointer: &str, field: &str) -> Option<Cause> 
 /// A string member where absent and empty are the same (a Go string field).
 fn fixed_string(new: &Value, old: &Value, pointer: &str, field: &str) -> Option<Cause> {
     let text = |obj: &Value| {
-        obj.pointer(pointer)
+        obj.at(pointer)
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string()

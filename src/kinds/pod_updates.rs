@@ -5,6 +5,7 @@
 //! change through `pods/resize`, keeping the pod's QoS class. Each subresource takes only its
 //! own fields from the request, the rest from the stored pod.
 
+use crate::jsonptr::At;
 use serde_json::{Map, Value, json};
 
 use super::field::{forbidden, invalid};
@@ -235,7 +236,7 @@ pub fn prepare_resize(new: &Value, old: &Value) -> Value {
 }
 
 fn is_mirror(pod: &Value) -> bool {
-    pod.pointer("/metadata/annotations")
+    pod.at("/metadata/annotations")
         .and_then(|a| a.get(MIRROR_ANNOTATION))
         .is_some()
 }
@@ -280,7 +281,7 @@ const COMPUTE: [&str; 2] = ["cpu", "memory"];
 fn masked(c: &Value, from: &Value) -> Value {
     let mut c = c.clone();
     for part in ["requests", "limits"] {
-        let old_list = from.pointer(&format!("/resources/{part}"));
+        let old_list = from.at(&format!("/resources/{part}"));
         let Some(res) = c.get_mut("resources").and_then(Value::as_object_mut) else {
             continue;
         };
@@ -307,8 +308,8 @@ fn removed(new: &Value, old: &Value, f: &str, causes: &mut Vec<Cause>) {
         ("limits", "resource limits"),
     ] {
         let pointer = format!("/resources/{part}");
-        let olds = old.pointer(&pointer).and_then(Value::as_object);
-        let news = new.pointer(&pointer).and_then(Value::as_object);
+        let olds = old.at(&pointer).and_then(Value::as_object);
+        let news = new.at(&pointer).and_then(Value::as_object);
         if olds.is_some_and(|o| o.keys().any(|k| news.is_none_or(|n| !n.contains_key(k)))) {
             causes.push(forbidden(
                 format!("{f}.resources.{part}"),
@@ -325,12 +326,12 @@ pub fn validate_resize(pod: &Value, old: &Value) -> Vec<Cause> {
     if is_mirror(old) {
         return alone("static pods cannot be resized");
     }
-    if old.pointer("/spec/os/name").and_then(Value::as_str) == Some("windows") {
+    if old.at("/spec/os/name").and_then(Value::as_str) == Some("windows") {
         return alone("windows pods cannot be resized");
     }
     let (new_spec, old_spec) = (spec_of(pod), spec_of(old));
     let old_qos = old
-        .pointer("/status/qosClass")
+        .at("/status/qosClass")
         .and_then(Value::as_str)
         .map(str::to_string)
         .unwrap_or_else(|| super::pods::qos_of(old_spec).to_string());
@@ -342,9 +343,9 @@ pub fn validate_resize(pod: &Value, old: &Value) -> Vec<Cause> {
         ));
     }
     let first_running = old
-        .pointer("/status/containerStatuses")
+        .at("/status/containerStatuses")
         .and_then(Value::as_array)
-        .and_then(|s| s.iter().find(|c| c.pointer("/state/running").is_some()));
+        .and_then(|s| s.iter().find(|c| c.at("/state/running").is_some()));
     if first_running.is_some_and(|c| c.get("resources").is_none_or(Value::is_null)) {
         causes.push(forbidden(
             "spec".into(),
@@ -353,7 +354,7 @@ pub fn validate_resize(pod: &Value, old: &Value) -> Vec<Cause> {
     }
     let pod_level = |s: &Value| {
         ["requests", "limits"].iter().any(|k| {
-            s.pointer(&format!("/resources/{k}"))
+            s.at(&format!("/resources/{k}"))
                 .and_then(Value::as_object)
                 .is_some_and(|m| !m.is_empty())
         })

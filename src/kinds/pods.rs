@@ -2,6 +2,7 @@
 //! defaults (the shared pod spec ones in `podspec`, and `SetDefaults_Pod`'s own), and DELETE
 //! answering with the pod.
 
+use crate::jsonptr::At;
 use serde_json::{Value, json};
 
 use super::{Strategy, podspec};
@@ -24,16 +25,16 @@ impl Strategy for Pods {
     fn grace_period(&self, obj: &Value, requested: Option<i64>) -> Option<i64> {
         let mut period = requested
             .or_else(|| {
-                obj.pointer("/spec/terminationGracePeriodSeconds")
+                obj.at("/spec/terminationGracePeriodSeconds")
                     .and_then(Value::as_i64)
             })
             .unwrap_or(0);
         let unscheduled = obj
-            .pointer("/spec/nodeName")
+            .at("/spec/nodeName")
             .and_then(Value::as_str)
             .is_none_or(str::is_empty);
         let finished = matches!(
-            obj.pointer("/status/phase").and_then(Value::as_str),
+            obj.at("/status/phase").and_then(Value::as_str),
             Some("Succeeded" | "Failed")
         );
         if unscheduled || finished {
@@ -108,7 +109,9 @@ impl Strategy for Pods {
         if let Some(status) = podspec::child(o, "status") {
             // Computed from the final spec (defaults run again after admission, which may
             // have added requests), as upstream's PrepareForCreate computes it last.
-            status.insert("qosClass".into(), json!(qos));
+            if status.get("qosClass").and_then(Value::as_str) != Some(qos) {
+                status.insert("qosClass".into(), json!(qos));
+            }
         }
     }
 }
@@ -140,8 +143,8 @@ fn qos_class(spec: &serde_json::Map<String, Value>) -> &'static str {
     for list in ["containers", "initContainers"] {
         let cs = spec.get(list).and_then(Value::as_array);
         for c in cs.into_iter().flatten() {
-            let req = c.pointer("/resources/requests").and_then(Value::as_object);
-            let lim = c.pointer("/resources/limits").and_then(Value::as_object);
+            let req = c.at("/resources/requests").and_then(Value::as_object);
+            let lim = c.at("/resources/limits").and_then(Value::as_object);
             let has = |m: Option<&serde_json::Map<String, Value>>, k: &str| {
                 m.and_then(|m| m.get(k)).is_some_and(|q| q != "0")
             };

@@ -18,18 +18,19 @@ pub fn child<'a>(m: &'a mut Map<String, Value>, key: &str) -> Option<&'a mut Map
     v.as_object_mut()
 }
 
-/// Sets `m[key]` when absent or null (a Go pointer left nil).
-pub fn or_set(m: &mut Map<String, Value>, key: &str, value: Value) {
+/// Sets `m[key]` when absent or null (a Go pointer left nil). The value is made only when
+/// set: defaults run twice on every write, and most are there already.
+pub fn or_set(m: &mut Map<String, Value>, key: &str, value: impl Into<Value>) {
     match m.get(key) {
         None | Some(Value::Null) => {
-            m.insert(key.into(), value);
+            m.insert(key.into(), value.into());
         }
         _ => {}
     }
 }
 
 /// Sets `m[key]` when absent, null or its type's zero value (a Go string or number left empty).
-pub fn or_zero(m: &mut Map<String, Value>, key: &str, value: Value) {
+pub fn or_zero(m: &mut Map<String, Value>, key: &str, value: impl Into<Value>) {
     let zero = match m.get(key) {
         None | Some(Value::Null) => true,
         Some(Value::String(s)) => s.is_empty(),
@@ -37,7 +38,7 @@ pub fn or_zero(m: &mut Map<String, Value>, key: &str, value: Value) {
         _ => false,
     };
     if zero {
-        m.insert(key.into(), value);
+        m.insert(key.into(), value.into());
     }
 }
 
@@ -70,11 +71,11 @@ pub fn default_template(template: &mut Map<String, Value>) {
 
 /// `SetDefaults_PodSpec` and everything below it.
 pub fn default_pod_spec(s: &mut Map<String, Value>) {
-    or_zero(s, "dnsPolicy", json!("ClusterFirst"));
-    or_zero(s, "restartPolicy", json!("Always"));
+    or_zero(s, "dnsPolicy", "ClusterFirst");
+    or_zero(s, "restartPolicy", "Always");
     or_set(s, "securityContext", json!({}));
     or_set(s, "terminationGracePeriodSeconds", json!(30));
-    or_zero(s, "schedulerName", json!("default-scheduler"));
+    or_zero(s, "schedulerName", "default-scheduler");
     // The v1 conversion keeps the deprecated serviceAccount field equal to serviceAccountName.
     let sa = s
         .get("serviceAccountName")
@@ -83,7 +84,9 @@ pub fn default_pod_spec(s: &mut Map<String, Value>) {
         .map(str::to_string);
     match sa {
         Some(name) => {
-            s.insert("serviceAccount".into(), json!(name));
+            if s.get("serviceAccount").and_then(Value::as_str) != Some(name.as_str()) {
+                s.insert("serviceAccount".into(), json!(name));
+            }
         }
         None => {
             if let Some(old) = s
@@ -115,9 +118,9 @@ fn default_container(c: &mut Map<String, Value>, host_network: bool) {
     } else {
         "IfNotPresent"
     };
-    or_zero(c, "imagePullPolicy", json!(policy));
-    or_zero(c, "terminationMessagePath", json!("/dev/termination-log"));
-    or_zero(c, "terminationMessagePolicy", json!("File"));
+    or_zero(c, "imagePullPolicy", policy);
+    or_zero(c, "terminationMessagePath", "/dev/termination-log");
+    or_zero(c, "terminationMessagePolicy", "File");
     or_set(c, "resources", json!({}));
     for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
         if let Some(p) = existing(c, probe) {
@@ -132,7 +135,7 @@ fn default_container(c: &mut Map<String, Value>, host_network: bool) {
         }
     }
     for p in items(c, "ports") {
-        or_zero(p, "protocol", json!("TCP"));
+        or_zero(p, "protocol", "TCP");
         if host_network {
             let port = p.get("containerPort").cloned().unwrap_or(json!(0));
             or_zero(p, "hostPort", port);
@@ -140,7 +143,7 @@ fn default_container(c: &mut Map<String, Value>, host_network: bool) {
     }
     for e in items(c, "env") {
         if let Some(f) = existing(e, "valueFrom").and_then(|vf| existing(vf, "fieldRef")) {
-            or_zero(f, "apiVersion", json!("v1"));
+            or_zero(f, "apiVersion", "v1");
         }
     }
 }
@@ -254,11 +257,11 @@ fn default_probe(p: &mut Map<String, Value>) {
 /// HTTPGetAction's path and scheme; a gRPC probe's service (`""`).
 fn default_handler(h: &mut Map<String, Value>) {
     if let Some(g) = existing(h, "httpGet") {
-        or_zero(g, "path", json!("/"));
-        or_zero(g, "scheme", json!("HTTP"));
+        or_zero(g, "path", "/");
+        or_zero(g, "scheme", "HTTP");
     }
     if let Some(g) = existing(h, "grpc") {
-        or_set(g, "service", json!(""));
+        or_set(g, "service", "");
     }
 }
 
@@ -287,25 +290,25 @@ fn default_volume(v: &mut Map<String, Value>) {
         }
     }
     if let Some(h) = existing(v, "hostPath") {
-        or_set(h, "type", json!(""));
+        or_set(h, "type", "");
     }
     if let Some(i) = existing(v, "iscsi") {
-        or_zero(i, "iscsiInterface", json!("default"));
+        or_zero(i, "iscsiInterface", "default");
     }
     if let Some(r) = existing(v, "rbd") {
-        or_zero(r, "pool", json!("rbd"));
-        or_zero(r, "user", json!("admin"));
-        or_zero(r, "keyring", json!("/etc/ceph/keyring"));
+        or_zero(r, "pool", "rbd");
+        or_zero(r, "user", "admin");
+        or_zero(r, "keyring", "/etc/ceph/keyring");
     }
     if let Some(a) = existing(v, "azureDisk") {
-        or_set(a, "cachingMode", json!("ReadWrite"));
-        or_set(a, "fsType", json!("ext4"));
+        or_set(a, "cachingMode", "ReadWrite");
+        or_set(a, "fsType", "ext4");
         or_set(a, "readOnly", json!(false));
-        or_set(a, "kind", json!("Shared"));
+        or_set(a, "kind", "Shared");
     }
     if let Some(s) = existing(v, "scaleIO") {
-        or_zero(s, "storageMode", json!("ThinProvisioned"));
-        or_zero(s, "fsType", json!("xfs"));
+        or_zero(s, "storageMode", "ThinProvisioned");
+        or_zero(s, "fsType", "xfs");
     }
     if let Some(spec) = existing(v, "ephemeral")
         .and_then(|e| existing(e, "volumeClaimTemplate"))
@@ -318,14 +321,14 @@ fn default_volume(v: &mut Map<String, Value>) {
 fn default_downward_items(d: &mut Map<String, Value>) {
     for item in items(d, "items") {
         if let Some(f) = existing(item, "fieldRef") {
-            or_zero(f, "apiVersion", json!("v1"));
+            or_zero(f, "apiVersion", "v1");
         }
     }
 }
 
 /// `SetDefaults_PersistentVolumeClaimSpec`.
 pub fn default_claim_spec(spec: &mut Map<String, Value>) {
-    or_set(spec, "volumeMode", json!("Filesystem"));
+    or_set(spec, "volumeMode", "Filesystem");
 }
 
 /// What `SetDefaults_Pod` adds to the spec's defaults: requests copied from limits, service
@@ -336,14 +339,25 @@ pub fn default_pod_extras(s: &mut Map<String, Value>) {
             let Some(res) = existing(c, "resources") else {
                 continue;
             };
-            let Some(limits) = res.get("limits").and_then(Value::as_object).cloned() else {
+            let Some(limits) = res.get("limits").and_then(Value::as_object) else {
                 continue;
             };
             if limits.is_empty() {
                 continue;
             }
+            // Only the limits requests lack are copied (defaults run again on a defaulted
+            // pod, where nothing is).
+            let requests = res.get("requests").and_then(Value::as_object);
+            let missing: Vec<(String, Value)> = limits
+                .iter()
+                .filter(|(k, _)| !requests.is_some_and(|r| r.contains_key(*k)))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            if requests.is_some() && missing.is_empty() {
+                continue;
+            }
             if let Some(req) = child(res, "requests") {
-                for (k, v) in limits {
+                for (k, v) in missing {
                     req.entry(k).or_insert(v);
                 }
             }

@@ -5,6 +5,7 @@
 //! topology spread, names it refers to). Causes carry upstream's field paths and reasons; `at`
 //! is the spec's path (`spec`, `spec.template.spec`, ...).
 
+use crate::kinds::field::FieldPath;
 use std::collections::HashSet;
 
 use serde_json::{Value, json};
@@ -58,11 +59,11 @@ const VOLUME_SOURCES: &[&str] = &[
 
 const FILE_MODE_MSG: &str = "must be a number between 0 and 0777 (octal), both inclusive";
 
-fn file_mode(v: Option<&Value>, field: String, causes: &mut Vec<Cause>) {
+fn file_mode(v: Option<&Value>, field: impl FieldPath, causes: &mut Vec<Cause>) {
     if let Some(m) = v.and_then(Value::as_i64)
         && !(0..=0o777).contains(&m)
     {
-        causes.push(invalid(field, &json!(m), FILE_MODE_MSG));
+        causes.push(invalid(field.into_path(), &json!(m), FILE_MODE_MSG));
     }
 }
 
@@ -96,7 +97,7 @@ fn key_items(items: Option<&Value>, f: &str, causes: &mut Vec<Cause>) {
             causes.push(required(format!("{kf}.key")));
         }
         local_path(str_at(item, "path"), format!("{kf}.path"), causes);
-        file_mode(item.get("mode"), format!("{kf}.mode"), causes);
+        file_mode(item.get("mode"), format_args!("{kf}.mode"), causes);
     }
 }
 
@@ -107,14 +108,22 @@ pub(super) fn volume_source(kind: &str, src: &Value, f: &str, causes: &mut Vec<C
             if str_at(src, "name").is_empty() {
                 causes.push(required(format!("{f}.name")));
             }
-            file_mode(src.get("defaultMode"), format!("{f}.defaultMode"), causes);
+            file_mode(
+                src.get("defaultMode"),
+                format_args!("{f}.defaultMode"),
+                causes,
+            );
             key_items(src.get("items"), f, causes);
         }
         "secret" => {
             if str_at(src, "secretName").is_empty() {
                 causes.push(required(format!("{f}.secretName")));
             }
-            file_mode(src.get("defaultMode"), format!("{f}.defaultMode"), causes);
+            file_mode(
+                src.get("defaultMode"),
+                format_args!("{f}.defaultMode"),
+                causes,
+            );
             key_items(src.get("items"), f, causes);
         }
         "persistentVolumeClaim" if str_at(src, "claimName").is_empty() => {
@@ -159,11 +168,19 @@ pub(super) fn volume_source(kind: &str, src: &Value, f: &str, causes: &mut Vec<C
             causes.push(required(format!("{f}.driver")));
         }
         "downwardAPI" => {
-            file_mode(src.get("defaultMode"), format!("{f}.defaultMode"), causes);
+            file_mode(
+                src.get("defaultMode"),
+                format_args!("{f}.defaultMode"),
+                causes,
+            );
             downward_items(src.get("items"), f, causes);
         }
         "projected" => {
-            file_mode(src.get("defaultMode"), format!("{f}.defaultMode"), causes);
+            file_mode(
+                src.get("defaultMode"),
+                format_args!("{f}.defaultMode"),
+                causes,
+            );
             let sources = src.get("sources").and_then(Value::as_array);
             for (k, p) in sources.into_iter().flatten().enumerate() {
                 let pf = format!("{f}.sources[{k}]");
@@ -254,7 +271,7 @@ fn downward_items(items: Option<&Value>, f: &str, causes: &mut Vec<Cause>) {
     {
         let kf = format!("{f}.items[{k}]");
         local_path(str_at(item, "path"), format!("{kf}.path"), causes);
-        file_mode(item.get("mode"), format!("{kf}.mode"), causes);
+        file_mode(item.get("mode"), format_args!("{kf}.mode"), causes);
         let field_ref = item.get("fieldRef").filter(|v| !v.is_null());
         let resource_ref = item.get("resourceFieldRef").filter(|v| !v.is_null());
         match (field_ref, resource_ref) {
@@ -497,11 +514,11 @@ fn pod_security_context(sc: Option<&Value>, f: &str, causes: &mut Vec<Cause>) {
         return;
     };
     for k in ["runAsUser", "runAsGroup", "fsGroup"] {
-        id_range(sc.get(k), format!("{f}.{k}"), causes);
+        id_range(sc.get(k), format_args!("{f}.{k}"), causes);
     }
     let groups = sc.get("supplementalGroups").and_then(Value::as_array);
     for (i, g) in groups.into_iter().flatten().enumerate() {
-        id_range(Some(g), format!("{f}.supplementalGroups[{i}]"), causes);
+        id_range(Some(g), format_args!("{f}.supplementalGroups[{i}]"), causes);
     }
     if let Some(p) = sc.get("fsGroupChangePolicy").and_then(Value::as_str)
         && !["OnRootMismatch", "Always"].contains(&p)

@@ -3,6 +3,7 @@
 //! Role (RoleBindings) or ClusterRole in the RBAC group, and each subject is a ServiceAccount
 //! (core group), User or Group (RBAC group) with a name.
 
+use crate::jsonptr::At;
 use serde_json::{Value, json};
 
 use super::podspec_rules::{not_supported, required, required_why};
@@ -170,9 +171,7 @@ impl Strategy for Rbac {
 /// JSON of upstream's internal RoleRef (its Go field names, in their order).
 fn role_ref_changed(obj: &Value) -> Cause {
     let part = |k: &str| {
-        let v = obj
-            .pointer(&format!("/roleRef/{k}"))
-            .and_then(Value::as_str);
+        let v = obj.at(&format!("/roleRef/{k}")).and_then(Value::as_str);
         json!(v.unwrap_or(""))
     };
     Cause {

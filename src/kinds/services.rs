@@ -2,6 +2,7 @@
 //! `SetDefaults_Service`, and on update the type-dependent fields dropped (`service_updates`).
 //! IP families are settled where addresses are allocated (`service_families`, `api::rest`).
 
+use crate::jsonptr::At;
 use serde_json::{Map, Value, json};
 
 use super::podspec::{child, items, or_set, or_zero};
@@ -47,7 +48,7 @@ impl Strategy for Services {
 }
 
 fn default_service_spec(s: &mut Map<String, Value>) {
-    or_zero(s, "sessionAffinity", json!("None"));
+    or_zero(s, "sessionAffinity", "None");
     match s.get("sessionAffinity").and_then(Value::as_str) {
         Some("None") => {
             s.remove("sessionAffinityConfig");
@@ -55,7 +56,7 @@ fn default_service_spec(s: &mut Map<String, Value>) {
         Some("ClientIP") => {
             let timeout = s
                 .get("sessionAffinityConfig")
-                .and_then(|c| c.pointer("/clientIP/timeoutSeconds"));
+                .and_then(|c| c.at("/clientIP/timeoutSeconds"));
             if matches!(timeout, None | Some(Value::Null)) {
                 s.insert(
                     "sessionAffinityConfig".into(),
@@ -65,14 +66,14 @@ fn default_service_spec(s: &mut Map<String, Value>) {
         }
         _ => {}
     }
-    or_zero(s, "type", json!("ClusterIP"));
+    or_zero(s, "type", "ClusterIP");
     let ty = s
         .get("type")
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
     for p in items(s, "ports") {
-        or_zero(p, "protocol", json!("TCP"));
+        or_zero(p, "protocol", "TCP");
         let target_unset = match p.get("targetPort") {
             None | Some(Value::Null) => true,
             Some(Value::Number(n)) => n.as_i64() == Some(0),
@@ -92,10 +93,10 @@ fn default_service_spec(s: &mut Map<String, Value>) {
     let externally_accessible =
         ty == "LoadBalancer" || ty == "NodePort" || (ty == "ClusterIP" && has_external_ips);
     if externally_accessible {
-        or_zero(s, "externalTrafficPolicy", json!("Cluster"));
+        or_zero(s, "externalTrafficPolicy", "Cluster");
     }
     if matches!(ty.as_str(), "ClusterIP" | "NodePort" | "LoadBalancer") {
-        or_set(s, "internalTrafficPolicy", json!("Cluster"));
+        or_set(s, "internalTrafficPolicy", "Cluster");
     }
     if ty == "LoadBalancer" {
         or_set(s, "allocateLoadBalancerNodePorts", json!(true));

@@ -2,6 +2,7 @@
 //! `metadata.generation`): RBAC bindings, HorizontalPodAutoscalers, FlowSchemas and priority
 //! levels, PriorityClasses, Secrets, LimitRanges and the storage kinds.
 
+use crate::jsonptr::At;
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
@@ -148,7 +149,7 @@ impl Strategy for PriorityClasses {
 
     fn default(&self, obj: &mut Value) {
         if let Some(o) = obj.as_object_mut() {
-            or_set(o, "preemptionPolicy", json!("PreemptLowerPriority"));
+            or_set(o, "preemptionPolicy", "PreemptLowerPriority");
         }
     }
 }
@@ -170,7 +171,7 @@ impl Strategy for Secrets {
 
     fn default(&self, obj: &mut Value) {
         let Some(o) = obj.as_object_mut() else { return };
-        or_zero(o, "type", json!("Opaque"));
+        or_zero(o, "type", "Opaque");
         let Some(Value::Object(strings)) = o.remove("stringData") else {
             return;
         };
@@ -243,8 +244,8 @@ impl Strategy for StorageClasses {
 
     fn default(&self, obj: &mut Value) {
         if let Some(o) = obj.as_object_mut() {
-            or_set(o, "reclaimPolicy", json!("Delete"));
-            or_set(o, "volumeBindingMode", json!("Immediate"));
+            or_set(o, "reclaimPolicy", "Delete");
+            or_set(o, "volumeBindingMode", "Immediate");
         }
     }
 }
@@ -264,7 +265,7 @@ impl Strategy for CsiDrivers {
         or_set(s, "attachRequired", json!(true));
         or_set(s, "podInfoOnMount", json!(false));
         or_set(s, "storageCapacity", json!(false));
-        or_set(s, "fsGroupPolicy", json!("ReadWriteOnceWithFSType"));
+        or_set(s, "fsGroupPolicy", "ReadWriteOnceWithFSType");
         let no_modes = s
             .get("volumeLifecycleModes")
             .and_then(Value::as_array)
@@ -300,14 +301,14 @@ impl Strategy for PersistentVolumes {
     fn default(&self, obj: &mut Value) {
         let Some(o) = obj.as_object_mut() else { return };
         if let Some(s) = child(o, "spec") {
-            or_zero(s, "persistentVolumeReclaimPolicy", json!("Retain"));
-            or_set(s, "volumeMode", json!("Filesystem"));
+            or_zero(s, "persistentVolumeReclaimPolicy", "Retain");
+            or_set(s, "volumeMode", "Filesystem");
             if let Some(h) = existing(s, "hostPath") {
-                or_set(h, "type", json!(""));
+                or_set(h, "type", "");
             }
         }
         if let Some(st) = child(o, "status") {
-            or_zero(st, "phase", json!("Pending"));
+            or_zero(st, "phase", "Pending");
         }
     }
 }
@@ -339,7 +340,7 @@ impl Strategy for PersistentVolumeClaims {
             default_claim_spec(s);
         }
         if let Some(st) = child(o, "status") {
-            or_zero(st, "phase", json!("Pending"));
+            or_zero(st, "phase", "Pending");
         }
     }
 }
@@ -354,7 +355,7 @@ pub struct ResourceClaims {
 impl Strategy for ResourceClaims {
     fn validate_create(&self, obj: &Value) -> Vec<crate::api::status::Cause> {
         match self.template {
-            true => super::resource_rules::claim_spec(obj.pointer("/spec/spec"), "spec.spec"),
+            true => super::resource_rules::claim_spec(obj.at("/spec/spec"), "spec.spec"),
             false => super::resource_rules::claim_spec(obj.get("spec"), "spec"),
         }
     }
@@ -389,7 +390,7 @@ impl Strategy for ResourceClaims {
 }
 
 fn default_exact_request(e: &mut Map<String, Value>) {
-    or_zero(e, "allocationMode", json!("ExactCount"));
+    or_zero(e, "allocationMode", "ExactCount");
     if e.get("allocationMode") == Some(&json!("ExactCount")) {
         or_zero(e, "count", json!(1));
     }

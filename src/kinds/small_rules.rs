@@ -2,6 +2,7 @@
 //! CIDRs), LimitRanges, PodDisruptionBudgets, PriorityClasses, RuntimeClasses, Leases and
 //! IngressClasses (their controller).
 
+use crate::jsonptr::At;
 use std::collections::HashSet;
 
 use serde_json::{Value, json};
@@ -91,7 +92,7 @@ pub fn node(obj: &Value) -> Vec<Cause> {
 pub fn limit_range(obj: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
     let mut types = HashSet::new();
-    let limits = obj.pointer("/spec/limits").and_then(Value::as_array);
+    let limits = obj.at("/spec/limits").and_then(Value::as_array);
     for (i, l) in limits.into_iter().flatten().enumerate() {
         let f = format!("spec.limits[{i}]");
         let ty = str_at(l, "type");
@@ -122,7 +123,7 @@ pub fn limit_range(obj: &Value) -> Vec<Cause> {
             }
         }
         if ty == "PersistentVolumeClaim" {
-            let storage = |k: &str| l.pointer(&format!("/{k}/storage")).is_some();
+            let storage = |k: &str| l.at(&format!("/{k}/storage")).is_some();
             if !storage("min") && !storage("max") {
                 let why =
                     "either minimum or maximum storage value is required, but neither was provided";
@@ -256,7 +257,7 @@ pub fn disruption_budget(obj: &Value) -> Vec<Cause> {
 pub fn priority_class(obj: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
     let name = obj
-        .pointer("/metadata/name")
+        .at("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or("");
     let value = obj.get("value").and_then(Value::as_i64).unwrap_or(0);
@@ -350,7 +351,7 @@ pub fn ingress_class(obj: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
     let f = "spec.controller";
     let c = obj
-        .pointer("/spec/controller")
+        .at("/spec/controller")
         .and_then(Value::as_str)
         .unwrap_or("");
     if c.len() > 250 {
@@ -398,7 +399,7 @@ pub fn controller_revision(obj: &Value) -> Vec<Cause> {
             "data is mandatory",
         ));
     }
-    super::field::non_negative(obj.get("revision"), "revision".into(), &mut causes);
+    super::field::non_negative(obj.get("revision"), "revision", &mut causes);
     causes
 }
 
@@ -427,7 +428,7 @@ pub fn secret(obj: &Value) -> Vec<Cause> {
         }
         "kubernetes.io/service-account-token" => {
             let named = obj
-                .pointer("/metadata/annotations/kubernetes.io~1service-account.name")
+                .at("/metadata/annotations/kubernetes.io~1service-account.name")
                 .and_then(Value::as_str)
                 .is_some_and(|n| !n.is_empty());
             if !named {

@@ -5,6 +5,7 @@
 //! its hostname and subdomain cleared and each claim template as a volume ahead of the
 //! template's own volumes (a template volume named like a claim is dropped).
 
+use crate::jsonptr::At;
 use std::collections::HashSet;
 
 use serde_json::{Value, json};
@@ -95,10 +96,7 @@ fn effective_template(template: &Value, claims: &[Value]) -> Value {
     }
     let mut names = Vec::new();
     for c in claims {
-        let name = c
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let name = c.at("/metadata/name").and_then(Value::as_str).unwrap_or("");
         if !names.contains(&name) {
             names.push(name);
         }
@@ -159,17 +157,9 @@ pub fn validate(obj: &Value, causes: &mut Vec<Cause>) {
             causes,
         );
     }
-    non_negative(spec.get("replicas"), "spec.replicas".into(), causes);
-    non_negative(
-        spec.get("minReadySeconds"),
-        "spec.minReadySeconds".into(),
-        causes,
-    );
-    non_negative(
-        spec.pointer("/ordinals/start"),
-        "spec.ordinals.start".into(),
-        causes,
-    );
+    non_negative(spec.get("replicas"), "spec.replicas", causes);
+    non_negative(spec.get("minReadySeconds"), "spec.minReadySeconds", causes);
+    non_negative(spec.at("/ordinals/start"), "spec.ordinals.start", causes);
     let service = str_at(spec, "serviceName");
     if !service.is_empty() {
         for msg in name_errors(NameRule::Label, service, false) {

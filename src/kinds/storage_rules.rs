@@ -2,6 +2,7 @@
 //! PersistentVolume part of `pkg/apis/core/validation`): PersistentVolumes, StorageClasses,
 //! VolumeAttachments, VolumeAttributesClasses and CSIStorageCapacities.
 
+use crate::jsonptr::At;
 use serde_json::{Value, json};
 
 use super::claim_rules::{access_modes, positive_quantity};
@@ -246,7 +247,7 @@ pub fn persistent_volume(obj: &Value) -> Vec<Cause> {
         ));
     }
     volume_source(spec, &mut causes);
-    let host_path = spec.pointer("/hostPath/path").and_then(Value::as_str);
+    let host_path = spec.at("/hostPath/path").and_then(Value::as_str);
     if host_path.is_some_and(|p| p.trim_end_matches('/').is_empty() && !p.is_empty())
         && policy == "Recycle"
     {

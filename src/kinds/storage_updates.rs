@@ -5,13 +5,14 @@
 //! VolumeAttributesClass's driver and parameters, and what a CSIStorageCapacity measures.
 //! Each function gives the update's own causes; the strategies add the create rules.
 
+use crate::jsonptr::At;
 use serde_json::Value;
 
 use super::field::{forbidden, immutable, invalid, same};
 use crate::api::status::Cause;
 
 fn present<'a>(obj: &'a Value, pointer: &str) -> Option<&'a Value> {
-    obj.pointer(pointer).filter(|v| !v.is_null())
+    obj.at(pointer).filter(|v| !v.is_null())
 }
 
 fn forbidden_change(new: &Value, old: &Value, key: &str, causes: &mut Vec<Cause>) {
@@ -76,7 +77,7 @@ pub fn csi_driver(new: &Value, old: &Value) -> Vec<Cause> {
 /// allocatable count, which upstream lets the kubelet update).
 pub fn csi_node(new: &Value, old: &Value) -> Vec<Cause> {
     let drivers = |obj: &Value| -> Vec<Value> {
-        obj.pointer("/spec/drivers")
+        obj.at("/spec/drivers")
             .and_then(Value::as_array)
             .map(|l| {
                 l.iter()

@@ -5,6 +5,7 @@
 //! with the restart policies the owner allows. StatefulSets' own rules are in
 //! `statefulset_rules`.
 
+use crate::jsonptr::At;
 use serde_json::{Value, json};
 
 use super::field::{
@@ -134,7 +135,7 @@ pub(super) fn mismatch(template: Option<&Value>, at: &str) -> Cause {
     invalid(
         format!("{at}.metadata.labels"),
         template
-            .and_then(|t| t.pointer("/metadata/labels"))
+            .and_then(|t| t.at("/metadata/labels"))
             .unwrap_or(&Value::Null),
         "`selector` does not match template `labels`",
     )
@@ -144,7 +145,7 @@ pub(super) fn mismatch(template: Option<&Value>, at: &str) -> Cause {
 pub(super) fn selects_template(sel: &Selector<'_>, template: Option<&Value>) -> bool {
     let empty = json!({});
     let labels = template
-        .and_then(|t| t.pointer("/metadata/labels"))
+        .and_then(|t| t.at("/metadata/labels"))
         .unwrap_or(&empty);
     match sel {
         Selector::Nothing => false,
@@ -428,13 +429,9 @@ pub(super) fn required_selector<'a>(
 /// convert before the template is looked at), the template.
 fn replica_set_like(obj: &Value, owner: &str, causes: &mut Vec<Cause>) {
     let spec = obj.get("spec").unwrap_or(&Value::Null);
-    non_negative(spec.get("replicas"), "spec.replicas".into(), causes);
+    non_negative(spec.get("replicas"), "spec.replicas", causes);
     if owner == "ReplicaSet" {
-        non_negative(
-            spec.get("minReadySeconds"),
-            "spec.minReadySeconds".into(),
-            causes,
-        );
+        non_negative(spec.get("minReadySeconds"), "spec.minReadySeconds", causes);
     }
     let sel = required_selector(spec, "deployment", causes);
     let template = spec.get("template").filter(|t| !t.is_null());
@@ -464,20 +461,16 @@ pub fn validate(obj: &Value, workload: Workload) -> Vec<Cause> {
             deployment_strategy(spec, &mut causes);
             non_negative(
                 spec.get("minReadySeconds"),
-                "spec.minReadySeconds".into(),
+                "spec.minReadySeconds",
                 &mut causes,
             );
             non_negative(
                 spec.get("revisionHistoryLimit"),
-                "spec.revisionHistoryLimit".into(),
+                "spec.revisionHistoryLimit",
                 &mut causes,
             );
             if let Some(p) = spec.get("progressDeadlineSeconds").and_then(Value::as_i64) {
-                non_negative(
-                    Some(&json!(p)),
-                    "spec.progressDeadlineSeconds".into(),
-                    &mut causes,
-                );
+                non_negative(Some(&json!(p)), "spec.progressDeadlineSeconds", &mut causes);
                 let min_ready = spec
                     .get("minReadySeconds")
                     .and_then(Value::as_i64)
@@ -515,18 +508,18 @@ pub fn validate(obj: &Value, workload: Workload) -> Vec<Cause> {
             always_restarts(template, "spec.template", "DaemonSet", &mut causes);
             non_negative(
                 spec.get("minReadySeconds"),
-                "spec.minReadySeconds".into(),
+                "spec.minReadySeconds",
                 &mut causes,
             );
             non_negative(
                 spec.get("templateGeneration"),
-                "spec.templateGeneration".into(),
+                "spec.templateGeneration",
                 &mut causes,
             );
             daemon_set_strategy(spec, &mut causes);
             non_negative(
                 spec.get("revisionHistoryLimit"),
-                "spec.revisionHistoryLimit".into(),
+                "spec.revisionHistoryLimit",
                 &mut causes,
             );
         }
@@ -534,7 +527,7 @@ pub fn validate(obj: &Value, workload: Workload) -> Vec<Cause> {
         Workload::ReplicationController => {
             non_negative(
                 spec.get("minReadySeconds"),
-                "spec.minReadySeconds".into(),
+                "spec.minReadySeconds",
                 &mut causes,
             );
             let sel = spec
@@ -544,13 +537,13 @@ pub fn validate(obj: &Value, workload: Workload) -> Vec<Cause> {
             if sel.is_none() {
                 causes.push(required("spec.selector".into()));
             }
-            non_negative(spec.get("replicas"), "spec.replicas".into(), &mut causes);
+            non_negative(spec.get("replicas"), "spec.replicas", &mut causes);
             match spec.get("template").filter(|t| !t.is_null()) {
                 None => causes.push(required("spec.template".into())),
                 Some(t) => {
                     if let Some(sel) = sel {
                         let selects = sel.iter().all(|(k, v)| {
-                            t.pointer(&format!(
+                            t.at(&format!(
                                 "/metadata/labels/{}",
                                 k.replace('~', "~0").replace('/', "~1")
                             )) == Some(v)
@@ -580,7 +573,7 @@ pub fn validate(obj: &Value, workload: Workload) -> Vec<Cause> {
                 non_negative(spec.get(f), format!("spec.{f}"), &mut causes);
             }
             causes.extend(podspec_rules::validate(
-                spec.pointer("/template/spec"),
+                spec.at("/template/spec"),
                 "spec.template.spec",
                 &["OnFailure", "Never"],
             ));
@@ -610,7 +603,7 @@ pub fn validate(obj: &Value, workload: Workload) -> Vec<Cause> {
                 non_negative(spec.get(f), format!("spec.{f}"), &mut causes);
             }
             causes.extend(podspec_rules::validate(
-                spec.pointer("/jobTemplate/spec/template/spec"),
+                spec.at("/jobTemplate/spec/template/spec"),
                 "spec.jobTemplate.spec.template.spec",
                 &["OnFailure", "Never"],
             ));

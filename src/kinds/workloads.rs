@@ -3,6 +3,7 @@
 //! `SetDefaults_*` of `pkg/apis/apps/v1` and `core/v1` plus the shared pod spec ones; all track
 //! `metadata.generation`.
 
+use crate::jsonptr::At;
 use serde_json::{Map, Value, json};
 
 use super::Strategy;
@@ -60,12 +61,12 @@ impl Strategy for Deployments {
         let Some(s) = spec_of(obj) else { return };
         or_set(s, "replicas", json!(1));
         if let Some(st) = child(s, "strategy") {
-            or_zero(st, "type", json!("RollingUpdate"));
+            or_zero(st, "type", "RollingUpdate");
             if st.get("type") == Some(&json!("RollingUpdate"))
                 && let Some(ru) = child(st, "rollingUpdate")
             {
-                or_set(ru, "maxUnavailable", json!("25%"));
-                or_set(ru, "maxSurge", json!("25%"));
+                or_set(ru, "maxUnavailable", "25%");
+                or_set(ru, "maxSurge", "25%");
             }
         }
         or_set(s, "revisionHistoryLimit", json!(10));
@@ -90,7 +91,7 @@ impl Strategy for StatefulSets {
 
     fn default(&self, obj: &mut Value) {
         let Some(s) = spec_of(obj) else { return };
-        or_zero(s, "podManagementPolicy", json!("OrderedReady"));
+        or_zero(s, "podManagementPolicy", "OrderedReady");
         if let Some(us) = child(s, "updateStrategy") {
             let unset = matches!(us.get("type"), None | Some(Value::Null))
                 || us.get("type") == Some(&json!(""));
@@ -105,19 +106,19 @@ impl Strategy for StatefulSets {
             }
         }
         if let Some(p) = child(s, "persistentVolumeClaimRetentionPolicy") {
-            or_zero(p, "whenDeleted", json!("Retain"));
-            or_zero(p, "whenScaled", json!("Retain"));
+            or_zero(p, "whenDeleted", "Retain");
+            or_zero(p, "whenScaled", "Retain");
         }
         or_set(s, "replicas", json!(1));
         or_set(s, "revisionHistoryLimit", json!(10));
         for claim in items(s, "volumeClaimTemplates") {
-            or_zero(claim, "apiVersion", json!("v1"));
-            or_zero(claim, "kind", json!("PersistentVolumeClaim"));
+            or_zero(claim, "apiVersion", "v1");
+            or_zero(claim, "kind", "PersistentVolumeClaim");
             if let Some(cs) = child(claim, "spec") {
                 default_claim_spec(cs);
             }
             if let Some(st) = child(claim, "status") {
-                or_zero(st, "phase", json!("Pending"));
+                or_zero(st, "phase", "Pending");
             }
         }
         default_spec_template(s);
@@ -151,11 +152,11 @@ impl Strategy for DaemonSets {
     /// The template generation is kept, and bumped when the template changes.
     fn prepare_for_update(&self, obj: &mut Value, old: &Value) {
         let old_gen = old
-            .pointer(&format!("/metadata/annotations/{TEMPLATE_GENERATION}"))
+            .at(&format!("/metadata/annotations/{TEMPLATE_GENERATION}"))
             .and_then(Value::as_str)
             .and_then(|g| g.parse::<i64>().ok());
         let Some(old_gen) = old_gen else { return };
-        let changed = obj.pointer("/spec/template") != old.pointer("/spec/template");
+        let changed = obj.at("/spec/template") != old.at("/spec/template");
         let generation = if changed { old_gen + 1 } else { old_gen };
         let Some(meta) = obj.as_object_mut().and_then(|o| child(o, "metadata")) else {
             return;
@@ -168,7 +169,7 @@ impl Strategy for DaemonSets {
     fn default(&self, obj: &mut Value) {
         let Some(s) = spec_of(obj) else { return };
         if let Some(us) = child(s, "updateStrategy") {
-            or_zero(us, "type", json!("RollingUpdate"));
+            or_zero(us, "type", "RollingUpdate");
             if us.get("type") == Some(&json!("RollingUpdate"))
                 && let Some(ru) = child(us, "rollingUpdate")
             {
@@ -224,7 +225,7 @@ impl Strategy for ReplicationControllers {
     /// the template's labels.
     fn default(&self, obj: &mut Value) {
         let labels = obj
-            .pointer("/spec/template/metadata/labels")
+            .at("/spec/template/metadata/labels")
             .and_then(Value::as_object)
             .filter(|l| !l.is_empty())
             .cloned();

@@ -4,6 +4,7 @@
 //! (baseline checks by id, then restricted ones, a restricted check replacing the baseline
 //! check it overrides), and versions newer than the newest check are clamped to it.
 
+use crate::jsonptr::At;
 use std::collections::BTreeSet;
 
 use serde_json::Value;
@@ -117,7 +118,7 @@ impl<'a> Pod<'a> {
     }
 
     fn is_windows(&self) -> bool {
-        self.spec.pointer("/os/name").and_then(Value::as_str) == Some("windows")
+        self.spec.at("/os/name").and_then(Value::as_str) == Some("windows")
     }
 
     /// `hostUsers: false`: the pod runs in a user namespace.
@@ -131,7 +132,7 @@ fn name(c: &Value) -> &str {
 }
 
 fn sc<'a>(c: &'a Value, path: &str) -> Option<&'a Value> {
-    c.get("securityContext")?.pointer(path)
+    c.get("securityContext")?.at(path)
 }
 
 fn join_quote<I: IntoIterator<Item = S>, S: AsRef<str>>(items: I) -> String {
@@ -670,11 +671,8 @@ fn sysctls(pod: &Pod<'_>, m: u32) -> Option<Failure> {
 }
 
 fn windows_host_process(pod: &Pod<'_>) -> Option<Failure> {
-    let host_process = |s: &Value| {
-        s.pointer("/windowsOptions/hostProcess")
-            .and_then(Value::as_bool)
-            == Some(true)
-    };
+    let host_process =
+        |s: &Value| s.at("/windowsOptions/hostProcess").and_then(Value::as_bool) == Some(true);
     let pod_bad = pod.pod_sc().is_some_and(host_process);
     let bad: Vec<String> = pod
         .containers()

@@ -14,6 +14,7 @@
 mod checks;
 pub mod policy;
 
+use crate::jsonptr::At;
 use std::collections::{BTreeMap, HashSet};
 
 use async_trait::async_trait;
@@ -148,7 +149,7 @@ impl PodSecurity {
         let mut list = |key: &str, valid: fn(&str) -> Option<String>| {
             let mut seen = HashSet::new();
             let items = config
-                .pointer(&format!("/exemptions/{key}"))
+                .at(&format!("/exemptions/{key}"))
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
@@ -343,7 +344,7 @@ impl PodSecurity {
             "cronjobs" => "/spec/jobTemplate/spec/template",
             _ => "/spec/template",
         };
-        let Some(template) = obj.pointer(pointer).filter(|t| t.is_object()) else {
+        let Some(template) = obj.at(pointer).filter(|t| t.is_object()) else {
             return Ok(());
         };
         let meta = template.get("metadata").unwrap_or(&Value::Null);
@@ -506,7 +507,7 @@ fn is_workload(group: &str, resource: &str) -> bool {
 }
 
 fn labels_of(obj: &Value) -> Vec<(String, String)> {
-    obj.pointer("/metadata/labels")
+    obj.at("/metadata/labels")
         .and_then(Value::as_object)
         .into_iter()
         .flatten()
@@ -515,7 +516,7 @@ fn labels_of(obj: &Value) -> Vec<(String, String)> {
 }
 
 fn controller_uid(pod: &Value) -> Option<&str> {
-    pod.pointer("/metadata/ownerReferences")?
+    pod.at("/metadata/ownerReferences")?
         .as_array()?
         .iter()
         .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
@@ -526,7 +527,7 @@ fn controller_uid(pod: &Value) -> Option<&str> {
 /// or init containers, an image, or a new or changed ephemeral container.
 fn significant_update(old: &Value, new: &Value) -> bool {
     let list = |pod: &Value, key: &str| -> Vec<Value> {
-        pod.pointer(&format!("/spec/{key}"))
+        pod.at(&format!("/spec/{key}"))
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default()

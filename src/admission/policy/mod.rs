@@ -15,6 +15,7 @@ mod mutating;
 mod patch;
 mod validating;
 
+use crate::jsonptr::At;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -34,9 +35,7 @@ use crate::api::status::Status;
 const GROUP: &str = "admissionregistration.k8s.io";
 
 fn name_of(v: &Value) -> &str {
-    v.pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
+    v.at("/metadata/name").and_then(Value::as_str).unwrap_or("")
 }
 
 /// The (policy, binding) pairs of `policies` and `bindings` (resources of
@@ -60,13 +59,14 @@ fn selected(
     policies.sort_by(|a, b| name_of(a).cmp(name_of(b)));
     let mut out = Vec::new();
     for policy in policies {
-        if !match_resources(api, policy.pointer("/spec/matchConstraints"), attrs, obj)? {
+        if !match_resources(api, policy.at("/spec/matchConstraints"), attrs, obj)? {
             continue;
         }
-        for binding in bindings.iter().filter(|b| {
-            b.pointer("/spec/policyName").and_then(Value::as_str) == Some(name_of(&policy))
-        }) {
-            if match_resources(api, binding.pointer("/spec/matchResources"), attrs, obj)? {
+        for binding in bindings
+            .iter()
+            .filter(|b| b.at("/spec/policyName").and_then(Value::as_str) == Some(name_of(&policy)))
+        {
+            if match_resources(api, binding.at("/spec/matchResources"), attrs, obj)? {
                 out.push((policy.clone(), binding.clone()));
             }
         }
@@ -93,8 +93,7 @@ fn params(
         return Ok(Params::Found(None));
     };
     let missing = || {
-        let deny =
-            binding.pointer("/spec/paramRef/parameterNotFoundAction") != Some(&json!("Allow"));
+        let deny = binding.at("/spec/paramRef/parameterNotFoundAction") != Some(&json!("Allow"));
         if deny {
             Params::Missing(
                 "no params found for policy binding with `Deny` parameterNotFoundAction".into(),
@@ -103,7 +102,7 @@ fn params(
             Params::Skip
         }
     };
-    let Some(param_ref) = binding.pointer("/spec/paramRef").filter(|r| r.is_object()) else {
+    let Some(param_ref) = binding.at("/spec/paramRef").filter(|r| r.is_object()) else {
         return Ok(missing());
     };
     let api_version = kind["apiVersion"].as_str().unwrap_or("");

@@ -8,6 +8,7 @@
 //! policy or webhook changed the object (`crate::admission::reinvocation`). The kind's
 //! defaults are applied after each mutation, as upstream applies them.
 
+use crate::jsonptr::At;
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -108,7 +109,7 @@ fn invoke(
         Err(e) => return refuse(e.message, "Invalid"),
     }
     let param_key = params.as_ref().map_or(String::new(), |p| {
-        let ns = p.pointer("/metadata/namespace").and_then(Value::as_str);
+        let ns = p.at("/metadata/namespace").and_then(Value::as_str);
         format!("{}/{}", ns.unwrap_or(""), name_of(p))
     });
     let key = format!("{p}/{b}/{param_key}");

@@ -6,6 +6,7 @@
 //! `Audit` an audit annotation; an expression that errs follows `failurePolicy`.
 //! `auditAnnotations` go into the audit event.
 
+use crate::jsonptr::At;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
@@ -59,7 +60,7 @@ impl Validating for ValidatingPolicies {
         for (policy, binding) in &pairs {
             let violations = self.evaluate(api, attrs, obj, policy, binding)?;
             let actions: Vec<&str> = binding
-                .pointer("/spec/validationActions")
+                .at("/spec/validationActions")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()

@@ -3,6 +3,7 @@
 //! merged into the live object by `crate::ssa` (or creates the object: 201); every other
 //! write records its manager's fields after the first defaulting (`track_fields`).
 
+use crate::jsonptr::At;
 use std::sync::Arc;
 
 use super::*;
@@ -104,7 +105,7 @@ impl Ctx<'_> {
     /// sets, such as a Job's selector, are nobody's). An apply's are the ones it made.
     pub(super) fn created_fields(&self, obj: &Value) -> Result<Option<Value>, Status> {
         if self.is_apply() {
-            return Ok(obj.pointer("/metadata/managedFields").cloned());
+            return Ok(obj.at("/metadata/managedFields").cloned());
         }
         let manager = self.field_manager()?;
         let model = self.field_model();
@@ -147,7 +148,7 @@ impl Ctx<'_> {
             )));
         }
         let body_name = config
-            .pointer("/metadata/name")
+            .at("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or("");
         if !body_name.is_empty() && body_name != self.name() {

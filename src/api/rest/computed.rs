@@ -3,6 +3,7 @@
 //! subresource (TokenRequest). The generic handler decodes the body once; the module that owns
 //! the resource computes the answer object; this file encodes it (201, as upstream).
 
+use crate::jsonptr::At;
 use std::sync::Arc;
 
 use http::StatusCode;
@@ -203,14 +204,14 @@ impl Ctx<'_> {
             let current = pod_ctx.current().await?;
             let served = crate::api::objects::served(pods, &current.value, current.mod_revision)?;
             let mut pod = crate::api::objects::to_value(pods, &served)?;
-            if pod.pointer("/metadata/deletionTimestamp").is_some() {
+            if pod.at("/metadata/deletionTimestamp").is_some() {
                 return Err(Status::conflict(
                     gr,
                     &pod_name,
                     "pod is being deleted, cannot be assigned to a host",
                 ));
             }
-            if let Some(bound) = pod.pointer("/spec/nodeName").and_then(Value::as_str)
+            if let Some(bound) = pod.at("/spec/nodeName").and_then(Value::as_str)
                 && !bound.is_empty()
             {
                 return Err(Status::conflict(

@@ -7,6 +7,7 @@
 
 use super::*;
 use crate::authn::lookup::Kind;
+use crate::jsonptr::At;
 use crate::kubelet::client::{self, Outbound};
 
 /// Request headers not passed to a kubelet: the client's credentials and identity, and what
@@ -251,7 +252,7 @@ impl Ctx<'_> {
                 )));
             }
             if let Some(phase @ ("Succeeded" | "Failed")) =
-                pod.pointer("/status/phase").and_then(Value::as_str)
+                pod.at("/status/phase").and_then(Value::as_str)
             {
                 let action = if sub == "portforward" {
                     "port-forward"

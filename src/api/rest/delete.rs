@@ -20,6 +20,7 @@
 use super::*;
 use crate::admission::Operation;
 use crate::api::rest::write::Current;
+use crate::jsonptr::At;
 use crate::kinds::{GcPolicy, Strategy};
 
 /// Attempts of a delete that lost a race with other writers before it answers 409.
@@ -58,7 +59,7 @@ pub(super) struct Options {
 
 impl Options {
     pub fn read(opts: &Value, dry_run: bool) -> Options {
-        let text = |p: &str| opts.pointer(p).and_then(Value::as_str).map(str::to_owned);
+        let text = |p: &str| opts.at(p).and_then(Value::as_str).map(str::to_owned);
         Options {
             grace: opts
                 .get("gracePeriodSeconds")
@@ -112,10 +113,7 @@ impl Ctx<'_> {
                     self.object_response(StatusCode::OK, &obj)?
                 } else {
                     let v = objects::to_value(self.res, &obj)?;
-                    let uid = v
-                        .pointer("/metadata/uid")
-                        .and_then(Value::as_str)
-                        .unwrap_or("");
+                    let uid = v.at("/metadata/uid").and_then(Value::as_str).unwrap_or("");
                     let status = Status::success_deleted(gr(self.res), self.name(), uid);
                     self.ok(
                         StatusCode::OK,
@@ -314,7 +312,7 @@ impl Ctx<'_> {
         opts: &Options,
     ) -> Result<(), Status> {
         let uid = obj
-            .pointer("/metadata/uid")
+            .at("/metadata/uid")
             .and_then(Value::as_str)
             .unwrap_or("");
         let rv = rev.to_string();
@@ -370,23 +368,23 @@ impl Ctx<'_> {
 /// with no grace period left, and (namespaces) its `spec.finalizers` are gone too.
 pub(super) fn deletes_during_update(strategy: &dyn Strategy, new: &Value, old: &Value) -> bool {
     let grace = old
-        .pointer("/metadata/deletionGracePeriodSeconds")
+        .at("/metadata/deletionGracePeriodSeconds")
         .and_then(Value::as_i64)
         .unwrap_or(0);
     finalizers(new).is_empty()
-        && old.pointer("/metadata/deletionTimestamp").is_some()
+        && old.at("/metadata/deletionTimestamp").is_some()
         && grace == 0
         && !(strategy.terminates_before_delete() && spec_finalizers_left(new))
 }
 
 fn spec_finalizers_left(obj: &Value) -> bool {
-    obj.pointer("/spec/finalizers")
+    obj.at("/spec/finalizers")
         .and_then(Value::as_array)
         .is_some_and(|f| !f.is_empty())
 }
 
 fn finalizers(obj: &Value) -> Vec<String> {
-    obj.pointer("/metadata/finalizers")
+    obj.at("/metadata/finalizers")
         .and_then(Value::as_array)
         .map(|f| {
             f.iter()
@@ -402,7 +400,7 @@ fn meta_mut(obj: &mut Value) -> Option<&mut serde_json::Map<String, Value>> {
 }
 
 fn timestamp_secs(obj: &Value) -> Option<i64> {
-    let ts = obj.pointer("/metadata/deletionTimestamp")?.as_str()?;
+    let ts = obj.at("/metadata/deletionTimestamp")?.as_str()?;
     kapi_codec::goscalar::parse_rfc3339(ts).ok().map(|(s, _)| s)
 }
 
@@ -422,7 +420,7 @@ fn before_delete(strategy: &dyn Strategy, obj: &mut Value, asked: Option<i64>) -
     };
     let now = unix_now();
     let current = obj
-        .pointer("/metadata/deletionGracePeriodSeconds")
+        .at("/metadata/deletionGracePeriodSeconds")
         .and_then(Value::as_i64)
         .map(|g| if g < 0 { 1 } else { g });
     if let Some(ts) = timestamp_secs(obj) {
@@ -565,7 +563,7 @@ fn plan(strategy: &dyn Strategy, obj: &mut Value, opts: &Options) -> Step {
 /// garbage collector's finalizers the options ask for); later ones wait for `spec.finalizers`
 /// to empty, then delete as the generic store does.
 fn terminate(strategy: &dyn Strategy, obj: &mut Value, opts: &Options) -> Step {
-    if obj.pointer("/metadata/deletionTimestamp").is_some() {
+    if obj.at("/metadata/deletionTimestamp").is_some() {
         if spec_finalizers_left(obj) {
             return Step::Unchanged;
         }

@@ -2,6 +2,7 @@
 //! cache; list pages of an older revision and exact-revision lists come from the store.
 
 use super::*;
+use crate::jsonptr::At;
 
 impl Ctx<'_> {
     pub(super) async fn get(&self) -> Result<Response, Status> {
@@ -62,7 +63,7 @@ impl Ctx<'_> {
                 return false;
             };
             let label_map: Vec<(String, String)> = v
-                .pointer("/metadata/labels")
+                .at("/metadata/labels")
                 .and_then(Value::as_object)
                 .map(|m| {
                     m.iter()

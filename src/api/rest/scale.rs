@@ -2,6 +2,7 @@
 //! replicasets, statefulsets, replicationcontrollers).
 
 use super::*;
+use crate::jsonptr::At;
 
 impl Ctx<'_> {
     /// The scale subresource: an autoscaling/v1 Scale view of spec.replicas.
@@ -17,13 +18,13 @@ impl Ctx<'_> {
             Verb::Update => {
                 let body = self.body_offloaded().await?;
                 let rv = body
-                    .pointer("/metadata/resourceVersion")
+                    .at("/metadata/resourceVersion")
                     .and_then(Value::as_str)
                     .unwrap_or("");
                 if !rv.is_empty() && rv != kv.mod_revision.to_string() {
                     return Err(Status::modified_conflict(gr(self.res), self.name()));
                 }
-                body.pointer("/spec/replicas")
+                body.at("/spec/replicas")
                     .and_then(Value::as_i64)
                     .unwrap_or(0)
             }
@@ -40,7 +41,7 @@ impl Ctx<'_> {
                     _ => crate::api::patch::merge_patch(&current, &p),
                 };
                 patched
-                    .pointer("/spec/replicas")
+                    .at("/spec/replicas")
                     .and_then(Value::as_i64)
                     .unwrap_or(0)
             }
@@ -151,14 +152,14 @@ pub(super) fn scale_of(res: &Resource, obj: &Value) -> Value {
             }
         }
         let selector = selector
-            .and_then(|p| obj.pointer(&p).and_then(Value::as_str).map(str::to_string))
+            .and_then(|p| obj.at(&p).and_then(Value::as_str).map(str::to_string))
             .unwrap_or_default();
         return json!({
             "kind": "Scale",
             "apiVersion": "autoscaling/v1",
             "metadata": m,
-            "spec": {"replicas": obj.pointer(&spec).and_then(Value::as_i64).unwrap_or(0)},
-            "status": {"replicas": obj.pointer(&status).and_then(Value::as_i64).unwrap_or(0), "selector": selector},
+            "spec": {"replicas": obj.at(&spec).and_then(Value::as_i64).unwrap_or(0)},
+            "status": {"replicas": obj.at(&status).and_then(Value::as_i64).unwrap_or(0), "selector": selector},
         });
     }
     let meta = &obj["metadata"];
@@ -175,7 +176,7 @@ pub(super) fn scale_of(res: &Resource, obj: &Value) -> Value {
         }
     }
     // The selector as a string: matchLabels (apps kinds) or the map itself (RCs).
-    let selector = crate::api::table::selector_text(obj.pointer("/spec/selector"));
+    let selector = crate::api::table::selector_text(obj.at("/spec/selector"));
     let selector = if selector == "<none>" {
         String::new()
     } else {

@@ -16,6 +16,7 @@
 use super::*;
 use crate::admission::{Attributes, Operation};
 use crate::api::{offload, validation};
+use crate::jsonptr::At;
 use crate::kinds::meta;
 
 /// Attempts of an update or patch that lost a race with another writer before it answers 409.
@@ -81,7 +82,7 @@ impl Ctx<'_> {
             return validation::validate(self.res, obj);
         }
         let name = obj
-            .pointer("/metadata/name")
+            .at("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or("");
         Err(Status::invalid(
@@ -280,7 +281,7 @@ impl Ctx<'_> {
         let obj = self.body_offloaded().await?;
         self.check_type(&obj)?;
         let body_name = obj
-            .pointer("/metadata/name")
+            .at("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or("");
         if body_name != self.name() {
@@ -290,7 +291,7 @@ impl Ctx<'_> {
             )));
         }
         let body_rv = obj
-            .pointer("/metadata/resourceVersion")
+            .at("/metadata/resourceVersion")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
@@ -473,7 +474,7 @@ impl Ctx<'_> {
         {
             if self.res.strategy.tracks_generation() && out.get("spec") != old.get("spec") {
                 let g = old
-                    .pointer("/metadata/generation")
+                    .at("/metadata/generation")
                     .and_then(Value::as_i64)
                     .unwrap_or(0);
                 if let Some(meta) = out.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -508,7 +509,7 @@ impl Ctx<'_> {
         self.take_server_meta(meta, old)?;
         if self.res.strategy.tracks_generation() && spec_changed {
             let g = old
-                .pointer("/metadata/generation")
+                .at("/metadata/generation")
                 .and_then(Value::as_i64)
                 .unwrap_or(0);
             meta.insert("generation".into(), json!(g + 1));
@@ -545,7 +546,7 @@ impl Ctx<'_> {
         old: &Value,
     ) -> Result<(), Status> {
         let old_meta = |k: &str| {
-            old.pointer(&format!("/metadata/{k}"))
+            old.at(&format!("/metadata/{k}"))
                 .filter(|v| !v.is_null())
                 .cloned()
         };
@@ -640,7 +641,7 @@ impl Ctx<'_> {
             (Change::Patch(..) | Change::Apply(_), Some(patched)) => {
                 // A resourceVersion the patch sets is a precondition; the one it kept is not.
                 let expected = patched
-                    .pointer("/metadata/resourceVersion")
+                    .at("/metadata/resourceVersion")
                     .and_then(Value::as_str)
                     .filter(|rv| *rv != revision.to_string())
                     .unwrap_or("")
@@ -799,7 +800,7 @@ pub(super) fn strip_rv(res: &Resource, obj: Served) -> Result<Served, Status> {
 /// object of the same name is a 409, not an update of it. A patch has no such precondition.
 fn uid_precondition(res: &Resource, name: &str, new: &Value, old: &Value) -> Result<(), Status> {
     let uid = |obj: &Value| {
-        obj.pointer("/metadata/uid")
+        obj.at("/metadata/uid")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string()
