@@ -32,6 +32,8 @@ pub struct PbToJson<'s> {
     /// Whether to write what upstream's defaulting adds on every decode and protobuf cannot
     /// keep (see `served`).
     decode_defaults: bool,
+    /// Whether the input's raw JSON fields are known compact (see `trusting_raw_json`).
+    trusted_raw_json: bool,
 }
 
 impl<'s> PbToJson<'s> {
@@ -40,6 +42,7 @@ impl<'s> PbToJson<'s> {
         PbToJson {
             schema,
             decode_defaults: false,
+            trusted_raw_json: false,
         }
     }
 
@@ -49,7 +52,17 @@ impl<'s> PbToJson<'s> {
         PbToJson {
             schema,
             decode_defaults: true,
+            trusted_raw_json: false,
         }
+    }
+
+    /// For bytes kapi's own encoder wrote (`JsonToPb`, which compacts every `RawExtension` and
+    /// `FieldsV1` as Go's encoder does): those fields are copied as they are instead of being
+    /// compacted and checked again. A write's answer is such bytes; stored objects read back
+    /// are not (another apiserver may have written them).
+    pub fn trusting_raw_json(mut self, trusted: bool) -> Self {
+        self.trusted_raw_json = trusted;
+        self
     }
 
     /// Writes message `id` encoded in `bytes` (which start at `base` in the whole input) as a
@@ -450,6 +463,13 @@ impl<'s> PbToJson<'s> {
                     f1
                 };
                 match bytes_of(raw_field)? {
+                    Some(raw)
+                        if self.trusted_raw_json
+                            && msg.special != Special::Unknown
+                            && raw.first().is_some_and(|b| matches!(b, b'{' | b'[' | b'"')) =>
+                    {
+                        out.extend_from_slice(raw)
+                    }
                     Some(raw) if !raw.is_empty() => {
                         let at = raw_field.map(|(_, at)| at).unwrap_or(base);
                         self.embedded(raw, at, out, depth)?

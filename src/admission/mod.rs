@@ -107,7 +107,12 @@ pub trait Validating: Send + Sync {
 pub struct Chain {
     pub mutating: Vec<Box<dyn Mutating>>,
     pub validating: Vec<Box<dyn Validating>>,
+    /// The watch cache's webhook configurations and policy bindings with their key
+    /// prefixes, found once (`reads_whole_objects` asks on every write).
+    config_caches: std::sync::OnceLock<ConfigCaches>,
 }
+
+type ConfigCaches = Vec<(Arc<kapi_cache::ResourceCache>, Vec<u8>)>;
 
 /// Every admission plugin upstream 1.36 knows, in its order (`AllOrderedPlugins`).
 pub const ALL_PLUGINS: &[&str] = &[
@@ -502,18 +507,30 @@ impl Chain {
             "mutatingadmissionpolicybindings",
             "validatingadmissionpolicybindings",
         ];
-        CONFIGS.iter().any(|resource| {
-            let Some(row) = api
-                .registry
-                .lookup("admissionregistration.k8s.io", "v1", resource)
-            else {
-                return false;
-            };
-            let prefix = format!("{}{}", api.prefix, row.key_prefix);
-            api.cache
-                .resource(prefix.as_bytes())
-                .is_some_and(|rc| rc.snapshot().range(prefix.as_bytes(), b"").next().is_some())
-        })
+        let any = |caches: &ConfigCaches| {
+            caches
+                .iter()
+                .any(|(rc, prefix)| rc.snapshot().range(prefix, b"").next().is_some())
+        };
+        if let Some(caches) = self.config_caches.get() {
+            return any(caches);
+        }
+        let caches: ConfigCaches = CONFIGS
+            .iter()
+            .filter_map(|resource| {
+                let row = api
+                    .registry
+                    .lookup("admissionregistration.k8s.io", "v1", resource)?;
+                let prefix = format!("{}{}", api.prefix, row.key_prefix).into_bytes();
+                let rc = api.cache.resource(&prefix)?.clone();
+                Some((rc, prefix))
+            })
+            .collect();
+        // Kept once every one is there (all are, once the cache has started).
+        if caches.len() < CONFIGS.len() {
+            return any(&caches);
+        }
+        any(self.config_caches.get_or_init(|| caches))
     }
 
     pub async fn mutate(

@@ -130,6 +130,23 @@ fn token_volume(name: &str) -> Value {
 /// Mounts the token volume into every container that has nothing at the mount path yet, and
 /// adds the volume when one of them needed it (reusing a `kube-api-access-` volume the pod has).
 fn mount_token(spec: &mut Map<String, Value>) {
+    // Most pods (every one a controller made) have the mount in each container already.
+    let lacking = ["initContainers", "containers"].iter().any(|list| {
+        spec.get(*list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_object)
+            .any(|c| match c.get("volumeMounts") {
+                Some(Value::Array(mounts)) => {
+                    !mounts.iter().any(|m| m["mountPath"] == TOKEN_MOUNT_PATH)
+                }
+                _ => true,
+            })
+    });
+    if !lacking {
+        return;
+    }
     let existing = spec
         .get("volumes")
         .and_then(Value::as_array)

@@ -289,7 +289,7 @@ impl<'a> View<'a> {
     pub fn served(&self, obj: &Obj) -> Result<Served, Status> {
         let mut raw = Vec::with_capacity(obj.value.len() + 16);
         self.write_served(obj, obj.mod_revision, &mut raw)?;
-        Ok(Served { raw })
+        Ok(Served { raw, own: false })
     }
 
     /// The JSON of a cached version as a list item (no apiVersion/kind), made once and kept.

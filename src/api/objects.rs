@@ -21,6 +21,10 @@ use super::status::Status;
 /// The served form of one object: its message bytes (no envelope) with resourceVersion set.
 pub struct Served {
     pub raw: Vec<u8>,
+    /// Encoded by kapi's own encoder in this request (a write's answer): its raw JSON fields
+    /// (`FieldsV1`, `RawExtension`) are compact and escaped as Go writes them, and are copied
+    /// into a JSON answer without a second pass (`PbToJson::trusting_raw_json`).
+    pub own: bool,
 }
 
 fn conversion_unsupported(res: &Resource, stored: &str) -> Status {
@@ -63,7 +67,7 @@ fn served_custom(res: &Resource, stored: &[u8], revision: i64) -> Result<Served,
         );
     }
     let raw = serde_json::to_vec(&v).map_err(|e| Status::internal(e.to_string()))?;
-    Ok(Served { raw })
+    Ok(Served { raw, own: false })
 }
 
 /// Stored bytes at `revision` → the served object's message (a custom resource's: its JSON).
@@ -117,7 +121,14 @@ pub fn served(res: &Resource, stored: &[u8], revision: i64) -> Result<Served, St
     let mut raw = Vec::with_capacity(env.raw.len() + rv.len() + 4);
     set_resource_version(msg, env.raw, &rv, &mut raw)
         .map_err(|e| Status::internal(format!("stored object is not readable: {e}")))?;
-    Ok(Served { raw })
+    Ok(Served { raw, own: false })
+}
+
+/// `served` of bytes kapi's encoder wrote in this request (a write's answer: `Served::own`).
+pub fn served_own(res: &Resource, stored: &[u8], revision: i64) -> Result<Served, Status> {
+    let mut served = served(res, stored, revision)?;
+    served.own = true;
+    Ok(served)
 }
 
 /// One object in the negotiated encoding.
@@ -130,13 +141,12 @@ pub fn encode_object(
     if res.is_custom() {
         return custom_json(obj.raw.clone(), enc, pretty);
     }
-    encode_message(
+    encode_message_of(
         res.msg,
-        &res.api_version(),
-        &res.kind,
+        (&res.api_version(), &res.kind),
         &obj.raw,
-        enc,
-        pretty,
+        (enc, pretty),
+        obj.own,
     )
 }
 
@@ -150,6 +160,17 @@ pub fn encode_message(
     enc: Encoding,
     pretty: bool,
 ) -> Result<Vec<u8>, Status> {
+    encode_message_of(msg, (api_version, kind), raw, (enc, pretty), false)
+}
+
+/// `encode_message`; `own` for bytes kapi's encoder wrote in this request (`Served::own`).
+fn encode_message_of(
+    msg: Option<kapi_codec::schema::MsgId>,
+    (api_version, kind): (&str, &str),
+    raw: &[u8],
+    (enc, pretty): (Encoding, bool),
+    own: bool,
+) -> Result<Vec<u8>, Status> {
     let msg = msg
         .or_else(|| Schema::get().kind(api_version, kind))
         .ok_or_else(|| Status::internal(format!("no schema for {kind}")))?;
@@ -162,6 +183,7 @@ pub fn encode_message(
         Encoding::Json | Encoding::Yaml => {
             let mut json = Vec::with_capacity(raw.len() * 2);
             PbToJson::served(Schema::get())
+                .trusting_raw_json(own)
                 .message(msg, raw, 0, Some((api_version, kind)), &mut json)
                 .map_err(|e| Status::internal(format!("encoding {kind}: {e}")))?;
             finish_json(json, enc, pretty)
@@ -338,6 +360,7 @@ pub fn value_message(v: &Value) -> Result<Served, Status> {
     let env = Envelope::parse(&pb).map_err(|e| Status::internal(e.to_string()))?;
     Ok(Served {
         raw: env.raw.to_vec(),
+        own: false,
     })
 }
 
@@ -345,7 +368,7 @@ pub fn value_message(v: &Value) -> Result<Served, Status> {
 pub fn from_value(res: &Resource, v: &Value) -> Result<Served, Status> {
     if res.is_custom() {
         let raw = serde_json::to_vec(v).map_err(|e| Status::internal(e.to_string()))?;
-        return Ok(Served { raw });
+        return Ok(Served { raw, own: false });
     }
     value_message(v)
 }

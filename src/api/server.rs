@@ -312,10 +312,19 @@ impl Api {
         let Some(stored) = found else {
             return Ok(None);
         };
-        let served = objects::served(res, &stored, 0)?;
+        // The stored protobuf's metadata, read in place (a namespace is stored in the version
+        // it is served in); anything else is served first.
+        let served;
+        let raw = match kapi_codec::envelope::Envelope::parse(&stored) {
+            Ok(env) if env.api_version == "v1" && env.kind == "Namespace" => env.raw,
+            _ => {
+                served = objects::served(res, &stored, 0)?;
+                &served.raw[..]
+            }
+        };
         let Some(meta) = res
             .msg
-            .and_then(|m| kapi_codec::meta::meta_from_pb(m, &served.raw, 0).ok())
+            .and_then(|m| kapi_codec::meta::meta_from_pb(m, raw, 0).ok())
         else {
             return Ok(Some((false, Vec::new())));
         };

@@ -99,22 +99,38 @@ pub fn item_element(kind: &ListKind, item: &Value) -> Result<PathElement, String
 /// its element as `index_items` makes it), without building the element for the common
 /// one-key list.
 fn write_item_key(kind: &ListKind, item: &Value, i: usize, out: &mut Vec<u8>) {
+    /// Keys of a list written without building the element (ports have two).
+    const FEW_KEYS: usize = 4;
     if let ListKind::Map(keys) = kind
-        && let [(k, default)] = keys.as_slice()
+        && keys.len() <= FEW_KEYS
     {
-        match item.as_object().and_then(|o| o.get(k).or(default.as_ref())) {
-            Some(v) => {
-                out.extend_from_slice(b"k:{");
+        let mut kv: [(&str, Option<&Value>); FEW_KEYS] = [("", None); FEW_KEYS];
+        for (n, (k, default)) in keys.iter().enumerate() {
+            match item.as_object().and_then(|o| o.get(k).or(default.as_ref())) {
+                Some(v) => kv[n] = (k, Some(v)),
+                // Unkeyable: tracked by index, as `index_items` tracks it.
+                None => {
+                    let _ = std::io::Write::write_fmt(out, format_args!("i:{i}"));
+                    return;
+                }
+            }
+        }
+        let kv = &mut kv[..keys.len()];
+        kv.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        // Distinct key names (always, for a schema's keys) print in order.
+        if kv.windows(2).all(|w| w[0].0 < w[1].0) {
+            out.extend_from_slice(b"k:{");
+            for (n, (k, v)) in kv.iter().enumerate() {
+                if n > 0 {
+                    out.push(b',');
+                }
                 let _ = serde_json::to_writer(&mut *out, k);
                 out.push(b':');
                 let _ = serde_json::to_writer(&mut *out, v);
-                out.push(b'}');
             }
-            None => {
-                let _ = std::io::Write::write_fmt(out, format_args!("i:{i}"));
-            }
+            out.push(b'}');
+            return;
         }
-        return;
     }
     let pe = item_element(kind, item).unwrap_or(PathElement::Index(i));
     out.extend_from_slice(pe.encode().as_bytes());
@@ -505,7 +521,11 @@ impl Typed<'_> {
         ignored: &FieldSet,
         strip: &FieldSet,
     ) -> Vec<u8> {
-        let mut out = Vec::with_capacity(1024);
+        // Sized as the last one printed here was (a controller's pods are alike).
+        thread_local! {
+            static LAST_LEN: std::cell::Cell<usize> = const { std::cell::Cell::new(1024) };
+        }
+        let mut out = Vec::with_capacity(LAST_LEN.get().clamp(256, 64 * 1024) + 64);
         out.push(b'{');
         let mut level = Level::default();
         self.created_at(
@@ -526,6 +546,7 @@ impl Typed<'_> {
         } else {
             out.push(b'}');
         }
+        LAST_LEN.set(out.len());
         out
     }
 

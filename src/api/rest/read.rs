@@ -460,6 +460,7 @@ impl Ctx<'_> {
         for i in &items {
             metas.push(Served {
                 raw: objects::partial_metadata(self.res, i)?,
+                own: false,
             });
         }
         let pom = Resource {

@@ -221,7 +221,7 @@ impl Ctx<'_> {
             .create(key.as_bytes(), value, strategy.ttl_seconds())
             .await
             .map_err(|e| store_error(self.res, &name, e))?;
-        let obj = objects::served(self.res, &kv.value, kv.mod_revision)?;
+        let obj = objects::served_own(self.res, &kv.value, kv.mod_revision)?;
         Ok(self.warnings_response(self.object_response(StatusCode::CREATED, &obj)?, &warnings))
     }
 
@@ -381,7 +381,7 @@ impl Ctx<'_> {
                 .stale(self.key(self.name()).as_bytes(), current.mod_revision)
                 .await;
         if unchanged || dry_run {
-            let obj = objects::served(self.res, &value, current.mod_revision)?;
+            let obj = objects::served_own(self.res, &value, current.mod_revision)?;
             return Ok(Some(self.warnings_response(
                 self.object_response(StatusCode::OK, &obj)?,
                 &warnings,
@@ -391,7 +391,7 @@ impl Ctx<'_> {
         // An update that empties the finalizers of an object being deleted deletes it
         // instead (upstream's ShouldDeleteDuringUpdate); the client gets its object.
         if super::delete::deletes_during_update(strategy, &merged, old) {
-            let obj = objects::served(self.res, &value, current.mod_revision)?;
+            let obj = objects::served_own(self.res, &value, current.mod_revision)?;
             let outcome = match dry_run {
                 true => Ok(()),
                 false => self
@@ -446,7 +446,7 @@ impl Ctx<'_> {
             }
             Err(e) => return Err(store_error(self.res, self.name(), e)),
         };
-        let obj = objects::served(self.res, &stored.value, stored.mod_revision)?;
+        let obj = objects::served_own(self.res, &stored.value, stored.mod_revision)?;
         Ok(Some(self.warnings_response(
             self.object_response(StatusCode::OK, &obj)?,
             &warnings,
