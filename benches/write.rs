@@ -8,7 +8,7 @@
 //!
 //! Run: `cargo bench --bench write`.
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 
 use kapi::api::objects::encode_owned_for_storage;
@@ -107,6 +107,39 @@ fn pipeline_of(c: &mut Criterion, group: &str, body: &[u8]) {
     });
     g.bench_function("managed_fields_through_sets", |b| {
         b.iter(|| black_box(set_based(black_box(&defaulted))))
+    });
+    // The pipeline's own stages on the load pod: defaults of a decoded body (the first pass)
+    // and of a defaulted object (the pass after admission), and the create's validation.
+    let decoded: serde_json::Value = serde_json::from_slice(body).unwrap();
+    g.bench_function("defaults_first_pass", |b| {
+        b.iter_batched(
+            || decoded.clone(),
+            |mut o| {
+                pods.strategy.default(&mut o);
+                o
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("defaults_again", |b| {
+        b.iter_batched(
+            || defaulted.clone(),
+            |mut o| {
+                pods.strategy.default(&mut o);
+                o
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    let mut prepared = defaulted.clone();
+    pods.strategy.prepare_for_create(&mut prepared);
+    pods.strategy.default(&mut prepared);
+    g.bench_function("validation_only", |b| {
+        b.iter(|| {
+            let mut causes = meta::validate(black_box(&prepared), pods.strategy.name_rule());
+            causes.extend(pods.strategy.validate_create(&prepared));
+            black_box(causes.len())
+        })
     });
     g.bench_function("baseline_transcode_only", |b| {
         let mut out = Vec::with_capacity(body.len());

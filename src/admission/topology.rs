@@ -22,7 +22,7 @@ pub fn node_labels(api: &Api, node: &str) -> Result<Vec<(String, String)>, Statu
     let labels = api
         .service_accounts
         .lookup
-        .labels(Kind::Node, "", node)
+        .labels(Kind::Node, "", node, LABELS)
         .unwrap_or_default();
     Ok(LABELS
         .iter()

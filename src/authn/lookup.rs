@@ -135,9 +135,15 @@ impl Lookup {
         })
     }
 
-    /// The labels of `kind` `namespace/name`, if the cache has it: read from the stored
-    /// metadata without decoding the object (a pod create asks for its node's).
-    pub fn labels(&self, kind: Kind, namespace: &str, name: &str) -> Option<Vec<(String, String)>> {
+    /// The labels of `kind` `namespace/name` among `wanted`, if the cache has it: read from
+    /// the stored metadata without decoding the object (a pod create asks for its node's).
+    pub fn labels(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        wanted: &[&str],
+    ) -> Option<Vec<(String, String)>> {
         let stored = self.stored(kind, namespace, name)?;
         let msg = self.row(kind)?.msg?;
         let env = kapi_codec::envelope::Envelope::parse(&stored).ok()?;
@@ -145,6 +151,7 @@ impl Lookup {
         Some(
             meta.labels
                 .into_iter()
+                .filter(|(k, _)| wanted.contains(&k.as_ref()))
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect(),
         )

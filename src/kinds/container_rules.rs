@@ -5,7 +5,7 @@
 
 use crate::jsonptr::At;
 use crate::kinds::field::FieldPath;
-use std::collections::HashSet;
+use rustc_hash::FxHashSet as HashSet;
 
 use serde_json::{Value, json};
 
@@ -178,7 +178,7 @@ fn common(c: &Value, f: &str, role: Role, volumes: &HashSet<String>, causes: &mu
 }
 
 fn ports(c: &Value, f: &str, causes: &mut Vec<Cause>) {
-    let mut names = HashSet::new();
+    let mut names = HashSet::default();
     let list = c.get("ports").and_then(Value::as_array);
     for (j, p) in list.into_iter().flatten().enumerate() {
         let pf = format!("{f}.ports[{j}]");
@@ -409,7 +409,7 @@ fn env(c: &Value, f: &str, causes: &mut Vec<Cause>) {
 }
 
 fn mounts(c: &Value, f: &str, volumes: &HashSet<String>, causes: &mut Vec<Cause>) {
-    let mut paths = HashSet::new();
+    let mut paths = HashSet::default();
     let list = c.get("volumeMounts").and_then(Value::as_array);
     for (j, m) in list.into_iter().flatten().enumerate() {
         // The item's path is printed only for an error.

@@ -6,7 +6,7 @@
 //! is the spec's path (`spec`, `spec.template.spec`, ...).
 
 use crate::kinds::field::FieldPath;
-use std::collections::HashSet;
+use rustc_hash::FxHashSet as HashSet;
 
 use serde_json::{Value, json};
 
@@ -307,7 +307,7 @@ fn downward_items(items: Option<&Value>, f: &str, causes: &mut Vec<Cause>) {
 /// `ValidateVolumes`: each volume's source, then its name; only a volume without errors can
 /// be mounted (the names returned).
 pub fn volumes(list: &[Value], at: &str, causes: &mut Vec<Cause>) -> HashSet<String> {
-    let mut valid = HashSet::new();
+    let mut valid = HashSet::default();
     for (i, v) in list.iter().enumerate() {
         let f = format!("{at}[{i}]");
         let mut errs = Vec::new();
@@ -361,7 +361,7 @@ pub fn validate(spec: Option<&Value>, at: &str, restart_policies: &[&str]) -> Ve
     };
     let mut causes = Vec::new();
     let volumes = volumes(list("volumes"), &format!("{at}.volumes"), &mut causes);
-    let mut names = HashSet::new();
+    let mut names = HashSet::default();
     let regular = list("containers");
     if regular.is_empty() {
         causes.push(required(format!("{at}.containers")));

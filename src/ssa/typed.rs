@@ -196,15 +196,25 @@ impl<'i, 'v> ItemIndex<'i, 'v> {
     }
 }
 
+/// The added path's stack of list item keys: (start, end, item index) of each key in `keys`.
+#[derive(Default)]
+struct Scratch {
+    keys: Vec<u8>,
+    order: Vec<(usize, usize, usize)>,
+}
+
+/// Scratch key bytes kept between creates.
+const MAX_SCRATCH_KEYS: usize = 64 * 1024;
+
 /// Appends `s` escaped inside a JSON string as serde_json escapes it: `"`, `\\` and the
 /// control characters, the common ones short (`\\n`), the rest as `\\u00XX`.
-fn escape_into(s: &str, out: &mut Vec<u8>) {
-    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
-        out.extend_from_slice(s.as_bytes());
+fn escape_into(s: &[u8], out: &mut Vec<u8>) {
+    if !s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.extend_from_slice(s);
         return;
     }
     let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
+    for (i, &b) in s.iter().enumerate() {
         let short: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -216,7 +226,7 @@ fn escape_into(s: &str, out: &mut Vec<u8>) {
             0..=0x1f => b"",
             _ => continue,
         };
-        out.extend_from_slice(&s.as_bytes()[start..i]);
+        out.extend_from_slice(&s[start..i]);
         if short.is_empty() {
             const HEX: &[u8; 16] = b"0123456789abcdef";
             out.extend_from_slice(b"\\u00");
@@ -227,7 +237,7 @@ fn escape_into(s: &str, out: &mut Vec<u8>) {
         }
         start = i + 1;
     }
-    out.extend_from_slice(&s.as_bytes()[start..]);
+    out.extend_from_slice(&s[start..]);
 }
 
 /// One level of `fieldsV1` being written: whether an entry is out already (a comma goes
@@ -282,10 +292,10 @@ impl Child<'_> {
         match self {
             Child::Field(k) => {
                 out.extend_from_slice(b"f:");
-                escape_into(k, out);
+                escape_into(k.as_bytes(), out);
             }
-            Child::Item(pe) => escape_into(&pe.encode(), out),
-            Child::Keyed(_, key) => escape_into(key, out),
+            Child::Item(pe) => escape_into(pe.encode().as_bytes(), out),
+            Child::Keyed(_, key) => escape_into(key.as_bytes(), out),
         }
         out.push(b'"');
     }
@@ -663,7 +673,8 @@ impl Typed<'_> {
     /// The entry of a node new to the object (`created_child` of a node `old` lacks, nothing
     /// pruned): `"key":{}` for a leaf or a node without children, else `"key":{".":{},…}`
     /// with every child added. The fast path of a create: no merge with an old value, list
-    /// items keyed into one buffer and written in key order without a buffer each.
+    /// items keyed into one scratch buffer (shared by the whole walk, used as a stack) and
+    /// written in key order.
     fn added_child(
         &self,
         write_key: impl FnOnce(&mut Vec<u8>),
@@ -673,16 +684,39 @@ impl Typed<'_> {
         written: &mut bool,
         depth: usize,
     ) {
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Scratch> = Default::default();
+        }
         if *written {
             out.push(b',');
         }
         *written = true;
         write_key(out);
+        SCRATCH.with_borrow_mut(|scratch| {
+            scratch.keys.clear();
+            scratch.order.clear();
+            self.added_body(t, v, out, scratch, depth + 1);
+            // A large object's keys are not kept past it.
+            if scratch.keys.capacity() > MAX_SCRATCH_KEYS {
+                *scratch = Scratch::default();
+            }
+        });
+    }
+
+    /// `:{…}` of a node new to the object (its key written already).
+    fn added_body(
+        &self,
+        t: TypeId,
+        v: &Value,
+        out: &mut Vec<u8>,
+        scratch: &mut Scratch,
+        depth: usize,
+    ) {
         out.extend_from_slice(b":{");
         let body = out.len();
         out.extend_from_slice(b"\".\":{}");
         let children = out.len();
-        self.added_children(t, v, out, depth + 1);
+        self.added_children(t, v, out, scratch, depth);
         if out.len() == children {
             out.truncate(body);
         }
@@ -690,8 +724,14 @@ impl Typed<'_> {
     }
 
     /// The children of a node new to the object, each after a comma.
-    fn added_children(&self, t: TypeId, v: &Value, out: &mut Vec<u8>, depth: usize) {
-        let mut written = true;
+    fn added_children(
+        &self,
+        t: TypeId,
+        v: &Value,
+        out: &mut Vec<u8>,
+        scratch: &mut Scratch,
+        depth: usize,
+    ) {
         let s = shape(self.model, t, v, depth);
         match (&s, v) {
             (Shape::Struct { .. } | Shape::Map(_), Value::Object(m)) => {
@@ -706,35 +746,45 @@ impl Typed<'_> {
                     if struct_id.is_some_and(|id| self.model.omitted(id, k, cv)) {
                         continue;
                     }
-                    let key = |out: &mut Vec<u8>| {
-                        out.extend_from_slice(b"\"f:");
-                        escape_into(k, out);
-                        out.push(b'"');
-                    };
-                    self.added_child(key, ct, cv, out, &mut written, depth);
+                    out.extend_from_slice(b",\"f:");
+                    escape_into(k.as_bytes(), out);
+                    out.push(b'"');
+                    self.added_body(ct, cv, out, scratch, depth + 1);
                 }
             }
             (Shape::List(elem, kind), Value::Array(items)) => {
-                // Each item's key text in one buffer; items in the order of their keys, the
-                // first of duplicates kept (as `index_items` keeps it).
-                let mut keys = Vec::with_capacity(items.len() * 24);
-                let mut order: Vec<(usize, usize, usize)> = Vec::with_capacity(items.len());
+                // Each item's key text on the scratch stack; items in the order of their keys
+                // (most lists are in it already), the first of duplicates kept (as
+                // `index_items` keeps it).
+                let (keys_base, order_base) = (scratch.keys.len(), scratch.order.len());
                 for (i, item) in items.iter().enumerate() {
-                    let start = keys.len();
-                    write_item_key(kind, item, i, &mut keys);
-                    order.push((start, keys.len(), i));
+                    let start = scratch.keys.len();
+                    write_item_key(kind, item, i, &mut scratch.keys);
+                    scratch.order.push((start, scratch.keys.len(), i));
                 }
-                order.sort_by(|a, b| keys[a.0..a.1].cmp(&keys[b.0..b.1]).then(a.2.cmp(&b.2)));
-                order.dedup_by(|b, a| keys[a.0..a.1] == keys[b.0..b.1]);
-                for (start, end, i) in order {
-                    let text = std::str::from_utf8(&keys[start..end]).unwrap_or_default();
-                    let key = |out: &mut Vec<u8>| {
-                        out.push(b'"');
-                        escape_into(text, out);
-                        out.push(b'"');
-                    };
-                    self.added_child(key, *elem, &items[i], out, &mut written, depth);
+                let keys = &scratch.keys;
+                let by_key = |a: &(usize, usize, usize), b: &(usize, usize, usize)| {
+                    keys[a.0..a.1].cmp(&keys[b.0..b.1]).then(a.2.cmp(&b.2))
+                };
+                let order = &mut scratch.order[order_base..];
+                if !order.is_sorted_by(|a, b| by_key(a, b).is_le()) {
+                    order.sort_unstable_by(by_key);
                 }
+                let end = scratch.order.len();
+                let mut last: Option<(usize, usize)> = None;
+                for n in order_base..end {
+                    let (start, stop, i) = scratch.order[n];
+                    if last.is_some_and(|(a, b)| scratch.keys[a..b] == scratch.keys[start..stop]) {
+                        continue;
+                    }
+                    last = Some((start, stop));
+                    out.extend_from_slice(b",\"");
+                    escape_into(&scratch.keys[start..stop], out);
+                    out.push(b'"');
+                    self.added_body(*elem, &items[i], out, scratch, depth + 1);
+                }
+                scratch.keys.truncate(keys_base);
+                scratch.order.truncate(order_base);
             }
             _ => {}
         }

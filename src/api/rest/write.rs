@@ -616,26 +616,19 @@ impl Ctx<'_> {
         change: &Change,
         current: &Current,
     ) -> Result<(Value, Value, String), Status> {
-        let res = self.res.clone();
         let (stored, revision) = (current.value.clone(), current.mod_revision);
         let (size, patch, apply) = match change {
             Change::Replace(_, _) => (stored.len(), None, None),
             Change::Patch(ty, body) => (stored.len() + body.len(), Some((*ty, body.clone())), None),
             Change::Apply(a) => (stored.len() + self.req.body.len(), None, Some(a.clone())),
         };
-        let (old, patched) = offload::run(size, move || -> Result<_, Status> {
-            let old = objects::to_value(&res, &objects::served(&res, &stored, revision)?)?;
-            let patched = match (patch, apply) {
-                (Some((ty, body)), _) => Some(apply_patch(ty, &body, old.clone())?),
-                (None, Some(apply)) => Some(apply.run(Some(&old))?),
-                (None, None) => None,
-            };
-            if let Some(p) = &patched {
-                crate::api::patch::check_patched_size(p)?;
-            }
-            Ok((old, patched))
-        })
-        .await??;
+        let (old, patched) = if size < offload::OFFLOAD_MIN_BYTES {
+            // On the core: no copy of the row for a worker.
+            changed(self.res, &stored, revision, patch, apply)?
+        } else {
+            let res = self.res.clone();
+            offload::run(size, move || changed(&res, &stored, revision, patch, apply)).await??
+        };
         match (change, patched) {
             (Change::Replace(obj, rv), _) => Ok((old, obj.clone(), rv.clone())),
             (Change::Patch(..) | Change::Apply(_), Some(patched)) => {
@@ -672,12 +665,18 @@ impl Ctx<'_> {
         obj: Value,
         validation: FieldValidation,
     ) -> Result<(Bytes, Vec<String>, Value), Status> {
-        let res = self.res.clone();
         let size = self
             .req
             .body
             .len()
             .max(offload::json_size(&obj, offload::OFFLOAD_MIN_BYTES));
+        if size < offload::OFFLOAD_MIN_BYTES {
+            // On the core: no copy of the row for a worker.
+            let mut obj = obj;
+            return objects::encode_owned_for_storage(self.res, &mut obj, validation)
+                .map(|(v, w)| (v, w, obj));
+        }
+        let res = self.res.clone();
         offload::run(size, move || {
             let mut obj = obj;
             objects::encode_owned_for_storage(&res, &mut obj, validation).map(|(v, w)| (v, w, obj))
@@ -754,6 +753,26 @@ pub(super) fn checked_delete_options(mut opts: Value) -> Result<Value, Status> {
 }
 
 /// A JSON, merge or strategic merge patch applied to `current` (consumed, patched in place).
+/// The stored object as a value, and what a patch or an apply makes of it.
+fn changed(
+    res: &Resource,
+    stored: &[u8],
+    revision: i64,
+    patch: Option<(BodyType, Bytes)>,
+    apply: Option<std::sync::Arc<crate::ssa::Apply>>,
+) -> Result<(Value, Option<Value>), Status> {
+    let old = objects::to_value(res, &objects::served(res, stored, revision)?)?;
+    let patched = match (patch, apply) {
+        (Some((ty, body)), _) => Some(apply_patch(ty, &body, old.clone())?),
+        (None, Some(apply)) => Some(apply.run(Some(&old))?),
+        (None, None) => None,
+    };
+    if let Some(p) = &patched {
+        crate::api::patch::check_patched_size(p)?;
+    }
+    Ok((old, patched))
+}
+
 fn apply_patch(ty: BodyType, body: &[u8], current: Value) -> Result<Value, Status> {
     use crate::api::patch;
     let p: Value = serde_json::from_slice(body)
