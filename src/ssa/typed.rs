@@ -206,6 +206,23 @@ struct Scratch {
 /// Scratch key bytes kept between creates.
 const MAX_SCRATCH_KEYS: usize = 64 * 1024;
 
+/// Runs `f` with this thread's scratch stack, empty (the added path's walks do not nest).
+fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Scratch> = Default::default();
+    }
+    SCRATCH.with_borrow_mut(|scratch| {
+        scratch.keys.clear();
+        scratch.order.clear();
+        let out = f(scratch);
+        // A large object's keys are not kept past it.
+        if scratch.keys.capacity() > MAX_SCRATCH_KEYS {
+            *scratch = Scratch::default();
+        }
+        out
+    })
+}
+
 /// Appends `s` escaped inside a JSON string as serde_json escapes it: `"`, `\\` and the
 /// control characters, the common ones short (`\\n`), the rest as `\\u00XX`.
 fn escape_into(s: &[u8], out: &mut Vec<u8>) {
@@ -531,7 +548,7 @@ impl Typed<'_> {
         ignored: &FieldSet,
         strip: &FieldSet,
     ) -> Vec<u8> {
-        // Sized as the last one printed here was (a controller's pods are alike).
+        // Sized as the largest printed here lately (a controller's pods are alike).
         thread_local! {
             static LAST_LEN: std::cell::Cell<usize> = const { std::cell::Cell::new(1024) };
         }
@@ -556,7 +573,9 @@ impl Typed<'_> {
         } else {
             out.push(b'}');
         }
-        LAST_LEN.set(out.len());
+        // A high-water mark that decays: other kinds' smaller entries between a
+        // controller's pods do not shrink it at once.
+        LAST_LEN.set(out.len().max(LAST_LEN.get() * 7 / 8));
         out
     }
 
@@ -629,9 +648,25 @@ impl Typed<'_> {
             }
         };
         // A node the zero object lacks, with nothing below to prune: all of it is added.
-        if old.is_none() && !stripped && below.ignored.is_none() && below.strip.is_none() {
+        let unpruned = !stripped && below.ignored.is_none() && below.strip.is_none();
+        if old.is_none() && unpruned {
             let key = |out: &mut Vec<u8>| child.write_key(out);
             self.added_child(key, t, new, out, &mut level.written, depth);
+            return;
+        }
+        // One the zero object holds as null: its children are all added.
+        if unpruned
+            && old.is_some_and(Value::is_null)
+            && (new.is_object() || new.is_array())
+            && self.filled_child(
+                |out: &mut Vec<u8>| child.write_key(out),
+                t,
+                new,
+                out,
+                &mut level.written,
+                depth,
+            )
+        {
             return;
         }
         let mark = out.len();
@@ -684,23 +719,47 @@ impl Typed<'_> {
         written: &mut bool,
         depth: usize,
     ) {
-        thread_local! {
-            static SCRATCH: std::cell::RefCell<Scratch> = Default::default();
-        }
         if *written {
             out.push(b',');
         }
         *written = true;
         write_key(out);
-        SCRATCH.with_borrow_mut(|scratch| {
-            scratch.keys.clear();
-            scratch.order.clear();
-            self.added_body(t, v, out, scratch, depth + 1);
-            // A large object's keys are not kept past it.
-            if scratch.keys.capacity() > MAX_SCRATCH_KEYS {
-                *scratch = Scratch::default();
-            }
-        });
+        with_scratch(|scratch| self.added_body(t, v, out, scratch, depth + 1));
+    }
+
+    /// The entry of a node the zero object holds as null (a nil slice or map) and the new
+    /// object fills, nothing pruned: not owned itself (no `.`), every child added; nothing
+    /// when it has no children. False when `new` is not walked into (a leaf, owned whole).
+    #[allow(clippy::too_many_arguments)]
+    fn filled_child(
+        &self,
+        write_key: impl FnOnce(&mut Vec<u8>),
+        t: TypeId,
+        new: &Value,
+        out: &mut Vec<u8>,
+        written: &mut bool,
+        depth: usize,
+    ) -> bool {
+        if matches!(shape(self.model, t, new, depth + 1), Shape::Leaf) {
+            return false;
+        }
+        let mark = out.len();
+        if *written {
+            out.push(b',');
+        }
+        write_key(out);
+        out.extend_from_slice(b":{");
+        let children = out.len();
+        with_scratch(|scratch| self.added_children(t, new, out, scratch, depth + 1));
+        if out.len() == children {
+            out.truncate(mark);
+            return true;
+        }
+        // Each child was written after a comma: the first needs none.
+        out.remove(children);
+        out.push(b'}');
+        *written = true;
+        true
     }
 
     /// `:{…}` of a node new to the object (its key written already).

@@ -34,6 +34,11 @@ pub(super) enum Change {
     Apply(std::sync::Arc<crate::ssa::Apply>),
 }
 
+/// A create body below this size makes an object well below `offload::OFFLOAD_MIN_BYTES` with
+/// its defaults, managedFields and built-in admission's additions: encoded on the core
+/// without measuring it.
+const SMALL_CREATE_BYTES: usize = offload::OFFLOAD_MIN_BYTES / 8;
+
 /// What a write starts from: the stored bytes of the current object and their revision.
 pub(super) struct Current {
     pub value: Bytes,
@@ -128,7 +133,8 @@ impl Ctx<'_> {
         }
         // A create's managedFields are text until stored; what reads objects whole reads them
         // parsed.
-        if self.api.admission.reads_whole_objects(self.api) {
+        let whole = self.api.admission.reads_whole_objects(self.api);
+        if whole {
             crate::ssa::materialize(&mut obj);
         }
         self.api
@@ -136,7 +142,9 @@ impl Ctx<'_> {
             .mutate(self.api, attrs, Some(&mut obj))
             .await?;
         self.res.strategy.default(&mut obj);
-        let (value, mut warnings, obj) = self.encode_offloaded(obj, validation).await?;
+        // A small create's object stays small unless a webhook or policy grew it.
+        let small = attrs.old.is_none() && !whole && self.req.body.len() < SMALL_CREATE_BYTES;
+        let (value, mut warnings, obj) = self.encode_offloaded(obj, validation, small).await?;
         self.validate(&obj, attrs.old)?;
         self.api
             .admission
@@ -660,16 +668,21 @@ impl Ctx<'_> {
     }
 
     /// `encode_for_storage`, off the core when the object is large; gives the object back.
+    /// `small`: the object is known to be far below the offload threshold, not measured.
     async fn encode_offloaded(
         &self,
         obj: Value,
         validation: FieldValidation,
+        small: bool,
     ) -> Result<(Bytes, Vec<String>, Value), Status> {
-        let size = self
-            .req
-            .body
-            .len()
-            .max(offload::json_size(&obj, offload::OFFLOAD_MIN_BYTES));
+        let size = match small {
+            true => self.req.body.len(),
+            false => self
+                .req
+                .body
+                .len()
+                .max(offload::json_size(&obj, offload::OFFLOAD_MIN_BYTES)),
+        };
         if size < offload::OFFLOAD_MIN_BYTES {
             // On the core: no copy of the row for a worker.
             let mut obj = obj;
