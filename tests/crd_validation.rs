@@ -157,15 +157,19 @@ fn a_valid_crd_is_stored_with_upstreams_defaults_and_its_names_stay() {
     assert_eq!(created["status"]["storedVersions"], json!(["v1"]));
     assert_eq!(created["metadata"]["generation"], 1);
 
-    // The group and plural are immutable.
-    let mut renamed = created.clone();
-    renamed["spec"]["group"] = json!("other.example.com");
-    let (code, body) = c.call(
-        "PUT",
-        &format!("{CRDS}/widgets.stable.example.com"),
-        "application/json",
-        Some(renamed),
-    );
+    // The group and plural are immutable. The CRD controller writes the status meanwhile: a
+    // PUT of a copy it made stale is a 409 (checked before validation, as upstream), so the
+    // copy is read again, as a client would.
+    let path = format!("{CRDS}/widgets.stable.example.com");
+    let (mut code, mut body) = (0, json!(null));
+    for _ in 0..20 {
+        let (_, mut renamed) = c.call("GET", &path, "application/json", None);
+        renamed["spec"]["group"] = json!("other.example.com");
+        (code, body) = c.call("PUT", &path, "application/json", Some(renamed));
+        if code != 409 {
+            break;
+        }
+    }
     assert_eq!(code, 422, "{body}");
     let got = causes(&body);
     assert!(

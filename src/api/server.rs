@@ -12,6 +12,7 @@ use super::objects;
 use super::registry::{DISCOVERY, Registry};
 use super::request::{self, Query, Target};
 use super::status::Status;
+use crate::authn::lookup::Kind;
 use crate::authz;
 use crate::storage::StoreClient;
 use crate::transport::{Body, Request, Response};
@@ -293,50 +294,13 @@ impl Api {
         &self,
         ns: &str,
         labels: bool,
-    ) -> Result<Option<(bool, Vec<(String, String)>)>, Status> {
-        let Some(res) = self.registry.get("", "v1", "namespaces") else {
-            return Ok(None);
-        };
-        let key = format!("{}namespaces/{ns}", self.prefix);
-        let Some(rc) = self
-            .cache
-            .resource(format!("{}namespaces/", self.prefix).as_bytes())
-        else {
-            return Ok(None);
-        };
-        let mut found = rc.snapshot().get(key.as_bytes()).map(|o| o.value.clone());
-        if found.is_none() {
-            self.catch_up_cache().await?;
-            found = rc.snapshot().get(key.as_bytes()).map(|o| o.value.clone());
+    ) -> Result<Option<crate::authn::lookup::Meta>, Status> {
+        let lookup = &self.service_accounts.lookup;
+        if let Some(found) = lookup.meta(Kind::Namespace, "", ns, labels)? {
+            return Ok(Some(found));
         }
-        let Some(stored) = found else {
-            return Ok(None);
-        };
-        // The stored protobuf's metadata, read in place (a namespace is stored in the version
-        // it is served in); anything else is served first.
-        let served;
-        let raw = match kapi_codec::envelope::Envelope::parse(&stored) {
-            Ok(env) if env.api_version == "v1" && env.kind == "Namespace" => env.raw,
-            _ => {
-                served = objects::served(res, &stored, 0)?;
-                &served.raw[..]
-            }
-        };
-        let Some(meta) = res
-            .msg
-            .and_then(|m| kapi_codec::meta::meta_from_pb(m, raw, 0).ok())
-        else {
-            return Ok(Some((false, Vec::new())));
-        };
-        let labels = match labels {
-            true => meta
-                .labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            false => Vec::new(),
-        };
-        Ok(Some((meta.deletion_timestamp.is_some(), labels)))
+        self.catch_up_cache().await?;
+        lookup.meta(Kind::Namespace, "", ns, labels)
     }
 
     async fn other(&self, req: &Request, path: &str, pretty: bool) -> Response {

@@ -19,7 +19,12 @@ pub enum Kind {
     Secret,
     Pod,
     Node,
+    /// Not a credential's: admission reads a write's namespace (lifecycle, labels).
+    Namespace,
 }
+
+/// Whether an object is being deleted, and its labels.
+pub type Meta = (bool, Vec<(String, String)>);
 
 /// An object's identity: enough to tell that it is still the one a token names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +37,7 @@ pub struct Identity {
 pub struct Lookup {
     cache: Arc<Cache>,
     /// Per `Kind`, resolved once: a lookup is one key and one snapshot read.
-    rows: [Option<Row>; 4],
+    rows: [Option<Row>; 5],
     /// ServiceAccounts decoded, by key, with the revision they were decoded at: every pod
     /// create reads its account, which rarely changes.
     accounts: std::sync::Mutex<HashMap<bytes::Bytes, (i64, Arc<Value>)>>,
@@ -63,6 +68,7 @@ impl Lookup {
                 row("secrets"),
                 row("pods"),
                 row("nodes"),
+                row("namespaces"),
             ],
             cache,
             accounts: Default::default(),
@@ -135,6 +141,44 @@ impl Lookup {
         })
     }
 
+    /// Whether `kind` `namespace/name` is being deleted, and its labels when `labels` is set,
+    /// if the cache has it: from the stored metadata (the object served first when it is not
+    /// stored in its served version).
+    pub fn meta(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        labels: bool,
+    ) -> Result<Option<Meta>, Status> {
+        let (Some(stored), Some(res)) = (self.stored(kind, namespace, name), self.row(kind)) else {
+            return Ok(None);
+        };
+        let served;
+        let raw = match kapi_codec::envelope::Envelope::parse(&stored) {
+            Ok(env) if env.api_version == res.api_version() && env.kind == res.kind => env.raw,
+            _ => {
+                served = crate::api::objects::served(res, &stored, 0)?;
+                &served.raw[..]
+            }
+        };
+        let Some(meta) = res
+            .msg
+            .and_then(|m| kapi_codec::meta::meta_from_pb(m, raw, 0).ok())
+        else {
+            return Ok(Some((false, Vec::new())));
+        };
+        let labels = match labels {
+            true => meta
+                .labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            false => Vec::new(),
+        };
+        Ok(Some((meta.deletion_timestamp.is_some(), labels)))
+    }
+
     /// The labels of `kind` `namespace/name` among `wanted`, if the cache has it: read from
     /// the stored metadata without decoding the object (a pod create asks for its node's).
     pub fn labels(
@@ -176,6 +220,7 @@ impl Lookup {
             Kind::Secret => "secrets",
             Kind::Pod => "pods",
             Kind::Node => "nodes",
+            Kind::Namespace => "namespaces",
         }
     }
 }
