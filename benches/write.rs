@@ -111,26 +111,21 @@ fn pipeline_of(c: &mut Criterion, group: &str, body: &[u8]) {
     // The pipeline's own stages on the load pod: defaults of a decoded body (the first pass)
     // and of a defaulted object (the pass after admission), and the create's validation.
     let decoded: serde_json::Value = serde_json::from_slice(body).unwrap();
-    g.bench_function("defaults_first_pass", |b| {
-        b.iter_batched(
-            || decoded.clone(),
-            |mut o| {
-                pods.strategy.default(&mut o);
-                o
-            },
-            BatchSize::SmallInput,
-        )
-    });
-    g.bench_function("defaults_again", |b| {
-        b.iter_batched(
-            || defaulted.clone(),
-            |mut o| {
-                pods.strategy.default(&mut o);
-                o
-            },
-            BatchSize::SmallInput,
-        )
-    });
+    for (name, input) in [
+        ("defaults_first_pass", &decoded),
+        ("defaults_again", &defaulted),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || input.clone(),
+                |mut o| {
+                    pods.strategy.default(&mut o);
+                    o
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
     let mut prepared = defaulted.clone();
     pods.strategy.prepare_for_create(&mut prepared);
     pods.strategy.default(&mut prepared);

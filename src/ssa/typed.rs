@@ -650,22 +650,13 @@ impl Typed<'_> {
         // A node the zero object lacks, with nothing below to prune: all of it is added.
         let unpruned = !stripped && below.ignored.is_none() && below.strip.is_none();
         if old.is_none() && unpruned {
-            let key = |out: &mut Vec<u8>| child.write_key(out);
-            self.added_child(key, t, new, out, &mut level.written, depth);
+            self.added_child(&child, t, new, out, &mut level.written, depth);
             return;
         }
         // One the zero object holds as null: its children are all added.
         if unpruned
             && old.is_some_and(Value::is_null)
-            && (new.is_object() || new.is_array())
-            && self.filled_child(
-                |out: &mut Vec<u8>| child.write_key(out),
-                t,
-                new,
-                out,
-                &mut level.written,
-                depth,
-            )
+            && self.filled_child(&child, t, new, out, &mut level.written, depth)
         {
             return;
         }
@@ -712,7 +703,7 @@ impl Typed<'_> {
     /// written in key order.
     fn added_child(
         &self,
-        write_key: impl FnOnce(&mut Vec<u8>),
+        child: &Child<'_>,
         t: TypeId,
         v: &Value,
         out: &mut Vec<u8>,
@@ -723,17 +714,16 @@ impl Typed<'_> {
             out.push(b',');
         }
         *written = true;
-        write_key(out);
+        child.write_key(out);
         with_scratch(|scratch| self.added_body(t, v, out, scratch, depth + 1));
     }
 
     /// The entry of a node the zero object holds as null (a nil slice or map) and the new
     /// object fills, nothing pruned: not owned itself (no `.`), every child added; nothing
     /// when it has no children. False when `new` is not walked into (a leaf, owned whole).
-    #[allow(clippy::too_many_arguments)]
     fn filled_child(
         &self,
-        write_key: impl FnOnce(&mut Vec<u8>),
+        child: &Child<'_>,
         t: TypeId,
         new: &Value,
         out: &mut Vec<u8>,
@@ -747,7 +737,7 @@ impl Typed<'_> {
         if *written {
             out.push(b',');
         }
-        write_key(out);
+        child.write_key(out);
         out.extend_from_slice(b":{");
         let children = out.len();
         with_scratch(|scratch| self.added_children(t, new, out, scratch, depth + 1));
